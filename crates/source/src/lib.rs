@@ -1,0 +1,206 @@
+//! Evidence as a read-only filesystem.
+//!
+//! Everything salvor reads from a seized host goes through the [`Source`] trait: a
+//! read-only, `lstat`-style view of a directory tree that **never follows a symlink**
+//! and never leaves its root. Implementations:
+//!
+//! * [`DirSource`]: a mounted directory (`/mnt/evidence/var/lib/docker`). Every path is
+//!   opened component by component with `O_NOFOLLOW` (and `O_NOATIME` where the kernel
+//!   allows it), so a symlink planted in the evidence can never lead outside it and
+//!   reading never changes an access time.
+//! * [`TarSource`]: a tar archive of a data-root or host root (plain, gzip or zstd), as
+//!   triage collectors produce. Device nodes, modes, owners and `trusted.*`/`user.*`
+//!   xattrs come from the archive headers, so overlay whiteouts survive without root.
+//!
+//! Paths given to a `Source` are relative to its root (a leading `/` is ignored); a `..`
+//! component is an error ([`SourceError::Escape`]), and a symlink met in an intermediate
+//! component is an error ([`SourceError::SymlinkInPath`]). Code that must follow links
+//! the way a container would see them (a layer's `/etc -> /private/etc`) uses
+//! [`resolve_in_root`], which resolves them *inside* a given layer root, like
+//! `openat2(RESOLVE_IN_ROOT)`.
+//!
+//! [`open_evidence`] picks the implementation for a path given on the command line.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Read, Seek};
+use std::path::{Path, PathBuf};
+
+mod dir;
+mod resolve;
+mod tarsrc;
+
+pub use dir::DirSource;
+pub use resolve::{normalize, resolve_in_root};
+pub use tarsrc::TarSource;
+
+/// Errors from reading evidence. Every variant names the path it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: no such file or directory")]
+    NotFound { path: PathBuf },
+    #[error("{path}: path leaves the evidence root")]
+    Escape { path: PathBuf },
+    #[error("{path}: a component of the path is a symlink (not followed: evidence is never read through links)")]
+    SymlinkInPath { path: PathBuf },
+    #[error("{path}: is a {found}, expected {expected}")]
+    WrongKind { path: PathBuf, expected: &'static str, found: FileKind },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, #[source] source: io::Error },
+}
+
+impl SourceError {
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        SourceError::Io { path: path.into(), source }
+    }
+    pub fn invalid(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        SourceError::Invalid { path: path.into(), reason: reason.into() }
+    }
+    /// True when the error means "the path does not exist".
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            SourceError::NotFound { .. } => true,
+            SourceError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = SourceError> = std::result::Result<T, E>;
+
+/// What kind of inode a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    Regular,
+    Dir,
+    Symlink,
+    CharDevice,
+    BlockDevice,
+    Fifo,
+    Socket,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileKind::Regular => "regular file",
+            FileKind::Dir => "directory",
+            FileKind::Symlink => "symlink",
+            FileKind::CharDevice => "character device",
+            FileKind::BlockDevice => "block device",
+            FileKind::Fifo => "fifo",
+            FileKind::Socket => "socket",
+        })
+    }
+}
+
+/// A point in time with nanosecond precision (seconds may be negative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Timestamp {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+/// `lstat` of one path: never the target of a symlink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: FileKind,
+    /// Permission bits plus setuid/setgid/sticky (`mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Size in bytes (regular files; for symlinks the length of the target).
+    pub size: u64,
+    /// Device the inode lives on (0 where the source has no notion of it).
+    pub dev: u64,
+    /// Inode number; equal numbers on the same `dev` are hardlinks.
+    pub ino: u64,
+    pub nlink: u64,
+    /// Device numbers of a character or block device node (0/0 is an overlay whiteout).
+    pub rdev_major: u32,
+    pub rdev_minor: u32,
+    pub mtime: Timestamp,
+    pub atime: Timestamp,
+    pub ctime: Timestamp,
+    /// Birth time, where the source knows it.
+    pub btime: Option<Timestamp>,
+}
+
+impl Metadata {
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Dir
+    }
+    pub fn is_file(&self) -> bool {
+        self.kind == FileKind::Regular
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.kind == FileKind::Symlink
+    }
+    /// An overlayfs whiteout: a character device with device number 0/0.
+    pub fn is_overlay_whiteout(&self) -> bool {
+        self.kind == FileKind::CharDevice && self.rdev_major == 0 && self.rdev_minor == 0
+    }
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The file name (one component, arbitrary bytes).
+    pub name: OsString,
+    pub kind: FileKind,
+}
+
+/// An open regular file of the evidence.
+pub trait FileReader: Read + Seek + Send {}
+impl<T: Read + Seek + Send> FileReader for T {}
+
+/// A read-only view of evidence. See the crate documentation for the path rules.
+pub trait Source: Send + Sync + fmt::Debug {
+    /// A short human description (`directory /mnt/x`, `tar archive host.tar.gz`).
+    fn describe(&self) -> String;
+    /// `lstat`: metadata of the path itself, never of a symlink's target.
+    fn metadata(&self, path: &Path) -> Result<Metadata>;
+    /// The entries of a directory, sorted by name bytes, without `.` and `..`.
+    fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>>;
+    /// Opens a regular file for reading. A symlink, device, fifo or directory is
+    /// [`SourceError::WrongKind`]: nothing but regular files is ever opened.
+    fn open(&self, path: &Path) -> Result<Box<dyn FileReader>>;
+    /// The target of a symlink, as stored (not resolved).
+    fn read_link(&self, path: &Path) -> Result<PathBuf>;
+    /// All extended attributes of the path itself (not followed), sorted by name.
+    fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>>;
+
+    /// One extended attribute, or `None` when absent.
+    fn xattr(&self, path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.xattrs(path)?.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
+    }
+    /// Reads a whole regular file, refusing files larger than `limit` bytes.
+    fn read_limited(&self, path: &Path, limit: u64) -> Result<Vec<u8>> {
+        let mut f = self.open(path)?;
+        let mut buf = Vec::new();
+        (&mut f).take(limit + 1).read_to_end(&mut buf).map_err(|e| SourceError::io(path, e))?;
+        if buf.len() as u64 > limit {
+            return Err(SourceError::invalid(path, format!("larger than the {limit}-byte limit for this kind of file")));
+        }
+        Ok(buf)
+    }
+    /// True when the path exists (as anything, symlinks included).
+    fn exists(&self, path: &Path) -> bool {
+        self.metadata(path).is_ok()
+    }
+}
+
+/// Opens the evidence at `path`: a directory becomes a [`DirSource`], a regular file is
+/// read as a tar archive (plain, gzip or zstd, detected by magic bytes).
+pub fn open_evidence(path: &Path) -> Result<Box<dyn Source>> {
+    let md = std::fs::metadata(path).map_err(|e| SourceError::io(path, e))?;
+    if md.is_dir() {
+        Ok(Box::new(DirSource::new(path)?))
+    } else if md.is_file() {
+        Ok(Box::new(TarSource::open(path)?))
+    } else {
+        Err(SourceError::invalid(path, "evidence must be a directory or an archive file"))
+    }
+}

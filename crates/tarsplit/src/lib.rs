@@ -1,0 +1,1 @@
+//! tar-split: to be written.
