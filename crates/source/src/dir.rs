@@ -1,13 +1,357 @@
-//! Mounted-directory evidence (to be written).
+//! Mounted-directory evidence.
+//!
+//! Every path is opened component by component from a directory file descriptor of the
+//! evidence root with `openat(O_PATH | O_NOFOLLOW)`, so a symlink planted in the evidence
+//! is never followed (an intermediate symlink is [`SourceError::SymlinkInPath`]), and
+//! nothing outside the root can be reached. Regular files are opened with `O_NOATIME`
+//! (retried without it when the kernel refuses), device nodes, fifos and sockets are
+//! never opened at all, and nothing is ever written.
+
+use std::ffi::{CStr, OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Component;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
+use rustix::io::Errno;
+
 use crate::*;
+
+/// Largest extended-attribute value (and name list) read: the Linux VFS limit.
+pub const MAX_XATTR_SIZE: usize = 64 * 1024;
+
+/// A mounted directory, read through no-follow file-descriptor-relative calls.
 #[derive(Debug)]
-pub struct DirSource { root: PathBuf }
-impl DirSource { pub fn new(root: &Path) -> Result<Self> { Ok(Self { root: root.to_path_buf() }) } }
+pub struct DirSource {
+    root: PathBuf,
+    root_fd: OwnedFd,
+}
+
+/// Where a path ends: the directory holding its last component, and that component.
+/// `name == None` means the root itself.
+struct Located {
+    parent: OwnedFd,
+    name: Option<OsString>,
+}
+
+impl Located {
+    /// `(dirfd, name)` for an `*at` call: the root is addressed as `""` with `AT_EMPTY_PATH`.
+    fn at(&self) -> (BorrowedFd<'_>, &OsStr, AtFlags) {
+        match &self.name {
+            Some(n) => (self.parent.as_fd(), n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW),
+            None => (self.parent.as_fd(), OsStr::new(""), AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH),
+        }
+    }
+}
+
+fn errno_io(path: &Path, e: Errno) -> SourceError {
+    if e == Errno::NOENT {
+        SourceError::NotFound { path: path.to_path_buf() }
+    } else {
+        SourceError::io(path, io::Error::from(e))
+    }
+}
+
+fn kind_of_mode(mode: u32) -> FileKind {
+    match FileType::from_raw_mode(mode as _) {
+        FileType::Directory => FileKind::Dir,
+        FileType::Symlink => FileKind::Symlink,
+        FileType::CharacterDevice => FileKind::CharDevice,
+        FileType::BlockDevice => FileKind::BlockDevice,
+        FileType::Fifo => FileKind::Fifo,
+        FileType::Socket => FileKind::Socket,
+        _ => FileKind::Regular,
+    }
+}
+
+fn kind_of_type(t: FileType) -> Option<FileKind> {
+    Some(match t {
+        FileType::RegularFile => FileKind::Regular,
+        FileType::Directory => FileKind::Dir,
+        FileType::Symlink => FileKind::Symlink,
+        FileType::CharacterDevice => FileKind::CharDevice,
+        FileType::BlockDevice => FileKind::BlockDevice,
+        FileType::Fifo => FileKind::Fifo,
+        FileType::Socket => FileKind::Socket,
+        FileType::Unknown => return None,
+    })
+}
+
+impl DirSource {
+    /// Opens the evidence directory `root` (symlinks in `root` itself, given by the
+    /// operator, are followed; nothing below it ever is).
+    pub fn new(root: &Path) -> Result<Self> {
+        let root_fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno_io(root, e))?;
+        Ok(Self { root: root.to_path_buf(), root_fd })
+    }
+
+    /// The directory this source reads.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Walks to the parent directory of `path`, component by component, never following
+    /// a symlink. `path` must be normalised.
+    fn locate(&self, orig: &Path, path: &Path) -> Result<Located> {
+        let comps: Vec<&OsStr> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let dup = |fd: BorrowedFd<'_>| {
+            rustix::fs::openat(fd, c".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| errno_io(orig, e))
+        };
+        let Some((last, dirs)) = comps.split_last() else {
+            return Ok(Located { parent: dup(self.root_fd.as_fd())?, name: None });
+        };
+        let mut cur = dup(self.root_fd.as_fd())?;
+        let mut walked = PathBuf::new();
+        for c in dirs {
+            walked.push(c);
+            let next = rustix::fs::openat(
+                &cur,
+                *c,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            );
+            cur = match next {
+                Ok(fd) => fd,
+                Err(e) if e == Errno::NOTDIR || e == Errno::LOOP => {
+                    // Either a symlink (never followed) or not a directory at all.
+                    let st = rustix::fs::statat(&cur, *c, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno_io(orig, e))?;
+                    let kind = kind_of_mode(st.st_mode);
+                    return Err(if kind == FileKind::Symlink {
+                        SourceError::SymlinkInPath { path: orig.to_path_buf() }
+                    } else {
+                        SourceError::WrongKind { path: walked, expected: "directory", found: kind }
+                    });
+                }
+                Err(e) => return Err(errno_io(orig, e)),
+            };
+        }
+        Ok(Located { parent: cur, name: Some(last.to_os_string()) })
+    }
+
+    fn locate_norm(&self, path: &Path) -> Result<Located> {
+        let norm = normalize(path)?;
+        self.locate(path, &norm)
+    }
+
+    fn kind_at(&self, path: &Path, loc: &Located) -> Result<FileKind> {
+        let (fd, name, flags) = loc.at();
+        let st = rustix::fs::statat(fd, name, flags).map_err(|e| errno_io(path, e))?;
+        Ok(kind_of_mode(st.st_mode))
+    }
+
+    /// Opens the final component for reading with `O_NOFOLLOW | O_NOATIME`, after
+    /// checking it is of kind `want` (never opens devices, fifos or sockets).
+    fn open_checked(&self, path: &Path, loc: &Located, want: FileKind) -> Result<OwnedFd> {
+        let kind = self.kind_at(path, loc)?;
+        let expected = if want == FileKind::Dir { "directory" } else { "regular file" };
+        if kind != want {
+            return Err(SourceError::WrongKind { path: path.to_path_buf(), expected, found: kind });
+        }
+        let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        if want == FileKind::Dir {
+            flags |= OFlags::DIRECTORY;
+        }
+        let name: &OsStr = match &loc.name {
+            Some(n) => n,
+            None => OsStr::new("."),
+        };
+        let fd = match rustix::fs::openat(&loc.parent, name, flags | OFlags::NOATIME, Mode::empty()) {
+            Err(Errno::PERM) => rustix::fs::openat(&loc.parent, name, flags, Mode::empty()),
+            other => other,
+        }
+        .map_err(|e| errno_io(path, e))?;
+        // Re-check on the open descriptor: the kind must not have changed in between.
+        let st = rustix::fs::fstat(&fd).map_err(|e| errno_io(path, e))?;
+        let kind = kind_of_mode(st.st_mode);
+        if kind != want {
+            return Err(SourceError::WrongKind { path: path.to_path_buf(), expected, found: kind });
+        }
+        // Regular files and directories ignore O_NONBLOCK for reads; clear it anyway.
+        let fl = rustix::fs::fcntl_getfl(&fd).map_err(|e| errno_io(path, e))?;
+        rustix::fs::fcntl_setfl(&fd, fl - OFlags::NONBLOCK).map_err(|e| errno_io(path, e))?;
+        Ok(fd)
+    }
+}
+
+fn ts(sec: i64, nsec: u32) -> Timestamp {
+    Timestamp { sec, nsec }
+}
+
+fn statx_metadata(sx: &rustix::fs::Statx) -> Metadata {
+    let mode = u32::from(sx.stx_mode);
+    let btime = if sx.stx_mask & StatxFlags::BTIME.bits() != 0 {
+        Some(ts(sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec))
+    } else {
+        None
+    };
+    Metadata {
+        kind: kind_of_mode(mode),
+        mode: mode & 0o7777,
+        uid: sx.stx_uid,
+        gid: sx.stx_gid,
+        size: sx.stx_size,
+        dev: rustix::fs::makedev(sx.stx_dev_major, sx.stx_dev_minor),
+        ino: sx.stx_ino,
+        nlink: u64::from(sx.stx_nlink),
+        rdev_major: sx.stx_rdev_major,
+        rdev_minor: sx.stx_rdev_minor,
+        mtime: ts(sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec),
+        atime: ts(sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec),
+        ctime: ts(sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec),
+        btime,
+    }
+}
+
+fn stat_metadata(st: &rustix::fs::Stat) -> Metadata {
+    let mode = st.st_mode;
+    let nsec = |n: i64| u32::try_from(n).unwrap_or(0);
+    Metadata {
+        kind: kind_of_mode(mode),
+        mode: mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        size: st.st_size as u64,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        nlink: st.st_nlink,
+        rdev_major: rustix::fs::major(st.st_rdev),
+        rdev_minor: rustix::fs::minor(st.st_rdev),
+        mtime: ts(st.st_mtime, nsec(st.st_mtime_nsec as i64)),
+        atime: ts(st.st_atime, nsec(st.st_atime_nsec as i64)),
+        ctime: ts(st.st_ctime, nsec(st.st_ctime_nsec as i64)),
+        btime: None,
+    }
+}
+
+/// Reads all extended attributes through `list`/`get` (the `f*` or `l*` variants),
+/// sorted by name. Attributes that cannot be read for lack of privilege (or that vanish
+/// in between) are left out; a value over [`MAX_XATTR_SIZE`] is an error.
+fn read_xattrs(
+    path: &Path,
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> Result<Vec<(OsString, Vec<u8>)>> {
+    let mut names = vec![0u8; MAX_XATTR_SIZE];
+    let n = match list(&mut names) {
+        Ok(n) => n,
+        Err(Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(Errno::RANGE) => {
+            return Err(SourceError::invalid(path, format!("extended attribute name list larger than {MAX_XATTR_SIZE} bytes")))
+        }
+        Err(e) => return Err(errno_io(path, e)),
+    };
+    names.truncate(n);
+    let mut out = Vec::new();
+    let mut value = vec![0u8; MAX_XATTR_SIZE];
+    for raw in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let Ok(cname) = std::ffi::CString::new(raw) else { continue };
+        match get(&cname, &mut value) {
+            Ok(len) => out.push((OsString::from_vec(raw.to_vec()), value[..len.min(value.len())].to_vec())),
+            Err(Errno::NODATA) | Err(Errno::PERM) | Err(Errno::ACCESS) | Err(Errno::NOTSUP) => {}
+            Err(Errno::RANGE) => {
+                return Err(SourceError::invalid(
+                    path,
+                    format!("extended attribute {} larger than {MAX_XATTR_SIZE} bytes", String::from_utf8_lossy(raw)),
+                ))
+            }
+            Err(e) => return Err(errno_io(path, e)),
+        }
+    }
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
+}
+
 impl Source for DirSource {
-    fn describe(&self) -> String { format!("directory {}", self.root.display()) }
-    fn metadata(&self, path: &Path) -> Result<Metadata> { Err(SourceError::NotFound { path: path.into() }) }
-    fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> { Err(SourceError::NotFound { path: path.into() }) }
-    fn open(&self, path: &Path) -> Result<Box<dyn FileReader>> { Err(SourceError::NotFound { path: path.into() }) }
-    fn read_link(&self, path: &Path) -> Result<PathBuf> { Err(SourceError::NotFound { path: path.into() }) }
-    fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>> { Err(SourceError::NotFound { path: path.into() }) }
+    fn describe(&self) -> String {
+        format!("directory {}", self.root.display())
+    }
+
+    fn metadata(&self, path: &Path) -> Result<Metadata> {
+        let loc = self.locate_norm(path)?;
+        let (fd, name, flags) = loc.at();
+        match rustix::fs::statx(fd, name, flags, StatxFlags::BASIC_STATS | StatxFlags::BTIME) {
+            Ok(sx) => Ok(statx_metadata(&sx)),
+            Err(Errno::NOSYS) | Err(Errno::PERM) => {
+                let st = rustix::fs::statat(fd, name, flags).map_err(|e| errno_io(path, e))?;
+                Ok(stat_metadata(&st))
+            }
+            Err(e) => Err(errno_io(path, e)),
+        }
+    }
+
+    fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
+        let loc = self.locate_norm(path)?;
+        let fd = self.open_checked(path, &loc, FileKind::Dir)?;
+        let dirfd = rustix::fs::openat(&fd, c".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno_io(path, e))?;
+        let dir = rustix::fs::Dir::new(fd).map_err(|e| errno_io(path, e))?;
+        let mut out = Vec::new();
+        for ent in dir {
+            let ent = ent.map_err(|e| errno_io(path, e))?;
+            let name = ent.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let kind = match kind_of_type(ent.file_type()) {
+                Some(k) => k,
+                None => {
+                    let st = rustix::fs::statat(&dirfd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno_io(&path.join(OsStr::from_bytes(bytes)), e))?;
+                    kind_of_mode(st.st_mode)
+                }
+            };
+            out.push(DirEntry { name: OsString::from_vec(bytes.to_vec()), kind });
+        }
+        out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Ok(out)
+    }
+
+    fn open(&self, path: &Path) -> Result<Box<dyn FileReader>> {
+        let loc = self.locate_norm(path)?;
+        let fd = self.open_checked(path, &loc, FileKind::Regular)?;
+        Ok(Box::new(File::from(fd)))
+    }
+
+    fn read_link(&self, path: &Path) -> Result<PathBuf> {
+        let loc = self.locate_norm(path)?;
+        let kind = self.kind_at(path, &loc)?;
+        if kind != FileKind::Symlink {
+            return Err(SourceError::WrongKind { path: path.to_path_buf(), expected: "symlink", found: kind });
+        }
+        let (fd, name, _) = loc.at();
+        let target = rustix::fs::readlinkat(fd, name, Vec::new()).map_err(|e| errno_io(path, e))?;
+        Ok(PathBuf::from(OsString::from_vec(target.into_bytes())))
+    }
+
+    fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
+        let loc = self.locate_norm(path)?;
+        let kind = self.kind_at(path, &loc)?;
+        match kind {
+            FileKind::Regular | FileKind::Dir => {
+                let fd = self.open_checked(path, &loc, kind)?;
+                read_xattrs(path, |b| rustix::fs::flistxattr(&fd, b), |n, b| rustix::fs::fgetxattr(&fd, n, b))
+            }
+            _ => {
+                // Never open a device, fifo, socket or symlink: address it through the
+                // parent directory's descriptor; the l* calls do not follow the last
+                // component, and /proc/self/fd/N pins the already-verified parent.
+                let Some(name) = &loc.name else {
+                    return Err(SourceError::invalid(path, "root is not a directory"));
+                };
+                let mut p = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&loc.parent)).into_bytes();
+                p.extend_from_slice(name.as_bytes());
+                let p = PathBuf::from(OsString::from_vec(p));
+                read_xattrs(path, |b| rustix::fs::llistxattr(&p, b), |n, b| rustix::fs::lgetxattr(&p, n, b))
+            }
+        }
+    }
 }
