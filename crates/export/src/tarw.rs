@@ -1,0 +1,135 @@
+//! A tiny deterministic USTAR writer that can stream entry data of a size known
+//! in advance (headers are formatted like Go's `archive/tar`).
+
+use sha2::{Digest, Sha256};
+use std::io::{self, Write};
+
+pub(crate) const BLOCK: usize = 512;
+
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+fn octal(field: &mut [u8], v: u64) -> bool {
+    // n-1 octal digits, zero padded, NUL terminated
+    let digits = field.len() - 1;
+    let s = format!("{:0width$o}", v, width = digits);
+    if s.len() > digits {
+        return false;
+    }
+    field[..digits].copy_from_slice(s.as_bytes());
+    field[digits] = 0;
+    true
+}
+
+/// Split `path` into (prefix, name) for USTAR.
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    if path.len() <= 100 {
+        return Some(("", path));
+    }
+    let b = path.as_bytes();
+    for (i, c) in b.iter().enumerate() {
+        if *c == b'/' && i <= 155 && path.len() - i - 1 <= 100 && i > 0 {
+            return Some((&path[..i], &path[i + 1..]));
+        }
+    }
+    None
+}
+
+/// Build a USTAR header. uid/gid 0, empty uname/gname.
+pub(crate) fn header(
+    path: &str,
+    kind: Kind,
+    size: u64,
+    mtime: i64,
+    link: &str,
+) -> io::Result<[u8; BLOCK]> {
+    let mut h = [0u8; BLOCK];
+    let (prefix, name) = split_path(path).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("path too long: {path}"),
+        )
+    })?;
+    if link.len() > 100 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("link target too long: {link}"),
+        ));
+    }
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    let (mode, flag) = match kind {
+        Kind::File => (0o644, b'0'),
+        Kind::Dir => (0o755, b'5'),
+        Kind::Symlink => (0o777, b'2'),
+    };
+    octal(&mut h[100..108], mode);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    if !octal(&mut h[124..136], size) {
+        // GNU base-256 for sizes >= 8 GiB
+        h[124..136].fill(0);
+        h[124] = 0x80;
+        let be = size.to_be_bytes();
+        h[128..136].copy_from_slice(&be);
+    }
+    octal(&mut h[136..148], mtime.max(0) as u64);
+    h[156] = flag;
+    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    octal(&mut h[329..337], 0);
+    octal(&mut h[337..345], 0);
+    h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
+    h[148..156].fill(b' ');
+    let sum: u64 = h.iter().map(|b| *b as u64).sum();
+    octal(&mut h[148..155], sum);
+    h[155] = b' ';
+    Ok(h)
+}
+
+/// The outer archive stream: counts and hashes everything written.
+pub(crate) struct TarOut<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    pub(crate) bytes: u64,
+}
+
+impl<W: Write> TarOut<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        TarOut {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+    pub(crate) fn pad(&mut self, size: u64) -> io::Result<()> {
+        let rem = (size % BLOCK as u64) as usize;
+        if rem != 0 {
+            self.write_all(&[0u8; BLOCK][..BLOCK - rem])?;
+        }
+        Ok(())
+    }
+    /// Write the end-of-archive marker (two zero blocks, like Go) and flush.
+    pub(crate) fn finish(mut self) -> io::Result<(W, String, u64)> {
+        self.write_all(&[0u8; 2 * BLOCK])?;
+        self.inner.flush()?;
+        let d = hex::encode(self.hasher.finalize());
+        Ok((self.inner, d, self.bytes))
+    }
+}
+
+impl<W: Write> Write for TarOut<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
