@@ -1098,3 +1098,21 @@ pub fn legacy_v1_ids(image: &ImageToExport) -> Result<Vec<String>, ExportError> 
     }
     Ok(out)
 }
+
+/// The archive's non-layer regular files (path, exact bytes), in archive
+/// order, without writing anything or touching a [`LayerSource`]: useful for
+/// dry runs and for checking metadata against an engine's output.
+pub fn metadata_files(
+    images: &[ImageToExport],
+    format: Format,
+) -> Result<Vec<(String, Vec<u8>)>, ExportError> {
+    let plan = build_plan(&merge_images(images), format)?;
+    Ok(plan
+        .entries
+        .into_values()
+        .filter_map(|e| match e.content {
+            Content::Bytes(b) => Some((e.path, b)),
+            _ => None,
+        })
+        .collect())
+}
