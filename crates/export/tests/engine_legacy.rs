@@ -20,7 +20,11 @@ fn layers() -> Vec<(String, u64, String)> {
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].to_string(), f[1].parse().expect("size"), f[2].to_string())
+            (
+                f[0].to_string(),
+                f[1].parse().expect("size"),
+                f[2].to_string(),
+            )
         })
         .collect()
 }
@@ -71,7 +75,10 @@ fn legacy_metadata_matches_engine() {
         want.insert(format!("{v1}/json"), read(&format!("{v1}.json")));
         want.insert(format!("{v1}/VERSION"), b"1.0".to_vec());
     }
-    assert_eq!(files.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     for (k, v) in &want {
         assert_eq!(
             String::from_utf8_lossy(&files[k]),
