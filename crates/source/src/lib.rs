@@ -32,7 +32,7 @@ mod tarsrc;
 
 pub use dir::DirSource;
 pub use resolve::{normalize, resolve_in_root};
-pub use tarsrc::TarSource;
+pub use tarsrc::{Compression, TarSource};
 
 /// Errors from reading evidence. Every variant names the path it is about.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +189,11 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// True when the path exists (as anything, symlinks included).
     fn exists(&self, path: &Path) -> bool {
         self.metadata(path).is_ok()
+    }
+    /// Problems met while opening the evidence that did not prevent reading it (a
+    /// damaged archive indexed up to the damage, members left out). Empty by default.
+    fn warnings(&self) -> &[String] {
+        &[]
     }
 }
 

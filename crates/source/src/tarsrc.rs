@@ -982,4 +982,8 @@ impl Source for TarSource {
         let (_, n, _) = self.lookup(path)?;
         Ok(n.xattrs.clone())
     }
+
+    fn warnings(&self) -> &[String] {
+        TarSource::warnings(self)
+    }
 }
