@@ -40,7 +40,7 @@ fn docker_load_accepts_salvor_archives() {
         let tmp = tempfile::tempdir().expect("tmp");
         let t = tmp.path().join("img.tar");
         export(
-            &[img.clone()],
+            std::slice::from_ref(&img),
             &src,
             &ExportOptions {
                 format,

@@ -63,10 +63,11 @@ fn v1_ids_match_engine() {
 #[test]
 fn legacy_metadata_matches_engine() {
     let img = image(&["salvor-export-test/legacy:v1"]);
-    let files: BTreeMap<String, Vec<u8>> = metadata_files(&[img.clone()], Format::DockerLegacy)
-        .expect("plan")
-        .into_iter()
-        .collect();
+    let files: BTreeMap<String, Vec<u8>> =
+        metadata_files(std::slice::from_ref(&img), Format::DockerLegacy)
+            .expect("plan")
+            .into_iter()
+            .collect();
     let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     want.insert("manifest.json".into(), read("manifest.json"));
     want.insert("repositories".into(), read("repositories"));

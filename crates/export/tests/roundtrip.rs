@@ -251,7 +251,7 @@ fn exact_engine25_metadata_bytes() {
     let l = src.add(layer_tar(&[("f", b"x")]));
     let img = image(vec![l.clone()], &["busybox:latest"], "2024-01-01T00:00:00Z");
     let files: std::collections::BTreeMap<String, Vec<u8>> =
-        salvor_export::metadata_files(&[img.clone()], Format::Docker)
+        salvor_export::metadata_files(std::slice::from_ref(&img), Format::Docker)
             .expect("plan")
             .into_iter()
             .collect();
@@ -294,7 +294,7 @@ fn repeated_layer_is_symlink_in_legacy() {
     let tmp = tempfile::tempdir().expect("tmp");
     let t = tmp.path().join("l.tar");
     let rep = export(
-        &[img.clone()],
+        std::slice::from_ref(&img),
         &src,
         &ExportOptions {
             format: Format::DockerLegacy,
