@@ -1,0 +1,682 @@
+//! Reassembly of the tar stream from tar-split entries and file contents.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use crate::crc64::Crc64Hasher;
+use crate::error::{EntryAt, TarSplitError};
+use crate::header::{self, block_padding, is_header_only, Parsed, Sparse};
+use crate::unpack::{Entry, Unpacker};
+
+/// An open regular file: what a [`FileGetter`] hands out.
+pub trait FileReader: Read + Seek + Send {}
+impl<T: Read + Seek + Send + ?Sized> FileReader for T {}
+
+/// Why a file could not be opened. The strings are human descriptions naming the path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GetError {
+    /// No such file in the layer.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The path exists but is not a regular file (directory, symlink, device...).
+    #[error("not a regular file: {0}")]
+    NotRegular(String),
+    /// Any other I/O problem.
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+/// What the assembler asks for: the content of a file of the layer.
+pub trait FileGetter {
+    /// Open the file stored under `name` (raw tar name bytes, may start with "./" or "/", may be non-UTF-8).
+    fn get(&self, name: &[u8]) -> Result<Box<dyn FileReader>, GetError>;
+}
+
+/// One problem (or notable fact) met while assembling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Raw name of the file entry.
+    pub name: Vec<u8>,
+    /// `position` of the file entry.
+    pub position: i64,
+    /// What happened.
+    pub kind: FindingKind,
+}
+
+/// Kinds of [`Finding`]. `detail` strings are human descriptions; sizes are in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum FindingKind {
+    /// The getter did not find the file; zeros of the expected size were written.
+    Missing { detail: String },
+    /// The path is not a regular file; zeros were written.
+    NotRegular { detail: String },
+    /// The file is shorter (zero-padded) or longer (truncated) than the entry says.
+    SizeMismatch { expected: u64, found: u64 },
+    /// Content read does not match the stored CRC-64/GO-ISO.
+    CrcMismatch { expected: [u8; 8], found: [u8; 8] },
+    /// Opening or reading failed midway; the rest was zero-filled.
+    ReadError { detail: String },
+    /// A sparse entry that cannot be rebuilt byte-exact (PAX 1.0 map, inconsistent map).
+    SparseUnsupported { detail: String },
+    /// Informational: the name in the JSON was lossy (U+FFFD) and the true bytes were taken from the raw header.
+    LossyNameRecovered { lossy: String },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = String::from_utf8_lossy(&self.name);
+        write!(f, "{name:?} (position {}): ", self.position)?;
+        match &self.kind {
+            FindingKind::Missing { detail } => write!(f, "missing: {detail}"),
+            FindingKind::NotRegular { detail } => write!(f, "not a regular file: {detail}"),
+            FindingKind::SizeMismatch { expected, found } => {
+                write!(f, "size mismatch: expected {expected} bytes, found {found}")
+            }
+            FindingKind::CrcMismatch { expected, found } => write!(
+                f,
+                "CRC-64 mismatch: expected {:016x}, found {:016x}",
+                u64::from_be_bytes(*expected),
+                u64::from_be_bytes(*found)
+            ),
+            FindingKind::ReadError { detail } => write!(f, "read error: {detail}"),
+            FindingKind::SparseUnsupported { detail } => {
+                write!(f, "sparse file not reproducible: {detail}")
+            }
+            FindingKind::LossyNameRecovered { lossy } => {
+                write!(f, "lossy name {lossy:?} recovered from the raw header")
+            }
+        }
+    }
+}
+
+impl Finding {
+    /// Whether this finding means the output is not (known to be) byte-exact.
+    pub fn is_problem(&self) -> bool {
+        !matches!(self.kind, FindingKind::LossyNameRecovered { .. })
+    }
+}
+
+/// Summary of an assembly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssemblyReport {
+    /// Bytes written to the output.
+    pub bytes: u64,
+    /// File entries whose data was written (size > 0 and not header-only).
+    pub files: u64,
+    /// Bytes of file data written (including zero fill).
+    pub file_bytes: u64,
+    /// Everything noteworthy, in stream order.
+    pub findings: Vec<Finding>,
+    /// File entries whose cleaned name was already seen (Docker never registers such layers).
+    pub duplicate_names: Vec<(Vec<u8>, i64)>,
+}
+
+impl AssemblyReport {
+    /// True when no finding is a problem (lossy-name recoveries are fine).
+    pub fn is_clean(&self) -> bool {
+        !self.findings.iter().any(Finding::is_problem)
+    }
+}
+
+const COPY_BUF: usize = 1 << 20;
+/// Raw bytes kept for header parsing between two file entries.
+const MAX_PENDING: usize = 8 << 20;
+const MAX_DUPLICATES_LISTED: usize = 1000;
+
+/// What to emit for one file entry.
+#[derive(Debug)]
+enum Plan {
+    Skip,
+    Regular,
+    Sparse { map: Vec<(i64, i64)>, phys: u64 },
+    SparseUnsupported { phys: u64, detail: String },
+}
+
+impl Plan {
+    fn emitted(&self, size: u64) -> u64 {
+        match self {
+            Plan::Skip => 0,
+            Plan::Regular => size,
+            Plan::Sparse { phys, .. } | Plan::SparseUnsupported { phys, .. } => *phys,
+        }
+    }
+}
+
+/// Keeps the raw segment bytes since the last file entry and derives the plan.
+#[derive(Default)]
+struct Planner {
+    pending: Vec<u8>,
+    pending_start: u64,
+    overflow: bool,
+    scratch: Vec<u8>,
+}
+
+struct Decision {
+    plan: Plan,
+    recovered: Option<Vec<u8>>,
+}
+
+/// Go's `json` encoding of invalid UTF-8: every invalid byte becomes U+FFFD.
+fn go_lossy(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    let mut rest = b;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                return out;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                // `good` is valid UTF-8 by construction.
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                out.push('\u{FFFD}');
+                rest = bad.get(1..).unwrap_or_default();
+            }
+        }
+    }
+}
+
+impl Planner {
+    fn segment(&mut self, payload: Vec<u8>, offset: u64) {
+        if payload.is_empty() {
+            return;
+        }
+        if self.overflow {
+            return;
+        }
+        if self.pending.is_empty() {
+            self.pending_start = offset;
+            self.pending = payload;
+        } else if self.pending.len() + payload.len() > MAX_PENDING {
+            self.overflow = true;
+            self.pending.clear();
+        } else {
+            self.pending.extend_from_slice(&payload);
+        }
+    }
+
+    fn parse(&mut self) -> Option<Parsed> {
+        if self.overflow || self.pending.is_empty() {
+            return None;
+        }
+        let skip = block_padding(self.pending_start);
+        let mut cur: &[u8] = &self.pending;
+        self.scratch.clear();
+        header::read_next(&mut cur, &mut self.scratch, skip).ok()
+    }
+
+    fn file(
+        &mut self,
+        name: &[u8],
+        name_from_raw: bool,
+        size: u64,
+        crc: Option<[u8; 8]>,
+    ) -> Decision {
+        let mut d = Decision {
+            plan: Plan::Regular,
+            recovered: None,
+        };
+        let lossy = !name_from_raw && name.windows(3).any(|w| w == "\u{FFFD}".as_bytes());
+        if size == 0 && !lossy {
+            d.plan = Plan::Skip;
+        } else if let Some(p) = self.parse() {
+            if lossy && p.name != name {
+                let g = go_lossy(&p.name);
+                if g.as_bytes() == name || String::from_utf8_lossy(&p.name).as_bytes() == name {
+                    d.recovered = Some(p.name.clone());
+                }
+            }
+            if size == 0 {
+                d.plan = Plan::Skip;
+            } else if p.size >= 0 && p.size as u64 == size {
+                if is_header_only(p.typeflag) && crc == Some([0; 8]) {
+                    d.plan = Plan::Skip;
+                } else {
+                    match p.sparse {
+                        Sparse::None => {}
+                        Sparse::Map(map) => d.plan = Plan::Sparse { map, phys: p.phys },
+                        Sparse::Pax1x0 => {
+                            d.plan = Plan::SparseUnsupported {
+                                phys: p.phys,
+                                detail: "PAX GNU sparse 1.0: the sparse map was stored in the data area and \
+                                         is not in the tar-split; data written as zeros"
+                                    .into(),
+                            }
+                        }
+                    }
+                }
+            }
+        } else if size == 0 {
+            d.plan = Plan::Skip;
+        }
+        self.pending.clear();
+        self.overflow = false;
+        d
+    }
+}
+
+/// Counts bytes and attributes write errors to an entry.
+struct Out<'w> {
+    w: &'w mut dyn Write,
+    bytes: u64,
+}
+
+impl Out<'_> {
+    fn write(&mut self, data: &[u8], at: EntryAt) -> Result<(), TarSplitError> {
+        self.w
+            .write_all(data)
+            .map_err(|source| TarSplitError::Write { at, source })?;
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+
+    fn zeros(&mut self, mut n: u64, zero: &[u8], at: EntryAt) -> Result<(), TarSplitError> {
+        while n > 0 {
+            let k = n.min(zero.len() as u64) as usize;
+            self.write(&zero[..k], at)?;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Assembles tar streams. Holds the reusable copy buffer; see [`assemble`].
+pub struct Assembler<'a> {
+    getter: &'a dyn FileGetter,
+    buf: Vec<u8>,
+    zero: Vec<u8>,
+    verify_crc: bool,
+}
+
+impl std::fmt::Debug for Assembler<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assembler")
+            .field("verify_crc", &self.verify_crc)
+            .finish_non_exhaustive()
+    }
+}
+
+fn clean_hash(name: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    crate::disassemble::go_clean(name).hash(&mut h);
+    h.finish()
+}
+
+impl<'a> Assembler<'a> {
+    /// An assembler reading file contents through `getter`.
+    pub fn new(getter: &'a dyn FileGetter) -> Self {
+        Assembler {
+            getter,
+            buf: Vec::new(),
+            zero: Vec::new(),
+            verify_crc: true,
+        }
+    }
+
+    /// Whether to compute and compare CRC-64 checksums (default true).
+    pub fn verify_crc(mut self, yes: bool) -> Self {
+        self.verify_crc = yes;
+        self
+    }
+
+    /// Assembles the stream; see [`assemble`].
+    pub fn assemble<R: Read>(
+        &mut self,
+        entries: Unpacker<R>,
+        out: &mut dyn Write,
+    ) -> Result<AssemblyReport, TarSplitError> {
+        if self.buf.len() != COPY_BUF {
+            self.buf = vec![0; COPY_BUF];
+        }
+        if self.zero.is_empty() {
+            self.zero = vec![0; 64 << 10];
+        }
+        let mut out = Out { w: out, bytes: 0 };
+        let mut report = AssemblyReport::default();
+        let mut planner = Planner::default();
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut index = 0u64;
+        for entry in entries {
+            let entry = entry?;
+            let at = EntryAt {
+                index,
+                position: Some(entry.position()),
+            };
+            index += 1;
+            match entry {
+                Entry::Segment { payload, .. } => {
+                    let start = out.bytes;
+                    out.write(&payload, at)?;
+                    planner.segment(payload, start);
+                }
+                Entry::File {
+                    name,
+                    name_from_raw,
+                    size,
+                    crc,
+                    position,
+                } => {
+                    let decision = planner.file(&name, name_from_raw, size, crc);
+                    let mut findings = Vec::new();
+                    let name = match decision.recovered {
+                        Some(raw) => {
+                            findings.push(FindingKind::LossyNameRecovered {
+                                lossy: String::from_utf8_lossy(&name).into_owned(),
+                            });
+                            raw
+                        }
+                        None => name,
+                    };
+                    if !seen.insert(clean_hash(&name))
+                        && report.duplicate_names.len() < MAX_DUPLICATES_LISTED
+                    {
+                        report.duplicate_names.push((name.clone(), position));
+                    }
+                    let before = out.bytes;
+                    match decision.plan {
+                        Plan::Skip => {}
+                        Plan::Regular => {
+                            self.regular(&name, size, crc, &mut out, at, &mut findings)?;
+                            report.files += 1;
+                        }
+                        Plan::Sparse { map, phys } => {
+                            self.sparse(&name, size, crc, &map, phys, &mut out, at, &mut findings)?;
+                            report.files += 1;
+                        }
+                        Plan::SparseUnsupported { phys, detail } => {
+                            findings.push(FindingKind::SparseUnsupported { detail });
+                            out.zeros(phys, &self.zero, at)?;
+                            report.files += 1;
+                        }
+                    }
+                    report.file_bytes += out.bytes - before;
+                    report
+                        .findings
+                        .extend(findings.into_iter().map(|kind| Finding {
+                            name: name.clone(),
+                            position,
+                            kind,
+                        }));
+                }
+            }
+        }
+        out.w.flush().map_err(|source| TarSplitError::Write {
+            at: EntryAt {
+                index,
+                position: None,
+            },
+            source,
+        })?;
+        report.bytes = out.bytes;
+        Ok(report)
+    }
+
+    fn open(&self, name: &[u8], findings: &mut Vec<FindingKind>) -> Option<Box<dyn FileReader>> {
+        match self.getter.get(name) {
+            Ok(r) => Some(r),
+            Err(GetError::NotFound(detail)) => {
+                findings.push(FindingKind::Missing { detail });
+                None
+            }
+            Err(GetError::NotRegular(detail)) => {
+                findings.push(FindingKind::NotRegular { detail });
+                None
+            }
+            Err(GetError::Io(detail)) => {
+                findings.push(FindingKind::ReadError { detail });
+                None
+            }
+        }
+    }
+
+    /// Copies up to `n` bytes from `r`; returns bytes copied (short on EOF or error).
+    fn copy_n(
+        &mut self,
+        r: &mut dyn FileReader,
+        n: u64,
+        crc: &mut Crc64Hasher,
+        out: &mut Out<'_>,
+        at: EntryAt,
+        findings: &mut Vec<FindingKind>,
+    ) -> Result<u64, TarSplitError> {
+        let mut done = 0u64;
+        while done < n {
+            let want = (n - done).min(self.buf.len() as u64) as usize;
+            match r.read(&mut self.buf[..want]) {
+                Ok(0) => break,
+                Ok(k) => {
+                    let k = k.min(want);
+                    if self.verify_crc {
+                        crc.update(&self.buf[..k]);
+                    }
+                    out.write(&self.buf[..k], at)?;
+                    done += k as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    findings.push(FindingKind::ReadError {
+                        detail: format!("after {done} bytes: {e}"),
+                    });
+                    break;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Length of the file: via seek, else by counting the rest.
+    fn total_len(r: &mut dyn FileReader, consumed: u64) -> u64 {
+        if let Ok(end) = r.seek(SeekFrom::End(0)) {
+            return end;
+        }
+        let mut extra = 0u64;
+        let mut b = [0u8; 8192];
+        while let Ok(k) = r.read(&mut b) {
+            if k == 0 {
+                break;
+            }
+            extra += k as u64;
+        }
+        consumed + extra
+    }
+
+    fn regular(
+        &mut self,
+        name: &[u8],
+        size: u64,
+        expected: Option<[u8; 8]>,
+        out: &mut Out<'_>,
+        at: EntryAt,
+        findings: &mut Vec<FindingKind>,
+    ) -> Result<(), TarSplitError> {
+        let Some(mut r) = self.open(name, findings) else {
+            return out.zeros(size, &self.zero, at);
+        };
+        let mut crc = Crc64Hasher::new();
+        let n = self.copy_n(&mut *r, size, &mut crc, out, at, findings)?;
+        if n < size {
+            let read_failed = findings
+                .iter()
+                .any(|f| matches!(f, FindingKind::ReadError { .. }));
+            if !read_failed {
+                findings.push(FindingKind::SizeMismatch {
+                    expected: size,
+                    found: n,
+                });
+            }
+            return out.zeros(size - n, &self.zero, at);
+        }
+        // Is there more?
+        let mut probe = [0u8; 1];
+        let more = loop {
+            match r.read(&mut probe) {
+                Ok(k) => break k > 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break false,
+            }
+        };
+        if more {
+            let found = Self::total_len(&mut *r, size + 1).max(size + 1);
+            findings.push(FindingKind::SizeMismatch {
+                expected: size,
+                found,
+            });
+        }
+        if self.verify_crc {
+            if let Some(expected) = expected {
+                let found = crc.finalize();
+                if found != expected {
+                    findings.push(FindingKind::CrcMismatch { expected, found });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sparse(
+        &mut self,
+        name: &[u8],
+        size: u64,
+        expected: Option<[u8; 8]>,
+        map: &[(i64, i64)],
+        phys: u64,
+        out: &mut Out<'_>,
+        at: EntryAt,
+        findings: &mut Vec<FindingKind>,
+    ) -> Result<(), TarSplitError> {
+        let Some(mut r) = self.open(name, findings) else {
+            return out.zeros(phys, &self.zero, at);
+        };
+        let mut crc = Crc64Hasher::new();
+        let mut pos = 0u64; // logical position covered by the CRC
+        let mut written = 0u64; // physical bytes written
+        let mut failed = false;
+        for &(off, len) in map {
+            // The map was validated (non-negative, ordered, within size).
+            let (off, len) = (off as u64, len as u64);
+            if written >= phys {
+                break;
+            }
+            let len = len.min(phys - written);
+            if self.verify_crc {
+                crc.update_zeros(off - pos);
+            }
+            pos = off;
+            if !failed {
+                if let Err(e) = r.seek(SeekFrom::Start(off)) {
+                    findings.push(FindingKind::ReadError {
+                        detail: format!("seek to {off}: {e}"),
+                    });
+                    failed = true;
+                }
+            }
+            let n = if failed {
+                0
+            } else {
+                self.copy_n(&mut *r, len, &mut crc, out, at, findings)?
+            };
+            if n < len {
+                if !failed
+                    && !findings
+                        .iter()
+                        .any(|f| matches!(f, FindingKind::ReadError { .. }))
+                {
+                    findings.push(FindingKind::SizeMismatch {
+                        expected: size,
+                        found: off + n,
+                    });
+                }
+                failed = true;
+                out.zeros(len - n, &self.zero, at)?;
+                if self.verify_crc {
+                    crc.update_zeros(len - n);
+                }
+            }
+            pos += len;
+            written += len;
+        }
+        if written != phys {
+            findings.push(FindingKind::SparseUnsupported {
+                detail: format!(
+                    "sparse map covers {written} bytes but the archive holds {phys} data bytes"
+                ),
+            });
+            out.zeros(phys - written, &self.zero, at)?;
+            return Ok(());
+        }
+        if failed {
+            return Ok(());
+        }
+        let len = Self::total_len(&mut *r, pos);
+        if len != size {
+            findings.push(FindingKind::SizeMismatch {
+                expected: size,
+                found: len,
+            });
+        }
+        if self.verify_crc {
+            if let Some(expected) = expected {
+                crc.update_zeros(size.saturating_sub(pos));
+                let found = crc.finalize();
+                if found != expected {
+                    findings.push(FindingKind::CrcMismatch { expected, found });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Assemble the tar stream into `out`. Never panics on hostile input. Continues past per-file problems
+/// (a missing file is written as zeros of the expected size so the stream keeps its shape; a short file is
+/// zero-padded; a long file is truncated to `size`), recording a [`Finding`] for each.
+/// Returns `Err` only when the tar-split itself is unreadable (bad gzip/JSON, absurd sizes) or `out` fails.
+pub fn assemble<R: Read>(
+    entries: Unpacker<R>,
+    getter: &dyn FileGetter,
+    out: &mut dyn Write,
+) -> Result<AssemblyReport, TarSplitError> {
+    Assembler::new(getter).assemble(entries, out)
+}
+
+/// Size of the assembled stream computable from the entries alone (segments + emitted file data,
+/// honouring the header-only and sparse rules), e.g. to write a tar header for the layer first.
+pub fn assembled_size<R: Read>(entries: Unpacker<R>) -> Result<u64, TarSplitError> {
+    let mut planner = Planner::default();
+    let mut total = 0u64;
+    for entry in entries {
+        match entry? {
+            Entry::Segment { payload, .. } => {
+                let start = total;
+                total += payload.len() as u64;
+                planner.segment(payload, start);
+            }
+            Entry::File {
+                name,
+                name_from_raw,
+                size,
+                crc,
+                ..
+            } => {
+                let d = planner.file(&name, name_from_raw, size, crc);
+                total += d.plan.emitted(size);
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lossy() {
+        assert_eq!(go_lossy(b"a\xe4b"), "a\u{FFFD}b");
+        assert_eq!(go_lossy(b"\xf0\x9f\x98"), "\u{FFFD}\u{FFFD}\u{FFFD}");
+    }
+}
