@@ -58,6 +58,18 @@
 //!   daemon ran in another zone produce other v1 ids.
 //! * `Parent` is kept only if the parent image is also exported (as the engine).
 //!
+//! ## Other entry points
+//! [`metadata_files`] renders the non-layer files of an archive without a layer
+//! source (dry runs, golden tests); [`legacy_v1_ids`] and [`chain_id`] expose
+//! the id computations.
+//!
+//! ## Verification
+//! `tests/engine_legacy.rs` compares v1 ids, every `<v1id>/json`, the config,
+//! `manifest.json`, `repositories` and member order with a `docker save` of a
+//! 4-layer image by Docker 20.10 (committed under `tests/data/engine-legacy/`).
+//! `tests/engine.rs` (`SALVOR_ENGINE_TESTS=1`) runs `docker load -i` on
+//! salvor's `Docker` and `DockerLegacy` archives and checks the image id.
+//!
 //! ## API adjustments
 //! * [`LayerSource::write_layer`] returns the `sha256:<hex>` it computed
 //!   (`Result<String, LayerError>`), as its documentation asks; the exporter
