@@ -39,15 +39,25 @@ impl Located {
     /// `(dirfd, name)` for an `*at` call: the root is addressed as `""` with `AT_EMPTY_PATH`.
     fn at(&self) -> (BorrowedFd<'_>, &OsStr, AtFlags) {
         match &self.name {
-            Some(n) => (self.parent.as_fd(), n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW),
-            None => (self.parent.as_fd(), OsStr::new(""), AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH),
+            Some(n) => (
+                self.parent.as_fd(),
+                n.as_os_str(),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ),
+            None => (
+                self.parent.as_fd(),
+                OsStr::new(""),
+                AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH,
+            ),
         }
     }
 }
 
 fn errno_io(path: &Path, e: Errno) -> SourceError {
     if e == Errno::NOENT {
-        SourceError::NotFound { path: path.to_path_buf() }
+        SourceError::NotFound {
+            path: path.to_path_buf(),
+        }
     } else {
         SourceError::io(path, io::Error::from(e))
     }
@@ -82,9 +92,16 @@ impl DirSource {
     /// Opens the evidence directory `root` (symlinks in `root` itself, given by the
     /// operator, are followed; nothing below it ever is).
     pub fn new(root: &Path) -> Result<Self> {
-        let root_fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno_io(root, e))?;
-        Ok(Self { root: root.to_path_buf(), root_fd })
+        let root_fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno_io(root, e))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            root_fd,
+        })
     }
 
     /// The directory this source reads.
@@ -103,11 +120,19 @@ impl DirSource {
             })
             .collect();
         let dup = |fd: BorrowedFd<'_>| {
-            rustix::fs::openat(fd, c".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| errno_io(orig, e))
+            rustix::fs::openat(
+                fd,
+                c".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| errno_io(orig, e))
         };
         let Some((last, dirs)) = comps.split_last() else {
-            return Ok(Located { parent: dup(self.root_fd.as_fd())?, name: None });
+            return Ok(Located {
+                parent: dup(self.root_fd.as_fd())?,
+                name: None,
+            });
         };
         let mut cur = dup(self.root_fd.as_fd())?;
         let mut walked = PathBuf::new();
@@ -123,18 +148,28 @@ impl DirSource {
                 Ok(fd) => fd,
                 Err(e) if e == Errno::NOTDIR || e == Errno::LOOP => {
                     // Either a symlink (never followed) or not a directory at all.
-                    let st = rustix::fs::statat(&cur, *c, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno_io(orig, e))?;
+                    let st = rustix::fs::statat(&cur, *c, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| errno_io(orig, e))?;
                     let kind = kind_of_mode(st.st_mode);
                     return Err(if kind == FileKind::Symlink {
-                        SourceError::SymlinkInPath { path: orig.to_path_buf() }
+                        SourceError::SymlinkInPath {
+                            path: orig.to_path_buf(),
+                        }
                     } else {
-                        SourceError::WrongKind { path: walked, expected: "directory", found: kind }
+                        SourceError::WrongKind {
+                            path: walked,
+                            expected: "directory",
+                            found: kind,
+                        }
                     });
                 }
                 Err(e) => return Err(errno_io(orig, e)),
             };
         }
-        Ok(Located { parent: cur, name: Some(last.to_os_string()) })
+        Ok(Located {
+            parent: cur,
+            name: Some(last.to_os_string()),
+        })
     }
 
     fn locate_norm(&self, path: &Path) -> Result<Located> {
@@ -152,11 +187,20 @@ impl DirSource {
     /// checking it is of kind `want` (never opens devices, fifos or sockets).
     fn open_checked(&self, path: &Path, loc: &Located, want: FileKind) -> Result<OwnedFd> {
         let kind = self.kind_at(path, loc)?;
-        let expected = if want == FileKind::Dir { "directory" } else { "regular file" };
+        let expected = if want == FileKind::Dir {
+            "directory"
+        } else {
+            "regular file"
+        };
         if kind != want {
-            return Err(SourceError::WrongKind { path: path.to_path_buf(), expected, found: kind });
+            return Err(SourceError::WrongKind {
+                path: path.to_path_buf(),
+                expected,
+                found: kind,
+            });
         }
-        let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let mut flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         if want == FileKind::Dir {
             flags |= OFlags::DIRECTORY;
         }
@@ -164,16 +208,21 @@ impl DirSource {
             Some(n) => n,
             None => OsStr::new("."),
         };
-        let fd = match rustix::fs::openat(&loc.parent, name, flags | OFlags::NOATIME, Mode::empty()) {
-            Err(Errno::PERM) => rustix::fs::openat(&loc.parent, name, flags, Mode::empty()),
-            other => other,
-        }
-        .map_err(|e| errno_io(path, e))?;
+        let fd =
+            match rustix::fs::openat(&loc.parent, name, flags | OFlags::NOATIME, Mode::empty()) {
+                Err(Errno::PERM) => rustix::fs::openat(&loc.parent, name, flags, Mode::empty()),
+                other => other,
+            }
+            .map_err(|e| errno_io(path, e))?;
         // Re-check on the open descriptor: the kind must not have changed in between.
         let st = rustix::fs::fstat(&fd).map_err(|e| errno_io(path, e))?;
         let kind = kind_of_mode(st.st_mode);
         if kind != want {
-            return Err(SourceError::WrongKind { path: path.to_path_buf(), expected, found: kind });
+            return Err(SourceError::WrongKind {
+                path: path.to_path_buf(),
+                expected,
+                found: kind,
+            });
         }
         // Regular files and directories ignore O_NONBLOCK for reads; clear it anyway.
         let fl = rustix::fs::fcntl_getfl(&fd).map_err(|e| errno_io(path, e))?;
@@ -245,7 +294,10 @@ fn read_xattrs(
         Ok(n) => n,
         Err(Errno::NOTSUP) => return Ok(Vec::new()),
         Err(Errno::RANGE) => {
-            return Err(SourceError::invalid(path, format!("extended attribute name list larger than {MAX_XATTR_SIZE} bytes")))
+            return Err(SourceError::invalid(
+                path,
+                format!("extended attribute name list larger than {MAX_XATTR_SIZE} bytes"),
+            ))
         }
         Err(e) => return Err(errno_io(path, e)),
     };
@@ -253,14 +305,22 @@ fn read_xattrs(
     let mut out = Vec::new();
     let mut value = vec![0u8; MAX_XATTR_SIZE];
     for raw in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(cname) = std::ffi::CString::new(raw) else { continue };
+        let Ok(cname) = std::ffi::CString::new(raw) else {
+            continue;
+        };
         match get(&cname, &mut value) {
-            Ok(len) => out.push((OsString::from_vec(raw.to_vec()), value[..len.min(value.len())].to_vec())),
+            Ok(len) => out.push((
+                OsString::from_vec(raw.to_vec()),
+                value[..len.min(value.len())].to_vec(),
+            )),
             Err(Errno::NODATA) | Err(Errno::PERM) | Err(Errno::ACCESS) | Err(Errno::NOTSUP) => {}
             Err(Errno::RANGE) => {
                 return Err(SourceError::invalid(
                     path,
-                    format!("extended attribute {} larger than {MAX_XATTR_SIZE} bytes", String::from_utf8_lossy(raw)),
+                    format!(
+                        "extended attribute {} larger than {MAX_XATTR_SIZE} bytes",
+                        String::from_utf8_lossy(raw)
+                    ),
                 ))
             }
             Err(e) => return Err(errno_io(path, e)),
@@ -291,8 +351,13 @@ impl Source for DirSource {
     fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
         let loc = self.locate_norm(path)?;
         let fd = self.open_checked(path, &loc, FileKind::Dir)?;
-        let dirfd = rustix::fs::openat(&fd, c".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno_io(path, e))?;
+        let dirfd = rustix::fs::openat(
+            &fd,
+            c".",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno_io(path, e))?;
         let dir = rustix::fs::Dir::new(fd).map_err(|e| errno_io(path, e))?;
         let mut out = Vec::new();
         for ent in dir {
@@ -305,11 +370,15 @@ impl Source for DirSource {
             let kind = match kind_of_type(ent.file_type()) {
                 Some(k) => k,
                 None => {
-                    let st = rustix::fs::statat(&dirfd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno_io(&path.join(OsStr::from_bytes(bytes)), e))?;
+                    let st = rustix::fs::statat(&dirfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| errno_io(&path.join(OsStr::from_bytes(bytes)), e))?;
                     kind_of_mode(st.st_mode)
                 }
             };
-            out.push(DirEntry { name: OsString::from_vec(bytes.to_vec()), kind });
+            out.push(DirEntry {
+                name: OsString::from_vec(bytes.to_vec()),
+                kind,
+            });
         }
         out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         Ok(out)
@@ -325,7 +394,11 @@ impl Source for DirSource {
         let loc = self.locate_norm(path)?;
         let kind = self.kind_at(path, &loc)?;
         if kind != FileKind::Symlink {
-            return Err(SourceError::WrongKind { path: path.to_path_buf(), expected: "symlink", found: kind });
+            return Err(SourceError::WrongKind {
+                path: path.to_path_buf(),
+                expected: "symlink",
+                found: kind,
+            });
         }
         let (fd, name, _) = loc.at();
         let target = rustix::fs::readlinkat(fd, name, Vec::new()).map_err(|e| errno_io(path, e))?;
@@ -338,7 +411,11 @@ impl Source for DirSource {
         match kind {
             FileKind::Regular | FileKind::Dir => {
                 let fd = self.open_checked(path, &loc, kind)?;
-                read_xattrs(path, |b| rustix::fs::flistxattr(&fd, b), |n, b| rustix::fs::fgetxattr(&fd, n, b))
+                read_xattrs(
+                    path,
+                    |b| rustix::fs::flistxattr(&fd, b),
+                    |n, b| rustix::fs::fgetxattr(&fd, n, b),
+                )
             }
             _ => {
                 // Never open a device, fifo, socket or symlink: address it through the
@@ -347,10 +424,18 @@ impl Source for DirSource {
                 let Some(name) = &loc.name else {
                     return Err(SourceError::invalid(path, "root is not a directory"));
                 };
-                let mut p = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&loc.parent)).into_bytes();
+                let mut p = format!(
+                    "/proc/self/fd/{}/",
+                    std::os::fd::AsRawFd::as_raw_fd(&loc.parent)
+                )
+                .into_bytes();
                 p.extend_from_slice(name.as_bytes());
                 let p = PathBuf::from(OsString::from_vec(p));
-                read_xattrs(path, |b| rustix::fs::llistxattr(&p, b), |n, b| rustix::fs::lgetxattr(&p, n, b))
+                read_xattrs(
+                    path,
+                    |b| rustix::fs::llistxattr(&p, b),
+                    |n, b| rustix::fs::lgetxattr(&p, n, b),
+                )
             }
         }
     }

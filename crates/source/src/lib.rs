@@ -20,6 +20,23 @@
 //! `openat2(RESOLVE_IN_ROOT)`.
 //!
 //! [`open_evidence`] picks the implementation for a path given on the command line.
+//!
+//! # Guarantees
+//!
+//! * **Nothing is written** to the evidence, and [`DirSource`] never changes an access
+//!   time (`O_NOATIME`, retried without it only where the kernel refuses it).
+//! * **Only regular files are opened.** Device nodes (overlay whiteouts are `c 0 0`),
+//!   fifos and sockets are inspected with `lstat`-style calls and their xattrs read
+//!   through the parent directory; opening a fifo could block and opening a device
+//!   could have side effects.
+//! * **Bounded memory**: extended-attribute values are limited to 64 KiB, PAX headers
+//!   and GNU long names to 1 MiB; a tar index costs one small record per member.
+//! * **Damage is reported, not fatal**: a truncated or corrupt archive is indexed up to
+//!   the damage and [`Source::warnings`] says what was lost.
+//! * Compressed archives are decompressed once into an anonymous, already-unlinked
+//!   temporary file in `$TMPDIR` (never next to the evidence), so that files can be read
+//!   in any order; see [`TarSource`].
+//! * Errors name the path they are about (and the archive, for archive-level errors).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -44,19 +61,33 @@ pub enum SourceError {
     #[error("{path}: a component of the path is a symlink (not followed: evidence is never read through links)")]
     SymlinkInPath { path: PathBuf },
     #[error("{path}: is a {found}, expected {expected}")]
-    WrongKind { path: PathBuf, expected: &'static str, found: FileKind },
+    WrongKind {
+        path: PathBuf,
+        expected: &'static str,
+        found: FileKind,
+    },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl SourceError {
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        SourceError::Io { path: path.into(), source }
+        SourceError::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn invalid(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        SourceError::Invalid { path: path.into(), reason: reason.into() }
+        SourceError::Invalid {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
     /// True when the error means "the path does not exist".
     pub fn is_not_found(&self) -> bool {
@@ -174,15 +205,25 @@ pub trait Source: Send + Sync + fmt::Debug {
 
     /// One extended attribute, or `None` when absent.
     fn xattr(&self, path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.xattrs(path)?.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
+        Ok(self
+            .xattrs(path)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v))
     }
     /// Reads a whole regular file, refusing files larger than `limit` bytes.
     fn read_limited(&self, path: &Path, limit: u64) -> Result<Vec<u8>> {
         let mut f = self.open(path)?;
         let mut buf = Vec::new();
-        (&mut f).take(limit + 1).read_to_end(&mut buf).map_err(|e| SourceError::io(path, e))?;
+        (&mut f)
+            .take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| SourceError::io(path, e))?;
         if buf.len() as u64 > limit {
-            return Err(SourceError::invalid(path, format!("larger than the {limit}-byte limit for this kind of file")));
+            return Err(SourceError::invalid(
+                path,
+                format!("larger than the {limit}-byte limit for this kind of file"),
+            ));
         }
         Ok(buf)
     }
@@ -206,6 +247,9 @@ pub fn open_evidence(path: &Path) -> Result<Box<dyn Source>> {
     } else if md.is_file() {
         Ok(Box::new(TarSource::open(path)?))
     } else {
-        Err(SourceError::invalid(path, "evidence must be a directory or an archive file"))
+        Err(SourceError::invalid(
+            path,
+            "evidence must be a directory or an archive file",
+        ))
     }
 }

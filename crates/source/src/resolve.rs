@@ -22,7 +22,11 @@ pub fn normalize(path: &Path) -> Result<PathBuf> {
     for c in path.components() {
         match c {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => return Err(SourceError::Escape { path: path.to_path_buf() }),
+            Component::ParentDir => {
+                return Err(SourceError::Escape {
+                    path: path.to_path_buf(),
+                })
+            }
             Component::Normal(n) => out.push(n),
         }
     }
@@ -46,7 +50,12 @@ pub fn normalize(path: &Path) -> Result<PathBuf> {
 /// Components that do not exist are not an error as long as nothing after them needs
 /// resolving: the returned path names where the file *would* be (callers then get
 /// `NotFound` from the source). A non-directory used as a directory is an error.
-pub fn resolve_in_root(src: &dyn Source, root: &Path, path: &Path, follow_last: bool) -> Result<PathBuf> {
+pub fn resolve_in_root(
+    src: &dyn Source,
+    root: &Path,
+    path: &Path,
+    follow_last: bool,
+) -> Result<PathBuf> {
     let root = normalize(root)?;
     // Components still to walk, front first.
     let mut todo: VecDeque<OsString> = VecDeque::new();
@@ -98,7 +107,11 @@ pub fn resolve_in_root(src: &dyn Source, root: &Path, path: &Path, follow_last: 
             }
             FileKind::Dir | FileKind::Symlink => {}
             kind if !is_last => {
-                return Err(SourceError::WrongKind { path: phys, expected: "directory", found: kind });
+                return Err(SourceError::WrongKind {
+                    path: phys,
+                    expected: "directory",
+                    found: kind,
+                });
             }
             _ => {}
         }

@@ -137,7 +137,10 @@ impl Read for SliceReader {
         }
         let got = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
         if got == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive data shorter than its index"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive data shorter than its index",
+            ));
         }
         self.pos += got as u64;
         Ok(got)
@@ -156,7 +159,10 @@ impl Seek for SliceReader {
                 self.pos = p;
                 Ok(p)
             }
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the file")),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            )),
         }
     }
 }
@@ -187,7 +193,8 @@ impl Read for PlainStream {
 impl Stream for PlainStream {
     fn skip(&mut self, n: u64) -> io::Result<u64> {
         let n = n.min(self.len.saturating_sub(self.pos));
-        let d = i64::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "size overflow"))?;
+        let d = i64::try_from(n)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "size overflow"))?;
         self.r.seek_relative(d)?;
         self.pos += n;
         Ok(n)
@@ -255,7 +262,12 @@ fn numeric(h: &[u8], start: usize, len: usize) -> Option<i64> {
         }
         return i64::try_from(v).ok();
     }
-    let s: Vec<u8> = f.iter().copied().skip_while(|b| *b == b' ').take_while(|b| *b != 0 && *b != b' ').collect();
+    let s: Vec<u8> = f
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ')
+        .take_while(|b| *b != 0 && *b != b' ')
+        .collect();
     if s.is_empty() {
         return Some(0);
     }
@@ -264,9 +276,31 @@ fn numeric(h: &[u8], start: usize, len: usize) -> Option<i64> {
 }
 
 fn checksum_ok(h: &[u8]) -> bool {
-    let Some(stored) = numeric(h, 148, 8) else { return false };
-    let unsigned: i64 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { i64::from(*b) }).sum();
-    let signed: i64 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { i64::from(*b as i8) }).sum();
+    let Some(stored) = numeric(h, 148, 8) else {
+        return false;
+    };
+    let unsigned: i64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                i64::from(*b)
+            }
+        })
+        .sum();
+    let signed: i64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                i64::from(*b as i8)
+            }
+        })
+        .sum();
     stored == unsigned || stored == signed
 }
 
@@ -292,19 +326,28 @@ fn pax_time(v: &[u8]) -> Option<Timestamp> {
     } else if nsec == 0 {
         Timestamp { sec: -sec, nsec: 0 }
     } else {
-        Timestamp { sec: -sec - 1, nsec: 1_000_000_000 - nsec }
+        Timestamp {
+            sec: -sec - 1,
+            nsec: 1_000_000_000 - nsec,
+        }
     })
 }
 
 /// Parses PAX records (`"<len> <key>=<value>\n"`), in order.
-fn pax_records(data: &[u8]) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+/// PAX records as (key, value) byte strings, in archive order.
+type PaxRecords = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn pax_records(data: &[u8]) -> std::result::Result<PaxRecords, String> {
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
         if rest.iter().all(|b| *b == 0) {
             break;
         }
-        let sp = rest.iter().position(|b| *b == b' ').ok_or("PAX record without length")?;
+        let sp = rest
+            .iter()
+            .position(|b| *b == b' ')
+            .ok_or("PAX record without length")?;
         let len: usize = std::str::from_utf8(&rest[..sp])
             .ok()
             .and_then(|s| s.parse().ok())
@@ -313,7 +356,10 @@ fn pax_records(data: &[u8]) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, Stri
             return Err("malformed PAX record".into());
         }
         let rec = &rest[sp + 1..len - 1];
-        let eq = rec.iter().position(|b| *b == b'=').ok_or("PAX record without '='")?;
+        let eq = rec
+            .iter()
+            .position(|b| *b == b'=')
+            .ok_or("PAX record without '='")?;
         out.push((rec[..eq].to_vec(), rec[eq + 1..].to_vec()));
         rest = &rest[len..];
     }
@@ -326,7 +372,9 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'%' && i + 2 < s.len() {
-            let hex = std::str::from_utf8(&s[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = std::str::from_utf8(&s[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(b) = hex {
                 out.push(b);
                 i += 3;
@@ -396,7 +444,13 @@ impl Indexer {
     }
 
     /// Reads an extension header's data (bounded); `None` if it was too large (skipped).
-    fn read_extension(&mut self, s: &mut dyn Stream, size: u64, what: &str, at: u64) -> io::Result<Option<Vec<u8>>> {
+    fn read_extension(
+        &mut self,
+        s: &mut dyn Stream,
+        size: u64,
+        what: &str,
+        at: u64,
+    ) -> io::Result<Option<Vec<u8>>> {
         let padded = size.div_ceil(BLOCK) * BLOCK;
         if size > MAX_EXTENSION_HEADER {
             let skipped = s.skip(padded)?;
@@ -423,10 +477,13 @@ impl Indexer {
         // The next member must be left out (its extension header was refused).
         let mut poisoned = false;
         loop {
-            let got = read_full(s, &mut header).map_err(|e| format!("read error at offset {pos}: {e}"))?;
+            let got = read_full(s, &mut header)
+                .map_err(|e| format!("read error at offset {pos}: {e}"))?;
             if got == 0 {
                 if long_name.is_some() || long_link.is_some() || pax.is_some() || poisoned {
-                    return Err(format!("archive ends after an extension header at offset {pos}"));
+                    return Err(format!(
+                        "archive ends after an extension header at offset {pos}"
+                    ));
                 }
                 // No end-of-archive marker, but the last member is complete.
                 return Ok(());
@@ -438,12 +495,17 @@ impl Indexer {
                 return Ok(());
             }
             if !checksum_ok(&header) {
-                return Err(format!("bad header checksum at offset {pos} (not a tar header)"));
+                return Err(format!(
+                    "bad header checksum at offset {pos} (not a tar header)"
+                ));
             }
             let typeflag = header[156];
             let is_gnu = &header[257..265] == b"ustar  \0";
             let is_ustar = &header[257..263] == b"ustar\0";
-            let hsize = numeric(&header, 124, 12).filter(|v| *v >= 0).ok_or_else(|| format!("bad size field at offset {pos}"))? as u64;
+            let hsize = numeric(&header, 124, 12)
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| format!("bad size field at offset {pos}"))?
+                as u64;
             let data_off = pos + BLOCK;
 
             match typeflag {
@@ -477,7 +539,9 @@ impl Indexer {
                             }
                         }
                         _ => match pax_records(&data) {
-                            Ok(recs) if typeflag == b'x' => pax.get_or_insert_with(Vec::new).extend(recs),
+                            Ok(recs) if typeflag == b'x' => {
+                                pax.get_or_insert_with(Vec::new).extend(recs)
+                            }
                             Ok(recs) => self.globals.extend(recs),
                             Err(e) => {
                                 self.warn(format!("{what} header at offset {pos}: {e}; the member it describes is left out"));
@@ -496,19 +560,31 @@ impl Indexer {
             let mut size = hsize;
             for (k, v) in &recs {
                 if k == b"size" {
-                    if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+                    if let Some(n) = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                    {
                         size = n;
                     }
                 }
             }
-            let padded = size.div_ceil(BLOCK) * BLOCK;
-            let next = data_off.checked_add(padded).ok_or_else(|| format!("size overflow at offset {pos}"))?;
+            let padded = size
+                .div_ceil(BLOCK)
+                .checked_mul(BLOCK)
+                .ok_or_else(|| format!("bad PAX size at offset {pos}"))?;
+            let next = data_off
+                .checked_add(padded)
+                .ok_or_else(|| format!("size overflow at offset {pos}"))?;
 
             let mut path: Vec<u8> = match long_name.take() {
                 Some(n) => n,
                 None => {
                     let name = field(&header, 0, 100);
-                    let prefix = if is_ustar { field(&header, 345, 155) } else { &[][..] };
+                    let prefix = if is_ustar {
+                        field(&header, 345, 155)
+                    } else {
+                        &[][..]
+                    };
                     if prefix.is_empty() {
                         name.to_vec()
                     } else {
@@ -516,7 +592,9 @@ impl Indexer {
                     }
                 }
             };
-            let mut link: Vec<u8> = long_link.take().unwrap_or_else(|| field(&header, 157, 100).to_vec());
+            let mut link: Vec<u8> = long_link
+                .take()
+                .unwrap_or_else(|| field(&header, 157, 100).to_vec());
             let mode = numeric(&header, 100, 8).unwrap_or(0) as u32 & 0o7777;
             let mut uid = numeric(&header, 108, 8).unwrap_or(0) as u32;
             let mut gid = numeric(&header, 116, 8).unwrap_or(0) as u32;
@@ -528,7 +606,10 @@ impl Indexer {
                 ctime = ts_secs(numeric(&header, 357, 12).unwrap_or(0));
             }
             let (mut major, mut minor) = if is_gnu || is_ustar {
-                (numeric(&header, 329, 8).unwrap_or(0) as u32, numeric(&header, 337, 8).unwrap_or(0) as u32)
+                (
+                    numeric(&header, 329, 8).unwrap_or(0) as u32,
+                    numeric(&header, 337, 8).unwrap_or(0) as u32,
+                )
             } else {
                 (0, 0)
             };
@@ -536,7 +617,11 @@ impl Indexer {
             let mut sparse = typeflag == b'S';
             let mut realsize: Option<u64> = None;
             for (k, v) in recs {
-                let num = || std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<u64>().ok());
+                let num = || {
+                    std::str::from_utf8(&v)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                };
                 match k.as_slice() {
                     b"path" => path = v.clone(),
                     b"linkpath" => link = v.clone(),
@@ -547,12 +632,17 @@ impl Indexer {
                     b"ctime" => ctime = pax_time(&v).unwrap_or(ctime),
                     b"SCHILY.devmajor" => major = num().map_or(major, |n| n as u32),
                     b"SCHILY.devminor" => minor = num().map_or(minor, |n| n as u32),
-                    b"RHT.security.selinux" => xattrs.push((OsString::from("security.selinux"), v.clone())),
+                    b"RHT.security.selinux" => {
+                        xattrs.push((OsString::from("security.selinux"), v.clone()))
+                    }
                     b"GNU.sparse.realsize" | b"GNU.sparse.size" => {
                         sparse = true;
                         realsize = num();
                     }
-                    b"GNU.sparse.major" | b"GNU.sparse.map" | b"GNU.sparse.offset" | b"GNU.sparse.numblocks" => sparse = true,
+                    b"GNU.sparse.major"
+                    | b"GNU.sparse.map"
+                    | b"GNU.sparse.offset"
+                    | b"GNU.sparse.numblocks" => sparse = true,
                     b"GNU.sparse.name" => {
                         sparse = true;
                         path = v.clone();
@@ -564,8 +654,12 @@ impl Indexer {
                         } else if let Some(name) = k.strip_prefix(b"LIBARCHIVE.xattr.") {
                             let name = percent_decode(name);
                             let trimmed = v.trim_ascii();
-                            let unpadded = trimmed.strip_suffix(b"==").or_else(|| trimmed.strip_suffix(b"=")).unwrap_or(trimmed);
-                            match base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded) {
+                            let unpadded = trimmed
+                                .strip_suffix(b"==")
+                                .or_else(|| trimmed.strip_suffix(b"="))
+                                .unwrap_or(trimmed);
+                            match base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded)
+                            {
                                 Ok(val) => {
                                     xattrs.retain(|(n, _)| n.as_bytes() != name.as_slice());
                                     xattrs.push((OsString::from_vec(name), val));
@@ -583,7 +677,12 @@ impl Indexer {
             xattrs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
 
             // Skip the member's data now; a truncated member is left out.
-            let skipped = s.skip(padded).map_err(|e| format!("read error in member {} at offset {pos}: {e}", String::from_utf8_lossy(&path)))?;
+            let skipped = s.skip(padded).map_err(|e| {
+                format!(
+                    "read error in member {} at offset {pos}: {e}",
+                    String::from_utf8_lossy(&path)
+                )
+            })?;
             if skipped < size {
                 return Err(format!(
                     "member {} (offset {pos}) is truncated: {skipped} of {size} data bytes present; it is left out",
@@ -597,7 +696,11 @@ impl Indexer {
                 continue;
             }
             if matches!(typeflag, b'V' | b'M' | b'N') {
-                self.warn(format!("skipped GNU special member (type {}) at offset {}", typeflag as char, data_off - BLOCK));
+                self.warn(format!(
+                    "skipped GNU special member (type {}) at offset {}",
+                    typeflag as char,
+                    data_off - BLOCK
+                ));
                 continue;
             }
             let kind = match typeflag {
@@ -611,15 +714,21 @@ impl Indexer {
                 _ => Some(FileKind::Regular),
             };
             let Some(norm) = normalize_bytes(&path) else {
-                self.warn(format!("member {} contains '..': left out", String::from_utf8_lossy(&path)));
+                self.warn(format!(
+                    "member {} contains '..': left out",
+                    String::from_utf8_lossy(&path)
+                ));
                 continue;
             };
-            let idx = u32::try_from(self.nodes.len()).map_err(|_| "too many members".to_string())?;
+            let idx =
+                u32::try_from(self.nodes.len()).map_err(|_| "too many members".to_string())?;
             let node = match kind {
                 None => {
                     // Hardlink: share the inode of the named member, as it is now.
                     let target = normalize_bytes(&link);
-                    let found = target.as_ref().and_then(|t| self.paths.get(t.as_slice()).copied());
+                    let found = target
+                        .as_ref()
+                        .and_then(|t| self.paths.get(t.as_slice()).copied());
                     let Some(t) = found else {
                         self.warn(format!(
                             "hardlink {} -> {}: target not in the archive (before it); left out",
@@ -697,7 +806,8 @@ impl TarSource {
             }
             got
         };
-        file.seek(SeekFrom::Start(0)).map_err(|e| SourceError::io(path, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| SourceError::io(path, e))?;
         let compression = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
             Compression::Gzip
         } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
@@ -713,10 +823,19 @@ impl TarSource {
             dropped_warnings: 0,
             globals: Vec::new(),
         };
-        let spool_err = |e: io::Error| SourceError::io(path, io::Error::new(e.kind(), format!("temporary spool file: {e}")));
+        let spool_err = |e: io::Error| {
+            SourceError::io(
+                path,
+                io::Error::new(e.kind(), format!("temporary spool file: {e}")),
+            )
+        };
         let (result, data) = match compression {
             Compression::None => {
-                let mut s = PlainStream { r: BufReader::with_capacity(64 * 1024, file), pos: 0, len };
+                let mut s = PlainStream {
+                    r: BufReader::with_capacity(64 * 1024, file),
+                    pos: 0,
+                    len,
+                };
                 let r = ix.run(&mut s);
                 (r, s.r.into_inner())
             }
@@ -725,13 +844,20 @@ impl TarSource {
                 let spool_w = spool.try_clone().map_err(spool_err)?;
                 let reader = BufReader::with_capacity(256 * 1024, file);
                 let r = if compression == Compression::Gzip {
-                    let mut s = TeeStream { r: flate2::read::MultiGzDecoder::new(reader), spool: BufWriter::with_capacity(256 * 1024, spool_w) };
+                    let mut s = TeeStream {
+                        r: flate2::read::MultiGzDecoder::new(reader),
+                        spool: BufWriter::with_capacity(256 * 1024, spool_w),
+                    };
                     let r = ix.run(&mut s);
                     s.spool.flush().map_err(spool_err)?;
                     r
                 } else {
-                    let dec = zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| SourceError::io(path, e))?;
-                    let mut s = TeeStream { r: dec, spool: BufWriter::with_capacity(256 * 1024, spool_w) };
+                    let dec = zstd::stream::read::Decoder::with_buffer(reader)
+                        .map_err(|e| SourceError::io(path, e))?;
+                    let mut s = TeeStream {
+                        r: dec,
+                        spool: BufWriter::with_capacity(256 * 1024, spool_w),
+                    };
                     let r = ix.run(&mut s);
                     s.spool.flush().map_err(spool_err)?;
                     r
@@ -741,7 +867,10 @@ impl TarSource {
         };
         if let Err(e) = result {
             if ix.nodes.is_empty() {
-                return Err(SourceError::invalid(path, format!("not a readable tar archive: {e}")));
+                return Err(SourceError::invalid(
+                    path,
+                    format!("not a readable tar archive: {e}"),
+                ));
             }
             ix.warn(format!("archive damaged, indexed up to the damage: {e}"));
         }
@@ -760,7 +889,8 @@ impl TarSource {
             warnings: ix.warnings,
         };
         if ix.dropped_warnings > 0 {
-            src.warnings.push(format!("... and {} more warnings", ix.dropped_warnings));
+            src.warnings
+                .push(format!("... and {} more warnings", ix.dropped_warnings));
         }
         src.finish_index();
         Ok(src)
@@ -812,7 +942,10 @@ impl TarSource {
         for (k, &n) in &self.paths {
             *nlink.entry(self.nodes[n as usize].inode).or_default() += 1;
             if !k.is_empty() {
-                children.entry(parent_of(k).into()).or_default().push(name_of(k).into());
+                children
+                    .entry(parent_of(k).into())
+                    .or_default()
+                    .push(name_of(k).into());
             }
         }
         // Directories: 2 + number of subdirectories, as on a real filesystem.
@@ -829,7 +962,10 @@ impl TarSource {
                                 p.push(b'/');
                             }
                             p.extend_from_slice(c);
-                            self.paths.get(p.as_slice()).is_some_and(|&i| self.nodes[self.nodes[i as usize].inode as usize].kind == FileKind::Dir)
+                            self.paths.get(p.as_slice()).is_some_and(|&i| {
+                                self.nodes[self.nodes[i as usize].inode as usize].kind
+                                    == FileKind::Dir
+                            })
                         })
                         .count() as u64;
                     nlink.insert(inode, 2 + subdirs);
@@ -876,7 +1012,11 @@ impl TarSource {
         let norm = normalize(orig)?;
         let bytes = norm.as_os_str().as_bytes();
         let mut end = 0;
-        let comps: Vec<&[u8]> = if bytes.is_empty() { Vec::new() } else { bytes.split(|b| *b == b'/').collect() };
+        let comps: Vec<&[u8]> = if bytes.is_empty() {
+            Vec::new()
+        } else {
+            bytes.split(|b| *b == b'/').collect()
+        };
         for (i, c) in comps.iter().enumerate() {
             end += c.len() + usize::from(i > 0);
             if i + 1 == comps.len() {
@@ -884,12 +1024,18 @@ impl TarSource {
             }
             let prefix = &bytes[..end];
             let Some(&n) = self.paths.get(prefix) else {
-                return Err(SourceError::NotFound { path: orig.to_path_buf() });
+                return Err(SourceError::NotFound {
+                    path: orig.to_path_buf(),
+                });
             };
             let inode = self.nodes[n as usize].inode;
             match self.nodes[inode as usize].kind {
                 FileKind::Dir => {}
-                FileKind::Symlink => return Err(SourceError::SymlinkInPath { path: orig.to_path_buf() }),
+                FileKind::Symlink => {
+                    return Err(SourceError::SymlinkInPath {
+                        path: orig.to_path_buf(),
+                    })
+                }
                 k => {
                     return Err(SourceError::WrongKind {
                         path: PathBuf::from(OsStr::from_bytes(prefix)),
@@ -900,7 +1046,9 @@ impl TarSource {
             }
         }
         let Some(&n) = self.paths.get(bytes) else {
-            return Err(SourceError::NotFound { path: orig.to_path_buf() });
+            return Err(SourceError::NotFound {
+                path: orig.to_path_buf(),
+            });
         };
         let inode = self.nodes[n as usize].inode;
         Ok((norm.clone(), &self.nodes[inode as usize], inode))
@@ -940,10 +1088,16 @@ impl Source for TarSource {
     fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
         let (norm, n, _) = self.lookup(path)?;
         if n.kind != FileKind::Dir {
-            return Err(SourceError::WrongKind { path: path.to_path_buf(), expected: "directory", found: n.kind });
+            return Err(SourceError::WrongKind {
+                path: path.to_path_buf(),
+                expected: "directory",
+                found: n.kind,
+            });
         }
         let key = norm.as_os_str().as_bytes();
-        let Some(names) = self.children.get(key) else { return Ok(Vec::new()) };
+        let Some(names) = self.children.get(key) else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let mut p = key.to_vec();
@@ -953,7 +1107,10 @@ impl Source for TarSource {
             p.extend_from_slice(name);
             if let Some(&c) = self.paths.get(p.as_slice()) {
                 let inode = self.nodes[c as usize].inode;
-                out.push(DirEntry { name: OsString::from_vec(name.to_vec()), kind: self.nodes[inode as usize].kind });
+                out.push(DirEntry {
+                    name: OsString::from_vec(name.to_vec()),
+                    kind: self.nodes[inode as usize].kind,
+                });
             }
         }
         Ok(out)
@@ -962,19 +1119,35 @@ impl Source for TarSource {
     fn open(&self, path: &Path) -> Result<Box<dyn FileReader>> {
         let (_, n, _) = self.lookup(path)?;
         if n.kind != FileKind::Regular {
-            return Err(SourceError::WrongKind { path: path.to_path_buf(), expected: "regular file", found: n.kind });
+            return Err(SourceError::WrongKind {
+                path: path.to_path_buf(),
+                expected: "regular file",
+                found: n.kind,
+            });
         }
         if n.sparse {
-            return Err(SourceError::invalid(path, "sparse archive member: reading sparse members is not supported"));
+            return Err(SourceError::invalid(
+                path,
+                "sparse archive member: reading sparse members is not supported",
+            ));
         }
-        Ok(Box::new(SliceReader { file: Arc::clone(&self.data), start: n.offset, len: n.size, pos: 0 }))
+        Ok(Box::new(SliceReader {
+            file: Arc::clone(&self.data),
+            start: n.offset,
+            len: n.size,
+            pos: 0,
+        }))
     }
 
     fn read_link(&self, path: &Path) -> Result<PathBuf> {
         let (_, n, _) = self.lookup(path)?;
         match (&n.link, n.kind) {
             (Some(l), FileKind::Symlink) => Ok(PathBuf::from(OsString::from_vec(l.to_vec()))),
-            _ => Err(SourceError::WrongKind { path: path.to_path_buf(), expected: "symlink", found: n.kind }),
+            _ => Err(SourceError::WrongKind {
+                path: path.to_path_buf(),
+                expected: "symlink",
+                found: n.kind,
+            }),
         }
     }
 

@@ -33,7 +33,10 @@ fn dir_source_real_inode_data() {
     assert_eq!(md.ctime.sec, st.ctime());
     assert!(md.btime.is_some(), "ext4 has birth times via statx");
     let hard = src.metadata(Path::new("hard1")).unwrap();
-    assert_eq!(hard.ino, std::fs::symlink_metadata(root.join("hard2")).unwrap().ino());
+    assert_eq!(
+        hard.ino,
+        std::fs::symlink_metadata(root.join("hard2")).unwrap().ino()
+    );
     // Directory nlink is the real one.
     assert_eq!(src.metadata(Path::new("dir")).unwrap().nlink, 3);
 }
@@ -43,12 +46,21 @@ fn open_does_not_change_atime() {
     let tmp = scratch();
     let (root, _fx) = build_dir(tmp.path());
     let f = root.join("dir/inner.txt");
-    let old = rustix::fs::Timespec { tv_sec: 1_000_000_000, tv_nsec: 5 };
-    let mtime = rustix::fs::Timespec { tv_sec: 1_000_000_100, tv_nsec: 7 };
+    let old = rustix::fs::Timespec {
+        tv_sec: 1_000_000_000,
+        tv_nsec: 5,
+    };
+    let mtime = rustix::fs::Timespec {
+        tv_sec: 1_000_000_100,
+        tv_nsec: 7,
+    };
     rustix::fs::utimensat(
         rustix::fs::CWD,
         &f,
-        &rustix::fs::Timestamps { last_access: old, last_modification: mtime },
+        &rustix::fs::Timestamps {
+            last_access: old,
+            last_modification: mtime,
+        },
         rustix::fs::AtFlags::empty(),
     )
     .unwrap();
@@ -56,11 +68,17 @@ fn open_does_not_change_atime() {
     let before = src.metadata(Path::new("dir/inner.txt")).unwrap();
     assert_eq!((before.atime.sec, before.atime.nsec), (1_000_000_000, 5));
     let mut v = Vec::new();
-    src.open(Path::new("dir/inner.txt")).unwrap().read_to_end(&mut v).unwrap();
+    src.open(Path::new("dir/inner.txt"))
+        .unwrap()
+        .read_to_end(&mut v)
+        .unwrap();
     assert_eq!(v, b"inner\n");
     src.xattrs(Path::new("dir/inner.txt")).unwrap();
     let after = src.metadata(Path::new("dir/inner.txt")).unwrap();
-    assert_eq!(after.atime, before.atime, "reading evidence changed its atime");
+    assert_eq!(
+        after.atime, before.atime,
+        "reading evidence changed its atime"
+    );
     assert_eq!(after.mtime, before.mtime);
     assert_eq!(after.ctime, before.ctime);
 }
@@ -74,12 +92,20 @@ fn fifo_and_device_never_block() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let src = DirSource::new(&root).unwrap();
-        let r1 = matches!(src.open(Path::new("fifo")), Err(SourceError::WrongKind { found: FileKind::Fifo, .. }));
+        let r1 = matches!(
+            src.open(Path::new("fifo")),
+            Err(SourceError::WrongKind {
+                found: FileKind::Fifo,
+                ..
+            })
+        );
         let r2 = src.xattrs(Path::new("fifo")).is_ok();
         let r3 = src.xattrs(Path::new("whiteout")).is_ok();
         tx.send((r1, r2, r3)).unwrap();
     });
-    let got = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("fifo handling blocked");
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("fifo handling blocked");
     assert_eq!(got, (true, true, true));
 }
 

@@ -66,32 +66,65 @@ fn tar_of_layer() -> Vec<u8> {
 fn check_resolve(src: &dyn Source) {
     let root = Path::new("layer");
     let r = |p: &str, follow: bool| resolve_in_root(src, root, Path::new(p), follow);
-    assert_eq!(r("/etc/passwd", true).unwrap(), PathBuf::from("layer/private/etc/passwd"));
-    assert_eq!(r("etc/passwd", false).unwrap(), PathBuf::from("layer/private/etc/passwd"));
-    assert_eq!(r("/usr/lib64/libc.so", true).unwrap(), PathBuf::from("layer/usr/lib/libc.so"));
+    assert_eq!(
+        r("/etc/passwd", true).unwrap(),
+        PathBuf::from("layer/private/etc/passwd")
+    );
+    assert_eq!(
+        r("etc/passwd", false).unwrap(),
+        PathBuf::from("layer/private/etc/passwd")
+    );
+    assert_eq!(
+        r("/usr/lib64/libc.so", true).unwrap(),
+        PathBuf::from("layer/usr/lib/libc.so")
+    );
     // The last component is followed only on request.
     assert_eq!(r("/etc", false).unwrap(), PathBuf::from("layer/etc"));
     assert_eq!(r("/etc", true).unwrap(), PathBuf::from("layer/private/etc"));
     // `..` is clamped at the layer root, in the path and in link targets.
-    assert_eq!(r("/../../../etc/passwd", true).unwrap(), PathBuf::from("layer/private/etc/passwd"));
-    assert_eq!(r("/private/../../x", true).unwrap(), PathBuf::from("layer/x"));
-    assert_eq!(r("/up", true).unwrap(), PathBuf::from("layer/private/etc/shadow"));
+    assert_eq!(
+        r("/../../../etc/passwd", true).unwrap(),
+        PathBuf::from("layer/private/etc/passwd")
+    );
+    assert_eq!(
+        r("/private/../../x", true).unwrap(),
+        PathBuf::from("layer/x")
+    );
+    assert_eq!(
+        r("/up", true).unwrap(),
+        PathBuf::from("layer/private/etc/shadow")
+    );
     assert_eq!(r("/out", true).unwrap(), PathBuf::from("layer/outside.txt"));
-    assert!(!src.exists(&r("/out", true).unwrap()), "outside.txt must not be reachable from the layer");
+    assert!(
+        !src.exists(&r("/out", true).unwrap()),
+        "outside.txt must not be reachable from the layer"
+    );
     // An absolute link to the host's /etc/shadow resolves inside the layer.
     let p = r("/hostshadow", true).unwrap();
     assert_eq!(p, PathBuf::from("layer/private/etc/shadow"));
     assert_eq!(src.read_limited(&p, 100).unwrap(), b"layer-shadow\n");
-    assert_eq!(r("/hostshadow", false).unwrap(), PathBuf::from("layer/hostshadow"));
+    assert_eq!(
+        r("/hostshadow", false).unwrap(),
+        PathBuf::from("layer/hostshadow")
+    );
     // Loops are an error, not a hang.
     for l in ["/loop1", "/self", "/loop1/x"] {
         let e = r(l, true).unwrap_err();
-        assert!(e.to_string().contains("too many levels of symbolic links"), "{l}: {e}");
+        assert!(
+            e.to_string().contains("too many levels of symbolic links"),
+            "{l}: {e}"
+        );
     }
     assert_eq!(r("/loop1", false).unwrap(), PathBuf::from("layer/loop1"));
     // Missing paths resolve to where they would be; files are not directories.
-    assert_eq!(r("/etc/nope", true).unwrap(), PathBuf::from("layer/private/etc/nope"));
-    assert!(matches!(r("/etc/passwd/x", true), Err(SourceError::WrongKind { .. })));
+    assert_eq!(
+        r("/etc/nope", true).unwrap(),
+        PathBuf::from("layer/private/etc/nope")
+    );
+    assert!(matches!(
+        r("/etc/passwd/x", true),
+        Err(SourceError::WrongKind { .. })
+    ));
     // The root itself.
     assert_eq!(r("/", true).unwrap(), PathBuf::from("layer"));
 }

@@ -6,7 +6,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use salvor_source::{open_evidence, Compression, FileKind, Source, SourceError, TarSource, Timestamp};
+use salvor_source::{
+    open_evidence, Compression, FileKind, Source, SourceError, TarSource, Timestamp,
+};
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -15,7 +17,9 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 }
 
 fn fixture(tmp: &Path) -> Fixture {
-    Fixture { canary: tmp.join("canary.txt") }
+    Fixture {
+        canary: tmp.join("canary.txt"),
+    }
 }
 
 #[test]
@@ -43,7 +47,10 @@ fn tar_matches_dir_in_all_compressions() {
         assert!(ev.describe().contains(name));
     }
     // The spool is never placed next to the evidence.
-    let mut names: Vec<_> = std::fs::read_dir(&arch).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&arch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     assert_eq!(names, ["t.tar", "t.tar.gz", "t.tar.zst"]);
 }
@@ -57,7 +64,11 @@ fn tar_specific_metadata() {
     // Implicit directories: 0755, root-owned, mtime 0.
     for d in ["dir/sub", "long", &long_dir()] {
         let md = src.metadata(Path::new(d)).unwrap();
-        assert_eq!((md.kind, md.mode, md.uid, md.gid, md.mtime), (FileKind::Dir, 0o755, 0, 0, Timestamp::default()), "{d}");
+        assert_eq!(
+            (md.kind, md.mode, md.uid, md.gid, md.mtime),
+            (FileKind::Dir, 0o755, 0, 0, Timestamp::default()),
+            "{d}"
+        );
     }
     // Explicit directory keeps its header mtime; dev is 0, inodes are stable.
     let dir = src.metadata(Path::new("dir")).unwrap();
@@ -66,7 +77,11 @@ fn tar_specific_metadata() {
     assert_eq!(dir.nlink, 3);
     let again = TarSource::open(&path).unwrap();
     for p in ["file.txt", "hard2", "dir/sub", "whiteout"] {
-        assert_eq!(src.metadata(Path::new(p)).unwrap().ino, again.metadata(Path::new(p)).unwrap().ino, "{p}");
+        assert_eq!(
+            src.metadata(Path::new(p)).unwrap().ino,
+            again.metadata(Path::new(p)).unwrap().ino,
+            "{p}"
+        );
     }
     // file.txt is the first member (after its PAX header): inode 1.
     assert_eq!(src.metadata(Path::new("file.txt")).unwrap().ino, 1);
@@ -101,20 +116,44 @@ fn later_member_wins_and_dotdot_is_left_out() {
     let src = TarSource::open(&path).unwrap();
 
     let mut s = String::new();
-    src.open(Path::new("a.txt")).unwrap().read_to_string(&mut s).unwrap();
+    src.open(Path::new("a.txt"))
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s, "second!\n");
     let a = src.metadata(Path::new("a.txt")).unwrap();
     assert_eq!((a.mode, a.size, a.nlink), (0o644, 8, 2));
     assert_eq!(src.metadata(Path::new("b.txt")).unwrap(), a);
     assert_eq!(src.warnings().len(), 1, "{:?}", src.warnings());
-    assert!(src.warnings()[0].contains("../escape.txt"), "{:?}", src.warnings());
-    assert!(matches!(src.metadata(Path::new("../escape.txt")), Err(SourceError::Escape { .. })));
-    let names: Vec<_> = src.read_dir(Path::new("")).unwrap().into_iter().map(|e| e.name.into_string().unwrap()).collect();
+    assert!(
+        src.warnings()[0].contains("../escape.txt"),
+        "{:?}",
+        src.warnings()
+    );
+    assert!(matches!(
+        src.metadata(Path::new("../escape.txt")),
+        Err(SourceError::Escape { .. })
+    ));
+    let names: Vec<_> = src
+        .read_dir(Path::new(""))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name.into_string().unwrap())
+        .collect();
     assert_eq!(names, ["a.txt", "b.txt", "keep.txt", "ln", "x"]);
     assert_eq!(src.metadata(Path::new("x")).unwrap().mode, 0o700);
     assert_eq!(src.read_dir(Path::new("x")).unwrap().len(), 1);
-    assert!(matches!(src.open(Path::new("ln/passwd")), Err(SourceError::SymlinkInPath { .. })));
-    assert!(matches!(src.read_dir(Path::new("ln")), Err(SourceError::WrongKind { found: FileKind::Symlink, .. })));
+    assert!(matches!(
+        src.open(Path::new("ln/passwd")),
+        Err(SourceError::SymlinkInPath { .. })
+    ));
+    assert!(matches!(
+        src.read_dir(Path::new("ln")),
+        Err(SourceError::WrongKind {
+            found: FileKind::Symlink,
+            ..
+        })
+    ));
 }
 
 fn sample_tar() -> Vec<u8> {
@@ -131,16 +170,30 @@ fn truncated_archives_index_what_was_read() {
     let full = sample_tar();
     // Cut in the middle of two.bin's data.
     let cut = &full[..512 + 512 + 512 + 2000];
-    for (name, data) in [("cut.tar", cut.to_vec()), ("cut.tar.gz", gzip(cut)), ("cut.tar.zst", zstd(cut))] {
+    for (name, data) in [
+        ("cut.tar", cut.to_vec()),
+        ("cut.tar.gz", gzip(cut)),
+        ("cut.tar.zst", zstd(cut)),
+    ] {
         let path = write(tmp.path(), name, &data);
         let src = TarSource::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(src.exists(Path::new("one.txt")), "{name}");
-        assert!(!src.exists(Path::new("two.bin")), "{name}: truncated member must be left out");
+        assert!(
+            !src.exists(Path::new("two.bin")),
+            "{name}: truncated member must be left out"
+        );
         assert!(!src.exists(Path::new("three.txt")));
         assert_eq!(src.warnings().len(), 1, "{name}: {:?}", src.warnings());
-        assert!(src.warnings()[0].contains("two.bin") && src.warnings()[0].contains("truncated"), "{:?}", src.warnings());
+        assert!(
+            src.warnings()[0].contains("two.bin") && src.warnings()[0].contains("truncated"),
+            "{:?}",
+            src.warnings()
+        );
         let mut s = String::new();
-        src.open(Path::new("one.txt")).unwrap().read_to_string(&mut s).unwrap();
+        src.open(Path::new("one.txt"))
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "one\n");
     }
     // A damaged gzip stream (cut compressed bytes) is also indexed up to the damage.
@@ -149,7 +202,11 @@ fn truncated_archives_index_what_was_read() {
     let src = TarSource::open(&path).unwrap();
     assert!(src.exists(Path::new("one.txt")));
     // Nothing readable: an error naming the archive.
-    for (name, data) in [("tiny.tar", full[..300].to_vec()), ("garbage.tar", vec![b'x'; 4096]), ("garbage.tar.gz", vec![0x1f, 0x8b, 1, 2, 3])] {
+    for (name, data) in [
+        ("tiny.tar", full[..300].to_vec()),
+        ("garbage.tar", vec![b'x'; 4096]),
+        ("garbage.tar.gz", vec![0x1f, 0x8b, 1, 2, 3]),
+    ] {
         let path = write(tmp.path(), name, &data);
         let e = TarSource::open(&path).unwrap_err();
         assert!(e.to_string().contains(name), "{e}");
@@ -192,7 +249,8 @@ fn pax_path_times_and_base256() {
     );
     let mut h = header(tar::EntryType::Regular, 0o644);
     h.set_size(3);
-    b.append_data(&mut h, "short-name-ignored", &b"abc"[..]).unwrap();
+    b.append_data(&mut h, "short-name-ignored", &b"abc"[..])
+        .unwrap();
     // PAX linkpath for a long symlink target, and a base-256 encoded gid.
     let target = format!("/{}", "t".repeat(300));
     pax_header(&mut b, &[("linkpath", target.as_bytes())]);
@@ -206,14 +264,35 @@ fn pax_path_times_and_base256() {
     let src = TarSource::open(&path).unwrap();
     assert!(src.warnings().is_empty(), "{:?}", src.warnings());
     let md = src.metadata(Path::new(&long)).unwrap();
-    assert_eq!(md.mtime, Timestamp { sec: -2, nsec: 750_000_000 });
-    assert_eq!(md.atime, Timestamp { sec: 1_700_000_000, nsec: 500_000_000 });
-    assert_eq!(md.ctime, Timestamp { sec: 1_700_000_001, nsec: 0 });
+    assert_eq!(
+        md.mtime,
+        Timestamp {
+            sec: -2,
+            nsec: 750_000_000
+        }
+    );
+    assert_eq!(
+        md.atime,
+        Timestamp {
+            sec: 1_700_000_000,
+            nsec: 500_000_000
+        }
+    );
+    assert_eq!(
+        md.ctime,
+        Timestamp {
+            sec: 1_700_000_001,
+            nsec: 0
+        }
+    );
     assert_eq!(md.uid, 4_000_000_000);
     assert!(!src.exists(Path::new("short-name-ignored")));
     let sym = src.metadata(Path::new("sym")).unwrap();
     assert_eq!(sym.gid, 256);
-    assert_eq!(src.read_link(Path::new("sym")).unwrap(), PathBuf::from(&target));
+    assert_eq!(
+        src.read_link(Path::new("sym")).unwrap(),
+        PathBuf::from(&target)
+    );
     assert_eq!(sym.size, target.len() as u64);
 }
 
@@ -224,4 +303,18 @@ fn empty_archive_is_valid() {
     let src = TarSource::open(&path).unwrap();
     assert!(src.read_dir(Path::new("")).unwrap().is_empty());
     assert!(src.is_empty());
+}
+
+#[test]
+fn absurd_pax_size_is_damage_not_a_panic() {
+    let tmp = scratch();
+    let mut b = tar::Builder::new(Vec::new());
+    add_file(&mut b, "ok.txt", b"ok\n", 0o644);
+    pax_header(&mut b, &[("size", b"18446744073709551615")]);
+    add_file(&mut b, "huge.bin", b"x", 0o644);
+    let path = write(tmp.path(), "absurd.tar", &b.into_inner().unwrap());
+    let src = TarSource::open(&path).unwrap();
+    assert!(src.exists(Path::new("ok.txt")));
+    assert!(!src.exists(Path::new("huge.bin")));
+    assert_eq!(src.warnings().len(), 1, "{:?}", src.warnings());
 }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use salvor_source::{FileKind, Source, SourceError, Timestamp};
 
 pub const CANARY: &[u8] = b"CANARY-SECRET-must-never-be-returned\n";
-pub const FILE_MTIME: Timestamp = Timestamp { sec: 1_500_000_000, nsec: 123_456_789 };
+pub const FILE_MTIME: Timestamp = Timestamp {
+    sec: 1_500_000_000,
+    nsec: 123_456_789,
+};
 
 pub fn long_dir() -> String {
     format!("long/{}", "d".repeat(90))
@@ -41,7 +44,9 @@ fn wrong_kind(r: Result<Box<dyn salvor_source::FileReader>, SourceError>, want: 
 }
 
 fn read_all(src: &dyn Source, path: &str) -> Vec<u8> {
-    let mut f = src.open(&p(path)).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let mut f = src
+        .open(&p(path))
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
     let mut v = Vec::new();
     f.read_to_end(&mut v).unwrap();
     v
@@ -50,7 +55,10 @@ fn read_all(src: &dyn Source, path: &str) -> Vec<u8> {
 /// Walks every path of the source, reading every regular file: the canary's content
 /// must never come back.
 fn walk_no_canary(src: &dyn Source, dir: &Path, seen: &mut usize) {
-    for e in src.read_dir(dir).unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display())) {
+    for e in src
+        .read_dir(dir)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+    {
         let child = dir.join(&e.name);
         let md = src.metadata(&child).unwrap();
         assert_eq!(md.kind, e.kind, "{}", child.display());
@@ -60,7 +68,11 @@ fn walk_no_canary(src: &dyn Source, dir: &Path, seen: &mut usize) {
             FileKind::Regular => {
                 let mut v = Vec::new();
                 src.open(&child).unwrap().read_to_end(&mut v).unwrap();
-                assert!(!v.windows(CANARY.len()).any(|w| w == CANARY), "canary read via {}", child.display());
+                assert!(
+                    !v.windows(CANARY.len()).any(|w| w == CANARY),
+                    "canary read via {}",
+                    child.display()
+                );
                 assert_eq!(v.len() as u64, md.size);
             }
             k => {
@@ -85,11 +97,21 @@ fn xattrs_of_interest(src: &dyn Source, path: &str) -> Vec<(String, Vec<u8>)> {
 pub fn check_tree(src: &dyn Source, fx: &Fixture) {
     // Root and listing.
     for root in ["", "/", ".", "./"] {
-        assert_eq!(src.metadata(&p(root)).unwrap().kind, FileKind::Dir, "root {root:?}");
+        assert_eq!(
+            src.metadata(&p(root)).unwrap().kind,
+            FileKind::Dir,
+            "root {root:?}"
+        );
     }
-    let names: Vec<OsString> = src.read_dir(&p("/")).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<OsString> = src
+        .read_dir(&p("/"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     let mut want: Vec<OsString> = [
-        "abs_link", "dir", "dir_link", "fifo", "file.txt", "hard1", "hard2", "long", "opaque", "rel_link", "whiteout",
+        "abs_link", "dir", "dir_link", "fifo", "file.txt", "hard1", "hard2", "long", "opaque",
+        "rel_link", "whiteout",
     ]
     .iter()
     .map(OsString::from)
@@ -97,9 +119,19 @@ pub fn check_tree(src: &dyn Source, fx: &Fixture) {
     want.push(bad_name());
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(names, want);
-    let kinds: Vec<(String, FileKind)> =
-        src.read_dir(&p("dir")).unwrap().into_iter().map(|e| (e.name.to_string_lossy().into_owned(), e.kind)).collect();
-    assert_eq!(kinds, vec![("inner.txt".to_string(), FileKind::Regular), ("sub".to_string(), FileKind::Dir)]);
+    let kinds: Vec<(String, FileKind)> = src
+        .read_dir(&p("dir"))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name.to_string_lossy().into_owned(), e.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("inner.txt".to_string(), FileKind::Regular),
+            ("sub".to_string(), FileKind::Dir)
+        ]
+    );
 
     // A regular file: every field.
     let md = src.metadata(&p("file.txt")).unwrap();
@@ -121,8 +153,14 @@ pub fn check_tree(src: &dyn Source, fx: &Fixture) {
     s.clear();
     f.read_to_string(&mut s).unwrap();
     assert_eq!(s, "ld\n");
-    assert_eq!(src.read_limited(&p("file.txt"), 12).unwrap(), b"hello world\n");
-    assert!(matches!(src.read_limited(&p("file.txt"), 11), Err(SourceError::Invalid { .. })));
+    assert_eq!(
+        src.read_limited(&p("file.txt"), 12).unwrap(),
+        b"hello world\n"
+    );
+    assert!(matches!(
+        src.read_limited(&p("file.txt"), 11),
+        Err(SourceError::Invalid { .. })
+    ));
     assert_eq!(read_all(src, "dir/inner.txt"), b"inner\n");
     assert_eq!(read_all(src, "dir/sub/deep.txt"), b"deep\n");
     assert_eq!(src.metadata(&p("dir")).unwrap().mode, 0o755);
@@ -145,28 +183,67 @@ pub fn check_tree(src: &dyn Source, fx: &Fixture) {
     assert_eq!(src.read_link(&p("abs_link")).unwrap(), abs_target);
     assert_eq!(src.read_link(&p("rel_link")).unwrap(), p("../canary.txt"));
     assert_eq!(src.read_link(&p("dir_link")).unwrap(), p("dir"));
-    assert!(matches!(src.read_link(&p("file.txt")), Err(SourceError::WrongKind { found: FileKind::Regular, .. })));
+    assert!(matches!(
+        src.read_link(&p("file.txt")),
+        Err(SourceError::WrongKind {
+            found: FileKind::Regular,
+            ..
+        })
+    ));
     wrong_kind(src.open(&p("abs_link")), FileKind::Symlink);
     wrong_kind(src.open(&p("rel_link")), FileKind::Symlink);
     wrong_kind(src.open(&p("dir_link")), FileKind::Symlink);
     assert!(src.read_limited(&p("abs_link"), 1 << 20).is_err());
-    assert!(matches!(src.open(&p("dir_link/inner.txt")), Err(SourceError::SymlinkInPath { .. })));
-    assert!(matches!(src.metadata(&p("dir_link/inner.txt")), Err(SourceError::SymlinkInPath { .. })));
-    assert!(matches!(src.read_dir(&p("dir_link")), Err(SourceError::WrongKind { found: FileKind::Symlink, .. })));
-    assert!(matches!(src.xattrs(&p("dir_link/inner.txt")), Err(SourceError::SymlinkInPath { .. })));
+    assert!(matches!(
+        src.open(&p("dir_link/inner.txt")),
+        Err(SourceError::SymlinkInPath { .. })
+    ));
+    assert!(matches!(
+        src.metadata(&p("dir_link/inner.txt")),
+        Err(SourceError::SymlinkInPath { .. })
+    ));
+    assert!(matches!(
+        src.read_dir(&p("dir_link")),
+        Err(SourceError::WrongKind {
+            found: FileKind::Symlink,
+            ..
+        })
+    ));
+    assert!(matches!(
+        src.xattrs(&p("dir_link/inner.txt")),
+        Err(SourceError::SymlinkInPath { .. })
+    ));
 
     // Escapes, missing paths, files used as directories.
     for bad in ["../x", "dir/../file.txt", "/..", "../canary.txt"] {
-        assert!(matches!(src.metadata(&p(bad)), Err(SourceError::Escape { .. })), "{bad}");
-        assert!(matches!(src.open(&p(bad)), Err(SourceError::Escape { .. })), "{bad}");
+        assert!(
+            matches!(src.metadata(&p(bad)), Err(SourceError::Escape { .. })),
+            "{bad}"
+        );
+        assert!(
+            matches!(src.open(&p(bad)), Err(SourceError::Escape { .. })),
+            "{bad}"
+        );
     }
     let e = src.metadata(&p("nope")).unwrap_err();
     assert!(e.is_not_found(), "{e}");
-    assert!(e.to_string().contains("nope"), "error must name the path: {e}");
-    assert!(src.open(&p("dir/nope/x")).err().is_some_and(|e| e.is_not_found()));
+    assert!(
+        e.to_string().contains("nope"),
+        "error must name the path: {e}"
+    );
+    assert!(src
+        .open(&p("dir/nope/x"))
+        .err()
+        .is_some_and(|e| e.is_not_found()));
     assert!(!src.exists(&p("nope")));
     assert!(src.exists(&p("abs_link")));
-    assert!(matches!(src.open(&p("file.txt/x")), Err(SourceError::WrongKind { found: FileKind::Regular, .. })));
+    assert!(matches!(
+        src.open(&p("file.txt/x")),
+        Err(SourceError::WrongKind {
+            found: FileKind::Regular,
+            ..
+        })
+    ));
 
     // Special files: never opened.
     let md = src.metadata(&p("whiteout")).unwrap();
@@ -179,7 +256,13 @@ pub fn check_tree(src: &dyn Source, fx: &Fixture) {
     wrong_kind(src.open(&p("fifo")), FileKind::Fifo);
     wrong_kind(src.open(&p("dir")), FileKind::Dir);
     wrong_kind(src.open(&p("")), FileKind::Dir);
-    assert!(matches!(src.read_dir(&p("file.txt")), Err(SourceError::WrongKind { found: FileKind::Regular, .. })));
+    assert!(matches!(
+        src.read_dir(&p("file.txt")),
+        Err(SourceError::WrongKind {
+            found: FileKind::Regular,
+            ..
+        })
+    ));
 
     // Hardlinks.
     let h1 = src.metadata(&p("hard1")).unwrap();
@@ -192,14 +275,29 @@ pub fn check_tree(src: &dyn Source, fx: &Fixture) {
     assert_eq!(read_all(src, "hard1"), b"shared\n");
 
     // Extended attributes, including trusted.* and on special files.
-    assert_eq!(xattrs_of_interest(src, "opaque"), vec![("trusted.overlay.opaque".to_string(), b"y".to_vec())]);
-    assert_eq!(src.xattr(&p("opaque"), "trusted.overlay.opaque").unwrap(), Some(b"y".to_vec()));
+    assert_eq!(
+        xattrs_of_interest(src, "opaque"),
+        vec![("trusted.overlay.opaque".to_string(), b"y".to_vec())]
+    );
+    assert_eq!(
+        src.xattr(&p("opaque"), "trusted.overlay.opaque").unwrap(),
+        Some(b"y".to_vec())
+    );
     assert_eq!(
         xattrs_of_interest(src, "opaque/x.txt"),
-        vec![("trusted.zz".to_string(), b"last".to_vec()), ("user.x".to_string(), b"1".to_vec())]
+        vec![
+            ("trusted.zz".to_string(), b"last".to_vec()),
+            ("user.x".to_string(), b"1".to_vec())
+        ]
     );
-    assert_eq!(xattrs_of_interest(src, "whiteout"), vec![("trusted.test".to_string(), b"w".to_vec())]);
-    assert_eq!(xattrs_of_interest(src, "abs_link"), vec![("trusted.link".to_string(), b"l".to_vec())]);
+    assert_eq!(
+        xattrs_of_interest(src, "whiteout"),
+        vec![("trusted.test".to_string(), b"w".to_vec())]
+    );
+    assert_eq!(
+        xattrs_of_interest(src, "abs_link"),
+        vec![("trusted.link".to_string(), b"l".to_vec())]
+    );
     assert_eq!(xattrs_of_interest(src, "file.txt"), vec![]);
     assert_eq!(xattrs_of_interest(src, "fifo"), vec![]);
     assert_eq!(src.xattr(&p("file.txt"), "user.x").unwrap(), None);
@@ -227,17 +325,25 @@ pub fn build_dir(base: &Path) -> (PathBuf, Fixture) {
     let canary = base.join("canary.txt");
     fs::write(&canary, CANARY).unwrap();
     fs::create_dir(&root).unwrap();
-    let perm = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    let perm = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap()
+    };
 
     let f = root.join("file.txt");
     fs::write(&f, b"hello world\n").unwrap();
     perm(&f, 0o640);
     std::os::unix::fs::chown(&f, Some(1000), Some(1001)).expect("chown (tests must run as root)");
-    let t = rustix::fs::Timespec { tv_sec: FILE_MTIME.sec, tv_nsec: FILE_MTIME.nsec as _ };
+    let t = rustix::fs::Timespec {
+        tv_sec: FILE_MTIME.sec,
+        tv_nsec: FILE_MTIME.nsec as _,
+    };
     rustix::fs::utimensat(
         rustix::fs::CWD,
         &f,
-        &rustix::fs::Timestamps { last_access: t, last_modification: t },
+        &rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
         rustix::fs::AtFlags::empty(),
     )
     .unwrap();
@@ -256,12 +362,18 @@ pub fn build_dir(base: &Path) -> (PathBuf, Fixture) {
     symlink("../canary.txt", root.join("rel_link")).unwrap();
     symlink("dir", root.join("dir_link")).unwrap();
 
-    rustix::fs::mknodat(rustix::fs::CWD, &root.join("fifo"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0)
-        .expect("mkfifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mkfifo");
     perm(&root.join("fifo"), 0o644);
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("whiteout"),
+        root.join("whiteout"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         rustix::fs::makedev(0, 0),
@@ -313,7 +425,12 @@ pub fn header(kind: tar::EntryType, mode: u32) -> tar::Header {
     h
 }
 
-pub fn add_file<W: std::io::Write>(b: &mut tar::Builder<W>, path: impl AsRef<Path>, data: &[u8], mode: u32) {
+pub fn add_file<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    path: impl AsRef<Path>,
+    data: &[u8],
+    mode: u32,
+) {
     let mut h = header(tar::EntryType::Regular, mode);
     h.set_size(data.len() as u64);
     b.append_data(&mut h, path, data).unwrap();
@@ -329,7 +446,8 @@ pub fn build_tar(fx: &Fixture) -> Vec<u8> {
     h.set_uid(1000);
     h.set_gid(1001);
     h.set_size(12);
-    b.append_data(&mut h, "./file.txt", &b"hello world\n"[..]).unwrap();
+    b.append_data(&mut h, "./file.txt", &b"hello world\n"[..])
+        .unwrap();
 
     let mut h = header(T::Directory, 0o755);
     b.append_data(&mut h, "dir/", std::io::empty()).unwrap();
@@ -363,7 +481,13 @@ pub fn build_tar(fx: &Fixture) -> Vec<u8> {
     let mut h = header(T::Directory, 0o755);
     b.append_data(&mut h, "opaque/", std::io::empty()).unwrap();
     // bsdtar style: URL-encoded name, base64 value.
-    pax_header(&mut b, &[("SCHILY.xattr.user.x", b"1"), ("LIBARCHIVE.xattr.trusted%2Ezz", b"bGFzdA==")]);
+    pax_header(
+        &mut b,
+        &[
+            ("SCHILY.xattr.user.x", b"1"),
+            ("LIBARCHIVE.xattr.trusted%2Ezz", b"bGFzdA=="),
+        ],
+    );
     add_file(&mut b, "opaque/x.txt", b"x\n", 0o644);
     b.into_inner().unwrap()
 }
@@ -381,5 +505,8 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
 
 /// A scratch directory on the build's filesystem (xattr-capable, unlike some /tmp).
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("salvor-source-test").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    tempfile::Builder::new()
+        .prefix("salvor-source-test")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
 }
