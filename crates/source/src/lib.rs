@@ -47,9 +47,9 @@ mod dir;
 mod resolve;
 mod tarsrc;
 
-pub use dir::DirSource;
-pub use resolve::{normalize, resolve_in_root};
-pub use tarsrc::{Compression, TarSource};
+pub use dir::{DirSource, MAX_XATTR_SIZE};
+pub use resolve::{normalize, resolve_in_root, MAX_SYMLINK_HOPS};
+pub use tarsrc::{Compression, TarSource, MAX_EXTENSION_HEADER};
 
 /// Errors from reading evidence. Every variant names the path it is about.
 #[derive(Debug, thiserror::Error)]
