@@ -1,1 +1,127 @@
-fn main() {}
+//! `salvor`: offline forensics of Docker hosts.
+//!
+//! This binary only wires the library crates together: `salvor-source` opens the evidence,
+//! `salvor-store` models the data-root and rebuilds layers (through `salvor-tarsplit`),
+//! `salvor-export` writes archives. Each sub-command lives in `commands/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod commands;
+mod output;
+mod progress;
+
+const EXIT_HELP: &str = "\
+EXIT CODES:
+  0  success; for `verify`, every layer rebuilt byte-exact
+  1  findings: a layer did not verify (its sha256 is not its diff_id, or files changed)
+  2  error: the evidence or an argument could not be used, or writing output failed
+
+EXAMPLES:
+  salvor --root /mnt/evidence/var/lib/docker images
+  salvor --root host-triage.tar.gz verify
+  salvor --root /mnt/evidence extract nginx:latest -o nginx.tar
+  docker load -i nginx.tar";
+
+/// Offline forensics of Docker hosts: list, verify and extract images byte-exact from a
+/// dead host's storage, without a Docker daemon and without altering the evidence.
+#[derive(Parser, Debug)]
+#[command(name = "salvor", version, after_help = EXIT_HELP)]
+pub struct Cli {
+    /// The evidence: a Docker data-root (`/var/lib/docker`), a host's root directory, or a
+    /// tar archive of either (plain, gzip or zstd). Read-only, never modified.
+    #[arg(long, short = 'r', env = "SALVOR_ROOT", global = true)]
+    pub root: Option<PathBuf>,
+    /// No progress bars or notes on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// What salvor found: data-root, layout, storage driver, counts, unreadable metadata.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List images like `docker images -a`: REPOSITORY TAG IMAGE ID CREATED SIZE.
+    Images {
+        #[arg(long)]
+        json: bool,
+        /// Show full image ids.
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// The layer tree: chain ids, diff ids, sizes, and which images use which layers.
+    Tree {
+        #[arg(long)]
+        json: bool,
+    },
+    /// An image like `docker image inspect` (or its exact config bytes with --config).
+    Inspect {
+        /// `repo:tag`, `repo@sha256:…`, or an image id (full or a unique prefix).
+        image: String,
+        /// Print the image config exactly as stored.
+        #[arg(long)]
+        config: bool,
+    },
+    /// An image's history like `docker history`.
+    History {
+        image: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Rebuild every layer of the images (all images by default) and check each sha256
+    /// against its diff_id; exit 0 only if all verify.
+    Verify {
+        images: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write images as an archive `docker load`, skopeo and umoci accept.
+    Extract {
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Output tar file (`-` for stdout), or directory with --dir.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value_t = FormatArg::Docker)]
+        format: FormatArg,
+        /// Write a directory instead of a tar.
+        #[arg(long)]
+        dir: bool,
+        /// Export layers that do not verify, as found, named by their actual digest.
+        #[arg(long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatArg {
+    /// `docker save` of Engine ≥ 25: OCI layout plus manifest.json.
+    Docker,
+    /// `docker save` of Engine ≤ 24: `<v1id>/layer.tar`.
+    DockerLegacy,
+    /// A plain OCI image layout.
+    Oci,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("salvor: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -137,6 +137,18 @@ pub struct LayerRef {
     pub size: u64,
     /// layerdb `descriptor.json`, if any.
     pub descriptor: Option<Value>,
+    /// The digest of the bytes the source will really write, when it is known to differ
+    /// from `diff_id` (evidence exported as found with `--force`). The blob is then stored
+    /// and referenced under this digest, while the config keeps claiming `diff_id`, so
+    /// `docker load` will refuse the image, as it should.
+    pub blob_digest: Option<String>,
+}
+
+impl LayerRef {
+    /// The digest the layer blob is stored and checked under.
+    pub fn blob(&self) -> &str {
+        self.blob_digest.as_deref().unwrap_or(&self.diff_id)
+    }
 }
 
 /// Error of a [`LayerSource`].
@@ -333,10 +345,11 @@ fn prepare(img: &ImageToExport) -> Result<Prepared<'_>, ExportError> {
         return Err(bad("image has no layers (the engine cannot save it)".into()));
     }
     for l in &img.layers {
-        if hex_of(&l.diff_id).is_none() {
+        if hex_of(&l.diff_id).is_none() || hex_of(l.blob()).is_none() {
             return Err(bad(format!(
-                "layer diff_id {:?} is not sha256:<64 hex>",
-                l.diff_id
+                "layer diff_id {:?} (blob {:?}) is not sha256:<64 hex>",
+                l.diff_id,
+                l.blob()
             )));
         }
     }
@@ -419,7 +432,7 @@ fn layer_desc(l: &LayerRef) -> Desc {
         platform: d.and_then(|d| d.get("platform")).and_then(platform_json),
     };
     if desc.digest.is_empty() {
-        desc.digest = l.diff_id.clone();
+        desc.digest = l.blob().to_string();
         desc.size = i64::try_from(l.size).unwrap_or(i64::MAX);
     }
     if desc.media_type.is_empty() {
@@ -554,7 +567,7 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
     let mut sizes: HashMap<&str, u64> = HashMap::new();
     for p in &prepared {
         for l in &p.img.layers {
-            if let Some(s) = sizes.insert(&l.diff_id, l.size) {
+            if let Some(s) = sizes.insert(l.blob(), l.size) {
                 if s != l.size {
                     return Err(ExportError::InvalidImage {
                         image: p.img.id.clone(),
@@ -636,11 +649,11 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                             );
                         }
                     }
-                    let h = hex_of(&l.diff_id).unwrap_or("");
+                    let h = hex_of(l.blob()).unwrap_or("");
                     plan.add(
                         &format!("blobs/sha256/{h}"),
                         Content::Layer {
-                            diff_id: l.diff_id.clone(),
+                            diff_id: l.blob().to_string(),
                             size: l.size,
                         },
                         ts,
@@ -688,9 +701,10 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                 items.push(ManifestItem {
                     config: format!("blobs/sha256/{id_hex}"),
                     repo_tags,
-                    layers: diff_ids
+                    layers: img
+                        .layers
                         .iter()
-                        .map(|d| format!("blobs/sha256/{}", hex_of(d).unwrap_or("")))
+                        .map(|l| format!("blobs/sha256/{}", hex_of(l.blob()).unwrap_or("")))
                         .collect(),
                     parent,
                     layer_sources,
@@ -719,12 +733,12 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                         ts,
                         ts,
                     );
-                    let content = match diff_paths.get(&l.diff_id) {
+                    let content = match diff_paths.get(l.blob()) {
                         Some(other) => Content::Symlink(format!("../{other}/layer.tar")),
                         None => {
-                            diff_paths.insert(l.diff_id.clone(), v1id.clone());
+                            diff_paths.insert(l.blob().to_string(), v1id.clone());
                             Content::Layer {
-                                diff_id: l.diff_id.clone(),
+                                diff_id: l.blob().to_string(),
                                 size: l.size,
                             }
                         }

@@ -42,6 +42,7 @@ fn image(tags: &[&str]) -> ImageToExport {
                 diff_id: d,
                 size: s,
                 descriptor: None,
+                blob_digest: None,
             })
             .collect(),
         parent: None,

@@ -428,3 +428,58 @@ fn size_mismatch_and_bad_input_are_errors() {
         Err(ExportError::OutputExists(_))
     ));
 }
+
+/// `--force`: a layer known not to match its diff_id is stored and referenced under the
+/// digest of what was really written; the config (and so the image id) is unchanged.
+#[test]
+fn forced_layer_is_stored_under_its_actual_digest() {
+    for format in FORMATS {
+        let (mut src, mut images) = fixture();
+        let good = images[0].layers[1].diff_id.clone();
+        let mut data = src.layers[&good].clone();
+        data[600] ^= 0xff;
+        let actual = sha(&data);
+        src.layers.insert(actual.clone(), data);
+        for img in &mut images {
+            for l in &mut img.layers {
+                if l.diff_id == good {
+                    l.blob_digest = Some(actual.clone());
+                }
+            }
+        }
+        let tmp = tempfile::tempdir().expect("tmp");
+        let out = tmp.path().join("out.tar");
+        export(
+            &images,
+            &src,
+            &ExportOptions {
+                format,
+                output: Output::Tar(out.clone()),
+                parallel: false,
+            },
+        )
+        .expect("forced export works");
+        let r = read_tar(&std::fs::read(&out).expect("read"));
+        let shas: Vec<String> = r.files.values().map(|b| sha(b)).collect();
+        assert!(
+            shas.contains(&actual),
+            "{format:?}: the as-found layer is in the archive"
+        );
+        assert!(
+            !shas.contains(&good),
+            "{format:?}: nothing claims to be the good layer"
+        );
+        let good_hex = &good["sha256:".len()..];
+        assert!(
+            !r.order.iter().any(|p| p.contains(good_hex)),
+            "{format:?}: no member named by the claimed digest"
+        );
+        if format != Format::DockerLegacy {
+            let actual_hex = &actual["sha256:".len()..];
+            assert!(r.files.contains_key(&format!("blobs/sha256/{actual_hex}")));
+        }
+        // The image config is unchanged: it still claims the original diff_id.
+        let cfg_ids = diff_ids(&images[0].config);
+        assert!(cfg_ids.contains(&good));
+    }
+}

@@ -1,1 +1,388 @@
-//! store: to be written.
+//! The Docker data-root as a model.
+//!
+//! [`Store::open`] takes any [`salvor_source::Source`] (a mounted directory, a tar archive of
+//! one, later a filesystem inside a disk image), finds the data-root in it ([`locate`]), and
+//! reads Docker's metadata into plain values:
+//!
+//! * [`Layout`]: the v2 layout (`image/<driver>/{imagedb,layerdb,repositories.json}`, Docker ≥
+//!   1.10) or the pre-1.10 `graph/` layout, read as the 1.10 migration would have read it.
+//! * [`Driver`]: which storage driver holds the layer files, and [`LayerFiles`]: where one
+//!   layer's files live in it (overlay2 `diff/` plus lowers, aufs `diff/`, a full snapshot …).
+//! * [`Image`], [`Layer`] (keyed by chain id), tags ([`reference`] normalises `busybox` to
+//!   `docker.io/library/busybox:latest` the way the engine does).
+//! * [`Problem`]: every piece of metadata that could not be read, naming the file. Loading
+//!   never stops at the first bad file: the rest of the evidence is still modelled.
+//!
+//! [`rebuild`] turns a [`Layer`] back into its exact tar stream: it streams the layer's
+//! tar-split through [`salvor_tarsplit::assemble`], reading file data through a
+//! [`rebuild::LayerFileGetter`] that resolves every name *inside* the layer's directory, and
+//! hashes the output to check it against the layer's diff_id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use salvor_source::{Source, SourceError};
+
+pub mod digest;
+pub mod legacy;
+pub mod locate;
+pub mod rebuild;
+pub mod reference;
+mod v2;
+
+pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
+pub use rebuild::{LayerFileGetter, RebuildReport, RebuildStatus};
+
+/// Upper bound on metadata files we read whole (configs, JSON indexes).
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+/// Upper bound on one-line metadata files (`diff`, `cache-id`, `size`, `link` …).
+pub const MAX_SMALL_FILE: u64 = 64 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("no Docker data-root found in {evidence}: looked for {looked}")]
+    NoDataRoot { evidence: String, looked: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Ambiguous(String),
+}
+
+impl StoreError {
+    pub fn invalid(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which metadata layout the data-root uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// `image/<driver>/…` (Docker ≥ 1.10).
+    V2,
+    /// `graph/<v1id>/…` + `repositories-<driver>` (Docker < 1.10).
+    LegacyGraph,
+}
+
+/// A storage (graph) driver.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Driver {
+    Overlay2,
+    FuseOverlayfs,
+    Overlay,
+    Aufs,
+    Vfs,
+    Btrfs,
+    Zfs,
+    Devicemapper,
+    Windowsfilter,
+    Other(String),
+}
+
+impl Driver {
+    pub fn from_name(name: &str) -> Driver {
+        match name {
+            "overlay2" => Driver::Overlay2,
+            "fuse-overlayfs" => Driver::FuseOverlayfs,
+            "overlay" => Driver::Overlay,
+            "aufs" => Driver::Aufs,
+            "vfs" => Driver::Vfs,
+            "btrfs" => Driver::Btrfs,
+            "zfs" => Driver::Zfs,
+            "devicemapper" => Driver::Devicemapper,
+            "windowsfilter" => Driver::Windowsfilter,
+            other => Driver::Other(other.to_string()),
+        }
+    }
+    pub fn name(&self) -> &str {
+        match self {
+            Driver::Overlay2 => "overlay2",
+            Driver::FuseOverlayfs => "fuse-overlayfs",
+            Driver::Overlay => "overlay",
+            Driver::Aufs => "aufs",
+            Driver::Vfs => "vfs",
+            Driver::Btrfs => "btrfs",
+            Driver::Zfs => "zfs",
+            Driver::Devicemapper => "devicemapper",
+            Driver::Windowsfilter => "windowsfilter",
+            Driver::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for Driver {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Where one layer's files live, as paths relative to the evidence root.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LayerFiles {
+    /// overlay2 / fuse-overlayfs: the layer's own `diff/`, then the lower layers' `diff/`
+    /// nearest first (the merged view the engine would read through a mount).
+    Overlay { diff: PathBuf, lowers: Vec<PathBuf> },
+    /// aufs: `aufs/diff/<id>` holds exactly the layer's files.
+    Aufs { diff: PathBuf },
+    /// A full root filesystem of the layer (vfs, btrfs, zfs, overlay v1 `root/`).
+    Snapshot { root: PathBuf },
+    /// overlay v1 layer that is not a snapshot: `upper/` over the `lower-id` layer's `root/`.
+    OverlayUpper { upper: PathBuf, lower_root: PathBuf },
+    /// The files cannot be reached offline by this build (the reason says why).
+    Unavailable { reason: String },
+}
+
+impl LayerFiles {
+    /// The directories to look a file up in, in order.
+    pub fn search_roots(&self) -> Vec<&Path> {
+        match self {
+            LayerFiles::Overlay { diff, lowers } => {
+                let mut v: Vec<&Path> = vec![diff.as_path()];
+                v.extend(lowers.iter().map(|p| p.as_path()));
+                v
+            }
+            LayerFiles::Aufs { diff } => vec![diff.as_path()],
+            LayerFiles::Snapshot { root } => vec![root.as_path()],
+            LayerFiles::OverlayUpper { upper, lower_root } => {
+                vec![upper.as_path(), lower_root.as_path()]
+            }
+            LayerFiles::Unavailable { .. } => vec![],
+        }
+    }
+}
+
+/// How a layer's tar stream is described on disk.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TarSplitRef {
+    /// A gzip'd tar-split file (`layerdb/sha256/<chain>/tar-split.json.gz`,
+    /// `graph/<id>/tar-data.json.gz`).
+    Gz { path: PathBuf },
+    /// The well-known empty layer (1024 zero bytes), synthesised.
+    EmptyLayer,
+    /// No tar-split: the layer cannot be rebuilt byte-exact.
+    Missing { reason: String },
+}
+
+/// One read-only image layer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Layer {
+    /// `sha256:<hex>`; for the legacy layout, computed like the 1.10 migration.
+    pub chain_id: String,
+    /// `sha256:<hex>` of the uncompressed layer tar. `None` only for a legacy layer whose
+    /// diff id has not been computed yet.
+    pub diff_id: Option<String>,
+    pub parent: Option<String>,
+    /// The storage driver's id for the layer's files.
+    pub cache_id: String,
+    /// `size` as the engine recorded it (bytes of the layer's files).
+    pub size: Option<u64>,
+    pub tar_split: TarSplitRef,
+    pub files: LayerFiles,
+    /// `descriptor.json` (foreign layers and layers loaded from Engine ≥ 25 archives).
+    pub descriptor: Option<serde_json::Value>,
+    /// Where the layer's metadata lives (`image/overlay2/layerdb/sha256/<hex>`).
+    pub meta_dir: PathBuf,
+}
+
+/// One image (a config in `imagedb`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Image {
+    /// `sha256:<hex>` = sha256 of the config bytes.
+    pub id: String,
+    /// Tags in familiar form (`busybox:latest`, `example.com/a/b:1`).
+    pub repo_tags: Vec<String>,
+    /// Digests in familiar form (`busybox@sha256:…`).
+    pub repo_digests: Vec<String>,
+    pub diff_ids: Vec<String>,
+    pub chain_ids: Vec<String>,
+    pub created: Option<String>,
+    pub parent: Option<String>,
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+    /// Sum of the recorded sizes of the image's layers.
+    pub size: u64,
+    /// Where the config bytes are (relative to the evidence root), or `None` when the
+    /// config was synthesised (legacy layout).
+    pub config_path: Option<PathBuf>,
+    #[serde(skip)]
+    pub config: Arc<Vec<u8>>,
+    /// `true` when the config bytes were synthesised from v1 metadata.
+    pub synthesised: bool,
+}
+
+impl Image {
+    pub fn config_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.config).ok()
+    }
+    pub fn short_id(&self) -> &str {
+        let hex = self.id.strip_prefix("sha256:").unwrap_or(&self.id);
+        &hex[..hex.len().min(12)]
+    }
+}
+
+/// A piece of evidence that could not be read or does not add up.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Problem {
+    /// The file or directory it is about (relative to the evidence root).
+    pub path: PathBuf,
+    pub what: String,
+}
+
+/// The data-root, read.
+#[derive(Debug)]
+pub struct Store {
+    pub source: Arc<dyn Source>,
+    /// The data-root inside the source ("" when the source is the data-root itself).
+    pub root: PathBuf,
+    pub layout: Layout,
+    pub driver: Driver,
+    /// Images sorted by id.
+    pub images: Vec<Image>,
+    pub layers: BTreeMap<String, Layer>,
+    pub problems: Vec<Problem>,
+}
+
+impl Store {
+    /// Finds the data-root in `source` and reads its metadata.
+    pub fn open(source: Arc<dyn Source>) -> Result<Store> {
+        let root = locate::find_data_root(source.as_ref())?;
+        Self::open_at(source, root)
+    }
+
+    /// Reads the data-root at `root` (relative to the source).
+    pub fn open_at(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
+        let mut store = if source.exists(&root.join("image")) {
+            v2::load(source.clone(), root.clone())?
+        } else if source.exists(&root.join("graph")) {
+            legacy::load(source.clone(), root.clone())?
+        } else {
+            return Err(StoreError::NoDataRoot {
+                evidence: source.describe(),
+                looked: format!("{}/image or {}/graph", root.display(), root.display()),
+            });
+        };
+        store.problems.sort();
+        store.problems.dedup();
+        Ok(store)
+    }
+
+    /// Path of something relative to the data-root.
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The layers of an image, in rootfs order (missing ones are errors naming the chain id).
+    pub fn image_layers(&self, image: &Image) -> Result<Vec<&Layer>> {
+        image
+            .chain_ids
+            .iter()
+            .map(|c| {
+                self.layers.get(c).ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "image {}: layer {} (chain id) is not in the layer store",
+                        image.short_id(),
+                        c
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Finds an image by reference (`busybox`, `busybox:1`, `docker.io/library/busybox:1`,
+    /// `busybox@sha256:…`) or by id (full or a unique prefix, with or without `sha256:`).
+    pub fn find_image(&self, query: &str) -> Result<&Image> {
+        let q = query.trim();
+        if q.is_empty() {
+            return Err(StoreError::NotFound("empty image reference".into()));
+        }
+        // 1. References.
+        if let Some(want) = reference::normalize(q) {
+            let hits: Vec<&Image> = self
+                .images
+                .iter()
+                .filter(|img| {
+                    img.repo_tags
+                        .iter()
+                        .chain(img.repo_digests.iter())
+                        .any(|t| reference::normalize(t).as_deref() == Some(want.as_str()))
+                })
+                .collect();
+            if hits.len() == 1 {
+                return Ok(hits[0]);
+            }
+        }
+        // 2. Ids.
+        let hex = q.strip_prefix("sha256:").unwrap_or(q).to_ascii_lowercase();
+        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<&Image> = self
+                .images
+                .iter()
+                .filter(|i| i.id["sha256:".len()..].starts_with(&hex))
+                .collect();
+            match hits.len() {
+                1 => return Ok(hits[0]),
+                0 => {}
+                _ => {
+                    let list: Vec<String> = hits.iter().map(|i| i.id.clone()).collect();
+                    return Err(StoreError::Ambiguous(format!(
+                        "image id prefix {q:?} is ambiguous; candidates: {}",
+                        list.join(", ")
+                    )));
+                }
+            }
+        }
+        Err(StoreError::NotFound(format!(
+            "no image matches {q:?} (try `salvor images`)"
+        )))
+    }
+
+    /// Ids of images whose parent is `id` (used to tell intermediate images).
+    pub fn children_of(&self, id: &str) -> BTreeSet<String> {
+        self.images
+            .iter()
+            .filter(|i| i.parent.as_deref() == Some(id))
+            .map(|i| i.id.clone())
+            .collect()
+    }
+
+    pub(crate) fn problem(&mut self, path: impl Into<PathBuf>, what: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            what: what.into(),
+        });
+    }
+}
+
+/// Reads a small text file and trims whitespace.
+pub(crate) fn read_small(source: &dyn Source, path: &Path) -> Result<String> {
+    let bytes = source.read_limited(path, MAX_SMALL_FILE)?;
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_string())
+        .map_err(|_| StoreError::invalid(path, "not UTF-8 text"))
+}
+
+/// Reads and parses a JSON file with the size bound.
+pub(crate) fn read_json(source: &dyn Source, path: &Path) -> Result<serde_json::Value> {
+    let bytes = source.read_limited(path, MAX_JSON_BYTES)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::invalid(path, format!("not valid JSON: {e}")))
+}

@@ -39,6 +39,7 @@ impl FakeSource {
             diff_id: d.clone(),
             size: tar.len() as u64,
             descriptor: None,
+            blob_digest: None,
         };
         self.layers.insert(d, tar);
         r

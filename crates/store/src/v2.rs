@@ -1,0 +1,463 @@
+//! The v2 layout: `image/<driver>/{imagedb,layerdb,repositories.json}` (Docker ≥ 1.10).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use salvor_source::{FileKind, Source};
+
+use crate::digest::{chain_id, chain_ids, sha256_hex, Digest};
+use crate::reference::Reference;
+use crate::{
+    read_json, read_small, Driver, Image, Layer, LayerFiles, Layout, Result, Store, TarSplitRef,
+    MAX_JSON_BYTES,
+};
+
+/// The diff id of the empty layer (1024 zero bytes).
+pub const EMPTY_LAYER: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+fn dir_names(source: &dyn Source, dir: &Path) -> Vec<String> {
+    source
+        .read_dir(dir)
+        .map(|v| {
+            v.into_iter()
+                .filter(|e| e.kind == FileKind::Dir)
+                .filter_map(|e| e.name.into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn file_names(source: &dyn Source, dir: &Path) -> Vec<String> {
+    source
+        .read_dir(dir)
+        .map(|v| {
+            v.into_iter()
+                .filter(|e| e.kind == FileKind::Regular)
+                .filter_map(|e| e.name.into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Picks the driver whose `image/<driver>` holds the most images (ties: most layers).
+fn pick_driver(source: &dyn Source, root: &Path) -> Option<String> {
+    let mut best: Option<(usize, usize, String)> = None;
+    for d in dir_names(source, &root.join("image")) {
+        let base = root.join("image").join(&d);
+        let imgs = file_names(source, &base.join("imagedb/content/sha256")).len();
+        let layers = dir_names(source, &base.join("layerdb/sha256")).len();
+        let score = (imgs, layers, d.clone());
+        if best
+            .as_ref()
+            .map(|b| (score.0, score.1) > (b.0, b.1))
+            .unwrap_or(true)
+        {
+            best = Some(score);
+        }
+    }
+    best.map(|b| b.2)
+}
+
+pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
+    let src = source.as_ref();
+    let driver_name = pick_driver(src, &root).unwrap_or_else(|| "unknown".to_string());
+    let driver = Driver::from_name(&driver_name);
+    let mut store = Store {
+        source: source.clone(),
+        root: root.clone(),
+        layout: Layout::V2,
+        driver: driver.clone(),
+        images: Vec::new(),
+        layers: BTreeMap::new(),
+        problems: Vec::new(),
+    };
+    let image_root = root.join("image").join(&driver_name);
+    for other in dir_names(src, &root.join("image")) {
+        if other != driver_name
+            && !file_names(
+                src,
+                &root
+                    .join("image")
+                    .join(&other)
+                    .join("imagedb/content/sha256"),
+            )
+            .is_empty()
+        {
+            store.problem(
+                root.join("image").join(&other),
+                format!("metadata for a second storage driver ({other}) is present; salvor reads {driver_name}, the one with the most images"),
+            );
+        }
+    }
+
+    // Layers.
+    let layerdb = image_root.join("layerdb/sha256");
+    let mut raw: BTreeMap<
+        String,
+        (
+            String,
+            Option<String>,
+            String,
+            Option<u64>,
+            PathBuf,
+            Option<serde_json::Value>,
+            bool,
+        ),
+    > = BTreeMap::new();
+    for name in dir_names(src, &layerdb) {
+        let dir = layerdb.join(&name);
+        let Some(chain) = Digest::parse_loose(&name) else {
+            if !name.ends_with("-removing") && name != "tmp" {
+                store.problem(
+                    &dir,
+                    "layerdb entry whose name is not a sha256 chain id; ignored",
+                );
+            }
+            continue;
+        };
+        let diff = match read_small(src, &dir.join("diff")) {
+            Ok(s) => match Digest::parse(&s) {
+                Some(d) => d.as_str().to_string(),
+                None => {
+                    store.problem(dir.join("diff"), format!("not a sha256 digest: {s:?}"));
+                    continue;
+                }
+            },
+            Err(e) => {
+                store.problem(dir.join("diff"), e.to_string());
+                continue;
+            }
+        };
+        let parent = match read_small(src, &dir.join("parent")) {
+            Ok(s) => match Digest::parse(&s) {
+                Some(d) => Some(d.as_str().to_string()),
+                None => {
+                    store.problem(dir.join("parent"), format!("not a sha256 digest: {s:?}"));
+                    None
+                }
+            },
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => {
+                store.problem(dir.join("parent"), e.to_string());
+                None
+            }
+        };
+        let cache_id = match read_small(src, &dir.join("cache-id")) {
+            Ok(s) if is_safe_id(&s) => s,
+            Ok(s) => {
+                store.problem(
+                    dir.join("cache-id"),
+                    format!("not a valid driver id: {s:?}"),
+                );
+                String::new()
+            }
+            Err(e) => {
+                store.problem(dir.join("cache-id"), e.to_string());
+                String::new()
+            }
+        };
+        let size = match read_small(src, &dir.join("size")) {
+            Ok(s) => match s.parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    store.problem(dir.join("size"), format!("not a size: {s:?}"));
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let descriptor = match src.read_limited(&dir.join("descriptor.json"), MAX_JSON_BYTES) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    store.problem(dir.join("descriptor.json"), format!("not valid JSON: {e}"));
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let expected = chain_id(parent.as_deref(), &diff);
+        if expected != chain.as_str() {
+            store.problem(
+                &dir,
+                format!("directory name is not the chain id of its parent and diff (expected {expected})"),
+            );
+        }
+        let has_ts = src.exists(&dir.join("tar-split.json.gz"));
+        raw.insert(
+            chain.as_str().to_string(),
+            (diff, parent, cache_id, size, dir, descriptor, has_ts),
+        );
+    }
+
+    // Resolve each layer's files (needs the parents' cache ids).
+    let cache_of: BTreeMap<String, String> =
+        raw.iter().map(|(k, v)| (k.clone(), v.2.clone())).collect();
+    let parent_of: BTreeMap<String, Option<String>> =
+        raw.iter().map(|(k, v)| (k.clone(), v.1.clone())).collect();
+    for (chain, (diff, parent, cache_id, size, dir, descriptor, has_ts)) in raw {
+        let mut ancestors = Vec::new();
+        let mut cur = parent.clone();
+        let mut guard = 0;
+        while let Some(p) = cur {
+            guard += 1;
+            if guard > 1000 || ancestors.contains(&p) || p == chain {
+                store.problem(&dir, "parent chain loops; lower layers ignored");
+                break;
+            }
+            ancestors.push(p.clone());
+            cur = parent_of.get(&p).cloned().flatten();
+        }
+        let lower_caches: Vec<String> = ancestors
+            .iter()
+            .filter_map(|a| cache_of.get(a).cloned())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let files = layer_files(src, &root, &driver, &cache_id, &lower_caches);
+        let tar_split = if has_ts {
+            TarSplitRef::Gz {
+                path: dir.join("tar-split.json.gz"),
+            }
+        } else if diff == EMPTY_LAYER {
+            TarSplitRef::EmptyLayer
+        } else {
+            store.problem(
+                dir.join("tar-split.json.gz"),
+                "missing: the layer cannot be rebuilt byte-exact",
+            );
+            TarSplitRef::Missing {
+                reason: format!("{} is missing", dir.join("tar-split.json.gz").display()),
+            }
+        };
+        if let Some(p) = &parent {
+            if !parent_of.contains_key(p) {
+                store.problem(
+                    dir.join("parent"),
+                    format!("parent layer {p} is not in the layer store"),
+                );
+            }
+        }
+        store.layers.insert(
+            chain.clone(),
+            Layer {
+                chain_id: chain,
+                diff_id: Some(diff),
+                parent,
+                cache_id,
+                size,
+                tar_split,
+                files,
+                descriptor,
+                meta_dir: dir,
+            },
+        );
+    }
+
+    // Tags.
+    let mut tags: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let repos_path = image_root.join("repositories.json");
+    match read_json(src, &repos_path) {
+        Ok(v) => {
+            if let Some(repos) = v.get("Repositories").and_then(|r| r.as_object()) {
+                for (_repo, refs) in repos {
+                    let Some(refs) = refs.as_object() else {
+                        continue;
+                    };
+                    for (r, id) in refs {
+                        let (Some(id), Some(parsed)) = (
+                            id.as_str().and_then(Digest::parse_loose),
+                            Reference::parse(r),
+                        ) else {
+                            store.problem(&repos_path, format!("unreadable entry {r:?}"));
+                            continue;
+                        };
+                        let e = tags.entry(id.as_str().to_string()).or_default();
+                        if parsed.digest.is_some() {
+                            e.1.push(parsed.familiar());
+                        } else {
+                            e.0.push(parsed.familiar());
+                        }
+                    }
+                }
+            } else {
+                store.problem(&repos_path, "no \"Repositories\" object");
+            }
+        }
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => store.problem(&repos_path, e.to_string()),
+    }
+
+    // Images.
+    let content = image_root.join("imagedb/content/sha256");
+    for name in file_names(src, &content) {
+        let path = content.join(&name);
+        let Some(id) = Digest::parse_loose(&name) else {
+            store.problem(&path, "image config whose name is not a sha256 id; ignored");
+            continue;
+        };
+        let bytes = match src.read_limited(&path, MAX_JSON_BYTES) {
+            Ok(b) => b,
+            Err(e) => {
+                store.problem(&path, e.to_string());
+                continue;
+            }
+        };
+        let actual = sha256_hex(&bytes);
+        if actual != id.as_str() {
+            store.problem(
+                &path,
+                format!("config bytes hash to {actual}, not to the image id in its name"),
+            );
+        }
+        let cfg: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                store.problem(&path, format!("not valid JSON: {e}"));
+                continue;
+            }
+        };
+        let diff_ids: Vec<String> = cfg
+            .pointer("/rootfs/diff_ids")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().and_then(Digest::parse))
+                    .map(|d| d.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let chains = chain_ids(&diff_ids);
+        let size = chains
+            .iter()
+            .filter_map(|c| store.layers.get(c))
+            .filter_map(|l| l.size)
+            .sum();
+        for c in &chains {
+            if !store.layers.contains_key(c) {
+                store.problem(
+                    &path,
+                    format!("layer {c} of this image is not in the layer store"),
+                );
+            }
+        }
+        let meta = image_root.join("imagedb/metadata/sha256").join(id.hex());
+        let parent = read_small(src, &meta.join("parent"))
+            .ok()
+            .and_then(|s| Digest::parse(&s))
+            .map(|d| d.as_str().to_string());
+        let (mut repo_tags, mut repo_digests) = tags.remove(id.as_str()).unwrap_or_default();
+        repo_tags.sort();
+        repo_digests.sort();
+        store.images.push(Image {
+            id: id.as_str().to_string(),
+            repo_tags,
+            repo_digests,
+            diff_ids,
+            chain_ids: chains,
+            created: cfg
+                .get("created")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            parent,
+            architecture: cfg
+                .get("architecture")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            os: cfg.get("os").and_then(|v| v.as_str()).map(str::to_string),
+            size,
+            config_path: Some(path),
+            config: Arc::new(bytes),
+            synthesised: false,
+        });
+    }
+    for (id, _) in tags {
+        store.problem(
+            &repos_path,
+            format!("a tag points at image {id}, whose config is missing"),
+        );
+    }
+    store.images.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(store)
+}
+
+pub(crate) fn is_not_found(e: &crate::StoreError) -> bool {
+    matches!(e, crate::StoreError::Source(s) if s.is_not_found())
+}
+
+/// Driver ids are hex, optionally with `-init`; nothing that could be a path.
+pub(crate) fn is_safe_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && s != "."
+        && s != ".."
+}
+
+/// Where a layer's files live for a driver.
+pub(crate) fn layer_files(
+    src: &dyn Source,
+    root: &Path,
+    driver: &Driver,
+    cache_id: &str,
+    lower_caches: &[String],
+) -> LayerFiles {
+    if cache_id.is_empty() {
+        return LayerFiles::Unavailable {
+            reason: "the layer has no usable cache-id".into(),
+        };
+    }
+    let exists_dir = |p: &Path| matches!(src.metadata(p), Ok(m) if m.kind == FileKind::Dir);
+    let found = |p: PathBuf| -> LayerFiles {
+        if exists_dir(&p) {
+            LayerFiles::Snapshot { root: p }
+        } else {
+            LayerFiles::Unavailable {
+                reason: format!("{} is missing", p.display()),
+            }
+        }
+    };
+    match driver {
+        Driver::Overlay2 | Driver::FuseOverlayfs => {
+            let base = root.join(driver.name());
+            let diff = base.join(cache_id).join("diff");
+            if !exists_dir(&diff) {
+                return LayerFiles::Unavailable { reason: format!("{} is missing", diff.display()) };
+            }
+            let lowers = lower_caches.iter().map(|c| base.join(c).join("diff")).filter(|p| exists_dir(p)).collect();
+            LayerFiles::Overlay { diff, lowers }
+        }
+        Driver::Aufs => {
+            let diff = root.join("aufs/diff").join(cache_id);
+            if exists_dir(&diff) {
+                LayerFiles::Aufs { diff }
+            } else {
+                LayerFiles::Unavailable { reason: format!("{} is missing", diff.display()) }
+            }
+        }
+        Driver::Vfs => found(root.join("vfs/dir").join(cache_id)),
+        Driver::Btrfs => found(root.join("btrfs/subvolumes").join(cache_id)),
+        Driver::Zfs => found(root.join("zfs/graph").join(cache_id)),
+        Driver::Overlay => {
+            let base = root.join("overlay").join(cache_id);
+            if exists_dir(&base.join("root")) {
+                return LayerFiles::Snapshot { root: base.join("root") };
+            }
+            let lower = read_small(src, &base.join("lower-id")).ok().filter(|s| is_safe_id(s));
+            match lower {
+                Some(l) if exists_dir(&base.join("upper")) => LayerFiles::OverlayUpper {
+                    upper: base.join("upper"),
+                    lower_root: root.join("overlay").join(l).join("root"),
+                },
+                _ => LayerFiles::Unavailable { reason: format!("{} has neither root/ nor upper/ + lower-id", base.display()) },
+            }
+        }
+        Driver::Devicemapper => LayerFiles::Unavailable {
+            reason: "devicemapper keeps layers in a thin pool; reading it needs the disk-image reader, which this build does not have yet".into(),
+        },
+        Driver::Windowsfilter => LayerFiles::Unavailable { reason: "windowsfilter layers are not supported".into() },
+        Driver::Other(name) => LayerFiles::Unavailable { reason: format!("unknown storage driver {name:?}") },
+    }
+}

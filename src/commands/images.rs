@@ -1,0 +1,241 @@
+//! `info`, `images`, `tree`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use salvor_store::{reference::Reference, Store};
+use serde_json::json;
+
+use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
+
+pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
+    let containers = 0;
+    let v = json!({
+        "evidence": store.source.describe(),
+        "data_root": format!("/{}", store.root.display()),
+        "layout": store.layout,
+        "driver": store.driver,
+        "images": store.images.len(),
+        "layers": store.layers.len(),
+        "containers": containers,
+        "problems": store.problems,
+    });
+    if json {
+        print_json(&v)?;
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Evidence:        {}", store.source.describe())?;
+    writeln!(out, "Data root:       /{}", store.root.display())?;
+    writeln!(
+        out,
+        "Layout:          {}",
+        match store.layout {
+            salvor_store::Layout::V2 => "v2 (image/<driver>/imagedb, layerdb; Docker >= 1.10)",
+            salvor_store::Layout::LegacyGraph =>
+                "legacy graph/ (Docker < 1.10; ids computed as the 1.10 migration would)",
+        }
+    )?;
+    writeln!(out, "Storage driver:  {}", store.driver)?;
+    writeln!(out, "Images:          {}", store.images.len())?;
+    writeln!(out, "Layers:          {}", store.layers.len())?;
+    if store.problems.is_empty() {
+        writeln!(out, "Problems:        none")?;
+    } else {
+        writeln!(out, "Problems:        {}", store.problems.len())?;
+        for p in &store.problems {
+            writeln!(
+                out,
+                "  /{}: {}",
+                printable(&p.path.display().to_string()),
+                printable(&p.what)
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+/// One row of `docker images`: (repository, tag).
+fn repo_tag_rows(img: &salvor_store::Image) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = img
+        .repo_tags
+        .iter()
+        .filter_map(|t| Reference::parse(t))
+        .map(|r| (r.familiar_name(), r.tag.unwrap_or_else(|| "<none>".into())))
+        .collect();
+    if rows.is_empty() {
+        let repo = img
+            .repo_digests
+            .iter()
+            .filter_map(|d| Reference::parse(d))
+            .map(|r| r.familiar_name())
+            .next();
+        rows.push((repo.unwrap_or_else(|| "<none>".into()), "<none>".into()));
+    }
+    rows
+}
+
+pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
+    let mut imgs: Vec<&salvor_store::Image> = store.images.iter().collect();
+    // Newest first, like docker; ties by id for determinism.
+    imgs.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    if json {
+        let v: Vec<_> = imgs
+            .iter()
+            .map(|i| {
+                json!({
+                    "id": i.id,
+                    "tags": i.repo_tags,
+                    "digests": i.repo_digests,
+                    "diff_ids": i.diff_ids,
+                    "chain_ids": i.chain_ids,
+                    "parent": i.parent,
+                    "created": i.created,
+                    "size": i.size,
+                    "architecture": i.architecture,
+                    "os": i.os,
+                    "config_synthesised": i.synthesised,
+                })
+            })
+            .collect();
+        print_json(&v)?;
+        return Ok(0);
+    }
+    let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+    for img in imgs {
+        let id = if no_trunc {
+            img.id.clone()
+        } else {
+            short_id(&img.id)
+        };
+        for (repo, tag) in repo_tag_rows(img) {
+            t.row(vec![
+                printable(&repo),
+                printable(&tag),
+                id.clone(),
+                short_time(img.created.as_deref()),
+                human_size(img.size),
+            ]);
+        }
+    }
+    t.print(&mut std::io::stdout().lock())?;
+    Ok(0)
+}
+
+pub fn tree(store: &Store, json: bool) -> anyhow::Result<u8> {
+    // Which images end at which layer (top chain id).
+    let mut tops: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut users: BTreeMap<&str, usize> = BTreeMap::new();
+    for img in &store.images {
+        if let Some(top) = img.chain_ids.last() {
+            let name = img
+                .repo_tags
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "<none>".into());
+            tops.entry(top.as_str())
+                .or_default()
+                .push(format!("{} {}", short_id(&img.id), name));
+        }
+        for c in &img.chain_ids {
+            *users.entry(c.as_str()).or_default() += 1;
+        }
+    }
+    let mut children: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
+    for l in store.layers.values() {
+        let parent = l
+            .parent
+            .as_deref()
+            .filter(|p| store.layers.contains_key(*p));
+        children
+            .entry(parent)
+            .or_default()
+            .push(l.chain_id.as_str());
+    }
+    if json {
+        let v: Vec<_> = store
+            .layers
+            .values()
+            .map(|l| {
+                json!({
+                    "chain_id": l.chain_id,
+                    "diff_id": l.diff_id,
+                    "parent": l.parent,
+                    "cache_id": l.cache_id,
+                    "size": l.size,
+                    "files": l.files,
+                    "tar_split": l.tar_split,
+                    "images": tops.get(l.chain_id.as_str()).cloned().unwrap_or_default(),
+                    "used_by_images": users.get(l.chain_id.as_str()).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        print_json(&v)?;
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    fn walk(
+        out: &mut dyn Write,
+        store: &Store,
+        children: &BTreeMap<Option<&str>, Vec<&str>>,
+        tops: &BTreeMap<&str, Vec<String>>,
+        users: &BTreeMap<&str, usize>,
+        node: &str,
+        prefix: &str,
+        last: bool,
+        depth: usize,
+    ) -> std::io::Result<()> {
+        let Some(l) = store.layers.get(node) else {
+            return Ok(());
+        };
+        let branch = if depth == 0 {
+            ""
+        } else if last {
+            "└─ "
+        } else {
+            "├─ "
+        };
+        let size = l.size.map(human_size).unwrap_or_else(|| "?".into());
+        let mut line = format!(
+            "{prefix}{branch}{} diff {} {} (used by {} image(s))",
+            short_id(&l.chain_id),
+            l.diff_id
+                .as_deref()
+                .map(short_id)
+                .unwrap_or_else(|| "?".into()),
+            size,
+            users.get(node).copied().unwrap_or(0)
+        );
+        if let Some(t) = tops.get(node) {
+            line.push_str(&format!("  <- {}", t.join(", ")));
+        }
+        writeln!(out, "{}", printable(&line))?;
+        if depth > 256 {
+            return Ok(());
+        }
+        let kids = children.get(&Some(node)).cloned().unwrap_or_default();
+        let next_prefix = if depth == 0 {
+            prefix.to_string()
+        } else {
+            format!("{prefix}{}", if last { "   " } else { "│  " })
+        };
+        for (i, k) in kids.iter().enumerate() {
+            walk(
+                out,
+                store,
+                children,
+                tops,
+                users,
+                k,
+                &next_prefix,
+                i + 1 == kids.len(),
+                depth + 1,
+            )?;
+        }
+        Ok(())
+    }
+    for root in children.get(&None).cloned().unwrap_or_default() {
+        walk(&mut out, store, &children, &tops, &users, root, "", true, 0)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,150 @@
+//! Output helpers: docker-like tables, human sizes, timestamps, JSON.
+
+use std::io::{self, Write};
+
+/// Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, `%.3g`.
+pub fn human_size(size: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut s = size as f64;
+    let mut i = 0;
+    while s >= 1000.0 && i < UNITS.len() - 1 {
+        s /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", format_g(s, 3), UNITS[i])
+}
+
+/// C's `%.{prec}g`.
+pub fn format_g(v: f64, prec: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let exp = v.abs().log10().floor() as i32;
+    // Round to `prec` significant digits first, as printf does, then decide the style.
+    let e = format!("{:.*e}", prec - 1, v);
+    let (mant, exp_s) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp_r: i32 = exp_s.parse().unwrap_or(exp);
+    if exp_r < -4 || exp_r >= prec as i32 {
+        let m = trim_zeros(mant);
+        let sign = if exp_r < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp_r.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp_r).max(0) as usize;
+        trim_zeros(&format!("{:.*}", decimals, v))
+    }
+}
+
+fn trim_zeros(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// `2018-04-05T10:41:28.876407948Z` → `2018-04-05 10:41:28 UTC` (deterministic, unlike
+/// docker's "2 years ago").
+pub fn short_time(rfc3339: Option<&str>) -> String {
+    match rfc3339 {
+        None => "-".into(),
+        Some(t) => {
+            let t = t.trim();
+            if t.len() >= 19 && t.as_bytes().get(10) == Some(&b'T') {
+                let rest = &t[19..];
+                let zone = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+                let zone = if zone == "Z" || zone.is_empty() {
+                    "UTC".to_string()
+                } else {
+                    zone.to_string()
+                };
+                format!("{} {} {}", &t[..10], &t[11..19], zone)
+            } else {
+                t.to_string()
+            }
+        }
+    }
+}
+
+/// Strips `sha256:` and cuts to 12 hex digits.
+pub fn short_id(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.chars().take(12).collect()
+}
+
+/// A left-aligned table with docker's three-space column gaps.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Self {
+        Table {
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+    pub fn print(&self, out: &mut dyn Write) -> io::Result<()> {
+        let n = self.header.len();
+        let mut w = vec![0usize; n];
+        for r in std::iter::once(&self.header).chain(self.rows.iter()) {
+            for (i, c) in r.iter().enumerate().take(n) {
+                w[i] = w[i].max(c.chars().count());
+            }
+        }
+        for r in std::iter::once(&self.header).chain(self.rows.iter()) {
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate().take(n) {
+                line.push_str(c);
+                if i + 1 < n {
+                    let pad = w[i] - c.chars().count() + 3;
+                    line.extend(std::iter::repeat(' ').take(pad));
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// Pretty JSON with a trailing newline.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let stdout = io::stdout();
+    let mut lock = stdout.lock();
+    serde_json::to_writer_pretty(&mut lock, value)?;
+    writeln!(lock)?;
+    Ok(())
+}
+
+/// Replaces control characters so that hostile names cannot drive the terminal.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(1146369), "1.15MB");
+        assert_eq!(human_size(4_410_000), "4.41MB");
+        assert_eq!(human_size(999_999), "1e+03kB");
+        assert_eq!(human_size(123_456_789), "123MB");
+    }
+    #[test]
+    fn times_are_absolute() {
+        assert_eq!(
+            short_time(Some("2018-04-05T10:41:28.876407948Z")),
+            "2018-04-05 10:41:28 UTC"
+        );
+        assert_eq!(short_time(None), "-");
+    }
+}
