@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn streaming_and_zeros() {
         let mut data = b"hello".to_vec();
-        data.extend(std::iter::repeat(0u8).take(100_000));
+        data.extend_from_slice(&[0u8; 100_000]);
         data.extend_from_slice(b"world");
         let mut h = Crc64Hasher::new();
         h.update(b"hello");

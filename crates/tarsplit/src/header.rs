@@ -385,7 +385,7 @@ fn parse_pax(buf: &[u8]) -> Result<Records, HdrErr> {
         s = &s[n..];
         match k {
             b"GNU.sparse.offset" | b"GNU.sparse.numbytes" => {
-                let want_offset = sparse_map.len() % 2 == 0;
+                let want_offset = sparse_map.len() & 1 == 0;
                 if (want_offset && k != b"GNU.sparse.offset")
                     || (!want_offset && k != b"GNU.sparse.numbytes")
                     || v.contains(&b',')
@@ -724,10 +724,8 @@ fn merge_pax(hdr: &mut Hdr, recs: &Records) -> Result<(), HdrErr> {
             b"uid" | b"gid" => {
                 go_parse_int(v).ok_or_else(|| bad("invalid PAX uid/gid"))?;
             }
-            b"atime" | b"mtime" | b"ctime" => {
-                if !valid_pax_time(v) {
-                    return Err(bad("invalid PAX time"));
-                }
+            b"atime" | b"mtime" | b"ctime" if !valid_pax_time(v) => {
+                return Err(bad("invalid PAX time"));
             }
             _ => {}
         }
