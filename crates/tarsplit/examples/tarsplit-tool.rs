@@ -1,5 +1,5 @@
 //! Small debugging tool: `tarsplit-tool disasm < x.tar > x.json`,
-//! `tarsplit-tool size < x.json`, `tarsplit-tool bench FILE` (assemble one file, report MB/s).
+//! `tarsplit-tool size < x.json`, `tarsplit-tool bench FILE [sha256]` (assemble one file to a sink or a SHA-256 hasher, report MB/s).
 use std::io::{self, Read, Seek, Write};
 
 use salvor_tarsplit::{
@@ -21,6 +21,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("disasm") => {
             let r = disassemble(io::stdin().lock(), io::stdout().lock())?;
             eprintln!("{r:?}");
+        }
+        Some("shaonly") => {
+            let mut f = std::fs::File::open(args.get(2).ok_or("shaonly FILE")?)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut h = <sha2::Sha256 as sha2::Digest>::new();
+            let t = std::time::Instant::now();
+            let mut total = 0u64;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                sha2::Digest::update(&mut h, &buf[..n]);
+                total += n as u64;
+            }
+            let dt = t.elapsed().as_secs_f64();
+            println!(
+                "read+sha256 {total} bytes: {:.0} MB/s",
+                total as f64 / dt / 1e6
+            );
         }
         Some("size") => println!("{}", assembled_size(Unpacker::new(io::stdin().lock()))?),
         Some("bench") => {
@@ -50,9 +70,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 b64(&crc.finalize()),
                 b64(&[0u8; 1024])
             );
+            struct Sha(sha2::Sha256);
+            impl Write for Sha {
+                fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                    sha2::Digest::update(&mut self.0, b);
+                    Ok(b.len())
+                }
+                fn flush(&mut self) -> io::Result<()> {
+                    Ok(())
+                }
+            }
+            let with_sha = args.get(3).map(String::as_str) == Some("sha256");
             let t = std::time::Instant::now();
-            let mut out = io::sink();
-            let rep = assemble(Unpacker::new(json.as_bytes()), &OneFile(path), &mut out)?;
+            let mut sink = io::sink();
+            let mut sha = Sha(<sha2::Sha256 as sha2::Digest>::new());
+            let out: &mut dyn Write = if with_sha { &mut sha } else { &mut sink };
+            let rep = assemble(Unpacker::new(json.as_bytes()), &OneFile(path), out)?;
             let dt = t.elapsed().as_secs_f64();
             out.flush()?;
             println!(

@@ -121,6 +121,8 @@ impl AssemblyReport {
 }
 
 const COPY_BUF: usize = 1 << 20;
+/// Files at least this large get their CRC computed on a helper thread.
+const PARALLEL_CRC_MIN: u64 = 8 << 20;
 /// Raw bytes kept for header parsing between two file entries.
 const MAX_PENDING: usize = 8 << 20;
 const MAX_DUPLICATES_LISTED: usize = 1000;
@@ -432,6 +434,88 @@ impl<'a> Assembler<'a> {
         }
     }
 
+    /// Copies up to `n` bytes from `r`, computing the CRC on a helper thread so that it
+    /// overlaps with the caller's work in `out` (typically SHA-256). Returns bytes copied.
+    fn copy_n_parallel(
+        &mut self,
+        r: &mut dyn FileReader,
+        n: u64,
+        crc: &mut Crc64Hasher,
+        out: &mut Out<'_>,
+        at: EntryAt,
+        findings: &mut Vec<FindingKind>,
+    ) -> Result<u64, TarSplitError> {
+        use std::sync::mpsc;
+        let (to_crc, crc_rx) = mpsc::sync_channel::<Vec<u8>>(2);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(move || {
+                let mut h = Crc64Hasher::new();
+                for b in crc_rx {
+                    h.update(&b);
+                    if back_tx.send(b).is_err() {
+                        break;
+                    }
+                }
+                h
+            });
+            let mut pool: Vec<Vec<u8>> = Vec::new();
+            let mut made = 0;
+            let mut done = 0u64;
+            let mut result = Ok(());
+            while done < n {
+                let mut b = match pool.pop() {
+                    Some(b) => b,
+                    None if made < 4 => {
+                        made += 1;
+                        vec![0u8; COPY_BUF]
+                    }
+                    None => match back_rx.recv() {
+                        Ok(b) => b,
+                        Err(_) => break,
+                    },
+                };
+                b.resize(COPY_BUF, 0);
+                let want = (n - done).min(COPY_BUF as u64) as usize;
+                let k = match header::read_full(r, &mut b[..want]) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        findings.push(FindingKind::ReadError {
+                            detail: format!("after {done} bytes: {e}"),
+                        });
+                        break;
+                    }
+                };
+                if k == 0 {
+                    break;
+                }
+                b.truncate(k);
+                if let Err(e) = out.write(&b, at) {
+                    result = Err(e);
+                    break;
+                }
+                done += k as u64;
+                if to_crc.send(b).is_err() {
+                    break;
+                }
+                while let Ok(b) = back_rx.try_recv() {
+                    pool.push(b);
+                }
+                if k < want {
+                    break;
+                }
+            }
+            drop(to_crc);
+            match worker.join() {
+                Ok(h) => *crc = h,
+                Err(_) => findings.push(FindingKind::ReadError {
+                    detail: "checksum thread failed".into(),
+                }),
+            }
+            result.map(|()| done)
+        })
+    }
+
     /// Copies up to `n` bytes from `r`; returns bytes copied (short on EOF or error).
     fn copy_n(
         &mut self,
@@ -496,7 +580,11 @@ impl<'a> Assembler<'a> {
             return out.zeros(size, &self.zero, at);
         };
         let mut crc = Crc64Hasher::new();
-        let n = self.copy_n(&mut *r, size, &mut crc, out, at, findings)?;
+        let n = if self.verify_crc && size >= PARALLEL_CRC_MIN {
+            self.copy_n_parallel(&mut *r, size, &mut crc, out, at, findings)?
+        } else {
+            self.copy_n(&mut *r, size, &mut crc, out, at, findings)?
+        };
         if n < size {
             let read_failed = findings
                 .iter()

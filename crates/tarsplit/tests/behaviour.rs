@@ -494,3 +494,40 @@ mod prop {
         }
     }
 }
+
+/// Files >= 8 MiB take the path that checksums on a helper thread.
+#[test]
+fn large_file_parallel_crc_path() {
+    let size = (9 << 20) + 3;
+    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    let mut tar = ustar_header("big", b'0', size as u64).to_vec();
+    tar.extend_from_slice(&data);
+    tar.resize(tar.len() + (512 - size % 512) % 512 + 1024, 0);
+    let (json, store) = disasm_with_store(&tar);
+    let mut out = Vec::new();
+    let rep = assemble(Unpacker::new(&json[..]), &store, &mut out).unwrap();
+    assert!(out == tar && rep.findings.is_empty());
+    let mut bad = data.clone();
+    bad[size - 1] ^= 0xff;
+    let mut s = MemStore::default();
+    s.insert(b"big", &bad);
+    let rep = assemble(Unpacker::new(&json[..]), &s, &mut std::io::sink()).unwrap();
+    assert!(matches!(
+        rep.findings[..],
+        [Finding {
+            kind: FindingKind::CrcMismatch { .. },
+            ..
+        }]
+    ));
+    s.insert(b"big", &data[..size - 10]);
+    let mut out = Vec::new();
+    let rep = assemble(Unpacker::new(&json[..]), &s, &mut out).unwrap();
+    assert_eq!(out.len(), tar.len());
+    assert_eq!(
+        rep.findings[0].kind,
+        FindingKind::SizeMismatch {
+            expected: size as u64,
+            found: size as u64 - 10
+        }
+    );
+}
