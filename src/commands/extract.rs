@@ -17,7 +17,7 @@ use salvor_export::{
 use salvor_store::{Layer, RebuildReport, RebuildStatus, Store};
 use serde_json::json;
 
-use crate::commands::verify::{select_images, verify_layers};
+use crate::commands::verify::verify_layers;
 use crate::commands::EXIT_FINDINGS;
 use crate::output::{human_size, print_json, short_id};
 use crate::progress::bytes_bar;
@@ -108,7 +108,23 @@ pub fn extract(
     json_out: bool,
     quiet: bool,
 ) -> anyhow::Result<u8> {
-    let images = select_images(store, queries)?;
+    // As `docker save`: each query brings its image(s) and the tags it names.
+    let mut selected: Vec<(&salvor_store::Image, Vec<String>)> = Vec::new();
+    for q in queries {
+        for (img, tags) in store.select_for_save(q)? {
+            match selected.iter_mut().find(|(i, _)| i.id == img.id) {
+                Some((_, have)) => {
+                    for t in tags {
+                        if !have.contains(&t) {
+                            have.push(t);
+                        }
+                    }
+                }
+                None => selected.push((img, tags)),
+            }
+        }
+    }
+    let images: Vec<&salvor_store::Image> = selected.iter().map(|(i, _)| *i).collect();
     // With --force, find out first which layers do not verify and what they hash to.
     let mut forced: BTreeMap<String, RebuildReport> = BTreeMap::new();
     if force {
@@ -125,7 +141,7 @@ pub fn extract(
     let mut to_export = Vec::new();
     let mut by_digest: BTreeMap<String, &Layer> = BTreeMap::new();
     let mut total = 0u64;
-    for img in &images {
+    for (img, tags) in &selected {
         let layers = store.image_layers(img)?;
         let mut refs = Vec::new();
         for l in layers {
@@ -159,7 +175,7 @@ pub fn extract(
         to_export.push(ImageToExport {
             id: img.id.clone(),
             config: img.config.as_ref().clone(),
-            repo_tags: img.repo_tags.clone(),
+            repo_tags: tags.clone(),
             layers: refs,
             parent: img.parent.clone(),
         });

@@ -21,6 +21,19 @@ pub fn inspect(store: &Store, query: &str, raw_config: bool) -> anyhow::Result<u
             .unwrap_or("")
             .to_string()
     };
+    // As the engine's inspect: the config's comment, else the last history entry's.
+    let mut comment = s("comment");
+    if comment.is_empty() {
+        if let Some(c) = cfg
+            .get("history")
+            .and_then(|h| h.as_array())
+            .and_then(|h| h.last())
+            .and_then(|h| h.get("comment"))
+            .and_then(|c| c.as_str())
+        {
+            comment = c.to_string();
+        }
+    }
     let graph_driver = match store
         .image_layers(img)
         .ok()
@@ -43,7 +56,7 @@ pub fn inspect(store: &Store, query: &str, raw_config: bool) -> anyhow::Result<u
         "RepoTags": img.repo_tags,
         "RepoDigests": img.repo_digests,
         "Parent": img.parent.clone().unwrap_or_default(),
-        "Comment": s("comment"),
+        "Comment": comment,
         "Created": s("created"),
         "Container": s("container"),
         "ContainerConfig": get("container_config"),

@@ -355,6 +355,54 @@ impl Store {
         )))
     }
 
+    /// What `docker save QUERY` would write: the images and, for each, the tags that go
+    /// into the archive. A `repo:tag` gives that tag; a bare repository name gives every
+    /// tagged image of that repository with its tags there; an id or digest gives no tag.
+    pub fn select_for_save(&self, query: &str) -> Result<Vec<(&Image, Vec<String>)>> {
+        let q = query.trim();
+        let parsed = reference::Reference::parse(q);
+        if let Some(r) = &parsed {
+            let has_tag =
+                q.rsplit('/').next().is_some_and(|last| last.contains(':')) && r.tag.is_some();
+            if r.digest.is_none() && !has_tag {
+                // Bare repository: every tag of it.
+                let mut out = Vec::new();
+                for img in &self.images {
+                    let tags: Vec<String> = img
+                        .repo_tags
+                        .iter()
+                        .filter(|t| {
+                            reference::Reference::parse(t)
+                                .is_some_and(|tr| tr.domain == r.domain && tr.path == r.path)
+                        })
+                        .cloned()
+                        .collect();
+                    if !tags.is_empty() {
+                        out.push((img, tags));
+                    }
+                }
+                if !out.is_empty() {
+                    return Ok(out);
+                }
+            } else if r.digest.is_none() {
+                let want = r.normalized();
+                if let Some(img) = self.images.iter().find(|i| {
+                    i.repo_tags
+                        .iter()
+                        .any(|t| reference::normalize(t).as_deref() == Some(want.as_str()))
+                }) {
+                    let tag = img
+                        .repo_tags
+                        .iter()
+                        .find(|t| reference::normalize(t).as_deref() == Some(want.as_str()))
+                        .cloned();
+                    return Ok(vec![(img, tag.into_iter().collect())]);
+                }
+            }
+        }
+        Ok(vec![(self.find_image(q)?, Vec::new())])
+    }
+
     /// Ids of images whose parent is `id` (used to tell intermediate images).
     pub fn children_of(&self, id: &str) -> BTreeSet<String> {
         self.images
