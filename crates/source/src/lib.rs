@@ -253,3 +253,65 @@ pub fn open_evidence(path: &Path) -> Result<Box<dyn Source>> {
         ))
     }
 }
+
+/// A read-only block device: a raw disk image, a partition of one, a logical volume, a
+/// virtual disk (qcow2, VMDK, VHDX, E01) or a dm-thin device. Filesystem readers (ext4,
+/// XFS) read through it and implement [`Source`] on top.
+pub trait BlockDevice: Send + Sync + fmt::Debug {
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// Reads up to `buf.len()` bytes at `offset`; returns 0 only at or past the end.
+    /// Regions that are not allocated (holes, unallocated clusters) read as zeros.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// A short human description (`qcow2 host.qcow2`, `partition 3 of disk.raw`).
+    fn describe(&self) -> String;
+
+    /// Fills `buf` completely from `offset`, or fails with `UnexpectedEof`.
+    fn read_exact_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.read_at(offset, buf)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{}: read past the end at offset {offset}", self.describe()),
+                ));
+            }
+            offset += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+}
+
+/// A regular file (a raw image) as a [`BlockDevice`], opened read-only.
+#[derive(Debug)]
+pub struct FileDevice {
+    file: std::fs::File,
+    size: u64,
+    path: PathBuf,
+}
+
+impl FileDevice {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new().read(true).open(path).map_err(|e| SourceError::io(path, e))?;
+        let size = file.metadata().map_err(|e| SourceError::io(path, e))?.len();
+        Ok(FileDevice { file, size, path: path.to_path_buf() })
+    }
+}
+
+impl BlockDevice for FileDevice {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        if offset >= self.size {
+            return Ok(0);
+        }
+        let max = ((self.size - offset).min(buf.len() as u64)) as usize;
+        self.file.read_at(&mut buf[..max], offset)
+    }
+    fn describe(&self) -> String {
+        format!("raw image {}", self.path.display())
+    }
+}
