@@ -45,6 +45,11 @@ rm -f "$WORK/out.tar"
 t0=$(now); /usr/bin/time -f "%M" -o "$WORK/rss-extract" "$BIN" -q --root "$WORK/data-root" extract bench:latest -o "$WORK/out.tar" > /dev/null; t1=$(now)
 extract_s=$(secs "$t0" "$t1"); extract_mb=$(mb "$total" "$extract_s")
 
+t0=$(now); "$BIN" -q --root "$WORK/data-root" extract bench:latest -o - > /dev/null; t1=$(now)
+stdout_mb=$(mb "$total" "$(secs "$t0" "$t1")")
+t0=$(now); dd if=/dev/zero of="$WORK/ddtest" bs=1M count=$((total / 1048576)) 2>/dev/null; t1=$(now); rm -f "$WORK/ddtest"
+dd_mb=$(mb "$total" "$(secs "$t0" "$t1")")
+
 # Single-layer stream: verify with one rayon thread, so the per-stream speed is visible.
 t0=$(now); RAYON_NUM_THREADS=1 "$BIN" -q --root "$WORK/data-root" verify > /dev/null; t1=$(now)
 stream_mb=$(mb "$total" "$(secs "$t0" "$t1")")
@@ -53,6 +58,8 @@ echo "layer bytes:                $total in $LAYERS layer(s)"
 echo "sha256 floor (openssl, 1 core): $floor MB/s"
 echo "salvor verify (1 thread):    $stream_mb MB/s  ratio to floor $(python3 -c "print(f'{$stream_mb/$floor:.2f}')")"
 echo "salvor verify (all cores):   $verify_mb MB/s  ratio to floor $(python3 -c "print(f'{$verify_mb/$floor:.2f}')")  peak RSS $(cat "$WORK/rss-verify") KiB"
+echo "salvor extract (to stdout, discarded): $stdout_mb MB/s  ratio to floor $(python3 -c "print(f'{$stdout_mb/$floor:.2f}')")  (CPU-bound: archive sha256 on a helper thread)"
+echo "disk write ceiling (dd):     $dd_mb MB/s"
 echo "salvor extract (tar):        $extract_mb MB/s  ratio to floor $(python3 -c "print(f'{$extract_mb/$floor:.2f}')")  peak RSS $(cat "$WORK/rss-extract") KiB"
 
 if bash fixtures/engine/check-engine.sh >/dev/null 2>&1; then

@@ -75,6 +75,11 @@ impl Write for ProgressWriter<'_, '_> {
 }
 
 impl LayerSource for StoreLayers<'_> {
+    /// `Store::rebuild_layer` hashes exactly the bytes it writes.
+    fn digests_what_it_writes(&self) -> bool {
+        true
+    }
+
     fn write_layer(&self, digest: &str, out: &mut dyn Write) -> Result<String, LayerError> {
         let layer = self
             .by_digest

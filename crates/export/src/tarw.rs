@@ -92,18 +92,57 @@ pub(crate) fn header(
 }
 
 /// The outer archive stream: counts and hashes everything written.
+/// The tar stream being written. The sha256 of the whole archive is computed on a helper
+/// thread, fed 1 MiB chunks through a bounded channel, so that hashing the archive does not
+/// slow down the layer streams (which are hashed on the writing thread).
 pub(crate) struct TarOut<W: Write> {
     inner: W,
-    hasher: Sha256,
+    chunk: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    recycle: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: Option<std::thread::JoinHandle<String>>,
     pub(crate) bytes: u64,
 }
 
+const CHUNK: usize = 1 << 20;
+
 impl<W: Write> TarOut<W> {
     pub(crate) fn new(inner: W) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (back_tx, recycle) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let worker = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for mut c in rx {
+                h.update(&c);
+                c.clear();
+                let _ = back_tx.try_send(c);
+            }
+            hex::encode(h.finalize())
+        });
         TarOut {
             inner,
-            hasher: Sha256::new(),
+            chunk: Vec::with_capacity(CHUNK),
+            tx: Some(tx),
+            recycle,
+            worker: Some(worker),
             bytes: 0,
+        }
+    }
+    fn ship(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        self.inner.write_all(&self.chunk)?;
+        let next = self
+            .recycle
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.chunk, next);
+        match &self.tx {
+            Some(tx) => tx
+                .send(full)
+                .map_err(|_| io::Error::other("archive hashing thread stopped")),
+            None => Err(io::Error::other("archive already finished")),
         }
     }
     pub(crate) fn pad(&mut self, size: u64) -> io::Result<()> {
@@ -116,20 +155,30 @@ impl<W: Write> TarOut<W> {
     /// Write the end-of-archive marker (two zero blocks, like Go) and flush.
     pub(crate) fn finish(mut self) -> io::Result<(W, String, u64)> {
         self.write_all(&[0u8; 2 * BLOCK])?;
+        self.ship()?;
         self.inner.flush()?;
-        let d = hex::encode(self.hasher.finalize());
+        drop(self.tx.take());
+        let d = match self.worker.take().map(|w| w.join()) {
+            Some(Ok(d)) => d,
+            _ => return Err(io::Error::other("archive hashing thread failed")),
+        };
         Ok((self.inner, d, self.bytes))
     }
 }
 
 impl<W: Write> Write for TarOut<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        let room = CHUNK - self.chunk.len();
+        let n = room.min(buf.len());
+        self.chunk.extend_from_slice(&buf[..n]);
         self.bytes += n as u64;
+        if self.chunk.len() == CHUNK {
+            self.ship()?;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
+        self.ship()?;
         self.inner.flush()
     }
 }

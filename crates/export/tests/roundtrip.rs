@@ -483,3 +483,71 @@ fn forced_layer_is_stored_under_its_actual_digest() {
         assert!(cfg_ids.contains(&good));
     }
 }
+
+/// A source that promises its returned digest covers what it wrote is not re-hashed, but
+/// its digest is still checked against the diff_id.
+#[test]
+fn trusted_source_digest_is_still_checked() {
+    struct Trusting(FakeSource);
+    impl salvor_export::LayerSource for Trusting {
+        fn write_layer(
+            &self,
+            d: &str,
+            out: &mut dyn std::io::Write,
+        ) -> Result<String, salvor_export::LayerError> {
+            self.0.write_layer(d, out)
+        }
+        fn digests_what_it_writes(&self) -> bool {
+            true
+        }
+    }
+    let (mut src, images) = fixture();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ok = tmp.path().join("ok.tar");
+    let good = Trusting(FakeSource {
+        layers: src.layers.clone(),
+        corrupt: vec![],
+    });
+    export(
+        &images,
+        &good,
+        &ExportOptions {
+            format: Format::Docker,
+            output: Output::Tar(ok.clone()),
+            parallel: false,
+        },
+    )
+    .expect("trusted export");
+    let plain = tmp.path().join("plain.tar");
+    export(
+        &images,
+        &src,
+        &ExportOptions {
+            format: Format::Docker,
+            output: Output::Tar(plain.clone()),
+            parallel: false,
+        },
+    )
+    .expect("plain export");
+    assert_eq!(
+        std::fs::read(&ok).expect("a"),
+        std::fs::read(&plain).expect("b"),
+        "same archive either way"
+    );
+    let bad = images[0].layers[2].diff_id.clone();
+    src.corrupt.push(bad.clone());
+    let err = export(
+        &images,
+        &Trusting(src),
+        &ExportOptions {
+            format: Format::Docker,
+            output: Output::Tar(tmp.path().join("bad.tar")),
+            parallel: false,
+        },
+    )
+    .expect_err("must fail");
+    assert!(
+        matches!(err, ExportError::DigestMismatch { ref diff_id, .. } if *diff_id == bad),
+        "{err}"
+    );
+}
