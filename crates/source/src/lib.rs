@@ -293,9 +293,16 @@ pub struct FileDevice {
 
 impl FileDevice {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new().read(true).open(path).map_err(|e| SourceError::io(path, e))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(|e| SourceError::io(path, e))?;
         let size = file.metadata().map_err(|e| SourceError::io(path, e))?.len();
-        Ok(FileDevice { file, size, path: path.to_path_buf() })
+        Ok(FileDevice {
+            file,
+            size,
+            path: path.to_path_buf(),
+        })
     }
 }
 
