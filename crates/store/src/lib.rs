@@ -17,6 +17,14 @@
 //! tar-split through [`salvor_tarsplit::assemble`], reading file data through a
 //! [`rebuild::LayerFileGetter`] that resolves every name *inside* the layer's directory, and
 //! hashes the output to check it against the layer's diff_id.
+//!
+//! Containers, their logs and volumes are read on demand (not in [`Store::open`]):
+//! [`containers`] ([`Store::containers`], [`Store::find_container`]; a [`Container`] from
+//! `containers/<id>/config.v2.json` + `hostconfig.json` or the pre-1.10 `config.json`, and its
+//! [`RwLayer`]: mount id, init id, image top chain id and where the files are), [`logs`]
+//! (json-file and `local` logs, rotated and gzip'd, streamed like `docker logs`) and
+//! [`volumes`] ([`Store::volumes`], [`Store::bind_mounts`]: bind sources are host paths,
+//! reported and never followed out of the evidence).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -25,15 +33,20 @@ use std::sync::Arc;
 
 use salvor_source::{Source, SourceError};
 
+pub mod containers;
 pub mod digest;
 pub mod legacy;
 pub mod locate;
+pub mod logs;
 pub mod rebuild;
 pub mod reference;
 mod v2;
+pub mod volumes;
 
+pub use containers::{Container, ContainerState, MountPoint, RwLayer};
 pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
 pub use rebuild::{LayerFileGetter, RebuildReport, RebuildStatus};
+pub use volumes::{BindMount, Volume};
 
 /// Upper bound on metadata files we read whole (configs, JSON indexes).
 pub const MAX_JSON_BYTES: u64 = 64 << 20;

@@ -1,0 +1,1045 @@
+//! Containers: `containers/<id>/config.v2.json` + `hostconfig.json` (Docker ≥ 1.10) or the
+//! older `containers/<id>/config.json`, and where each container's read-write layer lives.
+//!
+//! [`Store::containers`] reads every container directory; a file that cannot be read or does
+//! not parse becomes a [`Problem`] naming it, and the other containers are still listed.
+//! [`Store::find_container`] resolves a name (with or without the leading `/`), a full id or
+//! a unique id prefix.
+//!
+//! The read-write layer ([`RwLayer`]) comes from `image/<driver>/layerdb/mounts/<id>/{mount-id,
+//! init-id,parent}`; before 1.10 there is no mounts directory and the driver id of the
+//! container layer is the container id itself (`<id>-init` for the init layer).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use salvor_source::{FileKind, Source};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::digest::Digest;
+use crate::v2::{is_not_found, is_safe_id, layer_files};
+use crate::{read_small, Driver, LayerFiles, Layout, Problem, Store, StoreError};
+
+/// Upper bound on `config.v2.json` / `hostconfig.json` / `config.json` (real ones are a few KiB).
+pub const MAX_CONTAINER_CONFIG: u64 = 4 << 20;
+
+/// The state of a container as the engine last recorded it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContainerState {
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead` (the
+    /// engine's `StateString`).
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    pub oom_killed: bool,
+    pub dead: bool,
+    pub removal_in_progress: bool,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Health status (`healthy`, `unhealthy`, `starting`) when a healthcheck ran.
+    pub health: Option<String>,
+}
+
+/// One mount of a container (`MountPoints` in `config.v2.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MountPoint {
+    /// `volume`, `bind`, `tmpfs`, `npipe` (inferred for old configs without `Type`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Volume name (empty for binds).
+    pub name: String,
+    /// Source on the host as the engine recorded it (a host path, never followed).
+    pub source: String,
+    pub destination: String,
+    /// Volume driver (`local`), empty for binds.
+    pub driver: String,
+    pub rw: bool,
+    /// `Relabel` (`z`, `Z`) as docker inspect's `Mode`.
+    pub mode: String,
+    pub propagation: String,
+}
+
+/// A published port (`NetworkSettings.Ports`, only set while a container runs).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Port {
+    pub ip: String,
+    pub private_port: u16,
+    pub public_port: Option<u16>,
+    #[serde(rename = "type")]
+    pub proto: String,
+}
+
+/// A container's read-write layer and where its files are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RwLayer {
+    /// The driver id of the container layer (`overlay2/<mount-id>`).
+    pub mount_id: String,
+    /// The driver id of the init layer (`<mount-id>-init`), when there is one.
+    pub init_id: Option<String>,
+    /// Chain id of the image's top layer (`layerdb/mounts/<id>/parent`), `None` for an
+    /// image without layers or when it could not be read.
+    pub parent: Option<String>,
+    /// The container layer's own files. For overlay2 / fuse-overlayfs `lowers` holds the init
+    /// layer and then the image's layers (the merged view the container saw); aufs: the
+    /// `diff/<mount-id>` branch alone; vfs / btrfs / zfs: the full root filesystem.
+    pub files: LayerFiles,
+    /// The init layer's own files (`/etc/hosts`, `/etc/resolv.conf` placeholders …).
+    pub init_files: Option<LayerFiles>,
+    /// `image/<driver>/layerdb/mounts/<id>` (absent before 1.10).
+    pub meta_dir: Option<PathBuf>,
+}
+
+/// One container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    /// 64 hex digits.
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    /// The image as the user gave it (`Config.Image`: `busybox`, `salvor/app:1`, an id …).
+    pub image: String,
+    /// `sha256:<hex>` of the image config (for pre-1.10 containers: the migrated id, when the
+    /// image is in the store; `image_v1_id` keeps the v1 id).
+    pub image_id: Option<String>,
+    pub image_v1_id: Option<String>,
+    pub path: String,
+    pub args: Vec<String>,
+    /// RFC 3339 as stored.
+    pub created: Option<String>,
+    pub state: ContainerState,
+    pub driver: String,
+    pub platform: Option<String>,
+    pub restart_count: i64,
+    pub mounts: Vec<MountPoint>,
+    /// `LogPath` as stored (a path on the host).
+    pub log_path: Option<String>,
+    /// `HostConfig.LogConfig.Type` (`json-file`, `local`, `journald` …; empty = daemon default).
+    pub log_driver: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<Port>,
+    pub networks: Vec<String>,
+    /// `containers/<id>` relative to the evidence root.
+    pub dir: PathBuf,
+    /// `config.v2.json` (or `config.json`) relative to the evidence root.
+    pub config_path: PathBuf,
+    pub hostconfig_path: Option<PathBuf>,
+    /// Read from the pre-1.10 `config.json`.
+    pub legacy_config: bool,
+    pub rw_layer: Option<RwLayer>,
+    /// `config.v2.json` as parsed.
+    #[serde(skip)]
+    pub config: Value,
+    /// `hostconfig.json` as parsed.
+    #[serde(skip)]
+    pub hostconfig: Option<Value>,
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+
+    /// The `COMMAND` column of `docker ps` before quoting: `Path` then the arguments, each
+    /// argument that contains a space wrapped in single quotes.
+    pub fn command(&self) -> String {
+        if self.args.is_empty() {
+            return self.path.clone();
+        }
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        format!("{} {}", self.path, args.join(" "))
+    }
+
+    /// The top layer of the image (`RwLayer::parent`).
+    pub fn top_chain_id(&self) -> Option<&str> {
+        self.rw_layer.as_ref().and_then(|l| l.parent.as_deref())
+    }
+
+    /// The data-root as the engine saw it on its host, derived from the stored paths
+    /// (`…/containers/<id>/…`), e.g. `/var/lib/docker`.
+    pub fn host_data_root(&self) -> Option<String> {
+        let marker = format!("/containers/{}/", self.id);
+        ["ResolvConfPath", "HostnamePath", "HostsPath", "LogPath"]
+            .iter()
+            .filter_map(|k| self.config.get(*k).and_then(Value::as_str))
+            .find_map(|p| p.find(&marker).map(|i| p[..i].to_string()))
+    }
+
+    /// What `docker inspect CONTAINER` prints for this container (one element of the array),
+    /// for everything that can be derived offline. Fields that exist only in the running
+    /// engine (`ExecIDs`, sizes) are `null` or left out.
+    pub fn inspect_json(&self, store: &Store) -> Value {
+        let c = &self.config;
+        let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let st = &self.state;
+        let mut state = json!({
+            "Status": st.status,
+            "Running": st.running,
+            "Paused": st.paused,
+            "Restarting": st.restarting,
+            "OOMKilled": st.oom_killed,
+            "Dead": st.dead,
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": st.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+            "FinishedAt": st.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+        });
+        if let (Some(h), Some(obj)) = (c.pointer("/State/Health"), state.as_object_mut()) {
+            if !h.is_null() {
+                obj.insert("Health".into(), h.clone());
+            }
+        }
+        let mounts: Vec<Value> = self
+            .mounts
+            .iter()
+            .map(|m| {
+                let mut o = Map::new();
+                o.insert("Type".into(), json!(m.kind));
+                if !m.name.is_empty() {
+                    o.insert("Name".into(), json!(m.name));
+                }
+                o.insert("Source".into(), json!(m.source));
+                o.insert("Destination".into(), json!(m.destination));
+                if !m.driver.is_empty() {
+                    o.insert("Driver".into(), json!(m.driver));
+                }
+                o.insert("Mode".into(), json!(m.mode));
+                o.insert("RW".into(), json!(m.rw));
+                o.insert("Propagation".into(), json!(m.propagation));
+                Value::Object(o)
+            })
+            .collect();
+        let image = self
+            .image_id
+            .clone()
+            .unwrap_or_else(|| s("Image"));
+        let platform = self.platform.clone().unwrap_or_default();
+        json!({
+            "Id": self.id,
+            "Created": s("Created"),
+            "Path": self.path,
+            "Args": self.args,
+            "State": state,
+            "Image": image,
+            "ResolvConfPath": s("ResolvConfPath"),
+            "HostnamePath": s("HostnamePath"),
+            "HostsPath": s("HostsPath"),
+            "LogPath": s("LogPath"),
+            "Name": c.get("Name").cloned().unwrap_or_else(|| json!(format!("/{}", self.name))),
+            "RestartCount": self.restart_count,
+            "Driver": self.driver,
+            "Platform": platform,
+            "MountLabel": s("MountLabel"),
+            "ProcessLabel": s("ProcessLabel"),
+            "AppArmorProfile": s("AppArmorProfile"),
+            "ExecIDs": Value::Null,
+            "HostConfig": self.hostconfig.clone().unwrap_or(Value::Null),
+            "GraphDriver": self.graph_driver_json(store),
+            "Mounts": mounts,
+            "Config": get("Config"),
+            "NetworkSettings": network_settings_json(c.get("NetworkSettings")),
+            "Salvor": {
+                "ConfigPath": format!("/{}", self.config_path.display()),
+                "RwLayer": self.rw_layer,
+                "ImageV1Id": self.image_v1_id,
+            },
+        })
+    }
+
+    /// `GraphDriver` as `docker inspect` shows it: for overlay2 / fuse-overlayfs the host
+    /// paths of the layer directories (under the data-root the engine used on its host).
+    pub fn graph_driver_json(&self, store: &Store) -> Value {
+        let name = self.driver.clone();
+        let data = match (&self.rw_layer, self.host_data_root()) {
+            (Some(rw), Some(host_root))
+                if matches!(
+                    Driver::from_name(&self.driver),
+                    Driver::Overlay2 | Driver::FuseOverlayfs
+                ) =>
+            {
+                let base = format!("{host_root}/{}", self.driver);
+                let mut lowers = Vec::new();
+                if let Some(init) = &rw.init_id {
+                    lowers.push(format!("{base}/{init}/diff"));
+                }
+                for cache in image_caches(store, rw.parent.as_deref()) {
+                    lowers.push(format!("{base}/{cache}/diff"));
+                }
+                let mut o = Map::new();
+                if !lowers.is_empty() {
+                    o.insert("LowerDir".into(), json!(lowers.join(":")));
+                }
+                o.insert(
+                    "MergedDir".into(),
+                    json!(format!("{base}/{}/merged", rw.mount_id)),
+                );
+                o.insert(
+                    "UpperDir".into(),
+                    json!(format!("{base}/{}/diff", rw.mount_id)),
+                );
+                o.insert(
+                    "WorkDir".into(),
+                    json!(format!("{base}/{}/work", rw.mount_id)),
+                );
+                Value::Object(o)
+            }
+            _ => Value::Null,
+        };
+        json!({ "Data": data, "Name": name })
+    }
+}
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn is_zero_time(t: &str) -> bool {
+    t.is_empty() || t.starts_with("0001-01-01T00:00:00")
+}
+
+/// `NetworkSettings` the way `docker inspect` builds it from the stored settings: the base
+/// fields, the default ("bridge") network's endpoint fields, `Ports` as a map and the
+/// networks' endpoint settings without the engine-internal `IPAMOperational`.
+pub fn network_settings_json(ns: Option<&Value>) -> Value {
+    let Some(ns) = ns.filter(|v| v.is_object()) else {
+        return Value::Null;
+    };
+    let g = |k: &str, d: Value| ns.get(k).cloned().unwrap_or(d);
+    let networks = ns.get("Networks").and_then(Value::as_object);
+    let bridge = networks.and_then(|n| n.get("bridge"));
+    let b = |k: &str, d: Value| bridge.and_then(|e| e.get(k)).cloned().unwrap_or(d);
+    let ports = match ns.get("Ports") {
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        _ => json!({}),
+    };
+    let mut out = Map::new();
+    out.insert("Bridge".into(), g("Bridge", json!("")));
+    out.insert("SandboxID".into(), g("SandboxID", json!("")));
+    out.insert("HairpinMode".into(), g("HairpinMode", json!(false)));
+    out.insert(
+        "LinkLocalIPv6Address".into(),
+        g("LinkLocalIPv6Address", json!("")),
+    );
+    out.insert(
+        "LinkLocalIPv6PrefixLen".into(),
+        g("LinkLocalIPv6PrefixLen", json!(0)),
+    );
+    out.insert("Ports".into(), ports);
+    out.insert("SandboxKey".into(), g("SandboxKey", json!("")));
+    out.insert(
+        "SecondaryIPAddresses".into(),
+        g("SecondaryIPAddresses", Value::Null),
+    );
+    out.insert(
+        "SecondaryIPv6Addresses".into(),
+        g("SecondaryIPv6Addresses", Value::Null),
+    );
+    for (k, d) in [
+        ("EndpointID", json!("")),
+        ("Gateway", json!("")),
+        ("GlobalIPv6Address", json!("")),
+        ("GlobalIPv6PrefixLen", json!(0)),
+        ("IPAddress", json!("")),
+        ("IPPrefixLen", json!(0)),
+        ("IPv6Gateway", json!("")),
+        ("MacAddress", json!("")),
+    ] {
+        // Pre-1.9 configs keep these at the top level.
+        let v = if networks.is_some() {
+            b(k, d)
+        } else {
+            g(k, d)
+        };
+        out.insert(k.into(), v);
+    }
+    let mut nets = Map::new();
+    if let Some(n) = networks {
+        for (name, ep) in n {
+            let mut ep = ep.clone();
+            if let Some(o) = ep.as_object_mut() {
+                o.remove("IPAMOperational");
+            }
+            nets.insert(name.clone(), ep);
+        }
+    }
+    out.insert("Networks".into(), Value::Object(nets));
+    Value::Object(out)
+}
+
+/// Driver ids of the image layers under a container, nearest first.
+fn image_caches(store: &Store, top: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = top.map(str::to_string);
+    let mut guard = 0;
+    while let Some(c) = cur {
+        guard += 1;
+        if guard > 1000 {
+            break;
+        }
+        let Some(l) = store.layers.get(&c) else { break };
+        if !l.cache_id.is_empty() {
+            out.push(l.cache_id.clone());
+        }
+        cur = l.parent.clone();
+    }
+    out
+}
+
+/// The engine's `StateString`.
+fn status_of(st: &ContainerState) -> String {
+    if st.running {
+        if st.paused {
+            return "paused".into();
+        }
+        if st.restarting {
+            return "restarting".into();
+        }
+        return "running".into();
+    }
+    if st.removal_in_progress {
+        return "removing".into();
+    }
+    if st.dead {
+        return "dead".into();
+    }
+    if st.started_at.as_deref().map(is_zero_time).unwrap_or(true) {
+        return "created".into();
+    }
+    "exited".into()
+}
+
+/// Collects type errors in one config file.
+struct Fields<'a> {
+    path: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Fields<'_> {
+    fn bad(&mut self, what: &str, v: &Value, want: &str) {
+        self.problems.push(Problem {
+            path: self.path.to_path_buf(),
+            what: format!("field {what} is {}, expected {want}; ignored", kind_of(v)),
+        });
+    }
+    fn str(&mut self, obj: &Value, ptr: &str) -> Option<String> {
+        match obj.pointer(ptr) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => {
+                self.bad(ptr, v, "a string");
+                None
+            }
+        }
+    }
+    fn bool(&mut self, obj: &Value, ptr: &str) -> bool {
+        match obj.pointer(ptr) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                self.bad(ptr, v, "a boolean");
+                false
+            }
+        }
+    }
+    fn int(&mut self, obj: &Value, ptr: &str) -> i64 {
+        match obj.pointer(ptr) {
+            None | Some(Value::Null) => 0,
+            Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or(0),
+            Some(v) => {
+                self.bad(ptr, v, "an integer");
+                0
+            }
+        }
+    }
+    fn strings(&mut self, obj: &Value, ptr: &str) -> Vec<String> {
+        match obj.pointer(ptr) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => {
+                let mut out = Vec::new();
+                for v in a {
+                    match v {
+                        Value::String(s) => out.push(s.clone()),
+                        other => self.bad(ptr, other, "an array of strings"),
+                    }
+                }
+                out
+            }
+            Some(v) => {
+                self.bad(ptr, v, "an array of strings");
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads and parses a JSON object with the container-config size bound.
+fn read_object(source: &dyn Source, path: &Path) -> Result<Value, StoreError> {
+    let bytes = source.read_limited(path, MAX_CONTAINER_CONFIG)?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::invalid(path, format!("not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(StoreError::invalid(
+            path,
+            format!("is {}, expected a JSON object", kind_of(&v)),
+        ));
+    }
+    Ok(v)
+}
+
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Store {
+    /// `containers/` of the data-root.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.path("containers")
+    }
+
+    /// Every container of the data-root, newest first (like `docker ps -a`), and what could
+    /// not be read. A container whose files are damaged is left out with a [`Problem`]
+    /// naming the file; a container whose read-write layer cannot be located is listed with
+    /// `rw_layer: None` (or [`LayerFiles::Unavailable`]) and a problem.
+    pub fn containers(&self) -> (Vec<Container>, Vec<Problem>) {
+        let src = self.source.as_ref();
+        let dir = self.containers_dir();
+        let mut problems = Vec::new();
+        let mut out = Vec::new();
+        let entries = match src.read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.is_not_found() => return (out, problems),
+            Err(e) => {
+                problems.push(Problem {
+                    path: dir,
+                    what: e.to_string(),
+                });
+                return (out, problems);
+            }
+        };
+        for e in entries {
+            let Some(name) = e.name.to_str().map(str::to_string) else {
+                problems.push(Problem {
+                    path: dir.join(&e.name),
+                    what: "container directory whose name is not UTF-8; ignored".into(),
+                });
+                continue;
+            };
+            let cdir = dir.join(&name);
+            if e.kind != FileKind::Dir {
+                continue;
+            }
+            if !is_container_id(&name) {
+                problems.push(Problem {
+                    path: cdir,
+                    what: "container directory whose name is not a 64-hex container id; ignored"
+                        .into(),
+                });
+                continue;
+            }
+            match self.load_container(&name, &cdir, &mut problems) {
+                Ok(c) => out.push(c),
+                Err(e) => problems.push(problem_of(e, &cdir)),
+            }
+        }
+        out.sort_by(|a, b| {
+            let ka = a.created.as_deref().and_then(crate::logs::parse_time);
+            let kb = b.created.as_deref().and_then(crate::logs::parse_time);
+            kb.cmp(&ka).then_with(|| a.id.cmp(&b.id))
+        });
+        problems.sort();
+        problems.dedup();
+        (out, problems)
+    }
+
+    fn load_container(
+        &self,
+        id: &str,
+        cdir: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> Result<Container, StoreError> {
+        let src = self.source.as_ref();
+        let v2_path = cdir.join("config.v2.json");
+        let v1_path = cdir.join("config.json");
+        let (config_path, legacy_config) = if src.exists(&v2_path) {
+            (v2_path, false)
+        } else if src.exists(&v1_path) {
+            (v1_path, true)
+        } else {
+            return Err(StoreError::invalid(
+                cdir,
+                "neither config.v2.json nor config.json: not a readable container",
+            ));
+        };
+        let cfg = read_object(src, &config_path)?;
+        let mut f = Fields {
+            path: &config_path,
+            problems: Vec::new(),
+        };
+        let stored_id = f.str(&cfg, "/ID");
+        if let Some(sid) = &stored_id {
+            if sid != id {
+                f.problems.push(Problem {
+                    path: config_path.clone(),
+                    what: format!("ID {sid:?} is not the directory name; the directory name is used"),
+                });
+            }
+        }
+        let started_at = f.str(&cfg, "/State/StartedAt");
+        let finished_at = f.str(&cfg, "/State/FinishedAt");
+        let health = match cfg.pointer("/State/Health") {
+            Some(h @ Value::Object(_)) => f.str(h, "/Status"),
+            _ => None,
+        };
+        let mut state = ContainerState {
+            status: String::new(),
+            running: f.bool(&cfg, "/State/Running"),
+            paused: f.bool(&cfg, "/State/Paused"),
+            restarting: f.bool(&cfg, "/State/Restarting"),
+            oom_killed: f.bool(&cfg, "/State/OOMKilled"),
+            dead: f.bool(&cfg, "/State/Dead"),
+            removal_in_progress: f.bool(&cfg, "/State/RemovalInProgress"),
+            pid: f.int(&cfg, "/State/Pid"),
+            exit_code: f.int(&cfg, "/State/ExitCode"),
+            error: f.str(&cfg, "/State/Error").unwrap_or_default(),
+            started_at,
+            finished_at,
+            health,
+        };
+        state.status = status_of(&state);
+        let name = f
+            .str(&cfg, "/Name")
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default();
+        let image = f.str(&cfg, "/Config/Image").unwrap_or_default();
+        let raw_image = f.str(&cfg, "/Image");
+        let path = f.str(&cfg, "/Path").unwrap_or_default();
+        let args = f.strings(&cfg, "/Args");
+        let created = f.str(&cfg, "/Created");
+        let driver = f
+            .str(&cfg, "/Driver")
+            .unwrap_or_else(|| self.driver.name().to_string());
+        let platform = f.str(&cfg, "/OS").or_else(|| f.str(&cfg, "/Platform"));
+        let restart_count = f.int(&cfg, "/RestartCount");
+        let log_path = f.str(&cfg, "/LogPath").filter(|s| !s.is_empty());
+        let mut labels = BTreeMap::new();
+        match cfg.pointer("/Config/Labels") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, v) in m {
+                    match v {
+                        Value::String(s) => {
+                            labels.insert(k.clone(), s.clone());
+                        }
+                        other => f.bad("/Config/Labels", other, "an object of strings"),
+                    }
+                }
+            }
+            Some(v) => f.bad("/Config/Labels", v, "an object"),
+        }
+        let mounts = mounts_of(&cfg, &mut f);
+        let ports = ports_of(&cfg, &mut f);
+        let networks: Vec<String> = match cfg.pointer("/NetworkSettings/Networks") {
+            Some(Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        problems.append(&mut f.problems);
+
+        // hostconfig.json.
+        let hc_path = cdir.join("hostconfig.json");
+        let hostconfig = match read_object(src, &hc_path) {
+            Ok(v) => Some(v),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => {
+                problems.push(problem_of(e, &hc_path));
+                None
+            }
+        };
+        let log_driver = hostconfig
+            .as_ref()
+            .and_then(|h| h.pointer("/LogConfig/Type"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+
+        // Image id.
+        let (image_id, image_v1_id) = match raw_image.as_deref() {
+            Some(s) if s.starts_with("sha256:") => (Digest::parse(s).map(|d| d.as_str().to_string()), None),
+            Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                if self.layout == Layout::V2 && !legacy_config {
+                    (Digest::parse_loose(s).map(|d| d.as_str().to_string()), None)
+                } else {
+                    (self.image_of_v1(s), Some(s.to_string()))
+                }
+            }
+            Some(other) if !other.is_empty() => {
+                problems.push(Problem {
+                    path: config_path.clone(),
+                    what: format!("Image {other:?} is not an image id"),
+                });
+                (None, None)
+            }
+            _ => (None, None),
+        };
+
+        let rw_layer = self.rw_layer_of(id, &driver, image_v1_id.as_deref(), problems);
+
+        Ok(Container {
+            id: id.to_string(),
+            name,
+            image,
+            image_id,
+            image_v1_id,
+            path,
+            args,
+            created,
+            state,
+            driver,
+            platform,
+            restart_count,
+            mounts,
+            log_path,
+            log_driver,
+            labels,
+            ports,
+            networks,
+            dir: cdir.to_path_buf(),
+            config_path,
+            hostconfig_path: hostconfig.as_ref().map(|_| hc_path),
+            legacy_config,
+            rw_layer,
+            config: cfg,
+            hostconfig,
+        })
+    }
+
+    /// The migrated image id of a pre-1.10 v1 image id: the image whose top layer is the
+    /// layer stored under that v1 id.
+    fn image_of_v1(&self, v1: &str) -> Option<String> {
+        let layer = self.layers.values().find(|l| l.cache_id == v1)?;
+        self.images
+            .iter()
+            .find(|i| i.chain_ids.last() == Some(&layer.chain_id))
+            .map(|i| i.id.clone())
+    }
+
+    fn rw_layer_of(
+        &self,
+        id: &str,
+        driver_name: &str,
+        image_v1_id: Option<&str>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<RwLayer> {
+        let src = self.source.as_ref();
+        let driver = Driver::from_name(driver_name);
+        let mounts = self
+            .path("image")
+            .join(driver_name)
+            .join("layerdb/mounts")
+            .join(id);
+        let (mount_id, init_id, parent, meta_dir) = if self.layout == Layout::V2
+            && is_safe_id(driver_name)
+            && src.exists(&mounts)
+        {
+            let mount_id = match read_small(src, &mounts.join("mount-id")) {
+                Ok(s) if is_safe_id(&s) => s,
+                Ok(s) => {
+                    problems.push(Problem {
+                        path: mounts.join("mount-id"),
+                        what: format!("not a valid driver id: {s:?}; the container's files cannot be located"),
+                    });
+                    return None;
+                }
+                Err(e) => {
+                    problems.push(problem_of(e, &mounts.join("mount-id")));
+                    return None;
+                }
+            };
+            let init_id = match read_small(src, &mounts.join("init-id")) {
+                Ok(s) if is_safe_id(&s) => Some(s),
+                Ok(s) if s.is_empty() => None,
+                Ok(s) => {
+                    problems.push(Problem {
+                        path: mounts.join("init-id"),
+                        what: format!("not a valid driver id: {s:?}"),
+                    });
+                    None
+                }
+                Err(e) if is_not_found(&e) => None,
+                Err(e) => {
+                    problems.push(problem_of(e, &mounts.join("init-id")));
+                    None
+                }
+            };
+            let parent = match read_small(src, &mounts.join("parent")) {
+                Ok(s) if s.is_empty() => None,
+                Ok(s) => match Digest::parse(&s) {
+                    Some(d) => Some(d.as_str().to_string()),
+                    None => {
+                        problems.push(Problem {
+                            path: mounts.join("parent"),
+                            what: format!("not a sha256 chain id: {s:?}"),
+                        });
+                        None
+                    }
+                },
+                Err(e) if is_not_found(&e) => None,
+                Err(e) => {
+                    problems.push(problem_of(e, &mounts.join("parent")));
+                    None
+                }
+            };
+            if let Some(p) = &parent {
+                if !self.layers.contains_key(p) {
+                    problems.push(Problem {
+                        path: mounts.join("parent"),
+                        what: format!("image layer {p} is not in the layer store"),
+                    });
+                }
+            }
+            (mount_id, init_id, parent, Some(mounts))
+        } else if self.layout == Layout::LegacyGraph || self.driver_has(&driver, id) {
+            if self.layout == Layout::V2 {
+                problems.push(Problem {
+                    path: mounts.clone(),
+                    what: "missing; a driver directory named after the container id exists and is used (the pre-1.10 convention)".into(),
+                });
+            }
+            // Pre-1.10: the driver id is the container id.
+            let init = format!("{id}-init");
+            let init_id = self.driver_has(&driver, &init).then_some(init);
+            let parent = image_v1_id.and_then(|v1| {
+                self.layers
+                    .values()
+                    .find(|l| l.cache_id == v1)
+                    .map(|l| l.chain_id.clone())
+            });
+            (id.to_string(), init_id, parent, None)
+        } else {
+            problems.push(Problem {
+                path: mounts,
+                what: "missing: the container's read-write layer cannot be located".into(),
+            });
+            return None;
+        };
+        let image_caches = image_caches(self, parent.as_deref());
+        let mut lowers = Vec::new();
+        if let Some(i) = &init_id {
+            lowers.push(i.clone());
+        }
+        lowers.extend(image_caches.iter().cloned());
+        let files = layer_files(src, &self.root, &driver, &mount_id, &lowers);
+        if let LayerFiles::Unavailable { reason } = &files {
+            problems.push(Problem {
+                path: self.path(driver_name).join(&mount_id),
+                what: format!("container {}: read-write layer: {reason}", &id[..12]),
+            });
+        }
+        let init_files = init_id
+            .as_ref()
+            .map(|i| layer_files(src, &self.root, &driver, i, &image_caches));
+        Some(RwLayer {
+            mount_id,
+            init_id,
+            parent,
+            files,
+            init_files,
+            meta_dir,
+        })
+    }
+
+    fn driver_has(&self, driver: &Driver, driver_id: &str) -> bool {
+        let p = match driver {
+            Driver::Aufs => self.path("aufs/diff").join(driver_id),
+            Driver::Vfs => self.path("vfs/dir").join(driver_id),
+            Driver::Btrfs => self.path("btrfs/subvolumes").join(driver_id),
+            Driver::Zfs => self.path("zfs/graph").join(driver_id),
+            other => self.path(other.name()).join(driver_id),
+        };
+        self.source.exists(&p)
+    }
+
+    /// Finds a container by name (with or without the leading `/`), full id or unique id
+    /// prefix. An ambiguous prefix is an error listing the candidates.
+    pub fn find_container(&self, query: &str) -> Result<Container, StoreError> {
+        let (all, _) = self.containers();
+        find_in(all, query)
+    }
+}
+
+/// [`Store::find_container`] over an already-read list.
+pub fn find_in(all: Vec<Container>, query: &str) -> Result<Container, StoreError> {
+    let q = query.trim();
+    if q.is_empty() {
+        return Err(StoreError::NotFound("empty container name or id".into()));
+    }
+    // Docker's order: full id, then exact name, then unique id prefix.
+    if let Some(c) = all.iter().find(|c| c.id == q) {
+        return Ok(c.clone());
+    }
+    let name = q.strip_prefix('/').unwrap_or(q);
+    if let Some(c) = all.iter().find(|c| c.name == name) {
+        return Ok(c.clone());
+    }
+    let hex = q.to_ascii_lowercase();
+    if hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let hits: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(&hex)).collect();
+        match hits.len() {
+            0 => {}
+            1 => return Ok(hits[0].clone()),
+            _ => {
+                let list: Vec<String> = hits
+                    .iter()
+                    .map(|c| format!("{} ({})", c.id, c.name))
+                    .collect();
+                return Err(StoreError::Ambiguous(format!(
+                    "container id prefix {q:?} is ambiguous; candidates: {}",
+                    list.join(", ")
+                )));
+            }
+        }
+    }
+    Err(StoreError::NotFound(format!(
+        "no container matches {q:?} (try `salvor containers`)"
+    )))
+}
+
+fn problem_of(e: StoreError, fallback: &Path) -> Problem {
+    match e {
+        StoreError::Invalid { path, reason } => Problem { path, what: reason },
+        StoreError::Source(s) => Problem {
+            path: fallback.to_path_buf(),
+            what: s.to_string(),
+        },
+        other => Problem {
+            path: fallback.to_path_buf(),
+            what: other.to_string(),
+        },
+    }
+}
+
+fn mounts_of(cfg: &Value, f: &mut Fields<'_>) -> Vec<MountPoint> {
+    let mut out = Vec::new();
+    match cfg.get("MountPoints") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (dest, mp) in m {
+                if !mp.is_object() {
+                    f.bad("/MountPoints/*", mp, "an object");
+                    continue;
+                }
+                let name = f.str(mp, "/Name").unwrap_or_default();
+                let driver = f.str(mp, "/Driver").unwrap_or_default();
+                let kind = f.str(mp, "/Type").unwrap_or_else(|| {
+                    if name.is_empty() {
+                        "bind".into()
+                    } else {
+                        "volume".into()
+                    }
+                });
+                out.push(MountPoint {
+                    kind,
+                    name,
+                    source: f.str(mp, "/Source").unwrap_or_default(),
+                    destination: f.str(mp, "/Destination").unwrap_or_else(|| dest.clone()),
+                    driver,
+                    rw: f.bool(mp, "/RW"),
+                    mode: f.str(mp, "/Relabel").unwrap_or_default(),
+                    propagation: f.str(mp, "/Propagation").unwrap_or_default(),
+                });
+            }
+        }
+        Some(v) => f.bad("/MountPoints", v, "an object"),
+    }
+    // Pre-1.8 configs: "Volumes": {dest: host path}, "VolumesRW": {dest: bool}.
+    if out.is_empty() {
+        if let Some(Value::Object(vols)) = cfg.get("Volumes") {
+            for (dest, src) in vols {
+                let Some(src) = src.as_str() else { continue };
+                out.push(MountPoint {
+                    kind: if src.contains("/vfs/dir/") || src.contains("/volumes/") {
+                        "volume".into()
+                    } else {
+                        "bind".into()
+                    },
+                    name: String::new(),
+                    source: src.to_string(),
+                    destination: dest.clone(),
+                    driver: String::new(),
+                    rw: cfg
+                        .pointer(&format!("/VolumesRW/{}", dest.replace('~', "~0").replace('/', "~1")))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true),
+                    mode: String::new(),
+                    propagation: String::new(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.destination.cmp(&b.destination));
+    out
+}
+
+fn ports_of(cfg: &Value, f: &mut Fields<'_>) -> Vec<Port> {
+    let mut out = Vec::new();
+    let Some(ports) = cfg.pointer("/NetworkSettings/Ports") else {
+        return out;
+    };
+    let Some(map) = ports.as_object() else {
+        if !ports.is_null() {
+            f.bad("/NetworkSettings/Ports", ports, "an object");
+        }
+        return out;
+    };
+    for (key, bindings) in map {
+        let (num, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let Ok(private_port) = num.parse::<u16>() else {
+            continue;
+        };
+        let list = bindings.as_array().cloned().unwrap_or_default();
+        if list.is_empty() {
+            out.push(Port {
+                ip: String::new(),
+                private_port,
+                public_port: None,
+                proto: proto.to_string(),
+            });
+        }
+        for b in list {
+            out.push(Port {
+                ip: b.get("HostIp").and_then(Value::as_str).unwrap_or("").to_string(),
+                private_port,
+                public_port: b
+                    .get("HostPort")
+                    .and_then(Value::as_str)
+                    .and_then(|p| p.parse().ok()),
+                proto: proto.to_string(),
+            });
+        }
+    }
+    out.sort();
+    out
+}
