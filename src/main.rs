@@ -61,7 +61,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// An image like `docker image inspect` (or its exact config bytes with --config).
+    /// A container like `docker inspect` (containers first, as docker does), else an image
+    /// like `docker image inspect` (or its exact config bytes with --config).
     Inspect {
         /// `repo:tag`, `repo@sha256:…`, or an image id (full or a unique prefix).
         image: String,
@@ -100,6 +101,38 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List containers like `docker ps -a` (CREATED and STATUS as absolute UTC times).
+    Containers {
+        #[arg(long)]
+        json: bool,
+        /// Full ids and commands.
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// A container's logs like `docker logs` (json-file and local drivers, rotated logs
+    /// included): stdout lines to stdout, stderr lines to stderr.
+    Logs {
+        /// Container name or id (full or a unique prefix).
+        container: String,
+        /// Prefix each line with its RFC 3339 time (nanoseconds).
+        #[arg(long, short = 't')]
+        timestamps: bool,
+        /// Only lines at or after this time (RFC 3339, YYYY-MM-DD, or unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only lines at or before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only the last N lines ("all" for every line).
+        #[arg(long, short = 'n')]
+        tail: Option<String>,
+    },
+    /// Volumes like `docker volume ls`, with the containers that mount them, and bind mounts
+    /// (host paths, never followed).
+    Volumes {
         #[arg(long)]
         json: bool,
     },

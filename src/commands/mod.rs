@@ -7,6 +7,7 @@ use salvor_store::Store;
 
 use crate::{Cli, Command};
 
+mod containers;
 mod extract;
 mod images;
 mod inspect;
@@ -37,7 +38,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Info { json } => images::info(&store, *json),
         Command::Images { json, no_trunc } => images::images(&store, *json, *no_trunc),
         Command::Tree { json } => images::tree(&store, *json),
-        Command::Inspect { image, config } => inspect::inspect(&store, image, *config),
+        Command::Inspect { image, config } => match store.find_container(image) {
+            Ok(c) if !*config => containers::inspect_container(&store, &c),
+            _ => inspect::inspect(&store, image, *config),
+        },
         Command::History {
             image,
             json,
@@ -54,5 +58,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         } => extract::extract(
             &store, images, output, *format, *dir, *force, *json, cli.quiet,
         ),
+        Command::Containers { json, no_trunc } => containers::containers(&store, *json, *no_trunc),
+        Command::Logs {
+            container,
+            timestamps,
+            since,
+            until,
+            tail,
+        } => containers::logs_cmd(
+            &store,
+            container,
+            *timestamps,
+            since.as_deref(),
+            until.as_deref(),
+            tail.as_deref(),
+        ),
+        Command::Volumes { json } => containers::volumes(&store, *json),
     }
 }

@@ -1,0 +1,363 @@
+//! `containers`, `logs`, `volumes`, and `inspect` of a container.
+//!
+//! Deviations from the docker CLI, on purpose (the evidence is a dead host):
+//! * `CREATED` is an absolute UTC time (`2026-11-22 08:09:48 UTC`), not "2 hours ago".
+//! * `STATUS` is absolute too: `Exited (3) at 2026-11-22 08:09:49 UTC`, `Created`,
+//!   `Up since 2026-… UTC (running when the host stopped)`, `Restarting (1) since …`, `Dead`.
+//! * In `--json`, `CreatedAt` is always UTC and `Labels`/`Networks`/`Mounts` are sorted
+//!   (docker prints them in Go map order); `RunningFor` and `Size` are left out.
+//! * `PORTS` lists each published port (`0.0.0.0:8080->80/tcp`) without docker's range
+//!   grouping; ports exist only for containers that were running when the host stopped.
+
+use std::io::Write;
+
+use anyhow::Context;
+use salvor_store::containers::Container;
+use salvor_store::logs::{self, LogOptions, LogReader};
+use salvor_store::Store;
+use serde_json::{json, Value};
+
+use crate::commands::EXIT_FINDINGS;
+use crate::output::{print_json, printable, short_time, Table};
+
+/// Go's `strconv.Quote`.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if !is_go_printable(c) => {
+                if (c as u32) < 0x10000 {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                } else {
+                    out.push_str(&format!("\\U{:08x}", c as u32))
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn is_go_printable(c: char) -> bool {
+    let u = c as u32;
+    !(c.is_control()
+        || u == 0xad
+        || (0x200b..=0x200f).contains(&u)
+        || (0x2028..=0x202e).contains(&u)
+        || (0x2060..=0x206f).contains(&u)
+        || u == 0xfeff
+        || (0xfff9..=0xfffb).contains(&u)
+        || (0xe000..=0xf8ff).contains(&u))
+}
+
+/// docker's `formatter.Ellipsis` for single-width text.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    s.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
+}
+
+fn when(t: Option<&str>) -> String {
+    short_time(t)
+}
+
+/// The STATUS column (absolute times; see the module docs).
+pub fn status(c: &Container) -> String {
+    let st = &c.state;
+    let health = st
+        .health
+        .as_deref()
+        .filter(|h| !h.is_empty() && *h != "none")
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
+    match st.status.as_str() {
+        "running" => format!(
+            "Up since {} (running when the host stopped){health}",
+            when(st.started_at.as_deref())
+        ),
+        "paused" => format!(
+            "Up since {} (Paused; running when the host stopped)",
+            when(st.started_at.as_deref())
+        ),
+        "restarting" => format!(
+            "Restarting ({}) since {}",
+            st.exit_code,
+            when(st.finished_at.as_deref())
+        ),
+        "removing" => "Removal In Progress".into(),
+        "dead" => "Dead".into(),
+        "created" => "Created".into(),
+        _ => format!(
+            "Exited ({}) at {}",
+            st.exit_code,
+            when(st.finished_at.as_deref())
+        ),
+    }
+}
+
+fn ports(c: &Container) -> String {
+    c.ports
+        .iter()
+        .map(|p| match p.public_port {
+            Some(pubp) => format!("{}:{}->{}/{}", p.ip, pubp, p.private_port, p.proto),
+            None => format!("{}/{}", p.private_port, p.proto),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn mounts(c: &Container, trunc: bool) -> String {
+    c.mounts
+        .iter()
+        .map(|m| {
+            let n = if m.name.is_empty() { &m.source } else { &m.name };
+            if trunc {
+                ellipsis(n, 15)
+            } else {
+                n.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn created_at(c: &Container) -> String {
+    c.created
+        .as_deref()
+        .and_then(logs::parse_time)
+        .map(logs::format_go_utc_seconds)
+        .unwrap_or_default()
+}
+
+/// One container as `docker ps --no-trunc --format '{{json .}}'` prints it, plus salvor's
+/// details.
+pub fn ps_json(c: &Container) -> Value {
+    let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut networks = c.networks.clone();
+    networks.sort();
+    json!({
+        "Command": go_quote(&c.command()),
+        "CreatedAt": created_at(c),
+        "ID": c.id,
+        "Image": c.image,
+        "Labels": labels.join(","),
+        "LocalVolumes": c.mounts.iter().filter(|m| m.driver == "local").count().to_string(),
+        "Mounts": mounts(c, false),
+        "Names": c.name,
+        "Networks": networks.join(","),
+        "Platform": Value::Null,
+        "Ports": ports(c),
+        "State": c.state.status,
+        "Status": status(c),
+        "Salvor": c,
+    })
+}
+
+pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Result<u8> {
+    let (list, problems) = store.containers();
+    for p in &problems {
+        eprintln!(
+            "salvor: warning: {}: {}",
+            printable(&p.path.display().to_string()),
+            printable(&p.what)
+        );
+    }
+    if json_out {
+        let v: Vec<Value> = list.iter().map(ps_json).collect();
+        print_json(&v)?;
+        return Ok(0);
+    }
+    let mut t = Table::new(&[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]);
+    for c in &list {
+        let cmd = if no_trunc {
+            c.command()
+        } else {
+            ellipsis(&c.command(), 20)
+        };
+        let image = if !no_trunc && c.image.starts_with("sha256:") {
+            c.image["sha256:".len()..].chars().take(12).collect()
+        } else {
+            c.image.clone()
+        };
+        t.row(vec![
+            if no_trunc {
+                c.id.clone()
+            } else {
+                c.short_id().to_string()
+            },
+            printable(&image),
+            go_quote(&cmd),
+            when(c.created.as_deref()),
+            printable(&status(c)),
+            ports(c),
+            printable(&c.name),
+        ]);
+    }
+    t.print(&mut std::io::stdout().lock())?;
+    Ok(0)
+}
+
+/// `docker inspect CONTAINER`.
+pub fn inspect_container(store: &Store, c: &Container) -> anyhow::Result<u8> {
+    print_json(&json!([c.inspect_json(store)]))?;
+    Ok(0)
+}
+
+fn tail_arg(s: Option<&str>) -> anyhow::Result<Option<usize>> {
+    match s.map(str::trim) {
+        None | Some("all") | Some("") => Ok(None),
+        Some(n) => match n.parse::<i64>() {
+            Ok(v) if v < 0 => Ok(None),
+            Ok(v) => Ok(Some(usize::try_from(v).unwrap_or(usize::MAX))),
+            Err(_) => anyhow::bail!("--tail {n:?}: expected a number or \"all\""),
+        },
+    }
+}
+
+fn time_arg(name: &str, s: Option<&str>) -> anyhow::Result<Option<salvor_source::Timestamp>> {
+    match s {
+        None => Ok(None),
+        Some(v) => logs::parse_time_arg(v).map(Some).with_context(|| {
+            format!("--{name} {v:?}: expected RFC 3339 (2026-11-22T08:09:48Z), a date (2026-11-22) or unix seconds (relative times like 10m are not accepted: the host is dead)")
+        }),
+    }
+}
+
+pub fn logs_cmd(
+    store: &Store,
+    query: &str,
+    timestamps: bool,
+    since: Option<&str>,
+    until: Option<&str>,
+    tail: Option<&str>,
+) -> anyhow::Result<u8> {
+    let c = store.find_container(query)?;
+    let opts = LogOptions {
+        since: time_arg("since", since)?,
+        until: time_arg("until", until)?,
+        tail: tail_arg(tail)?,
+        timestamps,
+    };
+    let reader = LogReader::for_container(store, &c)?;
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut err = std::io::BufWriter::new(stderr.lock());
+    let mut damage = Vec::new();
+    let summary = logs::write_logs(reader, &opts, &mut out, &mut err, &mut |e| {
+        damage.push(e.to_string())
+    })?;
+    out.flush()?;
+    err.flush()?;
+    drop(err);
+    for d in &damage {
+        eprintln!("salvor: warning: {}", printable(d));
+    }
+    Ok(if summary.errors.is_empty() {
+        0
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+pub fn volumes(store: &Store, json_out: bool) -> anyhow::Result<u8> {
+    let (list, _) = store.containers();
+    let (vols, problems) = store.volumes(&list);
+    let binds = store.bind_mounts(&list);
+    for p in &problems {
+        eprintln!(
+            "salvor: warning: {}: {}",
+            printable(&p.path.display().to_string()),
+            printable(&p.what)
+        );
+    }
+    if json_out {
+        let v: Vec<Value> = vols
+            .iter()
+            .map(|v| {
+                json!({
+                    "CreatedAt": v.created_at,
+                    "Driver": v.driver,
+                    "Labels": v.labels,
+                    "Mountpoint": v.mountpoint,
+                    "Name": v.name,
+                    "Options": Value::Null,
+                    "Scope": v.scope,
+                    "Anonymous": v.anonymous,
+                    "DataInEvidence": v.data.as_ref().map(|p| format!("/{}", p.display())),
+                    "UsedBy": v.used_by,
+                })
+            })
+            .collect();
+        print_json(&json!({ "Volumes": v, "BindMounts": binds }))?;
+        return Ok(0);
+    }
+    let mut t = Table::new(&["DRIVER", "VOLUME NAME", "CREATED", "USED BY"]);
+    for v in &vols {
+        let users: Vec<String> = v
+            .used_by
+            .iter()
+            .map(|u| format!("{}:{}", u.container_name, u.destination))
+            .collect();
+        t.row(vec![
+            printable(&v.driver),
+            printable(&v.name),
+            short_time(v.created_at.as_deref()),
+            printable(&users.join(",")),
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    t.print(&mut out)?;
+    if !binds.is_empty() {
+        writeln!(out)?;
+        let mut b = Table::new(&["CONTAINER", "BIND SOURCE (HOST PATH)", "DESTINATION", "IN EVIDENCE"]);
+        for m in &binds {
+            b.row(vec![
+                printable(&m.container_name),
+                printable(&m.source),
+                printable(&m.destination),
+                match &m.in_evidence {
+                    Some(p) => format!("yes: /{}", printable(&p.display().to_string())),
+                    None => "no (host path outside the evidence; not followed)".into(),
+                },
+            ]);
+        }
+        b.print(&mut out)?;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn quote_like_go() {
+        assert_eq!(go_quote("sh -c 'a\n\"b\"'"), "\"sh -c 'a\\n\\\"b\\\"'\"");
+        assert_eq!(go_quote("naïve\u{1b}"), "\"naïve\\x1b\"");
+        assert_eq!(go_quote("\u{202e}"), "\"\\u202e\"");
+        assert_eq!(ellipsis("abcdefghijklmnopqrstuvwxyz", 20), "abcdefghijklmnopqrs…");
+    }
+}
