@@ -1,0 +1,209 @@
+//! Adapters from the third-party container readers (each behind a cargo feature) to
+//! [`BlockDevice`]. A disabled feature turns the format into a clear
+//! "not supported in this build" error.
+
+#![cfg_attr(not(all(feature = "vmdk", feature = "vhdx", feature = "ewf")), allow(unused_imports))]
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use salvor_source::BlockDevice;
+
+use crate::container::{ContainerInfo, Format, Image};
+use crate::error::{DiskError, Result};
+
+#[cfg_attr(all(feature = "vmdk", feature = "vhdx", feature = "ewf"), allow(dead_code))]
+fn not_in_build(path: &Path, what: &str, feature: &str) -> DiskError {
+    DiskError::unsupported(
+        path.display().to_string(),
+        format!("{what} images are not supported in this build (cargo feature `{feature}` of salvor-disk is disabled)"),
+    )
+}
+
+/// A `Read + Seek` reader behind a mutex, as a positioned [`BlockDevice`].
+struct SeekDevice<R> {
+    inner: Mutex<R>,
+    size: u64,
+    desc: String,
+}
+
+impl<R> std::fmt::Debug for SeekDevice<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.desc)
+    }
+}
+
+impl<R: io::Read + io::Seek + Send> BlockDevice for SeekDevice<R> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = (self.size - offset).min(buf.len() as u64) as usize;
+        let mut r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        r.seek(io::SeekFrom::Start(offset))?;
+        let mut done = 0;
+        while done < n {
+            match r.read(&mut buf[done..n]) {
+                Ok(0) => break,
+                Ok(k) => done += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(io::Error::new(e.kind(), format!("{}: {e}", self.desc)));
+                }
+            }
+        }
+        if done == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: no data at offset {offset} inside the virtual disk", self.desc),
+            ));
+        }
+        Ok(done)
+    }
+    fn describe(&self) -> String {
+        self.desc.clone()
+    }
+}
+
+#[cfg(feature = "vmdk")]
+pub(crate) fn open_vmdk(path: &Path) -> Result<Image> {
+    if let Some(text) = crate::container::read_vmdk_descriptor(path)? {
+        crate::container::check_vmdk_descriptor(path, &text)?;
+    }
+    let what = path.display().to_string();
+    let r = vmdk::VmdkReader::open_path(path)
+        .map_err(|e| DiskError::invalid(what.clone(), "VMDK", e.to_string()))?;
+    if r.parent_cid() != 0xffff_ffff {
+        return Err(DiskError::unsupported(
+            what,
+            format!(
+                "VMDK snapshot child (parentCID={:08x}); its parent would be ignored",
+                r.parent_cid()
+            ),
+        ));
+    }
+    let size = r.virtual_disk_size();
+    let detail = r.disk_type().to_string();
+    let dev = SeekDevice {
+        inner: Mutex::new(r),
+        size,
+        desc: format!("vmdk {}", path.display()),
+    };
+    Ok(Image {
+        device: Arc::new(dev),
+        info: ContainerInfo {
+            path: path.to_path_buf(),
+            format: Format::Vmdk,
+            virtual_size: size,
+            detail: Some(detail),
+            qcow2: None,
+            backing: None,
+        },
+    })
+}
+
+#[cfg(not(feature = "vmdk"))]
+pub(crate) fn open_vmdk(path: &Path) -> Result<Image> {
+    Err(not_in_build(path, "VMDK", "vmdk"))
+}
+
+#[cfg(feature = "vhdx")]
+pub(crate) fn open_vhdx(path: &Path) -> Result<Image> {
+    let what = path.display().to_string();
+    let file = crate::container::open_ro(path)?;
+    let r = vhdx::VhdxReader::from_backing(vhdx::Backing::File(file), None)
+        .map_err(|e| DiskError::invalid(what, "VHDX", e.to_string()))?;
+    let size = r.virtual_disk_size();
+    let detail = format!("{}-byte logical sectors", r.logical_sector_size());
+    let dev = SeekDevice {
+        inner: Mutex::new(r),
+        size,
+        desc: format!("vhdx {}", path.display()),
+    };
+    Ok(Image {
+        device: Arc::new(dev),
+        info: ContainerInfo {
+            path: path.to_path_buf(),
+            format: Format::Vhdx,
+            virtual_size: size,
+            detail: Some(detail),
+            qcow2: None,
+            backing: None,
+        },
+    })
+}
+
+#[cfg(not(feature = "vhdx"))]
+pub(crate) fn open_vhdx(path: &Path) -> Result<Image> {
+    Err(not_in_build(path, "VHDX", "vhdx"))
+}
+
+#[cfg(feature = "ewf")]
+struct EwfDevice {
+    r: ewf::EwfReader,
+    desc: String,
+}
+
+#[cfg(feature = "ewf")]
+impl std::fmt::Debug for EwfDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.desc)
+    }
+}
+
+#[cfg(feature = "ewf")]
+impl BlockDevice for EwfDevice {
+    fn size(&self) -> u64 {
+        self.r.total_size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.size() || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self
+            .r
+            .read_at(buf, offset)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", self.desc)))?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: no data at offset {offset}", self.desc),
+            ));
+        }
+        Ok(n)
+    }
+    fn describe(&self) -> String {
+        self.desc.clone()
+    }
+}
+
+#[cfg(feature = "ewf")]
+pub(crate) fn open_ewf(path: &Path) -> Result<Image> {
+    let what = path.display().to_string();
+    let r = ewf::EwfReader::open(path).map_err(|e| DiskError::invalid(what, "EWF", e.to_string()))?;
+    let size = r.total_size();
+    let detail = format!("{} chunks of {} bytes", r.chunk_count(), r.chunk_size());
+    Ok(Image {
+        device: Arc::new(EwfDevice {
+            r,
+            desc: format!("ewf {}", path.display()),
+        }),
+        info: ContainerInfo {
+            path: path.to_path_buf(),
+            format: Format::Ewf,
+            virtual_size: size,
+            detail: Some(detail),
+            qcow2: None,
+            backing: None,
+        },
+    })
+}
+
+#[cfg(not(feature = "ewf"))]
+pub(crate) fn open_ewf(path: &Path) -> Result<Image> {
+    Err(not_in_build(path, "E01/Ex01", "ewf"))
+}

@@ -1,0 +1,183 @@
+//! What a volume holds, found by superblock magic.
+
+use salvor_source::BlockDevice;
+use serde::Serialize;
+
+/// The content of a volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Content {
+    /// ext2, ext3 or ext4 (magic 0xEF53 at 1024+0x38).
+    Ext {
+        /// `ext2`, `ext3` or `ext4`, from the feature flags.
+        version: String,
+        label: String,
+        uuid: String,
+        block_size: u64,
+        blocks: u64,
+        feature_compat: u32,
+        feature_incompat: u32,
+        feature_ro_compat: u32,
+        /// `s_feature_incompat & RECOVER`: the journal holds transactions not yet applied.
+        needs_recovery: bool,
+        has_journal: bool,
+    },
+    /// XFS (`XFSB`).
+    Xfs {
+        /// Superblock version (4 or 5).
+        version: u16,
+        label: String,
+        uuid: String,
+        block_size: u32,
+        blocks: u64,
+        /// `None`: the log state was not checked (no log reader in this crate).
+        log_clean: Option<bool>,
+    },
+    Btrfs {
+        label: String,
+    },
+    Swap,
+    /// LUKS encrypted volume (version 1 or 2).
+    Luks {
+        version: u16,
+    },
+    /// An LVM2 physical volume (its LVs are listed separately).
+    LvmPv {
+        uuid: String,
+    },
+    /// device-mapper thin-pool metadata (Docker's `devicemapper` driver).
+    ThinPoolMetadata,
+    /// Nothing recognised.
+    Unknown,
+}
+
+impl Content {
+    /// True for filesystems a Docker data-root may live on that salvor reads (ext, XFS).
+    pub fn is_candidate(&self) -> bool {
+        matches!(self, Content::Ext { .. } | Content::Xfs { .. })
+    }
+    pub fn short_name(&self) -> String {
+        match self {
+            Content::Ext { version, .. } => version.clone(),
+            Content::Xfs { version, .. } => format!("xfs (v{version})"),
+            Content::Btrfs { .. } => "btrfs".into(),
+            Content::Swap => "swap".into(),
+            Content::Luks { version } => format!("LUKS{version}"),
+            Content::LvmPv { .. } => "LVM2 PV".into(),
+            Content::ThinPoolMetadata => "thin-pool metadata".into(),
+            Content::Unknown => "unknown".into(),
+        }
+    }
+}
+
+fn uuid_str(b: &[u8]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+fn read(dev: &dyn BlockDevice, off: u64, len: usize) -> Option<Vec<u8>> {
+    if off.checked_add(len as u64)? > dev.size() {
+        return None;
+    }
+    let mut b = vec![0u8; len];
+    dev.read_exact_at(off, &mut b).ok()?;
+    Some(b)
+}
+
+const EXT_COMPAT_HAS_JOURNAL: u32 = 0x4;
+const EXT_INCOMPAT_RECOVER: u32 = 0x4;
+const EXT_INCOMPAT_JOURNAL_DEV: u32 = 0x8;
+const EXT4_INCOMPAT: u32 = 0x40 | 0x80 | 0x200 | 0x400 | 0x8000; // extents, 64bit, flex_bg, ea_inode, inline_data
+const EXT4_RO_COMPAT: u32 = 0x8 | 0x20 | 0x40 | 0x400; // huge_file, dir_nlink, extra_isize, metadata_csum
+
+/// Identifies the content of a volume. Read errors and short devices give `Unknown`.
+pub fn identify(dev: &dyn BlockDevice) -> Content {
+    let head = read(dev, 0, 4096).or_else(|| {
+        let n = dev.size().min(4096) as usize;
+        read(dev, 0, n)
+    });
+    let Some(head) = head else {
+        return Content::Unknown;
+    };
+    let at = |o: usize, m: &[u8]| head.len() >= o + m.len() && &head[o..o + m.len()] == m;
+    if at(0, b"LUKS\xba\xbe") {
+        let v = if head.len() >= 8 { u16::from_be_bytes([head[6], head[7]]) } else { 0 };
+        return Content::Luks { version: v };
+    }
+    for s in 0..4 {
+        if at(s * 512, b"LABELONE") && at(s * 512 + 24, b"LVM2 001") {
+            if let Ok(Some(l)) = crate::lvm::read_pv_label(dev) {
+                return Content::LvmPv { uuid: l.uuid };
+            }
+        }
+    }
+    if at(0, b"XFSB") && head.len() >= 512 {
+        let be16 = |o: usize| u16::from_be_bytes([head[o], head[o + 1]]);
+        let be32 = |o: usize| u32::from_be_bytes(head[o..o + 4].try_into().unwrap());
+        let be64 = |o: usize| u64::from_be_bytes(head[o..o + 8].try_into().unwrap());
+        return Content::Xfs {
+            version: be16(100) & 0xf,
+            label: cstr(&head[108..120]),
+            uuid: uuid_str(&head[32..48]),
+            block_size: be32(4),
+            blocks: be64(8),
+            log_clean: None,
+        };
+    }
+    if head.len() >= 2048 && u16::from_le_bytes([head[1024 + 0x38], head[1024 + 0x39]]) == 0xef53 {
+        let sb = &head[1024..2048];
+        let le32 = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap());
+        let compat = le32(0x5c);
+        let incompat = le32(0x60);
+        let ro = le32(0x64);
+        let log_bs = le32(0x18);
+        let hi = if incompat & 0x80 != 0 { le32(0x150) as u64 } else { 0 };
+        let blocks = (hi << 32) | le32(0x4) as u64;
+        let version = if incompat & EXT4_INCOMPAT != 0 || ro & EXT4_RO_COMPAT != 0 {
+            "ext4"
+        } else if compat & EXT_COMPAT_HAS_JOURNAL != 0 || incompat & EXT_INCOMPAT_JOURNAL_DEV != 0 {
+            "ext3"
+        } else {
+            "ext2"
+        };
+        return Content::Ext {
+            version: version.into(),
+            label: cstr(&sb[0x78..0x88]),
+            uuid: uuid_str(&sb[0x68..0x78]),
+            block_size: if log_bs < 7 { 1024u64 << log_bs } else { 0 },
+            blocks,
+            feature_compat: compat,
+            feature_incompat: incompat,
+            feature_ro_compat: ro,
+            needs_recovery: incompat & EXT_INCOMPAT_RECOVER != 0,
+            has_journal: compat & EXT_COMPAT_HAS_JOURNAL != 0,
+        };
+    }
+    if head.len() >= 40 && u64::from_le_bytes(head[32..40].try_into().unwrap()) == 27022010 {
+        return Content::ThinPoolMetadata;
+    }
+    if at(4086, b"SWAPSPACE2") || at(4086, b"SWAP-SPACE") {
+        return Content::Swap;
+    }
+    if let Some(b) = read(dev, 0x10000, 4096) {
+        if &b[0x40..0x48] == b"_BHRfS_M" {
+            return Content::Btrfs {
+                label: cstr(&b[0x12b..0x22b]),
+            };
+        }
+    }
+    // Swap with larger pages (arm64 64 KiB).
+    for ps in [16384u64, 65536] {
+        if let Some(b) = read(dev, ps - 10, 10) {
+            if &b[..] == b"SWAPSPACE2" {
+                return Content::Swap;
+            }
+        }
+    }
+    Content::Unknown
+}

@@ -1,0 +1,150 @@
+//! Block devices built on other block devices: a byte range ([`Slice`], a partition) and
+//! an extent map ([`ExtentMap`], an LVM logical volume).
+
+use std::io;
+use std::sync::Arc;
+
+use salvor_source::BlockDevice;
+
+/// `len` bytes of `inner` starting at `offset`: a partition, or a physical volume's
+/// data area. Reads never go past `offset + len`, nor past the end of `inner`.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    inner: Arc<dyn BlockDevice>,
+    offset: u64,
+    len: u64,
+    desc: String,
+}
+
+impl Slice {
+    /// A view of `inner[offset .. offset + len]`, clamped to the size of `inner`.
+    pub fn new(inner: Arc<dyn BlockDevice>, offset: u64, len: u64, desc: impl Into<String>) -> Self {
+        let size = inner.size();
+        let offset = offset.min(size);
+        let len = len.min(size - offset);
+        Slice {
+            inner,
+            offset,
+            len,
+            desc: desc.into(),
+        }
+    }
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+impl BlockDevice for Slice {
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = (self.len - offset).min(buf.len() as u64) as usize;
+        self.inner.read_at(self.offset + offset, &mut buf[..n])
+    }
+    fn describe(&self) -> String {
+        self.desc.clone()
+    }
+}
+
+/// One run of an [`ExtentMap`]: `len` bytes at `start` in the mapped device come from
+/// `device` at `device_offset` (`None`: an unmapped run, reads as zeros).
+#[derive(Debug, Clone)]
+pub struct Extent {
+    pub start: u64,
+    pub len: u64,
+    pub device: Option<Arc<dyn BlockDevice>>,
+    pub device_offset: u64,
+}
+
+/// A device made of runs of other devices (an LVM logical volume). Runs are sorted,
+/// non-overlapping and cover `0..size` without gaps (gaps are filled with zero runs by
+/// [`ExtentMap::new`]).
+#[derive(Debug, Clone)]
+pub struct ExtentMap {
+    extents: Vec<Extent>,
+    size: u64,
+    desc: String,
+}
+
+impl ExtentMap {
+    /// Builds the map. Overlapping runs are an error (returned as a message); gaps read as
+    /// zeros.
+    pub fn new(mut runs: Vec<Extent>, desc: impl Into<String>) -> Result<Self, String> {
+        runs.retain(|r| r.len > 0);
+        runs.sort_by_key(|r| r.start);
+        let mut extents = Vec::with_capacity(runs.len());
+        let mut pos = 0u64;
+        for r in runs {
+            if r.start < pos {
+                return Err(format!("overlapping extents at byte {}", r.start));
+            }
+            if r.start > pos {
+                extents.push(Extent {
+                    start: pos,
+                    len: r.start - pos,
+                    device: None,
+                    device_offset: 0,
+                });
+            }
+            pos = r
+                .start
+                .checked_add(r.len)
+                .ok_or_else(|| "extent end overflows".to_string())?;
+            extents.push(r);
+        }
+        Ok(ExtentMap {
+            extents,
+            size: pos,
+            desc: desc.into(),
+        })
+    }
+    pub fn extents(&self) -> &[Extent] {
+        &self.extents
+    }
+}
+
+impl BlockDevice for ExtentMap {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let i = match self.extents.binary_search_by(|e| e.start.cmp(&offset)) {
+            Ok(i) => i,
+            Err(i) => i - 1, // extents start at 0, so i >= 1 here
+        };
+        let e = &self.extents[i];
+        let within = offset - e.start;
+        let n = (e.len - within).min(buf.len() as u64) as usize;
+        match &e.device {
+            None => {
+                buf[..n].fill(0);
+                Ok(n)
+            }
+            Some(dev) => {
+                let got = dev.read_at(e.device_offset + within, &mut buf[..n])?;
+                if got == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{}: extent at byte {} maps past the end of {}",
+                            self.desc,
+                            e.start,
+                            dev.describe()
+                        ),
+                    ));
+                }
+                Ok(got)
+            }
+        }
+    }
+    fn describe(&self) -> String {
+        self.desc.clone()
+    }
+}
