@@ -367,3 +367,93 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// `salvor history --json` agrees with `docker history` row by row: image ids along the
+/// parent chain, created-by, comment and size.
+#[test]
+fn history_matches_the_engine() {
+    let mut rows_compared = 0;
+    for (name, fx) in engine_fixtures() {
+        for e in std::fs::read_dir(fx.join("expected/history")).expect("history") {
+            let p = e.expect("entry").path();
+            let theirs: Vec<Value> = std::fs::read_to_string(&p)
+                .expect("read")
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).expect("jsonl"))
+                .collect();
+            let id = p.file_stem().expect("stem").to_string_lossy().into_owned();
+            let ours: Value = serde_json::from_str(&salvor_ok(
+                &["--root", &root(&fx), "history", &id, "--json"],
+                0,
+            ))
+            .expect("json");
+            let ours = ours.as_array().expect("rows");
+            assert_eq!(ours.len(), theirs.len(), "{name}: {id}: rows");
+            for (o, t) in ours.iter().zip(&theirs) {
+                let tid = t["ID"].as_str().expect("ID");
+                if tid == "<missing>" {
+                    assert!(o["id"].is_null(), "{name}: {id}: {o} vs {t}");
+                } else {
+                    assert_eq!(o["id"].as_str(), Some(tid), "{name}: {id}");
+                }
+                assert_eq!(
+                    o["created_by"].as_str().unwrap_or(""),
+                    t["CreatedBy"].as_str().expect("by"),
+                    "{name}: {id}"
+                );
+                assert_eq!(
+                    o["comment"].as_str().unwrap_or(""),
+                    t["Comment"].as_str().expect("c"),
+                    "{name}: {id}"
+                );
+                assert_eq!(o["size_human"].as_str(), t["Size"].as_str(), "{name}: {id}");
+                rows_compared += 1;
+            }
+        }
+    }
+    assert!(
+        rows_compared > 50,
+        "only {rows_compared} history rows compared"
+    );
+}
+
+/// The `images` table has the rows `docker image ls -a` printed: repository, tag, short id
+/// and size (CREATED is absolute here, relative in docker, so it is not compared).
+#[test]
+fn images_table_matches_docker_image_ls() {
+    for (name, fx) in engine_fixtures() {
+        let theirs: BTreeSet<(String, String, String, String)> =
+            std::fs::read_to_string(fx.join("expected/image-ls-a.jsonl"))
+                .expect("image-ls-a")
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let v: Value = serde_json::from_str(l).expect("jsonl");
+                    let id = v["ID"].as_str().expect("ID").trim_start_matches("sha256:")[..12]
+                        .to_string();
+                    (
+                        v["Repository"].as_str().expect("r").into(),
+                        v["Tag"].as_str().expect("t").into(),
+                        id,
+                        v["Size"].as_str().expect("s").into(),
+                    )
+                })
+                .collect();
+        let out = salvor_ok(&["--root", &root(&fx), "images"], 0);
+        let mut lines = out.lines();
+        let header = lines.next().expect("header");
+        assert!(header.starts_with("REPOSITORY"), "{header}");
+        let ours: BTreeSet<(String, String, String, String)> = lines
+            .map(|l| {
+                let c: Vec<&str> = l
+                    .split("   ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                (c[0].into(), c[1].into(), c[2].into(), c[c.len() - 1].into())
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{name}");
+    }
+}

@@ -125,7 +125,11 @@ fn mounts(c: &Container, trunc: bool) -> String {
     c.mounts
         .iter()
         .map(|m| {
-            let n = if m.name.is_empty() { &m.source } else { &m.name };
+            let n = if m.name.is_empty() {
+                &m.source
+            } else {
+                &m.name
+            };
             if trunc {
                 ellipsis(n, 15)
             } else {
@@ -333,7 +337,12 @@ pub fn volumes(store: &Store, json_out: bool) -> anyhow::Result<u8> {
     t.print(&mut out)?;
     if !binds.is_empty() {
         writeln!(out)?;
-        let mut b = Table::new(&["CONTAINER", "BIND SOURCE (HOST PATH)", "DESTINATION", "IN EVIDENCE"]);
+        let mut b = Table::new(&[
+            "CONTAINER",
+            "BIND SOURCE (HOST PATH)",
+            "DESTINATION",
+            "IN EVIDENCE",
+        ]);
         for m in &binds {
             b.row(vec![
                 printable(&m.container_name),
@@ -358,6 +367,9 @@ mod tests {
         assert_eq!(go_quote("sh -c 'a\n\"b\"'"), "\"sh -c 'a\\n\\\"b\\\"'\"");
         assert_eq!(go_quote("naïve\u{1b}"), "\"naïve\\x1b\"");
         assert_eq!(go_quote("\u{202e}"), "\"\\u202e\"");
-        assert_eq!(ellipsis("abcdefghijklmnopqrstuvwxyz", 20), "abcdefghijklmnopqrs…");
+        assert_eq!(
+            ellipsis("abcdefghijklmnopqrstuvwxyz", 20),
+            "abcdefghijklmnopqrs…"
+        );
     }
 }

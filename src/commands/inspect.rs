@@ -106,19 +106,32 @@ pub fn history(store: &Store, query: &str, json_out: bool, no_trunc: bool) -> an
         rows.push((h.clone(), size, empty));
     }
     rows.reverse();
+    // As the engine: the newest entry carries the image id, the next its parent's id, and so
+    // on up the parent chain for as long as those images exist; the rest are <missing>.
+    let mut ids: Vec<Option<String>> = vec![None; rows.len()];
+    let mut cur = Some(img);
+    for slot in ids.iter_mut() {
+        let Some(c) = cur else { break };
+        *slot = Some(c.id.clone());
+        cur = c
+            .parent
+            .as_deref()
+            .and_then(|p| store.images.iter().find(|i| i.id == p));
+    }
     if json_out {
         let v: Vec<_> = rows
             .iter()
             .enumerate()
             .map(|(i, (h, size, empty))| {
                 json!({
-                    "id": if i == 0 { Value::String(img.id.clone()) } else { Value::Null },
+                    "id": ids[i],
                     "created": h.get("created"),
                     "created_by": h.get("created_by"),
                     "author": h.get("author"),
                     "comment": h.get("comment"),
                     "empty_layer": empty,
                     "size": size,
+                    "size_human": human_size(*size),
                 })
             })
             .collect();
