@@ -131,6 +131,9 @@ pub struct Container {
     /// Read from the pre-1.10 `config.json`.
     pub legacy_config: bool,
     pub rw_layer: Option<RwLayer>,
+    /// The data-root the engine used on its host (`/var/lib/docker`), from this container's
+    /// stored paths or, for a container that never ran, from the other containers'.
+    pub host_data_root: Option<String>,
     /// `config.v2.json` as parsed.
     #[serde(skip)]
     pub config: Value,
@@ -171,7 +174,7 @@ impl Container {
 
     /// The data-root as the engine saw it on its host, derived from the stored paths
     /// (`…/containers/<id>/…`), e.g. `/var/lib/docker`.
-    pub fn host_data_root(&self) -> Option<String> {
+    pub fn stored_host_data_root(&self) -> Option<String> {
         let marker = format!("/containers/{}/", self.id);
         ["ResolvConfPath", "HostnamePath", "HostsPath", "LogPath"]
             .iter()
@@ -225,10 +228,7 @@ impl Container {
                 Value::Object(o)
             })
             .collect();
-        let image = self
-            .image_id
-            .clone()
-            .unwrap_or_else(|| s("Image"));
+        let image = self.image_id.clone().unwrap_or_else(|| s("Image"));
         let platform = self.platform.clone().unwrap_or_default();
         json!({
             "Id": self.id,
@@ -266,7 +266,7 @@ impl Container {
     /// paths of the layer directories (under the data-root the engine used on its host).
     pub fn graph_driver_json(&self, store: &Store) -> Value {
         let name = self.driver.clone();
-        let data = match (&self.rw_layer, self.host_data_root()) {
+        let data = match (&self.rw_layer, self.host_data_root.clone()) {
             (Some(rw), Some(host_root))
                 if matches!(
                     Driver::from_name(&self.driver),
@@ -359,11 +359,7 @@ pub fn network_settings_json(ns: Option<&Value>) -> Value {
         ("MacAddress", json!("")),
     ] {
         // Pre-1.9 configs keep these at the top level.
-        let v = if networks.is_some() {
-            b(k, d)
-        } else {
-            g(k, d)
-        };
+        let v = if networks.is_some() { b(k, d) } else { g(k, d) };
         out.insert(k.into(), v);
     }
     let mut nets = Map::new();
@@ -566,6 +562,10 @@ impl Store {
                 Err(e) => problems.push(problem_of(e, &cdir)),
             }
         }
+        let hint = out.iter().find_map(Container::stored_host_data_root);
+        for c in &mut out {
+            c.host_data_root = c.stored_host_data_root().or_else(|| hint.clone());
+        }
         out.sort_by(|a, b| {
             let ka = a.created.as_deref().and_then(crate::logs::parse_time);
             let kb = b.created.as_deref().and_then(crate::logs::parse_time);
@@ -605,7 +605,9 @@ impl Store {
             if sid != id {
                 f.problems.push(Problem {
                     path: config_path.clone(),
-                    what: format!("ID {sid:?} is not the directory name; the directory name is used"),
+                    what: format!(
+                        "ID {sid:?} is not the directory name; the directory name is used"
+                    ),
                 });
             }
         }
@@ -687,7 +689,9 @@ impl Store {
 
         // Image id.
         let (image_id, image_v1_id) = match raw_image.as_deref() {
-            Some(s) if s.starts_with("sha256:") => (Digest::parse(s).map(|d| d.as_str().to_string()), None),
+            Some(s) if s.starts_with("sha256:") => {
+                (Digest::parse(s).map(|d| d.as_str().to_string()), None)
+            }
             Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 if self.layout == Layout::V2 && !legacy_config {
                     (Digest::parse_loose(s).map(|d| d.as_str().to_string()), None)
@@ -731,6 +735,7 @@ impl Store {
             hostconfig_path: hostconfig.as_ref().map(|_| hc_path),
             legacy_config,
             rw_layer,
+            host_data_root: None,
             config: cfg,
             hostconfig,
         })
@@ -769,7 +774,9 @@ impl Store {
                 Ok(s) => {
                     problems.push(Problem {
                         path: mounts.join("mount-id"),
-                        what: format!("not a valid driver id: {s:?}; the container's files cannot be located"),
+                        what: format!(
+                            "not a valid driver id: {s:?}; the container's files cannot be located"
+                        ),
                     });
                     return None;
                 }
@@ -990,7 +997,10 @@ fn mounts_of(cfg: &Value, f: &mut Fields<'_>) -> Vec<MountPoint> {
                     destination: dest.clone(),
                     driver: String::new(),
                     rw: cfg
-                        .pointer(&format!("/VolumesRW/{}", dest.replace('~', "~0").replace('/', "~1")))
+                        .pointer(&format!(
+                            "/VolumesRW/{}",
+                            dest.replace('~', "~0").replace('/', "~1")
+                        ))
                         .and_then(Value::as_bool)
                         .unwrap_or(true),
                     mode: String::new(),
@@ -1030,7 +1040,11 @@ fn ports_of(cfg: &Value, f: &mut Fields<'_>) -> Vec<Port> {
         }
         for b in list {
             out.push(Port {
-                ip: b.get("HostIp").and_then(Value::as_str).unwrap_or("").to_string(),
+                ip: b
+                    .get("HostIp")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 private_port,
                 public_port: b
                     .get("HostPort")

@@ -67,7 +67,7 @@ fn is_hex64(s: &str) -> bool {
 impl Store {
     /// The data-root path the engine used on its host, from the containers' stored paths.
     pub fn host_data_root(&self, containers: &[Container]) -> Option<String> {
-        containers.iter().find_map(|c| c.host_data_root())
+        containers.iter().find_map(|c| c.host_data_root.clone())
     }
 
     /// Every volume directory under `volumes/`, with the containers that mount it.
@@ -106,8 +106,9 @@ impl Store {
             if md.is_none() {
                 problems.push(Problem {
                     path: data_path.clone(),
-                    what: "volume without a _data directory (not a local volume, or its data is gone)"
-                        .into(),
+                    what:
+                        "volume without a _data directory (not a local volume, or its data is gone)"
+                            .into(),
                 });
             }
             let created_at = md.as_ref().map(|m| {
@@ -194,7 +195,11 @@ impl Store {
 
     /// Where a host path of the dead host is inside the evidence, if it is and exists there.
     /// Never follows a symlink (`lstat` on each component through the [`salvor_source::Source`]).
-    pub fn host_path_in_evidence(&self, host_path: &str, containers: &[Container]) -> Option<PathBuf> {
+    pub fn host_path_in_evidence(
+        &self,
+        host_path: &str,
+        containers: &[Container],
+    ) -> Option<PathBuf> {
         if !host_path.starts_with('/') || host_path.split('/').any(|c| c == "..") {
             return None;
         }
