@@ -426,10 +426,13 @@ impl Store {
     }
 
     pub(crate) fn problem(&mut self, path: impl Into<PathBuf>, what: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.into(),
-            what: what.into(),
-        });
+        let path = path.into();
+        let mut what = what.into();
+        // Errors from the source already start with the path; say it once.
+        if let Some(rest) = what.strip_prefix(&format!("{}: ", path.display())) {
+            what = rest.to_string();
+        }
+        self.problems.push(Problem { path, what });
     }
 }
 

@@ -372,10 +372,14 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
             synthesised: false,
         });
     }
-    for (id, _) in tags {
+    for (id, (t, d)) in tags {
+        let names: Vec<String> = t.into_iter().chain(d).collect();
         store.problem(
             &repos_path,
-            format!("a tag points at image {id}, whose config is missing"),
+            format!(
+                "{} point(s) at image {id}, whose config is missing",
+                names.join(", ")
+            ),
         );
     }
     store.images.sort_by(|a, b| a.id.cmp(&b.id));

@@ -1,0 +1,450 @@
+//! Hostile and damaged evidence: salvor must not panic, hang, read outside the evidence or
+//! write to it; it must name the file that is wrong and still process everything else.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::synth::{self, Member};
+use common::*;
+use serde_json::Value;
+
+const CANARY: &[u8] = b"CANARY-7f3a9c: the investigator's own secret";
+
+fn base_layers() -> Vec<Vec<Member>> {
+    vec![
+        vec![
+            Member::Dir("etc"),
+            Member::File("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+            Member::File("etc/hosts", b"127.0.0.1 localhost\n"),
+        ],
+        vec![
+            Member::Dir("bin"),
+            Member::File("bin/tool", b"#!/bin/sh\necho tool\n"),
+        ],
+    ]
+}
+
+fn verify_json(root: &Path, code: i32) -> Value {
+    serde_json::from_str(&salvor_ok(
+        &["--root", &root.to_string_lossy(), "verify", "--json"],
+        code,
+    ))
+    .expect("json")
+}
+
+fn assert_no_canary_in(dir: &Path) {
+    for e in walk(dir) {
+        let data = fs::read(&e).unwrap_or_default();
+        assert!(
+            !data.windows(CANARY.len()).any(|w| w == CANARY),
+            "canary content leaked into {}",
+            e.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                match fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_dir() => stack.push(p),
+                    Ok(m) if m.is_file() => out.push(p),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_clean_synthetic_root_verifies() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(tmp.path(), &base_layers());
+    let v = verify_json(&b.root, 0);
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+/// A file in a layer directory replaced by a symlink to a file outside the evidence: the
+/// layer does not verify, the finding names the file, and the outside file is never read.
+#[test]
+fn symlink_to_outside_is_never_followed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let canary = tmp.path().join("canary.txt");
+    fs::write(&canary, CANARY).expect("canary");
+    let b = synth::build(tmp.path(), &base_layers());
+    let target = synth::diff_dir(&b, 0).join("etc/passwd");
+    fs::remove_file(&target).expect("rm");
+    symlink(&canary, &target).expect("symlink");
+    // Also a symlinked directory on the way to a file.
+    let bin = synth::diff_dir(&b, 1).join("bin");
+    fs::remove_dir_all(&bin).expect("rm");
+    symlink(tmp.path(), &bin).expect("symlink dir");
+    let v = verify_json(&b.root, 1);
+    assert_eq!(v["ok"], false);
+    let findings: Vec<Value> = v["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .flat_map(|l| l["findings"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["path"] == "etc/passwd" && f["kind"] == "not-regular"),
+        "{v}"
+    );
+    assert!(findings.iter().any(|f| f["path"] == "bin/tool"), "{v}");
+    let out = tmp.path().join("out");
+    let o = salvor(&[
+        "--root",
+        &b.root.to_string_lossy(),
+        "extract",
+        "synth:latest",
+        "--force",
+        "--dir",
+        "-o",
+        &out.to_string_lossy(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_no_canary_in(&out);
+    let o = salvor(&[
+        "--root",
+        &b.root.to_string_lossy(),
+        "extract",
+        "synth:latest",
+        "-o",
+        &tmp.path().join("x.tar").to_string_lossy(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("does not verify") && err.contains("etc/passwd"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("x.tar").exists(), "no partial archive");
+}
+
+/// tar-split names that climb out (`../../canary.txt`) resolve inside the layer.
+#[test]
+fn dotdot_names_stay_inside_the_layer() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let canary = tmp.path().join("canary.txt");
+    fs::write(&canary, CANARY).expect("canary");
+    let mut layers = base_layers();
+    layers[1].push(Member::RawFile {
+        tar_name: b"../../../../canary.txt",
+        disk_name: None,
+        data: CANARY,
+    });
+    let b = synth::build(tmp.path(), &layers);
+    let v = verify_json(&b.root, 1);
+    let l = &v["layers"]
+        .as_array()
+        .expect("l")
+        .iter()
+        .find(|l| l["chain_id"] == b.chain_ids[1])
+        .expect("layer")
+        .clone();
+    assert_eq!(l["status"], "mismatch");
+    assert_eq!(l["findings"][0]["path"], "../../../../canary.txt");
+    assert_eq!(l["findings"][0]["kind"], "missing", "{l}");
+    // The lower layer is unaffected.
+    let l0 = v["layers"]
+        .as_array()
+        .expect("l")
+        .iter()
+        .find(|l| l["chain_id"] == b.chain_ids[0])
+        .expect("layer")
+        .clone();
+    assert_eq!(l0["status"], "verified");
+    let out = tmp.path().join("out");
+    salvor_ok(
+        &[
+            "--root",
+            &b.root.to_string_lossy(),
+            "extract",
+            "synth:latest",
+            "--force",
+            "--dir",
+            "-o",
+            &out.to_string_lossy(),
+        ],
+        1,
+    );
+    assert_no_canary_in(&out);
+}
+
+/// A file whose content changed on disk: content-changed with expected and found CRC, and
+/// a byte appended: size-changed. Both named.
+#[test]
+fn tampered_files_are_named() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(tmp.path(), &base_layers());
+    fs::write(
+        synth::diff_dir(&b, 0).join("etc/passwd"),
+        b"root:x:0:0::/root:/bin/SH\n",
+    )
+    .expect("tamper");
+    fs::write(
+        synth::diff_dir(&b, 1).join("bin/tool"),
+        b"#!/bin/sh\necho tool\n\n",
+    )
+    .expect("append");
+    let v = verify_json(&b.root, 1);
+    let all: Vec<Value> = v["layers"]
+        .as_array()
+        .expect("l")
+        .iter()
+        .flat_map(|l| l["findings"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(all.len(), 2, "{v}");
+    assert!(
+        all.iter()
+            .any(|f| f["path"] == "etc/passwd" && f["kind"] == "content-changed"),
+        "{v}"
+    );
+    assert!(
+        all.iter()
+            .any(|f| f["path"] == "bin/tool" && f["kind"] == "size-changed"),
+        "{v}"
+    );
+    let human = String::from_utf8(salvor(&["--root", &b.root.to_string_lossy(), "verify"]).stdout)
+        .expect("utf8");
+    assert!(human.contains("etc/passwd: content-changed"), "{human}");
+}
+
+/// Broken metadata: each piece is reported naming its file, and the rest still lists.
+#[test]
+fn broken_metadata_is_reported_and_the_rest_still_works() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(tmp.path(), &base_layers());
+    let img = b.root.join("image/overlay2");
+    // A config that is not JSON, one that is too big, and a tag pointing nowhere.
+    fs::write(
+        img.join("imagedb/content/sha256").join("ab".repeat(32)),
+        b"{not json",
+    )
+    .expect("w");
+    let big = vec![b' '; 65 << 20];
+    fs::write(
+        img.join("imagedb/content/sha256").join("cd".repeat(32)),
+        &big,
+    )
+    .expect("w");
+    fs::write(
+        img.join("repositories.json"),
+        format!(
+            r#"{{"Repositories":{{"synth":{{"synth:latest":"{}","ghost:1":"sha256:{}"}}}}}}"#,
+            b.image_id,
+            "ef".repeat(32)
+        ),
+    )
+    .expect("w");
+    // A layer whose parent chain loops, and one without cache-id.
+    let l1 = img.join("layerdb/sha256").join("11".repeat(32));
+    let l2 = img.join("layerdb/sha256").join("22".repeat(32));
+    fs::create_dir_all(&l1).expect("d");
+    fs::create_dir_all(&l2).expect("d");
+    fs::write(l1.join("diff"), format!("sha256:{}", "33".repeat(32))).expect("w");
+    fs::write(l1.join("parent"), format!("sha256:{}", "22".repeat(32))).expect("w");
+    fs::write(l2.join("diff"), format!("sha256:{}", "44".repeat(32))).expect("w");
+    fs::write(l2.join("parent"), format!("sha256:{}", "11".repeat(32))).expect("w");
+    fs::write(l2.join("cache-id"), "../../../etc").expect("w");
+    let info: Value = serde_json::from_str(&salvor_ok(
+        &["--root", &b.root.to_string_lossy(), "info", "--json"],
+        0,
+    ))
+    .expect("json");
+    let problems = info["problems"].to_string();
+    for needle in [
+        "not valid JSON",
+        "larger than",
+        "ghost",
+        "parent chain loops",
+        "not a valid driver id",
+        "cache-id",
+    ] {
+        assert!(
+            problems.contains(needle),
+            "missing problem {needle:?} in {problems}"
+        );
+    }
+    let images: Value = serde_json::from_str(&salvor_ok(
+        &["--root", &b.root.to_string_lossy(), "images", "--json"],
+        0,
+    ))
+    .expect("json");
+    assert_eq!(images.as_array().expect("a").len(), 1);
+    let v = verify_json(&b.root, 0);
+    assert_eq!(v["ok"], true, "the good image still verifies");
+}
+
+/// Unreadable tar-split files: truncated, not gzip, a gzip bomb of zeros.
+#[test]
+fn damaged_tar_split_is_an_error_naming_the_file() {
+    for (label, bytes) in [
+        ("truncated", None),
+        ("not gzip", Some(b"this is not gzip at all".to_vec())),
+        ("bomb", Some(gzip_zeros(256 << 20))),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let b = synth::build(tmp.path(), &base_layers());
+        let ts = synth::meta_dir(&b, 1).join("tar-split.json.gz");
+        let data = match bytes {
+            Some(d) => d,
+            None => {
+                let d = fs::read(&ts).expect("r");
+                d[..d.len() / 2].to_vec()
+            }
+        };
+        fs::write(&ts, data).expect("w");
+        let v = verify_json(&b.root, 1);
+        let l = v["layers"]
+            .as_array()
+            .expect("l")
+            .iter()
+            .find(|l| l["chain_id"] == b.chain_ids[1])
+            .expect("layer")
+            .clone();
+        assert_ne!(l["status"], "verified", "{label}");
+        let err = l["error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains("tar-split.json.gz"),
+            "{label}: error does not name the file: {l}"
+        );
+        let l0 = v["layers"]
+            .as_array()
+            .expect("l")
+            .iter()
+            .find(|l| l["chain_id"] == b.chain_ids[0])
+            .expect("layer")
+            .clone();
+        assert_eq!(
+            l0["status"], "verified",
+            "{label}: the other layer still verifies"
+        );
+    }
+}
+
+fn gzip_zeros(n: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..(n >> 20) {
+        gz.write_all(&zeros).expect("w");
+    }
+    gz.finish().expect("gz")
+}
+
+/// Nothing in the evidence changes: content, mode, mtime and atime of every file are the
+/// same before and after listing, verifying and extracting (atimes are set to the past
+/// first, so any read without O_NOATIME would move them under relatime).
+#[test]
+fn evidence_is_never_modified() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(tmp.path(), &base_layers());
+    let old = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 946_684_800,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 946_684_800,
+            tv_nsec: 0,
+        },
+    };
+    let mut all = walk(&b.root);
+    all.sort();
+    for f in &all {
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            f,
+            &old,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .expect("utimensat");
+    }
+    let snap = |files: &[std::path::PathBuf]| -> Vec<(String, u64, i64, i64, u32, String)> {
+        use std::os::unix::fs::MetadataExt;
+        files
+            .iter()
+            .map(|f| {
+                let m = fs::symlink_metadata(f).expect("md");
+                (
+                    f.display().to_string(),
+                    m.len(),
+                    m.mtime(),
+                    m.atime(),
+                    m.mode(),
+                    sha256_file(f),
+                )
+            })
+            .collect()
+    };
+    // Hash after the snapshot's own reads would move atime: snapshot metadata first.
+    let before_md: Vec<(String, i64)> = all
+        .iter()
+        .map(|f| {
+            use std::os::unix::fs::MetadataExt;
+            (
+                f.display().to_string(),
+                fs::symlink_metadata(f).expect("m").atime(),
+            )
+        })
+        .collect();
+    let r = b.root.to_string_lossy().into_owned();
+    salvor_ok(&["--root", &r, "images"], 0);
+    salvor_ok(&["--root", &r, "verify"], 0);
+    salvor_ok(&["--root", &r, "tree"], 0);
+    salvor_ok(
+        &[
+            "--root",
+            &r,
+            "extract",
+            "synth:latest",
+            "-o",
+            &tmp.path().join("o.tar").to_string_lossy(),
+        ],
+        0,
+    );
+    let after_md: Vec<(String, i64)> = all
+        .iter()
+        .map(|f| {
+            use std::os::unix::fs::MetadataExt;
+            (
+                f.display().to_string(),
+                fs::symlink_metadata(f).expect("m").atime(),
+            )
+        })
+        .collect();
+    assert_eq!(before_md, after_md, "salvor changed an access time");
+    assert!(after_md.iter().all(|(_, a)| *a == 946_684_800));
+    let s1 = snap(&all);
+    assert_eq!(
+        walk(&b.root).len(),
+        all.len(),
+        "files were added to the evidence"
+    );
+    let s2 = snap(&all);
+    assert_eq!(
+        s1.iter()
+            .map(|x| (&x.0, x.1, x.2, x.4, &x.5))
+            .collect::<Vec<_>>(),
+        s2.iter()
+            .map(|x| (&x.0, x.1, x.2, x.4, &x.5))
+            .collect::<Vec<_>>()
+    );
+}
