@@ -57,7 +57,9 @@ impl Inner {
                 for k in 0..n {
                     let blk = phys + k;
                     if let Err(e) = self.read_block_into(blk, &mut buf) {
-                        self.warn(format!("directory inode {ino}: block {blk} unreadable: {e}"));
+                        self.warn(format!(
+                            "directory inode {ino}: block {blk} unreadable: {e}"
+                        ));
                         continue;
                     }
                     self.verify_dir_block(inode, lblk + k, blk, &buf);

@@ -50,7 +50,12 @@ pub(crate) fn decode_time(base: u32, extra: Option<u32>) -> Timestamp {
 
 impl Inode {
     /// Parses the `inode_size` bytes of inode `ino`. `block_size` is the filesystem's.
-    pub(crate) fn parse(ino: u64, raw: &[u8], block_size: u32, huge_file_fs: bool) -> Result<Inode, Ext4Error> {
+    pub(crate) fn parse(
+        ino: u64,
+        raw: &[u8],
+        block_size: u32,
+        huge_file_fs: bool,
+    ) -> Result<Inode, Ext4Error> {
         if raw.len() < 128 {
             return Err(corrupt(format!("inode {ino}: shorter than 128 bytes")));
         }
@@ -65,7 +70,13 @@ impl Inode {
             }
         }
         let has = |field_end: usize| 128 + extra_isize >= field_end;
-        let extra_at = |off: usize| if has(off + 4) { Some(le32(raw, off)) } else { None };
+        let extra_at = |off: usize| {
+            if has(off + 4) {
+                Some(le32(raw, off))
+            } else {
+                None
+            }
+        };
         let mut block = [0u8; 60];
         block.copy_from_slice(&raw[0x28..0x64]);
         let flags = le32(raw, 0x20);
@@ -79,7 +90,11 @@ impl Inode {
             None
         };
         let xstart = 128 + extra_isize;
-        let ibody_xattr = if raw.len() > xstart + 4 { raw[xstart..].to_vec() } else { Vec::new() };
+        let ibody_xattr = if raw.len() > xstart + 4 {
+            raw[xstart..].to_vec()
+        } else {
+            Vec::new()
+        };
         Ok(Inode {
             ino,
             mode: le16(raw, 0x0),
@@ -109,7 +124,12 @@ impl Inode {
             0x8000 => FileKind::Regular,
             0xA000 => FileKind::Symlink,
             0xC000 => FileKind::Socket,
-            m => return Err(corrupt(format!("inode {}: unknown file type {m:#o} in mode", self.ino))),
+            m => {
+                return Err(corrupt(format!(
+                    "inode {}: unknown file type {m:#o} in mode",
+                    self.ino
+                )))
+            }
         })
     }
 

@@ -126,7 +126,10 @@ impl Journal<'_> {
 
 /// Replays the journal of `fs` into a block map. Never fails: problems become a
 /// [`JournalStatus::NotReplayed`] and warnings.
-pub(crate) fn replay(fs: &Inner, warnings: &mut Vec<String>) -> (JournalStatus, BTreeMap<u64, Remap>) {
+pub(crate) fn replay(
+    fs: &Inner,
+    warnings: &mut Vec<String>,
+) -> (JournalStatus, BTreeMap<u64, Remap>) {
     let s = &fs.sb;
     let recover = s.incompat & sb::INCOMPAT_RECOVER != 0;
     if s.compat & sb::COMPAT_HAS_JOURNAL == 0 {
@@ -150,7 +153,12 @@ pub(crate) fn replay(fs: &Inner, warnings: &mut Vec<String>) -> (JournalStatus, 
     match scan(fs) {
         Ok((status, map, notes)) => {
             warnings.extend(notes);
-            if let JournalStatus::Replayed { transactions, blocks, .. } = &status {
+            if let JournalStatus::Replayed {
+                transactions,
+                blocks,
+                ..
+            } = &status
+            {
                 warnings.push(format!(
                     "the filesystem was not cleanly unmounted: {transactions} committed journal transactions ({blocks} blocks) replayed in memory"
                 ));
@@ -183,9 +191,22 @@ fn scan(fs: &Inner) -> Result<ScanResult, Ext4Error> {
     };
     let mut b = vec![0u8; bs];
     j.read(0, &mut b)?;
-    let not = |reason: String| Ok((JournalStatus::NotReplayed { reason: reason.clone() }, BTreeMap::new(), vec![format!("needs_recovery is set but {reason}; metadata may be stale")]));
+    let not = |reason: String| {
+        Ok((
+            JournalStatus::NotReplayed {
+                reason: reason.clone(),
+            },
+            BTreeMap::new(),
+            vec![format!(
+                "needs_recovery is set but {reason}; metadata may be stale"
+            )],
+        ))
+    };
     if be32(&b, 0) != JBD2_MAGIC {
-        return not(format!("the journal superblock has a bad magic {:#010x}", be32(&b, 0)));
+        return not(format!(
+            "the journal superblock has a bad magic {:#010x}",
+            be32(&b, 0)
+        ));
     }
     let btype = be32(&b, 4);
     if btype != BT_SB_V1 && btype != BT_SB_V2 {
@@ -210,7 +231,8 @@ fn scan(fs: &Inner) -> Result<ScanResult, Ext4Error> {
     let mut last = maxlen;
     if btype == BT_SB_V2 {
         j.incompat = be32(&b, 0x28);
-        let known = IN_REVOKE | IN_64BIT | IN_ASYNC_COMMIT | IN_CSUM_V2 | IN_CSUM_V3 | IN_FAST_COMMIT;
+        let known =
+            IN_REVOKE | IN_64BIT | IN_ASYNC_COMMIT | IN_CSUM_V2 | IN_CSUM_V3 | IN_FAST_COMMIT;
         if j.incompat & !known != 0 {
             return not(format!(
                 "the journal has unknown incompatible features {:#x}",
@@ -231,13 +253,20 @@ fn scan(fs: &Inner) -> Result<ScanResult, Ext4Error> {
     j.last = last;
     if start == 0 {
         return Ok((
-            JournalStatus::Replayed { transactions: 0, blocks: 0, revoked: 0, bad_checksums: 0 },
+            JournalStatus::Replayed {
+                transactions: 0,
+                blocks: 0,
+                revoked: 0,
+                bad_checksums: 0,
+            },
             BTreeMap::new(),
             vec!["needs_recovery is set but the journal is empty".into()],
         ));
     }
     if start < first || start >= last {
-        return not(format!("the journal start block {start} is outside the log"));
+        return not(format!(
+            "the journal start block {start} is outside the log"
+        ));
     }
 
     // Pass 1: committed transactions and their revokes.
@@ -286,7 +315,9 @@ fn scan(fs: &Inner) -> Result<ScanResult, Ext4Error> {
                     let jb = match j.read(pos, &mut data) {
                         Ok(p) => p,
                         Err(e) => {
-                            notes.push(format!("journal block {pos} unreadable ({e}): scan stopped"));
+                            notes.push(format!(
+                                "journal block {pos} unreadable ({e}): scan stopped"
+                            ));
                             break 'outer;
                         }
                     };
@@ -308,7 +339,11 @@ fn scan(fs: &Inner) -> Result<ScanResult, Ext4Error> {
                         }
                     }
                     if ok {
-                        cur_tags.push(Tag { fs_block: blk, journal_block: jb, escaped: flags & TAG_ESCAPE != 0 });
+                        cur_tags.push(Tag {
+                            fs_block: blk,
+                            journal_block: jb,
+                            escaped: flags & TAG_ESCAPE != 0,
+                        });
                     }
                     off += tag_size;
                     if flags & TAG_SAME_UUID == 0 {
@@ -368,7 +403,13 @@ fn scan(fs: &Inner) -> Result<ScanResult, Ext4Error> {
                 ));
                 continue;
             }
-            map.insert(t.fs_block, Remap { journal_block: t.journal_block, escaped: t.escaped });
+            map.insert(
+                t.fs_block,
+                Remap {
+                    journal_block: t.journal_block,
+                    escaped: t.escaped,
+                },
+            );
         }
     }
     Ok((

@@ -232,7 +232,12 @@ impl Inner {
 
     /// A metadata block, through the cache.
     pub(crate) fn read_meta_block(&self, blk: u64) -> Result<Arc<[u8]>, Ext4Error> {
-        if let Some(b) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&blk) {
+        if let Some(b) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&blk)
+        {
             return Ok(b.clone());
         }
         let mut buf = vec![0u8; self.sb.block_size as usize];
@@ -253,7 +258,9 @@ impl Inner {
         let first = start / bs;
         let last = (start + buf.len() as u64 - 1) / bs;
         if last >= self.sb.blocks_count {
-            return Err(corrupt(format!("data block {last} is outside the filesystem")));
+            return Err(corrupt(format!(
+                "data block {last} is outside the filesystem"
+            )));
         }
         if self.overlay.range(first..=last).next().is_none() {
             return self.dev_read(start, buf, first);
@@ -363,7 +370,9 @@ impl Inner {
 
     fn lookup(&self, path: &Path) -> Result<Inode, SourceError> {
         let norm = normalize(path)?;
-        let mut cur = self.read_inode(ROOT_INO).map_err(|e| to_source_err(path, e))?;
+        let mut cur = self
+            .read_inode(ROOT_INO)
+            .map_err(|e| to_source_err(path, e))?;
         let mut walked = PathBuf::new();
         for c in norm.components() {
             let kind = cur.kind().map_err(|e| to_source_err(path, e))?;
@@ -443,9 +452,8 @@ impl Inner {
         } else {
             0
         };
-        let fast = inode.blocks512 <= ea_blocks
-            && inode.flags & inode::FL_EXTENTS == 0
-            && size < 60;
+        let fast =
+            inode.blocks512 <= ea_blocks && inode.flags & inode::FL_EXTENTS == 0 && size < 60;
         if fast {
             return Ok(inode.block[..size].to_vec());
         }
@@ -474,10 +482,11 @@ impl Ext4 {
     /// `needs_recovery` is set, an in-memory replay of the journal.
     pub fn open(dev: Arc<dyn BlockDevice>) -> Result<Ext4, Ext4Error> {
         let mut raw = vec![0u8; 1024];
-        dev.read_exact_at(1024, &mut raw).map_err(|e| Ext4Error::Io {
-            what: format!("{}: superblock", dev.describe()),
-            source: e,
-        })?;
+        dev.read_exact_at(1024, &mut raw)
+            .map_err(|e| Ext4Error::Io {
+                what: format!("{}: superblock", dev.describe()),
+                source: e,
+            })?;
         let sb = Superblock::parse(&raw)?;
         let mut warnings = Vec::new();
         check_features(&sb, &mut warnings)?;
@@ -517,7 +526,11 @@ impl Ext4 {
         inner.journal_status = status;
         if !overlay.is_empty() {
             inner.overlay = overlay;
-            inner.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            inner
+                .cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
             // The journal may hold newer copies of the superblock and descriptors.
             let mut buf = vec![0u8; 1024];
             let bs = inner.bs();
@@ -595,10 +608,26 @@ fn check_features(sb: &Superblock, warnings: &mut Vec<String>) -> Result<(), Ext
         return Err(Ext4Error::Unsupported("the compression feature".into()));
     }
     if sb.incompat & sb::INCOMPAT_DIRDATA != 0 {
-        return Err(Ext4Error::Unsupported("the dirdata feature (Lustre)".into()));
+        return Err(Ext4Error::Unsupported(
+            "the dirdata feature (Lustre)".into(),
+        ));
     }
-    let known_incompat = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400
-        | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x10000 | 0x20000;
+    let known_incompat = 0x1
+        | 0x2
+        | 0x4
+        | 0x8
+        | 0x10
+        | 0x40
+        | 0x80
+        | 0x100
+        | 0x200
+        | 0x400
+        | 0x1000
+        | 0x2000
+        | 0x4000
+        | 0x8000
+        | 0x10000
+        | 0x20000;
     if sb.incompat & !known_incompat != 0 {
         warnings.push(format!(
             "unknown incompatible features {:#x}: reading may be wrong",
@@ -680,20 +709,19 @@ impl FileState {
         }
         if self.inode.flags & inode::FL_INLINE_DATA != 0 {
             if self.inline.is_none() {
-                let data = fs.inline_data(&self.inode)?;
-                if (data.len() as u64) < size {
-                    return Err(corrupt(format!(
-                        "inode {}: size {size} but only {} bytes of inline data",
-                        self.inode.ino,
-                        data.len()
-                    )));
-                }
-                self.inline = Some(data);
+                self.inline = Some(fs.inline_data(&self.inode)?);
             }
+            // Past the inline bytes the file reads as zeros (as the kernel does).
             let data = self.inline.as_deref().unwrap_or_default();
-            let p = self.pos as usize;
-            let n = buf.len().min(size as usize - p);
-            buf[..n].copy_from_slice(&data[p..p + n]);
+            let n = (buf.len() as u64).min(size - self.pos) as usize;
+            let p = self.pos;
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = usize::try_from(p + i as u64)
+                    .ok()
+                    .and_then(|x| data.get(x))
+                    .copied()
+                    .unwrap_or(0);
+            }
             self.pos += n as u64;
             return Ok(n);
         }
@@ -790,11 +818,7 @@ impl Source for Ext4 {
         for e in entries.iter() {
             let kind = match (filetype, dir::kind_of_ftype(e.ftype)) {
                 (true, Some(k)) => k,
-                _ => match self
-                    .inner
-                    .read_inode(e.ino as u64)
-                    .and_then(|i| i.kind())
-                {
+                _ => match self.inner.read_inode(e.ino as u64).and_then(|i| i.kind()) {
                     Ok(k) => k,
                     Err(err) => {
                         self.inner.warn(format!(

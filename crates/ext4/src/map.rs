@@ -37,7 +37,11 @@ impl Inner {
     }
 
     fn check_run(&self, inode: &Inode, phys: u64, len: u64) -> Result<(), Ext4Error> {
-        if phys == 0 || phys.checked_add(len).is_none_or(|end| end > self.sb.blocks_count) {
+        if phys == 0
+            || phys
+                .checked_add(len)
+                .is_none_or(|end| end > self.sb.blocks_count)
+        {
             return Err(corrupt(format!(
                 "inode {}: data blocks {phys}+{len} outside the filesystem ({} blocks)",
                 inode.ino, self.sb.blocks_count
@@ -81,7 +85,9 @@ impl Inner {
                     )))
                 }
                 None if depth > MAX_EXTENT_DEPTH => {
-                    return Err(corrupt(format!("inode {ino}: extent tree depth {depth} > {MAX_EXTENT_DEPTH}")))
+                    return Err(corrupt(format!(
+                        "inode {ino}: extent tree depth {depth} > {MAX_EXTENT_DEPTH}"
+                    )))
                 }
                 _ => {}
             }
@@ -102,7 +108,11 @@ impl Inner {
                     let e = 12 + 12 * (idx - 1);
                     let start = key(idx - 1);
                     let raw_len = le16(n, e + 4) as u64;
-                    let (len, unwritten) = if raw_len > 32768 { (raw_len - 32768, true) } else { (raw_len, false) };
+                    let (len, unwritten) = if raw_len > 32768 {
+                        (raw_len - 32768, true)
+                    } else {
+                        (raw_len, false)
+                    };
                     let phys = (le16(n, e + 6) as u64) << 32 | le32(n, e + 8) as u64;
                     if lblk < start + len {
                         let off = lblk - start;
@@ -111,15 +121,30 @@ impl Inner {
                             return Ok(Run::Zero { len: run });
                         }
                         self.check_run(inode, phys, len)?;
-                        return Ok(Run::Data { phys: phys + off, len: run });
+                        return Ok(Run::Data {
+                            phys: phys + off,
+                            len: run,
+                        });
                     }
                 }
-                let next = if idx < entries { key(idx).min(upper) } else { upper };
-                return Ok(Run::Zero { len: next.saturating_sub(lblk).max(1) });
+                let next = if idx < entries {
+                    key(idx).min(upper)
+                } else {
+                    upper
+                };
+                return Ok(Run::Zero {
+                    len: next.saturating_sub(lblk).max(1),
+                });
             }
             if idx == 0 {
-                let next = if entries > 0 { key(0).min(upper) } else { upper };
-                return Ok(Run::Zero { len: next.saturating_sub(lblk).max(1) });
+                let next = if entries > 0 {
+                    key(0).min(upper)
+                } else {
+                    upper
+                };
+                return Ok(Run::Zero {
+                    len: next.saturating_sub(lblk).max(1),
+                });
             }
             if idx < entries {
                 upper = upper.min(key(idx));
@@ -205,7 +230,8 @@ impl Inner {
                     }
                     return Ok(Run::Zero { len });
                 }
-                while idx + (len as usize) < p as usize && entry(idx + len as usize) == first + len {
+                while idx + (len as usize) < p as usize && entry(idx + len as usize) == first + len
+                {
                     len += 1;
                 }
                 self.check_run(inode, first, len)?;

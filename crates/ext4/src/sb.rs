@@ -106,7 +106,9 @@ const MAX_GROUPS: u64 = 1 << 24;
 impl Superblock {
     pub(crate) fn parse(b: &[u8]) -> Result<Superblock, Ext4Error> {
         if b.len() < 1024 {
-            return Err(Ext4Error::NotExt4("superblock shorter than 1024 bytes".into()));
+            return Err(Ext4Error::NotExt4(
+                "superblock shorter than 1024 bytes".into(),
+            ));
         }
         if le16(b, 0x38) != MAGIC {
             return Err(Ext4Error::NotExt4(format!(
@@ -116,7 +118,9 @@ impl Superblock {
         }
         let log_bs = le32(b, 0x18);
         if log_bs > 6 {
-            return Err(corrupt(format!("superblock: block size 2^(10+{log_bs}) out of range")));
+            return Err(corrupt(format!(
+                "superblock: block size 2^(10+{log_bs}) out of range"
+            )));
         }
         let block_size = 1024u32 << log_bs;
         let rev_level = le32(b, 0x4C);
@@ -130,25 +134,34 @@ impl Superblock {
         }
         let inode_size = if rev_level == 0 { 128 } else { le16(b, 0x58) };
         if inode_size < 128 || !inode_size.is_power_of_two() || inode_size as u32 > block_size {
-            return Err(corrupt(format!("superblock: inode size {inode_size} is invalid")));
+            return Err(corrupt(format!(
+                "superblock: inode size {inode_size} is invalid"
+            )));
         }
         let first_data_block = le32(b, 0x14);
         let blocks_per_group = le32(b, 0x20);
         let inodes_per_group = le32(b, 0x28);
         if blocks_per_group == 0 || blocks_per_group > 8 * block_size {
-            return Err(corrupt(format!("superblock: {blocks_per_group} blocks per group")));
+            return Err(corrupt(format!(
+                "superblock: {blocks_per_group} blocks per group"
+            )));
         }
         if inodes_per_group == 0 || inodes_per_group > 8 * block_size {
-            return Err(corrupt(format!("superblock: {inodes_per_group} inodes per group")));
+            return Err(corrupt(format!(
+                "superblock: {inodes_per_group} inodes per group"
+            )));
         }
         if blocks_count <= first_data_block as u64 {
             return Err(corrupt(format!(
                 "superblock: block count {blocks_count} not above first data block {first_data_block}"
             )));
         }
-        let group_count = (blocks_count - first_data_block as u64).div_ceil(blocks_per_group as u64);
+        let group_count =
+            (blocks_count - first_data_block as u64).div_ceil(blocks_per_group as u64);
         if group_count > MAX_GROUPS {
-            return Err(corrupt(format!("superblock: {group_count} block groups (limit {MAX_GROUPS})")));
+            return Err(corrupt(format!(
+                "superblock: {group_count} block groups (limit {MAX_GROUPS})"
+            )));
         }
         let inodes_count = le32(b, 0x0);
         if inodes_count as u64 > group_count * inodes_per_group as u64 {
@@ -158,7 +171,9 @@ impl Superblock {
         }
         let desc_size = if is64 { le16(b, 0xFE) as u32 } else { 32 };
         if is64 && (desc_size < 64 || !desc_size.is_power_of_two() || desc_size > block_size) {
-            return Err(corrupt(format!("superblock: group descriptor size {desc_size} is invalid")));
+            return Err(corrupt(format!(
+                "superblock: group descriptor size {desc_size} is invalid"
+            )));
         }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&b[0x68..0x78]);
@@ -259,7 +274,10 @@ impl Superblock {
         if self.incompat & INCOMPAT_META_BG != 0 && meta_group >= self.first_meta_bg as u64 {
             let bg = meta_group * per_block;
             let has_super = u64::from(self.group_has_super(bg));
-            (first + bg * self.blocks_per_group as u64 + has_super, offset)
+            (
+                first + bg * self.blocks_per_group as u64 + has_super,
+                offset,
+            )
         } else {
             (first + 1 + meta_group, offset)
         }

@@ -39,7 +39,9 @@ fn parse_entries(
     let mut pos = first;
     while pos + 4 <= area.len() && le32(area, pos) != 0 {
         if pos + 16 > area.len() {
-            return Err(corrupt(format!("{what}: xattr entry at {pos} overruns the area")));
+            return Err(corrupt(format!(
+                "{what}: xattr entry at {pos} overruns the area"
+            )));
         }
         let name_len = area[pos] as usize;
         let index = area[pos + 1];
@@ -48,7 +50,9 @@ fn parse_entries(
         let vsize = le32(area, pos + 8) as usize;
         let name_end = pos + 16 + name_len;
         if name_end > area.len() {
-            return Err(corrupt(format!("{what}: xattr name at {pos} overruns the area")));
+            return Err(corrupt(format!(
+                "{what}: xattr name at {pos} overruns the area"
+            )));
         }
         let name = area[pos + 16..name_end].to_vec();
         let value = if vinum != 0 {
@@ -135,7 +139,10 @@ impl Inner {
             return Err(corrupt(format!("{what}: bad magic {:#010x}", le32(&b, 0))));
         }
         if le32(&b, 8) != 1 {
-            return Err(corrupt(format!("{what}: h_blocks is {}, not 1", le32(&b, 8))));
+            return Err(corrupt(format!(
+                "{what}: h_blocks is {}, not 1",
+                le32(&b, 8)
+            )));
         }
         if self.sb.has_csum() {
             let mut copy = b.to_vec();
@@ -144,7 +151,9 @@ impl Inner {
             let got = crate::crc::crc32c(s, &copy);
             let want = le32(&b, 0x10);
             if got != want {
-                self.csum_failure(format!("{what}: checksum {want:#010x}, computed {got:#010x}"));
+                self.csum_failure(format!(
+                    "{what}: checksum {want:#010x}, computed {got:#010x}"
+                ));
             }
         }
         parse_entries(&b, 32, 0, &what)
