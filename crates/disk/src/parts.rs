@@ -196,7 +196,13 @@ pub fn read_partition_table(dev: &dyn BlockDevice) -> Result<Option<PartitionTab
 }
 
 fn check_overlaps(t: &mut PartitionTable) {
-    let mut v: Vec<&Partition> = t.partitions.iter().filter(|p| p.size > 0).collect();
+    // The extended partition of an MBR contains the logical partitions by design.
+    let mbr = t.scheme == Scheme::Mbr;
+    let mut v: Vec<&Partition> = t
+        .partitions
+        .iter()
+        .filter(|p| p.size > 0 && !(mbr && matches!(p.type_id.as_str(), "0x5" | "0xf" | "0x85")))
+        .collect();
     v.sort_by_key(|p| p.start);
     let mut w = Vec::new();
     for pair in v.windows(2) {

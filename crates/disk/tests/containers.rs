@@ -1,0 +1,315 @@
+//! Differential tests: every container format read through salvor equals
+//! `qemu-img convert -O raw` (or the source raw disk, for E01), byte for byte (sha256);
+//! the partition map equals `sfdisk --json`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::*;
+use salvor_disk::{open_image, open_image_with, Content, Disk, Format, OpenOptions, VolumeSpec};
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(build)
+}
+
+fn build() -> Fixture {
+    need("qemu-img", "qemu-utils");
+    need("qemu-io", "qemu-utils");
+    need("sgdisk", "gdisk");
+    need("sfdisk", "fdisk");
+    need("ewfacquire", "ewf-tools");
+    need("ewfexport", "ewf-tools");
+    need("mkswap", "util-linux");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_path_buf();
+    make_ext4(&d, "fs.img", "6M");
+    run(&d, &["truncate", "-s", "4M", "swap.img"]);
+    run(&d, &["mkswap", "-q", "swap.img"]);
+    // GPT disk: p1 ext4, p2 swap, p3 pseudo-random data with holes.
+    run(&d, &["truncate", "-s", "24M", "gpt.raw"]);
+    run(&d, &["sgdisk", "-n", "1:2048:+8M", "-t", "1:8300", "-c", "1:dockerroot", "-n", "2:0:+4M", "-t", "2:8200", "-c", "2:swap", "-n", "3:0:0", "-t", "3:8e00", "-c", "3:data", "gpt.raw"]);
+    run(&d, &["dd", "if=fs.img", "of=gpt.raw", "bs=512", "seek=2048", "conv=notrunc", "status=none"]);
+    run(&d, &["dd", "if=swap.img", "of=gpt.raw", "bs=512", "seek=18432", "conv=notrunc", "status=none"]);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..3u64 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(d.join("noise.bin"), &noise).unwrap();
+    run(&d, &["dd", "if=noise.bin", "of=gpt.raw", "bs=512", "seek=28000", "conv=notrunc", "status=none"]);
+    run(&d, &["dd", "if=noise.bin", "of=gpt.raw", "bs=512", "seek=40000", "count=100", "conv=notrunc", "status=none"]);
+
+    let conv = |args: &[&str]| {
+        let mut v = vec!["qemu-img", "convert", "-f", "raw"];
+        v.extend_from_slice(args);
+        run(&d, &v);
+    };
+    conv(&["-O", "qcow2", "gpt.raw", "plain.qcow2"]);
+    conv(&["-O", "qcow2", "-o", "compat=0.10", "gpt.raw", "v2.qcow2"]);
+    conv(&["-O", "qcow2", "-o", "cluster_size=4096", "gpt.raw", "c4k.qcow2"]);
+    conv(&["-O", "qcow2", "-o", "cluster_size=2M", "gpt.raw", "c2m.qcow2"]);
+    conv(&["-c", "-O", "qcow2", "gpt.raw", "zlib.qcow2"]);
+    conv(&["-c", "-O", "qcow2", "-o", "compression_type=zstd", "gpt.raw", "zstd.qcow2"]);
+    conv(&["-c", "-O", "qcow2", "-o", "compat=0.10,cluster_size=16384", "gpt.raw", "zlib-v2-16k.qcow2"]);
+    // Backing chain: plain.qcow2 <- ov1 <- ov2; a raw backing file; an overlay larger
+    // than its backing file.
+    run(&d, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "plain.qcow2", "-F", "qcow2", "ov1.qcow2"]);
+    run(&d, &["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 1200k 300k", "-c", "write -z 3M 64k", "-c", "write -P 0x11 20000k 8k", "ov1.qcow2"]);
+    run(&d, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "ov1.qcow2", "-F", "qcow2", "ov2.qcow2"]);
+    run(&d, &["qemu-io", "-f", "qcow2", "-c", "write -P 0xcd 1100k 64k", "-c", "write -z 20000k 4k", "ov2.qcow2"]);
+    run(&d, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "gpt.raw", "-F", "raw", "ovraw.qcow2"]);
+    run(&d, &["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 5M 10k", "ovraw.qcow2"]);
+    run(&d, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "plain.qcow2", "-F", "qcow2", "grow.qcow2", "40M"]);
+    run(&d, &["qemu-io", "-f", "qcow2", "-c", "write -P 0x77 30M 4k", "grow.qcow2"]);
+    // VMDK and VHDX.
+    conv(&["-O", "vmdk", "gpt.raw", "sparse.vmdk"]);
+    conv(&["-O", "vmdk", "-o", "subformat=streamOptimized", "gpt.raw", "stream.vmdk"]);
+    conv(&["-O", "vmdk", "-o", "subformat=monolithicFlat", "gpt.raw", "flat.vmdk"]);
+    conv(&["-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", "gpt.raw", "split.vmdk"]);
+    conv(&["-O", "vmdk", "-o", "subformat=twoGbMaxExtentFlat", "gpt.raw", "splitflat.vmdk"]);
+    conv(&["-O", "vhdx", "gpt.raw", "dyn.vhdx"]);
+    conv(&["-O", "vhdx", "-o", "subformat=fixed", "gpt.raw", "fixed.vhdx"]);
+    // E01 in several 1 MiB segments.
+    run(&d, &["ewfacquire", "-u", "-t", "ev", "-f", "encase6", "-c", "deflate:fast", "-S", "1MiB", "-C", "case", "-D", "desc", "-E", "ev", "-e", "examiner", "-N", "notes", "gpt.raw"]);
+    // MBR disk with an extended partition and logical partitions; ext4 in partition 5.
+    run(&d, &["truncate", "-s", "16M", "mbr.raw"]);
+    run_stdin(&d, &["sfdisk", "-q", "mbr.raw"], Some("label: dos\nstart=2048, size=2048, type=83, bootable\nstart=4096, size=28672, type=5\nstart=6144, size=12288, type=83\nstart=20480, size=4096, type=82\nstart=26624, size=4096, type=8e\n"));
+    run(&d, &["dd", "if=fs.img", "of=mbr.raw", "bs=512", "seek=6144", "conv=notrunc", "status=none"]);
+    Fixture { _tmp: tmp, dir: d }
+}
+
+/// sha256 of `qemu-img convert -O raw` of an image.
+fn qemu_raw_sha(dir: &Path, name: &str) -> String {
+    let out = format!("{name}.out.raw");
+    run(dir, &["qemu-img", "convert", "-O", "raw", name, &out]);
+    let h = sha256_file(&dir.join(&out));
+    std::fs::remove_file(dir.join(out)).unwrap();
+    h
+}
+
+fn check_same_as_qemu(names: &[&str], format: Format) {
+    let f = fixture();
+    let mut bad = Vec::new();
+    for name in names {
+        let p = f.dir.join(name);
+        let img = open_image(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(img.info.format, format, "{name}");
+        let ours = sha256_dev(&*img.device);
+        let theirs = qemu_raw_sha(&f.dir, name);
+        if ours != theirs {
+            bad.push(format!("{name}: salvor {ours} qemu-img {theirs}"));
+        }
+    }
+    assert!(bad.is_empty(), "differences:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn qcow2_equals_qemu_img() {
+    check_same_as_qemu(
+        &["plain.qcow2", "v2.qcow2", "c4k.qcow2", "c2m.qcow2", "zlib.qcow2", "zstd.qcow2", "zlib-v2-16k.qcow2"],
+        Format::Qcow2,
+    );
+    let gpt = sha256_file(&fixture().dir.join("gpt.raw"));
+    let img = open_image(&fixture().dir.join("zstd.qcow2")).unwrap();
+    assert_eq!(sha256_dev(&*img.device), gpt);
+}
+
+#[test]
+fn qcow2_backing_chain_equals_qemu_img() {
+    check_same_as_qemu(&["ov1.qcow2", "ov2.qcow2", "ovraw.qcow2", "grow.qcow2"], Format::Qcow2);
+    let img = open_image(&fixture().dir.join("ov2.qcow2")).unwrap();
+    let b1 = img.info.backing.as_ref().expect("ov2 has a backing file");
+    assert_eq!(b1.recorded_name, "ov1.qcow2");
+    let b2 = b1.image.backing.as_ref().expect("ov1 has a backing file");
+    assert_eq!(b2.recorded_name, "plain.qcow2");
+    assert!(b2.image.backing.is_none());
+    let raw = open_image(&fixture().dir.join("ovraw.qcow2")).unwrap();
+    assert_eq!(raw.info.backing.as_ref().unwrap().image.format, Format::Raw);
+}
+
+#[test]
+fn vmdk_equals_qemu_img() {
+    check_same_as_qemu(
+        &["sparse.vmdk", "stream.vmdk", "flat.vmdk", "split.vmdk", "splitflat.vmdk"],
+        Format::Vmdk,
+    );
+}
+
+#[test]
+fn vhdx_equals_qemu_img() {
+    check_same_as_qemu(&["dyn.vhdx", "fixed.vhdx"], Format::Vhdx);
+}
+
+#[test]
+fn e01_equals_source_and_ewfexport() {
+    let f = fixture();
+    assert!(f.dir.join("ev.E03").exists(), "ewfacquire should have written several segments");
+    let img = open_image(&f.dir.join("ev.E01")).unwrap();
+    assert_eq!(img.info.format, Format::Ewf);
+    let ours = sha256_dev(&*img.device);
+    assert_eq!(ours, sha256_file(&f.dir.join("gpt.raw")));
+    run(&f.dir, &["ewfexport", "-q", "-u", "-t", "ev-export", "-f", "raw", "ev.E01"]);
+    assert_eq!(ours, sha256_file(&f.dir.join("ev-export.raw")));
+}
+
+#[test]
+fn detection_is_by_magic_not_extension() {
+    let f = fixture();
+    std::fs::copy(f.dir.join("zlib.qcow2"), f.dir.join("disguised.raw")).unwrap();
+    std::fs::copy(f.dir.join("gpt.raw"), f.dir.join("disguised.qcow2")).unwrap();
+    assert_eq!(open_image(&f.dir.join("disguised.raw")).unwrap().info.format, Format::Qcow2);
+    assert_eq!(open_image(&f.dir.join("disguised.qcow2")).unwrap().info.format, Format::Raw);
+}
+
+#[derive(Debug, PartialEq)]
+struct P {
+    node: u32,
+    start: u64,
+    size: u64,
+    ty: String,
+    name: Option<String>,
+    uuid: Option<String>,
+}
+
+fn sfdisk_parts(dir: &Path, name: &str) -> Vec<P> {
+    let j: serde_json::Value = serde_json::from_str(&run(dir, &["sfdisk", "--json", name])).unwrap();
+    j["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let node = p["node"].as_str().unwrap();
+            let num: u32 = node[name.len()..].parse().unwrap();
+            let ty = p["type"].as_str().unwrap().to_string();
+            P {
+                node: num,
+                start: p["start"].as_u64().unwrap(),
+                size: p["size"].as_u64().unwrap(),
+                // sfdisk prints MBR types as "83"; we print "0x83".
+                ty: if ty.len() <= 2 { format!("0x{ty}") } else { ty },
+                name: p["name"].as_str().map(str::to_string),
+                uuid: p["uuid"].as_str().map(str::to_string),
+            }
+        })
+        .collect()
+}
+
+fn our_parts(t: &salvor_disk::PartitionTable) -> Vec<P> {
+    t.partitions
+        .iter()
+        .map(|p| P {
+            node: p.index,
+            start: p.start_sector,
+            size: p.sectors,
+            ty: p.type_id.clone(),
+            name: p.name.clone(),
+            uuid: p.uuid.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn gpt_matches_sfdisk_and_probe_finds_filesystems() {
+    let f = fixture();
+    let expected = sfdisk_parts(&f.dir, "gpt.raw");
+    assert_eq!(expected.len(), 3);
+    // Through a container, too.
+    for name in ["gpt.raw", "zstd.qcow2", "sparse.vmdk", "ev.E01"] {
+        let disk = Disk::open(&f.dir.join(name)).unwrap();
+        let t = disk.partition_table.as_ref().unwrap();
+        assert_eq!(t.scheme, salvor_disk::Scheme::Gpt);
+        assert_eq!(our_parts(t), expected, "{name}");
+        assert!(disk.warnings.is_empty(), "{name}: {:?}", disk.warnings);
+        let v = disk.select(&"p1".parse().unwrap()).unwrap();
+        match &v[0].content {
+            Content::Ext { version, label, needs_recovery, .. } => {
+                assert_eq!(version, "ext4");
+                assert_eq!(label, "salvortest");
+                assert!(!needs_recovery);
+            }
+            other => panic!("{name}: p1 is {other:?}"),
+        }
+        let fs = std::fs::read(f.dir.join("fs.img")).unwrap();
+        let mut got = vec![0u8; fs.len()];
+        v[0].device.read_exact_at(0, &mut got).unwrap();
+        assert!(got == fs, "{name}: p1 does not hold fs.img");
+        assert_eq!(disk.volumes[1].content, Content::Swap);
+        let auto = disk.select(&VolumeSpec::Auto).unwrap();
+        assert_eq!(auto.len(), 1);
+        assert_eq!(auto[0].spec, "p1");
+    }
+    let report = salvor_disk::probe(&f.dir.join("ov2.qcow2")).unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["container"]["format"], "qcow2");
+    assert_eq!(json["container"]["backing"]["image"]["backing"]["recorded_name"], "plain.qcow2");
+    assert_eq!(json["partition_table"]["partitions"][0]["name"], "dockerroot");
+    assert_eq!(json["volumes"][0]["content"]["type"], "ext");
+}
+
+#[test]
+fn mbr_with_logical_partitions_matches_sfdisk() {
+    let f = fixture();
+    let expected = sfdisk_parts(&f.dir, "mbr.raw");
+    assert_eq!(expected.len(), 5, "{expected:?}");
+    let disk = Disk::open(&f.dir.join("mbr.raw")).unwrap();
+    let t = disk.partition_table.as_ref().unwrap();
+    assert_eq!(our_parts(t), expected);
+    assert!(t.partitions[0].bootable);
+    assert!(disk.warnings.is_empty(), "{:?}", disk.warnings);
+    let specs: Vec<&str> = disk.volumes.iter().map(|v| v.spec.as_str()).collect();
+    assert_eq!(specs, ["p1", "p5", "p6", "p7"], "the extended container is not a volume");
+    let v = disk.select(&VolumeSpec::Partition(5)).unwrap();
+    assert!(matches!(v[0].content, Content::Ext { .. }));
+    assert!(disk.select(&VolumeSpec::Partition(2)).is_err());
+    assert!(disk.select(&VolumeSpec::Partition(9)).is_err());
+}
+
+#[test]
+fn whole_disk_filesystem() {
+    let f = fixture();
+    let disk = Disk::open(&f.dir.join("fs.img")).unwrap();
+    assert!(disk.partition_table.is_none());
+    assert_eq!(disk.volumes.len(), 1);
+    assert_eq!(disk.volumes[0].spec, "disk");
+    assert!(matches!(disk.volumes[0].content, Content::Ext { .. }));
+    assert_eq!(disk.select(&VolumeSpec::Auto).unwrap()[0].spec, "disk");
+}
+
+#[test]
+fn backing_files_outside_the_directory_are_refused_unless_explicit() {
+    let f = fixture();
+    let sub = f.dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    // Absolute backing path.
+    let abs = f.dir.join("plain.qcow2");
+    run(&sub, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", abs.to_str().unwrap(), "-F", "qcow2", "abs.qcow2"]);
+    let e = open_image(&sub.join("abs.qcow2")).unwrap_err().to_string();
+    assert!(e.contains("outside") || e.contains("absolute"), "{e}");
+    // ../ backing path.
+    run(&sub, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "../plain.qcow2", "-F", "qcow2", "up.qcow2"]);
+    let e = open_image(&sub.join("up.qcow2")).unwrap_err().to_string();
+    assert!(e.contains("leaves the image's directory"), "{e}");
+    // Given explicitly: accepted.
+    let mut opts = OpenOptions::default();
+    opts.backing_files.insert("../plain.qcow2".into(), abs.clone());
+    let img = open_image_with(&sub.join("up.qcow2"), &opts).unwrap();
+    assert!(img.info.backing.as_ref().unwrap().explicit);
+    assert_eq!(sha256_dev(&*img.device), sha256_file(&f.dir.join("gpt.raw")));
+    // A symlink in the directory that points out of it.
+    std::os::unix::fs::symlink(&abs, sub.join("link.qcow2")).unwrap();
+    run(&sub, &["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", "link.qcow2", "-F", "qcow2", "-o", "size=24M", "vialink.qcow2"]);
+    let e = open_image(&sub.join("vialink.qcow2")).unwrap_err().to_string();
+    assert!(e.contains("symlink"), "{e}");
+}
