@@ -266,7 +266,7 @@ fn volumes_match_docker_volume_ls() {
                 let wi: Value =
                     serde_json::from_str(&std::fs::read_to_string(&inspect_path).expect("read"))
                         .expect("json");
-                for k in ["Driver", "Labels", "Mountpoint", "Name", "Options", "Scope"] {
+                for k in ["CreatedAt", "Driver", "Labels", "Mountpoint", "Name", "Options", "Scope"] {
                     assert_eq!(g[k], wi[0][k], "{name} {vname}: inspect {k}");
                     compared += 1;
                 }

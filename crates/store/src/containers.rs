@@ -495,7 +495,16 @@ fn kind_of(v: &Value) -> &'static str {
 
 /// Reads and parses a JSON object with the container-config size bound.
 fn read_object(source: &dyn Source, path: &Path) -> Result<Value, StoreError> {
-    let bytes = source.read_limited(path, MAX_CONTAINER_CONFIG)?;
+    let bytes = source
+        .read_limited(path, MAX_CONTAINER_CONFIG)
+        .map_err(|e| match e {
+            e if e.is_not_found() => StoreError::Source(e),
+            e => {
+                let msg = e.to_string();
+                let prefix = format!("{}: ", path.display());
+                StoreError::invalid(path, msg.strip_prefix(&prefix).unwrap_or(&msg).to_string())
+            }
+        })?;
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| StoreError::invalid(path, format!("not valid JSON: {e}")))?;
     if !v.is_object() {
@@ -609,6 +618,11 @@ impl Store {
                         "ID {sid:?} is not the directory name; the directory name is used"
                     ),
                 });
+            }
+        }
+        for key in ["State", "Config", "NetworkSettings"] {
+            if let Some(v) = cfg.get(key).filter(|v| !v.is_object() && !v.is_null()) {
+                f.bad(&format!("/{key}"), v, "an object");
             }
         }
         let started_at = f.str(&cfg, "/State/StartedAt");

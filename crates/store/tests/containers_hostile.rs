@@ -1,0 +1,331 @@
+//! Damaged and hostile container metadata and logs: each gives a Problem or an error naming
+//! the file, never a panic, and the other containers are still listed.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use salvor_source::DirSource;
+use salvor_store::logs::{self, encode_local_record, LogOptions, LogReader};
+use salvor_store::{LayerFiles, Store, StoreError};
+
+fn id(n: u8) -> String {
+    format!("{:x}", n % 16).repeat(64)
+}
+
+fn write(p: &Path, data: &[u8]) {
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, data).expect("write");
+}
+
+fn config(cid: &str, name: &str, log_driver: &str) -> (String, String) {
+    let cfg = format!(
+        r#"{{"ID":"{cid}","Created":"2024-01-0{}T00:00:00Z","Path":"sh","Args":["-c","echo hi there"],
+        "State":{{"Running":false,"ExitCode":3,"StartedAt":"2024-01-01T00:00:01Z","FinishedAt":"2024-01-01T00:00:02Z"}},
+        "Config":{{"Image":"busybox","Labels":{{"a":"b"}}}},"Image":"sha256:{}",
+        "Name":"/{name}","Driver":"overlay2","LogPath":"/var/lib/docker/containers/{cid}/{cid}-json.log",
+        "MountPoints":{{"/data":{{"Source":"/srv/data","Destination":"/data","RW":true,"Type":"bind"}}}}}}"#,
+        (cid.as_bytes()[0] % 9) + 1,
+        "ab".repeat(32)
+    );
+    let hc = format!(r#"{{"LogConfig":{{"Type":"{log_driver}","Config":{{}}}}}}"#);
+    (cfg, hc)
+}
+
+/// A data-root with overlay2 metadata and the given containers (name, config override).
+fn data_root(dir: &Path) {
+    std::fs::create_dir_all(dir.join("image/overlay2/layerdb/sha256")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("image/overlay2/imagedb/content/sha256")).expect("mkdir");
+}
+
+fn add_container(dir: &Path, cid: &str, name: &str, log_driver: &str, with_mount: bool) {
+    let (cfg, hc) = config(cid, name, log_driver);
+    let cdir = dir.join("containers").join(cid);
+    write(&cdir.join("config.v2.json"), cfg.as_bytes());
+    write(&cdir.join("hostconfig.json"), hc.as_bytes());
+    if with_mount {
+        let m = dir.join("image/overlay2/layerdb/mounts").join(cid);
+        write(&m.join("mount-id"), format!("mnt{}", &cid[..8]).as_bytes());
+        write(&m.join("init-id"), format!("mnt{}-init", &cid[..8]).as_bytes());
+        std::fs::create_dir_all(dir.join("overlay2").join(format!("mnt{}", &cid[..8])).join("diff"))
+            .expect("mkdir");
+        std::fs::create_dir_all(
+            dir.join("overlay2")
+                .join(format!("mnt{}-init", &cid[..8]))
+                .join("diff"),
+        )
+        .expect("mkdir");
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    let src = DirSource::new(dir).expect("dirsource");
+    Store::open(Arc::new(src)).expect("store")
+}
+
+#[test]
+fn damaged_configs_are_problems_and_the_rest_lists() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    add_container(d, &id(1), "good", "json-file", true);
+    // mount-id missing (docker-explorer crashes on this).
+    add_container(d, &id(2), "no-mount-id", "json-file", true);
+    std::fs::remove_file(d.join("image/overlay2/layerdb/mounts").join(id(2)).join("mount-id"))
+        .expect("rm");
+    // Garbage config.
+    add_container(d, &id(3), "garbage", "json-file", true);
+    write(
+        &d.join("containers").join(id(3)).join("config.v2.json"),
+        b"\x00\xff{{{ not json",
+    );
+    // Huge config (sparse, larger than the limit).
+    add_container(d, &id(4), "huge", "json-file", true);
+    let f = std::fs::File::create(d.join("containers").join(id(4)).join("config.v2.json"))
+        .expect("create");
+    f.set_len(salvor_store::containers::MAX_CONTAINER_CONFIG + 10)
+        .expect("set_len");
+    // Wrong types everywhere.
+    add_container(d, &id(5), "wrong-types", "json-file", true);
+    write(
+        &d.join("containers").join(id(5)).join("config.v2.json"),
+        br#"{"ID":5,"Name":["x"],"Path":7,"Args":"notalist","State":"running","Config":{"Image":{"a":1},"Labels":[1]},"MountPoints":[],"Image":false,"Created":1}"#,
+    );
+    // JSON but not an object.
+    add_container(d, &id(6), "array", "json-file", true);
+    write(&d.join("containers").join(id(6)).join("config.v2.json"), b"[1,2]");
+    // Bad hostconfig: the container still lists.
+    add_container(d, &id(7), "bad-hostconfig", "json-file", true);
+    write(&d.join("containers").join(id(7)).join("hostconfig.json"), b"{");
+    // Not a container directory.
+    std::fs::create_dir_all(d.join("containers/not-an-id")).expect("mkdir");
+    // mount-id with a path in it.
+    add_container(d, &id(8), "evil-mount-id", "json-file", true);
+    write(
+        &d.join("image/overlay2/layerdb/mounts").join(id(8)).join("mount-id"),
+        b"../../../etc",
+    );
+
+    let store = open(d);
+    let (list, problems) = store.containers();
+    let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
+    for want in ["good", "no-mount-id", "wrong-types", "bad-hostconfig", "evil-mount-id"] {
+        assert!(
+            names.contains(&want) || (want == "wrong-types" && names.contains(&"")),
+            "{want} missing from {names:?}"
+        );
+    }
+    assert!(!names.contains(&"garbage") && !names.contains(&"huge") && !names.contains(&"array"));
+    let has = |needle: &str, what: &str| {
+        problems.iter().any(|p| {
+            p.path.to_string_lossy().contains(needle) && p.what.contains(what)
+        })
+    };
+    assert!(has(&format!("{}/mount-id", id(2)), ""), "{problems:#?}");
+    assert!(has(&format!("{}/config.v2.json", id(3)), "not valid JSON"), "{problems:#?}");
+    assert!(has(&format!("{}/config.v2.json", id(4)), "limit"), "{problems:#?}");
+    assert!(has(&format!("{}/config.v2.json", id(5)), "expected"), "{problems:#?}");
+    assert!(has(&format!("{}/config.v2.json", id(6)), "expected a JSON object"), "{problems:#?}");
+    assert!(has(&format!("{}/hostconfig.json", id(7)), "not valid JSON"), "{problems:#?}");
+    assert!(has("containers/not-an-id", "not a 64-hex"), "{problems:#?}");
+    assert!(has(&format!("{}/mount-id", id(8)), "not a valid driver id"), "{problems:#?}");
+
+    let good = store.find_container("good").expect("good");
+    assert_eq!(good.state.status, "exited");
+    assert_eq!(good.state.exit_code, 3);
+    assert_eq!(good.command(), "sh -c 'echo hi there'");
+    assert_eq!(good.image, "busybox");
+    let rw = good.rw_layer.as_ref().expect("rw layer");
+    assert_eq!(rw.mount_id, format!("mnt{}", &id(1)[..8]));
+    match &rw.files {
+        LayerFiles::Overlay { diff, lowers } => {
+            assert!(diff.ends_with("diff"));
+            assert_eq!(lowers.len(), 1, "the init layer");
+        }
+        other => panic!("{other:?}"),
+    }
+    let nm = store.find_container("/no-mount-id").expect("no-mount-id");
+    assert!(nm.rw_layer.is_none());
+    let evil = store.find_container("evil-mount-id").expect("evil");
+    assert!(evil.rw_layer.is_none());
+
+    // Bind mounts are host paths, reported and not followed.
+    let binds = store.bind_mounts(&list);
+    assert!(binds.iter().all(|b| b.source == "/srv/data" && !b.inside_evidence));
+}
+
+#[test]
+fn find_container_by_name_id_prefix_and_ambiguity() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let a = format!("abc1{}", "0".repeat(60));
+    let b = format!("abc2{}", "0".repeat(60));
+    add_container(d, &a, "first", "json-file", true);
+    add_container(d, &b, "second", "json-file", true);
+    let store = open(d);
+    assert_eq!(store.find_container("first").expect("name").id, a);
+    assert_eq!(store.find_container("/second").expect("/name").id, b);
+    assert_eq!(store.find_container("abc1").expect("prefix").id, a);
+    assert_eq!(store.find_container(&b).expect("full").id, b);
+    match store.find_container("abc") {
+        Err(StoreError::Ambiguous(m)) => assert!(m.contains(&a) && m.contains(&b), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.find_container("nope"),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn collect(store: &Store, name: &str, opts: &LogOptions) -> (Vec<u8>, Vec<u8>, Vec<String>) {
+    let c = store.find_container(name).expect("container");
+    let r = LogReader::for_container(store, &c).expect("reader");
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let mut errs = Vec::new();
+    logs::write_logs(r, opts, &mut o, &mut e, &mut |err| errs.push(err.to_string()))
+        .expect("write");
+    (o, e, errs)
+}
+
+fn json_line(log: &str, stream: &str, t: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({"log": log, "stream": stream, "time": t})
+    )
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).expect("gz");
+    enc.finish().expect("gz")
+}
+
+#[test]
+fn rotated_json_logs_oldest_first_and_damage_named() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let cid = id(1);
+    add_container(d, &cid, "rot", "json-file", true);
+    let cdir = d.join("containers").join(&cid);
+    let base = format!("{cid}-json.log");
+    write(
+        &cdir.join(format!("{base}.2.gz")),
+        &gz(json_line("oldest\n", "stdout", "2024-01-01T00:00:01.5Z").as_bytes()),
+    );
+    write(
+        &cdir.join(format!("{base}.1")),
+        json_line("middle\n", "stderr", "2024-01-01T00:00:02Z").as_bytes(),
+    );
+    let mut live = json_line("newest\n", "stdout", "2024-01-01T00:00:03.000000001Z");
+    live.push_str("{not json}\n");
+    live.push_str(&json_line("after-bad\n", "stdout", "2024-01-01T00:00:04Z"));
+    write(&cdir.join(&base), live.as_bytes());
+    let store = open(d);
+    let (o, e, errs) = collect(
+        &store,
+        "rot",
+        &LogOptions {
+            timestamps: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o),
+        "2024-01-01T00:00:01.500000000Z oldest\n2024-01-01T00:00:03.000000001Z newest\n2024-01-01T00:00:04.000000000Z after-bad\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&e), "2024-01-01T00:00:02.000000000Z middle\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains(&base) && errs[0].contains("offset"), "{errs:?}");
+
+    // A truncated gzip rotation: an error naming it, the other files still read.
+    let full = gz(json_line("lost\n", "stdout", "2024-01-01T00:00:00Z")
+        .repeat(2000)
+        .as_bytes());
+    write(&cdir.join(format!("{base}.3.gz")), &full[..full.len() / 2]);
+    let store = open(d);
+    let (o, _, errs) = collect(&store, "rot", &LogOptions::default());
+    let text = String::from_utf8_lossy(&o);
+    assert!(text.contains("oldest\n") && text.ends_with("after-bad\n"), "{text}");
+    assert!(
+        errs.iter().any(|e| e.contains(&format!("{base}.3.gz"))),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn gigantic_log_line_is_an_error_and_reading_goes_on() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let cid = id(1);
+    add_container(d, &cid, "big", "json-file", true);
+    let path = d.join("containers").join(&cid).join(format!("{cid}-json.log"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    f.write_all(json_line("before\n", "stdout", "2024-01-01T00:00:00Z").as_bytes())
+        .expect("w");
+    f.write_all(b"{\"log\":\"").expect("w");
+    let chunk = vec![b'A'; 1 << 20];
+    for _ in 0..(logs::MAX_LOG_LINE >> 20) + 1 {
+        f.write_all(&chunk).expect("w");
+    }
+    f.write_all(b"\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:01Z\"}\n")
+        .expect("w");
+    f.write_all(json_line("after\n", "stdout", "2024-01-01T00:00:02Z").as_bytes())
+        .expect("w");
+    drop(f);
+    let store = open(d);
+    let (o, _, errs) = collect(&store, "big", &LogOptions::default());
+    assert_eq!(String::from_utf8_lossy(&o), "before\nafter\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("longer than") && errs[0].contains("-json.log"), "{errs:?}");
+}
+
+#[test]
+fn local_driver_logs_and_bad_length_prefix() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let cid = id(1);
+    add_container(d, &cid, "loc", "local", true);
+    add_container(d, &id(2), "other", "json-file", true);
+    let ldir = d.join("containers").join(&cid).join("local-logs");
+    let mut rotated = encode_local_record("stdout", 1_000_000_000, b"one", false);
+    rotated.extend(encode_local_record("stderr", 2_000_000_000, b"two", false));
+    write(&ldir.join("container.log.1.gz"), &gz(&rotated));
+    let mut live = encode_local_record("stdout", 3_000_000_123, b"part-", true);
+    live.extend(encode_local_record("stdout", 3_000_000_124, b"three", false));
+    // A record whose length prefix is absurd: the rest of the file cannot be framed.
+    live.extend_from_slice(&[0xff, 0xff, 0xff, 0xf0, 1, 2, 3]);
+    write(&ldir.join("container.log"), &live);
+    let store = open(d);
+    let (o, e, errs) = collect(
+        &store,
+        "loc",
+        &LogOptions {
+            timestamps: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o),
+        "1970-01-01T00:00:01.000000000Z one\n1970-01-01T00:00:03.000000123Z part-1970-01-01T00:00:03.000000124Z three\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&e), "1970-01-01T00:00:02.000000000Z two\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("local-logs/container.log") && errs[0].contains("length prefix"),
+        "{errs:?}"
+    );
+    // A mismatched suffix is named too.
+    let mut bad = encode_local_record("stdout", 1, b"x", false);
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    write(&ldir.join("container.log"), &bad);
+    let store = open(d);
+    let (_, _, errs) = collect(&store, "loc", &LogOptions::default());
+    assert!(errs.iter().any(|e| e.contains("suffix")), "{errs:?}");
+    // The other container still lists and reads.
+    assert_eq!(store.containers().0.len(), 2);
+}
