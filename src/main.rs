@@ -153,7 +153,18 @@ fn main() -> ExitCode {
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("salvor: error: {e:#}");
+            // The error chain, each cause once (library errors often repeat their source).
+            let mut msg = String::new();
+            for cause in e.chain() {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    if !msg.is_empty() {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("salvor: error: {msg}");
             ExitCode::from(2)
         }
     }

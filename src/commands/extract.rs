@@ -89,8 +89,7 @@ impl LayerSource for StoreLayers<'_> {
         let report = self.store.rebuild_layer(layer, &mut w)?;
         if report.status != RebuildStatus::Verified && !self.force {
             return Err(LayerError::Other(format!(
-                "layer {} (chain {}) does not verify: {}",
-                layer.diff_id.as_deref().unwrap_or("?"),
+                "does not verify (chain id {}): {}",
                 layer.chain_id,
                 why_not_verified(&report)
             )));
