@@ -1,0 +1,96 @@
+//! LVM2: a hand-written PV (label, metadata area, text) in an MBR partition and on a
+//! whole disk; a linear LV with two out-of-order segments maps back to the filesystem.
+
+mod common;
+
+use common::*;
+use salvor_disk::{Content, Disk, VolumeSpec};
+
+fn fs_image(dir: &std::path::Path) -> Vec<u8> {
+    make_ext4(dir, "fs.img", "6M");
+    std::fs::read(dir.join("fs.img")).unwrap()
+}
+
+#[test]
+fn lv_in_mbr_partition_maps_to_the_filesystem() {
+    need("sfdisk", "fdisk");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let fs = fs_image(d);
+    run(d, &["truncate", "-s", "16M", "lvm.raw"]);
+    run_stdin(d, &["sfdisk", "-q", "lvm.raw"], Some("label: dos\nstart=2048, size=28672, type=8e\n"));
+    // Metadata text placed so that it wraps around the end of the circular buffer.
+    let mda_size = (1u64 << 20) - 4096;
+    let pv = pv_with_fs(&fs, mda_size - 1000);
+    let mut disk = std::fs::read(d.join("lvm.raw")).unwrap();
+    disk[1 << 20..(1 << 20) + pv.len()].copy_from_slice(&pv);
+    std::fs::write(d.join("lvm.raw"), &disk).unwrap();
+
+    let disk = Disk::open(&d.join("lvm.raw")).unwrap();
+    assert!(matches!(disk.volumes[0].content, Content::LvmPv { ref uuid } if uuid == "abcdef-ghij-klmn-opqr-stuv-wxyz-012345"));
+    assert_eq!(disk.volume_groups.len(), 1);
+    let vg = &disk.volume_groups[0];
+    assert_eq!((vg.name.as_str(), vg.seqno, vg.extent_size), ("vg0", 7, 512 * 1024));
+    let names: Vec<_> = vg.logical_volumes.iter().map(|l| (l.name.as_str(), l.size, l.unsupported.is_some())).collect();
+    assert_eq!(names, [("root", 6 << 20, false), ("pool", 1 << 20, true), ("wide", 1 << 20, true), ("hidden", 512 << 10, false)]);
+    let specs: Vec<_> = disk.volumes.iter().map(|v| v.spec.as_str()).collect();
+    assert_eq!(specs, ["p1", "lv:vg0/root"], "hidden and unsupported LVs are not volumes");
+    let root = disk.select(&"lv:vg0/root".parse().unwrap()).unwrap()[0];
+    assert!(matches!(root.content, Content::Ext { .. }));
+    assert_eq!(root.size, 6 << 20);
+    let mut got = vec![0u8; fs.len()];
+    root.device.read_exact_at(0, &mut got).unwrap();
+    assert!(got == fs, "LV bytes differ from the filesystem image");
+    assert_eq!(disk.select(&VolumeSpec::Auto).unwrap()[0].spec, "lv:vg0/root");
+    let e = disk.select(&"lv:vg0/pool".parse().unwrap()).unwrap_err().to_string();
+    assert!(e.contains("thin-pool"), "{e}");
+    let e = disk.select(&"lv:vg0/wide".parse().unwrap()).unwrap_err().to_string();
+    assert!(e.contains("2 stripes"), "{e}");
+    let json = serde_json::to_value(disk.report()).unwrap();
+    assert_eq!(json["volume_groups"][0]["logical_volumes"][0]["segments"][0]["stripes"][0][1], 10);
+}
+
+#[test]
+fn pv_on_whole_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let fs = fs_image(d);
+    let pv = pv_with_fs(&fs, 512);
+    std::fs::write(d.join("pv.raw"), &pv).unwrap();
+    let disk = Disk::open(&d.join("pv.raw")).unwrap();
+    assert!(disk.partition_table.is_none());
+    assert_eq!(disk.volumes.len(), 2);
+    assert_eq!(disk.volumes[1].spec, "lv:vg0/root");
+    assert!(matches!(disk.volumes[1].content, Content::Ext { .. }));
+}
+
+#[test]
+fn metadata_garbage_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let cases: Vec<String> = vec![
+        "garbage".into(),
+        "vg0 { physical_volumes { pv0 { pe_start = -5 pe_count = 1 } } extent_size = 8 }".into(),
+        "vg0 { extent_size = 0 physical_volumes { } }".into(),
+        "[".repeat(100_000),
+        "a {".repeat(10_000),
+        "vg0 { extent_size = 8 physical_volumes { pv0 { id = \"x\" pe_start = 0 pe_count = 1 } } logical_volumes { lv { status = [\"VISIBLE\"] segment1 { start_extent = 0 extent_count = 99999999999 type = \"striped\" stripes = [\"pv0\", 0] } } } }".into(),
+        "vg0 { extent_size = 8 physical_volumes { pv0 { id = \"x\" pe_start = 0 pe_count = 1 } } logical_volumes { lv { status = [\"VISIBLE\"] segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripes = [\"nope\", 0] } } } }".into(),
+        "vg0 { extent_size = 8 physical_volumes { pv0 { id = \"x\" pe_start = 0 pe_count = 10 } } logical_volumes { lv { status = [\"VISIBLE\"] segment1 { start_extent = 0 extent_count = 2 type = \"striped\" stripes = [\"pv0\", 0] } segment2 { start_extent = 1 extent_count = 2 type = \"striped\" stripes = [\"pv0\", 4] } } } }".into(),
+        "\"unterminated".into(),
+        "x = 99999999999999999999999".into(),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let mda = (1u64 << 20) - 4096;
+        if text.len() as u64 > mda - 512 {
+            assert!(salvor_disk::lvm::parse_metadata(text).is_err());
+            continue;
+        }
+        let pv = make_pv(2 << 20, PV_UUID, 1 << 20, mda, text, 512);
+        let p = d.join(format!("bad{i}.raw"));
+        std::fs::write(&p, &pv).unwrap();
+        let disk = Disk::open(&p).unwrap();
+        assert_eq!(disk.volumes.len(), 1, "case {i}: no LV may come out of garbage");
+        assert!(!disk.warnings.is_empty(), "case {i}: the damage must be reported");
+    }
+}
