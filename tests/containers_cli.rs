@@ -36,9 +36,11 @@ fn containers_match_docker_ps_a() {
     let mut compared = 0;
     for (name, fx) in engine_fixtures() {
         let want = jsonl(&fx.join("expected/ps-a.jsonl"));
-        let got: Vec<Value> =
-            serde_json::from_str(&salvor_ok(&["--root", &root(&fx), "containers", "--json"], 0))
-                .expect("json");
+        let got: Vec<Value> = serde_json::from_str(&salvor_ok(
+            &["--root", &root(&fx), "containers", "--json"],
+            0,
+        ))
+        .expect("json");
         let ids = |v: &[Value]| -> Vec<String> {
             v.iter()
                 .map(|c| c["ID"].as_str().expect("ID").to_string())
@@ -266,7 +268,15 @@ fn volumes_match_docker_volume_ls() {
                 let wi: Value =
                     serde_json::from_str(&std::fs::read_to_string(&inspect_path).expect("read"))
                         .expect("json");
-                for k in ["CreatedAt", "Driver", "Labels", "Mountpoint", "Name", "Options", "Scope"] {
+                for k in [
+                    "CreatedAt",
+                    "Driver",
+                    "Labels",
+                    "Mountpoint",
+                    "Name",
+                    "Options",
+                    "Scope",
+                ] {
                     assert_eq!(g[k], wi[0][k], "{name} {vname}: inspect {k}");
                     compared += 1;
                 }
@@ -337,7 +347,12 @@ fn docker_explorer_trees_list_their_containers() {
             let d = &c["Salvor"];
             assert!(d["rw_layer"]["files"]["kind"].is_string(), "{tree}: {d}");
             assert_ne!(d["rw_layer"]["files"]["kind"], "unavailable", "{tree}: {d}");
-            assert!(d["image_id"].as_str().is_some_and(|s| s.starts_with("sha256:")), "{tree}: {d}");
+            assert!(
+                d["image_id"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("sha256:")),
+                "{tree}: {d}"
+            );
             assert!(d["rw_layer"]["parent"].as_str().is_some(), "{tree}: {d}");
             // Logs readable.
             let name = c["Names"].as_str().expect("Names");
@@ -352,7 +367,9 @@ fn docker_explorer_trees_list_their_containers() {
     // A known log line of the aufs tree (a terminal session, escapes kept byte-exact).
     let r = corpus.join("aufs.v1.tgz").to_string_lossy().into_owned();
     let out = salvor(&["--root", &r, "logs", "angry_rosalind"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("touch /tmp/\u{1b}[Jl\u{8}\u{1b}[Jtoto\r\n"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("touch /tmp/\u{1b}[Jl\u{8}\u{1b}[Jtoto\r\n")
+    );
 }
 
 #[test]

@@ -116,7 +116,9 @@ pub fn log_files(store: &Store, c: &Container) -> Result<LogFiles, StoreError> {
         if e.kind != FileKind::Regular {
             continue;
         }
-        let Some(name) = e.name.to_str() else { continue };
+        let Some(name) = e.name.to_str() else {
+            continue;
+        };
         let Some(rest) = name.strip_prefix(base.as_str()) else {
             continue;
         };
@@ -184,11 +186,7 @@ impl LogReader {
         } else {
             Box::new(BufReader::with_capacity(64 << 10, f))
         };
-        self.cur = Some(Open {
-            path,
-            r,
-            offset: 0,
-        });
+        self.cur = Some(Open { path, r, offset: 0 });
         Some(Ok(()))
     }
 }
@@ -300,9 +298,7 @@ fn next_json(cur: &mut Open) -> Step {
         }
         let l: JsonLine = match serde_json::from_slice(&buf) {
             Ok(l) => l,
-            Err(e) => {
-                return Step::Skip(at(cur, start, format!("not a json-file log entry: {e}")))
-            }
+            Err(e) => return Step::Skip(at(cur, start, format!("not a json-file log entry: {e}"))),
         };
         let stream = match l.stream.as_deref() {
             Some("stderr") => Stream::Stderr,
@@ -370,7 +366,13 @@ fn next_local(cur: &mut Open) -> Step {
     let mut suffix = [0u8; 4];
     match read_full(cur, &mut suffix) {
         Ok(true) => {}
-        Ok(false) => return Step::Fatal(at(cur, start, "file ends before the record's length suffix")),
+        Ok(false) => {
+            return Step::Fatal(at(
+                cur,
+                start,
+                "file ends before the record's length suffix",
+            ))
+        }
         Err(e) => return Step::Fatal(at(cur, start, e)),
     }
     if suffix != len {
@@ -448,7 +450,10 @@ fn fields(b: &[u8], mut f: impl FnMut(u64, Field<'_>) -> Result<(), String>) -> 
         let field = match wt {
             0 => Field::Varint(varint(b, &mut i)?),
             1 => {
-                i = i.checked_add(8).filter(|e| *e <= b.len()).ok_or("truncated fixed64")?;
+                i = i
+                    .checked_add(8)
+                    .filter(|e| *e <= b.len())
+                    .ok_or("truncated fixed64")?;
                 Field::Other
             }
             2 => {
@@ -463,7 +468,10 @@ fn fields(b: &[u8], mut f: impl FnMut(u64, Field<'_>) -> Result<(), String>) -> 
                 Field::Bytes(s)
             }
             5 => {
-                i = i.checked_add(4).filter(|e| *e <= b.len()).ok_or("truncated fixed32")?;
+                i = i
+                    .checked_add(4)
+                    .filter(|e| *e <= b.len())
+                    .ok_or("truncated fixed32")?;
                 Field::Other
             }
             other => return Err(format!("unsupported wire type {other}")),
@@ -579,9 +587,10 @@ pub fn write_logs(
             Stream::Stderr => &mut *err,
         };
         if opts.timestamps {
-            let t = e.time.map(format_rfc3339_nano_fixed).unwrap_or_else(|| {
-                "0001-01-01T00:00:00.000000000Z".to_string()
-            });
+            let t = e
+                .time
+                .map(format_rfc3339_nano_fixed)
+                .unwrap_or_else(|| "0001-01-01T00:00:00.000000000Z".to_string());
             w.write_all(t.as_bytes())?;
             w.write_all(b" ")?;
         }
@@ -791,17 +800,26 @@ mod tests {
     #[test]
     fn times_round_trip() {
         let t = parse_time("2026-11-22T08:09:48.901289091Z").expect("parses");
-        assert_eq!(format_rfc3339_nano_fixed(t), "2026-11-22T08:09:48.901289091Z");
-        let t2 = parse_time("2026-11-22T10:09:48.9+02:00").expect("parses");
-        assert_eq!(format_rfc3339_nano_fixed(t2), "2026-11-22T08:09:48.900000000Z");
-        assert_eq!(format_go_utc_seconds(t), "2026-11-22 08:09:48 +0000 UTC");
-        assert_eq!(parse_time("0001-01-01T00:00:00Z").map(|t| t.sec), Some(-62135596800));
-        assert_eq!(parse_time_arg("0").map(|t| t.sec), Some(0));
-        assert_eq!(parse_time_arg("1700000000.25").map(|t| t.nsec), Some(250_000_000));
         assert_eq!(
-            parse_time_arg("1970-01-02").map(|t| t.sec),
-            Some(86400)
+            format_rfc3339_nano_fixed(t),
+            "2026-11-22T08:09:48.901289091Z"
         );
+        let t2 = parse_time("2026-11-22T10:09:48.9+02:00").expect("parses");
+        assert_eq!(
+            format_rfc3339_nano_fixed(t2),
+            "2026-11-22T08:09:48.900000000Z"
+        );
+        assert_eq!(format_go_utc_seconds(t), "2026-11-22 08:09:48 +0000 UTC");
+        assert_eq!(
+            parse_time("0001-01-01T00:00:00Z").map(|t| t.sec),
+            Some(-62135596800)
+        );
+        assert_eq!(parse_time_arg("0").map(|t| t.sec), Some(0));
+        assert_eq!(
+            parse_time_arg("1700000000.25").map(|t| t.nsec),
+            Some(250_000_000)
+        );
+        assert_eq!(parse_time_arg("1970-01-02").map(|t| t.sec), Some(86400));
         assert!(parse_time("garbage").is_none());
         assert!(parse_time_arg("10m").is_none());
     }

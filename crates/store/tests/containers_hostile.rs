@@ -46,9 +46,16 @@ fn add_container(dir: &Path, cid: &str, name: &str, log_driver: &str, with_mount
     if with_mount {
         let m = dir.join("image/overlay2/layerdb/mounts").join(cid);
         write(&m.join("mount-id"), format!("mnt{}", &cid[..8]).as_bytes());
-        write(&m.join("init-id"), format!("mnt{}-init", &cid[..8]).as_bytes());
-        std::fs::create_dir_all(dir.join("overlay2").join(format!("mnt{}", &cid[..8])).join("diff"))
-            .expect("mkdir");
+        write(
+            &m.join("init-id"),
+            format!("mnt{}-init", &cid[..8]).as_bytes(),
+        );
+        std::fs::create_dir_all(
+            dir.join("overlay2")
+                .join(format!("mnt{}", &cid[..8]))
+                .join("diff"),
+        )
+        .expect("mkdir");
         std::fs::create_dir_all(
             dir.join("overlay2")
                 .join(format!("mnt{}-init", &cid[..8]))
@@ -71,8 +78,12 @@ fn damaged_configs_are_problems_and_the_rest_lists() {
     add_container(d, &id(1), "good", "json-file", true);
     // mount-id missing (docker-explorer crashes on this).
     add_container(d, &id(2), "no-mount-id", "json-file", true);
-    std::fs::remove_file(d.join("image/overlay2/layerdb/mounts").join(id(2)).join("mount-id"))
-        .expect("rm");
+    std::fs::remove_file(
+        d.join("image/overlay2/layerdb/mounts")
+            .join(id(2))
+            .join("mount-id"),
+    )
+    .expect("rm");
     // Garbage config.
     add_container(d, &id(3), "garbage", "json-file", true);
     write(
@@ -93,23 +104,37 @@ fn damaged_configs_are_problems_and_the_rest_lists() {
     );
     // JSON but not an object.
     add_container(d, &id(6), "array", "json-file", true);
-    write(&d.join("containers").join(id(6)).join("config.v2.json"), b"[1,2]");
+    write(
+        &d.join("containers").join(id(6)).join("config.v2.json"),
+        b"[1,2]",
+    );
     // Bad hostconfig: the container still lists.
     add_container(d, &id(7), "bad-hostconfig", "json-file", true);
-    write(&d.join("containers").join(id(7)).join("hostconfig.json"), b"{");
+    write(
+        &d.join("containers").join(id(7)).join("hostconfig.json"),
+        b"{",
+    );
     // Not a container directory.
     std::fs::create_dir_all(d.join("containers/not-an-id")).expect("mkdir");
     // mount-id with a path in it.
     add_container(d, &id(8), "evil-mount-id", "json-file", true);
     write(
-        &d.join("image/overlay2/layerdb/mounts").join(id(8)).join("mount-id"),
+        &d.join("image/overlay2/layerdb/mounts")
+            .join(id(8))
+            .join("mount-id"),
         b"../../../etc",
     );
 
     let store = open(d);
     let (list, problems) = store.containers();
     let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
-    for want in ["good", "no-mount-id", "wrong-types", "bad-hostconfig", "evil-mount-id"] {
+    for want in [
+        "good",
+        "no-mount-id",
+        "wrong-types",
+        "bad-hostconfig",
+        "evil-mount-id",
+    ] {
         assert!(
             names.contains(&want) || (want == "wrong-types" && names.contains(&"")),
             "{want} missing from {names:?}"
@@ -117,18 +142,39 @@ fn damaged_configs_are_problems_and_the_rest_lists() {
     }
     assert!(!names.contains(&"garbage") && !names.contains(&"huge") && !names.contains(&"array"));
     let has = |needle: &str, what: &str| {
-        problems.iter().any(|p| {
-            p.path.to_string_lossy().contains(needle) && p.what.contains(what)
-        })
+        problems
+            .iter()
+            .any(|p| p.path.to_string_lossy().contains(needle) && p.what.contains(what))
     };
     assert!(has(&format!("{}/mount-id", id(2)), ""), "{problems:#?}");
-    assert!(has(&format!("{}/config.v2.json", id(3)), "not valid JSON"), "{problems:#?}");
-    assert!(has(&format!("{}/config.v2.json", id(4)), "limit"), "{problems:#?}");
-    assert!(has(&format!("{}/config.v2.json", id(5)), "expected"), "{problems:#?}");
-    assert!(has(&format!("{}/config.v2.json", id(6)), "expected a JSON object"), "{problems:#?}");
-    assert!(has(&format!("{}/hostconfig.json", id(7)), "not valid JSON"), "{problems:#?}");
+    assert!(
+        has(&format!("{}/config.v2.json", id(3)), "not valid JSON"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&format!("{}/config.v2.json", id(4)), "limit"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&format!("{}/config.v2.json", id(5)), "expected"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(
+            &format!("{}/config.v2.json", id(6)),
+            "expected a JSON object"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&format!("{}/hostconfig.json", id(7)), "not valid JSON"),
+        "{problems:#?}"
+    );
     assert!(has("containers/not-an-id", "not a 64-hex"), "{problems:#?}");
-    assert!(has(&format!("{}/mount-id", id(8)), "not a valid driver id"), "{problems:#?}");
+    assert!(
+        has(&format!("{}/mount-id", id(8)), "not a valid driver id"),
+        "{problems:#?}"
+    );
 
     let good = store.find_container("good").expect("good");
     assert_eq!(good.state.status, "exited");
@@ -151,7 +197,9 @@ fn damaged_configs_are_problems_and_the_rest_lists() {
 
     // Bind mounts are host paths, reported and not followed.
     let binds = store.bind_mounts(&list);
-    assert!(binds.iter().all(|b| b.source == "/srv/data" && !b.inside_evidence));
+    assert!(binds
+        .iter()
+        .all(|b| b.source == "/srv/data" && !b.inside_evidence));
 }
 
 #[test]
@@ -183,8 +231,10 @@ fn collect(store: &Store, name: &str, opts: &LogOptions) -> (Vec<u8>, Vec<u8>, V
     let r = LogReader::for_container(store, &c).expect("reader");
     let (mut o, mut e) = (Vec::new(), Vec::new());
     let mut errs = Vec::new();
-    logs::write_logs(r, opts, &mut o, &mut e, &mut |err| errs.push(err.to_string()))
-        .expect("write");
+    logs::write_logs(r, opts, &mut o, &mut e, &mut |err| {
+        errs.push(err.to_string())
+    })
+    .expect("write");
     (o, e, errs)
 }
 
@@ -235,9 +285,15 @@ fn rotated_json_logs_oldest_first_and_damage_named() {
         String::from_utf8_lossy(&o),
         "2024-01-01T00:00:01.500000000Z oldest\n2024-01-01T00:00:03.000000001Z newest\n2024-01-01T00:00:04.000000000Z after-bad\n"
     );
-    assert_eq!(String::from_utf8_lossy(&e), "2024-01-01T00:00:02.000000000Z middle\n");
+    assert_eq!(
+        String::from_utf8_lossy(&e),
+        "2024-01-01T00:00:02.000000000Z middle\n"
+    );
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains(&base) && errs[0].contains("offset"), "{errs:?}");
+    assert!(
+        errs[0].contains(&base) && errs[0].contains("offset"),
+        "{errs:?}"
+    );
 
     // A truncated gzip rotation: an error naming it, the other files still read.
     let full = gz(json_line("lost\n", "stdout", "2024-01-01T00:00:00Z")
@@ -247,7 +303,10 @@ fn rotated_json_logs_oldest_first_and_damage_named() {
     let store = open(d);
     let (o, _, errs) = collect(&store, "rot", &LogOptions::default());
     let text = String::from_utf8_lossy(&o);
-    assert!(text.contains("oldest\n") && text.ends_with("after-bad\n"), "{text}");
+    assert!(
+        text.contains("oldest\n") && text.ends_with("after-bad\n"),
+        "{text}"
+    );
     assert!(
         errs.iter().any(|e| e.contains(&format!("{base}.3.gz"))),
         "{errs:?}"
@@ -261,7 +320,10 @@ fn gigantic_log_line_is_an_error_and_reading_goes_on() {
     data_root(d);
     let cid = id(1);
     add_container(d, &cid, "big", "json-file", true);
-    let path = d.join("containers").join(&cid).join(format!("{cid}-json.log"));
+    let path = d
+        .join("containers")
+        .join(&cid)
+        .join(format!("{cid}-json.log"));
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
     f.write_all(json_line("before\n", "stdout", "2024-01-01T00:00:00Z").as_bytes())
         .expect("w");
@@ -279,7 +341,10 @@ fn gigantic_log_line_is_an_error_and_reading_goes_on() {
     let (o, _, errs) = collect(&store, "big", &LogOptions::default());
     assert_eq!(String::from_utf8_lossy(&o), "before\nafter\n");
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].contains("longer than") && errs[0].contains("-json.log"), "{errs:?}");
+    assert!(
+        errs[0].contains("longer than") && errs[0].contains("-json.log"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -295,7 +360,12 @@ fn local_driver_logs_and_bad_length_prefix() {
     rotated.extend(encode_local_record("stderr", 2_000_000_000, b"two", false));
     write(&ldir.join("container.log.1.gz"), &gz(&rotated));
     let mut live = encode_local_record("stdout", 3_000_000_123, b"part-", true);
-    live.extend(encode_local_record("stdout", 3_000_000_124, b"three", false));
+    live.extend(encode_local_record(
+        "stdout",
+        3_000_000_124,
+        b"three",
+        false,
+    ));
     // A record whose length prefix is absurd: the rest of the file cannot be framed.
     live.extend_from_slice(&[0xff, 0xff, 0xff, 0xf0, 1, 2, 3]);
     write(&ldir.join("container.log"), &live);
@@ -312,7 +382,10 @@ fn local_driver_logs_and_bad_length_prefix() {
         String::from_utf8_lossy(&o),
         "1970-01-01T00:00:01.000000000Z one\n1970-01-01T00:00:03.000000123Z part-1970-01-01T00:00:03.000000124Z three\n"
     );
-    assert_eq!(String::from_utf8_lossy(&e), "1970-01-01T00:00:02.000000000Z two\n");
+    assert_eq!(
+        String::from_utf8_lossy(&e),
+        "1970-01-01T00:00:02.000000000Z two\n"
+    );
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
         errs[0].contains("local-logs/container.log") && errs[0].contains("length prefix"),
