@@ -283,6 +283,12 @@ impl Store {
         } else {
             RebuildStatus::Mismatch
         };
+        // A layer whose files cannot be reached offline (devicemapper, a missing cache-id …)
+        // still rebuilds when it holds no file data; otherwise say why it cannot.
+        if let (RebuildStatus::Mismatch, crate::LayerFiles::Unavailable { reason }) = (&report.status, &layer.files) {
+            report.status = RebuildStatus::Unrebuildable;
+            report.error = Some(reason.clone());
+        }
         Ok(report)
     }
 
