@@ -111,7 +111,7 @@ impl Inner {
             } else {
                 (le16(b, off + 6) as usize, 0)
             };
-            if rl < 8 || rl % 4 != 0 || off + rl > b.len() || (ino != 0 && 8 + name_len > rl) {
+            if rl < 8 || rl & 3 != 0 || off + rl > b.len() || (ino != 0 && 8 + name_len > rl) {
                 self.warn(format!(
                     "directory inode {}: {what}: bad entry at offset {off} (rec_len {rl}, name_len {name_len}); rest of the block skipped",
                     inode.ino

@@ -62,7 +62,7 @@ impl Inode {
         let mut extra_isize = 0usize;
         if raw.len() > 128 {
             extra_isize = le16(raw, 0x80) as usize;
-            if 128 + extra_isize > raw.len() || extra_isize % 4 != 0 {
+            if 128 + extra_isize > raw.len() || extra_isize & 3 != 0 {
                 return Err(corrupt(format!(
                     "inode {ino}: i_extra_isize {extra_isize} does not fit an inode of {} bytes",
                     raw.len()

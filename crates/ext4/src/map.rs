@@ -37,11 +37,7 @@ impl Inner {
     }
 
     fn check_run(&self, inode: &Inode, phys: u64, len: u64) -> Result<(), Ext4Error> {
-        if phys == 0
-            || phys
-                .checked_add(len)
-                .is_none_or(|end| end > self.sb.blocks_count)
-        {
+        if phys == 0 || !matches!(phys.checked_add(len), Some(end) if end <= self.sb.blocks_count) {
             return Err(corrupt(format!(
                 "inode {}: data blocks {phys}+{len} outside the filesystem ({} blocks)",
                 inode.ino, self.sb.blocks_count

@@ -9,6 +9,9 @@ pub(crate) const XATTR_MAGIC: u32 = 0xEA02_0000;
 /// Largest value returned (as `salvor_source::MAX_XATTR_SIZE`).
 const MAX_VALUE: usize = salvor_source::MAX_XATTR_SIZE;
 
+/// Full xattr names and their values.
+pub(crate) type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
+
 struct RawXattr {
     index: u8,
     name: Vec<u8>,
@@ -172,7 +175,7 @@ impl Inner {
     }
 
     /// All xattrs of `inode` (full names), sorted by name; `system.data` left out.
-    pub(crate) fn xattrs(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Ext4Error> {
+    pub(crate) fn xattrs(&self, inode: &Inode) -> Result<XattrList, Ext4Error> {
         let mut raw = self.ibody_xattrs(inode)?;
         raw.extend(self.block_xattrs(inode)?);
         let mut out = Vec::with_capacity(raw.len());

@@ -25,10 +25,25 @@ fn run(v: Variant) -> usize {
     let img = tmp.path().join("img");
     mkfs(&src, &img, v.opts, v.size);
     if v.htree {
-        sh(&format!("e2fsck -fyD {} >/dev/null 2>&1 || true", img.display()));
-        let st = sh_out(&format!("debugfs -R 'stat /bigdir' {} 2>/dev/null", img.display()));
-        let flags = st.split("Flags: 0x").nth(1).unwrap().split_whitespace().next().unwrap();
-        assert!(u32::from_str_radix(flags, 16).unwrap() & 0x1000 != 0, "bigdir is not an htree");
+        sh(&format!(
+            "e2fsck -fyD {} >/dev/null 2>&1 || true",
+            img.display()
+        ));
+        let st = sh_out(&format!(
+            "debugfs -R 'stat /bigdir' {} 2>/dev/null",
+            img.display()
+        ));
+        let flags = st
+            .split("Flags: 0x")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        assert!(
+            u32::from_str_radix(flags, 16).unwrap() & 0x1000 != 0,
+            "bigdir is not an htree"
+        );
     }
     // Timestamps mke2fs -d cannot express: nanoseconds, after 2038, crtime.
     debugfs_w(
@@ -43,8 +58,19 @@ fn run(v: Variant) -> usize {
     let fs = open(&img);
     let seen = walk(&fs);
     let report = fs.report();
-    assert_eq!(report.checksum_failures, 0, "{}: {:?}", v.name, report.warnings);
-    assert_eq!(report.journal, if v.opts.contains("ext2") { JournalStatus::None } else { JournalStatus::Clean });
+    assert_eq!(
+        report.checksum_failures, 0,
+        "{}: {:?}",
+        v.name, report.warnings
+    );
+    assert_eq!(
+        report.journal,
+        if v.opts.contains("ext2") {
+            JournalStatus::None
+        } else {
+            JournalStatus::Clean
+        }
+    );
 
     // What debugfs set.
     let md = fs.metadata(Path::new("/etc/file.txt")).unwrap();
@@ -55,12 +81,17 @@ fn run(v: Variant) -> usize {
     assert!(old.mtime.sec < -2_100_000_000, "{}", v.name);
     let big = fs.metadata(Path::new("/big")).unwrap();
     assert_eq!(big.atime.sec, 2147483649); // debugfs stores it with epoch bit 1
-    // Whiteout and devices.
-    assert!(fs.metadata(Path::new("/whiteout")).unwrap().is_overlay_whiteout());
+                                           // Whiteout and devices.
+    assert!(fs
+        .metadata(Path::new("/whiteout"))
+        .unwrap()
+        .is_overlay_whiteout());
     let bd = fs.metadata(Path::new("/bigdev")).unwrap();
     assert_eq!((bd.rdev_major, bd.rdev_minor), (300, 70000));
     assert_eq!(
-        fs.xattr(Path::new("/dir_opaque"), "trusted.overlay.opaque").unwrap().as_deref(),
+        fs.xattr(Path::new("/dir_opaque"), "trusted.overlay.opaque")
+            .unwrap()
+            .as_deref(),
         Some(&b"y"[..])
     );
     // Hardlinks share the inode.
@@ -68,20 +99,38 @@ fn run(v: Variant) -> usize {
     let b = fs.metadata(Path::new("/hardlink2")).unwrap();
     assert_eq!((a.ino, a.nlink), (b.ino, 3));
     // Path rules.
-    assert!(matches!(fs.metadata(Path::new("/etc/../x")), Err(SourceError::Escape { .. })));
+    assert!(matches!(
+        fs.metadata(Path::new("/etc/../x")),
+        Err(SourceError::Escape { .. })
+    ));
     assert!(matches!(
         fs.metadata(Path::new("/etc/symlink/x")),
         Err(SourceError::SymlinkInPath { .. })
     ));
-    assert!(matches!(fs.open(Path::new("/fifo")), Err(SourceError::WrongKind { found: FileKind::Fifo, .. })));
-    assert!(matches!(fs.open(Path::new("/whiteout")), Err(SourceError::WrongKind { .. })));
-    assert!(matches!(fs.open(Path::new("/etc/symlink")), Err(SourceError::WrongKind { .. })));
+    assert!(matches!(
+        fs.open(Path::new("/fifo")),
+        Err(SourceError::WrongKind {
+            found: FileKind::Fifo,
+            ..
+        })
+    ));
+    assert!(matches!(
+        fs.open(Path::new("/whiteout")),
+        Err(SourceError::WrongKind { .. })
+    ));
+    assert!(matches!(
+        fs.open(Path::new("/etc/symlink")),
+        Err(SourceError::WrongKind { .. })
+    ));
     assert!(fs.metadata(Path::new("/nope")).unwrap_err().is_not_found());
     assert!(matches!(
         fs.metadata(Path::new("/etc/file.txt/x")),
         Err(SourceError::WrongKind { .. })
     ));
-    assert_eq!(fs.metadata(Path::new("//etc/./file.txt/")).unwrap().ino, a.ino);
+    assert_eq!(
+        fs.metadata(Path::new("//etc/./file.txt/")).unwrap().ino,
+        a.ino
+    );
     // Seeking.
     {
         use std::io::{Read, Seek, SeekFrom};
@@ -100,10 +149,12 @@ fn run(v: Variant) -> usize {
     let mut seen_src = seen.clone();
     for p in skip_mtime {
         let s = seen_src.get_mut(Path::new(p)).unwrap();
-        s.md.mtime.sec = std::fs::symlink_metadata(src.join(&p[1..])).map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.mtime()
-        }).unwrap();
+        s.md.mtime.sec = std::fs::symlink_metadata(src.join(&p[1..]))
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.mtime()
+            })
+            .unwrap();
     }
     let n_src = compare_with_src(&src, &seen_src, &[]);
     let n_dbg = compare_with_debugfs(&img, &seen);
@@ -119,27 +170,62 @@ fn run(v: Variant) -> usize {
 
 #[test]
 fn ext4_4k_htree_metadata_csum() {
-    run(Variant { name: "ext4 4k htree", opts: "-t ext4 -b 4096", size: "96M", big_xattr: true, bigdir: 3000, htree: true });
+    run(Variant {
+        name: "ext4 4k htree",
+        opts: "-t ext4 -b 4096",
+        size: "96M",
+        big_xattr: true,
+        bigdir: 3000,
+        htree: true,
+    });
 }
 
 #[test]
 fn ext4_1k() {
-    run(Variant { name: "ext4 1k", opts: "-t ext4 -b 1024", size: "96M", big_xattr: false, bigdir: 600, htree: true });
+    run(Variant {
+        name: "ext4 1k",
+        opts: "-t ext4 -b 1024",
+        size: "96M",
+        big_xattr: false,
+        bigdir: 600,
+        htree: true,
+    });
 }
 
 #[test]
 fn ext3_block_maps_1k() {
-    run(Variant { name: "ext3 1k", opts: "-t ext3 -b 1024", size: "96M", big_xattr: false, bigdir: 600, htree: false });
+    run(Variant {
+        name: "ext3 1k",
+        opts: "-t ext3 -b 1024",
+        size: "96M",
+        big_xattr: false,
+        bigdir: 600,
+        htree: false,
+    });
 }
 
 #[test]
 fn ext2_block_maps_4k() {
-    run(Variant { name: "ext2 4k", opts: "-t ext2 -b 4096", size: "64M", big_xattr: true, bigdir: 300, htree: false });
+    run(Variant {
+        name: "ext2 4k",
+        opts: "-t ext2 -b 4096",
+        size: "64M",
+        big_xattr: true,
+        bigdir: 300,
+        htree: false,
+    });
 }
 
 #[test]
 fn ext4_inline_data() {
-    run(Variant { name: "ext4 inline_data", opts: "-t ext4 -O inline_data", size: "64M", big_xattr: false, bigdir: 300, htree: false });
+    run(Variant {
+        name: "ext4 inline_data",
+        opts: "-t ext4 -O inline_data",
+        size: "64M",
+        big_xattr: false,
+        bigdir: 300,
+        htree: false,
+    });
 }
 
 #[test]
@@ -180,10 +266,19 @@ fn unwritten_extents_read_as_zeros() {
     std::fs::write(&rnd, &data).unwrap();
     debugfs_w(
         &img,
-        &format!("write {} /prealloc\nfallocate /prealloc 2 9\nsif /prealloc size 40960\n", rnd.display()),
+        &format!(
+            "write {} /prealloc\nfallocate /prealloc 2 9\nsif /prealloc size 40960\n",
+            rnd.display()
+        ),
     );
-    let ex = sh_out(&format!("debugfs -R 'ex /prealloc' {} 2>/dev/null", img.display()));
-    let line = ex.lines().find(|l| l.contains("Uninit")).expect("an uninit extent");
+    let ex = sh_out(&format!(
+        "debugfs -R 'ex /prealloc' {} 2>/dev/null",
+        img.display()
+    ));
+    let line = ex
+        .lines()
+        .find(|l| l.contains("Uninit"))
+        .expect("an uninit extent");
     // "  0/ 0   2/  2     2 -    9  8658 -  8665      8 Uninit"
     let phys: u64 = line.split_whitespace().nth(7).unwrap().parse().unwrap();
     // Stale junk in the unwritten blocks.
@@ -197,7 +292,11 @@ fn unwritten_extents_read_as_zeros() {
     want.resize(40960, 0);
     assert_eq!(got, want);
     let dump = tmp.path().join("dump");
-    sh(&format!("debugfs -R 'dump /prealloc {}' {} >/dev/null 2>&1", dump.display(), img.display()));
+    sh(&format!(
+        "debugfs -R 'dump /prealloc {}' {} >/dev/null 2>&1",
+        dump.display(),
+        img.display()
+    ));
     assert_eq!(std::fs::read(dump).unwrap(), want);
 }
 
@@ -207,22 +306,44 @@ fn dirty_journal_replayed_in_memory() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
         std::fs::create_dir_all(src.join("etc")).unwrap();
-        std::fs::write(src.join("etc/file.txt"), b"hello, this is the on-disk version\n").unwrap();
+        std::fs::write(
+            src.join("etc/file.txt"),
+            b"hello, this is the on-disk version\n",
+        )
+        .unwrap();
         let img = tmp.path().join("img");
         mkfs(&src, &img, "-t ext4 -b 4096", "32M");
-        let data_blk = sh_out(&format!("debugfs -R 'bmap /etc/file.txt 0' {} 2>/dev/null", img.display()));
+        let data_blk = sh_out(&format!(
+            "debugfs -R 'bmap /etc/file.txt 0' {} 2>/dev/null",
+            img.display()
+        ));
         let jblock = tmp.path().join("jblock");
         let mut content = b"JOURNALED version of the file....\n".to_vec();
         content.resize(4096, 0);
         std::fs::write(&jblock, &content).unwrap();
-        debugfs_w(&img, &format!("jo {csum}\njw -b {} {}\njc\n", data_blk.trim(), jblock.display()));
+        debugfs_w(
+            &img,
+            &format!(
+                "jo {csum}\njw -b {} {}\njc\n",
+                data_blk.trim(),
+                jblock.display()
+            ),
+        );
         let before = sha256_file(&img);
         let fs = open(&img);
         let r = fs.report();
         assert!(r.needs_recovery, "{r:?}");
         match &r.journal {
-            JournalStatus::Replayed { transactions, blocks, bad_checksums, .. } => {
-                assert!(*transactions >= 1 && *blocks >= 1 && *bad_checksums == 0, "{r:?}")
+            JournalStatus::Replayed {
+                transactions,
+                blocks,
+                bad_checksums,
+                ..
+            } => {
+                assert!(
+                    *transactions >= 1 && *blocks >= 1 && *bad_checksums == 0,
+                    "{r:?}"
+                )
             }
             other => panic!("journal {other:?}"),
         }
@@ -232,9 +353,16 @@ fn dirty_journal_replayed_in_memory() {
         // e2fsck's replay agrees.
         let fixed = tmp.path().join("fixed");
         std::fs::copy(&img, &fixed).unwrap();
-        sh(&format!("e2fsck -fy {} >/dev/null 2>&1 || true", fixed.display()));
+        sh(&format!(
+            "e2fsck -fy {} >/dev/null 2>&1 || true",
+            fixed.display()
+        ));
         let dump = tmp.path().join("dump");
-        sh(&format!("debugfs -R 'dump /etc/file.txt {}' {} >/dev/null 2>&1", dump.display(), fixed.display()));
+        sh(&format!(
+            "debugfs -R 'dump /etc/file.txt {}' {} >/dev/null 2>&1",
+            dump.display(),
+            fixed.display()
+        ));
         assert_eq!(std::fs::read(dump).unwrap(), got);
         let seen = walk(&fs);
         assert_eq!(seen.len(), 3);
@@ -253,10 +381,13 @@ fn dirty_journal_metadata_and_revoke() {
     let img = tmp.path().join("img");
     mkfs(&src, &img, "-t ext4 -b 4096 -O ^metadata_csum", "32M");
     let q = |p: &str| {
-        sh_out(&format!("debugfs -R 'bmap {p} 0' {} 2>/dev/null", img.display()))
-            .trim()
-            .parse::<u64>()
-            .unwrap()
+        sh_out(&format!(
+            "debugfs -R 'bmap {p} 0' {} 2>/dev/null",
+            img.display()
+        ))
+        .trim()
+        .parse::<u64>()
+        .unwrap()
     };
     let (dir_blk, other_blk) = (q("/etc"), q("/other"));
     let bytes = std::fs::read(&img).unwrap();
@@ -279,16 +410,36 @@ fn dirty_journal_metadata_and_revoke() {
     let fs = open(&img);
     let r = fs.report();
     assert!(r.needs_recovery);
-    assert!(matches!(r.journal, JournalStatus::Replayed { revoked: 1, .. }), "{r:?}");
-    let names: Vec<_> = fs.read_dir(Path::new("/etc")).unwrap().into_iter().map(|e| e.name).collect();
+    assert!(
+        matches!(r.journal, JournalStatus::Replayed { revoked: 1, .. }),
+        "{r:?}"
+    );
+    let names: Vec<_> = fs
+        .read_dir(Path::new("/etc"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, vec!["FILE.TXT"]);
-    assert_eq!(fs.read_limited(Path::new("/other"), 100).unwrap(), b"other on disk\n");
+    assert_eq!(
+        fs.read_limited(Path::new("/other"), 100).unwrap(),
+        b"other on disk\n"
+    );
     assert_eq!(before, sha256_file(&img));
     let fixed = tmp.path().join("fixed");
     std::fs::copy(&img, &fixed).unwrap();
-    sh(&format!("e2fsck -fy {} >/dev/null 2>&1 || true", fixed.display()));
-    let ls = sh_out(&format!("debugfs -R 'ls /etc' {} 2>/dev/null", fixed.display()));
+    sh(&format!(
+        "e2fsck -fy {} >/dev/null 2>&1 || true",
+        fixed.display()
+    ));
+    let ls = sh_out(&format!(
+        "debugfs -R 'ls /etc' {} 2>/dev/null",
+        fixed.display()
+    ));
     assert!(ls.contains("FILE.TXT"), "{ls}");
     let fixed_fs = open(&fixed);
-    assert_eq!(fixed_fs.read_limited(Path::new("/other"), 100).unwrap(), b"other on disk\n");
+    assert_eq!(
+        fixed_fs.read_limited(Path::new("/other"), 100).unwrap(),
+        b"other on disk\n"
+    );
 }

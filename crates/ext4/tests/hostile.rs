@@ -55,7 +55,10 @@ fn images() -> &'static Vec<(&'static str, Vec<u8>)> {
             let img = tmp.path().join(name);
             mkfs(&src, &img, opts, "6M");
             if name == "ext4-4k" {
-                sh(&format!("e2fsck -fyD {} >/dev/null 2>&1 || true", img.display()));
+                sh(&format!(
+                    "e2fsck -fyD {} >/dev/null 2>&1 || true",
+                    img.display()
+                ));
             }
             out.push((name, std::fs::read(&img).unwrap()));
         }
@@ -74,7 +77,9 @@ fn walk_budget(fs: &Ext4) -> usize {
     let mut todo = vec![PathBuf::from("/")];
     let mut buf = vec![0u8; 65536];
     while let Some(d) = todo.pop() {
-        let Ok(entries) = fs.read_dir(&d) else { continue };
+        let Ok(entries) = fs.read_dir(&d) else {
+            continue;
+        };
         for e in entries {
             steps += 1;
             if steps > 20_000 {
@@ -84,11 +89,7 @@ fn walk_budget(fs: &Ext4) -> usize {
             let Ok(md) = fs.metadata(&p) else { continue };
             let _ = fs.xattrs(&p);
             match md.kind {
-                FileKind::Dir => {
-                    if seen_dirs.insert(md.ino) {
-                        todo.push(p);
-                    }
-                }
+                FileKind::Dir if seen_dirs.insert(md.ino) => todo.push(p),
                 FileKind::Symlink => {
                     let _ = fs.read_link(&p);
                 }
@@ -149,10 +150,13 @@ proptest! {
 
 /// Block of `path` (logical block 0) per debugfs.
 fn bmap(img: &Path, path: &str) -> u64 {
-    sh_out(&format!("debugfs -R 'bmap {path} 0' {} 2>/dev/null", img.display()))
-        .trim()
-        .parse()
-        .unwrap()
+    sh_out(&format!(
+        "debugfs -R 'bmap {path} 0' {} 2>/dev/null",
+        img.display()
+    ))
+    .trim()
+    .parse()
+    .unwrap()
 }
 
 fn small_image(tmp: &Path, opts: &str) -> PathBuf {
@@ -178,21 +182,36 @@ fn corrupt_extent_headers_are_errors_naming_the_inode() {
     std::fs::copy(&img, &img2).unwrap();
     debugfs_w(&img2, "sif /big block[0] 0x0004beef\n");
     let fs = open(&img2);
-    let e = fs.read_limited(Path::new("/big"), 1 << 20).unwrap_err().to_string();
-    assert!(e.contains(&format!("inode {ino}")) && e.contains("magic"), "{e}");
+    let e = fs
+        .read_limited(Path::new("/big"), 1 << 20)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("inode {ino}")) && e.contains("magic"),
+        "{e}"
+    );
     // Depth 0xffff.
     let img3 = tmp.path().join("img3");
     std::fs::copy(&img, &img3).unwrap();
     debugfs_w(&img3, "sif /big block[1] 0xffff0004\n");
     let fs = open(&img3);
-    let e = fs.read_limited(Path::new("/big"), 1 << 20).unwrap_err().to_string();
-    assert!(e.contains(&format!("inode {ino}")) && e.contains("depth"), "{e}");
+    let e = fs
+        .read_limited(Path::new("/big"), 1 << 20)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("inode {ino}")) && e.contains("depth"),
+        "{e}"
+    );
     // Extent pointing past the end of the filesystem.
     let img4 = tmp.path().join("img4");
     std::fs::copy(&img, &img4).unwrap();
     debugfs_w(&img4, "sif /big block[5] 0x7fffffff\n");
     let fs = open(&img4);
-    let e = fs.read_limited(Path::new("/big"), 1 << 20).unwrap_err().to_string();
+    let e = fs
+        .read_limited(Path::new("/big"), 1 << 20)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(&format!("inode {ino}")), "{e}");
 }
 
@@ -210,17 +229,37 @@ fn patch_dir_entry(img: &Path, dir: &str, name: &[u8], f: impl FnOnce(&mut [u8])
 fn huge_rec_len_and_out_of_range_inodes_are_skipped_with_warnings() {
     let tmp = tempfile::tempdir().unwrap();
     let img = small_image(tmp.path(), "-t ext4 -b 4096 -O ^metadata_csum");
-    patch_dir_entry(&img, "/etc", b"other.txt", |e| e[0..4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes()));
+    patch_dir_entry(&img, "/etc", b"other.txt", |e| {
+        e[0..4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes())
+    });
     let fs = open(&img);
-    let names: Vec<_> = fs.read_dir(Path::new("/etc")).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<_> = fs
+        .read_dir(Path::new("/etc"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, vec!["file.txt"]);
-    assert!(fs.report().warnings.iter().any(|w| w.contains("out of range")), "{:?}", fs.report().warnings);
+    assert!(
+        fs.report()
+            .warnings
+            .iter()
+            .any(|w| w.contains("out of range")),
+        "{:?}",
+        fs.report().warnings
+    );
 
     let img = small_image(&tmp.path().join("b"), "-t ext4 -b 4096 -O ^metadata_csum");
-    patch_dir_entry(&img, "/etc", b"file.txt", |e| e[4..6].copy_from_slice(&0xFFFCu16.to_le_bytes()));
+    patch_dir_entry(&img, "/etc", b"file.txt", |e| {
+        e[4..6].copy_from_slice(&0xFFFCu16.to_le_bytes())
+    });
     let fs = open(&img);
     let _ = fs.read_dir(Path::new("/etc")).unwrap();
-    assert!(fs.report().warnings.iter().any(|w| w.contains("rec_len")), "{:?}", fs.report().warnings);
+    assert!(
+        fs.report().warnings.iter().any(|w| w.contains("rec_len")),
+        "{:?}",
+        fs.report().warnings
+    );
     assert!(fs.metadata_by_ino(u64::MAX).is_err());
     assert!(fs.metadata_by_ino(0).is_err());
 }
@@ -232,7 +271,12 @@ fn checksum_mismatch_is_reported_not_fatal() {
     // Change a name byte in /etc's block: the dirent checksum no longer matches.
     patch_dir_entry(&img, "/etc", b"other.txt", |e| e[8] = b'O');
     let fs = open(&img);
-    let names: Vec<_> = fs.read_dir(Path::new("/etc")).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<_> = fs
+        .read_dir(Path::new("/etc"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, vec!["Other.txt", "file.txt"]);
     let r = fs.report();
     assert_eq!(r.checksum_failures, 1, "{:?}", r.warnings);
@@ -273,6 +317,9 @@ fn metadata_flips_walk_with_budget() {
             }
         }
     }
-    eprintln!("metadata flips: {opened}/150 opened, {steps} walk steps, {warned} with warnings, {:?}", t.elapsed());
+    eprintln!(
+        "metadata flips: {opened}/150 opened, {steps} walk steps, {warned} with warnings, {:?}",
+        t.elapsed()
+    );
     assert!(opened > 75 && steps > 10_000);
 }

@@ -74,7 +74,9 @@ printf 'y' > "sp ace"
 "#
     );
     if big_xattr {
-        s.push_str("setfattr -n user.big -v \"$(head -c 3000 /dev/zero | tr '\\0' x)\" etc/file.txt\n");
+        s.push_str(
+            "setfattr -n user.big -v \"$(head -c 3000 /dev/zero | tr '\\0' x)\" etc/file.txt\n",
+        );
     }
     sh(&s);
     std::fs::write(root.join("etc/acl"), b"acl").ok();
@@ -88,7 +90,8 @@ printf 'y' > "sp ace"
     std::fs::write(p.join("bottom"), b"deep file\n").unwrap();
     for i in 0..files_in_bigdir {
         std::fs::write(
-            root.join("bigdir").join(format!("file_with_a_longish_name_{i:05}")),
+            root.join("bigdir")
+                .join(format!("file_with_a_longish_name_{i:05}")),
             format!("{i}\n"),
         )
         .unwrap();
@@ -135,7 +138,9 @@ pub fn walk(src: &dyn Source) -> BTreeMap<PathBuf, Seen> {
     while let Some(dir) = todo.pop() {
         for e in src.read_dir(&dir).unwrap() {
             let p = dir.join(&e.name);
-            let md = src.metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let md = src
+                .metadata(&p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             assert_eq!(md.kind, e.kind, "{}", p.display());
             let xattrs = src.xattrs(&p).unwrap();
             let mut link = None;
@@ -161,7 +166,15 @@ pub fn walk(src: &dyn Source) -> BTreeMap<PathBuf, Seen> {
                 }
                 _ => {}
             }
-            out.insert(p, Seen { md, xattrs, link, sha });
+            out.insert(
+                p,
+                Seen {
+                    md,
+                    xattrs,
+                    link,
+                    sha,
+                },
+            );
         }
     }
     out
@@ -169,7 +182,11 @@ pub fn walk(src: &dyn Source) -> BTreeMap<PathBuf, Seen> {
 
 /// Compares the walk with the source directory tree it was built from. Returns the
 /// number of attributes compared.
-pub fn compare_with_src(src_root: &Path, seen: &BTreeMap<PathBuf, Seen>, skip_xattr: &[&str]) -> usize {
+pub fn compare_with_src(
+    src_root: &Path,
+    seen: &BTreeMap<PathBuf, Seen>,
+    skip_xattr: &[&str],
+) -> usize {
     use std::os::unix::fs::MetadataExt;
     let mut n = 0;
     // every source path is seen
@@ -186,7 +203,10 @@ pub fn compare_with_src(src_root: &Path, seen: &BTreeMap<PathBuf, Seen>, skip_xa
             }
         }
     }
-    let seen_count = seen.keys().filter(|p| !p.starts_with("/lost+found")).count();
+    let seen_count = seen
+        .keys()
+        .filter(|p| !p.starts_with("/lost+found"))
+        .count();
     assert_eq!(count, seen_count, "number of paths");
     for (rel, s) in seen.iter().filter(|(p, _)| !p.starts_with("/lost+found")) {
         let p = src_root.join(rel.strip_prefix("/").unwrap());
@@ -226,21 +246,37 @@ pub fn compare_with_src(src_root: &Path, seen: &BTreeMap<PathBuf, Seen>, skip_xa
             let d = m.rdev();
             let major = (((d >> 32) & 0xffff_f000) | ((d >> 8) & 0xfff)) as u32;
             let minor = (((d >> 12) & 0xffff_ff00) | (d & 0xff)) as u32;
-            assert_eq!((s.md.rdev_major, s.md.rdev_minor), (major, minor), "{what} rdev");
+            assert_eq!(
+                (s.md.rdev_major, s.md.rdev_minor),
+                (major, minor),
+                "{what} rdev"
+            );
             n += 2;
         }
         if kind == FileKind::Symlink {
-            assert_eq!(s.link.as_deref(), Some(std::fs::read_link(&p).unwrap().as_path()), "{what} link");
+            assert_eq!(
+                s.link.as_deref(),
+                Some(std::fs::read_link(&p).unwrap().as_path()),
+                "{what} link"
+            );
             n += 1;
         }
         if kind == FileKind::Regular {
-            assert_eq!(s.sha.as_deref(), Some(sha256_file(&p).as_str()), "{what} content");
+            assert_eq!(
+                s.sha.as_deref(),
+                Some(sha256_file(&p).as_str()),
+                "{what} content"
+            );
             n += 1;
         }
         if kind != FileKind::Symlink {
             let mut want: Vec<(OsString, Vec<u8>)> = xattr::list(&p)
                 .unwrap()
-                .filter(|k| !skip_xattr.iter().any(|s| k.as_bytes().starts_with(s.as_bytes())))
+                .filter(|k| {
+                    !skip_xattr
+                        .iter()
+                        .any(|s| k.as_bytes().starts_with(s.as_bytes()))
+                })
                 .map(|k| {
                     let v = xattr::get(&p, &k).unwrap().unwrap_or_default();
                     (k, v)
@@ -250,7 +286,11 @@ pub fn compare_with_src(src_root: &Path, seen: &BTreeMap<PathBuf, Seen>, skip_xa
             let got: Vec<_> = s
                 .xattrs
                 .iter()
-                .filter(|(k, _)| !skip_xattr.iter().any(|s| k.as_bytes().starts_with(s.as_bytes())))
+                .filter(|(k, _)| {
+                    !skip_xattr
+                        .iter()
+                        .any(|s| k.as_bytes().starts_with(s.as_bytes()))
+                })
                 .cloned()
                 .collect();
             assert_eq!(got, want, "{what} xattrs");
@@ -285,10 +325,17 @@ fn decode(raw: &str) -> (i64, u32) {
 /// size, mode, the four timestamps with nanoseconds. Returns attributes compared.
 pub fn compare_with_debugfs(img: &Path, seen: &BTreeMap<PathBuf, Seen>) -> usize {
     let paths: Vec<&PathBuf> = seen.keys().filter(|p| is_safe(p)).collect();
-    let cmds: String = paths.iter().map(|p| format!("stat \"{}\"\n", p.display())).collect();
+    let cmds: String = paths
+        .iter()
+        .map(|p| format!("stat \"{}\"\n", p.display()))
+        .collect();
     let f = img.with_extension("stat");
     std::fs::write(&f, cmds).unwrap();
-    let out = sh_out(&format!("debugfs -f {} {} 2>/dev/null", f.display(), img.display()));
+    let out = sh_out(&format!(
+        "debugfs -f {} {} 2>/dev/null",
+        f.display(),
+        img.display()
+    ));
     let mut n = 0;
     let blocks: Vec<&str> = out.split("debugfs: stat ").skip(1).collect();
     assert_eq!(blocks.len(), paths.len());
@@ -299,12 +346,36 @@ pub fn compare_with_debugfs(img: &Path, seen: &BTreeMap<PathBuf, Seen>) -> usize
             let i = b.find(name)?;
             Some(b[i + name.len()..].split_whitespace().next()?.to_string())
         };
-        assert_eq!(field("Inode:").unwrap().parse::<u64>().unwrap(), s.md.ino, "{what} ino");
-        assert_eq!(field("Links:").unwrap().parse::<u64>().unwrap(), s.md.nlink, "{what} links");
-        assert_eq!(field("Size:").unwrap().parse::<u64>().unwrap(), s.md.size, "{what} size");
-        assert_eq!(u32::from_str_radix(&field("Mode:").unwrap(), 8).unwrap(), s.md.mode, "{what} mode");
-        assert_eq!(field("User:").unwrap().parse::<u32>().unwrap(), s.md.uid, "{what} uid");
-        assert_eq!(field("Group:").unwrap().parse::<u32>().unwrap(), s.md.gid, "{what} gid");
+        assert_eq!(
+            field("Inode:").unwrap().parse::<u64>().unwrap(),
+            s.md.ino,
+            "{what} ino"
+        );
+        assert_eq!(
+            field("Links:").unwrap().parse::<u64>().unwrap(),
+            s.md.nlink,
+            "{what} links"
+        );
+        assert_eq!(
+            field("Size:").unwrap().parse::<u64>().unwrap(),
+            s.md.size,
+            "{what} size"
+        );
+        assert_eq!(
+            u32::from_str_radix(&field("Mode:").unwrap(), 8).unwrap(),
+            s.md.mode,
+            "{what} mode"
+        );
+        assert_eq!(
+            field("User:").unwrap().parse::<u32>().unwrap(),
+            s.md.uid,
+            "{what} uid"
+        );
+        assert_eq!(
+            field("Group:").unwrap().parse::<u32>().unwrap(),
+            s.md.gid,
+            "{what} gid"
+        );
         n += 6;
         for (name, ts) in [
             ("ctime:", Some(s.md.ctime)),
@@ -315,7 +386,10 @@ pub fn compare_with_debugfs(img: &Path, seen: &BTreeMap<PathBuf, Seen>) -> usize
             let line = b.lines().find(|l| l.trim_start().starts_with(name));
             match (line, ts) {
                 (Some(l), Some(ts)) => {
-                    let raw = l.trim_start()[name.len()..].split_whitespace().next().unwrap();
+                    let raw = l.trim_start()[name.len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap();
                     assert_eq!(decode(raw), (ts.sec, ts.nsec), "{what} {name}");
                     n += 2;
                 }
