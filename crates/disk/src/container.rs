@@ -190,13 +190,16 @@ fn open_inner(
     let n = crate::read_full(&file, 0, &mut head).map_err(|e| DiskError::io(path, e))?;
     let format = match forced {
         Some(f) => f,
-        None => detect(&head[..n]).map_err(|r| DiskError::unsupported(path.display().to_string(), r))?,
+        None => {
+            detect(&head[..n]).map_err(|r| DiskError::unsupported(path.display().to_string(), r))?
+        }
     };
     let what = path.display().to_string();
     match format {
         Format::Raw => {
             drop(file);
-            let dev = FileDevice::open(path).map_err(|e| DiskError::invalid(what, "raw image", e.to_string()))?;
+            let dev = FileDevice::open(path)
+                .map_err(|e| DiskError::invalid(what, "raw image", e.to_string()))?;
             let info = ContainerInfo {
                 path: path.to_path_buf(),
                 format,
@@ -296,18 +299,29 @@ fn resolve_backing(image: &Path, name: &str, opts: &OpenOptions) -> Result<(Path
         // qemu protocol syntax (nbd:, json:, file:), or a Windows drive path.
         return Err(refuse("uses a protocol or drive prefix"));
     }
-    if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
         return Err(refuse("is absolute or leaves the image's directory"));
     }
     let dir = image
         .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .unwrap_or(Path::new("."));
     let candidate = dir.join(rel);
     let cdir = std::fs::canonicalize(dir).map_err(|e| DiskError::io(dir, e))?;
     let ccand = std::fs::canonicalize(&candidate).map_err(|e| DiskError::io(&candidate, e))?;
     if !ccand.starts_with(&cdir) {
-        return Err(refuse("resolves (through a symlink) outside the image's directory"));
+        return Err(refuse(
+            "resolves (through a symlink) outside the image's directory",
+        ));
     }
     Ok((candidate, false))
 }
@@ -320,7 +334,11 @@ pub(crate) fn check_vmdk_descriptor(path: &Path, text: &str) -> Result<()> {
     for line in text.lines() {
         let line = line.trim();
         if let Some(v) = line.strip_prefix("createType") {
-            let v = v.trim_start().trim_start_matches('=').trim().trim_matches('"');
+            let v = v
+                .trim_start()
+                .trim_start_matches('=')
+                .trim()
+                .trim_matches('"');
             let allowed = [
                 "monolithicSparse",
                 "monolithicFlat",
@@ -348,7 +366,10 @@ pub(crate) fn check_vmdk_descriptor(path: &Path, text: &str) -> Result<()> {
                     format!("VMDK snapshot child (parentCID={v}); open the parent chain with qemu-img convert first"),
                 ));
             }
-        } else if ["RW ", "RDONLY ", "NOACCESS "].iter().any(|p| line.starts_with(p)) {
+        } else if ["RW ", "RDONLY ", "NOACCESS "]
+            .iter()
+            .any(|p| line.starts_with(p))
+        {
             if let Some(start) = line.find('"') {
                 let rest = &line[start + 1..];
                 let name = rest.split('"').next().unwrap_or("");

@@ -2,7 +2,10 @@
 //! [`BlockDevice`]. A disabled feature turns the format into a clear
 //! "not supported in this build" error.
 
-#![cfg_attr(not(all(feature = "vmdk", feature = "vhdx", feature = "ewf")), allow(unused_imports))]
+#![cfg_attr(
+    not(all(feature = "vmdk", feature = "vhdx", feature = "ewf")),
+    allow(unused_imports)
+)]
 
 use std::io;
 use std::path::Path;
@@ -13,7 +16,10 @@ use salvor_source::BlockDevice;
 use crate::container::{ContainerInfo, Format, Image};
 use crate::error::{DiskError, Result};
 
-#[cfg_attr(all(feature = "vmdk", feature = "vhdx", feature = "ewf"), allow(dead_code))]
+#[cfg_attr(
+    all(feature = "vmdk", feature = "vhdx", feature = "ewf"),
+    allow(dead_code)
+)]
 fn not_in_build(path: &Path, what: &str, feature: &str) -> DiskError {
     DiskError::unsupported(
         path.display().to_string(),
@@ -22,6 +28,7 @@ fn not_in_build(path: &Path, what: &str, feature: &str) -> DiskError {
 }
 
 /// A `Read + Seek` reader behind a mutex, as a positioned [`BlockDevice`].
+#[cfg_attr(not(any(feature = "vmdk", feature = "vhdx")), allow(dead_code))]
 struct SeekDevice<R> {
     inner: Mutex<R>,
     size: u64,
@@ -59,7 +66,10 @@ impl<R: io::Read + io::Seek + Send> BlockDevice for SeekDevice<R> {
         if done == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{}: no data at offset {offset} inside the virtual disk", self.desc),
+                format!(
+                    "{}: no data at offset {offset} inside the virtual disk",
+                    self.desc
+                ),
             ));
         }
         Ok(done)
@@ -164,10 +174,9 @@ impl BlockDevice for EwfDevice {
         if offset >= self.size() || buf.is_empty() {
             return Ok(0);
         }
-        let n = self
-            .r
-            .read_at(buf, offset)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", self.desc)))?;
+        let n = self.r.read_at(buf, offset).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", self.desc))
+        })?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -184,7 +193,8 @@ impl BlockDevice for EwfDevice {
 #[cfg(feature = "ewf")]
 pub(crate) fn open_ewf(path: &Path) -> Result<Image> {
     let what = path.display().to_string();
-    let r = ewf::EwfReader::open(path).map_err(|e| DiskError::invalid(what, "EWF", e.to_string()))?;
+    let r =
+        ewf::EwfReader::open(path).map_err(|e| DiskError::invalid(what, "EWF", e.to_string()))?;
     let size = r.total_size();
     let detail = format!("{} chunks of {} bytes", r.chunk_count(), r.chunk_size());
     Ok(Image {

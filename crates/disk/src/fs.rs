@@ -72,7 +72,14 @@ impl Content {
 
 fn uuid_str(b: &[u8]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn cstr(b: &[u8]) -> String {
@@ -106,7 +113,11 @@ pub fn identify(dev: &dyn BlockDevice) -> Content {
     };
     let at = |o: usize, m: &[u8]| head.len() >= o + m.len() && &head[o..o + m.len()] == m;
     if at(0, b"LUKS\xba\xbe") {
-        let v = if head.len() >= 8 { u16::from_be_bytes([head[6], head[7]]) } else { 0 };
+        let v = if head.len() >= 8 {
+            u16::from_be_bytes([head[6], head[7]])
+        } else {
+            0
+        };
         return Content::Luks { version: v };
     }
     for s in 0..4 {
@@ -136,7 +147,11 @@ pub fn identify(dev: &dyn BlockDevice) -> Content {
         let incompat = le32(0x60);
         let ro = le32(0x64);
         let log_bs = le32(0x18);
-        let hi = if incompat & 0x80 != 0 { le32(0x150) as u64 } else { 0 };
+        let hi = if incompat & 0x80 != 0 {
+            le32(0x150) as u64
+        } else {
+            0
+        };
         let blocks = (hi << 32) | le32(0x4) as u64;
         let version = if incompat & EXT4_INCOMPAT != 0 || ro & EXT4_RO_COMPAT != 0 {
             "ext4"

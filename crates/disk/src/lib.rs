@@ -63,8 +63,8 @@ pub mod qcow2;
 pub mod view;
 
 pub use container::{
-    detect, open_image, open_image_with, BackingInfo, ContainerInfo, Format, Image,
-    OpenOptions, MAX_BACKING_DEPTH,
+    detect, open_image, open_image_with, BackingInfo, ContainerInfo, Format, Image, OpenOptions,
+    MAX_BACKING_DEPTH,
 };
 pub use error::{DiskError, Result};
 pub use fs::{identify, Content};
@@ -90,8 +90,13 @@ pub(crate) fn read_full(file: &File, off: u64, buf: &mut [u8]) -> io::Result<usi
 pub enum VolumeKind {
     /// The whole disk (no partition table).
     WholeDisk,
-    Partition { index: u32 },
-    LogicalVolume { vg: String, lv: String },
+    Partition {
+        index: u32,
+    },
+    LogicalVolume {
+        vg: String,
+        lv: String,
+    },
 }
 
 /// A readable volume: a partition, a logical volume, or the whole disk.
@@ -276,10 +281,8 @@ impl Disk {
                                         vgs.push(vg);
                                     }
                                 }
-                                Err(e) => warnings.push(format!(
-                                    "{}: LVM metadata: {e}",
-                                    v.device.describe()
-                                )),
+                                Err(e) => warnings
+                                    .push(format!("{}: LVM metadata: {e}", v.device.describe())),
                             },
                             Ok(None) => {}
                             Err(e) => warnings.push(e.to_string()),
@@ -365,20 +368,24 @@ impl Disk {
             VolumeSpec::Auto => {
                 let c = self.candidates();
                 if c.is_empty() {
-                    Err(none(format!("no ext2/3/4 or XFS volume found; {}", avail())))
+                    Err(none(format!(
+                        "no ext2/3/4 or XFS volume found; {}",
+                        avail()
+                    )))
                 } else {
                     Ok(c)
                 }
             }
             VolumeSpec::Disk => {
                 // The whole disk is always selectable, even with a partition table.
-                if let Some(v) = self.volumes.iter().find(|v| v.kind == VolumeKind::WholeDisk) {
+                if let Some(v) = self
+                    .volumes
+                    .iter()
+                    .find(|v| v.kind == VolumeKind::WholeDisk)
+                {
                     return Ok(vec![v]);
                 }
-                Err(none(format!(
-                    "the disk has a partition table; {}",
-                    avail()
-                )))
+                Err(none(format!("the disk has a partition table; {}", avail())))
             }
             VolumeSpec::Partition(n) => self
                 .volumes

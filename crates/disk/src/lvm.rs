@@ -102,7 +102,10 @@ pub fn read_pv_label(dev: &dyn BlockDevice) -> Result<Option<PvLabel>> {
         }
         let bad = |r: String| DiskError::invalid(what.clone(), "LVM label", r);
         if le64(s, 8) != sector {
-            return Err(bad(format!("label in sector {sector} says sector {}", le64(s, 8))));
+            return Err(bad(format!(
+                "label in sector {sector} says sector {}",
+                le64(s, 8)
+            )));
         }
         if calc_crc(INITIAL_CRC, &s[20..]) != le32(s, 16) {
             return Err(bad(format!("label CRC mismatch in sector {sector}")));
@@ -162,20 +165,21 @@ pub fn read_metadata_text(dev: &dyn BlockDevice, label: &PvLabel) -> Result<Opti
     if errors.is_empty() {
         Ok(None)
     } else {
-        Err(DiskError::invalid(what, "LVM metadata area", errors.join("; ")))
+        Err(DiskError::invalid(
+            what,
+            "LVM metadata area",
+            errors.join("; "),
+        ))
     }
 }
 
 fn read_mda(dev: &dyn BlockDevice, start: u64, size: u64) -> Result<Option<String>, String> {
-    if size < 1024
-        || start
-            .checked_add(size)
-            .is_none_or(|e| e > dev.size())
-    {
+    if size < 1024 || start.checked_add(size).is_none_or(|e| e > dev.size()) {
         return Err(format!("area of {size} bytes outside the device"));
     }
     let mut h = vec![0u8; 512];
-    dev.read_exact_at(start, &mut h).map_err(|e| e.to_string())?;
+    dev.read_exact_at(start, &mut h)
+        .map_err(|e| e.to_string())?;
     if &h[4..20] != MDA_MAGIC {
         return Err("bad mda_header magic".into());
     }
@@ -190,7 +194,9 @@ fn read_mda(dev: &dyn BlockDevice, start: u64, size: u64) -> Result<Option<Strin
         return Ok(None);
     }
     if len > MAX_METADATA || len > size - 512 {
-        return Err(format!("metadata text of {len} bytes exceeds the limit or the area"));
+        return Err(format!(
+            "metadata text of {len} bytes exceeds the limit or the area"
+        ));
     }
     if off < 512 || off >= size {
         return Err(format!("metadata text offset {off} outside the area"));
@@ -463,7 +469,10 @@ pub struct Segment {
 /// Parses the metadata text of one volume group.
 pub fn parse_metadata(text: &str) -> Result<VolumeGroup, String> {
     if text.len() as u64 > MAX_METADATA {
-        return Err(format!("{} bytes of metadata exceeds {MAX_METADATA}", text.len()));
+        return Err(format!(
+            "{} bytes of metadata exceeds {MAX_METADATA}",
+            text.len()
+        ));
     }
     let mut p = Parser {
         s: text.as_bytes(),
@@ -579,7 +588,10 @@ pub fn map_lv(
             .iter()
             .find(|p| &p.name == pvname)
             .ok_or_else(|| bad(format!("segment names unknown PV {pvname:?}")))?;
-        if pe.checked_add(seg.extent_count).is_none_or(|e| e > pv.pe_count) {
+        if pe
+            .checked_add(seg.extent_count)
+            .is_none_or(|e| e > pv.pe_count)
+        {
             return Err(bad(format!(
                 "extents {pe}+{} beyond {}'s {} extents",
                 seg.extent_count, pv.name, pv.pe_count
@@ -591,8 +603,14 @@ pub fn map_lv(
                 format!("PV {} ({}) is not on this disk", pv.name, pv.uuid),
             )
         })?;
-        let len = seg.extent_count.checked_mul(es).ok_or_else(|| bad("size overflows".into()))?;
-        let start = seg.start_extent.checked_mul(es).ok_or_else(|| bad("start overflows".into()))?;
+        let len = seg
+            .extent_count
+            .checked_mul(es)
+            .ok_or_else(|| bad("size overflows".into()))?;
+        let start = seg
+            .start_extent
+            .checked_mul(es)
+            .ok_or_else(|| bad("start overflows".into()))?;
         let off = pe
             .checked_mul(es)
             .and_then(|o| o.checked_add(pv.pe_start))

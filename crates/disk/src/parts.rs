@@ -220,7 +220,10 @@ fn fit(p: &mut Partition, disk: u64) {
     let end = p.start.checked_add(p.size);
     match end {
         _ if p.start >= disk => {
-            p.problem = Some(format!("starts at byte {} past the end of the disk ({disk})", p.start))
+            p.problem = Some(format!(
+                "starts at byte {} past the end of the disk ({disk})",
+                p.start
+            ))
         }
         Some(e) if e <= disk => {}
         _ => {
@@ -240,7 +243,13 @@ fn read_mbr(dev: &dyn BlockDevice, mbr: &[u8]) -> Result<Option<PartitionTable>>
             // Not a partition table (a filesystem boot sector, most likely).
             return Ok(None);
         }
-        entries.push((i as u32 + 1, e[0] == 0x80, e[4], le32(e, 8) as u64, le32(e, 12) as u64));
+        entries.push((
+            i as u32 + 1,
+            e[0] == 0x80,
+            e[4],
+            le32(e, 8) as u64,
+            le32(e, 12) as u64,
+        ));
     }
     if entries.iter().all(|e| e.2 == 0) {
         return Ok(None);
@@ -275,8 +284,9 @@ fn read_mbr(dev: &dyn BlockDevice, mbr: &[u8]) -> Result<Option<PartitionTable>>
             if ext_start.is_none() {
                 ext_start = Some((start, sectors));
             } else {
-                t.warnings
-                    .push(format!("more than one extended partition (entry {index} ignored)"));
+                t.warnings.push(format!(
+                    "more than one extended partition (entry {index} ignored)"
+                ));
             }
         }
         t.partitions.push(p);
@@ -287,7 +297,8 @@ fn read_mbr(dev: &dyn BlockDevice, mbr: &[u8]) -> Result<Option<PartitionTable>>
         let mut index = 5;
         for _ in 0..MAX_LOGICAL {
             if !seen.insert(cur) {
-                t.warnings.push(format!("extended partition chain loops at sector {cur}"));
+                t.warnings
+                    .push(format!("extended partition chain loops at sector {cur}"));
                 break;
             }
             if cur.saturating_mul(512).saturating_add(512) > disk {
@@ -298,7 +309,8 @@ fn read_mbr(dev: &dyn BlockDevice, mbr: &[u8]) -> Result<Option<PartitionTable>>
             let ebr = read(dev, cur * 512, 512, "EBR")?;
             if ebr[510] != 0x55 || ebr[511] != 0xaa {
                 if cur != ext {
-                    t.warnings.push(format!("EBR at sector {cur} has no 0x55AA signature"));
+                    t.warnings
+                        .push(format!("EBR at sector {cur} has no 0x55AA signature"));
                 }
                 break;
             }
@@ -440,14 +452,17 @@ fn gpt_header(
         return Err("header CRC mismatch".into());
     }
     if le64(h, 24) != lba {
-        return Err(format!("header says it is at LBA {}, found at {lba}", le64(h, 24)));
+        return Err(format!(
+            "header says it is at LBA {}, found at {lba}",
+            le64(h, 24)
+        ));
     }
     let num = le32(h, 80);
     let esz = le32(h, 84) as u64;
     if num > MAX_GPT_ENTRIES {
         return Err(format!("{num} partition entries exceeds {MAX_GPT_ENTRIES}"));
     }
-    if esz < 128 || esz > 4096 || esz % 8 != 0 {
+    if !(128..=4096).contains(&esz) || esz % 8 != 0 {
         return Err(format!("partition entry size {esz}"));
     }
     let bytes = num as u64 * esz;

@@ -126,7 +126,11 @@ impl Qcow2 {
             ));
         }
         if version != 2 && version != 3 {
-            return Err(bad(path, "qcow2 header", format!("unknown version {version}")));
+            return Err(bad(
+                path,
+                "qcow2 header",
+                format!("unknown version {version}"),
+            ));
         }
         let backing_off = be64(&hdr, 8);
         let backing_len = be32(&hdr, 16) as u64;
@@ -162,7 +166,11 @@ impl Qcow2 {
                     format!("header_length {header_len} outside 104..={cluster_size}"),
                 ));
             }
-            let ctype = if header_len > 104 && got > 104 { hdr[104] } else { 0 };
+            let ctype = if header_len > 104 && got > 104 {
+                hdr[104]
+            } else {
+                0
+            };
             if ctype != 0 && incompat & INCOMPAT_COMPRESSION == 0 {
                 return Err(bad(
                     path,
@@ -271,6 +279,9 @@ impl Qcow2 {
             let mut name = vec![0u8; backing_len as usize];
             file.read_exact_at(&mut name, backing_off)
                 .map_err(|e| DiskError::io(path, e))?;
+            if name.contains(&0) {
+                return Err(bad(path, "qcow2 backing file name", "contains a NUL byte"));
+            }
             Some(
                 String::from_utf8(name)
                     .map_err(|_| bad(path, "qcow2 backing file name", "not UTF-8"))?,

@@ -18,7 +18,12 @@ pub struct Slice {
 
 impl Slice {
     /// A view of `inner[offset .. offset + len]`, clamped to the size of `inner`.
-    pub fn new(inner: Arc<dyn BlockDevice>, offset: u64, len: u64, desc: impl Into<String>) -> Self {
+    pub fn new(
+        inner: Arc<dyn BlockDevice>,
+        offset: u64,
+        len: u64,
+        desc: impl Into<String>,
+    ) -> Self {
         let size = inner.size();
         let offset = offset.min(size);
         let len = len.min(size - offset);

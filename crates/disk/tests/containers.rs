@@ -35,9 +35,55 @@ fn build() -> Fixture {
     run(&d, &["mkswap", "-q", "swap.img"]);
     // GPT disk: p1 ext4, p2 swap, p3 pseudo-random data with holes.
     run(&d, &["truncate", "-s", "24M", "gpt.raw"]);
-    run(&d, &["sgdisk", "-n", "1:2048:+8M", "-t", "1:8300", "-c", "1:dockerroot", "-n", "2:0:+4M", "-t", "2:8200", "-c", "2:swap", "-n", "3:0:0", "-t", "3:8e00", "-c", "3:data", "gpt.raw"]);
-    run(&d, &["dd", "if=fs.img", "of=gpt.raw", "bs=512", "seek=2048", "conv=notrunc", "status=none"]);
-    run(&d, &["dd", "if=swap.img", "of=gpt.raw", "bs=512", "seek=18432", "conv=notrunc", "status=none"]);
+    run(
+        &d,
+        &[
+            "sgdisk",
+            "-n",
+            "1:2048:+8M",
+            "-t",
+            "1:8300",
+            "-c",
+            "1:dockerroot",
+            "-n",
+            "2:0:+4M",
+            "-t",
+            "2:8200",
+            "-c",
+            "2:swap",
+            "-n",
+            "3:0:0",
+            "-t",
+            "3:8e00",
+            "-c",
+            "3:data",
+            "gpt.raw",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "dd",
+            "if=fs.img",
+            "of=gpt.raw",
+            "bs=512",
+            "seek=2048",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "dd",
+            "if=swap.img",
+            "of=gpt.raw",
+            "bs=512",
+            "seek=18432",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let noise: Vec<u8> = (0..3u64 << 20)
         .map(|_| {
@@ -48,8 +94,31 @@ fn build() -> Fixture {
         })
         .collect();
     std::fs::write(d.join("noise.bin"), &noise).unwrap();
-    run(&d, &["dd", "if=noise.bin", "of=gpt.raw", "bs=512", "seek=28000", "conv=notrunc", "status=none"]);
-    run(&d, &["dd", "if=noise.bin", "of=gpt.raw", "bs=512", "seek=40000", "count=100", "conv=notrunc", "status=none"]);
+    run(
+        &d,
+        &[
+            "dd",
+            "if=noise.bin",
+            "of=gpt.raw",
+            "bs=512",
+            "seek=28000",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "dd",
+            "if=noise.bin",
+            "of=gpt.raw",
+            "bs=512",
+            "seek=40000",
+            "count=100",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
 
     let conv = |args: &[&str]| {
         let mut v = vec!["qemu-img", "convert", "-f", "raw"];
@@ -58,35 +127,239 @@ fn build() -> Fixture {
     };
     conv(&["-O", "qcow2", "gpt.raw", "plain.qcow2"]);
     conv(&["-O", "qcow2", "-o", "compat=0.10", "gpt.raw", "v2.qcow2"]);
-    conv(&["-O", "qcow2", "-o", "cluster_size=4096", "gpt.raw", "c4k.qcow2"]);
-    conv(&["-O", "qcow2", "-o", "cluster_size=2M", "gpt.raw", "c2m.qcow2"]);
+    conv(&[
+        "-O",
+        "qcow2",
+        "-o",
+        "cluster_size=4096",
+        "gpt.raw",
+        "c4k.qcow2",
+    ]);
+    conv(&[
+        "-O",
+        "qcow2",
+        "-o",
+        "cluster_size=2M",
+        "gpt.raw",
+        "c2m.qcow2",
+    ]);
     conv(&["-c", "-O", "qcow2", "gpt.raw", "zlib.qcow2"]);
-    conv(&["-c", "-O", "qcow2", "-o", "compression_type=zstd", "gpt.raw", "zstd.qcow2"]);
-    conv(&["-c", "-O", "qcow2", "-o", "compat=0.10,cluster_size=16384", "gpt.raw", "zlib-v2-16k.qcow2"]);
+    conv(&[
+        "-c",
+        "-O",
+        "qcow2",
+        "-o",
+        "compression_type=zstd",
+        "gpt.raw",
+        "zstd.qcow2",
+    ]);
+    conv(&[
+        "-c",
+        "-O",
+        "qcow2",
+        "-o",
+        "compat=0.10,cluster_size=16384",
+        "gpt.raw",
+        "zlib-v2-16k.qcow2",
+    ]);
     // Backing chain: plain.qcow2 <- ov1 <- ov2; a raw backing file; an overlay larger
     // than its backing file.
-    run(&d, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "plain.qcow2", "-F", "qcow2", "ov1.qcow2"]);
-    run(&d, &["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 1200k 300k", "-c", "write -z 3M 64k", "-c", "write -P 0x11 20000k 8k", "ov1.qcow2"]);
-    run(&d, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "ov1.qcow2", "-F", "qcow2", "ov2.qcow2"]);
-    run(&d, &["qemu-io", "-f", "qcow2", "-c", "write -P 0xcd 1100k 64k", "-c", "write -z 20000k 4k", "ov2.qcow2"]);
-    run(&d, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "gpt.raw", "-F", "raw", "ovraw.qcow2"]);
-    run(&d, &["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 5M 10k", "ovraw.qcow2"]);
-    run(&d, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "plain.qcow2", "-F", "qcow2", "grow.qcow2", "40M"]);
-    run(&d, &["qemu-io", "-f", "qcow2", "-c", "write -P 0x77 30M 4k", "grow.qcow2"]);
+    run(
+        &d,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "plain.qcow2",
+            "-F",
+            "qcow2",
+            "ov1.qcow2",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "qemu-io",
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0xab 1200k 300k",
+            "-c",
+            "write -z 3M 64k",
+            "-c",
+            "write -P 0x11 20000k 8k",
+            "ov1.qcow2",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "ov1.qcow2",
+            "-F",
+            "qcow2",
+            "ov2.qcow2",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "qemu-io",
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0xcd 1100k 64k",
+            "-c",
+            "write -z 20000k 4k",
+            "ov2.qcow2",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "gpt.raw",
+            "-F",
+            "raw",
+            "ovraw.qcow2",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "qemu-io",
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x5a 5M 10k",
+            "ovraw.qcow2",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "plain.qcow2",
+            "-F",
+            "qcow2",
+            "grow.qcow2",
+            "40M",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "qemu-io",
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x77 30M 4k",
+            "grow.qcow2",
+        ],
+    );
     // VMDK and VHDX.
     conv(&["-O", "vmdk", "gpt.raw", "sparse.vmdk"]);
-    conv(&["-O", "vmdk", "-o", "subformat=streamOptimized", "gpt.raw", "stream.vmdk"]);
-    conv(&["-O", "vmdk", "-o", "subformat=monolithicFlat", "gpt.raw", "flat.vmdk"]);
-    conv(&["-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", "gpt.raw", "split.vmdk"]);
-    conv(&["-O", "vmdk", "-o", "subformat=twoGbMaxExtentFlat", "gpt.raw", "splitflat.vmdk"]);
+    conv(&[
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=streamOptimized",
+        "gpt.raw",
+        "stream.vmdk",
+    ]);
+    conv(&[
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=monolithicFlat",
+        "gpt.raw",
+        "flat.vmdk",
+    ]);
+    conv(&[
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=twoGbMaxExtentSparse",
+        "gpt.raw",
+        "split.vmdk",
+    ]);
+    conv(&[
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=twoGbMaxExtentFlat",
+        "gpt.raw",
+        "splitflat.vmdk",
+    ]);
     conv(&["-O", "vhdx", "gpt.raw", "dyn.vhdx"]);
-    conv(&["-O", "vhdx", "-o", "subformat=fixed", "gpt.raw", "fixed.vhdx"]);
+    conv(&[
+        "-O",
+        "vhdx",
+        "-o",
+        "subformat=fixed",
+        "gpt.raw",
+        "fixed.vhdx",
+    ]);
     // E01 in several 1 MiB segments.
-    run(&d, &["ewfacquire", "-u", "-t", "ev", "-f", "encase6", "-c", "deflate:fast", "-S", "1MiB", "-C", "case", "-D", "desc", "-E", "ev", "-e", "examiner", "-N", "notes", "gpt.raw"]);
+    run(
+        &d,
+        &[
+            "ewfacquire",
+            "-u",
+            "-t",
+            "ev",
+            "-f",
+            "encase6",
+            "-c",
+            "deflate:fast",
+            "-S",
+            "1MiB",
+            "-C",
+            "case",
+            "-D",
+            "desc",
+            "-E",
+            "ev",
+            "-e",
+            "examiner",
+            "-N",
+            "notes",
+            "gpt.raw",
+        ],
+    );
     // MBR disk with an extended partition and logical partitions; ext4 in partition 5.
     run(&d, &["truncate", "-s", "16M", "mbr.raw"]);
     run_stdin(&d, &["sfdisk", "-q", "mbr.raw"], Some("label: dos\nstart=2048, size=2048, type=83, bootable\nstart=4096, size=28672, type=5\nstart=6144, size=12288, type=83\nstart=20480, size=4096, type=82\nstart=26624, size=4096, type=8e\n"));
-    run(&d, &["dd", "if=fs.img", "of=mbr.raw", "bs=512", "seek=6144", "conv=notrunc", "status=none"]);
+    run(
+        &d,
+        &[
+            "dd",
+            "if=fs.img",
+            "of=mbr.raw",
+            "bs=512",
+            "seek=6144",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
     Fixture { _tmp: tmp, dir: d }
 }
 
@@ -118,7 +391,15 @@ fn check_same_as_qemu(names: &[&str], format: Format) {
 #[test]
 fn qcow2_equals_qemu_img() {
     check_same_as_qemu(
-        &["plain.qcow2", "v2.qcow2", "c4k.qcow2", "c2m.qcow2", "zlib.qcow2", "zstd.qcow2", "zlib-v2-16k.qcow2"],
+        &[
+            "plain.qcow2",
+            "v2.qcow2",
+            "c4k.qcow2",
+            "c2m.qcow2",
+            "zlib.qcow2",
+            "zstd.qcow2",
+            "zlib-v2-16k.qcow2",
+        ],
         Format::Qcow2,
     );
     let gpt = sha256_file(&fixture().dir.join("gpt.raw"));
@@ -128,7 +409,10 @@ fn qcow2_equals_qemu_img() {
 
 #[test]
 fn qcow2_backing_chain_equals_qemu_img() {
-    check_same_as_qemu(&["ov1.qcow2", "ov2.qcow2", "ovraw.qcow2", "grow.qcow2"], Format::Qcow2);
+    check_same_as_qemu(
+        &["ov1.qcow2", "ov2.qcow2", "ovraw.qcow2", "grow.qcow2"],
+        Format::Qcow2,
+    );
     let img = open_image(&fixture().dir.join("ov2.qcow2")).unwrap();
     let b1 = img.info.backing.as_ref().expect("ov2 has a backing file");
     assert_eq!(b1.recorded_name, "ov1.qcow2");
@@ -142,7 +426,13 @@ fn qcow2_backing_chain_equals_qemu_img() {
 #[test]
 fn vmdk_equals_qemu_img() {
     check_same_as_qemu(
-        &["sparse.vmdk", "stream.vmdk", "flat.vmdk", "split.vmdk", "splitflat.vmdk"],
+        &[
+            "sparse.vmdk",
+            "stream.vmdk",
+            "flat.vmdk",
+            "split.vmdk",
+            "splitflat.vmdk",
+        ],
         Format::Vmdk,
     );
 }
@@ -155,12 +445,27 @@ fn vhdx_equals_qemu_img() {
 #[test]
 fn e01_equals_source_and_ewfexport() {
     let f = fixture();
-    assert!(f.dir.join("ev.E03").exists(), "ewfacquire should have written several segments");
+    assert!(
+        f.dir.join("ev.E03").exists(),
+        "ewfacquire should have written several segments"
+    );
     let img = open_image(&f.dir.join("ev.E01")).unwrap();
     assert_eq!(img.info.format, Format::Ewf);
     let ours = sha256_dev(&*img.device);
     assert_eq!(ours, sha256_file(&f.dir.join("gpt.raw")));
-    run(&f.dir, &["ewfexport", "-q", "-u", "-t", "ev-export", "-f", "raw", "ev.E01"]);
+    run(
+        &f.dir,
+        &[
+            "ewfexport",
+            "-q",
+            "-u",
+            "-t",
+            "ev-export",
+            "-f",
+            "raw",
+            "ev.E01",
+        ],
+    );
     assert_eq!(ours, sha256_file(&f.dir.join("ev-export.raw")));
 }
 
@@ -169,8 +474,20 @@ fn detection_is_by_magic_not_extension() {
     let f = fixture();
     std::fs::copy(f.dir.join("zlib.qcow2"), f.dir.join("disguised.raw")).unwrap();
     std::fs::copy(f.dir.join("gpt.raw"), f.dir.join("disguised.qcow2")).unwrap();
-    assert_eq!(open_image(&f.dir.join("disguised.raw")).unwrap().info.format, Format::Qcow2);
-    assert_eq!(open_image(&f.dir.join("disguised.qcow2")).unwrap().info.format, Format::Raw);
+    assert_eq!(
+        open_image(&f.dir.join("disguised.raw"))
+            .unwrap()
+            .info
+            .format,
+        Format::Qcow2
+    );
+    assert_eq!(
+        open_image(&f.dir.join("disguised.qcow2"))
+            .unwrap()
+            .info
+            .format,
+        Format::Raw
+    );
 }
 
 #[derive(Debug, PartialEq)]
@@ -184,7 +501,8 @@ struct P {
 }
 
 fn sfdisk_parts(dir: &Path, name: &str) -> Vec<P> {
-    let j: serde_json::Value = serde_json::from_str(&run(dir, &["sfdisk", "--json", name])).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&run(dir, &["sfdisk", "--json", name])).unwrap();
     j["partitiontable"]["partitions"]
         .as_array()
         .unwrap()
@@ -234,7 +552,12 @@ fn gpt_matches_sfdisk_and_probe_finds_filesystems() {
         assert!(disk.warnings.is_empty(), "{name}: {:?}", disk.warnings);
         let v = disk.select(&"p1".parse().unwrap()).unwrap();
         match &v[0].content {
-            Content::Ext { version, label, needs_recovery, .. } => {
+            Content::Ext {
+                version,
+                label,
+                needs_recovery,
+                ..
+            } => {
                 assert_eq!(version, "ext4");
                 assert_eq!(label, "salvortest");
                 assert!(!needs_recovery);
@@ -253,8 +576,14 @@ fn gpt_matches_sfdisk_and_probe_finds_filesystems() {
     let report = salvor_disk::probe(&f.dir.join("ov2.qcow2")).unwrap();
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["container"]["format"], "qcow2");
-    assert_eq!(json["container"]["backing"]["image"]["backing"]["recorded_name"], "plain.qcow2");
-    assert_eq!(json["partition_table"]["partitions"][0]["name"], "dockerroot");
+    assert_eq!(
+        json["container"]["backing"]["image"]["backing"]["recorded_name"],
+        "plain.qcow2"
+    );
+    assert_eq!(
+        json["partition_table"]["partitions"][0]["name"],
+        "dockerroot"
+    );
     assert_eq!(json["volumes"][0]["content"]["type"], "ext");
 }
 
@@ -269,7 +598,11 @@ fn mbr_with_logical_partitions_matches_sfdisk() {
     assert!(t.partitions[0].bootable);
     assert!(disk.warnings.is_empty(), "{:?}", disk.warnings);
     let specs: Vec<&str> = disk.volumes.iter().map(|v| v.spec.as_str()).collect();
-    assert_eq!(specs, ["p1", "p5", "p6", "p7"], "the extended container is not a volume");
+    assert_eq!(
+        specs,
+        ["p1", "p5", "p6", "p7"],
+        "the extended container is not a volume"
+    );
     let v = disk.select(&VolumeSpec::Partition(5)).unwrap();
     assert!(matches!(v[0].content, Content::Ext { .. }));
     assert!(disk.select(&VolumeSpec::Partition(2)).is_err());
@@ -294,22 +627,73 @@ fn backing_files_outside_the_directory_are_refused_unless_explicit() {
     std::fs::create_dir_all(&sub).unwrap();
     // Absolute backing path.
     let abs = f.dir.join("plain.qcow2");
-    run(&sub, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", abs.to_str().unwrap(), "-F", "qcow2", "abs.qcow2"]);
+    run(
+        &sub,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            abs.to_str().unwrap(),
+            "-F",
+            "qcow2",
+            "abs.qcow2",
+        ],
+    );
     let e = open_image(&sub.join("abs.qcow2")).unwrap_err().to_string();
     assert!(e.contains("outside") || e.contains("absolute"), "{e}");
     // ../ backing path.
-    run(&sub, &["qemu-img", "create", "-q", "-f", "qcow2", "-b", "../plain.qcow2", "-F", "qcow2", "up.qcow2"]);
+    run(
+        &sub,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "../plain.qcow2",
+            "-F",
+            "qcow2",
+            "up.qcow2",
+        ],
+    );
     let e = open_image(&sub.join("up.qcow2")).unwrap_err().to_string();
     assert!(e.contains("leaves the image's directory"), "{e}");
     // Given explicitly: accepted.
     let mut opts = OpenOptions::default();
-    opts.backing_files.insert("../plain.qcow2".into(), abs.clone());
+    opts.backing_files
+        .insert("../plain.qcow2".into(), abs.clone());
     let img = open_image_with(&sub.join("up.qcow2"), &opts).unwrap();
     assert!(img.info.backing.as_ref().unwrap().explicit);
-    assert_eq!(sha256_dev(&*img.device), sha256_file(&f.dir.join("gpt.raw")));
+    assert_eq!(
+        sha256_dev(&*img.device),
+        sha256_file(&f.dir.join("gpt.raw"))
+    );
     // A symlink in the directory that points out of it.
     std::os::unix::fs::symlink(&abs, sub.join("link.qcow2")).unwrap();
-    run(&sub, &["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", "link.qcow2", "-F", "qcow2", "-o", "size=24M", "vialink.qcow2"]);
-    let e = open_image(&sub.join("vialink.qcow2")).unwrap_err().to_string();
+    run(
+        &sub,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-b",
+            "link.qcow2",
+            "-F",
+            "qcow2",
+            "-o",
+            "size=24M",
+            "vialink.qcow2",
+        ],
+    );
+    let e = open_image(&sub.join("vialink.qcow2"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("symlink"), "{e}");
 }

@@ -18,7 +18,11 @@ fn lv_in_mbr_partition_maps_to_the_filesystem() {
     let d = tmp.path();
     let fs = fs_image(d);
     run(d, &["truncate", "-s", "16M", "lvm.raw"]);
-    run_stdin(d, &["sfdisk", "-q", "lvm.raw"], Some("label: dos\nstart=2048, size=28672, type=8e\n"));
+    run_stdin(
+        d,
+        &["sfdisk", "-q", "lvm.raw"],
+        Some("label: dos\nstart=2048, size=28672, type=8e\n"),
+    );
     // Metadata text placed so that it wraps around the end of the circular buffer.
     let mda_size = (1u64 << 20) - 4096;
     let pv = pv_with_fs(&fs, mda_size - 1000);
@@ -27,27 +31,60 @@ fn lv_in_mbr_partition_maps_to_the_filesystem() {
     std::fs::write(d.join("lvm.raw"), &disk).unwrap();
 
     let disk = Disk::open(&d.join("lvm.raw")).unwrap();
-    assert!(matches!(disk.volumes[0].content, Content::LvmPv { ref uuid } if uuid == "abcdef-ghij-klmn-opqr-stuv-wxyz-012345"));
+    assert!(
+        matches!(disk.volumes[0].content, Content::LvmPv { ref uuid } if uuid == "abcdef-ghij-klmn-opqr-stuv-wxyz-012345")
+    );
     assert_eq!(disk.volume_groups.len(), 1);
     let vg = &disk.volume_groups[0];
-    assert_eq!((vg.name.as_str(), vg.seqno, vg.extent_size), ("vg0", 7, 512 * 1024));
-    let names: Vec<_> = vg.logical_volumes.iter().map(|l| (l.name.as_str(), l.size, l.unsupported.is_some())).collect();
-    assert_eq!(names, [("root", 6 << 20, false), ("pool", 1 << 20, true), ("wide", 1 << 20, true), ("hidden", 512 << 10, false)]);
+    assert_eq!(
+        (vg.name.as_str(), vg.seqno, vg.extent_size),
+        ("vg0", 7, 512 * 1024)
+    );
+    let names: Vec<_> = vg
+        .logical_volumes
+        .iter()
+        .map(|l| (l.name.as_str(), l.size, l.unsupported.is_some()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("root", 6 << 20, false),
+            ("pool", 1 << 20, true),
+            ("wide", 1 << 20, true),
+            ("hidden", 512 << 10, false)
+        ]
+    );
     let specs: Vec<_> = disk.volumes.iter().map(|v| v.spec.as_str()).collect();
-    assert_eq!(specs, ["p1", "lv:vg0/root"], "hidden and unsupported LVs are not volumes");
+    assert_eq!(
+        specs,
+        ["p1", "lv:vg0/root"],
+        "hidden and unsupported LVs are not volumes"
+    );
     let root = disk.select(&"lv:vg0/root".parse().unwrap()).unwrap()[0];
     assert!(matches!(root.content, Content::Ext { .. }));
     assert_eq!(root.size, 6 << 20);
     let mut got = vec![0u8; fs.len()];
     root.device.read_exact_at(0, &mut got).unwrap();
     assert!(got == fs, "LV bytes differ from the filesystem image");
-    assert_eq!(disk.select(&VolumeSpec::Auto).unwrap()[0].spec, "lv:vg0/root");
-    let e = disk.select(&"lv:vg0/pool".parse().unwrap()).unwrap_err().to_string();
+    assert_eq!(
+        disk.select(&VolumeSpec::Auto).unwrap()[0].spec,
+        "lv:vg0/root"
+    );
+    let e = disk
+        .select(&"lv:vg0/pool".parse().unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("thin-pool"), "{e}");
-    let e = disk.select(&"lv:vg0/wide".parse().unwrap()).unwrap_err().to_string();
+    let e = disk
+        .select(&"lv:vg0/wide".parse().unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("2 stripes"), "{e}");
     let json = serde_json::to_value(disk.report()).unwrap();
-    assert_eq!(json["volume_groups"][0]["logical_volumes"][0]["segments"][0]["stripes"][0][1], 10);
+    assert_eq!(
+        json["volume_groups"][0]["logical_volumes"][0]["segments"][0]["stripes"][0][1],
+        10
+    );
 }
 
 #[test]
@@ -90,7 +127,14 @@ fn metadata_garbage_is_an_error_not_a_panic() {
         let p = d.join(format!("bad{i}.raw"));
         std::fs::write(&p, &pv).unwrap();
         let disk = Disk::open(&p).unwrap();
-        assert_eq!(disk.volumes.len(), 1, "case {i}: no LV may come out of garbage");
-        assert!(!disk.warnings.is_empty(), "case {i}: the damage must be reported");
+        assert_eq!(
+            disk.volumes.len(),
+            1,
+            "case {i}: no LV may come out of garbage"
+        );
+        assert!(
+            !disk.warnings.is_empty(),
+            "case {i}: the damage must be reported"
+        );
     }
 }

@@ -13,7 +13,9 @@ pub fn need(tool: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| {
             std::env::split_paths(&p).any(|d| d.join(tool).is_file())
-                || ["/usr/sbin", "/sbin"].iter().any(|d| Path::new(d).join(tool).is_file())
+                || ["/usr/sbin", "/sbin"]
+                    .iter()
+                    .any(|d| Path::new(d).join(tool).is_file())
         })
         .unwrap_or(false);
     assert!(
@@ -78,7 +80,11 @@ pub fn sha256_dev(d: &dyn BlockDevice) -> String {
         h.update(&buf[..n]);
         off += n as u64;
     }
-    assert_eq!(d.read_at(d.size(), &mut buf).unwrap(), 0, "read at the end must return 0");
+    assert_eq!(
+        d.read_at(d.size(), &mut buf).unwrap(),
+        0,
+        "read at the end must return 0"
+    );
     hex::encode(h.finalize())
 }
 
@@ -88,14 +94,44 @@ pub fn make_ext4(dir: &Path, name: &str, size: &str) {
     let src = dir.join(format!("{name}.src"));
     std::fs::create_dir_all(src.join("var/lib/docker")).unwrap();
     std::fs::write(src.join("var/lib/docker/hello.txt"), b"hello from salvor\n").unwrap();
-    std::fs::write(src.join("big.bin"), (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>()).unwrap();
-    run(dir, &["mke2fs", "-q", "-F", "-t", "ext4", "-b", "1024", "-L", "salvortest", "-d", src.to_str().unwrap(), name, size]);
+    std::fs::write(
+        src.join("big.bin"),
+        (0..300_000u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    run(
+        dir,
+        &[
+            "mke2fs",
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-b",
+            "1024",
+            "-L",
+            "salvortest",
+            "-d",
+            src.to_str().unwrap(),
+            name,
+            size,
+        ],
+    );
 }
 
 /// Builds an LVM2 PV image in memory: label in sector 1, one metadata area at 4096
 /// (`mda_size` bytes) holding `text` at `text_off` within the area (wrapping around the
 /// circular buffer when it does not fit), data from `pe_start` bytes.
-pub fn make_pv(size: usize, uuid32: &str, pe_start: u64, mda_size: u64, text: &str, text_off: u64) -> Vec<u8> {
+pub fn make_pv(
+    size: usize,
+    uuid32: &str,
+    pe_start: u64,
+    mda_size: u64,
+    text: &str,
+    text_off: u64,
+) -> Vec<u8> {
     use salvor_disk::lvm::{calc_crc, INITIAL_CRC, MDA_MAGIC};
     assert_eq!(uuid32.len(), 32);
     let mut d = vec![0u8; size];
@@ -108,7 +144,7 @@ pub fn make_pv(size: usize, uuid32: &str, pe_start: u64, mda_size: u64, text: &s
     h[..32].copy_from_slice(uuid32.as_bytes());
     h[32..40].copy_from_slice(&(size as u64).to_le_bytes());
     h[40..48].copy_from_slice(&pe_start.to_le_bytes()); // data area
-    // [48..64] zero terminator; metadata area:
+                                                        // [48..64] zero terminator; metadata area:
     h[72..80].copy_from_slice(&4096u64.to_le_bytes());
     h[80..88].copy_from_slice(&mda_size.to_le_bytes());
     let crc = calc_crc(INITIAL_CRC, &s[20..]);
@@ -262,7 +298,14 @@ vg0 {
 pub fn pv_with_fs(fs: &[u8], text_off: u64) -> Vec<u8> {
     assert_eq!(fs.len(), 6 << 20);
     let ext = 512 * 1024;
-    let mut pv = make_pv(14 << 20, PV_UUID, 1 << 20, (1 << 20) - 4096, &vg0_text(), text_off);
+    let mut pv = make_pv(
+        14 << 20,
+        PV_UUID,
+        1 << 20,
+        (1 << 20) - 4096,
+        &vg0_text(),
+        text_off,
+    );
     let base = 1 << 20;
     pv[base + 10 * ext..base + 18 * ext].copy_from_slice(&fs[..8 * ext]);
     pv[base + 2 * ext..base + 6 * ext].copy_from_slice(&fs[8 * ext..]);
