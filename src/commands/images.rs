@@ -9,7 +9,12 @@ use serde_json::json;
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
 
 pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
-    let containers = 0;
+    let (containers, container_problems) = store.containers();
+    let mut problems = store.problems.clone();
+    problems.extend(container_problems);
+    problems.sort();
+    problems.dedup();
+    let (volumes, _) = store.volumes(&containers);
     let v = json!({
         "evidence": store.source.describe(),
         "data_root": format!("/{}", store.root.display()),
@@ -17,8 +22,9 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         "driver": store.driver,
         "images": store.images.len(),
         "layers": store.layers.len(),
-        "containers": containers,
-        "problems": store.problems,
+        "containers": containers.len(),
+        "volumes": volumes.len(),
+        "problems": problems,
     });
     if json {
         print_json(&v)?;
@@ -39,11 +45,13 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     writeln!(out, "Storage driver:  {}", store.driver)?;
     writeln!(out, "Images:          {}", store.images.len())?;
     writeln!(out, "Layers:          {}", store.layers.len())?;
-    if store.problems.is_empty() {
+    writeln!(out, "Containers:      {}", containers.len())?;
+    writeln!(out, "Volumes:         {}", volumes.len())?;
+    if problems.is_empty() {
         writeln!(out, "Problems:        none")?;
     } else {
-        writeln!(out, "Problems:        {}", store.problems.len())?;
-        for p in &store.problems {
+        writeln!(out, "Problems:        {}", problems.len())?;
+        for p in &problems {
             writeln!(
                 out,
                 "  /{}: {}",
