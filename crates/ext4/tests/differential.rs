@@ -54,6 +54,14 @@ fn run(v: Variant) -> usize {
          sif /medium crtime @4102444801\n\
          sif /big atime 0x80000001\n",
     );
+    if v.opts.contains("ext4") {
+        // /frag has 40 extents: an extent tree of depth 1.
+        let st = sh_out(&format!(
+            "debugfs -R 'stat /frag' {} 2>/dev/null",
+            img.display()
+        ));
+        assert!(st.contains("(ETB0)"), "{st}");
+    }
     let before = sha256_file(&img);
     let fs = open(&img);
     let seen = walk(&fs);
@@ -156,7 +164,14 @@ fn run(v: Variant) -> usize {
             })
             .unwrap();
     }
-    let n_src = compare_with_src(&src, &seen_src, &[]);
+    // mke2fs 1.47.0 -d with inline_data stores a file that ends in a hole with its size
+    // cut to the last written block (debugfs stat agrees with salvor; checked below).
+    let skip: &[&str] = if v.opts.contains("inline_data") {
+        &["/hugesparse"]
+    } else {
+        &[]
+    };
+    let n_src = compare_with_src(&src, &seen_src, &[], skip);
     let n_dbg = compare_with_debugfs(&img, &seen);
     let n_dump = compare_with_rdump(&img, &seen, &tmp.path().join("rdump"));
     assert_eq!(before, sha256_file(&img), "the image was modified");
@@ -250,7 +265,7 @@ fn ext4_128_byte_inodes() {
     let fs = open(&img);
     let seen = walk(&fs);
     assert!(seen.values().all(|s| s.md.btime.is_none()));
-    compare_with_src(&src, &seen, &[]);
+    compare_with_src(&src, &seen, &[], &[]);
     compare_with_debugfs(&img, &seen);
 }
 
@@ -302,7 +317,11 @@ fn unwritten_extents_read_as_zeros() {
 
 #[test]
 fn dirty_journal_replayed_in_memory() {
-    for csum in ["", "-c"] {
+    for (csum, opts) in [
+        ("", "-t ext4 -b 4096"),
+        ("-c", "-t ext4 -b 4096"),
+        ("", "-t ext3 -b 4096"),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
         std::fs::create_dir_all(src.join("etc")).unwrap();
@@ -312,7 +331,7 @@ fn dirty_journal_replayed_in_memory() {
         )
         .unwrap();
         let img = tmp.path().join("img");
-        mkfs(&src, &img, "-t ext4 -b 4096", "32M");
+        mkfs(&src, &img, opts, "32M");
         let data_blk = sh_out(&format!(
             "debugfs -R 'bmap /etc/file.txt 0' {} 2>/dev/null",
             img.display()
@@ -348,7 +367,7 @@ fn dirty_journal_replayed_in_memory() {
             other => panic!("journal {other:?}"),
         }
         let got = fs.read_limited(Path::new("/etc/file.txt"), 4096).unwrap();
-        assert_eq!(&got[..], &content[..35], "journal {csum}");
+        assert_eq!(&got[..], &content[..35], "journal {csum} {opts}");
         assert_eq!(before, sha256_file(&img), "the image was modified");
         // e2fsck's replay agrees.
         let fixed = tmp.path().join("fixed");

@@ -43,7 +43,7 @@ fn images() -> &'static Vec<(&'static str, Vec<u8>)> {
         let src = tmp.path().join("src");
         build_src(&src, 120, false);
         // Keep the images small: drop the big files.
-        for f in ["big", "medium", "sparse"] {
+        for f in ["big", "medium", "sparse", "hugesparse"] {
             std::fs::remove_file(src.join(f)).unwrap();
         }
         let mut out = Vec::new();
