@@ -196,3 +196,91 @@ pub fn identify(dev: &dyn BlockDevice) -> Content {
     }
     Content::Unknown
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Mem(Vec<u8>);
+    impl BlockDevice for Mem {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+            if offset >= self.size() {
+                return Ok(0);
+            }
+            let n = buf.len().min(self.0.len() - offset as usize);
+            buf[..n].copy_from_slice(&self.0[offset as usize..offset as usize + n]);
+            Ok(n)
+        }
+        fn describe(&self) -> String {
+            "mem".into()
+        }
+    }
+
+    #[test]
+    fn ext_versions_and_recovery() {
+        let mut b = vec![0u8; 1 << 20];
+        b[1024 + 0x38] = 0x53;
+        b[1024 + 0x39] = 0xef;
+        b[1024 + 0x18] = 2; // 4 KiB blocks
+        b[1024 + 0x04] = 0x10;
+        b[1024 + 0x78..1024 + 0x7c].copy_from_slice(b"root");
+        let c = identify(&Mem(b.clone()));
+        assert!(
+            matches!(c, Content::Ext { ref version, block_size: 4096, blocks: 16, needs_recovery: false, ref label, .. } if version == "ext2" && label == "root"),
+            "{c:?}"
+        );
+        b[1024 + 0x5c] = 0x4; // has_journal
+        assert!(
+            matches!(identify(&Mem(b.clone())), Content::Ext { ref version, .. } if version == "ext3")
+        );
+        b[1024 + 0x60] = 0x40 | 0x4; // extents + recover
+        assert!(
+            matches!(identify(&Mem(b.clone())), Content::Ext { ref version, needs_recovery: true, has_journal: true, .. } if version == "ext4")
+        );
+    }
+
+    #[test]
+    fn other_magics() {
+        let mut x = vec![0u8; 1 << 20];
+        x[..4].copy_from_slice(b"XFSB");
+        x[4..8].copy_from_slice(&4096u32.to_be_bytes());
+        x[8..16].copy_from_slice(&1000u64.to_be_bytes());
+        x[100..102].copy_from_slice(&0xb4a5u16.to_be_bytes());
+        x[108..112].copy_from_slice(b"data");
+        assert_eq!(
+            identify(&Mem(x)),
+            Content::Xfs {
+                version: 5,
+                label: "data".into(),
+                uuid: "00000000-0000-0000-0000-000000000000".into(),
+                block_size: 4096,
+                blocks: 1000,
+                log_clean: None
+            }
+        );
+        let mut l = vec![0u8; 1 << 20];
+        l[..8].copy_from_slice(b"LUKS\xba\xbe\x00\x02");
+        assert_eq!(identify(&Mem(l)), Content::Luks { version: 2 });
+        let mut s = vec![0u8; 1 << 20];
+        s[4086..4096].copy_from_slice(b"SWAPSPACE2");
+        assert_eq!(identify(&Mem(s)), Content::Swap);
+        let mut t = vec![0u8; 1 << 20];
+        t[0x10040..0x10048].copy_from_slice(b"_BHRfS_M");
+        t[0x1012b..0x1012e].copy_from_slice(b"bfs");
+        assert_eq!(
+            identify(&Mem(t)),
+            Content::Btrfs {
+                label: "bfs".into()
+            }
+        );
+        let mut m = vec![0u8; 1 << 20];
+        m[32..40].copy_from_slice(&27022010u64.to_le_bytes());
+        assert_eq!(identify(&Mem(m)), Content::ThinPoolMetadata);
+        assert_eq!(identify(&Mem(vec![0u8; 100])), Content::Unknown);
+        assert_eq!(identify(&Mem(Vec::new())), Content::Unknown);
+    }
+}
