@@ -248,7 +248,7 @@ fn ext4_64bit_meta_bg() {
     run(Variant {
         name: "ext4 64bit meta_bg",
         opts: "-t ext4 -b 1024 -O 64bit,meta_bg,^resize_inode",
-        size: "128M",
+        size: "300M",
         big_xattr: false,
         bigdir: 300,
         htree: false,
