@@ -101,7 +101,7 @@ impl Table {
                 line.push_str(c);
                 if i + 1 < n {
                     let pad = w[i] - c.chars().count() + 3;
-                    line.extend(std::iter::repeat(' ').take(pad));
+                    line.extend(std::iter::repeat_n(' ', pad));
                 }
             }
             writeln!(out, "{}", line.trim_end())?;

@@ -182,18 +182,36 @@ pub fn tree(store: &Store, json: bool) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
+    let ctx = TreeCtx {
+        store,
+        children: &children,
+        tops: &tops,
+        users: &users,
+    };
+    for root in children.get(&None).cloned().unwrap_or_default() {
+        ctx.walk(&mut out, root, "", true, 0)?;
+    }
+    Ok(0)
+}
+
+/// What the tree printer needs to know about every layer.
+struct TreeCtx<'a> {
+    store: &'a Store,
+    children: &'a BTreeMap<Option<&'a str>, Vec<&'a str>>,
+    tops: &'a BTreeMap<&'a str, Vec<String>>,
+    users: &'a BTreeMap<&'a str, usize>,
+}
+
+impl TreeCtx<'_> {
     fn walk(
+        &self,
         out: &mut dyn Write,
-        store: &Store,
-        children: &BTreeMap<Option<&str>, Vec<&str>>,
-        tops: &BTreeMap<&str, Vec<String>>,
-        users: &BTreeMap<&str, usize>,
         node: &str,
         prefix: &str,
         last: bool,
         depth: usize,
     ) -> std::io::Result<()> {
-        let Some(l) = store.layers.get(node) else {
+        let Some(l) = self.store.layers.get(node) else {
             return Ok(());
         };
         let branch = if depth == 0 {
@@ -212,38 +230,24 @@ pub fn tree(store: &Store, json: bool) -> anyhow::Result<u8> {
                 .map(short_id)
                 .unwrap_or_else(|| "?".into()),
             size,
-            users.get(node).copied().unwrap_or(0)
+            self.users.get(node).copied().unwrap_or(0)
         );
-        if let Some(t) = tops.get(node) {
+        if let Some(t) = self.tops.get(node) {
             line.push_str(&format!("  <- {}", t.join(", ")));
         }
         writeln!(out, "{}", printable(&line))?;
         if depth > 256 {
             return Ok(());
         }
-        let kids = children.get(&Some(node)).cloned().unwrap_or_default();
+        let kids = self.children.get(&Some(node)).cloned().unwrap_or_default();
         let next_prefix = if depth == 0 {
             prefix.to_string()
         } else {
             format!("{prefix}{}", if last { "   " } else { "│  " })
         };
         for (i, k) in kids.iter().enumerate() {
-            walk(
-                out,
-                store,
-                children,
-                tops,
-                users,
-                k,
-                &next_prefix,
-                i + 1 == kids.len(),
-                depth + 1,
-            )?;
+            self.walk(out, k, &next_prefix, i + 1 == kids.len(), depth + 1)?;
         }
         Ok(())
     }
-    for root in children.get(&None).cloned().unwrap_or_default() {
-        walk(&mut out, store, &children, &tops, &users, root, "", true, 0)?;
-    }
-    Ok(0)
 }

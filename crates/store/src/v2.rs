@@ -60,6 +60,17 @@ fn pick_driver(source: &dyn Source, root: &Path) -> Option<String> {
     best.map(|b| b.2)
 }
 
+/// One `layerdb/sha256/<chain>/` directory as read, before its files are located.
+struct RawLayer {
+    diff: String,
+    parent: Option<String>,
+    cache_id: String,
+    size: Option<u64>,
+    dir: PathBuf,
+    descriptor: Option<serde_json::Value>,
+    has_ts: bool,
+}
+
 pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
     let src = source.as_ref();
     let driver_name = pick_driver(src, &root).unwrap_or_else(|| "unknown".to_string());
@@ -94,18 +105,7 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
 
     // Layers.
     let layerdb = image_root.join("layerdb/sha256");
-    let mut raw: BTreeMap<
-        String,
-        (
-            String,
-            Option<String>,
-            String,
-            Option<u64>,
-            PathBuf,
-            Option<serde_json::Value>,
-            bool,
-        ),
-    > = BTreeMap::new();
+    let mut raw: BTreeMap<String, RawLayer> = BTreeMap::new();
     for name in dir_names(src, &layerdb) {
         let dir = layerdb.join(&name);
         let Some(chain) = Digest::parse_loose(&name) else {
@@ -188,16 +188,40 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
         let has_ts = src.exists(&dir.join("tar-split.json.gz"));
         raw.insert(
             chain.as_str().to_string(),
-            (diff, parent, cache_id, size, dir, descriptor, has_ts),
+            RawLayer {
+                diff,
+                parent,
+                cache_id,
+                size,
+                dir,
+                descriptor,
+                has_ts,
+            },
         );
     }
 
     // Resolve each layer's files (needs the parents' cache ids).
-    let cache_of: BTreeMap<String, String> =
-        raw.iter().map(|(k, v)| (k.clone(), v.2.clone())).collect();
-    let parent_of: BTreeMap<String, Option<String>> =
-        raw.iter().map(|(k, v)| (k.clone(), v.1.clone())).collect();
-    for (chain, (diff, parent, cache_id, size, dir, descriptor, has_ts)) in raw {
+    let cache_of: BTreeMap<String, String> = raw
+        .iter()
+        .map(|(k, v)| (k.clone(), v.cache_id.clone()))
+        .collect();
+    let parent_of: BTreeMap<String, Option<String>> = raw
+        .iter()
+        .map(|(k, v)| (k.clone(), v.parent.clone()))
+        .collect();
+    for (
+        chain,
+        RawLayer {
+            diff,
+            parent,
+            cache_id,
+            size,
+            dir,
+            descriptor,
+            has_ts,
+        },
+    ) in raw
+    {
         let mut ancestors = Vec::new();
         let mut cur = parent.clone();
         let mut guard = 0;
