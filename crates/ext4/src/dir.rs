@@ -7,6 +7,10 @@ use crate::inode::{Inode, FL_INDEX, FL_INLINE_DATA};
 use crate::map::Run;
 use crate::{corrupt, le16, le32, sb, Ext4Error, Inner};
 
+/// Most entries one directory may have (a hostile directory whose blocks cover the
+/// whole filesystem cannot make the reader allocate without bound).
+pub const MAX_DIR_ENTRIES: usize = 16 << 20;
+
 /// One directory entry as stored (without `.` and `..`).
 #[derive(Debug, Clone)]
 pub(crate) struct RawEntry {
@@ -64,6 +68,11 @@ impl Inner {
                     }
                     self.verify_dir_block(inode, lblk + k, blk, &buf);
                     self.parse_region(inode, &buf, &format!("block {blk}"), &mut out);
+                    if out.len() > MAX_DIR_ENTRIES {
+                        return Err(corrupt(format!(
+                            "directory inode {ino}: more than {MAX_DIR_ENTRIES} entries"
+                        )));
+                    }
                 }
             }
             lblk += n;

@@ -64,6 +64,7 @@ use inode::Inode;
 use map::Run;
 use sb::Superblock;
 
+pub use dir::MAX_DIR_ENTRIES;
 pub use journal::JournalStatus;
 
 /// The root directory's inode number.
