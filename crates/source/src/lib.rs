@@ -293,9 +293,14 @@ pub struct FileDevice {
 
 impl FileDevice {
     pub fn open(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOATIME: reading evidence must not change its access time (retried without it
+        // where the kernel refuses, e.g. for files we do not own).
         let file = std::fs::OpenOptions::new()
             .read(true)
+            .custom_flags(rustix::fs::OFlags::NOATIME.bits() as i32)
             .open(path)
+            .or_else(|_| std::fs::OpenOptions::new().read(true).open(path))
             .map_err(|e| SourceError::io(path, e))?;
         let size = file.metadata().map_err(|e| SourceError::io(path, e))?.len();
         Ok(FileDevice {
