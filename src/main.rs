@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod commands;
+mod evidence;
 mod output;
 mod progress;
 
@@ -30,8 +31,9 @@ EXAMPLES:
 #[derive(Parser, Debug)]
 #[command(name = "salvor", version, after_help = EXIT_HELP)]
 pub struct Cli {
-    /// The evidence: a Docker data-root (`/var/lib/docker`), a host's root directory, or a
-    /// tar archive of either (plain, gzip or zstd). Read-only, never modified.
+    /// The evidence: a Docker data-root (`/var/lib/docker`), a host's root directory, a tar
+    /// archive of either (plain, gzip or zstd), or a disk image (raw, qcow2, VMDK, VHDX, E01;
+    /// `IMAGE:p3` or `IMAGE:lv:vg/name` picks a volume). Read-only, never modified.
     #[arg(long, short = 'r', env = "SALVOR_ROOT", global = true)]
     pub root: Option<PathBuf>,
     /// No progress bars or notes on stderr.
@@ -43,6 +45,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// What the evidence is: for a disk image, its container format, partitions, LVM
+    /// volumes, filesystems (journal state) and on which volume the Docker data-root is.
+    Probe {
+        #[arg(long)]
+        json: bool,
+    },
     /// What salvor found: data-root, layout, storage driver, counts, unreadable metadata.
     Info {
         #[arg(long)]

@@ -1,8 +1,6 @@
 //! One module per sub-command; `run` opens the evidence and dispatches.
 
-use std::sync::Arc;
-
-use anyhow::{bail, Context};
+use anyhow::bail;
 use salvor_store::Store;
 
 use crate::{Cli, Command};
@@ -20,9 +18,14 @@ pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH (or set SALVOR_ROOT) naming a Docker data-root, a host root directory, or an archive of either");
     };
-    let source = salvor_source::open_evidence(root)
-        .with_context(|| format!("cannot open evidence {}", root.display()))?;
-    let store = Store::open(Arc::from(source))?;
+    let opened = crate::evidence::open(root)?;
+    if let (Some(v), false) = (&opened.volume, cli.quiet) {
+        eprintln!(
+            "salvor: note: reading volume {v} of the disk image ({})",
+            opened.source.describe()
+        );
+    }
+    let store = Store::open_at(opened.source, opened.data_root)?;
     if !cli.quiet && !store.problems.is_empty() {
         eprintln!(
             "salvor: note: {} piece(s) of metadata could not be read or do not add up; `salvor info` lists them",
@@ -33,8 +36,12 @@ pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
+    if let Command::Probe { json } = &cli.command {
+        return probe(cli, *json);
+    }
     let store = open_store(cli)?;
     match &cli.command {
+        Command::Probe { .. } => unreachable!("handled above"),
         Command::Info { json } => images::info(&store, *json),
         Command::Images { json, no_trunc } => images::images(&store, *json, *no_trunc),
         Command::Tree { json } => images::tree(&store, *json),
@@ -75,4 +82,69 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         ),
         Command::Volumes { json } => containers::volumes(&store, *json),
     }
+}
+
+/// `salvor probe`: what the evidence is, down to the data-root.
+fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
+    let Some(root) = &cli.root else {
+        bail!("no evidence given: pass --root PATH");
+    };
+    let v = crate::evidence::probe(root)?;
+    if json {
+        crate::output::print_json(&v)?;
+    } else {
+        // The JSON is the report; print it readably with the key facts first.
+        println!("Evidence:   {}", v["evidence"].as_str().unwrap_or(""));
+        println!("Kind:       {}", v["kind"].as_str().unwrap_or(""));
+        if let Some(d) = v.get("docker").and_then(|d| d.as_array()) {
+            let c = &v["disk"]["container"];
+            println!(
+                "Container:  {}",
+                serde_json::to_string(c).unwrap_or_default()
+            );
+            if let Some(vols) = v["disk"]["volumes"].as_array() {
+                println!("Volumes:");
+                for vol in vols {
+                    println!(
+                        "  {:<12} size {:<14} {}",
+                        vol["spec"].as_str().unwrap_or(""),
+                        vol["size"],
+                        serde_json::to_string(&vol["content"]).unwrap_or_default()
+                    );
+                }
+            }
+            for w in v["disk"]["warnings"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                println!("Warning:    {}", w.as_str().unwrap_or(""));
+            }
+            println!("Docker:");
+            for x in d {
+                println!(
+                    "  {:<12} {}",
+                    x["volume"].as_str().unwrap_or(""),
+                    match (x["data_root"].as_str(), x["error"].as_str()) {
+                        (Some(dr), _) => format!(
+                            "data-root at {dr} ({})",
+                            x["filesystem"].as_str().unwrap_or("")
+                        ),
+                        (None, Some(e)) => format!("not readable: {e}"),
+                        (None, None) =>
+                            format!("no data-root ({})", x["filesystem"].as_str().unwrap_or("")),
+                    }
+                );
+            }
+        } else {
+            println!(
+                "Data root:  {}",
+                v["data_root"].as_str().unwrap_or("(none found)")
+            );
+            if let Some(e) = v["error"].as_str() {
+                println!("Error:      {e}");
+            }
+        }
+    }
+    Ok(0)
 }
