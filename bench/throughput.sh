@@ -21,7 +21,7 @@ cargo build --release -q --example synth_data_root
 cargo build --release -q
 BIN=target/release/salvor
 if [ ! -f "$WORK/.done-$MIB-$LAYERS" ]; then
-    rm -rf "$WORK"/* "$WORK"/.done-*
+    rm -rf "$WORK"/* "$WORK"/.done-* "$WORK/fs.img"
     target/release/examples/synth_data_root "$WORK" "$MIB" "$LAYERS" > "$WORK/image-id"
     touch "$WORK/.done-$MIB-$LAYERS"
 fi
@@ -61,6 +61,17 @@ echo "salvor verify (all cores):   $verify_mb MB/s  ratio to floor $(python3 -c 
 echo "salvor extract (to stdout, discarded): $stdout_mb MB/s  ratio to floor $(python3 -c "print(f'{$stdout_mb/$floor:.2f}')")  (CPU-bound: archive sha256 on a helper thread)"
 echo "disk write ceiling (dd):     $dd_mb MB/s"
 echo "salvor extract (tar):        $extract_mb MB/s  ratio to floor $(python3 -c "print(f'{$extract_mb/$floor:.2f}')")  peak RSS $(cat "$WORK/rss-extract") KiB"
+
+# The same data-root on an ext4 filesystem image, read through salvor's own ext4 reader.
+if command -v mke2fs >/dev/null; then
+    if [ ! -f "$WORK/fs.img" ]; then
+        mke2fs -q -t ext4 -d "$WORK/data-root" "$WORK/fs.img" "$(( total / 1048576 + 512 ))M"
+    fi
+    cat "$WORK/fs.img" > /dev/null
+    t0=$(now); "$BIN" -q --root "$WORK/data-root" extract bench:latest -o - > /dev/null; t1=$(now); dir_s=$(secs "$t0" "$t1")
+    t0=$(now); "$BIN" -q --root "$WORK/fs.img" extract bench:latest -o - > /dev/null; t1=$(now); img_s=$(secs "$t0" "$t1")
+    echo "extract from an ext4 image:  $(mb "$total" "$img_s") MB/s vs $(mb "$total" "$dir_s") MB/s from the directory: ratio $(python3 -c "print(f'{$dir_s/$img_s:.2f}')")"
+fi
 
 if bash fixtures/engine/check-engine.sh >/dev/null 2>&1; then
     docker load -q -i "$WORK/out.tar" > /dev/null
