@@ -99,17 +99,18 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
         if let Some(d) = v.get("docker").and_then(|d| d.as_array()) {
             let c = &v["disk"]["container"];
             println!(
-                "Container:  {}",
-                serde_json::to_string(c).unwrap_or_default()
+                "Container:  {} ({} bytes virtual)",
+                c["detail"].as_str().or(c["format"].as_str()).unwrap_or("?"),
+                c["virtual_size"]
             );
             if let Some(vols) = v["disk"]["volumes"].as_array() {
                 println!("Volumes:");
                 for vol in vols {
                     println!(
-                        "  {:<12} size {:<14} {}",
+                        "  {:<12} {:>14} bytes  {}",
                         vol["spec"].as_str().unwrap_or(""),
                         vol["size"],
-                        serde_json::to_string(&vol["content"]).unwrap_or_default()
+                        describe_content(&vol["content"])
                     );
                 }
             }
@@ -147,4 +148,30 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// One line about what a volume holds.
+fn describe_content(c: &serde_json::Value) -> String {
+    let t = c["type"].as_str().unwrap_or("unknown");
+    match t {
+        "ext" => format!(
+            "{} (block size {}, label {:?}, journal {})",
+            c["version"].as_str().unwrap_or("ext"),
+            c["block_size"],
+            c["label"].as_str().unwrap_or(""),
+            if c["needs_recovery"] == true {
+                "dirty: replayed in memory"
+            } else if c["has_journal"] == true {
+                "clean"
+            } else {
+                "none"
+            }
+        ),
+        "xfs" => format!(
+            "xfs v{} (label {:?})",
+            c["version"],
+            c["label"].as_str().unwrap_or("")
+        ),
+        other => other.to_string(),
+    }
 }
