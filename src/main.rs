@@ -144,6 +144,52 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A timeline of every file in the containers' read-write and init layers (and, on
+    /// request, volumes and image layers) with m/a/c/birth times, plus host events (images
+    /// created and pulled, history, containers created/started/finished, log lines), as a
+    /// Sleuth Kit bodyfile (`mactime -b FILE -d`) or JSON lines; sorted by time, then name.
+    Timeline {
+        #[arg(long, value_enum, default_value_t = TimelineFormatArg::Bodyfile)]
+        format: TimelineFormatArg,
+        /// Only these containers (name or id prefix; repeatable). Default: all.
+        #[arg(long = "container", value_name = "ID", num_args = 1..)]
+        containers: Vec<String>,
+        /// Also every image layer's files.
+        #[arg(long)]
+        images: bool,
+        /// Also every volume's files.
+        #[arg(long)]
+        volumes: bool,
+        /// Also one event per container log line (can be many).
+        #[arg(long)]
+        logs: bool,
+        /// Write to this file (never inside the evidence) instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Write a case directory (new or empty, outside the evidence): summary.md,
+    /// inventory.json, verify.json, timeline.jsonl and MANIFEST.sha256. Deterministic.
+    Report {
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Put every image layer's files into the timeline too.
+        #[arg(long)]
+        images: bool,
+        /// Put log lines into the timeline too.
+        #[arg(long)]
+        logs: bool,
+        /// Leave volumes out of the timeline.
+        #[arg(long)]
+        no_volumes: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimelineFormatArg {
+    /// Sleuth Kit bodyfile (TSK 3: MD5|name|inode|mode|UID|GID|size|atime|mtime|ctime|crtime).
+    Bodyfile,
+    /// One JSON object per file and distinct time, nanosecond precision.
+    Jsonl,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,8 @@ mod containers;
 mod extract;
 mod images;
 mod inspect;
+mod report;
+mod timeline;
 mod verify;
 
 /// Exit code for "the command ran and found problems in the evidence".
@@ -81,6 +83,29 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             tail.as_deref(),
         ),
         Command::Volumes { json } => containers::volumes(&store, *json),
+        Command::Timeline {
+            format,
+            containers,
+            images,
+            volumes,
+            logs,
+            output,
+        } => timeline::timeline(
+            cli,
+            &store,
+            *format,
+            containers,
+            *images,
+            *volumes,
+            *logs,
+            output.as_deref(),
+        ),
+        Command::Report {
+            output,
+            images,
+            logs,
+            no_volumes,
+        } => report::report(cli, &store, output, *images, *logs, !*no_volumes),
     }
 }
 

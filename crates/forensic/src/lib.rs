@@ -1,0 +1,40 @@
+//! Forensic findings from a Docker data-root: timelines and case reports.
+//!
+//! This crate sits on top of `salvor-store` (the model of the data-root) and
+//! `salvor-source` (the read-only view of the evidence) and never writes to the evidence.
+//!
+//! ```text
+//! Store ──► timeline::write_timeline ──► Collector (walk + host events) ──► Entry
+//!              │                               │
+//!              │                               └─► sort::ExternalSorter (bounded memory,
+//!              │                                   spills sorted runs to $TMPDIR, merges)
+//!              └─► bodyfile lines (mactime) or JSON lines (ns precision)
+//!
+//! Store ──► report::write_report ──► verify::verify_layers (rayon, Store::rebuild_layer)
+//!                                 ├─► inventory.json, verify.json, timeline.jsonl, summary.md
+//!                                 └─► MANIFEST.sha256 (sha256 of every file written)
+//! ```
+//!
+//! Principal types:
+//!
+//! * [`timeline::TimelineOptions`] (which containers, volumes, image layers, logs) and
+//!   [`timeline::TimelineFormat`] (bodyfile or JSON lines) drive
+//!   [`timeline::write_timeline`]; each file or host event is a [`timeline::Entry`] with its
+//!   m/a/c/birth [`timeline::Time`]s (nanoseconds); JSON output is one
+//!   [`timeline::JsonLine`] per entry and distinct time. The result is a
+//!   [`timeline::TimelineSummary`] whose `problems` name what could not be read.
+//! * [`sort::ExternalSorter`] orders [`sort::Item`]s by (time, name): a directory with
+//!   millions of files costs one listing in memory plus sorted runs on disk.
+//! * [`verify::verify_layers`] / [`verify::image_verdicts`]: the rebuild-and-hash machinery of
+//!   `salvor verify` as a library ([`verify::ImageVerdict`] per image).
+//! * [`report::write_report`] with [`report::ReportOptions`] writes a case directory
+//!   deterministically and returns a [`report::ReportSummary`]; [`report::prepare_output`]
+//!   refuses a non-empty directory or one inside the evidence.
+
+pub mod report;
+pub mod sort;
+pub mod timeline;
+pub mod verify;
+
+pub use report::{write_report, ReportOptions, ReportSummary};
+pub use timeline::{write_timeline, Entry, JsonLine, TimelineFormat, TimelineOptions};

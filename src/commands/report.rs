@@ -1,0 +1,64 @@
+//! `report`: a deterministic case directory (summary.md, inventory.json, verify.json,
+//! timeline.jsonl, MANIFEST.sha256).
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use salvor_forensic::{write_report, ReportOptions, TimelineOptions};
+use salvor_store::Store;
+
+use crate::commands::EXIT_FINDINGS;
+use crate::progress::bytes_bar;
+use crate::Cli;
+
+pub fn report(
+    cli: &Cli,
+    store: &Store,
+    output: &Path,
+    images: bool,
+    logs: bool,
+    volumes: bool,
+) -> anyhow::Result<u8> {
+    let opts = ReportOptions {
+        timeline: TimelineOptions {
+            containers: Vec::new(),
+            images,
+            volumes,
+            logs,
+        },
+        generator: format!("salvor {}", env!("CARGO_PKG_VERSION")),
+        evidence_path: cli.root.clone(),
+    };
+    let total: u64 = store
+        .layers
+        .values()
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|l| store.layer_tar_size(l).unwrap_or(0))
+        .sum();
+    let pb = bytes_bar(total, cli.quiet, "verifying");
+    let progress = |n: u64| pb.inc(n);
+    let summary = write_report(store, output, &opts, &progress)?;
+    pb.finish_and_clear();
+    if !cli.quiet {
+        for (name, hash) in &summary.files {
+            eprintln!(
+                "salvor: wrote {} (sha256 {hash})",
+                output.join(name).display()
+            );
+        }
+        if summary.all_verified {
+            eprintln!("salvor: report: every image and layer verified");
+        } else {
+            eprintln!(
+                "salvor: report: FINDINGS: {} image(s), {} layer(s) did not verify (see summary.md)",
+                summary.images_failed, summary.layers_failed
+            );
+        }
+    }
+    Ok(if summary.all_verified {
+        0
+    } else {
+        EXIT_FINDINGS
+    })
+}
