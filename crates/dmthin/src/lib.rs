@@ -72,6 +72,7 @@ use salvor_source::{BlockDevice, FileKind, FileReader, Source, SourceError};
 mod btree;
 
 pub use btree::MAX_BTREE_DEPTH;
+
 use btree::{Node, NodeReader};
 
 /// Size of a metadata block (the only size the kernel uses).
