@@ -571,6 +571,32 @@ pub fn write_flattened_tar(
     Ok(app.tw.finish().map_err(WhiteoutError::Output)?.1)
 }
 
+/// Reads a regular file of the merged view of `layers_top_first` (e.g. `etc/passwd` of a
+/// container, to build the [`TarNames`] `docker export` used), refusing files over `limit`
+/// bytes. `Ok(None)` when the path is absent or not a regular file; no symlink is followed.
+pub fn read_merged_file(
+    layers_top_first: &[LayerDir],
+    path: &[u8],
+    limit: u64,
+) -> Result<Option<Vec<u8>>, WhiteoutError> {
+    let layers: Vec<&LayerDir> = layers_top_first.iter().collect();
+    let view = View::new(&layers);
+    let rel: Vec<u8> = path
+        .split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join(&b'/');
+    if rel.is_empty() || rel.split(|&c| c == b'/').any(|c| c == b"." || c == b"..") {
+        return Ok(None);
+    }
+    match resolve(&view, &rel)? {
+        Some((i, md)) if md.is_file() => Ok(Some(
+            layers[i].source.read_limited(&layers[i].path(&rel), limit)?,
+        )),
+        _ => Ok(None),
+    }
+}
+
 /// Walks one layer directory and reports what a reader should know: opaque xattrs whose
 /// value is not `y` (the engine treats them as not opaque), overlay redirect/metacopy
 /// xattrs (renamed directories / metadata-only copy-ups the other functions refuse),

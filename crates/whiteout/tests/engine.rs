@@ -181,13 +181,14 @@ fn host_names_agree_with_recorded_headers() {
     let names = host_names();
     let mut checked = 0;
     for d in DRIVERS {
-        let dir = fixture(d).join("expected/export");
-        for e in std::fs::read_dir(&dir).unwrap() {
+        let dir = fixture(d).join("expected/save/committed-1/layer-headers");
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd {
             let p = e.unwrap().path();
-            if !p.to_string_lossy().ends_with(".headers.jsonl") {
-                continue;
-            }
             for h in expected_headers(&p) {
+                if h["uname"] == "" && h["name"].as_str().unwrap().contains(".wh.") {
+                    continue; // naive-diff whiteouts carry no names
+                }
                 let uid = h["uid"].as_u64().unwrap() as u32;
                 let gid = h["gid"].as_u64().unwrap() as u32;
                 assert_eq!(names.user(uid), h["uname"].as_str().unwrap(), "{p:?} uid {uid}");
@@ -223,6 +224,24 @@ fn docker_diff_matches_engine() {
                 .iter()
                 .map(|c| c.to_string())
                 .collect();
+            // fuse-overlayfs: the engine (20.10 + fuse-overlayfs 1.10) printed no `D` for
+            // the lower children of /data/opaque, which c-exit0 deleted and recreated,
+            // although fuse-overlayfs itself hides them (checked by mounting this fixture
+            // with fuse-overlayfs 1.10: the container view lists only `recreated`, and the
+            // export the engine wrote agrees). This crate reports what the merged view
+            // holds; the engine's omission is documented, not reproduced.
+            let got: Vec<String> = if d == "fuse-overlayfs" && c.name == "c-exit0" {
+                let extra: Vec<String> = ["new", "old1", "old2", "olddir"]
+                    .iter()
+                    .map(|n| format!("D /data/opaque/{n}"))
+                    .collect();
+                for e in &extra {
+                    assert!(got.contains(e), "expected the documented extra {e}");
+                }
+                got.into_iter().filter(|l| !extra.contains(l)).collect()
+            } else {
+                got
+            };
             total += 1;
             if got == exp {
                 exact += 1;
@@ -244,5 +263,194 @@ fn docker_diff_matches_engine() {
         eprintln!("{f}");
     }
     assert_eq!(total, 10);
+    assert!(failures.is_empty());
+}
+
+fn diff_id_of(d: &str, label: &str, v1: &str) -> String {
+    let l = std::fs::read_to_string(fixture(d).join(format!("expected/save/{label}/layers.txt"))).unwrap();
+    l.lines()
+        .find(|x| x.ends_with(&format!("{v1}/layer.tar")))
+        .map(|x| format!("sha256:{}", x.split(' ').next().unwrap()))
+        .unwrap()
+}
+
+/// The committed layer is the one of `salvor/committed:1` not shared with its parent:
+/// the header file of the layer whose diff_id is the last of the image.
+fn committed_layer_headers(d: &str) -> (String, Vec<serde_json::Value>) {
+    let dir = fixture(d).join("expected/save/committed-1");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("files/manifest.json")).unwrap()).unwrap();
+    let last = manifest[0]["Layers"].as_array().unwrap().last().unwrap().as_str().unwrap();
+    let v1 = last.trim_end_matches("/layer.tar");
+    let h = expected_headers(&dir.join(format!("layer-headers/{v1}_layer.tar.jsonl")));
+    (diff_id_of(d, "committed-1", v1), h)
+}
+
+/// A source that reports two paths as one inode (nlink 2).
+#[derive(Debug)]
+struct SharedInode<'a> {
+    inner: &'a TarSource,
+    a: PathBuf,
+    b: PathBuf,
+}
+
+impl Source for SharedInode<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn metadata(&self, path: &Path) -> salvor_source::Result<salvor_source::Metadata> {
+        if path == self.a || path == self.b {
+            let mut md = self.inner.metadata(&self.a)?;
+            md.nlink = 2;
+            return Ok(md);
+        }
+        self.inner.metadata(path)
+    }
+    fn read_dir(&self, path: &Path) -> salvor_source::Result<Vec<salvor_source::DirEntry>> {
+        self.inner.read_dir(path)
+    }
+    fn open(&self, path: &Path) -> salvor_source::Result<Box<dyn salvor_source::FileReader>> {
+        self.inner.open(path)
+    }
+    fn read_link(&self, path: &Path) -> salvor_source::Result<PathBuf> {
+        self.inner.read_link(path)
+    }
+    fn xattrs(&self, path: &Path) -> salvor_source::Result<Vec<(std::ffi::OsString, Vec<u8>)>> {
+        self.inner.xattrs(path)
+    }
+}
+
+#[test]
+fn docker_commit_overlay2_is_byte_exact() {
+    let d = "overlay2";
+    let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
+    let c = containers(&src, d).into_iter().find(|c| c.name == "c-exit0").unwrap();
+    let s = stack(d, &c);
+    // The kernel made c-exit0's two whiteouts as hard links of one inode (overlayfs >= 5.8),
+    // which the engine's tar records as a link name on the 2nd whiteout. The fixture's
+    // data-root archive stored them as two separate char devices (same mtime to the
+    // nanosecond, the inode sharing is lost), so the wrapper restores it.
+    let linked = SharedInode {
+        inner: &src,
+        a: s.upper.join("data/abs-link"),
+        b: s.upper.join("data/hard1"),
+    };
+    let upper = LayerDir::new(&linked, &s.upper, s.style);
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
+    let (digest, size) = write_layer_tar(&upper, &host_names(), &mut f).unwrap();
+    drop(f);
+    let (diff_id, exp) = committed_layer_headers(d);
+    let got = tarheaders(tmp.path());
+    assert_eq!(got.len(), exp.len());
+    for (g, e) in got.iter().zip(&exp) {
+        assert_eq!(g, e);
+    }
+    eprintln!("overlay2 commit: {} headers equal, digest {digest} ({size} bytes)", got.len());
+    assert_eq!(digest, diff_id);
+    assert_eq!(size, std::fs::metadata(tmp.path()).unwrap().len());
+}
+
+#[test]
+fn docker_commit_fuse_overlayfs_naive_headers() {
+    // fuse-overlayfs commits through the engine's naive diff: whiteouts carry the
+    // engine's time.Now(), which cannot be known, so everything but their mtime (and the
+    // digest, which depends on it) is compared.
+    let d = "fuse-overlayfs";
+    let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
+    let c = containers(&src, d).into_iter().find(|c| c.name == "c-exit0").unwrap();
+    let s = stack(d, &c);
+    let upper = LayerDir::new(&src, &s.upper, s.style);
+    let lowers: Vec<LayerDir> = s.lowers.iter().map(|(p, st)| LayerDir::new(&src, p, *st)).collect();
+    let (_, exp) = committed_layer_headers(d);
+    let wh_time = exp
+        .iter()
+        .find(|h| h["name"].as_str().unwrap().contains("/.wh."))
+        .map(|h| h["mtime"].as_i64().unwrap())
+        .unwrap_or(0);
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
+    write_naive_layer_tar(&upper, &lowers, &host_names(), wh_time, &mut f).unwrap();
+    drop(f);
+    // The same engine omission as in docker diff: no whiteouts for /data/opaque's lower
+    // children (see docker_diff_matches_engine). Ours has them; compare the rest.
+    let got: Vec<serde_json::Value> = tarheaders(tmp.path())
+        .into_iter()
+        .filter(|h| !h["name"].as_str().unwrap().starts_with("data/opaque/.wh."))
+        .collect();
+    let mut mism = 0;
+    let key = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        let o = v.as_object_mut().unwrap();
+        o.remove("offset");
+        o.remove("offset_data");
+        v
+    };
+    let (got, exp): (Vec<_>, Vec<_>) = (got.iter().map(key).collect(), exp.iter().map(key).collect());
+    for (g, e) in got.iter().zip(&exp) {
+        let wh = e["name"].as_str().unwrap().contains(".wh.");
+        let (mut g, mut e) = (g.clone(), e.clone());
+        if wh {
+            g.as_object_mut().unwrap().remove("mtime");
+            e.as_object_mut().unwrap().remove("mtime");
+        }
+        if g != e {
+            mism += 1;
+            eprintln!("ours   {g}\nengine {e}");
+        }
+    }
+    assert_eq!(got.len(), exp.len());
+    assert_eq!(mism, 0);
+}
+
+#[test]
+fn docker_export_matches_engine() {
+    let (mut total, mut ok_entries, mut all_entries) = (0, 0, 0);
+    let mut failures = Vec::new();
+    for d in DRIVERS {
+        let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
+        for c in containers(&src, d) {
+            let exp_path = fixture(d).join(format!("expected/export/{}.headers.jsonl", c.name));
+            if !exp_path.exists() {
+                continue;
+            }
+            let exp = expected_headers(&exp_path);
+            let s = stack(d, &c);
+            let mut layers = vec![LayerDir::new(&src, &s.upper, s.style)];
+            if d != "vfs" {
+                layers.extend(s.lowers.iter().map(|(p, st)| LayerDir::new(&src, p, *st)));
+            }
+            // Docker 20.10's export runs chrooted in the container (chrootarchive), so
+            // names come from the container's own /etc/passwd and /etc/group.
+            let pw = read_merged_file(&layers, b"etc/passwd", 1 << 20).unwrap().unwrap_or_default();
+            let gr = read_merged_file(&layers, b"etc/group", 1 << 20).unwrap().unwrap_or_default();
+            let names = TarNames::from_passwd_group(&pw, &gr);
+            let tmp = tempfile::NamedTempFile::new().unwrap();
+            let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
+            write_flattened_tar(&layers, &names, &mut f).unwrap();
+            drop(f);
+            let got = tarheaders(tmp.path());
+            total += 1;
+            all_entries += exp.len();
+            let mut bad = Vec::new();
+            for i in 0..got.len().max(exp.len()) {
+                let g = got.get(i).cloned().unwrap_or_default();
+                let e = exp.get(i).cloned().unwrap_or_default();
+                if g == e {
+                    ok_entries += 1;
+                } else {
+                    bad.push(format!("  #{i}\n  ours   {g}\n  engine {e}"));
+                }
+            }
+            if !bad.is_empty() {
+                failures.push(format!("{d} {}: {} of {} differ\n{}", c.name, bad.len(), exp.len(), bad.iter().take(6).cloned().collect::<Vec<_>>().join("\n")));
+            }
+        }
+    }
+    eprintln!("docker export: {total} containers, {ok_entries}/{all_entries} entries equal");
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    assert_eq!(total, 7);
     assert!(failures.is_empty());
 }
