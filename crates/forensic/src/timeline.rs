@@ -345,7 +345,7 @@ impl Collector<'_> {
                     }
                 };
                 let parent_path: &[u8] = if inside.is_empty() { b"/" } else { &inside };
-                if name == b".wh..wh..opq" || (name == b".wh..opq" && md.is_overlay_whiteout()) {
+                if name == b".wh..wh..opq" || name == b".wh..opq" {
                     self.file_entry(
                         scope,
                         parent_path,

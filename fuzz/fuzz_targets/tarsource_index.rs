@@ -1,0 +1,46 @@
+//! Arbitrary archive bytes → `TarSource` (from a temp file) → walk everything.
+#![no_main]
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use libfuzzer_sys::fuzz_target;
+use salvor_source::{resolve_in_root, Source, TarSource};
+
+fn walk(src: &TarSource, dir: &Path, depth: usize, budget: &mut usize) {
+    if depth > 16 {
+        return;
+    }
+    let Ok(entries) = src.read_dir(dir) else { return };
+    for e in entries {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        let p = dir.join(&e.name);
+        let _ = src.xattrs(&p);
+        match src.metadata(&p) {
+            Ok(md) if md.is_dir() => walk(src, &p, depth + 1, budget),
+            Ok(md) if md.is_file() => {
+                if let Ok(mut f) = src.open(&p) {
+                    let mut buf = Vec::new();
+                    let _ = f.by_ref().take(1 << 20).read_to_end(&mut buf);
+                }
+            }
+            Ok(md) if md.is_symlink() => {
+                let _ = src.read_link(&p);
+                let _ = resolve_in_root(src, Path::new(""), &p);
+            }
+            _ => {}
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(data).unwrap();
+    f.flush().unwrap();
+    let Ok(src) = TarSource::open(f.path()) else { return };
+    let _ = src.warnings();
+    let mut budget = 10_000;
+    walk(&src, &PathBuf::new(), 0, &mut budget);
+});
