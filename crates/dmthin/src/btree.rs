@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 use crate::{ThinError, METADATA_BLOCK_SIZE};
 
+/// Called with each leaf entry's key and value.
+pub(crate) type Visit<'a> = dyn FnMut(u64, &[u8]) -> Result<(), ThinError> + 'a;
+
 pub(crate) const NODE_HEADER_SIZE: usize = 32;
 pub(crate) const BTREE_CSUM_XOR: u32 = 121107;
 const INTERNAL_NODE: u32 = 1;
@@ -215,7 +218,7 @@ pub(crate) fn walk(
     r: &dyn NodeReader,
     root: u64,
     value_size: usize,
-    f: &mut dyn FnMut(u64, &[u8]) -> Result<(), ThinError>,
+    f: &mut Visit<'_>,
 ) -> Result<(), ThinError> {
     let mut w = Walker {
         r,
@@ -240,7 +243,7 @@ impl Walker<'_> {
         depth: usize,
         lo: u64,
         hi: Option<u64>,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), ThinError>,
+        f: &mut Visit<'_>,
     ) -> Result<(), ThinError> {
         let corrupt = |reason: String| ThinError::Corrupt { block, reason };
         if depth >= MAX_BTREE_DEPTH {

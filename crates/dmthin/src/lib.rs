@@ -127,7 +127,9 @@ pub enum ThinError {
 impl ThinError {
     fn into_io(self) -> io::Error {
         match self {
-            ThinError::Io { source, .. } => source,
+            ThinError::Io { what, source } => {
+                io::Error::new(source.kind(), format!("{what}: {source}"))
+            }
             e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
         }
     }
@@ -461,7 +463,7 @@ impl ThinPool {
         }
         // The kernel allows 64 KiB .. 1 GiB in multiples of 64 KiB; accept any whole
         // number of 4 KiB up to 1 GiB.
-        if sb.data_block_size == 0 || sb.data_block_size % 8 != 0 || sb.data_block_size > 2_097_152
+        if sb.data_block_size == 0 || sb.data_block_size & 7 != 0 || sb.data_block_size > 2_097_152
         {
             return Err(corrupt(format!(
                 "data block size of {} sectors",

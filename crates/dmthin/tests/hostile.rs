@@ -10,6 +10,7 @@ use salvor_dmthin::{ThinError, ThinPool, METADATA_BLOCK_SIZE};
 use salvor_source::BlockDevice;
 
 const BS4K: usize = METADATA_BLOCK_SIZE;
+type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
 
 /// An in-memory block device.
 #[derive(Debug)]
@@ -49,7 +50,8 @@ fn blk(b: u64) -> usize {
 /// Recomputes the checksum of metadata block `b` (superblock or B-tree node).
 fn fix(m: &mut [u8], b: u64) {
     let xor = if b == 0 { 160774u32 } else { 121107 };
-    let c = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&m[blk(b) + 4..blk(b) + BS4K]) ^ !0 ^ xor;
+    let c =
+        crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&m[blk(b) + 4..blk(b) + BS4K]) ^ !0 ^ xor;
     put32(m, blk(b), c);
 }
 
@@ -61,7 +63,12 @@ struct NodeView {
 }
 fn view(m: &[u8], b: u64) -> NodeView {
     let o = blk(b);
-    NodeView { internal: le32(m, o + 4) == 1, nr: le32(m, o + 16) as usize, max: le32(m, o + 20) as usize, vs: le32(m, o + 24) as usize }
+    NodeView {
+        internal: le32(m, o + 4) == 1,
+        nr: le32(m, o + 16) as usize,
+        max: le32(m, o + 20) as usize,
+        vs: le32(m, o + 24) as usize,
+    }
 }
 fn key_off(b: u64, i: usize) -> usize {
     blk(b) + 32 + 8 * i
@@ -75,11 +82,17 @@ fn dev_root(m: &[u8], dev: u64) -> u64 {
     let top = le64(m, 320);
     let v = view(m, top);
     assert!(!v.internal);
-    let i = (0..v.nr).find(|&i| le64(m, key_off(top, i)) == dev).unwrap();
+    let i = (0..v.nr)
+        .find(|&i| le64(m, key_off(top, i)) == dev)
+        .unwrap();
     le64(m, val_off(m, top, i))
 }
 
-fn open_mem(meta: Vec<u8>, data: &Arc<dyn BlockDevice>, strict: bool) -> Result<ThinPool, ThinError> {
+fn open_mem(
+    meta: Vec<u8>,
+    data: &Arc<dyn BlockDevice>,
+    strict: bool,
+) -> Result<ThinPool, ThinError> {
     let meta: Arc<dyn BlockDevice> = Arc::new(Mem(meta));
     if strict {
         ThinPool::open(meta, data.clone())
@@ -97,7 +110,11 @@ fn fixture() -> Fixture {
     let p = build_pool();
     let meta = std::fs::read(&p.metadata).unwrap();
     let data: Arc<dyn BlockDevice> = Arc::new(Mem(std::fs::read(&p.data).unwrap()));
-    Fixture { _pool: p, meta, data }
+    Fixture {
+        _pool: p,
+        meta,
+        data,
+    }
 }
 
 /// Reads everything reachable; must not panic, errors are fine.
@@ -129,15 +146,27 @@ fn wide_device_tree_has_three_levels() {
         b = le64(&f.meta, val_off(&f.meta, b, 0));
         depth += 1;
     }
-    assert_eq!(depth, 3, "the wide device should need an internal level below the root");
+    assert_eq!(
+        depth, 3,
+        "the wide device should need an internal level below the root"
+    );
 }
 
 #[test]
 fn not_metadata() {
     let f = fixture();
-    assert!(matches!(open_mem(vec![0; 1 << 20], &f.data, true), Err(ThinError::NotThinMetadata(_))));
-    assert!(matches!(open_mem(vec![], &f.data, true), Err(ThinError::Io { .. })));
-    assert!(matches!(open_mem(vec![0xff; 100], &f.data, true), Err(ThinError::Io { .. })));
+    assert!(matches!(
+        open_mem(vec![0; 1 << 20], &f.data, true),
+        Err(ThinError::NotThinMetadata(_))
+    ));
+    assert!(matches!(
+        open_mem(vec![], &f.data, true),
+        Err(ThinError::Io { .. })
+    ));
+    assert!(matches!(
+        open_mem(vec![0xff; 100], &f.data, true),
+        Err(ThinError::Io { .. })
+    ));
 }
 
 #[test]
@@ -146,7 +175,17 @@ fn superblock_checksum_strict_and_lenient() {
     let mut m = f.meta.clone();
     m[1000] ^= 0x40; // an unused byte of the superblock
     let e = open_mem(m.clone(), &f.data, true).unwrap_err();
-    assert!(matches!(e, ThinError::Checksum { what: "superblock", block: 0, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ThinError::Checksum {
+                what: "superblock",
+                block: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let pool = open_mem(m, &f.data, false).unwrap();
     assert_eq!(pool.report().checksum_failures, 1);
     assert_eq!(pool.devices().len(), 4);
@@ -156,8 +195,11 @@ fn superblock_checksum_strict_and_lenient() {
 #[test]
 fn superblock_fields_validated() {
     let f = fixture();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
-        ("mapping root past the end", Box::new(|m| put64(m, 320, 1 << 40))),
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "mapping root past the end",
+            Box::new(|m| put64(m, 320, 1 << 40)),
+        ),
         ("details root 0", Box::new(|m| put64(m, 328, 0))),
         ("metadata_nr_blocks 2", Box::new(|m| put64(m, 344, 2))),
         ("metadata_nr_blocks 0", Box::new(|m| put64(m, 344, 0))),
@@ -167,7 +209,10 @@ fn superblock_fields_validated() {
         ("version", Box::new(|m| put32(m, 40, 99))),
         ("incompat", Box::new(|m| put32(m, 360, 1))),
         ("blocknr", Box::new(|m| put64(m, 8, 5))),
-        ("mapping root is the superblock", Box::new(|m| put64(m, 320, 0))),
+        (
+            "mapping root is the superblock",
+            Box::new(|m| put64(m, 320, 0)),
+        ),
     ];
     for (what, mutate) in cases {
         let mut m = f.meta.clone();
@@ -192,36 +237,66 @@ fn hostile_nodes() {
         }
         b
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
-        ("absurd nr_entries", Box::new(move |m| put32(m, blk(root) + 16, u32::MAX))),
-        ("absurd max_entries", Box::new(move |m| put32(m, blk(root) + 20, u32::MAX))),
-        ("zero value_size", Box::new(move |m| put32(m, blk(root) + 24, 0))),
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "absurd nr_entries",
+            Box::new(move |m| put32(m, blk(root) + 16, u32::MAX)),
+        ),
+        (
+            "absurd max_entries",
+            Box::new(move |m| put32(m, blk(root) + 20, u32::MAX)),
+        ),
+        (
+            "zero value_size",
+            Box::new(move |m| put32(m, blk(root) + 24, 0)),
+        ),
         ("bad flags", Box::new(move |m| put32(m, blk(root) + 4, 3))),
-        ("child loops to the root", Box::new(move |m| {
-            let o = val_off(m, root, 0);
-            put64(m, o, root)
-        })),
-        ("child past the end", Box::new(move |m| {
-            let o = val_off(m, root, 1);
-            put64(m, o, nr_meta + 5)
-        })),
-        ("child is the superblock", Box::new(move |m| {
-            let o = val_off(m, root, 0);
-            put64(m, o, 0)
-        })),
-        ("child is another device's tree", Box::new(move |m| {
-            let o = val_off(m, root, 1);
-            put64(m, o, base_root)
-        })),
-        ("keys out of order", Box::new(move |m| {
-            let k = le64(m, key_off(leaf, 0));
-            put64(m, key_off(leaf, 1), k)
-        })),
-        ("data block past the pool", Box::new(move |m| {
-            let o = val_off(m, leaf, 0);
-            put64(m, o, (NR_DATA_BLOCKS + 3) << 24)
-        })),
-        ("node in the wrong block", Box::new(move |m| put64(m, blk(leaf) + 8, leaf + 1))),
+        (
+            "child loops to the root",
+            Box::new(move |m| {
+                let o = val_off(m, root, 0);
+                put64(m, o, root)
+            }),
+        ),
+        (
+            "child past the end",
+            Box::new(move |m| {
+                let o = val_off(m, root, 1);
+                put64(m, o, nr_meta + 5)
+            }),
+        ),
+        (
+            "child is the superblock",
+            Box::new(move |m| {
+                let o = val_off(m, root, 0);
+                put64(m, o, 0)
+            }),
+        ),
+        (
+            "child is another device's tree",
+            Box::new(move |m| {
+                let o = val_off(m, root, 1);
+                put64(m, o, base_root)
+            }),
+        ),
+        (
+            "keys out of order",
+            Box::new(move |m| {
+                let k = le64(m, key_off(leaf, 0));
+                put64(m, key_off(leaf, 1), k)
+            }),
+        ),
+        (
+            "data block past the pool",
+            Box::new(move |m| {
+                let o = val_off(m, leaf, 0);
+                put64(m, o, (NR_DATA_BLOCKS + 3) << 24)
+            }),
+        ),
+        (
+            "node in the wrong block",
+            Box::new(move |m| put64(m, blk(leaf) + 8, leaf + 1)),
+        ),
     ];
     for (what, mutate) in cases {
         let mut m = f.meta.clone();
@@ -230,25 +305,39 @@ fn hostile_nodes() {
         fix(&mut m, leaf);
         // Unrelated devices stay readable.
         let pool = open_mem(m.clone(), &f.data, true).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(salvor_ext4::Ext4::open(pool.device(BASE_DEV).unwrap()).is_ok(), "{what}");
+        assert!(
+            salvor_ext4::Ext4::open(pool.device(BASE_DEV).unwrap()).is_ok(),
+            "{what}"
+        );
         let walk = pool.for_each_mapping(WIDE_DEV, &mut |_| {});
         let e = walk.expect_err(what);
         eprintln!("{what}: walk: {e}");
         // Reading every mapped block of the wide device: errors, never a panic.
-        let dev = pool.device_with_size(WIDE_DEV, (3 * WIDE_MAPPINGS + 8) * BS).unwrap();
+        let dev = pool
+            .device_with_size(WIDE_DEV, (3 * WIDE_MAPPINGS + 8) * BS)
+            .unwrap();
         let mut errors = 0;
         let mut buf = [0u8; 512];
         for k in (0..WIDE_MAPPINGS).step_by(7) {
-            if dev.read_exact_at((1 + 3 * k + (k % 2)) * BS, &mut buf).is_err() {
+            if dev
+                .read_exact_at((1 + 3 * k + (k % 2)) * BS, &mut buf)
+                .is_err()
+            {
                 errors += 1;
             }
         }
-        assert!(errors > 0 || what == "child is another device's tree", "{what}: no read failed");
+        assert!(
+            errors > 0 || what == "child is another device's tree",
+            "{what}: no read failed"
+        );
         // Unchecksummed: the same mutation without fixing the checksum is a checksum error.
         let mut m2 = f.meta.clone();
         mutate(&mut m2);
         let pool = open_mem(m2, &f.data, true).unwrap();
-        assert!(pool.for_each_mapping(WIDE_DEV, &mut |_| {}).is_err(), "{what}");
+        assert!(
+            pool.for_each_mapping(WIDE_DEV, &mut |_| {}).is_err(),
+            "{what}"
+        );
     }
 }
 
@@ -273,7 +362,10 @@ fn truncated_devices() {
 }
 
 fn used_blocks(m: &[u8]) -> Vec<u64> {
-    (0..m.len() / BS4K).filter(|&b| m[b * BS4K..(b + 1) * BS4K].iter().any(|&x| x != 0)).map(|b| b as u64).collect()
+    (0..m.len() / BS4K)
+        .filter(|&b| m[b * BS4K..(b + 1) * BS4K].iter().any(|&x| x != 0))
+        .map(|b| b as u64)
+        .collect()
 }
 
 proptest! {

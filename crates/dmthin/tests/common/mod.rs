@@ -158,7 +158,7 @@ pub fn build_pool() -> Pool {
     order.reverse();
     for (n, &i) in order.iter().enumerate() {
         // Leave data block 0 and every 5th data block unused.
-        while data_blocks.len() == 0 || data_blocks.len() % 5 == 0 {
+        while data_blocks.len() / 5 * 5 == data_blocks.len() {
             data_blocks.push(noise(1000 + data_blocks.len() as u64, BS as usize));
         }
         let _ = n;
