@@ -648,9 +648,13 @@ impl ThinPool {
         let mapped = btree::highest_key(&*self.inner, root, 8)?.map_or(0, |b| {
             b.saturating_add(1).saturating_mul(self.inner.block_bytes)
         });
+        // A head that cannot be read (damaged mapping) leaves the size to the mappings;
+        // reading those bytes through the device then reports the error.
         let mut head = vec![0u8; 2048];
-        self.inner.read_virtual(root, dev_id, 0, &mut head)?;
-        let fs = filesystem_size(&head).unwrap_or(0);
+        let fs = match self.inner.read_virtual(root, dev_id, 0, &mut head) {
+            Ok(()) => filesystem_size(&head).unwrap_or(0),
+            Err(_) => 0,
+        };
         Ok(Arc::new(ThinDevice {
             inner: self.inner.clone(),
             dev_id,
