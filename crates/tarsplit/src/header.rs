@@ -87,11 +87,18 @@ struct P {
     err: bool,
 }
 
-fn parse_string(b: &[u8]) -> &[u8] {
+pub(crate) fn parse_string(b: &[u8]) -> &[u8] {
     match b.iter().position(|&c| c == 0) {
         Some(i) => &b[..i],
         None => b,
     }
+}
+
+/// A numeric header field (octal or base-256), `None` when malformed.
+pub(crate) fn parse_numeric(b: &[u8]) -> Option<i64> {
+    let mut p = P::default();
+    let v = p.numeric(b);
+    (!p.err).then_some(v)
 }
 
 impl P {
@@ -336,7 +343,7 @@ fn read_special<R: Read>(r: &mut R, nb: u64) -> Result<Vec<u8>, HdrErr> {
     Ok(buf)
 }
 
-type Records = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
 fn pax_get<'a>(recs: &'a Records, key: &[u8]) -> Option<&'a [u8]> {
     // A later record for the same key replaces an earlier one (Go map semantics).
@@ -346,7 +353,7 @@ fn pax_get<'a>(recs: &'a Records, key: &[u8]) -> Option<&'a [u8]> {
         .map(|(_, v)| v.as_slice())
 }
 
-fn parse_pax(buf: &[u8]) -> Result<Records, HdrErr> {
+pub(crate) fn parse_pax(buf: &[u8]) -> Result<Records, HdrErr> {
     let mut recs: Records = Vec::new();
     let mut sparse_map: Vec<Vec<u8>> = Vec::new();
     let mut s = buf;

@@ -28,6 +28,10 @@
 //!   dir, fifo) whose size field is non-zero; and re-sparsify old-GNU and PAX
 //!   0.0/0.1 sparse files (only the data regions are written). PAX 1.0 sparse
 //!   files cannot be rebuilt ([`FindingKind::SparseUnsupported`]).
+//! * [`headers`] streams, for each file entry, the full tar header that precedes it
+//!   ([`TarHeader`]: mode, owner, mtime, link name, device numbers, PAX records with
+//!   `SCHILY.xattr.*`): what the engine itself applied when it extracted the layer, which
+//!   the store's tamper audit compares with the layer directory.
 //! * [`assembled_size`] computes the output length from the entries alone.
 //! * [`disassemble`] (or [`Disassembler`]) turns a tar into the JSON that
 //!   vbatts/tar-split's `NewInputTarStream` writes.
@@ -43,6 +47,7 @@ mod crc64;
 mod disassemble;
 mod error;
 mod header;
+mod headers;
 mod unpack;
 
 pub use assemble::{
@@ -52,6 +57,7 @@ pub use assemble::{
 pub use crc64::{crc64_go_iso, Crc64Hasher};
 pub use disassemble::{disassemble, Disassembler, DisassemblyReport, FileChunk, FilePutter};
 pub use error::{EntryAt, TarSplitError};
+pub use headers::{headers, FileHeader, HeaderIter, TarHeader};
 pub use unpack::{open_gz, Entry, Unpacker, MAX_FILE_SIZE, MAX_NAME_LEN, MAX_SEGMENT_PAYLOAD};
 
 /// The diff_id of the empty layer (a tar of just two zero blocks).
