@@ -872,7 +872,7 @@ impl Store {
             lowers.push(i.clone());
         }
         lowers.extend(image_caches.iter().cloned());
-        let files = layer_files(src, &self.root, &driver, &mount_id, &lowers);
+        let files = layer_files(self, &mount_id, &lowers);
         if let LayerFiles::Unavailable { reason } = &files {
             problems.push(Problem {
                 path: self.path(driver_name).join(&mount_id),
@@ -881,7 +881,7 @@ impl Store {
         }
         let init_files = init_id
             .as_ref()
-            .map(|i| layer_files(src, &self.root, &driver, i, &image_caches));
+            .map(|i| layer_files(self, i, &image_caches));
         Some(RwLayer {
             mount_id,
             init_id,

@@ -64,6 +64,7 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
         images: Vec::new(),
         layers: BTreeMap::new(),
         problems: Vec::new(),
+        thin_pool: std::sync::OnceLock::new(),
     };
 
     let graph = root.join("graph");
@@ -175,7 +176,7 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
             p = v1s.get(&pid).and_then(|x| x.parent.clone());
         }
         let files = if is_safe_id(&id) {
-            layer_files(src, &root, &driver, &id, &lowers)
+            layer_files(&store, &id, &lowers)
         } else {
             unreachable_files()
         };

@@ -166,9 +166,34 @@ pub enum LayerFiles {
     Snapshot { root: PathBuf },
     /// overlay v1 layer that is not a snapshot: `upper/` over the `lower-id` layer's `root/`.
     OverlayUpper { upper: PathBuf, lower_root: PathBuf },
+    /// devicemapper: the layer's thin device holds a filesystem whose `rootfs/` is the
+    /// layer's full root filesystem.
+    ThinDevice {
+        device_id: u64,
+        filesystem: String,
+        #[serde(skip)]
+        source: SourceHandle,
+    },
     /// The files cannot be reached offline by this build (the reason says why).
     Unavailable { reason: String },
 }
+
+/// A filesystem other than the evidence's own (a devicemapper thin device's), shared.
+#[derive(Clone)]
+pub struct SourceHandle(pub Arc<dyn Source>);
+
+impl fmt::Debug for SourceHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.describe())
+    }
+}
+
+impl PartialEq for SourceHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for SourceHandle {}
 
 impl LayerFiles {
     /// The directories to look a file up in, in order.
@@ -184,7 +209,17 @@ impl LayerFiles {
             LayerFiles::OverlayUpper { upper, lower_root } => {
                 vec![upper.as_path(), lower_root.as_path()]
             }
+            LayerFiles::ThinDevice { .. } => vec![Path::new("rootfs")],
             LayerFiles::Unavailable { .. } => vec![],
+        }
+    }
+
+    /// The filesystem the [`search_roots`](Self::search_roots) are in: the evidence itself,
+    /// or a devicemapper thin device's filesystem.
+    pub fn source<'a>(&'a self, evidence: &'a dyn Source) -> &'a dyn Source {
+        match self {
+            LayerFiles::ThinDevice { source, .. } => source.0.as_ref(),
+            _ => evidence,
         }
     }
 }
@@ -279,6 +314,9 @@ pub struct Store {
     pub images: Vec<Image>,
     pub layers: BTreeMap<String, Layer>,
     pub problems: Vec<Problem>,
+    /// The devicemapper thin pool, opened on first use (devicemapper hosts only).
+    pub(crate) thin_pool:
+        std::sync::OnceLock<std::result::Result<Arc<salvor_dmthin::DockerDevicemapper>, String>>,
 }
 
 impl Store {

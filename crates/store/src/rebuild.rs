@@ -193,9 +193,9 @@ fn open_tar_split(
 
 impl Store {
     /// The file getter for a layer.
-    pub fn layer_getter(&self, layer: &Layer) -> LayerFileGetter<'_> {
+    pub fn layer_getter<'a>(&'a self, layer: &'a Layer) -> LayerFileGetter<'a> {
         LayerFileGetter {
-            source: self.source.as_ref(),
+            source: layer.files.source(self.source.as_ref()),
             roots: layer
                 .files
                 .search_roots()
@@ -285,7 +285,9 @@ impl Store {
         };
         // A layer whose files cannot be reached offline (devicemapper, a missing cache-id …)
         // still rebuilds when it holds no file data; otherwise say why it cannot.
-        if let (RebuildStatus::Mismatch, crate::LayerFiles::Unavailable { reason }) = (&report.status, &layer.files) {
+        if let (RebuildStatus::Mismatch, crate::LayerFiles::Unavailable { reason }) =
+            (&report.status, &layer.files)
+        {
             report.status = RebuildStatus::Unrebuildable;
             report.error = Some(reason.clone());
         }

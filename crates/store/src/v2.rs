@@ -83,6 +83,7 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
         images: Vec::new(),
         layers: BTreeMap::new(),
         problems: Vec::new(),
+        thin_pool: std::sync::OnceLock::new(),
     };
     let image_root = root.join("image").join(&driver_name);
     for other in dir_names(src, &root.join("image")) {
@@ -239,7 +240,7 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
             .filter_map(|a| cache_of.get(a).cloned())
             .filter(|c| !c.is_empty())
             .collect();
-        let files = layer_files(src, &root, &driver, &cache_id, &lower_caches);
+        let files = layer_files(&store, &cache_id, &lower_caches);
         let tar_split = if has_ts {
             TarSplitRef::Gz {
                 path: dir.join("tar-split.json.gz"),
@@ -425,13 +426,10 @@ pub(crate) fn is_safe_id(s: &str) -> bool {
 }
 
 /// Where a layer's files live for a driver.
-pub(crate) fn layer_files(
-    src: &dyn Source,
-    root: &Path,
-    driver: &Driver,
-    cache_id: &str,
-    lower_caches: &[String],
-) -> LayerFiles {
+pub(crate) fn layer_files(store: &Store, cache_id: &str, lower_caches: &[String]) -> LayerFiles {
+    let src = store.source.as_ref();
+    let root = store.root.as_path();
+    let driver = &store.driver;
     if cache_id.is_empty() {
         return LayerFiles::Unavailable {
             reason: "the layer has no usable cache-id".into(),
@@ -452,9 +450,15 @@ pub(crate) fn layer_files(
             let base = root.join(driver.name());
             let diff = base.join(cache_id).join("diff");
             if !exists_dir(&diff) {
-                return LayerFiles::Unavailable { reason: format!("{} is missing", diff.display()) };
+                return LayerFiles::Unavailable {
+                    reason: format!("{} is missing", diff.display()),
+                };
             }
-            let lowers = lower_caches.iter().map(|c| base.join(c).join("diff")).filter(|p| exists_dir(p)).collect();
+            let lowers = lower_caches
+                .iter()
+                .map(|c| base.join(c).join("diff"))
+                .filter(|p| exists_dir(p))
+                .collect();
             LayerFiles::Overlay { diff, lowers }
         }
         Driver::Aufs => {
@@ -462,7 +466,9 @@ pub(crate) fn layer_files(
             if exists_dir(&diff) {
                 LayerFiles::Aufs { diff }
             } else {
-                LayerFiles::Unavailable { reason: format!("{} is missing", diff.display()) }
+                LayerFiles::Unavailable {
+                    reason: format!("{} is missing", diff.display()),
+                }
             }
         }
         Driver::Vfs => found(root.join("vfs/dir").join(cache_id)),
@@ -471,21 +477,78 @@ pub(crate) fn layer_files(
         Driver::Overlay => {
             let base = root.join("overlay").join(cache_id);
             if exists_dir(&base.join("root")) {
-                return LayerFiles::Snapshot { root: base.join("root") };
+                return LayerFiles::Snapshot {
+                    root: base.join("root"),
+                };
             }
-            let lower = read_small(src, &base.join("lower-id")).ok().filter(|s| is_safe_id(s));
+            let lower = read_small(src, &base.join("lower-id"))
+                .ok()
+                .filter(|s| is_safe_id(s));
             match lower {
                 Some(l) if exists_dir(&base.join("upper")) => LayerFiles::OverlayUpper {
                     upper: base.join("upper"),
                     lower_root: root.join("overlay").join(l).join("root"),
                 },
-                _ => LayerFiles::Unavailable { reason: format!("{} has neither root/ nor upper/ + lower-id", base.display()) },
+                _ => LayerFiles::Unavailable {
+                    reason: format!("{} has neither root/ nor upper/ + lower-id", base.display()),
+                },
             }
         }
-        Driver::Devicemapper => LayerFiles::Unavailable {
-            reason: "devicemapper keeps layers in a thin pool; reading it needs the disk-image reader, which this build does not have yet".into(),
+        Driver::Devicemapper => thin_device_files(store, cache_id),
+        Driver::Windowsfilter => LayerFiles::Unavailable {
+            reason: "windowsfilter layers are not supported".into(),
         },
-        Driver::Windowsfilter => LayerFiles::Unavailable { reason: "windowsfilter layers are not supported".into() },
-        Driver::Other(name) => LayerFiles::Unavailable { reason: format!("unknown storage driver {name:?}") },
+        Driver::Other(name) => LayerFiles::Unavailable {
+            reason: format!("unknown storage driver {name:?}"),
+        },
+    }
+}
+
+/// devicemapper: the layer's thin device in the pool's loop files, and the filesystem on it.
+fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
+    let src = store.source.as_ref();
+    let pool = store.thin_pool.get_or_init(|| {
+        salvor_dmthin::DockerDevicemapper::open(src, &store.root)
+            .map(Arc::new)
+            .map_err(|e| format!("devicemapper thin pool: {e} (a direct-lvm pool lives on an LVM thin volume: read the disk image instead)"))
+    });
+    let dm = match pool {
+        Ok(dm) => dm,
+        Err(e) => return LayerFiles::Unavailable { reason: e.clone() },
+    };
+    let device_id = dm
+        .devices
+        .get(cache_id)
+        .map(|d| d.device_id)
+        .unwrap_or_default();
+    let dev = match dm.layer_device(cache_id) {
+        Ok(d) => d,
+        Err(e) => {
+            return LayerFiles::Unavailable {
+                reason: e.to_string(),
+            }
+        }
+    };
+    let mut head = [0u8; 1200];
+    let is_ext = dev.read_exact_at(0, &mut head).is_ok() && head[1080..1082] == [0x53, 0xef];
+    if !is_ext {
+        let fs = if head.starts_with(b"XFSB") {
+            "XFS"
+        } else {
+            "an unknown filesystem"
+        };
+        return LayerFiles::Unavailable {
+            reason: format!("thin device {device_id} holds {fs}, which this build cannot read"),
+        };
+    }
+    match salvor_ext4::Ext4::open(dev) {
+        Ok(fs) => LayerFiles::ThinDevice {
+            device_id,
+            filesystem: "ext4".into(),
+            source: crate::SourceHandle(Arc::new(fs)),
+        },
+        Err(e) => LayerFiles::Unavailable {
+            reason: format!("thin device {device_id}: {e}"),
+        },
     }
 }
