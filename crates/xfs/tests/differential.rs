@@ -194,7 +194,13 @@ fn run(name: &str, opts: &str, size: &str, block_size: usize, v5: bool) -> Count
             "print core.format core.nextents".into(),
             "path /attrs/node".into(),
             "print core.aformat core.naextents".into(),
-            "path /longlink".into(),
+            "ablock 0".into(),
+            if v5 {
+                "print hdr.info.hdr.magic".into()
+            } else {
+                "print hdr.info.magic".into()
+            },
+            "path /maxlink".into(),
             "print core.format".into(),
             "path /etc".into(),
             "print core.format".into(),
@@ -204,6 +210,11 @@ fn run(name: &str, opts: &str, size: &str, block_size: usize, v5: bool) -> Count
     eprintln!("{name}: forms:\n{forms}");
     assert!(forms.contains("core.format = 1 (local)"), "{name}: short-form dir");
     assert!(forms.contains("core.format = 2 (extents)"), "{name}: remote symlink");
+    assert!(forms.contains("core.format = 3 (btree)"), "{name}: B-tree directory");
+    assert!(
+        forms.contains("magic = 0x3ebe") || forms.contains("magic = 0xfebe"),
+        "{name}: attribute node block"
+    );
 
     // 3. Xattrs: exactly what was set, everywhere.
     for (p, s) in &seen {

@@ -226,7 +226,7 @@ pub fn set_xattrs(img: &Path, block_size: usize) -> Expected {
     add(&mut cmds, "/whiteout", "-r", "overlay.origin", 16);
     cmds.push("path /attrs/sf".into());
     add(&mut cmds, "/attrs/sf", "-u", "a", 5);
-    add(&mut cmds, "/attrs/sf", "-r", "b", 0);
+    add(&mut cmds, "/attrs/sf", "-r", "b", 1);
     add(&mut cmds, "/attrs/sf", "-s", "c", 7);
     cmds.push("path /attrs/leaf".into());
     for i in 0..(block_size / 200).max(12) {
@@ -243,7 +243,8 @@ pub fn set_xattrs(img: &Path, block_size: usize) -> Expected {
     add(&mut cmds, "/attrs/remote", "-r", "small", 10);
     cmds.push("path /attrs/mixed".into());
     for i in 0..40 {
-        let len = if i % 10 == 0 { block_size + 100 } else { 25 };
+        // (xfs_db 6.1 crashes on v4 when the first attribute of an inode is remote.)
+        let len = if i % 10 == 5 { block_size + 100 } else { 25 };
         add(&mut cmds, "/attrs/mixed", "-u", &format!("m{i:02}"), len);
     }
     // a directory with attributes
