@@ -161,12 +161,14 @@ fn normalize(fs: &Inner, ino: u64, which: &str, mut v: Vec<Extent>) -> Vec<Exten
     v.sort_by_key(|e| e.off);
     let mut out: Vec<Extent> = Vec::with_capacity(v.len());
     for e in v {
+        // An extent pointing outside the filesystem is kept: reading it is an error
+        // naming the inode, rather than a silent hole.
         let bad = e.len == 0
-            || fs.fsb_run_valid(e.fsb, e.len).is_err()
+            || e.off.checked_add(e.len).is_none()
             || out.last().is_some_and(|p| p.off + p.len > e.off);
         if bad {
             fs.warn(format!(
-                "inode {ino}: {which} extent [off {}, block {}, len {}] is invalid or overlaps; ignored",
+                "inode {ino}: {which} extent [off {}, block {}, len {}] is empty or overlaps; ignored",
                 e.off, e.fsb, e.len
             ));
             continue;

@@ -766,7 +766,7 @@ impl Read for XfsFile {
             XfsError::Io { what, source } => {
                 io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
             }
-            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+            other => io::Error::new(io::ErrorKind::InvalidData, format!("inode {ino}: {other}")),
         })
     }
 }
