@@ -28,7 +28,7 @@ fn walk(src: &TarSource, dir: &Path, depth: usize, budget: &mut usize) {
             }
             Ok(md) if md.is_symlink() => {
                 let _ = src.read_link(&p);
-                let _ = resolve_in_root(src, Path::new(""), &p);
+                let _ = resolve_in_root(src, Path::new(""), &p, true);
             }
             _ => {}
         }

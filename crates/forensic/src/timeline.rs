@@ -294,15 +294,23 @@ impl Collector<'_> {
     }
 
     fn walk_layer(&mut self, scope: &str, files: &LayerFiles, meta: &Path) -> io::Result<()> {
+        // The layer's own files are the first search root (overlay `diff/`, aufs branch,
+        // snapshot root, overlay v1 `upper/`).
         match files {
-            LayerFiles::Overlay { diff, .. } => self.walk(scope, diff),
-            LayerFiles::Aufs { diff } => self.walk(scope, diff),
-            LayerFiles::Snapshot { root } => self.walk(scope, root),
-            LayerFiles::OverlayUpper { upper, .. } => self.walk(scope, upper),
             LayerFiles::Unavailable { reason } => {
                 self.problem(meta, format!("{scope}: files not walked: {reason}"));
                 Ok(())
             }
+            other => match other.search_roots().first() {
+                Some(root) => {
+                    let root = root.to_path_buf();
+                    self.walk(scope, &root)
+                }
+                None => {
+                    self.problem(meta, format!("{scope}: files not reachable; not walked"));
+                    Ok(())
+                }
+            },
         }
     }
 

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Seeds the corpora from the shared corpus and the engine fixtures (generated here, never
+# committed), builds the cargo-fuzz targets and runs each for SECONDS (default 20).
+# cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 enables them on a stable toolchain.
+# Exit status: non-zero if any target found a crash (artifacts in fuzz/artifacts/<target>/).
+set -euo pipefail
+cd "$(dirname "$0")"
+secs="${1:-20}"
+shared="${SALVOR_SHARED:-$(cd ../.. && pwd)/shared}"
+export RUSTC_BOOTSTRAP=1
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+
+seed=$(mktemp -d /tmp/salvor-fuzz-seed.XXXXXX)
+trap 'rm -rf "$seed"' EXIT
+for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local; do
+    mkdir -p "corpus/$t"
+done
+# Tars: Go's tar corpus and tar-split's round-trip cases.
+tsd="$shared/corpus/tar-split"
+if [ -d "$tsd" ]; then
+    for f in "$tsd"/archive/tar/testdata/*.tar; do
+        [ "$(stat -c %s "$f")" -lt 1000000 ] || continue
+        cp "$f" "corpus/tarsplit_disassemble/$(basename "$f")"
+        cp "$f" "corpus/tarsource_index/$(basename "$f")"
+    done
+    for f in "$tsd"/tar/asm/testdata/*.tar.gz; do
+        gzip -dc "$f" | head -c 1000000 > "corpus/tarsplit_disassemble/$(basename "$f" .gz)" || true
+        cp "$f" "corpus/tarsource_index/$(basename "$f")"
+    done
+fi
+# The engine fixtures: tar-splits, configs, container configs, logs.
+for fx in ../fixtures/engine/*/data-root.tar.zst; do
+    n=$(basename "$(dirname "$fx")")
+    d="$seed/$n"; mkdir -p "$d"
+    zstd -dc "$fx" | tar -x -C "$d" --wildcards \
+        '*tar-split.json.gz' 'image/*/repositories.json' 'image/*/imagedb/content/sha256/*' \
+        'containers/*/config.v2.json' 'containers/*/*-json.log' 2>/dev/null || true
+    i=0
+    for ts in "$d"/image/*/layerdb/sha256/*/tar-split.json.gz; do
+        [ -f "$ts" ] || continue
+        i=$((i+1))
+        gzip -dc "$ts" > "corpus/tarsplit_unpack_assemble/$n-$i.json"
+    done
+    cfg=$(ls "$d"/image/*/imagedb/content/sha256/* 2>/dev/null | head -1 || true)
+    repo=$(ls "$d"/image/*/repositories.json 2>/dev/null | head -1 || true)
+    ts=$(ls "$d"/image/*/layerdb/sha256/*/tar-split.json.gz 2>/dev/null | head -1 || true)
+    i=0
+    for cv in "$d"/containers/*/config.v2.json; do
+        [ -f "$cv" ] || continue
+        i=$((i+1))
+        { cat "$cfg"; printf '\0\377'; cat "$repo"; printf '\0\377'; gzip -dc "$ts"; printf '\0\377'; cat "$cv"; } \
+            > "corpus/store_open/$n-$i"
+    done
+    i=0
+    for lg in "$d"/containers/*/*-json.log; do
+        [ -f "$lg" ] || continue
+        i=$((i+1))
+        { printf '\0'; cat "$lg"; } > "corpus/logs_json_file/$n-$i"
+        { printf '\1'; cat "$lg"; } > "corpus/logs_json_file/$n-$i-gz"
+    done
+done
+# `local` driver records: protobuf LogEntry framed by its big-endian length before and after.
+python3 - corpus/logs_local <<'PY'
+import struct, sys
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7f; n >>= 7
+        if n: out += bytes([b | 0x80])
+        else: return out + bytes([b])
+def rec(src, t, line, partial=False, last=False):
+    m = b"\x0a" + varint(len(src)) + src + b"\x10" + varint(t) + b"\x1a" + varint(len(line)) + line
+    if partial:
+        meta = (b"\x08\x01" if last else b"") + b"\x12\x03abc" + b"\x18\x01"
+        m += b"\x20\x01" + b"\x2a" + varint(len(meta)) + meta
+    return struct.pack(">I", len(m)) + m + struct.pack(">I", len(m))
+d = sys.argv[1]
+body = rec(b"stdout", 1795334988901993825, b"hello") + rec(b"stderr", 1795334988901993999, b"oops") \
+     + rec(b"stdout", 1795334989000000000, b"part1", True) + rec(b"stdout", 1795334989000000001, b"part2", True, True)
+for sel in (0, 1, 2, 9, 31):
+    open(f"{d}/seed-{sel}", "wb").write(bytes([sel]) + body)
+PY
+
+cargo fuzz build -O >/dev/null 2>&1 || cargo fuzz build -O
+status=0
+for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local; do
+    log="$seed/$t.log"
+    if cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=1048576 -rss_limit_mb=2048 -timeout=20 >"$log" 2>&1; then
+        echo "fuzz $t: $(grep -E '^#[0-9]+.*(DONE|pulse)' "$log" | tail -1 | sed 's/  */ /g')"
+    else
+        echo "fuzz $t: CRASH (artifacts in fuzz/artifacts/$t):"
+        grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$log" | head -10
+        status=1
+    fi
+done
+exit $status
