@@ -4,9 +4,11 @@
 //! starts with the *cycle number* of the pass that wrote it (record headers carry it in
 //! `h_cycle`; data blocks have it stamped over their first word). The head of the log is
 //! where the cycle number drops: blocks before it were written in the current pass.
-//! The last record before the head is clean when it holds only an unmount record
-//! (`XLOG_UNMOUNT_TRANS` op flag) and its tail LSN points at itself, i.e. nothing in the
-//! log still needs recovery. Anything else is a dirty log.
+//! The log is clean when the last record before the head holds exactly one op, an
+//! unmount record (`XLOG_UNMOUNT_TRANS` op flag): the kernel then moves the tail past it
+//! and recovers nothing (its `h_tail_lsn` may still point into the previous cycle, as
+//! after `xfs_db logformat -c N`). Anything else is a dirty log: the kernel would replay
+//! it from its tail. This matches `xfs_logprint -t`'s CLEAN/DIRTY verdict.
 
 use crate::{be32, be64, Inner};
 
@@ -20,7 +22,7 @@ const MAX_BACK: u64 = 1024;
 /// What the log says about how the filesystem was left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogStatus {
-    /// The last log record is an unmount record whose tail is itself: cleanly unmounted.
+    /// The last log record is a lone unmount record: cleanly unmounted.
     Clean {
         /// Head and tail as (cycle, basic block within the log).
         head: (u32, u64),
@@ -142,21 +144,21 @@ pub(crate) fn inspect(fs: &Inner) -> LogStatus {
     let op = log.bb(hblk + hblks);
     let op_flags = op.map(|b| b[9]);
     let unmount = num_logops == 1 && op_flags.is_some_and(|f| f & XLOG_UNMOUNT_TRANS != 0);
-    if unmount && tail_lsn == lsn {
+    if (lsn >> 32) as u32 != first {
+        return unknown(format!(
+            "the record header before the head (block {hblk}) has cycle {}, expected {first}",
+            lsn >> 32
+        ));
+    }
+    if unmount {
         LogStatus::Clean { head: head_pos }
     } else {
-        let reason = if !unmount {
-            format!("the last record (block {hblk}) is not an unmount record")
-        } else {
-            format!(
-                "the unmount record (block {hblk}) has tail {}:{} before it",
-                tail.0, tail.1
-            )
-        };
         LogStatus::Dirty {
             head: head_pos,
             tail,
-            reason,
+            reason: format!(
+                "the last record (block {hblk}, {num_logops} ops) is not a lone unmount record"
+            ),
         }
     }
 }
