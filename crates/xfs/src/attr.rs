@@ -68,7 +68,9 @@ pub(crate) fn xattrs(fs: &Inner, inode: &Inode) -> Result<Attrs, XfsError> {
 
 fn shortform(ino: u64, fork: &[u8]) -> Result<Attrs, XfsError> {
     if fork.len() < 4 {
-        return Err(corrupt(format!("inode {ino}: short-form attributes truncated")));
+        return Err(corrupt(format!(
+            "inode {ino}: short-form attributes truncated"
+        )));
     }
     let totsize = (be16(fork, 0) as usize).min(fork.len());
     let count = fork[2] as usize;
@@ -263,7 +265,10 @@ fn remote_value(
                 )));
             }
             fs.check_crc(blk, 12, || {
-                format!("inode {ino}: attribute {nm}: remote block {}", valueblk + i as u64)
+                format!(
+                    "inode {ino}: attribute {nm}: remote block {}",
+                    valueblk + i as u64
+                )
             });
             let bytes = be32(blk, 8) as usize;
             if bytes != want {

@@ -64,7 +64,9 @@ pub(crate) fn fork_extents(
         }
         crate::inode::FMT_BTREE => {
             if fork.len() < 4 + 16 {
-                return Err(corrupt(format!("inode {ino}: {which} fork too small for a B-tree root")));
+                return Err(corrupt(format!(
+                    "inode {ino}: {which} fork too small for a B-tree root"
+                )));
             }
             let level = be16(fork, 0);
             let numrecs = be16(fork, 2) as usize;
@@ -115,7 +117,9 @@ fn walk(
         )));
     }
     if v5 {
-        fs.check_crc(&blk, 64, || format!("inode {ino}: {which} B-tree block {fsb}"));
+        fs.check_crc(&blk, 64, || {
+            format!("inode {ino}: {which} B-tree block {fsb}")
+        });
         let owner = be64(&blk, 56);
         if owner != ino {
             fs.warn(format!(

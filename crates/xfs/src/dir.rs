@@ -185,7 +185,7 @@ fn data_block(
     while p + 8 <= end {
         if be16(b, p) == 0xffff {
             let len = be16(b, p + 2) as usize;
-            if len == 0 || len % 8 != 0 || p + len > end {
+            if len == 0 || len & 7 != 0 || p + len > end {
                 return Err(corrupt(format!(
                     "directory inode {ino}: block {lblk}: free region of {len} bytes at {p}"
                 )));

@@ -222,7 +222,10 @@ impl Inner {
         }
         let (want, got) = crc_of(buf, off);
         if want != got {
-            self.csum_failure(format!("{}: stored {want:#010x}, computed {got:#010x}", what()));
+            self.csum_failure(format!(
+                "{}: stored {want:#010x}, computed {got:#010x}",
+                what()
+            ));
         }
     }
 
@@ -248,7 +251,12 @@ impl Inner {
         Ok((agno * sb.agblocks as u64 + agbno) * self.bs())
     }
 
-    fn dev_read(&self, off: u64, buf: &mut [u8], what: impl FnOnce() -> String) -> Result<(), XfsError> {
+    fn dev_read(
+        &self,
+        off: u64,
+        buf: &mut [u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<(), XfsError> {
         self.dev.read_exact_at(off, buf).map_err(|e| XfsError::Io {
             what: format!("{}: {}", self.dev.describe(), what()),
             source: e,
@@ -262,7 +270,12 @@ impl Inner {
     }
 
     fn read_meta_at(&self, byte: u64) -> Result<Arc<[u8]>, XfsError> {
-        if let Some(b) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&byte) {
+        if let Some(b) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&byte)
+        {
             return Ok(b.clone());
         }
         let mut buf = vec![0u8; self.sb.block_size as usize];
@@ -289,7 +302,9 @@ impl Inner {
         let mut out = Vec::with_capacity((nblocks * bs) as usize);
         for b in lblk..lblk + nblocks {
             let i = bmap::find(ext, b).map_err(|_| {
-                corrupt(format!("inode {ino}: logical block {b} is a hole in metadata"))
+                corrupt(format!(
+                    "inode {ino}: logical block {b} is a hole in metadata"
+                ))
             })?;
             let e = &ext[i];
             if e.unwritten {
@@ -505,7 +520,9 @@ impl Inner {
                 }
                 Ok(out)
             }
-            f => Err(corrupt(format!("inode {ino}: symlink with fork format {f}"))),
+            f => Err(corrupt(format!(
+                "inode {ino}: symlink with fork format {f}"
+            ))),
         }
     }
 }
@@ -596,9 +613,9 @@ impl Xfs {
         }
         inner.open_warnings = warnings;
         // The root inode must be readable for anything to work.
-        inner.read_inode(inner.sb.rootino).map_err(|e| {
-            corrupt(format!("root inode {}: {e}", inner.sb.rootino))
-        })?;
+        inner
+            .read_inode(inner.sb.rootino)
+            .map_err(|e| corrupt(format!("root inode {}: {e}", inner.sb.rootino)))?;
         Ok(Xfs {
             inner: Arc::new(inner),
         })
@@ -657,9 +674,10 @@ impl Inner {
         let mut buf = vec![0u8; ss];
         for ag in 0..self.sb.agcount as u64 {
             let base = ag * self.sb.agblocks as u64 * self.bs();
-            for (idx, name, magic, crc_off) in
-                [(1u64, "AGF", 0x5841_4746u32, 216usize), (2, "AGI", 0x5841_4749, 312)]
-            {
+            for (idx, name, magic, crc_off) in [
+                (1u64, "AGF", 0x5841_4746u32, 216usize),
+                (2, "AGI", 0x5841_4749, 312),
+            ] {
                 let off = base + idx * ss as u64;
                 if self
                     .dev_read(off, &mut buf, || format!("AG {ag} {name}"))
@@ -669,9 +687,7 @@ impl Inner {
                     continue;
                 }
                 if be32(&buf, 0) != magic || be32(&buf, 8) as u64 != ag {
-                    warnings.push(format!(
-                        "AG {ag}: {name} has bad magic or sequence number"
-                    ));
+                    warnings.push(format!("AG {ag}: {name} has bad magic or sequence number"));
                     continue;
                 }
                 self.check_crc(&buf, crc_off, || format!("AG {ag} {name}"));
@@ -792,7 +808,12 @@ impl Seek for XfsFile {
     }
 }
 
-fn expect_kind(path: &Path, inode: &Inode, want: FileKind, what: &'static str) -> salvor_source::Result<()> {
+fn expect_kind(
+    path: &Path,
+    inode: &Inode,
+    want: FileKind,
+    what: &'static str,
+) -> salvor_source::Result<()> {
     let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
     if kind != want {
         return Err(SourceError::WrongKind {

@@ -249,14 +249,23 @@ fn targeted_corruption_names_the_inode_and_reports_checksums() {
     assert!(e.contains(&format!("inode {ino}")), "{e}");
     let r = fs2.report();
     assert!(r.checksum_failures >= 1, "{:?}", r.warnings);
-    assert!(r.warnings.iter().any(|w| w.contains(&format!("inode {ino}"))), "{:?}", r.warnings);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains(&format!("inode {ino}"))),
+        "{:?}",
+        r.warnings
+    );
 
     // A bad inode magic: the error names the inode and the path.
     let mut bytes = img.bytes.clone();
     bytes[off] = b'X';
     let fs3 = open_mem(bytes).unwrap();
     let e = fs3.metadata(Path::new("/exact4k")).unwrap_err().to_string();
-    assert!(e.contains(&format!("inode {ino}")) && e.contains("/exact4k"), "{e}");
+    assert!(
+        e.contains(&format!("inode {ino}")) && e.contains("/exact4k"),
+        "{e}"
+    );
 
     // Out-of-range inode numbers.
     assert!(fs.metadata_by_ino(u64::MAX).is_err());

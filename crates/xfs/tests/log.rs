@@ -31,7 +31,14 @@ fn logprint(img: &Path) -> (u64, bool) {
 
 /// Byte offset of the log's first basic block.
 fn log_offset(img: &Path) -> u64 {
-    let out = xfs_db(img, &["sb 0".into(), "print logstart agblocks blocksize agblklog".into()], false);
+    let out = xfs_db(
+        img,
+        &[
+            "sb 0".into(),
+            "print logstart agblocks blocksize agblklog".into(),
+        ],
+        false,
+    );
     let v: std::collections::HashMap<&str, u64> = out
         .lines()
         .filter_map(|l| l.split_once(" = "))

@@ -26,7 +26,11 @@ pub fn sh_out(cmd: &str) -> String {
         .env("TZ", "UTC")
         .output()
         .expect("sh");
-    assert!(o.status.success(), "command failed: {cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "command failed: {cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -140,7 +144,11 @@ pub fn write_proto(root: &Path, out: &Path) {
             }
             out.push(format!("{pad}$"));
         } else if ft.is_file() {
-            out.push(format!("{pad}{name} -{} {u} {g} {}", perm(m), path.display()));
+            out.push(format!(
+                "{pad}{name} -{} {u} {g} {}",
+                perm(m),
+                path.display()
+            ));
         } else if ft.is_symlink() {
             let t = std::fs::read_link(path).unwrap();
             out.push(format!("{pad}{name} l{} {u} {g} {}", perm(m), t.display()));
@@ -153,7 +161,11 @@ pub fn write_proto(root: &Path, out: &Path) {
             out.push(format!("{pad}{name} p{} {u} {g}", perm(m)));
         }
     }
-    let mut lines = vec!["/dummy".to_string(), "0 0".to_string(), "d--755 0 0".to_string()];
+    let mut lines = vec![
+        "/dummy".to_string(),
+        "0 0".to_string(),
+        "d--755 0 0".to_string(),
+    ];
     let mut names: Vec<_> = std::fs::read_dir(root)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -230,12 +242,24 @@ pub fn set_xattrs(img: &Path, block_size: usize) -> Expected {
     add(&mut cmds, "/attrs/sf", "-s", "c", 7);
     cmds.push("path /attrs/leaf".into());
     for i in 0..(block_size / 200).max(12) {
-        add(&mut cmds, "/attrs/leaf", "-u", &format!("leafattr{i:03}"), 30);
+        add(
+            &mut cmds,
+            "/attrs/leaf",
+            "-u",
+            &format!("leafattr{i:03}"),
+            30,
+        );
     }
     cmds.push("path /attrs/node".into());
     for i in 0..(block_size / 10) {
         let ns = ["-u", "-r", "-s"][i % 3];
-        add(&mut cmds, "/attrs/node", ns, &format!("nodeattr_number_{i:04}"), 40);
+        add(
+            &mut cmds,
+            "/attrs/node",
+            ns,
+            &format!("nodeattr_number_{i:04}"),
+            40,
+        );
     }
     cmds.push("path /attrs/remote".into());
     add(&mut cmds, "/attrs/remote", "-u", "big", block_size * 2);
@@ -280,7 +304,9 @@ pub fn read_all_sha(src: &dyn Source, p: &Path, size: u64) -> String {
     let mut buf = vec![0u8; 70000];
     let mut total = 0u64;
     loop {
-        let n = f.read(&mut buf).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let n = f
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         if n == 0 {
             break;
         }
