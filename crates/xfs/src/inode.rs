@@ -172,3 +172,30 @@ impl Inode {
         (v >> 18, v & 0x3ffff)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bigtime_and_legacy_timestamps() {
+        let mut raw = [0u8; 16];
+        // bigtime: (sec + 2^31) * 1e9 + nsec
+        let v: u64 = ((-5i64 + (1 << 31)) as u64) * 1_000_000_000 + 7;
+        raw[..8].copy_from_slice(&v.to_be_bytes());
+        assert_eq!(timestamp(&raw, 0, true), Timestamp { sec: -5, nsec: 7 });
+        let v: u64 = ((4_102_444_800i64 + (1 << 31)) as u64) * 1_000_000_000;
+        raw[..8].copy_from_slice(&v.to_be_bytes());
+        assert_eq!(timestamp(&raw, 0, true).sec, 4_102_444_800); // 2100-01-01
+                                                                 // legacy: signed 32-bit seconds
+        raw[..4].copy_from_slice(&(-86400i32).to_be_bytes());
+        raw[4..8].copy_from_slice(&250_000_000u32.to_be_bytes());
+        assert_eq!(
+            timestamp(&raw, 0, false),
+            Timestamp {
+                sec: -86400,
+                nsec: 250_000_000
+            }
+        );
+    }
+}

@@ -48,8 +48,16 @@
 //!   `security.` (SECURE flag). Parent-pointer attributes are skipped. XFS keeps POSIX
 //!   ACLs as `trusted.SGI_ACL_FILE` / `trusted.SGI_ACL_DEFAULT` in its own format; they
 //!   are reported under those names, unconverted.
-//! * Not supported (refused with a clear error): realtime-device files, external logs
-//!   are reported as such (their state is unknown).
+//! * Log state ([`LogStatus`]): the head of the internal log is found by the cycle
+//!   numbers stamped in every 512-byte log block (binary search), and the last record
+//!   before it is inspected: a lone unmount record is a clean log, anything else is
+//!   dirty (the same verdict as `xfs_logprint -t` and the kernel's mount). An external
+//!   log is reported as [`LogStatus::External`] (state unknown). Nothing is replayed.
+//! * Remote symlinks written without their v5 header (xfsprogs 6.1 `mkfs.xfs -p` does
+//!   this) are read as plain bytes, with a warning.
+//! * An extent pointing outside the filesystem is kept, so reading it is an error
+//!   naming the inode; overlapping or empty extents are dropped with a warning.
+//! * Not supported (refused with a clear error): files on the realtime device.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
