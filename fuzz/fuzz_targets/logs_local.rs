@@ -12,7 +12,9 @@ mod common;
 use common::{gzip, put};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, body)) = data.split_first() else { return };
+    let Some((&sel, body)) = data.split_first() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let live = PathBuf::from("c/local-logs/container.log");
     let mut files = Vec::new();
@@ -24,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     put(dir.path(), live.to_str().unwrap(), body);
     files.push(live);
     let src: Arc<dyn Source> = Arc::new(DirSource::new(dir.path()).unwrap());
-    let lf = LogFiles { format: LogFormat::Local, files };
+    let lf = LogFiles {
+        format: LogFormat::Local,
+        files,
+    };
     let mut n = 0;
     for e in LogReader::new(src.clone(), &lf) {
         let _ = e;
@@ -34,11 +39,23 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let opts = LogOptions {
-        since: (sel & 2 != 0).then_some(Timestamp { sec: 1_600_000_000, nsec: 0 }),
-        until: (sel & 4 != 0).then_some(Timestamp { sec: 1_700_000_000, nsec: 5 }),
+        since: (sel & 2 != 0).then_some(Timestamp {
+            sec: 1_600_000_000,
+            nsec: 0,
+        }),
+        until: (sel & 4 != 0).then_some(Timestamp {
+            sec: 1_700_000_000,
+            nsec: 5,
+        }),
         tail: (sel & 8 != 0).then_some((sel >> 4) as usize),
         timestamps: sel & 16 != 0,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let _ = write_logs(LogReader::new(src, &lf), &opts, &mut out, &mut err, &mut |_| {});
+    let _ = write_logs(
+        LogReader::new(src, &lf),
+        &opts,
+        &mut out,
+        &mut err,
+        &mut |_| {},
+    );
 });

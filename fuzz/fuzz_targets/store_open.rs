@@ -22,10 +22,18 @@ fuzz_target!(|data: &[u8]| {
     let r = dir.path();
     let ov = "image/overlay2";
     put(r, &format!("{ov}/imagedb/content/sha256/{IMG}"), parts[0]);
-    put(r, &format!("{ov}/imagedb/metadata/sha256/{IMG}/lastUpdated"), b"2020-01-01T00:00:00Z");
+    put(
+        r,
+        &format!("{ov}/imagedb/metadata/sha256/{IMG}/lastUpdated"),
+        b"2020-01-01T00:00:00Z",
+    );
     put(r, &format!("{ov}/repositories.json"), parts[1]);
     let l = format!("{ov}/layerdb/sha256/{CHAIN}");
-    put(r, &format!("{l}/diff"), format!("sha256:{CHAIN}").as_bytes());
+    put(
+        r,
+        &format!("{l}/diff"),
+        format!("sha256:{CHAIN}").as_bytes(),
+    );
     put(r, &format!("{l}/cache-id"), b"abc");
     put(r, &format!("{l}/size"), b"5");
     put(r, &format!("{l}/tar-split.json.gz"), &gzip(parts[2]));
@@ -35,16 +43,26 @@ fuzz_target!(|data: &[u8]| {
     let m = format!("{ov}/layerdb/mounts/{CT}");
     put(r, &format!("{m}/mount-id"), b"def");
     put(r, &format!("{m}/init-id"), b"def-init");
-    put(r, &format!("{m}/parent"), format!("sha256:{CHAIN}").as_bytes());
+    put(
+        r,
+        &format!("{m}/parent"),
+        format!("sha256:{CHAIN}").as_bytes(),
+    );
     put(r, "overlay2/def/diff/.wh.gone", b"");
     put(r, "overlay2/def-init/diff/.dockerenv", b"");
     put(r, &format!("containers/{CT}/config.v2.json"), parts[3]);
     put(r, &format!("containers/{CT}/hostconfig.json"), b"{}");
-    put(r, &format!("containers/{CT}/{CT}-json.log"), b"{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"time\":\"2020-01-01T00:00:00Z\"}\n");
+    put(
+        r,
+        &format!("containers/{CT}/{CT}-json.log"),
+        b"{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"time\":\"2020-01-01T00:00:00Z\"}\n",
+    );
     put(r, "volumes/v1/_data/f", b"x");
 
     let src: Arc<dyn Source> = Arc::new(DirSource::new(r).unwrap());
-    let Ok(store) = Store::open_at(src, PathBuf::new()) else { return };
+    let Ok(store) = Store::open_at(src, PathBuf::new()) else {
+        return;
+    };
     for img in &store.images {
         let _ = store.find_image(&img.id);
         let _ = store.select_for_save(&img.id);
@@ -74,7 +92,10 @@ fuzz_target!(|data: &[u8]| {
         logs: true,
         ..Default::default()
     };
-    for format in [salvor_forensic::TimelineFormat::Bodyfile, salvor_forensic::TimelineFormat::Jsonl] {
+    for format in [
+        salvor_forensic::TimelineFormat::Bodyfile,
+        salvor_forensic::TimelineFormat::Jsonl,
+    ] {
         let mut out = Vec::new();
         let _ = salvor_forensic::write_timeline(&store, &opts, format, &mut out);
     }

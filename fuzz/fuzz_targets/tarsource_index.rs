@@ -10,7 +10,9 @@ fn walk(src: &TarSource, dir: &Path, depth: usize, budget: &mut usize) {
     if depth > 16 {
         return;
     }
-    let Ok(entries) = src.read_dir(dir) else { return };
+    let Ok(entries) = src.read_dir(dir) else {
+        return;
+    };
     for e in entries {
         if *budget == 0 {
             return;
@@ -39,7 +41,9 @@ fuzz_target!(|data: &[u8]| {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(data).unwrap();
     f.flush().unwrap();
-    let Ok(src) = TarSource::open(f.path()) else { return };
+    let Ok(src) = TarSource::open(f.path()) else {
+        return;
+    };
     let _ = src.warnings();
     let mut budget = 10_000;
     walk(&src, &PathBuf::new(), 0, &mut budget);

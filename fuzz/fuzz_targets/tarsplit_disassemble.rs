@@ -68,14 +68,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut out = Vec::new();
-    let ar = assemble(Unpacker::new(&json[..]), &Getter(&cap.files), &mut out)
-        .unwrap_or_else(|e| panic!("disassembled stream does not assemble: {e}; report {report:?}"));
+    let ar =
+        assemble(Unpacker::new(&json[..]), &Getter(&cap.files), &mut out).unwrap_or_else(|e| {
+            panic!("disassembled stream does not assemble: {e}; report {report:?}")
+        });
     if ar.is_clean() {
         assert_eq!(
             out.as_slice(),
             &data[..out.len().min(data.len())],
             "round trip differs; report {report:?}"
         );
-        assert_eq!(out.len() as u64, report.tar_bytes + report.trailing_bytes, "length; report {report:?}");
+        assert_eq!(
+            out.len() as u64,
+            report.tar_bytes + report.trailing_bytes,
+            "length; report {report:?}"
+        );
     }
 });

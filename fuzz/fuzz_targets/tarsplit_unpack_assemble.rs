@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     let mut map = BTreeMap::new();
-    map.insert(b"etc/passwd".to_vec(), b"root:x:0:0::/root:/bin/sh\n".to_vec());
+    map.insert(
+        b"etc/passwd".to_vec(),
+        b"root:x:0:0::/root:/bin/sh\n".to_vec(),
+    );
     map.insert(b"./bin/sh".to_vec(), pool.to_vec());
     let getter = MapGetter(map, pool.to_vec());
     // Entries alone.
@@ -42,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(report) = assemble(Unpacker::new(json), &getter, &mut out) {
         if let Ok(n) = planned {
             // The size planned from the entries alone is what assembly writes.
-            assert_eq!(n, out.len() as u64, "assembled_size disagrees with assemble: {report:?}");
+            assert_eq!(
+                n,
+                out.len() as u64,
+                "assembled_size disagrees with assemble: {report:?}"
+            );
         }
     }
 });

@@ -27,7 +27,6 @@
 //! into all four time fields (mactime shows it as `macb`).
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -824,11 +823,6 @@ pub fn clean_bytes(b: &[u8]) -> String {
 
 fn clean_str(s: &str) -> String {
     clean_bytes(s.as_bytes())
-}
-
-#[allow(dead_code)]
-fn os(b: &OsStr) -> String {
-    clean_bytes(b.as_bytes())
 }
 
 #[cfg(test)]
