@@ -361,11 +361,14 @@ mod tests {
 
     #[test]
     fn pax_record_sizes() {
-        assert_eq!(pax_record(b"path", b"a"), b"10 path=a\n");
+        assert_eq!(pax_record(b"path", b"a"), b"9 path=a\n");
         // 3 + 4 + 93 = 100 bytes + "100 " would make 104 -> adjusts
         let v = vec![b'x'; 92];
         let r = pax_record(b"path", &v);
-        assert_eq!(r.len().to_string().as_bytes(), &r[..r.iter().position(|&c| c == b' ').unwrap()]);
+        assert_eq!(
+            r.len().to_string().as_bytes(),
+            &r[..r.iter().position(|&c| c == b' ').unwrap()]
+        );
     }
 
     #[test]

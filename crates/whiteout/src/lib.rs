@@ -227,7 +227,10 @@ impl TarNames {
                 if f.len() < 3 || f[0].is_empty() {
                     continue;
                 }
-                let Ok(id) = std::str::from_utf8(f[2]).unwrap_or("x").trim().parse::<u32>()
+                let Ok(id) = std::str::from_utf8(f[2])
+                    .unwrap_or("x")
+                    .trim()
+                    .parse::<u32>()
                 else {
                     continue;
                 };
@@ -294,7 +297,11 @@ fn same_subtree(new: &Node, old: &Node, new_off: usize) -> bool {
     new.layer >= new_off
         && new.layer - new_off == old.layer
         && new.contrib.len() == old.contrib.len()
-        && new.contrib.iter().zip(&old.contrib).all(|(a, b)| *a >= new_off && a - new_off == *b)
+        && new
+            .contrib
+            .iter()
+            .zip(&old.contrib)
+            .all(|(a, b)| *a >= new_off && a - new_off == *b)
 }
 
 /// `docker diff`: the changes of `upper` over `lowers` (nearest first: for a container
@@ -442,17 +449,19 @@ pub fn write_layer_tar(
     };
     upper.check_unsupported(b"")?;
     // Iterative WalkDir of the upper directory itself (no merging).
-    let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<(Vec<u8>, Metadata)>)> = vec![(
-        Vec::new(),
-        raw_children(upper, b"")?.into_iter(),
-    )];
+    let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<(Vec<u8>, Metadata)>)> =
+        vec![(Vec::new(), raw_children(upper, b"")?.into_iter())];
     while let Some((dir, it)) = stack.last_mut() {
         let Some((name, md)) = it.next() else {
             stack.pop();
             continue;
         };
         let rel = join(dir, &name);
-        if !overlay && dir.is_empty() && name.starts_with(view::WH_META_PREFIX) && name != view::WH_OPAQUE {
+        if !overlay
+            && dir.is_empty()
+            && name.starts_with(view::WH_META_PREFIX)
+            && name != view::WH_OPAQUE
+        {
             continue; // aufs Diff: Exclude ".wh..wh.*" (root level), "!.wh..wh..opq"
         }
         upper.check_unsupported(&rel)?;
@@ -591,7 +600,9 @@ pub fn read_merged_file(
     }
     match resolve(&view, &rel)? {
         Some((i, md)) if md.is_file() => Ok(Some(
-            layers[i].source.read_limited(&layers[i].path(&rel), limit)?,
+            layers[i]
+                .source
+                .read_limited(&layers[i].path(&rel), limit)?,
         )),
         _ => Ok(None),
     }
@@ -650,10 +661,7 @@ pub fn inspect_layer(layer: &LayerDir) -> Result<Vec<Finding>, WhiteoutError> {
         if base.starts_with(view::WH_PREFIX) {
             findings.push(Finding {
                 path: p.clone(),
-                what: format!(
-                    "AUFS-style marker {:?}",
-                    String::from_utf8_lossy(base)
-                ),
+                what: format!("AUFS-style marker {:?}", String::from_utf8_lossy(base)),
             });
         }
         if md.is_dir() {

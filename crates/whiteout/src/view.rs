@@ -127,7 +127,9 @@ impl LayerDir<'_> {
                 if self.lstat(&join(rel, WH_OPAQUE))?.is_some() {
                     return Ok(true);
                 }
-                Ok(matches!(self.lstat(&join(rel, FUSE_OPQ))?, Some(md) if md.is_overlay_whiteout()))
+                Ok(
+                    matches!(self.lstat(&join(rel, FUSE_OPQ))?, Some(md) if md.is_overlay_whiteout()),
+                )
             }
         }
     }
@@ -151,11 +153,11 @@ impl LayerDir<'_> {
             let name = e.name.as_bytes().to_vec();
             check_name(&self.path(rel), &name)?;
             let p = join(rel, &name);
-            let md = self
-                .lstat(&p)?
-                .ok_or_else(|| WhiteoutError::Source(salvor_source::SourceError::NotFound {
+            let md = self.lstat(&p)?.ok_or_else(|| {
+                WhiteoutError::Source(salvor_source::SourceError::NotFound {
                     path: self.path(&p),
-                }))?;
+                })
+            })?;
             let is_wh_dev = md.is_overlay_whiteout();
             match self.style {
                 WhiteoutStyle::Snapshot => {
@@ -248,14 +250,18 @@ impl<'v, 'a> View<'v, 'a> {
             return Err(WhiteoutError::NoLayers);
         };
         let md = top.lstat(b"")?.ok_or_else(|| {
-            WhiteoutError::Source(salvor_source::SourceError::NotFound { path: top.path(b"") })
+            WhiteoutError::Source(salvor_source::SourceError::NotFound {
+                path: top.path(b""),
+            })
         })?;
         if !md.is_dir() {
-            return Err(WhiteoutError::Source(salvor_source::SourceError::WrongKind {
-                path: top.path(b""),
-                expected: "directory",
-                found: md.kind,
-            }));
+            return Err(WhiteoutError::Source(
+                salvor_source::SourceError::WrongKind {
+                    path: top.path(b""),
+                    expected: "directory",
+                    found: md.kind,
+                },
+            ));
         }
         let mut contrib = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
@@ -320,7 +326,14 @@ impl<'v, 'a> View<'v, 'a> {
                     }
                 }
             }
-            res.push((name, Node { layer: i, md, contrib }));
+            res.push((
+                name,
+                Node {
+                    layer: i,
+                    md,
+                    contrib,
+                },
+            ));
         }
         Ok(res)
     }

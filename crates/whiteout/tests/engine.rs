@@ -46,7 +46,11 @@ fn containers(src: &dyn Source, driver: &str) -> Vec<Ctr> {
         let id = e.name.to_string_lossy().to_string();
         let cfg = read_str(src, &format!("containers/{id}/config.v2.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
-        let name = v["Name"].as_str().unwrap().trim_start_matches('/').to_string();
+        let name = v["Name"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('/')
+            .to_string();
         let m = format!("image/{driver}/layerdb/mounts/{id}");
         let mount_id = read_str(src, &format!("{m}/mount-id")).unwrap();
         let init_id = read_str(src, &format!("{m}/init-id")).unwrap();
@@ -158,7 +162,11 @@ fn tarheaders(tar: &Path) -> Vec<serde_json::Value> {
         .arg(tar)
         .output()
         .expect("python3 is needed to dump tar headers like expected/ was made");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -182,7 +190,9 @@ fn host_names_agree_with_recorded_headers() {
     let mut checked = 0;
     for d in DRIVERS {
         let dir = fixture(d).join("expected/save/committed-1/layer-headers");
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd {
             let p = e.unwrap().path();
             for h in expected_headers(&p) {
@@ -191,8 +201,16 @@ fn host_names_agree_with_recorded_headers() {
                 }
                 let uid = h["uid"].as_u64().unwrap() as u32;
                 let gid = h["gid"].as_u64().unwrap() as u32;
-                assert_eq!(names.user(uid), h["uname"].as_str().unwrap(), "{p:?} uid {uid}");
-                assert_eq!(names.group(gid), h["gname"].as_str().unwrap(), "{p:?} gid {gid}");
+                assert_eq!(
+                    names.user(uid),
+                    h["uname"].as_str().unwrap(),
+                    "{p:?} uid {uid}"
+                );
+                assert_eq!(
+                    names.group(gid),
+                    h["gname"].as_str().unwrap(),
+                    "{p:?} gid {gid}"
+                );
                 checked += 1;
             }
         }
@@ -267,7 +285,8 @@ fn docker_diff_matches_engine() {
 }
 
 fn diff_id_of(d: &str, label: &str, v1: &str) -> String {
-    let l = std::fs::read_to_string(fixture(d).join(format!("expected/save/{label}/layers.txt"))).unwrap();
+    let l = std::fs::read_to_string(fixture(d).join(format!("expected/save/{label}/layers.txt")))
+        .unwrap();
     l.lines()
         .find(|x| x.ends_with(&format!("{v1}/layer.tar")))
         .map(|x| format!("sha256:{}", x.split(' ').next().unwrap()))
@@ -279,8 +298,15 @@ fn diff_id_of(d: &str, label: &str, v1: &str) -> String {
 fn committed_layer_headers(d: &str) -> (String, Vec<serde_json::Value>) {
     let dir = fixture(d).join("expected/save/committed-1");
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("files/manifest.json")).unwrap()).unwrap();
-    let last = manifest[0]["Layers"].as_array().unwrap().last().unwrap().as_str().unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("files/manifest.json")).unwrap())
+            .unwrap();
+    let last = manifest[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap();
     let v1 = last.trim_end_matches("/layer.tar");
     let h = expected_headers(&dir.join(format!("layer-headers/{v1}_layer.tar.jsonl")));
     (diff_id_of(d, "committed-1", v1), h)
@@ -324,7 +350,10 @@ impl Source for SharedInode<'_> {
 fn docker_commit_overlay2_is_byte_exact() {
     let d = "overlay2";
     let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
-    let c = containers(&src, d).into_iter().find(|c| c.name == "c-exit0").unwrap();
+    let c = containers(&src, d)
+        .into_iter()
+        .find(|c| c.name == "c-exit0")
+        .unwrap();
     let s = stack(d, &c);
     // The kernel made c-exit0's two whiteouts as hard links of one inode (overlayfs >= 5.8),
     // which the engine's tar records as a link name on the 2nd whiteout. The fixture's
@@ -346,7 +375,10 @@ fn docker_commit_overlay2_is_byte_exact() {
     for (g, e) in got.iter().zip(&exp) {
         assert_eq!(g, e);
     }
-    eprintln!("overlay2 commit: {} headers equal, digest {digest} ({size} bytes)", got.len());
+    eprintln!(
+        "overlay2 commit: {} headers equal, digest {digest} ({size} bytes)",
+        got.len()
+    );
     assert_eq!(digest, diff_id);
     assert_eq!(size, std::fs::metadata(tmp.path()).unwrap().len());
 }
@@ -358,10 +390,17 @@ fn docker_commit_fuse_overlayfs_naive_headers() {
     // digest, which depends on it) is compared.
     let d = "fuse-overlayfs";
     let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
-    let c = containers(&src, d).into_iter().find(|c| c.name == "c-exit0").unwrap();
+    let c = containers(&src, d)
+        .into_iter()
+        .find(|c| c.name == "c-exit0")
+        .unwrap();
     let s = stack(d, &c);
     let upper = LayerDir::new(&src, &s.upper, s.style);
-    let lowers: Vec<LayerDir> = s.lowers.iter().map(|(p, st)| LayerDir::new(&src, p, *st)).collect();
+    let lowers: Vec<LayerDir> = s
+        .lowers
+        .iter()
+        .map(|(p, st)| LayerDir::new(&src, p, *st))
+        .collect();
     let (_, exp) = committed_layer_headers(d);
     let wh_time = exp
         .iter()
@@ -386,7 +425,8 @@ fn docker_commit_fuse_overlayfs_naive_headers() {
         o.remove("offset_data");
         v
     };
-    let (got, exp): (Vec<_>, Vec<_>) = (got.iter().map(key).collect(), exp.iter().map(key).collect());
+    let (got, exp): (Vec<_>, Vec<_>) =
+        (got.iter().map(key).collect(), exp.iter().map(key).collect());
     for (g, e) in got.iter().zip(&exp) {
         let wh = e["name"].as_str().unwrap().contains(".wh.");
         let (mut g, mut e) = (g.clone(), e.clone());
@@ -422,8 +462,12 @@ fn docker_export_matches_engine() {
             }
             // Docker 20.10's export runs chrooted in the container (chrootarchive), so
             // names come from the container's own /etc/passwd and /etc/group.
-            let pw = read_merged_file(&layers, b"etc/passwd", 1 << 20).unwrap().unwrap_or_default();
-            let gr = read_merged_file(&layers, b"etc/group", 1 << 20).unwrap().unwrap_or_default();
+            let pw = read_merged_file(&layers, b"etc/passwd", 1 << 20)
+                .unwrap()
+                .unwrap_or_default();
+            let gr = read_merged_file(&layers, b"etc/group", 1 << 20)
+                .unwrap()
+                .unwrap_or_default();
             let names = TarNames::from_passwd_group(&pw, &gr);
             let tmp = tempfile::NamedTempFile::new().unwrap();
             let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
@@ -443,7 +487,13 @@ fn docker_export_matches_engine() {
                 }
             }
             if !bad.is_empty() {
-                failures.push(format!("{d} {}: {} of {} differ\n{}", c.name, bad.len(), exp.len(), bad.iter().take(6).cloned().collect::<Vec<_>>().join("\n")));
+                failures.push(format!(
+                    "{d} {}: {} of {} differ\n{}",
+                    c.name,
+                    bad.len(),
+                    exp.len(),
+                    bad.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
+                ));
             }
         }
     }
