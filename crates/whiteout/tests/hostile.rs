@@ -279,7 +279,7 @@ fn whiteout_without_lower_counterpart_and_odd_opaque() {
     let mut ex = Vec::new();
     write_flattened_tar(&[upper, lower], &TarNames::empty(), &mut ex).unwrap();
     let names: Vec<Vec<u8>> = tar_entries(&ex).into_iter().map(|x| x.0).collect();
-    assert_eq!(names, [&b"d"[..], b"d/kept", b"d/new", b"o"]);
+    assert_eq!(names, [&b"d/"[..], b"d/kept", b"d/new", b"o/"]);
     let f = inspect_layer(&upper).unwrap();
     assert!(f
         .iter()
