@@ -268,11 +268,11 @@ fn whiteout_without_lower_counterpart_and_odd_opaque() {
     assert_eq!(
         names,
         [
-            &b"d"[..],
+            &b"d/"[..],
             b"d/new",
             b".wh.ghost",
             b".wh.gone",
-            b"o",
+            b"o/",
             b"o/.wh..wh..opq"
         ]
     );
