@@ -1,10 +1,13 @@
-//! `verify`: rebuild every layer and compare with its diff_id.
+//! `verify`: rebuild every layer and compare with its diff_id, and audit every layer's
+//! files against its tar-split headers (`Store::audit_layer`: metadata, whiteouts, added
+//! and missing files). A layer is verified only when both are clean; a layer whose stream
+//! rebuilds but whose audit has findings is `tampered`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use rayon::prelude::*;
-use salvor_store::{Image, RebuildReport, RebuildStatus, Store};
+use salvor_store::{AuditReport, Image, RebuildReport, RebuildStatus, Store};
 use serde_json::json;
 
 use crate::commands::EXIT_FINDINGS;
@@ -74,6 +77,31 @@ pub fn verify_layers(
         .collect()
 }
 
+/// Audits the given layers in parallel (a metadata walk; no file content is read).
+pub fn audit_layers(store: &Store, chain_ids: &[String]) -> BTreeMap<String, AuditReport> {
+    let layers: Vec<_> = chain_ids
+        .iter()
+        .filter_map(|c| store.layers.get(c))
+        .collect();
+    layers
+        .par_iter()
+        .map(|l| (l.chain_id.clone(), store.audit_layer(l)))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The status shown for a layer: the rebuild's, or `tampered` when the stream rebuilt but
+/// the audit found something.
+fn layer_status(r: &RebuildReport, a: Option<&AuditReport>) -> &'static str {
+    match r.status {
+        RebuildStatus::Verified if a.is_some_and(|a| !a.is_clean()) => "tampered",
+        RebuildStatus::Verified => "verified",
+        RebuildStatus::Mismatch => "mismatch",
+        RebuildStatus::Unrebuildable => "unrebuildable",
+    }
+}
+
 pub fn verify(
     store: &Store,
     queries: &[String],
@@ -89,7 +117,10 @@ pub fn verify(
             }
         }
     }
-    let reports = verify_layers(store, &chains, quiet);
+    let (reports, audits) = rayon::join(
+        || verify_layers(store, &chains, quiet),
+        || audit_layers(store, &chains),
+    );
     let mut all_ok = true;
     let mut image_rows = Vec::new();
     for img in &images {
@@ -100,8 +131,17 @@ pub fn verify(
         }
         for c in &img.chain_ids {
             match reports.get(c) {
-                Some(r) if r.status == RebuildStatus::Verified => {}
-                Some(_) => problems.push(format!("layer {} did not verify", short_id(c))),
+                Some(r) => match layer_status(r, audits.get(c)) {
+                    "verified" => {}
+                    "tampered" => problems.push(format!(
+                        "layer {} was tampered with ({} audit finding(s))",
+                        short_id(c),
+                        audits
+                            .get(c)
+                            .map_or(0, |a| a.findings.len() as u64 + a.omitted)
+                    )),
+                    _ => problems.push(format!("layer {} did not verify", short_id(c))),
+                },
                 None => problems.push(format!("layer {} is not in the layer store", short_id(c))),
             }
         }
@@ -120,7 +160,20 @@ pub fn verify(
                 "problems": problems,
                 "chain_ids": img.chain_ids,
             })).collect::<Vec<_>>(),
-            "layers": reports.values().collect::<Vec<_>>(),
+            "layers": reports.values().map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({}));
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("status".into(), json!(layer_status(r, audits.get(&r.chain_id))));
+                    o.insert("audit".into(), audits.get(&r.chain_id).map_or(json!(null), |a| json!({
+                        "entries": a.entries,
+                        "walked": a.walked,
+                        "findings": a.findings,
+                        "omitted": a.omitted,
+                        "notes": a.notes,
+                    })));
+                }
+                v
+            }).collect::<Vec<_>>(),
             "metadata_problems": store.problems,
         });
         print_json(&v)?;
@@ -129,10 +182,16 @@ pub fn verify(
         let mut t = Table::new(&["LAYER (CHAIN ID)", "DIFF ID", "STATUS", "FILES", "SIZE"]);
         for c in &chains {
             let Some(r) = reports.get(c) else { continue };
-            let status = match r.status {
-                RebuildStatus::Verified => "verified".to_string(),
-                RebuildStatus::Mismatch => format!("MISMATCH ({} finding(s))", r.findings.len()),
-                RebuildStatus::Unrebuildable => "UNREBUILDABLE".to_string(),
+            let audit = audits.get(c);
+            let n_audit = audit.map_or(0, |a| a.findings.len() as u64 + a.omitted);
+            let status = match layer_status(r, audit) {
+                "verified" => "verified".to_string(),
+                "tampered" => format!("TAMPERED ({n_audit} finding(s))"),
+                "mismatch" => format!(
+                    "MISMATCH ({} finding(s))",
+                    r.findings.len() as u64 + n_audit
+                ),
+                _ => "UNREBUILDABLE".to_string(),
             };
             t.row(vec![
                 short_id(c),
@@ -148,7 +207,8 @@ pub fn verify(
         t.print(&mut out)?;
         for c in &chains {
             let Some(r) = reports.get(c) else { continue };
-            if r.status == RebuildStatus::Verified {
+            let audit = audits.get(c);
+            if layer_status(r, audit) == "verified" {
                 continue;
             }
             writeln!(
@@ -179,6 +239,25 @@ pub fn verify(
                     "  … {} more (use --json for all)",
                     r.findings.len() - 50
                 )?;
+            }
+            if let Some(a) = audit {
+                for f in a.findings.iter().take(50) {
+                    writeln!(
+                        out,
+                        "  {}: {} (expected {}, found {})",
+                        printable(&f.path),
+                        f.kind,
+                        printable(&f.expected),
+                        printable(&f.found)
+                    )?;
+                }
+                let more = (a.findings.len() as u64 + a.omitted).saturating_sub(50);
+                if more > 0 {
+                    writeln!(out, "  … {more} more audit finding(s) (use --json for all)")?;
+                }
+                for n in &a.notes {
+                    writeln!(out, "  audit note: {}", printable(n))?;
+                }
             }
         }
         writeln!(out)?;

@@ -47,6 +47,9 @@
 //!   is audited as its own layer.
 //! * userns-remap: a data-root named `<uid>.<gid>` (the engine's remapped root) shifts the
 //!   expected owner by that uid/gid.
+//! * Evidence copied without ownership (every path of a layer owned by one and the same
+//!   uid:gid, none with its recorded owner, at least 3 paths): one note instead of an
+//!   owner finding per path.
 //! * Rootless engines skip device nodes: such a data-root would show them as missing.
 //!
 //! # Bounds
@@ -288,7 +291,24 @@ struct Expect {
     mtime: Option<(i64, Option<u32>)>,
 }
 
+/// Owner comparisons of a layer, held back until the end: when *no* path of a layer has
+/// its recorded owner and every path has one and the same owner, the evidence was copied
+/// without ownership (a collector running as a normal user, `tar` without
+/// `--same-owner`): that is one note, not a finding per file.
+#[derive(Default)]
+struct Owners {
+    checked: u64,
+    matched: u64,
+    /// `Some(Some(o))` while every mismatch found the same owner `o`.
+    single: Option<Option<(u32, u32)>>,
+    findings: Vec<(Vec<u8>, AuditKind, String, String)>,
+}
+
+/// Fewest owner comparisons for the "ownership not preserved" rule.
+const MIN_OWNERS_FOR_COLLECTION_RULE: u64 = 3;
+
 struct Ctx<'a> {
+    owners: Owners,
     source: &'a dyn Source,
     root: PathBuf,
     /// userns-remap offset (uid, gid).
@@ -396,21 +416,34 @@ impl Ctx<'_> {
                 );
             }
         }
-        if e.uid != i64::from(md.uid) {
-            self.push(
-                path,
-                AuditKind::UidChanged,
-                e.uid.to_string(),
-                md.uid.to_string(),
-            );
-        }
-        if e.gid != i64::from(md.gid) {
-            self.push(
-                path,
-                AuditKind::GidChanged,
-                e.gid.to_string(),
-                md.gid.to_string(),
-            );
+        let uid_ok = e.uid == i64::from(md.uid);
+        let gid_ok = e.gid == i64::from(md.gid);
+        self.owners.checked += 1;
+        if uid_ok && gid_ok {
+            self.owners.matched += 1;
+        } else {
+            let one = (md.uid, md.gid);
+            self.owners.single = match self.owners.single {
+                None => Some(Some(one)),
+                Some(Some(o)) if o == one => Some(Some(o)),
+                _ => Some(None),
+            };
+            if !uid_ok {
+                self.owners.findings.push((
+                    path.to_vec(),
+                    AuditKind::UidChanged,
+                    e.uid.to_string(),
+                    md.uid.to_string(),
+                ));
+            }
+            if !gid_ok {
+                self.owners.findings.push((
+                    path.to_vec(),
+                    AuditKind::GidChanged,
+                    e.gid.to_string(),
+                    md.gid.to_string(),
+                ));
+            }
         }
         if let Some((sec, nsec)) = e.mtime {
             let ns_differs = match nsec {
@@ -726,6 +759,23 @@ impl Ctx<'_> {
         }
     }
 
+    fn finish_owners(&mut self) {
+        let o = std::mem::take(&mut self.owners);
+        if o.matched == 0 && o.checked >= MIN_OWNERS_FOR_COLLECTION_RULE {
+            if let Some(Some((uid, gid))) = o.single {
+                self.report.notes.push(format!(
+                    "no path has its recorded owner and all {} are owned by {uid}:{gid}: the evidence \
+                     was copied without ownership; owners were not compared",
+                    o.checked
+                ));
+                return;
+            }
+        }
+        for (p, k, e, f) in o.findings {
+            self.push(&p, k, e, f);
+        }
+    }
+
     fn flag(&self, p: &[u8]) -> u8 {
         self.listed.get(p).copied().unwrap_or(0)
     }
@@ -1032,6 +1082,7 @@ impl Store {
             }
         };
         let mut cx = Ctx {
+            owners: Owners::default(),
             source: self.source.as_ref(),
             root,
             remap: remap_of(&self.root),
@@ -1093,6 +1144,7 @@ impl Store {
                 "nothing".into(),
             );
         }
+        cx.finish_owners();
         let mut r = cx.report;
         r.findings.sort_by(|a, b| {
             (a.path_bytes.as_slice(), a.kind).cmp(&(b.path_bytes.as_slice(), b.kind))
