@@ -1,5 +1,5 @@
 //! Opening the evidence named by `--root`: a directory, a tar archive, or a disk image
-//! (raw, qcow2, VMDK, VHDX, E01; partitions, LVM; ext4 inside), always read-only.
+//! (raw, qcow2, VMDK, VHDX, E01; partitions, LVM; ext4 or XFS inside), always read-only.
 //!
 //! `--root disk.img:p3` (or `:lv:vg/name`, `:disk`) picks the volume; otherwise every ext/XFS
 //! volume is tried, in disk order, and the first that holds a Docker data-root (at its top,
@@ -152,7 +152,7 @@ pub fn open_filesystem(
 ) -> anyhow::Result<Arc<dyn Source>> {
     match content {
         Content::Ext { .. } => Ok(Arc::new(salvor_ext4::Ext4::open(dev)?)),
-        Content::Xfs { .. } => bail!("XFS: this build has no XFS reader yet"),
+        Content::Xfs { .. } => Ok(Arc::new(salvor_xfs::Xfs::open(dev)?)),
         other => bail!(
             "not a filesystem salvor reads: {}",
             serde_json::to_string(other).unwrap_or_default()

@@ -17,14 +17,13 @@ fn docker(args: &[&str]) -> (bool, String, String) {
     }
 }
 
+/// Needs a Docker engine: `.ci/run` runs it (`cargo test -- --include-ignored`) where one
+/// answers; elsewhere it is reported as ignored, never as passed.
 #[test]
+#[ignore = "needs a Docker engine (cargo test -- --include-ignored)"]
 fn docker_load_accepts_salvor_archives() {
-    if std::env::var("SALVOR_ENGINE_TESTS").ok().as_deref() != Some("1") {
-        eprintln!("SKIPPED docker_load_accepts_salvor_archives: set SALVOR_ENGINE_TESTS=1 to run against a Docker engine");
-        return;
-    }
     let (ok, _, err) = docker(&["info", "--format", "{{.ServerVersion}}"]);
-    assert!(ok, "SALVOR_ENGINE_TESTS=1 but `docker info` fails: {err}");
+    assert!(ok, "`docker info` fails: {err}");
 
     let mut src = FakeSource::default();
     let pid = std::process::id();

@@ -530,22 +530,28 @@ fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
         }
     };
     let mut head = [0u8; 1200];
-    let is_ext = dev.read_exact_at(0, &mut head).is_ok() && head[1080..1082] == [0x53, 0xef];
-    if !is_ext {
-        let fs = if head.starts_with(b"XFSB") {
-            "XFS"
-        } else {
-            "an unknown filesystem"
-        };
+    if dev.read_exact_at(0, &mut head).is_err() {
         return LayerFiles::Unavailable {
-            reason: format!("thin device {device_id} holds {fs}, which this build cannot read"),
+            reason: format!("thin device {device_id} cannot be read"),
         };
     }
-    match salvor_ext4::Ext4::open(dev) {
-        Ok(fs) => LayerFiles::ThinDevice {
+    let opened: std::result::Result<(String, Arc<dyn Source>), String> =
+        if head[1080..1082] == [0x53, 0xef] {
+            salvor_ext4::Ext4::open(dev)
+                .map(|fs| ("ext4".to_string(), Arc::new(fs) as Arc<dyn Source>))
+                .map_err(|e| e.to_string())
+        } else if head.starts_with(b"XFSB") {
+            salvor_xfs::Xfs::open(dev)
+                .map(|fs| ("xfs".to_string(), Arc::new(fs) as Arc<dyn Source>))
+                .map_err(|e| e.to_string())
+        } else {
+            Err("no ext4 or XFS filesystem on it".to_string())
+        };
+    match opened {
+        Ok((filesystem, fs)) => LayerFiles::ThinDevice {
             device_id,
-            filesystem: "ext4".into(),
-            source: crate::SourceHandle(Arc::new(fs)),
+            filesystem,
+            source: crate::SourceHandle(fs),
         },
         Err(e) => LayerFiles::Unavailable {
             reason: format!("thin device {device_id}: {e}"),
