@@ -49,7 +49,9 @@
 //!   expected owner by that uid/gid.
 //! * Evidence copied without ownership (every path of a layer owned by one and the same
 //!   uid:gid, none with its recorded owner, at least 3 paths): one note instead of an
-//!   owner finding per path.
+//!   owner finding per path. Likewise when no file, or no directory, of a layer has its
+//!   recorded mtime (at least 3 compared): the copy did not keep them (`cp -r`, unpackers
+//!   that write children after setting a directory's time).
 //! * Rootless engines skip device nodes: such a data-root would show them as missing.
 //!
 //! # Bounds
@@ -307,8 +309,20 @@ struct Owners {
 /// Fewest owner comparisons for the "ownership not preserved" rule.
 const MIN_OWNERS_FOR_COLLECTION_RULE: u64 = 3;
 
+/// Mtime comparisons of one class (0: non-directories, 1: directories), held back like
+/// [`Owners`]: when *every* one of at least 3 differs, the copy of the evidence did not
+/// keep mtimes (`cp -r`, an unpacker that writes a directory's children after setting
+/// its time): one note, not a finding per path.
+#[derive(Default)]
+struct Mtimes {
+    checked: u64,
+    matched: u64,
+    findings: Vec<(Vec<u8>, AuditKind, String, String)>,
+}
+
 struct Ctx<'a> {
     owners: Owners,
+    mtimes: [Mtimes; 2],
     source: &'a dyn Source,
     root: PathBuf,
     /// userns-remap offset (uid, gid).
@@ -450,17 +464,21 @@ impl Ctx<'_> {
                 Some(n) => md.mtime.nsec != 0 && md.mtime.nsec != n,
                 None => false,
             };
+            let class = &mut self.mtimes[usize::from(md.kind == FileKind::Dir)];
+            class.checked += 1;
             if sec != md.mtime.sec || ns_differs {
                 let show = |s: i64, n: Option<u32>| match n {
                     Some(n) if n != 0 => format!("{s}.{n:09}"),
                     _ => s.to_string(),
                 };
-                self.push(
-                    path,
+                class.findings.push((
+                    path.to_vec(),
                     AuditKind::MtimeChanged,
                     show(sec, nsec),
                     show(md.mtime.sec, Some(md.mtime.nsec)),
-                );
+                ));
+            } else {
+                class.matched += 1;
             }
         }
     }
@@ -774,6 +792,31 @@ impl Ctx<'_> {
         for (p, k, e, f) in o.findings {
             self.push(&p, k, e, f);
         }
+        let mtimes = std::mem::take(&mut self.mtimes);
+        let (checked, matched) = mtimes
+            .iter()
+            .fold((0, 0), |(c, m), x| (c + x.checked, m + x.matched));
+        if matched == 0 && checked >= MIN_OWNERS_FOR_COLLECTION_RULE {
+            self.report.notes.push(format!(
+                "none of the {checked} paths has its recorded mtime: the evidence was copied \
+                 without mtimes; they were not compared"
+            ));
+            return;
+        }
+        for (i, m) in mtimes.into_iter().enumerate() {
+            if m.matched == 0 && m.checked >= MIN_OWNERS_FOR_COLLECTION_RULE {
+                self.report.notes.push(format!(
+                    "none of the {} {} has its recorded mtime: the evidence was copied without \
+                     mtimes; they were not compared",
+                    m.checked,
+                    if i == 1 { "directories" } else { "files" }
+                ));
+                continue;
+            }
+            for (p, k, e, f) in m.findings {
+                self.push(&p, k, e, f);
+            }
+        }
     }
 
     fn flag(&self, p: &[u8]) -> u8 {
@@ -1083,6 +1126,7 @@ impl Store {
         };
         let mut cx = Ctx {
             owners: Owners::default(),
+            mtimes: Default::default(),
             source: self.source.as_ref(),
             root,
             remap: remap_of(&self.root),
