@@ -138,6 +138,7 @@ pub fn build(dir: &Path, layers: &[Vec<Member>]) -> Built {
             }
             b.finish().expect("finish");
         }
+        set_mtimes(&diff);
         let diff_id = sha(&tarb);
         let chain = match built.chain_ids.last() {
             None => diff_id.clone(),
@@ -198,4 +199,42 @@ pub fn meta_dir(b: &Built, n: usize) -> PathBuf {
 /// Path of a layer's diff dir.
 pub fn diff_dir(b: &Built, n: usize) -> PathBuf {
     b.root.join("overlay2").join(&b.cache_ids[n]).join("diff")
+}
+
+/// Gives every entry below `dir` the mtime its tar header records (as the engine's untar
+/// does), without following symlinks.
+fn set_mtimes(dir: &Path) {
+    let t = rustix::fs::Timespec {
+        tv_sec: 1_700_000_000,
+        tv_nsec: 0,
+    };
+    let ts = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    let mut all = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("readdir").flatten() {
+            let p = e.path();
+            if fs::symlink_metadata(&p)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+            {
+                stack.push(p.clone());
+            }
+            all.push(p);
+        }
+    }
+    // Deepest first, so that setting a child does not move its directory's mtime after.
+    all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in all {
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &p,
+            &ts,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .expect("utimensat");
+    }
 }
