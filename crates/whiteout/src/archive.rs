@@ -47,8 +47,10 @@ pub(crate) fn inode_key(layer: &LayerDir, md: &Metadata) -> InodeKey {
 pub(crate) struct Appender<'w, 'n> {
     pub tw: GoTarWriter<'w>,
     pub names: &'n TarNames,
-    /// `SeenFiles`: inode → name of its first occurrence.
-    pub seen: HashMap<InodeKey, Vec<u8>>,
+    /// `SeenFiles`: (filesystem, inode) → name of its first occurrence. The filesystem
+    /// index keeps a mount's inode numbers from ever pairing with the layers' (or another
+    /// mount's): 0 = the layers' merged view, `1 + i` = mount `i`.
+    pub seen: HashMap<(usize, InodeKey), Vec<u8>>,
     /// Convert overlay whiteouts / opaque dirs to AUFS form (native overlay diff).
     pub overlay_converter: bool,
 }
@@ -57,6 +59,19 @@ impl Appender<'_, '_> {
     /// Adds the entry at `rel` of `layer` under the tar name `name` (no trailing slash).
     pub fn add(
         &mut self,
+        layer: &LayerDir,
+        rel: &[u8],
+        name: &[u8],
+        md: &Metadata,
+    ) -> Result<(), WhiteoutError> {
+        self.add_in(0, layer, rel, name, md)
+    }
+
+    /// [`Appender::add`] for an entry of filesystem `fs` (hard links pair only within one
+    /// filesystem).
+    pub fn add_in(
+        &mut self,
+        fs: usize,
         layer: &LayerDir,
         rel: &[u8],
         name: &[u8],
@@ -124,7 +139,7 @@ impl Appender<'_, '_> {
             && md.nlink > 1
             && layer.style != crate::WhiteoutStyle::FuseOverlayfs
         {
-            let key = inode_key(layer, md);
+            let key = (fs, inode_key(layer, md));
             if let Some(first) = self.seen.get(&key) {
                 h.typeflag = gotar::TYPE_LINK;
                 h.linkname = first.clone();
@@ -167,6 +182,28 @@ impl Appender<'_, '_> {
             self.write(&wo, false, layer, rel)?;
         }
         Ok(())
+    }
+
+    /// A directory that exists in no filesystem: a missing parent of a mount point, as
+    /// the engine / runc would `mkdir` it (mode 0755, uid/gid 0, mtime 0, no xattrs).
+    pub fn add_synth_dir(&mut self, name: &[u8]) -> Result<(), WhiteoutError> {
+        let mut n = name.to_vec();
+        n.push(b'/');
+        let h = Header {
+            name: n,
+            typeflag: gotar::TYPE_DIR,
+            mode: S_IFDIR | 0o755,
+            mtime: Some(0),
+            uname: self.names.user(0).into(),
+            gname: self.names.group(0).into(),
+            ..Header::default()
+        };
+        self.tw
+            .write_header(&h, true)
+            .map_err(|reason| WhiteoutError::Tar {
+                path: String::from_utf8_lossy(name).into_owned(),
+                reason,
+            })
     }
 
     /// A synthesised whiteout of `ExportChanges` (mode 0, owner 0, FormatUnknown).

@@ -22,7 +22,9 @@
 //! LayerDir(s) ─► merged view (view.rs: per-directory listing, whiteouts/opaque applied)
 //!     │                 ├─► changes()             ChangesDirs: new view vs old view  → Vec<Change>
 //!     │                 ├─► write_naive_layer_tar()  ChangesDirs + ExportChanges       → tar
-//!     │                 └─► write_flattened_tar()    WalkDir of the merged view         → tar
+//!     │                 └─► write_flattened_tar_with_mounts()  WalkDir of the merged view → tar
+//!     │                       (+ mounts: each mount's dir a Snapshot view of its own, at its point;
+//!     │                        write_flattened_tar() = the same with no mounts)
 //!     └─► write_layer_tar()  WalkDir of the upper dir + overlay→AUFS conversion          → tar
 //!                                 │
 //!                       archive.rs (addTarFile: header rules, hard links, capability)
@@ -58,6 +60,10 @@
 //!   digest).
 //! * **`docker export`** ([`write_flattened_tar`]): `WalkDir` of the merged view, no
 //!   whiteouts, hard links by inode within the merged view.
+//!   [`write_flattened_tar_with_mounts`] adds the container's volumes at their mount
+//!   points (not something the engine's export does — it exports the root filesystem
+//!   only — but what `tar` inside the running container saw; see its documentation for
+//!   the rules on missing, non-directory and nested mount points).
 //! * Headers (`FileInfoHeader` of Docker 20.10): `Mode` = permission bits + setuid/setgid/
 //!   sticky **+ file-type bits** (`0o100644`, `0o40755`; whiteouts 0600 without them),
 //!   mtime truncated to seconds, no atime/ctime, uid/gid, uname/gname from [`TarNames`],
@@ -119,6 +125,8 @@ pub enum WhiteoutError {
     Output(#[source] std::io::Error),
     #[error("no layers given")]
     NoLayers,
+    #[error("mount point {mount:?}: {reason}")]
+    BadMount { mount: String, reason: String },
     #[error(
         "{path}: a {style:?} layer has no native diff in the engine; use write_naive_layer_tar with its lower layers"
     )]
@@ -548,34 +556,257 @@ fn resolve(view: &View, rel: &[u8]) -> Result<Option<(usize, Metadata)>, Whiteou
 /// `docker export`: the flattened root filesystem of `layers_top_first` (for a container:
 /// `[container upper, init layer, image top, …, base]`; for vfs `[container snapshot]`),
 /// whiteouts and opaque directories applied. Returns the number of bytes written.
+/// The same code path as [`write_flattened_tar_with_mounts`] with no mounts.
 pub fn write_flattened_tar(
     layers_top_first: &[LayerDir],
     names: &TarNames,
     out: &mut dyn Write,
 ) -> Result<u64, WhiteoutError> {
+    write_flattened_tar_with_mounts(layers_top_first, &[], names, out)
+}
+
+/// Most mounts accepted by [`write_flattened_tar_with_mounts`].
+pub const MAX_MOUNTS: usize = 4096;
+
+/// Normalises a mount point (container path bytes): must be absolute; empty and `.`
+/// components are dropped (`/a//b/./` → `a/b`); `..`, NUL bytes, `/` itself and nesting
+/// deeper than [`MAX_DEPTH`] are refused. Returns the relative form (`a/b`).
+fn normalise_mount_point(p: &[u8]) -> Result<Vec<u8>, WhiteoutError> {
+    let bad = |reason: &str| WhiteoutError::BadMount {
+        mount: String::from_utf8_lossy(p).into_owned(),
+        reason: reason.into(),
+    };
+    if p.contains(&0) {
+        return Err(bad("contains a NUL byte"));
+    }
+    if p.first() != Some(&b'/') {
+        return Err(bad("not an absolute container path"));
+    }
+    let mut comps: Vec<&[u8]> = Vec::new();
+    for c in p.split(|&c| c == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err(bad("has a `..` component")),
+            c => comps.push(c),
+        }
+        if comps.len() > MAX_DEPTH {
+            return Err(bad(&format!("nested deeper than {MAX_DEPTH} directories")));
+        }
+    }
+    if comps.is_empty() {
+        return Err(bad(
+            "is the container's root `/`, which docker refuses as a destination",
+        ));
+    }
+    Ok(comps.join(&b'/'))
+}
+
+/// One entry of the export walk: a node of filesystem `fs` (0 = the layers' merged view,
+/// `1 + i` = mount `i`) at `rel` inside that filesystem, or a directory no filesystem
+/// has (a missing parent of a mount point).
+enum Entry {
+    Node { fs: usize, rel: Vec<u8>, node: Node },
+    Synth,
+}
+
+/// The merged view of the layers plus the mounts, one filesystem each.
+struct Mounted<'v, 'a> {
+    /// `views[0]`: the layers; `views[1 + i]`: mount `i` (a single Snapshot layer).
+    views: Vec<View<'v, 'a>>,
+    /// Normalised mount points (`a/b`) with their mount index, sorted by bytes, so the
+    /// mounts below a directory are one contiguous run.
+    points: Vec<(Vec<u8>, usize)>,
+}
+
+impl Mounted<'_, '_> {
+    fn layer(&self, fs: usize, node: &Node) -> &LayerDir<'_> {
+        self.views[fs].layers[node.layer]
+    }
+
+    /// The children of the directory at tar path `tar`, sorted by name: the entries of
+    /// `base` (filesystem, path inside it, node; `None` for a synthesised directory) with
+    /// mount points below `tar` applied. A mount point child is replaced by the mount's
+    /// root; a child on the way to a deeper mount point stays when it is a directory and
+    /// is otherwise replaced by a synthesised directory (created when missing).
+    fn children(
+        &self,
+        tar: &[u8],
+        base: Option<(usize, &[u8], &Node)>,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, WhiteoutError> {
+        let mut kids: Vec<(Vec<u8>, Entry)> = match base {
+            Some((fs, rel, node)) => self.views[fs]
+                .children(rel, node)?
+                .into_iter()
+                .map(|(name, node)| {
+                    let rel = join(rel, &name);
+                    (name, Entry::Node { fs, rel, node })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let prefix: Vec<u8> = if tar.is_empty() {
+            Vec::new()
+        } else {
+            join(tar, b"")
+        };
+        let start = self
+            .points
+            .partition_point(|(p, _)| p.as_slice() < prefix.as_slice());
+        let below = self.points[start..]
+            .iter()
+            .take_while(|(p, _)| p.starts_with(&prefix));
+        // name → Some(mount index) for a mount point, None for a component on the way.
+        let mut over: BTreeMap<&[u8], Option<usize>> = BTreeMap::new();
+        for (p, m) in below {
+            let rest = &p[prefix.len()..];
+            match rest.iter().position(|&c| c == b'/') {
+                None => {
+                    over.insert(rest, Some(*m));
+                }
+                Some(i) => {
+                    over.entry(&rest[..i]).or_insert(None);
+                }
+            }
+        }
+        if over.is_empty() {
+            return Ok(kids);
+        }
+        for (name, mount) in over {
+            let entry = match mount {
+                Some(m) => {
+                    let fs = 1 + m;
+                    let node = self.views[fs].root()?;
+                    Entry::Node {
+                        fs,
+                        rel: Vec::new(),
+                        node,
+                    }
+                }
+                None => match kids.iter().position(|(k, _)| k.as_slice() == name) {
+                    Some(i) if matches!(&kids[i].1, Entry::Node { node, .. } if node.is_dir()) => {
+                        continue
+                    }
+                    _ => Entry::Synth,
+                },
+            };
+            match kids.binary_search_by(|(k, _)| k.as_slice().cmp(name)) {
+                Ok(i) => kids[i].1 = entry,
+                Err(i) => kids.insert(i, (name.to_vec(), entry)),
+            }
+        }
+        Ok(kids)
+    }
+}
+
+/// `docker export` of the merged view of `layers_top_first`, with each mount's directory
+/// mounted at its mount point (container path bytes like `/vol` or `/data/cache`): what
+/// `tar` run inside the running container would have seen, in the engine's export format.
+///
+/// * The mount hides whatever the layers have at and below the mount point; the mount
+///   point's own directory header takes the mounted directory's metadata (as `stat`
+///   inside a running container would show it), and the mount's files follow in
+///   `WalkDir` order (name-byte order, parents first) at their place in the tree.
+/// * A mount is not a layer: its directory is read as [`WhiteoutStyle::Snapshot`]
+///   whatever style the caller gave, so whiteout-looking entries in it (`.wh.*` files,
+///   char 0/0 devices) are exported as what they are. Its root must be a directory.
+/// * Mount points are normalised (`/a//b/./` = `/a/b`); relative paths, `..` components,
+///   NUL bytes, `/` itself, duplicates (after normalisation), nesting deeper than
+///   [`MAX_DEPTH`] and more than [`MAX_MOUNTS`] mounts fail with
+///   [`WhiteoutError::BadMount`] naming the mount point as given.
+/// * Mount points (and their parents) missing from the layers are created, as runc does:
+///   directories with mode 0755, uid/gid 0, mtime 0 and no xattrs (uname/gname those of
+///   uid/gid 0 in `names`). The mount point itself then carries the mount's metadata.
+/// * Non-directories in the way: a file, device or **symlink** at a mount point or at one
+///   of its parents in the layers is overlaid, not refused: the mount (or a synthesised
+///   directory for a parent) takes its place at the literal path and the layers' entry is
+///   hidden. (The engine would have failed to start such a container, or runc would have
+///   resolved the symlink inside the root filesystem and mounted elsewhere; symlinks are
+///   never followed here, so the evidence of the volume is kept at the path the
+///   container configuration names.)
+/// * Nested mounts: the deeper one wins below its point, whether its parent is in the
+///   layers or in another mount (a missing parent inside a mount is synthesised as above).
+/// * Hard links are tracked per filesystem: the layers' merged view is one, each mount
+///   another (even two mounts of the same directory), so a mount's inode numbers never
+///   link to the layers'.
+///
+/// Returns the number of bytes written.
+pub fn write_flattened_tar_with_mounts(
+    layers_top_first: &[LayerDir],
+    mounts: &[(&[u8], LayerDir)],
+    names: &TarNames,
+    out: &mut dyn Write,
+) -> Result<u64, WhiteoutError> {
+    if mounts.len() > MAX_MOUNTS {
+        return Err(WhiteoutError::BadMount {
+            mount: format!("({} mounts)", mounts.len()),
+            reason: format!("more than {MAX_MOUNTS} mounts"),
+        });
+    }
+    let mut points: Vec<(Vec<u8>, usize)> = Vec::with_capacity(mounts.len());
+    for (i, (p, _)) in mounts.iter().enumerate() {
+        points.push((normalise_mount_point(p)?, i));
+    }
+    points.sort();
+    if let Some(w) = points.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(WhiteoutError::BadMount {
+            mount: String::from_utf8_lossy(mounts[w[1].1].0).into_owned(),
+            reason: format!(
+                "the same mount point as {:?} (docker refuses duplicate mount points)",
+                String::from_utf8_lossy(mounts[w[0].1].0)
+            ),
+        });
+    }
     let layers: Vec<&LayerDir> = layers_top_first.iter().collect();
-    let view = View::new(&layers);
-    let root = view.root()?;
+    let mount_dirs: Vec<LayerDir> = mounts
+        .iter()
+        .map(|(_, l)| LayerDir {
+            style: WhiteoutStyle::Snapshot,
+            ..*l
+        })
+        .collect();
+    let singles: Vec<[&LayerDir; 1]> = mount_dirs.iter().map(|l| [l]).collect();
+    let mut views = vec![View::new(&layers)];
+    views.extend(singles.iter().map(|s| View::new(s)));
+    let mounted = Mounted { views, points };
+
+    let root = mounted.views[0].root()?;
     let mut app = Appender {
         tw: GoTarWriter::new(out),
         names,
         seen: Default::default(),
         overlay_converter: false,
     };
-    let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<(Vec<u8>, Node)>)> =
-        vec![(Vec::new(), view.children(b"", &root)?.into_iter())];
+    let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<(Vec<u8>, Entry)>)> = vec![(
+        Vec::new(),
+        mounted.children(b"", Some((0, b"", &root)))?.into_iter(),
+    )];
     while let Some((dir, it)) = stack.last_mut() {
-        let Some((name, node)) = it.next() else {
+        let Some((name, entry)) = it.next() else {
             stack.pop();
             continue;
         };
-        let rel = join(dir, &name);
-        app.add(layers[node.layer], &rel, &rel, &node.md)?;
-        if node.is_dir() {
-            too_deep(layers[0], &rel)?;
-            let ch = view.children(&rel, &node)?;
-            stack.push((rel, ch.into_iter()));
-        }
+        let tar = join(dir, &name);
+        let ch = match &entry {
+            Entry::Node { fs, rel, node } => {
+                let layer = mounted.layer(*fs, node);
+                app.add_in(*fs, layer, rel, &tar, &node.md)?;
+                if !node.is_dir() {
+                    continue;
+                }
+                if depth_of(&tar) > MAX_DEPTH {
+                    return Err(WhiteoutError::TooDeep {
+                        path: layer.path(rel),
+                    });
+                }
+                mounted.children(&tar, Some((*fs, rel, node)))?
+            }
+            Entry::Synth => {
+                app.add_synth_dir(&tar)?;
+                // Mount points are at most MAX_DEPTH deep, so synthesised parents are too.
+                mounted.children(&tar, None)?
+            }
+        };
+        stack.push((tar, ch.into_iter()));
     }
     Ok(app.tw.finish().map_err(WhiteoutError::Output)?.1)
 }
