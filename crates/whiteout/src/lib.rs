@@ -99,6 +99,9 @@ use archive::{inode_key, st_mode, Appender};
 use gotar::GoTarWriter;
 use view::{abs, depth_of, join, Node, View};
 
+/// An iterative walk: per open directory, its path and its remaining (name, entry) children.
+type WalkStack<T> = Vec<(Vec<u8>, std::vec::IntoIter<(Vec<u8>, T)>)>;
+
 /// Deepest directory nesting accepted (components below a layer root).
 pub const MAX_DEPTH: usize = 4096;
 
@@ -457,8 +460,7 @@ pub fn write_layer_tar(
     };
     upper.check_unsupported(b"")?;
     // Iterative WalkDir of the upper directory itself (no merging).
-    let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<(Vec<u8>, Metadata)>)> =
-        vec![(Vec::new(), raw_children(upper, b"")?.into_iter())];
+    let mut stack: WalkStack<Metadata> = vec![(Vec::new(), raw_children(upper, b"")?.into_iter())];
     while let Some((dir, it)) = stack.last_mut() {
         let Some((name, md)) = it.next() else {
             stack.pop();
@@ -776,7 +778,7 @@ pub fn write_flattened_tar_with_mounts(
         seen: Default::default(),
         overlay_converter: false,
     };
-    let mut stack: Vec<(Vec<u8>, std::vec::IntoIter<(Vec<u8>, Entry)>)> = vec![(
+    let mut stack: WalkStack<Entry> = vec![(
         Vec::new(),
         mounted.children(b"", Some((0, b"", &root)))?.into_iter(),
     )];

@@ -504,3 +504,189 @@ fn docker_export_matches_engine() {
     assert_eq!(total, 7);
     assert!(failures.is_empty());
 }
+
+/// The mounts of a container (`MountPoints` of its config.v2.json) whose data is a named
+/// volume inside the data-root: (destination, `volumes/<name>/_data`).
+fn volume_mounts(src: &dyn Source, c: &Ctr) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for e in src.read_dir(Path::new("containers")).unwrap() {
+        let id = e.name.to_string_lossy().to_string();
+        let cfg = read_str(src, &format!("containers/{id}/config.v2.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+        if v["Name"].as_str().unwrap().trim_start_matches('/') != c.name {
+            continue;
+        }
+        for m in v["MountPoints"]
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.values())
+        {
+            if m["Type"] == "volume" {
+                let data = PathBuf::from(format!("volumes/{}/_data", m["Name"].as_str().unwrap()));
+                if src.metadata(&data).is_ok() {
+                    out.push((m["Destination"].as_str().unwrap().to_string(), data));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the tar dump must say about every entry of a directory tree in `src` (the root
+/// under `prefix`, its contents below it), in WalkDir order, straight from `Source`.
+fn walk_expect(
+    src: &dyn Source,
+    root: &Path,
+    prefix: &str,
+    names: &TarNames,
+) -> Vec<serde_json::Value> {
+    use sha2::Digest;
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), prefix.to_string())];
+    while let Some((p, name)) = stack.pop() {
+        let md = src.metadata(&p).unwrap();
+        let (typ, ifmt) = match md.kind {
+            salvor_source::FileKind::Dir => ("5", 0o040000),
+            salvor_source::FileKind::Regular => ("0", 0o100000),
+            salvor_source::FileKind::Symlink => ("2", 0o120000),
+            k => panic!("unexpected {k:?} in the volume"),
+        };
+        let mut e = serde_json::json!({
+            "name": name, "type": typ, "mode": format!("0o{:o}", ifmt | (md.mode & 0o7777)),
+            "uid": md.uid, "gid": md.gid, "uname": names.user(md.uid), "gname": names.group(md.gid),
+            "mtime": md.mtime.sec, "size": if md.is_file() { md.size } else { 0 },
+        });
+        if md.is_file() {
+            let data = src.read_limited(&p, 1 << 20).unwrap();
+            e["sha256"] = hex::encode(sha2::Sha256::digest(&data)).into();
+        }
+        out.push(e);
+        if md.is_dir() {
+            let mut kids: Vec<String> = src
+                .read_dir(&p)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.name.to_string_lossy().to_string())
+                .collect();
+            kids.sort();
+            for k in kids.into_iter().rev() {
+                stack.push((p.join(&k), format!("{name}/{k}")));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn docker_export_with_volume_mounted() {
+    let mut checked = 0;
+    for d in DRIVERS {
+        let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
+        let Some(c) = containers(&src, d)
+            .into_iter()
+            .find(|c| c.name == "c-exit0")
+        else {
+            continue;
+        };
+        let vols = volume_mounts(&src, &c);
+        if vols.is_empty() {
+            eprintln!("{d}: c-exit0 has no named volume in this fixture; skipped");
+            continue;
+        }
+        let exp = expected_headers(&fixture(d).join("expected/export/c-exit0.headers.jsonl"));
+        let s = stack(d, &c);
+        let mut layers = vec![LayerDir::new(&src, &s.upper, s.style)];
+        if d != "vfs" {
+            layers.extend(s.lowers.iter().map(|(p, st)| LayerDir::new(&src, p, *st)));
+        }
+        let pw = read_merged_file(&layers, b"etc/passwd", 1 << 20)
+            .unwrap()
+            .unwrap_or_default();
+        let gr = read_merged_file(&layers, b"etc/group", 1 << 20)
+            .unwrap()
+            .unwrap_or_default();
+        let names = TarNames::from_passwd_group(&pw, &gr);
+
+        // Regression: no mounts is still the engine's export, entry for entry.
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
+        write_flattened_tar(&layers, &names, &mut f).unwrap();
+        drop(f);
+        assert_eq!(tarheaders(tmp.path()), exp, "{d}: plain export");
+
+        // The mount's style is forced to Snapshot whatever the caller says.
+        let mounts: Vec<(&[u8], LayerDir)> = vols
+            .iter()
+            .map(|(dst, data)| (dst.as_bytes(), LayerDir::new(&src, data, s.style)))
+            .collect();
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
+        let n = write_flattened_tar_with_mounts(&layers, &mounts, &names, &mut f).unwrap();
+        drop(f);
+        assert_eq!(n, std::fs::metadata(tmp.path()).unwrap().len());
+        let got = tarheaders(tmp.path());
+
+        let under = |h: &serde_json::Value, dst: &str| {
+            let n = h["name"].as_str().unwrap();
+            let dst = dst.trim_start_matches('/');
+            n == dst || n.starts_with(&format!("{dst}/"))
+        };
+        let inside = |h: &serde_json::Value| vols.iter().any(|(dst, _)| under(h, dst));
+        // Outside the mounts: the engine's listing, entry for entry; offsets after a
+        // mount shift by what the mount added.
+        let strip = |h: &serde_json::Value| {
+            let mut h = h.clone();
+            let o = h.as_object_mut().unwrap();
+            let off = (
+                o.remove("offset").unwrap(),
+                o.remove("offset_data").unwrap(),
+            );
+            (h, off.0.as_i64().unwrap(), off.1.as_i64().unwrap())
+        };
+        let g_out: Vec<_> = got.iter().filter(|h| !inside(h)).map(strip).collect();
+        let e_out: Vec<_> = exp.iter().filter(|h| !inside(h)).map(strip).collect();
+        assert_eq!(g_out.len(), e_out.len(), "{d}: entries outside the mounts");
+        let mut shifted = 0;
+        for (g, e) in g_out.iter().zip(&e_out) {
+            assert_eq!(g.0, e.0, "{d}");
+            let delta = g.1 - e.1;
+            assert_eq!(g.2 - e.2, delta);
+            assert!(delta >= 0 && delta % 512 == 0, "{d}: offset shift {delta}");
+            shifted += usize::from(delta != 0);
+        }
+        // Inside each mount: exactly the volume's tree with its on-disk metadata and
+        // content, the mount point's header carrying the volume directory's metadata.
+        for (dst, data) in &vols {
+            let want = walk_expect(&src, data, dst.trim_start_matches('/'), &names);
+            let have: Vec<serde_json::Value> = got
+                .iter()
+                .filter(|h| under(h, dst))
+                .map(|h| {
+                    let mut h = h.clone();
+                    let o = h.as_object_mut().unwrap();
+                    for k in [
+                        "offset",
+                        "offset_data",
+                        "magic",
+                        "pax",
+                        "linkname",
+                        "devmajor",
+                        "devminor",
+                    ] {
+                        o.remove(k);
+                    }
+                    h
+                })
+                .collect();
+            assert_eq!(have, want, "{d}: inside {dst}");
+            assert!(have.iter().any(|h| h["name"] == "vol/file-in-volume"));
+            eprintln!(
+                "{d} c-exit0 + {dst}: {} entries outside equal the engine's ({shifted} shifted), {} inside = the volume",
+                g_out.len(),
+                have.len()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}
