@@ -93,7 +93,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write images as an archive `docker load`, skopeo and umoci accept.
+    /// Write images as an archive `docker load`, skopeo and umoci accept. A CONTAINER is
+    /// committed first (offline `docker commit`: its image plus one layer of its changes).
     Extract {
         #[arg(required = true)]
         images: Vec<String>,
@@ -111,6 +112,40 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// For a CONTAINER (an offline `docker commit`): tag the committed image.
+        #[arg(long)]
+        tag: Option<String>,
+        /// For a CONTAINER: uname/gname for the committed layer's headers from these files
+        /// (Docker <= 20.10 looked names up in the daemon host's /etc/passwd and /etc/group;
+        /// the default, empty names, is what Engine >= 23 writes).
+        #[arg(long)]
+        passwd: Option<PathBuf>,
+        #[arg(long)]
+        group: Option<PathBuf>,
+    },
+    /// What a container changed, like `docker diff`: A (added), C (changed), D (deleted),
+    /// against its image and init layer, with overlay and aufs whiteouts translated.
+    Diff {
+        container: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The flattened filesystem of a container or an image as a tar, like `docker export`:
+    /// all layers merged with whiteouts and opaque directories applied.
+    Export {
+        /// A container (id, short id or name) or an image.
+        target: String,
+        /// Output tar file (`-` for stdout).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Also the container's named and anonymous volumes, at their mount points (bind
+        /// mounts are host paths: they are reported, never followed).
+        #[arg(long)]
+        with_volumes: bool,
+        /// uname/gname in the tar headers: empty (Engine >= 23) or from the container's own
+        /// /etc/passwd and /etc/group (Docker 20.10's `docker export`).
+        #[arg(long, value_enum, default_value_t = commands::rootfs::NamesArg::None)]
+        names: commands::rootfs::NamesArg,
     },
     /// List containers like `docker ps -a` (CREATED and STATUS as absolute UTC times).
     Containers {

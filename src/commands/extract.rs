@@ -54,6 +54,8 @@ pub fn why_not_verified(r: &RebuildReport) -> String {
 struct StoreLayers<'a> {
     store: &'a Store,
     by_digest: BTreeMap<String, &'a Layer>,
+    /// Layers made by an offline commit, spooled to temporary files: digest → file.
+    committed: BTreeMap<String, &'a Path>,
     force: bool,
     pb: indicatif::ProgressBar,
 }
@@ -81,6 +83,12 @@ impl LayerSource for StoreLayers<'_> {
     }
 
     fn write_layer(&self, digest: &str, out: &mut dyn Write) -> Result<String, LayerError> {
+        if let Some(path) = self.committed.get(digest) {
+            let mut w =
+                salvor_store::rebuild::HashingWriter::new(ProgressWriter { out, pb: &self.pb });
+            io::copy(&mut std::fs::File::open(path)?, &mut w)?;
+            return Ok(w.finish().0);
+        }
         let layer = self
             .by_digest
             .get(digest)
@@ -101,21 +109,48 @@ impl LayerSource for StoreLayers<'_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn extract(
-    store: &Store,
-    queries: &[String],
-    output: &Path,
-    format: FormatArg,
-    dir: bool,
-    force: bool,
-    json_out: bool,
-    quiet: bool,
-) -> anyhow::Result<u8> {
-    // As `docker save`: each query brings its image(s) and the tags it names.
+/// How `extract` writes.
+pub struct ExtractOpts<'a> {
+    pub output: &'a Path,
+    pub format: FormatArg,
+    pub dir: bool,
+    pub force: bool,
+    pub json: bool,
+    pub quiet: bool,
+    /// For committed containers.
+    pub tag: Option<&'a str>,
+    pub names: salvor_whiteout::TarNames,
+}
+
+/// A container committed offline: its image, and its new layer spooled to a file.
+struct Committed {
+    image: ImageToExport,
+    layer: Option<(String, u64, tempfile::TempPath)>,
+    container: String,
+}
+
+pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Result<u8> {
+    let (output, format, dir, force, json_out, quiet) =
+        (o.output, o.format, o.dir, o.force, o.json, o.quiet);
+    // As `docker save`: each query brings its image(s) and the tags it names. A query that
+    // names no image but a container is committed first, like `docker commit`.
     let mut selected: Vec<(&salvor_store::Image, Vec<String>)> = Vec::new();
+    let mut committed: Vec<Committed> = Vec::new();
     for q in queries {
-        for (img, tags) in store.select_for_save(q)? {
+        let found = match store.select_for_save(q) {
+            Ok(f) => f,
+            Err(e) => match store.find_container(q) {
+                Ok(c) => {
+                    committed.push(
+                        commit(store, &c, o)
+                            .with_context(|| format!("cannot commit container {q}"))?,
+                    );
+                    continue;
+                }
+                Err(_) => return Err(e.into()),
+            },
+        };
+        for (img, tags) in found {
             match selected.iter_mut().find(|(i, _)| i.id == img.id) {
                 Some((_, have)) => {
                     for t in tags {
@@ -128,7 +163,23 @@ pub fn extract(
             }
         }
     }
-    let images: Vec<&salvor_store::Image> = selected.iter().map(|(i, _)| *i).collect();
+    // A committed container needs its image's layers too.
+    let mut parents: Vec<&salvor_store::Image> = Vec::new();
+    for c in &committed {
+        if let Some(p) = c
+            .image
+            .parent
+            .as_deref()
+            .and_then(|p| store.find_image(p).ok())
+        {
+            parents.push(p);
+        }
+    }
+    let images: Vec<&salvor_store::Image> = selected
+        .iter()
+        .map(|(i, _)| *i)
+        .chain(parents.iter().copied())
+        .collect();
     // With --force, find out first which layers do not verify and what they hash to.
     let mut forced: BTreeMap<String, RebuildReport> = BTreeMap::new();
     if force {
@@ -145,10 +196,9 @@ pub fn extract(
     let mut to_export = Vec::new();
     let mut by_digest: BTreeMap<String, &Layer> = BTreeMap::new();
     let mut total = 0u64;
-    for (img, tags) in &selected {
-        let layers = store.image_layers(img)?;
+    let mut layer_refs = |img: &salvor_store::Image| -> anyhow::Result<Vec<LayerRef>> {
         let mut refs = Vec::new();
-        for l in layers {
+        for l in store.image_layers(img)? {
             let diff_id = l
                 .diff_id
                 .clone()
@@ -176,13 +226,40 @@ pub fn extract(
                 blob_digest: (blob != *l.diff_id.as_ref().unwrap_or(&blob)).then(|| blob.clone()),
             });
         }
+        Ok(refs)
+    };
+    for (img, tags) in &selected {
         to_export.push(ImageToExport {
             id: img.id.clone(),
             config: img.config.as_ref().clone(),
             repo_tags: tags.clone(),
-            layers: refs,
+            layers: layer_refs(img)?,
             parent: img.parent.clone(),
         });
+    }
+    let mut committed_layers: BTreeMap<String, &Path> = BTreeMap::new();
+    for c in &committed {
+        let mut image = c.image.clone();
+        let mut refs = match c
+            .image
+            .parent
+            .as_deref()
+            .and_then(|p| store.find_image(p).ok())
+        {
+            Some(p) => layer_refs(p)?,
+            None => Vec::new(),
+        };
+        if let Some((digest, size, path)) = &c.layer {
+            refs.push(LayerRef {
+                diff_id: digest.clone(),
+                size: *size,
+                descriptor: None,
+                blob_digest: None,
+            });
+            committed_layers.insert(digest.clone(), path.as_ref());
+        }
+        image.layers = refs;
+        to_export.push(image);
     }
     let opts = ExportOptions {
         format: match format {
@@ -201,12 +278,31 @@ pub fn extract(
     let source = StoreLayers {
         store,
         by_digest,
+        committed: committed_layers,
         force,
         pb: pb.clone(),
     };
     let report = salvor_export::export(&to_export, &source, &opts)
         .with_context(|| format!("cannot write {}", output.display()))?;
     pb.finish_and_clear();
+    if !quiet && !json_out {
+        for c in &committed {
+            eprintln!(
+                "committed container {} as image {}{} ({})",
+                c.container,
+                short_id(&c.image.id),
+                c.image
+                    .repo_tags
+                    .first()
+                    .map(|t| format!(" {t}"))
+                    .unwrap_or_default(),
+                match &c.layer {
+                    Some((d, _, _)) => format!("new layer {}", short_id(d)),
+                    None => "no changes: no new layer".into(),
+                }
+            );
+        }
+    }
     let synthesised: Vec<&str> = images
         .iter()
         .filter(|i| i.synthesised)
@@ -221,6 +317,7 @@ pub fn extract(
             "bytes": report.bytes,
             "layers_written": report.layers_written,
             "forced_layers": forced.values().collect::<Vec<_>>(),
+            "committed": committed.iter().map(|c| json!({"container": c.container, "image": c.image.id, "tags": c.image.repo_tags, "layer": c.layer.as_ref().map(|l| &l.0)})).collect::<Vec<_>>(),
             "synthesised_configs": synthesised,
             "files": report.files.iter().map(|(p, h, s)| json!({"path": p, "sha256": h, "size": s})).collect::<Vec<_>>(),
         }))?;
@@ -255,4 +352,97 @@ pub fn extract(
         }
     }
     Ok(if forced.is_empty() { 0 } else { EXIT_FINDINGS })
+}
+
+/// The offline `docker commit`: the container's changes as a new layer (spooled next to the
+/// output), and an image config made from its image's config and the container's.
+fn commit(
+    store: &Store,
+    c: &salvor_store::Container,
+    o: &ExtractOpts,
+) -> anyhow::Result<Committed> {
+    let short = &c.id[..c.id.len().min(12)];
+    let parent =
+        match c.image_id.as_deref() {
+            Some(id) => Some(store.find_image(id).with_context(|| {
+                format!("container {short}: its image {id} is not in the store")
+            })?),
+            None => None,
+        };
+    let spool_dir = match o.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) if o.output.as_os_str() != "-" => p.to_path_buf(),
+        _ => std::env::temp_dir(),
+    };
+    let spool = tempfile::Builder::new()
+        .prefix(".salvor-commit.")
+        .tempfile_in(&spool_dir)
+        .with_context(|| format!("cannot write in {}", spool_dir.display()))?;
+    let (file, path) = spool.into_parts();
+    let mut w = io::BufWriter::with_capacity(1 << 20, file);
+    let (digest, size) = crate::commands::rootfs::commit_layer(store, c, &o.names, &mut w)?;
+    w.flush()?;
+    let empty = digest == salvor_tarsplit::EMPTY_LAYER_DIFF_ID;
+    let pcfg: serde_json::Value = parent.and_then(|p| p.config_json()).unwrap_or(json!({}));
+    let created = c
+        .state
+        .finished_at
+        .clone()
+        .filter(|t| !t.starts_with("0001-"))
+        .or_else(|| c.created.clone())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    let mut diff_ids: Vec<serde_json::Value> = pcfg
+        .pointer("/rootfs/diff_ids")
+        .and_then(|d| d.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if !empty {
+        diff_ids.push(json!(digest));
+    }
+    let mut history: Vec<serde_json::Value> = pcfg
+        .get("history")
+        .and_then(|h| h.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut entry = serde_json::Map::new();
+    entry.insert("created".into(), json!(created));
+    entry.insert(
+        "comment".into(),
+        json!(format!(
+            "offline commit by salvor of container {} ({})",
+            c.name.trim_start_matches('/'),
+            c.id
+        )),
+    );
+    if empty {
+        entry.insert("empty_layer".into(), json!(true));
+    }
+    history.push(serde_json::Value::Object(entry));
+    let container_config = c.config.get("Config").cloned().unwrap_or(json!({}));
+    // Keys sorted, as the engine writes image configs.
+    let mut cfg: std::collections::BTreeMap<&str, serde_json::Value> =
+        std::collections::BTreeMap::new();
+    for k in ["architecture", "os", "variant", "os.version"] {
+        if let Some(v) = pcfg.get(k) {
+            cfg.insert(k, v.clone());
+        }
+    }
+    cfg.insert("config", container_config.clone());
+    cfg.insert("container", json!(c.id));
+    cfg.insert("container_config", container_config);
+    cfg.insert("created", json!(created));
+    cfg.insert("history", json!(history));
+    cfg.insert("rootfs", json!({"type": "layers", "diff_ids": diff_ids}));
+    let config = serde_json::to_vec(&cfg)?;
+    let id = salvor_store::sha256_hex(&config);
+    Ok(Committed {
+        image: ImageToExport {
+            id,
+            config,
+            repo_tags: o.tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
+            layers: Vec::new(),
+            parent: parent.map(|p| p.id.clone()),
+        },
+        layer: (!empty).then_some((digest, size, path)),
+        container: format!("{} ({short})", c.name.trim_start_matches('/')),
+    })
 }

@@ -10,6 +10,7 @@ mod extract;
 mod images;
 mod inspect;
 mod report;
+pub mod rootfs;
 mod timeline;
 mod verify;
 
@@ -64,9 +65,30 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             dir,
             force,
             json,
+            tag,
+            passwd,
+            group,
         } => extract::extract(
-            &store, images, output, *format, *dir, *force, *json, cli.quiet,
+            &store,
+            images,
+            &extract::ExtractOpts {
+                output,
+                format: *format,
+                dir: *dir,
+                force: *force,
+                json: *json,
+                quiet: cli.quiet,
+                tag: tag.as_deref(),
+                names: rootfs::tar_names(passwd.as_deref(), group.as_deref())?,
+            },
         ),
+        Command::Diff { container, json } => rootfs::diff(&store, container, *json),
+        Command::Export {
+            target,
+            output,
+            with_volumes,
+            names,
+        } => rootfs::export(&store, target, output, *names, *with_volumes, cli.quiet),
         Command::Containers { json, no_trunc } => containers::containers(&store, *json, *no_trunc),
         Command::Logs {
             container,
