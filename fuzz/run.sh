@@ -12,7 +12,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 
 seed=$(mktemp -d /tmp/salvor-fuzz-seed.XXXXXX)
 trap 'rm -rf "$seed"' EXIT
-for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local; do
+for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local ext4_walk xfs_walk disk_scan dmthin_pool; do
     mkdir -p "corpus/$t"
 done
 # Tars: Go's tar corpus and tar-split's round-trip cases.
@@ -81,9 +81,24 @@ for sel in (0, 1, 2, 9, 31):
     open(f"{d}/seed-{sel}", "wb").write(bytes([sel]) + body)
 PY
 
+# Filesystem and disk readers: small images made here (mke2fs, mkfs.xfs, qemu-img).
+if command -v mke2fs >/dev/null; then
+    mkdir -p "$seed/src/d"; echo hello > "$seed/src/d/f"; ln -s f "$seed/src/d/l"
+    mke2fs -q -t ext4 -d "$seed/src" "corpus/ext4_walk/small.img" 256K 2>/dev/null || true
+    mke2fs -q -t ext2 -d "$seed/src" "corpus/ext4_walk/ext2.img" 128K 2>/dev/null || true
+    truncate -s 2M "$seed/disk.raw"
+    printf 'label: gpt\nstart=2048, size=1024\n' | sfdisk -q "$seed/disk.raw" 2>/dev/null || true
+    cp "$seed/disk.raw" corpus/disk_scan/gpt.raw
+    command -v qemu-img >/dev/null && qemu-img convert -O qcow2 "$seed/disk.raw" corpus/disk_scan/gpt.qcow2 || true
+fi
+if command -v mkfs.xfs >/dev/null; then
+    truncate -s 300M "$seed/x.img"
+    QA_CHECK_FS=1 TEST_DIR=/tmp TEST_DEV=x mkfs.xfs -q -f "$seed/x.img" 2>/dev/null && head -c 1048576 "$seed/x.img" > corpus/xfs_walk/head.img || true
+fi
+
 cargo fuzz build -O >/dev/null 2>&1 || cargo fuzz build -O
 status=0
-for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local; do
+for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local ext4_walk xfs_walk disk_scan dmthin_pool; do
     log="$seed/$t.log"
     if cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=1048576 -rss_limit_mb=2048 -timeout=20 >"$log" 2>&1; then
         echo "fuzz $t: $(grep -E '^#[0-9]+.*(DONE|pulse)' "$log" | tail -1 | sed 's/  */ /g')"

@@ -34,3 +34,56 @@ pub fn split(data: &[u8], n: usize) -> Vec<&[u8]> {
     }
     out
 }
+
+/// Fuzzed bytes as a read-only block device.
+#[derive(Debug)]
+pub struct MemDevice(pub Vec<u8>);
+
+impl salvor_source::BlockDevice for MemDevice {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Ok(off) = usize::try_from(offset) else { return Ok(0) };
+        if off >= self.0.len() {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.0.len() - off);
+        buf[..n].copy_from_slice(&self.0[off..off + n]);
+        Ok(n)
+    }
+    fn describe(&self) -> String {
+        "fuzz input".into()
+    }
+}
+
+/// Walks a filesystem (bounded steps): every call of the `Source` trait, on every entry.
+pub fn walk(src: &dyn salvor_source::Source) {
+    use std::io::Read;
+    let mut stack = vec![std::path::PathBuf::new()];
+    let mut steps = 0;
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = src.read_dir(&dir) else { continue };
+        for e in entries {
+            steps += 1;
+            if steps > 2000 {
+                return;
+            }
+            let p = dir.join(&e.name);
+            let _ = src.xattrs(&p);
+            match src.metadata(&p) {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(m) if m.is_symlink() => {
+                    let _ = src.read_link(&p);
+                }
+                Ok(m) if m.is_file() => {
+                    if let Ok(mut f) = src.open(&p) {
+                        let mut buf = vec![0u8; 65536];
+                        let _ = f.read(&mut buf);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
