@@ -451,3 +451,116 @@ fn evidence_is_never_modified() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Where the record says "regular file", the layer directory holds a FIFO, a device node, a
+/// directory, a symlink loop, or an absolute symlink to a device of the investigator's
+/// machine. None of them is opened (a FIFO would block, /dev/zero would never end): each
+/// is `not-regular`, and verify finishes.
+#[test]
+fn special_files_in_place_of_regular_files_are_never_opened() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(
+        tmp.path(),
+        &[vec![
+            Member::Dir("x"),
+            Member::File("x/fifo", b"data1\n"),
+            Member::File("x/dev", b"data2\n"),
+            Member::File("x/dir", b"data3\n"),
+            Member::File("x/loop", b"data4\n"),
+            Member::File("x/zero", b"data5\n"),
+        ]],
+    );
+    let d = synth::diff_dir(&b, 0).join("x");
+    for n in ["fifo", "dev", "dir", "loop", "zero"] {
+        fs::remove_file(d.join(n)).expect("rm");
+    }
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &d.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mkfifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &d.join("dev"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        rustix::fs::makedev(1, 3),
+    )
+    .expect("mknod (needs root)");
+    fs::create_dir(d.join("dir")).expect("dir");
+    symlink("loop", d.join("loop")).expect("loop");
+    symlink("/dev/zero", d.join("zero")).expect("zero");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(["--root", &b.root.to_string_lossy(), "verify", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("verify hung on special files");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let findings: Vec<Value> = v["layers"][0]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for n in ["fifo", "dev", "dir", "loop", "zero"] {
+        let p = format!("x/{n}");
+        assert!(
+            findings
+                .iter()
+                .any(|f| f["path"] == p.as_str() && f["kind"] == "not-regular"),
+            "{p}: {findings:?}"
+        );
+    }
+}
+
+/// A file that keeps growing while salvor reads it (a live host, a copy in progress):
+/// exactly the recorded number of bytes is read, the growth is a `size-changed` finding,
+/// and verify ends.
+#[test]
+fn a_file_growing_while_read_is_a_finding() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(tmp.path(), &[vec![Member::File("grow", b"0123456789\n")]]);
+    let path = synth::diff_dir(&b, 0).join("grow");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let p2 = path.clone();
+    let writer = std::thread::spawn(move || {
+        let mut f = fs::OpenOptions::new().append(true).open(&p2).expect("open");
+        let chunk = vec![b'x'; 1 << 16];
+        let mut written = 0u64;
+        while !s2.load(Ordering::Relaxed) && written < (256 << 20) {
+            f.write_all(&chunk).expect("append");
+            written += chunk.len() as u64;
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = salvor(&["--root", &b.root.to_string_lossy(), "verify", "--json"]);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let f = &v["layers"][0]["findings"][0];
+    assert_eq!(f["path"], "grow");
+    assert_eq!(f["kind"], "size-changed", "{v}");
+}
