@@ -154,3 +154,44 @@ fn corpus_images_load_with_their_ids() {
         docker_rmi(&[image.to_string()]);
     }
 }
+
+/// The corpus containers diff: what their upper directories hold (the aufs one from its
+/// `aufs/diff/<id>` branch with `.wh.` conventions, pre-1.10 layout).
+#[test]
+fn corpus_containers_diff() {
+    let cases: [(&str, &str, &[&str]); 4] = [
+        ("overlay2.v2.tgz", "8e8b7f23eb7c", &["A /tets"]),
+        ("overlay2.v2.tgz", "10acac0b3466", &[]),
+        (
+            "aufs.v1.tgz",
+            "de44dd97cfd1",
+            &["C /root", "A /root/.ash_history", "C /tmp", "A /tmp/toto"],
+        ),
+        ("aufs.v1.tgz", "fbb6711cefc7", &[]),
+    ];
+    for (tree, id, want) in cases {
+        let out = salvor_ok(&["--root", &corpus(tree), "diff", id], 0);
+        let got: Vec<&str> = out.lines().collect();
+        assert_eq!(got, want, "{tree} {id}");
+    }
+    // Every container of both trees can be diffed.
+    for tree in ["overlay2.v2.tgz", "aufs.v1.tgz"] {
+        let v: Value = serde_json::from_str(&salvor_ok(
+            &["--root", &corpus(tree), "containers", "--json"],
+            0,
+        ))
+        .expect("json");
+        assert!(v.as_array().expect("a").len() >= 3);
+        for c in v.as_array().expect("a") {
+            salvor_ok(
+                &[
+                    "--root",
+                    &corpus(tree),
+                    "diff",
+                    c["ID"].as_str().expect("ID"),
+                ],
+                0,
+            );
+        }
+    }
+}
