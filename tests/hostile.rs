@@ -564,3 +564,45 @@ fn a_file_growing_while_read_is_a_finding() {
     assert_eq!(f["path"], "grow");
     assert_eq!(f["kind"], "size-changed", "{v}");
 }
+
+/// A tar-split whose file name holds a NUL byte or is not UTF-8 (edited metadata): the
+/// file cannot be looked up, which is a finding naming it; nothing panics, and the name is
+/// reported exactly (hex) when it is not UTF-8.
+#[test]
+fn nul_and_non_utf8_names_in_the_tar_split() {
+    use std::io::{Read, Write};
+    for (label, replacement) in [
+        ("nul", r#""name":"bin/to\u0000ol""#.to_string()),
+        ("latin1", format!(r#""name_raw":"{}""#, "YmluL3Rv/29s")),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let b = synth::build(tmp.path(), &base_layers());
+        let ts = synth::meta_dir(&b, 1).join("tar-split.json.gz");
+        let mut json = String::new();
+        flate2::read::GzDecoder::new(fs::File::open(&ts).expect("open"))
+            .read_to_string(&mut json)
+            .expect("gunzip");
+        assert!(json.contains(r#""name":"bin/tool""#), "{json}");
+        let json = json.replace(r#""name":"bin/tool""#, &replacement);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(json.as_bytes()).expect("gz");
+        fs::write(&ts, gz.finish().expect("gz")).expect("write");
+        let v = verify_json(&b.root, 1);
+        let l = v["layers"]
+            .as_array()
+            .expect("l")
+            .iter()
+            .find(|l| l["chain_id"] == b.chain_ids[1])
+            .expect("layer")
+            .clone();
+        assert_ne!(l["status"], "verified", "{label}");
+        let f = &l["findings"][0];
+        assert!(
+            matches!(f["kind"].as_str(), Some("missing") | Some("read-error")),
+            "{label}: {l}"
+        );
+        if label == "latin1" {
+            assert_eq!(f["name_hex"], hex::encode(b"bin/to\xffol"), "{label}: {l}");
+        }
+    }
+}
