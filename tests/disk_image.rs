@@ -48,7 +48,7 @@ fn build(dir: &Path) {
     ));
 }
 
-fn answers(root: &str) -> (Value, Value, String) {
+fn answers(root: &str) -> (Value, Value, String, String) {
     let images: Value =
         serde_json::from_str(&salvor_ok(&["--root", root, "images", "--json"], 0)).expect("json");
     let verify: Value =
@@ -68,7 +68,12 @@ fn answers(root: &str) -> (Value, Value, String) {
         ],
         0,
     );
-    (images, verify["layers"].clone(), sha256_file(&out))
+    let mut diffs = String::new();
+    for c in ["c-exit0", "c-exit3", "c-created", "c-unchanged"] {
+        diffs.push_str(&salvor_ok(&["-q", "--root", root, "diff", c], 0));
+        diffs.push_str(&salvor_ok(&["-q", "--root", root, "logs", c], 0));
+    }
+    (images, verify["layers"].clone(), sha256_file(&out), diffs)
 }
 
 #[test]
@@ -87,6 +92,7 @@ fn disk_images_give_the_same_answers_as_the_directory() {
         assert_eq!(got.0, reference.0, "{root}: images differ");
         assert_eq!(got.1, reference.1, "{root}: verify results differ");
         assert_eq!(got.2, reference.2, "{root}: archive differs");
+        assert_eq!(got.3, reference.3, "{root}: container diffs or logs differ");
     }
     // The data-root was found on p1 at /var/lib/docker.
     let probe: Value = serde_json::from_str(&salvor_ok(
