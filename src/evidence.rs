@@ -131,6 +131,17 @@ pub fn open(root: &Path) -> anyhow::Result<Opened> {
             Err(e) => tried.push(format!("{}: {e}", v.spec)),
         }
     }
+    // A data-root below a mount point of another volume: follow the host's /etc/fstab.
+    let all = disk.select(spec.as_ref().unwrap_or(&VolumeSpec::Auto))?;
+    if let Some((i, fs, data_root)) =
+        crate::fstab::find_data_root(&all, |v| open_filesystem(&v.content, v.device.clone()).ok())
+    {
+        return Ok(Opened {
+            source: fs,
+            data_root,
+            volume: Some(all[i].spec.clone()),
+        });
+    }
     if tried.is_empty() {
         bail!(
             "{}: no ext4 or XFS volume found (see `salvor --root {} probe`)",

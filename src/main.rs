@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod commands;
 mod evidence;
+mod fstab;
 mod output;
 mod progress;
 

@@ -144,3 +144,60 @@ fn disk_image_is_never_modified() {
     );
     assert_eq!(before, after);
 }
+
+/// The data-root on a second partition, mounted at /srv and configured as
+/// `/srv/containers/docker` in the root partition's daemon.json: found through the root
+/// filesystem's /etc/fstab (by UUID), and read like the directory.
+#[test]
+fn data_root_on_another_partition_is_found_through_fstab() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path().display();
+    let fixture = repo().join("fixtures/engine/vfs/data-root.tar.zst");
+    let uuid = "0b5c2f4e-6a1d-4c3b-9e8f-7a6b5c4d3e2f";
+    sh(&format!(
+        "mkdir -p {d}/root/etc/docker {d}/srv/containers/docker
+         printf '{{\"data-root\": \"/srv/containers/docker\"}}' > {d}/root/etc/docker/daemon.json
+         printf '# static\\nUUID=11111111-2222-3333-4444-555555555555 / ext4 defaults 0 1\\nUUID={uuid} /srv ext4 defaults 0 2\\n' > {d}/root/etc/fstab
+         zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C {d}/srv/containers/docker -xf -
+         mke2fs -q -t ext4 -U 11111111-2222-3333-4444-555555555555 -d {d}/root {d}/p1.img 8M
+         mke2fs -q -t ext4 -U {uuid} -d {d}/srv {d}/p2.img 24M
+         truncate -s 40M {d}/disk.raw
+         printf 'label: gpt\\nstart=2048, size=16384, name=root\\nstart=18432, size=49152, name=srv\\n' | sfdisk -q {d}/disk.raw
+         dd if={d}/p1.img of={d}/disk.raw bs=512 seek=2048 conv=notrunc status=none
+         dd if={d}/p2.img of={d}/disk.raw bs=512 seek=18432 conv=notrunc status=none",
+        fixture.display()
+    ));
+    let disk = tmp.path().join("disk.raw").to_string_lossy().into_owned();
+    let info: Value =
+        serde_json::from_str(&salvor_ok(&["-q", "--root", &disk, "info", "--json"], 0))
+            .expect("json");
+    assert_eq!(info["data_root"], "/containers/docker");
+    assert_eq!(info["driver"], "vfs");
+    let a = tmp.path().join("a.tar");
+    let b = tmp.path().join("b.tar");
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &disk,
+            "extract",
+            "salvor/small:1",
+            "-o",
+            &a.to_string_lossy(),
+        ],
+        0,
+    );
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &fixture.to_string_lossy(),
+            "extract",
+            "salvor/small:1",
+            "-o",
+            &b.to_string_lossy(),
+        ],
+        0,
+    );
+    assert_eq!(sha256_file(&a), sha256_file(&b));
+}

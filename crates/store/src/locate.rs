@@ -57,6 +57,21 @@ fn display(p: &Path) -> String {
     }
 }
 
+/// The data-roots a host root at `base` configures (absolute paths as the host saw them:
+/// `data-root`/`graph` in `etc/docker/daemon.json`, `--data-root`/`-g`/`--graph` in the
+/// docker unit and its drop-ins, `etc/sysconfig/docker`, `etc/default/docker`), then the
+/// default `/var/lib/docker`.
+pub fn configured_data_roots(source: &dyn Source, base: &Path) -> Vec<String> {
+    host_candidates(source, base)
+        .into_iter()
+        .filter_map(|p| {
+            p.strip_prefix(base)
+                .ok()
+                .map(|r| format!("/{}", r.display()))
+        })
+        .collect()
+}
+
 /// Data-root candidates of a host root at `base`, configured ones first.
 fn host_candidates(source: &dyn Source, base: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
