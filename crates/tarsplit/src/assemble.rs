@@ -434,8 +434,10 @@ impl<'a> Assembler<'a> {
         }
     }
 
-    /// Copies up to `n` bytes from `r`, computing the CRC on a helper thread so that it
-    /// overlaps with the caller's work in `out` (typically SHA-256). Returns bytes copied.
+    /// Copies up to `n` bytes from `r`, reading and computing the CRC on a helper thread so
+    /// that both (the kernel's copy out of the page cache, and CRC-64) overlap with the
+    /// caller's work in `out` (typically SHA-256). Returns bytes copied.
+    #[allow(clippy::too_many_arguments)]
     fn copy_n_parallel(
         &mut self,
         r: &mut dyn FileReader,
@@ -446,73 +448,76 @@ impl<'a> Assembler<'a> {
         findings: &mut Vec<FindingKind>,
     ) -> Result<u64, TarSplitError> {
         use std::sync::mpsc;
-        let (to_crc, crc_rx) = mpsc::sync_channel::<Vec<u8>>(2);
+        let (to_main, main_rx) = mpsc::sync_channel::<Vec<u8>>(3);
         let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|scope| {
-            let worker = scope.spawn(move || {
+            let reader = scope.spawn(move || {
                 let mut h = Crc64Hasher::new();
-                for b in crc_rx {
-                    h.update(&b);
-                    if back_tx.send(b).is_err() {
-                        break;
-                    }
-                }
-                h
-            });
-            let mut pool: Vec<Vec<u8>> = Vec::new();
-            let mut made = 0;
-            let mut done = 0u64;
-            let mut result = Ok(());
-            while done < n {
-                let mut b = match pool.pop() {
-                    Some(b) => b,
-                    None if made < 4 => {
-                        made += 1;
-                        vec![0u8; COPY_BUF]
-                    }
-                    None => match back_rx.recv() {
+                let mut done = 0u64;
+                let mut made = 0;
+                let mut err = None;
+                while done < n {
+                    let mut b = match back_rx.try_recv() {
                         Ok(b) => b,
-                        Err(_) => break,
-                    },
-                };
-                b.resize(COPY_BUF, 0);
-                let want = (n - done).min(COPY_BUF as u64) as usize;
-                let k = match header::read_full(r, &mut b[..want]) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        findings.push(FindingKind::ReadError {
-                            detail: format!("after {done} bytes: {e}"),
-                        });
+                        Err(_) if made < 4 => {
+                            made += 1;
+                            vec![0u8; COPY_BUF]
+                        }
+                        Err(_) => match back_rx.recv() {
+                            Ok(b) => b,
+                            Err(_) => break,
+                        },
+                    };
+                    b.resize(COPY_BUF, 0);
+                    let want = (n - done).min(COPY_BUF as u64) as usize;
+                    let k = match header::read_full(r, &mut b[..want]) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            err = Some(format!("after {done} bytes: {e}"));
+                            break;
+                        }
+                    };
+                    if k == 0 {
                         break;
                     }
-                };
-                if k == 0 {
-                    break;
+                    b.truncate(k);
+                    h.update(&b);
+                    done += k as u64;
+                    if to_main.send(b).is_err() {
+                        break;
+                    }
+                    if k < want {
+                        break;
+                    }
                 }
-                b.truncate(k);
+                (h, done, err)
+            });
+            let mut result = Ok(());
+            while let Ok(b) = main_rx.recv() {
                 if let Err(e) = out.write(&b, at) {
                     result = Err(e);
                     break;
                 }
-                done += k as u64;
-                if to_crc.send(b).is_err() {
-                    break;
+                let _ = back_tx.send(b);
+            }
+            // Unblock the reader whatever state it is in, then collect it.
+            drop(main_rx);
+            drop(back_tx);
+            match reader.join() {
+                Ok((h, done, err)) => {
+                    *crc = h;
+                    if let Some(detail) = err {
+                        findings.push(FindingKind::ReadError { detail });
+                    }
+                    result.map(|()| done)
                 }
-                while let Ok(b) = back_rx.try_recv() {
-                    pool.push(b);
-                }
-                if k < want {
-                    break;
+                Err(_) => {
+                    findings.push(FindingKind::ReadError {
+                        detail: "reader thread failed".into(),
+                    });
+                    result.map(|()| 0)
                 }
             }
-            drop(to_crc);
-            match worker.join() {
-                Ok(h) => *crc = h,
-                Err(_) => findings.push(FindingKind::ReadError {
-                    detail: "checksum thread failed".into(),
-                }),
-            }
-            result.map(|()| done)
         })
     }
 

@@ -530,4 +530,14 @@ fn large_file_parallel_crc_path() {
             found: size as u64 - 10
         }
     );
+    // Longer than recorded: exactly the recorded bytes go out, the growth is a finding.
+    let mut long = data.clone();
+    long.extend_from_slice(b"appended");
+    s.insert(b"big", &long);
+    let mut out = Vec::new();
+    let rep = assemble(Unpacker::new(&json[..]), &s, &mut out).unwrap();
+    assert!(out == tar, "the stream keeps its recorded shape");
+    assert!(
+        matches!(rep.findings[0].kind, FindingKind::SizeMismatch { expected, found } if expected == size as u64 && found > expected)
+    );
 }
