@@ -130,29 +130,6 @@ pub fn locate(want: &str, mounts: &[Mount]) -> Option<(Mount, PathBuf)> {
     Some((m.clone(), PathBuf::from(rel)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn fstab_lines() {
-        let m = parse("# c\nUUID=ab-cd / ext4 defaults 0 1\n/dev/mapper/vg--data-docker /srv/my\\040data xfs defaults 0 2\nswap none swap sw 0 0\n");
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[1].spec, "/dev/mapper/vg--data-docker");
-        assert_eq!(m[1].mount_point, "/srv/my data");
-        let (mnt, rel) = locate("/srv/my data/docker", &m).expect("found");
-        assert_eq!(mnt.mount_point, "/srv/my data");
-        assert_eq!(rel, PathBuf::from("docker"));
-        let (mnt, rel) = locate("/var/lib/docker", &m).expect("root");
-        assert_eq!(mnt.mount_point, "/");
-        assert_eq!(rel, PathBuf::from("var/lib/docker"));
-        assert_eq!(partition_number("/dev/sda3"), Some(3));
-        assert_eq!(partition_number("/dev/nvme0n1p12"), Some(12));
-        assert_eq!(partition_number("/dev/nvme0n1"), None);
-        assert_eq!(partition_number("/dev/mmcblk0p2"), Some(2));
-        assert_eq!(partition_number("/dev/mapper/x"), None);
-    }
-}
-
 /// Looks for the data-root through each host root's fstab: the configured data-root path,
 /// on the volume mounted there. Returns (volume index in `volumes`, path inside it).
 pub fn find_data_root(
@@ -182,4 +159,27 @@ pub fn find_data_root(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn fstab_lines() {
+        let m = parse("# c\nUUID=ab-cd / ext4 defaults 0 1\n/dev/mapper/vg--data-docker /srv/my\\040data xfs defaults 0 2\nswap none swap sw 0 0\n");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].spec, "/dev/mapper/vg--data-docker");
+        assert_eq!(m[1].mount_point, "/srv/my data");
+        let (mnt, rel) = locate("/srv/my data/docker", &m).expect("found");
+        assert_eq!(mnt.mount_point, "/srv/my data");
+        assert_eq!(rel, PathBuf::from("docker"));
+        let (mnt, rel) = locate("/var/lib/docker", &m).expect("root");
+        assert_eq!(mnt.mount_point, "/");
+        assert_eq!(rel, PathBuf::from("var/lib/docker"));
+        assert_eq!(partition_number("/dev/sda3"), Some(3));
+        assert_eq!(partition_number("/dev/nvme0n1p12"), Some(12));
+        assert_eq!(partition_number("/dev/nvme0n1"), None);
+        assert_eq!(partition_number("/dev/mmcblk0p2"), Some(2));
+        assert_eq!(partition_number("/dev/mapper/x"), None);
+    }
 }

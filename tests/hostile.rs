@@ -476,7 +476,7 @@ fn special_files_in_place_of_regular_files_are_never_opened() {
     }
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("fifo"),
+        d.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
@@ -484,7 +484,7 @@ fn special_files_in_place_of_regular_files_are_never_opened() {
     .expect("mkfifo");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &d.join("dev"),
+        d.join("dev"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o644),
         rustix::fs::makedev(1, 3),
