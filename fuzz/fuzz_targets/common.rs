@@ -87,3 +87,59 @@ pub fn walk(src: &dyn salvor_source::Source) {
         }
     }
 }
+
+/// A log of `format` made of fuzzed bytes at `live` (first byte: options; odd = also a
+/// gzip'd rotation), read through `LogReader` and `write_logs` with since/until/tail.
+pub fn fuzz_log(data: &[u8], live: &str, format: salvor_store::logs::LogFormat) {
+    use salvor_source::{DirSource, Source, Timestamp};
+    use salvor_store::logs::{write_logs, LogFiles, LogOptions, LogReader};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    let Some((&sel, body)) = data.split_first() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let live = PathBuf::from(live);
+    let mut files = Vec::new();
+    if sel & 1 == 1 {
+        let rot = PathBuf::from(format!("{}.1.gz", live.display()));
+        put(dir.path(), rot.to_str().unwrap(), &gzip(body));
+        files.push(rot);
+    }
+    put(dir.path(), live.to_str().unwrap(), body);
+    files.push(live);
+    let src: Arc<dyn Source> = Arc::new(DirSource::new(dir.path()).unwrap());
+    let lf = LogFiles {
+        format,
+        files,
+    };
+    let mut n = 0;
+    for e in LogReader::new(src.clone(), &lf) {
+        let _ = e;
+        n += 1;
+        if n > 100_000 {
+            break;
+        }
+    }
+    let opts = LogOptions {
+        since: (sel & 2 != 0).then_some(Timestamp {
+            sec: 1_600_000_000,
+            nsec: 0,
+        }),
+        until: (sel & 4 != 0).then_some(Timestamp {
+            sec: 1_700_000_000,
+            nsec: 5,
+        }),
+        tail: (sel & 8 != 0).then_some((sel >> 4) as usize),
+        timestamps: sel & 16 != 0,
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let _ = write_logs(
+        LogReader::new(src, &lf),
+        &opts,
+        &mut out,
+        &mut err,
+        &mut |_| {},
+    );
+}

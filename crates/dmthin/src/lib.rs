@@ -138,8 +138,7 @@ impl ThinError {
 /// crc32c as persistent-data computes it: `crc32c(~0, data) ^ xor` without the final
 /// inversion.
 fn dm_checksum(data: &[u8], xor: u32) -> u32 {
-    const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-    CRC32C.checksum(data) ^ 0xffff_ffff ^ xor
+    salvor_source::crc32c(!0, data) ^ xor
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {

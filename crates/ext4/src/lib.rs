@@ -769,22 +769,8 @@ impl Read for Ext4File {
 
 impl Seek for Ext4File {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let size = self.state.inode.size;
-        let new = match pos {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => size.checked_add_signed(d),
-            SeekFrom::Current(d) => self.state.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(n) => {
-                self.state.pos = n;
-                Ok(n)
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek to a negative or overflowing position",
-            )),
-        }
+        self.state.pos = salvor_source::seek_position(pos, self.state.pos, self.state.inode.size)?;
+        Ok(self.state.pos)
     }
 }
 
@@ -803,13 +789,7 @@ impl Source for Ext4 {
     fn read_dir(&self, path: &Path) -> salvor_source::Result<Vec<DirEntry>> {
         let inode = self.inner.lookup(path)?;
         let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        if kind != FileKind::Dir {
-            return Err(SourceError::WrongKind {
-                path: path.to_path_buf(),
-                expected: "directory",
-                found: kind,
-            });
-        }
+        SourceError::expect_kind(path, kind, FileKind::Dir)?;
         let entries = self
             .inner
             .dir_entries(&inode)
@@ -842,13 +822,7 @@ impl Source for Ext4 {
     fn open(&self, path: &Path) -> salvor_source::Result<Box<dyn FileReader>> {
         let inode = self.inner.lookup(path)?;
         let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        if kind != FileKind::Regular {
-            return Err(SourceError::WrongKind {
-                path: path.to_path_buf(),
-                expected: "regular file",
-                found: kind,
-            });
-        }
+        SourceError::expect_kind(path, kind, FileKind::Regular)?;
         if inode.flags & inode::FL_ENCRYPT != 0 {
             return Err(SourceError::invalid(
                 path,
@@ -864,13 +838,7 @@ impl Source for Ext4 {
     fn read_link(&self, path: &Path) -> salvor_source::Result<PathBuf> {
         let inode = self.inner.lookup(path)?;
         let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        if kind != FileKind::Symlink {
-            return Err(SourceError::WrongKind {
-                path: path.to_path_buf(),
-                expected: "symlink",
-                found: kind,
-            });
-        }
+        SourceError::expect_kind(path, kind, FileKind::Symlink)?;
         let t = self
             .inner
             .symlink_target(&inode)

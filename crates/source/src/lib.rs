@@ -43,10 +43,12 @@ use std::fmt;
 use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
+mod checksum;
 mod dir;
 mod resolve;
 mod tarsrc;
 
+pub use checksum::crc32c;
 pub use dir::{DirSource, MAX_XATTR_SIZE};
 pub use resolve::{normalize, resolve_in_root, MAX_SYMLINK_HOPS};
 pub use tarsrc::{Compression, TarSource, MAX_EXTENSION_HEADER};
@@ -89,6 +91,27 @@ impl SourceError {
             reason: reason.into(),
         }
     }
+    /// `Ok` when `found` is `want`, else [`SourceError::WrongKind`] naming the path.
+    pub fn expect_kind(path: &Path, found: FileKind, want: FileKind) -> Result<()> {
+        if found == want {
+            return Ok(());
+        }
+        let expected = match want {
+            FileKind::Regular => "regular file",
+            FileKind::Dir => "directory",
+            FileKind::Symlink => "symlink",
+            FileKind::CharDevice => "character device",
+            FileKind::BlockDevice => "block device",
+            FileKind::Fifo => "fifo",
+            FileKind::Socket => "socket",
+        };
+        Err(SourceError::WrongKind {
+            path: path.to_path_buf(),
+            expected,
+            found,
+        })
+    }
+
     /// True when the error means "the path does not exist".
     pub fn is_not_found(&self) -> bool {
         match self {
@@ -181,6 +204,22 @@ pub struct DirEntry {
     /// The file name (one component, arbitrary bytes).
     pub name: OsString,
     pub kind: FileKind,
+}
+
+/// The position a [`Seek`] to `pos` gives, for a reader at `current` over `size` bytes
+/// (positions past the end are allowed, as for files; before the start is an error).
+pub fn seek_position(pos: io::SeekFrom, current: u64, size: u64) -> io::Result<u64> {
+    let new = match pos {
+        io::SeekFrom::Start(n) => Some(n),
+        io::SeekFrom::End(d) => size.checked_add_signed(d),
+        io::SeekFrom::Current(d) => current.checked_add_signed(d),
+    };
+    new.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "seek to a negative or overflowing position",
+        )
+    })
 }
 
 /// An open regular file of the evidence.

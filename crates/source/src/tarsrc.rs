@@ -149,21 +149,8 @@ impl Read for SliceReader {
 
 impl Seek for SliceReader {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let new = match pos {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(p) => {
-                self.pos = p;
-                Ok(p)
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek before the start of the file",
-            )),
-        }
+        self.pos = crate::seek_position(pos, self.pos, self.len)?;
+        Ok(self.pos)
     }
 }
 

@@ -797,40 +797,14 @@ impl Read for XfsFile {
 
 impl Seek for XfsFile {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let size = self.state.inode.size;
-        let new = match pos {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => size.checked_add_signed(d),
-            SeekFrom::Current(d) => self.state.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(n) => {
-                self.state.pos = n;
-                Ok(n)
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek to a negative or overflowing position",
-            )),
-        }
+        self.state.pos = salvor_source::seek_position(pos, self.state.pos, self.state.inode.size)?;
+        Ok(self.state.pos)
     }
 }
 
-fn expect_kind(
-    path: &Path,
-    inode: &Inode,
-    want: FileKind,
-    what: &'static str,
-) -> salvor_source::Result<()> {
+fn expect_kind(path: &Path, inode: &Inode, want: FileKind) -> salvor_source::Result<()> {
     let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-    if kind != want {
-        return Err(SourceError::WrongKind {
-            path: path.to_path_buf(),
-            expected: what,
-            found: kind,
-        });
-    }
-    Ok(())
+    SourceError::expect_kind(path, kind, want)
 }
 
 impl Source for Xfs {
@@ -847,7 +821,7 @@ impl Source for Xfs {
 
     fn read_dir(&self, path: &Path) -> salvor_source::Result<Vec<DirEntry>> {
         let inode = self.inner.lookup(path)?;
-        expect_kind(path, &inode, FileKind::Dir, "directory")?;
+        expect_kind(path, &inode, FileKind::Dir)?;
         let entries = self
             .inner
             .dir_entries(&inode)
@@ -879,7 +853,7 @@ impl Source for Xfs {
 
     fn open(&self, path: &Path) -> salvor_source::Result<Box<dyn FileReader>> {
         let inode = self.inner.lookup(path)?;
-        expect_kind(path, &inode, FileKind::Regular, "regular file")?;
+        expect_kind(path, &inode, FileKind::Regular)?;
         if inode.flags & inode::DIFLAG_REALTIME != 0 {
             return Err(SourceError::invalid(
                 path,
@@ -898,7 +872,7 @@ impl Source for Xfs {
 
     fn read_link(&self, path: &Path) -> salvor_source::Result<PathBuf> {
         let inode = self.inner.lookup(path)?;
-        expect_kind(path, &inode, FileKind::Symlink, "symlink")?;
+        expect_kind(path, &inode, FileKind::Symlink)?;
         let t = self
             .inner
             .symlink_target(&inode)
