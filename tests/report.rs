@@ -140,6 +140,31 @@ fn refuses_to_write_inside_the_evidence() {
 /// The demo archive with one byte of the base layer's `/etc/passwd` changed (same size:
 /// only the CRC and the layer digest can tell).
 fn tampered_copy(dir: &Path) -> (std::path::PathBuf, String) {
+    tampered_with(dir, |raw, pos| {
+        assert_eq!(&raw[pos..pos + 4], b"root");
+        raw[pos] = b'R';
+    })
+}
+
+/// The demo archive with the base layer's `/etc/passwd` made setuid in its tar header (the
+/// data is untouched, so the layer still rebuilds: only the audit can tell).
+fn setuid_copy(dir: &Path) -> std::path::PathBuf {
+    tampered_with(dir, |raw, pos| {
+        let h = &mut raw[pos - 512..pos];
+        let mode = std::str::from_utf8(&h[100..107]).unwrap();
+        let mode = u32::from_str_radix(mode.trim_matches(|c| c == ' ' || c == '\0'), 8).unwrap();
+        h[100..108].copy_from_slice(format!("{:07o}\0", mode | 0o4000).as_bytes());
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    })
+    .0
+}
+
+fn tampered_with(
+    dir: &Path,
+    edit: impl FnOnce(&mut Vec<u8>, usize),
+) -> (std::path::PathBuf, String) {
     let mut raw = Vec::new();
     zstd::Decoder::new(std::fs::File::open(demo()).unwrap())
         .unwrap()
@@ -168,8 +193,7 @@ fn tampered_copy(dir: &Path) -> (std::path::PathBuf, String) {
         }
     }
     let pos = pos.expect("base layer's etc/passwd in the archive");
-    assert_eq!(&raw[pos..pos + 4], b"root");
-    raw[pos] = b'R';
+    edit(&mut raw, pos);
     let p = dir.join("tampered.tar");
     std::fs::write(&p, &raw).unwrap();
     (p, target)
@@ -235,4 +259,56 @@ fn tampered_evidence_yields_findings() {
     if let Ok(out) = out {
         assert!(out.status.success());
     }
+}
+
+#[test]
+fn metadata_tampering_is_in_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ev = setuid_copy(tmp.path());
+    let case = tmp.path().join("case");
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            ev.to_str().unwrap(),
+            "report",
+            "-o",
+            case.to_str().unwrap(),
+        ],
+        1,
+    );
+    let verify: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.join("verify.json")).unwrap()).unwrap();
+    assert_eq!(verify["ok"], false);
+    let layers = verify["layers"].as_array().unwrap();
+    let tampered: Vec<&serde_json::Value> = layers
+        .iter()
+        .filter(|l| l["status"] == "tampered")
+        .collect();
+    assert_eq!(tampered.len(), 1, "{layers:?}");
+    assert_eq!(
+        tampered[0]["chain_id"],
+        "sha256:5d19914ce744f0e6bb12fe584bf61f653451b744b24de039bb0ba26dd2e80f2a"
+    );
+    // The rebuild itself still matches: the data is the layer's.
+    assert_eq!(tampered[0]["actual"], tampered[0]["diff_id"]);
+    let findings = tampered[0]["audit"]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["path"], "etc/passwd");
+    assert_eq!(findings[0]["kind"], "mode-changed");
+    assert!(layers
+        .iter()
+        .filter(|l| l["status"] != "tampered")
+        .all(|l| l["status"] == "verified"));
+    let summary = std::fs::read_to_string(case.join("summary.md")).unwrap();
+    assert!(summary.contains("**TAMPERED**"), "{summary}");
+    assert!(
+        summary.contains("- etc/passwd: mode-changed (expected "),
+        "{summary}"
+    );
+    // The same evidence through `verify` gives the same finding.
+    let out = salvor(&["--root", ev.to_str().unwrap(), "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["layers"], verify["layers"]);
 }

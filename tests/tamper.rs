@@ -398,14 +398,7 @@ fn capability_removed(driver: &'static str) {
         driver,
         data_file("data/cap-file"),
         |d, rel| {
-            run(
-                "setfattr",
-                &[
-                    OsStr::new("-x"),
-                    OsStr::new("security.capability"),
-                    d.join(rel).as_os_str(),
-                ],
-            )
+            xattr::remove(d.join(rel), "security.capability").expect("remove security.capability")
         },
         "capability-changed",
         same,
@@ -417,16 +410,11 @@ fn capability_added(driver: &'static str) {
         driver,
         data_file("data/keep.txt"),
         |d, rel| {
-            run(
-                "setfattr",
-                &[
-                    OsStr::new("-n"),
-                    OsStr::new("security.capability"),
-                    OsStr::new("-v"),
-                    OsStr::new("0x0100000200200000000000000000000000000000"),
-                    d.join(rel).as_os_str(),
-                ],
-            )
+            // VFS_CAP_REVISION_2 | effective, cap_net_raw permitted (little-endian).
+            let cap = [
+                0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ];
+            xattr::set(d.join(rel), "security.capability", &cap).expect("set security.capability")
         },
         "capability-changed",
         same,
@@ -564,14 +552,7 @@ fn opaque_removed(driver: &'static str) {
         move |d, rel| {
             let p = d.join(rel);
             if overlay {
-                run(
-                    "setfattr",
-                    &[
-                        OsStr::new("-x"),
-                        OsStr::new("trusted.overlay.opaque"),
-                        p.as_os_str(),
-                    ],
-                );
+                xattr::remove(&p, "trusted.overlay.opaque").expect("remove trusted.overlay.opaque");
             } else {
                 keeping_mtimes(&p, || std::fs::remove_file(&p).expect("rm"));
             }

@@ -6,8 +6,12 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use salvor_forensic::verify::{
+    audit_count, chains_of, check_layers, image_verdicts, layer_json, layer_status,
+};
+
 use rayon::prelude::*;
-use salvor_store::{AuditReport, Image, RebuildReport, RebuildStatus, Store};
+use salvor_store::{Image, RebuildReport, Store};
 use serde_json::json;
 
 use crate::commands::EXIT_FINDINGS;
@@ -29,77 +33,35 @@ pub fn select_images<'a>(store: &'a Store, queries: &[String]) -> anyhow::Result
     Ok(out)
 }
 
-/// A writer that discards bytes and advances a progress bar.
-pub struct ProgressSink<'a>(pub &'a indicatif::ProgressBar);
-impl Write for ProgressSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.inc(buf.len() as u64);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Verifies the given layers in parallel; reports keyed by chain id.
+/// Rebuilds the given layers in parallel with a progress bar; reports keyed by chain id.
 pub fn verify_layers(
     store: &Store,
     chain_ids: &[String],
     quiet: bool,
 ) -> BTreeMap<String, RebuildReport> {
-    let layers: Vec<_> = chain_ids
-        .iter()
-        .filter_map(|c| store.layers.get(c))
-        .collect();
-    let total: u64 = layers
+    let (pb, reports) = with_progress(store, chain_ids, quiet, |p| {
+        salvor_forensic::verify::verify_layers(store, chain_ids, p)
+    });
+    pb.finish_and_clear();
+    reports
+}
+
+/// Runs `f` with a byte-counting progress bar sized to the layers' tar lengths.
+fn with_progress<T>(
+    store: &Store,
+    chain_ids: &[String],
+    quiet: bool,
+    f: impl FnOnce(&(dyn Fn(u64) + Sync)) -> T,
+) -> (indicatif::ProgressBar, T) {
+    let total: u64 = chain_ids
         .par_iter()
+        .filter_map(|c| store.layers.get(c))
         .map(|l| store.layer_tar_size(l).unwrap_or(0))
         .sum();
     let pb = bytes_bar(total, quiet, "verifying");
-    let reports: Vec<RebuildReport> = layers
-        .par_iter()
-        .map(|l| {
-            let mut sink = ProgressSink(&pb);
-            match store.rebuild_layer(l, &mut sink) {
-                Ok(r) => r,
-                Err(e) => {
-                    let mut r = store.verify_layer(l);
-                    r.error.get_or_insert_with(|| e.to_string());
-                    r
-                }
-            }
-        })
-        .collect();
-    pb.finish_and_clear();
-    reports
-        .into_iter()
-        .map(|r| (r.chain_id.clone(), r))
-        .collect()
-}
-
-/// Audits the given layers in parallel (a metadata walk; no file content is read).
-pub fn audit_layers(store: &Store, chain_ids: &[String]) -> BTreeMap<String, AuditReport> {
-    let layers: Vec<_> = chain_ids
-        .iter()
-        .filter_map(|c| store.layers.get(c))
-        .collect();
-    layers
-        .par_iter()
-        .map(|l| (l.chain_id.clone(), store.audit_layer(l)))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect()
-}
-
-/// The status shown for a layer: the rebuild's, or `tampered` when the stream rebuilt but
-/// the audit found something.
-fn layer_status(r: &RebuildReport, a: Option<&AuditReport>) -> &'static str {
-    match r.status {
-        RebuildStatus::Verified if a.is_some_and(|a| !a.is_clean()) => "tampered",
-        RebuildStatus::Verified => "verified",
-        RebuildStatus::Mismatch => "mismatch",
-        RebuildStatus::Unrebuildable => "unrebuildable",
-    }
+    let inc = |n: u64| pb.inc(n);
+    let out = f(&inc);
+    (pb, out)
 }
 
 pub fn verify(
@@ -109,71 +71,17 @@ pub fn verify(
     quiet: bool,
 ) -> anyhow::Result<u8> {
     let images = select_images(store, queries)?;
-    let mut chains: Vec<String> = Vec::new();
-    for img in &images {
-        for c in &img.chain_ids {
-            if !chains.contains(c) {
-                chains.push(c.clone());
-            }
-        }
-    }
-    let (reports, audits) = rayon::join(
-        || verify_layers(store, &chains, quiet),
-        || audit_layers(store, &chains),
-    );
-    let mut all_ok = true;
-    let mut image_rows = Vec::new();
-    for img in &images {
-        let mut problems = Vec::new();
-        let id_ok = img.synthesised || salvor_store::sha256_hex(&img.config) == img.id;
-        if !id_ok {
-            problems.push("config bytes do not hash to the image id".to_string());
-        }
-        for c in &img.chain_ids {
-            match reports.get(c) {
-                Some(r) => match layer_status(r, audits.get(c)) {
-                    "verified" => {}
-                    "tampered" => problems.push(format!(
-                        "layer {} was tampered with ({} audit finding(s))",
-                        short_id(c),
-                        audits
-                            .get(c)
-                            .map_or(0, |a| a.findings.len() as u64 + a.omitted)
-                    )),
-                    _ => problems.push(format!("layer {} did not verify", short_id(c))),
-                },
-                None => problems.push(format!("layer {} is not in the layer store", short_id(c))),
-            }
-        }
-        if !problems.is_empty() {
-            all_ok = false;
-        }
-        image_rows.push((img, problems));
-    }
+    let chains = chains_of(&images);
+    let (pb, (reports, audits)) =
+        with_progress(store, &chains, quiet, |p| check_layers(store, &chains, p));
+    pb.finish_and_clear();
+    let verdicts = image_verdicts(&images, &reports, &audits);
+    let all_ok = verdicts.iter().all(|v| v.ok);
     if json_out {
         let v = json!({
             "ok": all_ok,
-            "images": image_rows.iter().map(|(img, problems)| json!({
-                "id": img.id,
-                "tags": img.repo_tags,
-                "ok": problems.is_empty(),
-                "problems": problems,
-                "chain_ids": img.chain_ids,
-            })).collect::<Vec<_>>(),
-            "layers": reports.values().map(|r| {
-                let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({}));
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("status".into(), json!(layer_status(r, audits.get(&r.chain_id))));
-                    o.insert("audit".into(), audits.get(&r.chain_id).map_or(json!(null), |a| json!({
-                        "entries": a.entries,
-                        "walked": a.walked,
-                        "findings": a.findings,
-                        "omitted": a.omitted,
-                        "notes": a.notes,
-                    })));
-                }
-                v
-            }).collect::<Vec<_>>(),
+            "images": verdicts,
+            "layers": reports.values().map(|r| layer_json(r, audits.get(&r.chain_id))).collect::<Vec<_>>(),
             "metadata_problems": store.problems,
         });
         print_json(&v)?;
@@ -183,7 +91,7 @@ pub fn verify(
         for c in &chains {
             let Some(r) = reports.get(c) else { continue };
             let audit = audits.get(c);
-            let n_audit = audit.map_or(0, |a| a.findings.len() as u64 + a.omitted);
+            let n_audit = audit_count(audit);
             let status = match layer_status(r, audit) {
                 "verified" => "verified".to_string(),
                 "tampered" => format!("TAMPERED ({n_audit} finding(s))"),
@@ -261,26 +169,22 @@ pub fn verify(
             }
         }
         writeln!(out)?;
-        for (img, problems) in &image_rows {
-            let name = img
-                .repo_tags
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "<none>".into());
-            if problems.is_empty() {
+        for v in &verdicts {
+            let name = v.tags.first().cloned().unwrap_or_else(|| "<none>".into());
+            if v.ok {
                 writeln!(
                     out,
                     "image {} {}: verified",
-                    short_id(&img.id),
+                    short_id(&v.id),
                     printable(&name)
                 )?;
             } else {
                 writeln!(
                     out,
                     "image {} {}: FAILED: {}",
-                    short_id(&img.id),
+                    short_id(&v.id),
                     printable(&name),
-                    problems.join("; ")
+                    v.problems.join("; ")
                 )?;
             }
         }

@@ -18,12 +18,14 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use salvor_store::{RebuildStatus, Store};
+use salvor_store::Store;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::timeline::{clean_bytes, write_timeline, TimelineFormat, TimelineOptions};
-use crate::verify::{chains_of, image_verdicts, verify_layers};
+use crate::verify::{
+    audit_count, chains_of, check_layers, image_verdicts, layer_json, layer_status,
+};
 
 /// What goes into a report.
 #[derive(Debug, Clone, Default)]
@@ -214,12 +216,10 @@ pub fn write_report(
             chains.push(c.clone());
         }
     }
-    let reports = verify_layers(store, &chains, progress);
-    let verdicts = image_verdicts(&images, &reports);
-    let all_ok = verdicts.iter().all(|v| v.ok)
-        && reports
-            .values()
-            .all(|r| r.status == RebuildStatus::Verified);
+    let (reports, audits) = check_layers(store, &chains, progress);
+    let verdicts = image_verdicts(&images, &reports, &audits);
+    let status = |r: &salvor_store::RebuildReport| layer_status(r, audits.get(&r.chain_id));
+    let all_ok = verdicts.iter().all(|v| v.ok) && reports.values().all(|r| status(r) == "verified");
 
     // timeline.jsonl first: its problems go into the summary.
     let tl = w.file("timeline.jsonl", |h| {
@@ -252,7 +252,7 @@ pub fn write_report(
     let verify = json!({
         "ok": all_ok,
         "images": verdicts,
-        "layers": reports.values().collect::<Vec<_>>(),
+        "layers": reports.values().map(|r| layer_json(r, audits.get(&r.chain_id))).collect::<Vec<_>>(),
         "metadata_problems": store.problems,
     });
     w.file("verify.json", |h| json_to("verify.json", &verify, h))?;
@@ -285,14 +285,11 @@ pub fn write_report(
         s.push_str(&format!("| {k} | {v} |\n"));
     }
     let images_failed = verdicts.iter().filter(|v| !v.ok).count();
-    let layers_failed = reports
-        .values()
-        .filter(|r| r.status != RebuildStatus::Verified)
-        .count();
+    let layers_failed = reports.values().filter(|r| status(r) != "verified").count();
     s.push_str("\n## Verdict\n\n");
     if all_ok {
         s.push_str(&format!(
-            "All {} image(s) and {} layer(s) verified: every layer rebuilt byte-exact from the files on disk and hashes to its diff_id.\n",
+            "All {} image(s) and {} layer(s) verified: every layer rebuilt byte-exact from the files on disk and hashes to its diff_id, and every layer directory matches the engine's record of it.\n",
             verdicts.len(),
             reports.len()
         ));
@@ -329,10 +326,11 @@ pub fn write_report(
 
     s.push_str("\n## Layers\n\n| Chain ID | Diff ID | Status | Files | Bytes | Findings |\n|---|---|---|---|---|---|\n");
     for (c, r) in &reports {
-        let status = match r.status {
-            RebuildStatus::Verified => "verified",
-            RebuildStatus::Mismatch => "**MISMATCH**",
-            RebuildStatus::Unrebuildable => "**UNREBUILDABLE**",
+        let status = match status(r) {
+            "verified" => "verified",
+            "tampered" => "**TAMPERED**",
+            "mismatch" => "**MISMATCH**",
+            _ => "**UNREBUILDABLE**",
         };
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
@@ -341,11 +339,11 @@ pub fn write_report(
             status,
             r.files,
             r.bytes,
-            r.findings.len()
+            r.findings.len() as u64 + audit_count(audits.get(c))
         ));
     }
     for (c, r) in &reports {
-        if r.status == RebuildStatus::Verified {
+        if status(r) == "verified" {
             continue;
         }
         s.push_str(&format!(
@@ -368,6 +366,26 @@ pub fn write_report(
                 md(&f.kind),
                 md(&f.detail)
             ));
+        }
+        if let Some(a) = audits.get(c) {
+            for f in &a.findings {
+                s.push_str(&format!(
+                    "- {}: {} (expected {}, found {})\n",
+                    md(&f.path),
+                    md(f.kind.as_str()),
+                    md(&f.expected),
+                    md(&f.found)
+                ));
+            }
+            if a.omitted > 0 {
+                s.push_str(&format!(
+                    "- … {} more audit finding(s) in report.json\n",
+                    a.omitted
+                ));
+            }
+            for n in &a.notes {
+                s.push_str(&format!("- audit note: {}\n", md(n)));
+            }
         }
     }
 
