@@ -20,6 +20,9 @@ pub struct Opened {
     pub data_root: PathBuf,
     /// For a disk image: the volume used (`p1`, `lv:vg/root`, `disk`).
     pub volume: Option<String>,
+    /// For a disk image: the scanned disk (its LVM thin pools may hold Docker's
+    /// devicemapper devices).
+    pub disk: Option<Disk>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -106,6 +109,7 @@ pub fn open(root: &Path) -> anyhow::Result<Opened> {
             source,
             data_root,
             volume: None,
+            disk: None,
         });
     }
     let disk =
@@ -126,6 +130,7 @@ pub fn open(root: &Path) -> anyhow::Result<Opened> {
                     source: fs,
                     data_root,
                     volume: Some(v.spec.clone()),
+                    disk: Some(disk.clone()),
                 })
             }
             Err(e) => tried.push(format!("{}: {e}", v.spec)),
@@ -140,6 +145,7 @@ pub fn open(root: &Path) -> anyhow::Result<Opened> {
             source: fs,
             data_root,
             volume: Some(all[i].spec.clone()),
+            disk: Some(disk.clone()),
         });
     }
     if tried.is_empty() {
@@ -154,6 +160,173 @@ pub fn open(root: &Path) -> anyhow::Result<Opened> {
         path.display(),
         tried.join("\n  ")
     )
+}
+
+/// The pool a devicemapper store in direct-lvm mode needs: an LVM thin pool in the
+/// evidence's disk image, or in the image `--thin-pool` names. `Ok(None)` when none is
+/// needed or none is found (`note` then says why, if there is something to say).
+///
+/// `wanted` is `--thin-pool`: `VG/LV` (on the evidence's disk), `IMAGE` (the one pool
+/// with devices LVM does not know, on another disk image) or `IMAGE:VG/LV`. Without it
+/// the pool is the one the host configured (`dm.thinpooldev` in `daemon.json` or the
+/// docker unit), else the only pool holding devices that are not LVM thin volumes. Loop
+/// files in the data-root win unless `--thin-pool` is given.
+pub fn choose_thin_pool(
+    store: &salvor_store::Store,
+    opened: &Opened,
+    wanted: Option<&str>,
+) -> anyhow::Result<ChosenPool> {
+    let mut chosen = ChosenPool::default();
+    if store.driver != salvor_store::Driver::Devicemapper {
+        if wanted.is_some() {
+            bail!(
+                "--thin-pool: the data-root's storage driver is {}, not devicemapper",
+                store.driver
+            );
+        }
+        return Ok(chosen);
+    }
+    if wanted.is_none() && store.has_thin_pool_loop_files() {
+        return Ok(chosen);
+    }
+    let (image, name) = match wanted {
+        Some(w) => parse_thin_pool_arg(w)?,
+        None => (None, None),
+    };
+    let other;
+    let disk = match (&image, &opened.disk) {
+        (Some(path), _) => {
+            other = Disk::open(path)
+                .with_context(|| format!("--thin-pool: cannot read disk image {}", path.display()))?;
+            &other
+        }
+        (None, Some(d)) => d,
+        (None, None) if name.is_some() => bail!(
+            "--thin-pool {}: the evidence is not a disk image; name the image holding the pool (--thin-pool IMAGE[:VG/LV])",
+            wanted.unwrap_or_default()
+        ),
+        (None, None) => return Ok(chosen),
+    };
+    let where_ = disk.container.path.display().to_string();
+    let list = || {
+        if disk.thin_pools.is_empty() {
+            format!("{where_} has no LVM thin pool")
+        } else {
+            let names: Vec<String> = disk
+                .thin_pools
+                .iter()
+                .map(|t| format!("{}/{}", t.vg, t.lv))
+                .collect();
+            format!("thin pools on {where_}: {}", names.join(", "))
+        }
+    };
+    // The pool the host configured, when `--thin-pool` does not name one.
+    let configured = if name.is_none() && wanted.is_none() {
+        configured_thinpooldev(opened, disk)
+    } else {
+        None
+    };
+    let by_name = name.clone().or_else(|| {
+        configured
+            .as_ref()
+            .and_then(|c| salvor_store::locate::thinpooldev_lv(c))
+    });
+    let tp = match &by_name {
+        Some((vg, lv)) => match disk.thin_pool(vg, lv) {
+            Some(tp) => tp,
+            None if wanted.is_some() => bail!("--thin-pool: no thin pool {vg}/{lv}; {}", list()),
+            None => {
+                chosen.note = Some(format!(
+                    "the host used the LVM thin pool {vg}/{lv} (dm.thinpooldev={}), which is not on {where_}; layers stay unreadable until --thin-pool IMAGE names the disk image holding it",
+                    configured.unwrap_or_default()
+                ));
+                return Ok(chosen);
+            }
+        },
+        None => {
+            let with_foreign: Vec<_> = disk
+                .thin_pools
+                .iter()
+                .filter(|t| !t.foreign_devices().is_empty())
+                .collect();
+            match with_foreign.as_slice() {
+                [tp] => *tp,
+                [] if wanted.is_some() => bail!(
+                    "--thin-pool: no thin pool on {where_} holds devices other than LVM's own; {}",
+                    list()
+                ),
+                [] => return Ok(chosen),
+                many => bail!(
+                    "several thin pools hold devices LVM does not know ({}): choose Docker's with --thin-pool VG/LV",
+                    many.iter()
+                        .map(|t| format!("{}/{}", t.vg, t.lv))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    };
+    let Some(pool) = tp.pool.clone() else {
+        bail!(
+            "thin pool {}/{} on {where_} cannot be read: {}",
+            tp.vg,
+            tp.lv,
+            tp.error.as_deref().unwrap_or("unknown error")
+        );
+    };
+    let origin = format!("LVM thin pool {}/{} on {where_}", tp.vg, tp.lv);
+    chosen.note = Some(format!(
+        "devicemapper direct-lvm: reading the {origin}{}",
+        match &configured {
+            Some(c) => format!(" (dm.thinpooldev={c})"),
+            None => String::new(),
+        }
+    ));
+    chosen.pool = Some((pool, origin));
+    Ok(chosen)
+}
+
+/// What [`choose_thin_pool`] found.
+#[derive(Default)]
+pub struct ChosenPool {
+    /// The pool and where it is.
+    pub pool: Option<(salvor_disk::ThinPool, String)>,
+    /// What to tell the user.
+    pub note: Option<String>,
+}
+
+/// `--thin-pool` → (disk image, VG/LV).
+fn parse_thin_pool_arg(s: &str) -> anyhow::Result<(Option<PathBuf>, Option<(String, String)>)> {
+    let lv = |t: &str| -> anyhow::Result<(String, String)> {
+        let t = t.strip_prefix("lv:").unwrap_or(t);
+        match t.split_once('/') {
+            Some((vg, lv)) if !vg.is_empty() && !lv.is_empty() && !lv.contains('/') => {
+                Ok((vg.to_string(), lv.to_string()))
+            }
+            _ => bail!("--thin-pool {s:?}: expected VG/LV, IMAGE or IMAGE:VG/LV"),
+        }
+    };
+    if Path::new(s).is_file() {
+        return Ok((Some(PathBuf::from(s)), None));
+    }
+    for (i, _) in s.match_indices(':') {
+        if Path::new(&s[..i]).is_file() {
+            return Ok((Some(PathBuf::from(&s[..i])), Some(lv(&s[i + 1..])?)));
+        }
+    }
+    Ok((None, Some(lv(s)?)))
+}
+
+/// `dm.thinpooldev` as the host configured it: on the filesystem holding the data-root (as
+/// a host root), else on any ext/XFS volume of the disk.
+fn configured_thinpooldev(opened: &Opened, disk: &Disk) -> Option<String> {
+    let here = salvor_store::locate::configured_thinpooldev(opened.source.as_ref(), Path::new(""));
+    here.or_else(|| {
+        disk.candidates().into_iter().find_map(|v| {
+            let fs = open_filesystem(&v.content, v.device.clone()).ok()?;
+            salvor_store::locate::configured_thinpooldev(fs.as_ref(), Path::new(""))
+        })
+    })
 }
 
 /// A filesystem reader for a volume.

@@ -37,6 +37,12 @@ pub struct Cli {
     /// `IMAGE:p3` or `IMAGE:lv:vg/name` picks a volume). Read-only, never modified.
     #[arg(long, short = 'r', env = "SALVOR_ROOT", global = true)]
     pub root: Option<PathBuf>,
+    /// devicemapper in direct-lvm mode: the LVM thin pool holding Docker's devices, as
+    /// `VG/LV` (in the `--root` disk image), `IMAGE` (another disk image, e.g. the host's
+    /// second disk; its one pool with devices LVM does not know) or `IMAGE:VG/LV`. Without
+    /// it salvor uses the pool the host configured (`dm.thinpooldev`) or the only candidate.
+    #[arg(long, value_name = "[IMAGE:]VG/LV | IMAGE", global = true)]
+    pub thin_pool: Option<String>,
     /// No progress bars or notes on stderr.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,

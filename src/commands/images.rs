@@ -15,11 +15,23 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     problems.sort();
     problems.dedup();
     let (volumes, _) = store.volumes(&containers);
+    let thin_pool =
+        (store.driver == salvor_store::Driver::Devicemapper).then(|| match store.devicemapper() {
+            Ok(dm) => json!({
+                "origin": dm.origin,
+                "data_block_size": dm.pool.data_block_size(),
+                "thin_devices": dm.pool.devices().len(),
+                "device_records": dm.devices.len(),
+                "warnings": dm.warnings,
+            }),
+            Err(e) => json!({ "error": e }),
+        });
     let v = json!({
         "evidence": store.source.describe(),
         "data_root": format!("/{}", store.root.display()),
         "layout": store.layout,
         "driver": store.driver,
+        "thin_pool": thin_pool,
         "images": store.images.len(),
         "layers": store.layers.len(),
         "containers": containers.len(),
@@ -43,6 +55,22 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         }
     )?;
     writeln!(out, "Storage driver:  {}", store.driver)?;
+    if let Some(tp) = &thin_pool {
+        match (tp["origin"].as_str(), tp["error"].as_str()) {
+            (Some(o), _) => writeln!(
+                out,
+                "Thin pool:       {} ({} thin devices, {} device records)",
+                printable(o),
+                tp["thin_devices"],
+                tp["device_records"]
+            )?,
+            (None, e) => writeln!(
+                out,
+                "Thin pool:       unreadable: {}",
+                printable(e.unwrap_or(""))
+            )?,
+        }
+    }
     writeln!(out, "Images:          {}", store.images.len())?;
     writeln!(out, "Layers:          {}", store.layers.len())?;
     writeln!(out, "Containers:      {}", containers.len())?;

@@ -28,7 +28,15 @@ pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
             opened.source.describe()
         );
     }
-    let store = Store::open_at(opened.source, opened.data_root)?;
+    let mut store = Store::open_at(opened.source.clone(), opened.data_root.clone())?;
+    // devicemapper in direct-lvm mode: read again with the LVM thin pool.
+    let chosen = crate::evidence::choose_thin_pool(&store, &opened, cli.thin_pool.as_deref())?;
+    if let Some((pool, origin)) = chosen.pool {
+        store = Store::open_at_with_thin_pool(opened.source, opened.data_root, pool, origin)?;
+    }
+    if let (Some(note), false) = (chosen.note, cli.quiet) {
+        eprintln!("salvor: note: {note}");
+    }
     if !cli.quiet && !store.problems.is_empty() {
         eprintln!(
             "salvor: note: {} piece(s) of metadata could not be read or do not add up; `salvor info` lists them",
@@ -150,15 +158,44 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
                 c["detail"].as_str().or(c["format"].as_str()).unwrap_or("?"),
                 c["virtual_size"]
             );
-            if let Some(vols) = v["disk"]["volumes"].as_array() {
+            let pools = v["disk"]["thin_pools"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let vols = v["disk"]["volumes"].as_array().cloned().unwrap_or_default();
+            let w = vols
+                .iter()
+                .chain(&pools)
+                .filter_map(|x| x["spec"].as_str())
+                .map(str::len)
+                .max()
+                .unwrap_or(0)
+                .max(12);
+            if !vols.is_empty() {
                 println!("Volumes:");
-                for vol in vols {
+                for vol in &vols {
                     println!(
-                        "  {:<12} {:>14} bytes  {}",
+                        "  {:<w$} {:>14} bytes  {}",
                         vol["spec"].as_str().unwrap_or(""),
                         vol["size"],
                         describe_content(&vol["content"])
                     );
+                }
+            }
+            if !pools.is_empty() {
+                println!("Thin pools:");
+            }
+            for t in &pools {
+                let ids = t["device_ids"].as_array().map_or(0, |a| a.len());
+                let lvm = t["lvm_volumes"].as_object().map_or(0, |o| o.len());
+                match t["error"].as_str() {
+                    Some(e) => println!("  {:<w$} unreadable: {e}", t["spec"].as_str().unwrap_or("")),
+                    None => println!(
+                        "  {:<w$} {} KiB blocks, {ids} thin device(s): {lvm} LVM thin volume(s), {} LVM does not know (Docker direct-lvm keeps its layers there)",
+                        t["spec"].as_str().unwrap_or(""),
+                        t["data_block_size"].as_u64().unwrap_or(0) / 1024,
+                        ids - lvm.min(ids)
+                    ),
                 }
             }
             for w in v["disk"]["warnings"]
@@ -171,7 +208,7 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
             println!("Docker:");
             for x in d {
                 println!(
-                    "  {:<12} {}",
+                    "  {:<w$} {}",
                     x["volume"].as_str().unwrap_or(""),
                     match (x["data_root"].as_str(), x["error"].as_str()) {
                         (Some(dr), _) => format!(

@@ -40,7 +40,10 @@
 //!   [`DiskError`] naming the file and the structure, never a panic or a hang.
 //! * Formats we cannot read correctly are refused ([`DiskError::Unsupported`]) rather
 //!   than mis-read: qcow2 encryption, `extended_l2`, external data files; VMDK snapshot
-//!   children; VHD; LVM thin/RAID/striped LVs.
+//!   children; VHD; LVM RAID/striped/mirror/snapshot LVs.
+//! * LVM thin pools are opened through their hidden `_tmeta`/`_tdata` LVs with
+//!   `salvor-dmthin` ([`ThinPoolVolume`]); LVM thin volumes in them are ordinary
+//!   [`Volume`]s, and Docker's direct-lvm devices are read through the pool.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -70,6 +73,7 @@ pub use error::{DiskError, Result};
 pub use fs::{identify, Content};
 pub use lvm::{LogicalVolume, VolumeGroup};
 pub use parts::{read_partition_table, Partition, PartitionTable, Scheme};
+pub use salvor_dmthin::ThinPool;
 
 pub(crate) fn read_full(file: &File, off: u64, buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
@@ -169,6 +173,54 @@ impl std::fmt::Display for VolumeSpec {
     }
 }
 
+/// An LVM thin pool, opened through its hidden metadata and data sub-volumes.
+///
+/// LVM's own thin volumes in it become [`Volume`]s; devices it holds that LVM does not
+/// know (Docker's devicemapper driver in direct-lvm mode creates its own, one per layer
+/// and container) are reached through [`ThinPoolVolume::pool`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ThinPoolVolume {
+    /// `lv:vg/pool`.
+    pub spec: String,
+    pub vg: String,
+    pub lv: String,
+    /// The hidden LV with the dm-thin metadata (`pool_tmeta`).
+    pub metadata_lv: String,
+    /// The hidden LV with the data blocks (`pool_tdata`).
+    pub data_lv: String,
+    /// Data block size in bytes, as LVM recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<u64>,
+    /// Data block size in bytes, as the pool's superblock says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_block_size: Option<u64>,
+    /// The pool superblock's transaction id (Docker advances it; LVM's may lag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<u64>,
+    /// Every thin device id in the pool.
+    pub device_ids: Vec<u64>,
+    /// Thin device id → the LVM thin volume (`lv:vg/name`) that uses it. Ids not here are
+    /// devices LVM does not know about.
+    pub lvm_volumes: std::collections::BTreeMap<u64, String>,
+    /// Why the pool could not be opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The opened pool.
+    #[serde(skip)]
+    pub pool: Option<salvor_dmthin::ThinPool>,
+}
+
+impl ThinPoolVolume {
+    /// The thin devices LVM does not know about (Docker's, in direct-lvm mode).
+    pub fn foreign_devices(&self) -> Vec<u64> {
+        self.device_ids
+            .iter()
+            .copied()
+            .filter(|d| !self.lvm_volumes.contains_key(d))
+            .collect()
+    }
+}
+
 /// What `salvor probe` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {
@@ -176,6 +228,7 @@ pub struct ProbeReport {
     pub partition_table: Option<PartitionTable>,
     pub volume_groups: Vec<VolumeGroup>,
     pub volumes: Vec<Volume>,
+    pub thin_pools: Vec<ThinPoolVolume>,
     /// Damage met that did not stop the scan (bad primary GPT, unreadable LVM metadata).
     pub warnings: Vec<String>,
 }
@@ -188,6 +241,7 @@ pub struct Disk {
     pub partition_table: Option<PartitionTable>,
     pub volume_groups: Vec<VolumeGroup>,
     pub volumes: Vec<Volume>,
+    pub thin_pools: Vec<ThinPoolVolume>,
     pub warnings: Vec<String>,
 }
 
@@ -293,9 +347,54 @@ impl Disk {
                 }
             }
         }
+        let mut thin_pools = Vec::new();
+        for vg in &vgs {
+            for lv in &vg.logical_volumes {
+                if let Some(seg) = lv.thin_pool_segment() {
+                    let tp = open_thin_pool(vg, lv, seg, &pv_devs, &mut warnings);
+                    thin_pools.push(tp);
+                }
+            }
+        }
         for vg in &vgs {
             for lv in &vg.logical_volumes {
                 if !lv.visible() {
+                    continue;
+                }
+                if lv.thin_pool_segment().is_some() {
+                    continue; // in `thin_pools`
+                }
+                let spec = format!("lv:{}/{}", vg.name, lv.name);
+                if let Some((pool_lv, dev_id)) = lv.thin_volume() {
+                    let Some(tp) = thin_pools
+                        .iter_mut()
+                        .find(|t| t.vg == vg.name && t.lv == pool_lv)
+                    else {
+                        warnings.push(format!(
+                            "{spec}: thin pool {pool_lv:?} is not in the volume group"
+                        ));
+                        continue;
+                    };
+                    tp.lvm_volumes.insert(dev_id, spec.clone());
+                    let Some(pool) = &tp.pool else {
+                        warnings.push(format!("{spec}: thin pool {} could not be opened", tp.spec));
+                        continue;
+                    };
+                    match pool.device_with_size(dev_id, lv.size) {
+                        Ok(device) => volumes.push(Volume {
+                            spec,
+                            kind: VolumeKind::LogicalVolume {
+                                vg: vg.name.clone(),
+                                lv: lv.name.clone(),
+                            },
+                            offset: None,
+                            size: device.size(),
+                            content: identify(&*device),
+                            device,
+                        }),
+                        Err(e) => warnings
+                            .push(format!("{spec}: thin device {dev_id} of {}: {e}", tp.spec)),
+                    }
                     continue;
                 }
                 match lvm::map_lv(vg, lv, &pv_devs) {
@@ -323,8 +422,14 @@ impl Disk {
             partition_table: table,
             volume_groups: vgs,
             volumes,
+            thin_pools,
             warnings,
         }
+    }
+
+    /// The thin pool `vg/lv`.
+    pub fn thin_pool(&self, vg: &str, lv: &str) -> Option<&ThinPoolVolume> {
+        self.thin_pools.iter().find(|t| t.vg == vg && t.lv == lv)
     }
 
     /// The serialisable report.
@@ -334,6 +439,7 @@ impl Disk {
             partition_table: self.partition_table.clone(),
             volume_groups: self.volume_groups.clone(),
             volumes: self.volumes.clone(),
+            thin_pools: self.thin_pools.clone(),
             warnings: self.warnings.clone(),
         }
     }
@@ -440,4 +546,75 @@ mod tests {
         }
         assert_eq!(VolumeSpec::Partition(2).to_string(), "p2");
     }
+}
+
+/// Opens the thin pool `lv` (whose segment is `seg`) through its metadata and data LVs.
+/// A pool whose metadata checksums fail is opened leniently, with a warning.
+fn open_thin_pool(
+    vg: &VolumeGroup,
+    lv: &LogicalVolume,
+    seg: &lvm::Segment,
+    pv_devs: &HashMap<String, Arc<dyn BlockDevice>>,
+    warnings: &mut Vec<String>,
+) -> ThinPoolVolume {
+    let spec = format!("lv:{}/{}", vg.name, lv.name);
+    let mut tp = ThinPoolVolume {
+        spec: spec.clone(),
+        vg: vg.name.clone(),
+        lv: lv.name.clone(),
+        metadata_lv: seg.metadata.clone().unwrap_or_default(),
+        data_lv: seg.pool.clone().unwrap_or_default(),
+        chunk_size: seg.chunk_size,
+        data_block_size: None,
+        transaction_id: None,
+        device_ids: Vec::new(),
+        lvm_volumes: Default::default(),
+        error: None,
+        pool: None,
+    };
+    let sub = |name: &str| -> std::result::Result<Arc<dyn BlockDevice>, String> {
+        let l = vg
+            .logical_volumes
+            .iter()
+            .find(|l| l.name == name)
+            .ok_or_else(|| format!("its LV {name:?} is not in the volume group"))?;
+        lvm::map_lv(vg, l, pv_devs)
+            .map(|m| Arc::new(m) as Arc<dyn BlockDevice>)
+            .map_err(|e| e.to_string())
+    };
+    let opened = sub(&tp.metadata_lv).and_then(|meta| {
+        let data = sub(&tp.data_lv)?;
+        match salvor_dmthin::ThinPool::open(meta.clone(), data.clone()) {
+            Ok(p) => Ok(p),
+            Err(salvor_dmthin::ThinError::Checksum { .. }) => {
+                let p =
+                    salvor_dmthin::ThinPool::open_lenient(meta, data).map_err(|e| e.to_string())?;
+                warnings.push(format!(
+                    "thin pool {spec}: metadata checksums do not match; read anyway"
+                ));
+                Ok(p)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    match opened {
+        Ok(pool) => {
+            let sb = pool.superblock();
+            tp.data_block_size = Some(pool.data_block_size());
+            tp.transaction_id = Some(sb.transaction_id);
+            tp.device_ids = pool.devices().iter().map(|d| d.dev_id).collect();
+            if let Some(c) = tp.chunk_size.filter(|&c| c != pool.data_block_size()) {
+                warnings.push(format!(
+                    "thin pool {spec}: LVM says {c}-byte chunks, the pool superblock {}",
+                    pool.data_block_size()
+                ));
+            }
+            tp.pool = Some(pool);
+        }
+        Err(e) => {
+            warnings.push(format!("thin pool {spec}: {e}"));
+            tp.error = Some(e);
+        }
+    }
+    tp
 }

@@ -464,6 +464,49 @@ pub struct Segment {
     pub kind: String,
     /// (PV name, first physical extent) per stripe.
     pub stripes: Vec<(String, u64)>,
+    /// `thin-pool`: the hidden LV holding the pool's dm-thin metadata (`<pool>_tmeta`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    /// `thin-pool`: the hidden LV holding the pool's data blocks (`<pool>_tdata`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// `thin-pool`: the data block size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<u64>,
+    /// `thin-pool` and `thin`: LVM's transaction id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<u64>,
+    /// `thin`: the pool LV this thin volume lives in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thin_pool: Option<String>,
+    /// `thin`: the thin device id inside the pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<u64>,
+}
+
+impl Segment {
+    /// True for a `thin-pool` segment.
+    pub fn is_thin_pool(&self) -> bool {
+        self.kind == "thin-pool"
+    }
+}
+
+impl LogicalVolume {
+    /// The pool segment, when this LV is a thin pool (one `thin-pool` segment).
+    pub fn thin_pool_segment(&self) -> Option<&Segment> {
+        match self.segments.as_slice() {
+            [seg] if seg.is_thin_pool() => Some(seg),
+            _ => None,
+        }
+    }
+
+    /// (pool LV name, thin device id), when this LV is a thin volume (one `thin` segment).
+    pub fn thin_volume(&self) -> Option<(&str, u64)> {
+        match self.segments.as_slice() {
+            [seg] if seg.kind == "thin" => Some((seg.thin_pool.as_deref()?, seg.device_id?)),
+            _ => None,
+        }
+    }
 }
 
 /// Parses the metadata text of one volume group.
@@ -526,9 +569,31 @@ pub fn parse_metadata(text: &str) -> Result<VolumeGroup, String> {
                         }
                     }
                 }
+                let name = |k: &str| seg.str(k).map(str::to_string);
+                let (metadata, pool, thin_pool) =
+                    (name("metadata"), name("pool"), name("thin_pool"));
+                let chunk_size = match seg.get("chunk_size") {
+                    Some(_) => Some(
+                        seg.unum("chunk_size")?
+                            .checked_mul(512)
+                            .ok_or("chunk_size overflows")?,
+                    ),
+                    None => None,
+                };
+                let transaction_id = seg.unum("transaction_id").ok();
+                let device_id = match seg.get("device_id") {
+                    Some(_) => Some(seg.unum("device_id")?),
+                    None => None,
+                };
                 let why = match kind.as_str() {
                     "striped" | "linear" if stripes.len() == 1 => None,
                     "striped" => Some(format!("striped segment with {} stripes", stripes.len())),
+                    "thin-pool" if metadata.is_some() && pool.is_some() => Some(
+                        "a thin pool holds thin volumes, not a filesystem (its thin volumes are listed as volumes; Docker's direct-lvm devices are read through it)".into(),
+                    ),
+                    "thin-pool" => Some("thin-pool segment without metadata/pool LVs".into()),
+                    "thin" if thin_pool.is_some() && device_id.is_some() => None,
+                    "thin" => Some("thin segment without thin_pool/device_id".into()),
                     other => Some(format!("segment type {other:?}")),
                 };
                 if unsupported.is_none() {
@@ -540,10 +605,23 @@ pub fn parse_metadata(text: &str) -> Result<VolumeGroup, String> {
                     extent_count,
                     kind,
                     stripes,
+                    metadata,
+                    pool,
+                    chunk_size,
+                    transaction_id,
+                    thin_pool,
+                    device_id,
                 });
             }
             if segments.is_empty() && unsupported.is_none() {
                 unsupported = Some("no segments".into());
+            }
+            let thin_segs = segments.iter().filter(|s| s.kind == "thin").count();
+            if thin_segs > 0 && segments.len() > 1 && unsupported.is_none() {
+                unsupported = Some(format!(
+                    "thin volume with {} segments (LVM writes one)",
+                    segments.len()
+                ));
             }
             lvs.push(LogicalVolume {
                 name: lv.name.clone(),
@@ -582,7 +660,12 @@ pub fn map_lv(
     let es = vg.extent_size;
     let mut runs = Vec::new();
     for seg in &lv.segments {
-        let (pvname, pe) = &seg.stripes[0];
+        let Some((pvname, pe)) = seg.stripes.first() else {
+            return Err(DiskError::unsupported(
+                what,
+                format!("{} segment: not mapped onto physical volumes", seg.kind),
+            ));
+        };
         let pv = vg
             .physical_volumes
             .iter()

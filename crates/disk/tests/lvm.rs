@@ -60,6 +60,32 @@ fn lv_in_mbr_partition_maps_to_the_filesystem() {
         ["p1", "lv:vg0/root"],
         "hidden and unsupported LVs are not volumes"
     );
+    // The thin pool is listed, with why it cannot be opened (its sub-LVs are missing).
+    assert_eq!(disk.thin_pools.len(), 1);
+    let tp = &disk.thin_pools[0];
+    assert_eq!(
+        (
+            tp.spec.as_str(),
+            tp.metadata_lv.as_str(),
+            tp.data_lv.as_str()
+        ),
+        ("lv:vg0/pool", "pool_tmeta", "pool_tdata")
+    );
+    assert_eq!(tp.chunk_size, Some(64 << 10));
+    assert!(tp.pool.is_none());
+    assert!(
+        tp.error
+            .as_deref()
+            .is_some_and(|e| e.contains("\"pool_tmeta\" is not in the volume group")),
+        "{tp:?}"
+    );
+    assert!(
+        disk.warnings
+            .iter()
+            .any(|w| w.starts_with("thin pool lv:vg0/pool:")),
+        "{:?}",
+        disk.warnings
+    );
     let root = disk.select(&"lv:vg0/root".parse().unwrap()).unwrap()[0];
     assert!(matches!(root.content, Content::Ext { .. }));
     assert_eq!(root.size, 6 << 20);
@@ -74,7 +100,7 @@ fn lv_in_mbr_partition_maps_to_the_filesystem() {
         .select(&"lv:vg0/pool".parse().unwrap())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("thin-pool"), "{e}");
+    assert!(e.contains("a thin pool holds thin volumes"), "{e}");
     let e = disk
         .select(&"lv:vg0/wide".parse().unwrap())
         .unwrap_err()

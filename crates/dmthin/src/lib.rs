@@ -983,7 +983,9 @@ pub fn read_docker_deviceset_metadata(
 
 /// Opens the pool of a loopback-mode devicemapper data-root inside `source`
 /// (`devicemapper/devicemapper/{metadata,data}`). In direct-lvm mode there are no loop
-/// files: open the LVM thin pool's `_tmeta`/`_tdata` volumes with [`ThinPool::open`].
+/// files: open the LVM thin pool's `_tmeta`/`_tdata` volumes with [`ThinPool::open`]
+/// (`salvor-disk` does, for every thin pool in a disk image) and pair it with the records
+/// through [`DockerDevicemapper::with_pool`].
 pub fn open_docker_pool(source: &dyn Source, data_root: &Path) -> Result<ThinPool, ThinError> {
     let loop_dir = dm_dir(data_root).join("devicemapper");
     let (mp, dp) = (loop_dir.join("metadata"), loop_dir.join("data"));
@@ -1007,6 +1009,8 @@ pub fn open_docker_pool(source: &dyn Source, data_root: &Path) -> Result<ThinPoo
 #[derive(Debug, Clone)]
 pub struct DockerDevicemapper {
     pub pool: ThinPool,
+    /// Where the pool was read from (the loop files, or an LVM thin pool).
+    pub origin: String,
     /// Cache id (`base` for the base device) → record.
     pub devices: BTreeMap<String, DmDeviceMeta>,
     pub deviceset: Option<DmDeviceSetMeta>,
@@ -1019,6 +1023,21 @@ impl DockerDevicemapper {
     /// `source` (unreadable records become warnings).
     pub fn open(source: &dyn Source, data_root: &Path) -> Result<DockerDevicemapper, ThinError> {
         let pool = open_docker_pool(source, data_root)?;
+        let origin = format!(
+            "loop files {}/devicemapper/devicemapper/{{metadata,data}}",
+            data_root.display()
+        );
+        Self::with_pool(source, data_root, pool, origin)
+    }
+
+    /// Reads the records of the data-root `data_root` in `source` and pairs them with a
+    /// pool opened elsewhere (direct-lvm: the LVM thin pool's `_tmeta`/`_tdata` volumes).
+    pub fn with_pool(
+        source: &dyn Source,
+        data_root: &Path,
+        pool: ThinPool,
+        origin: String,
+    ) -> Result<DockerDevicemapper, ThinError> {
         let (devices, mut warnings) = read_docker_devicemapper_metadata_lenient(source, data_root)?;
         let deviceset = match read_docker_deviceset_metadata(source, data_root) {
             Ok(d) => d,
@@ -1029,6 +1048,7 @@ impl DockerDevicemapper {
         };
         Ok(DockerDevicemapper {
             pool,
+            origin,
             devices,
             deviceset,
             warnings,

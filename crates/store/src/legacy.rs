@@ -28,7 +28,11 @@ struct V1 {
     value: serde_json::Value,
 }
 
-pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
+pub(crate) fn load(
+    source: Arc<dyn Source>,
+    root: PathBuf,
+    thin_pool: crate::ThinPoolCell,
+) -> Result<Store> {
     let src = source.as_ref();
     // The driver: from repositories-<driver>, else the first known driver directory.
     let mut driver_name = None;
@@ -64,7 +68,7 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
         images: Vec::new(),
         layers: BTreeMap::new(),
         problems: Vec::new(),
-        thin_pool: std::sync::OnceLock::new(),
+        thin_pool,
     };
 
     let graph = root.join("graph");

@@ -315,11 +315,34 @@ pub struct Store {
     pub layers: BTreeMap<String, Layer>,
     pub problems: Vec<Problem>,
     /// The devicemapper thin pool, opened on first use (devicemapper hosts only).
-    pub(crate) thin_pool:
-        std::sync::OnceLock<std::result::Result<Arc<salvor_dmthin::DockerDevicemapper>, String>>,
+    pub(crate) thin_pool: ThinPoolCell,
 }
 
+/// The devicemapper pool of a store, or why it cannot be opened; set once.
+pub(crate) type ThinPoolCell =
+    std::sync::OnceLock<std::result::Result<Arc<salvor_dmthin::DockerDevicemapper>, String>>;
+
 impl Store {
+    /// The devicemapper driver's pool and device records, opened on first use: the pool
+    /// given to [`Store::open_at_with_thin_pool`], else the data-root's loop files. An error says
+    /// why they cannot be read.
+    pub fn devicemapper(
+        &self,
+    ) -> &std::result::Result<Arc<salvor_dmthin::DockerDevicemapper>, String> {
+        self.thin_pool.get_or_init(|| {
+            salvor_dmthin::DockerDevicemapper::open(self.source.as_ref(), &self.root)
+                .map(Arc::new)
+                .map_err(|e| format!("devicemapper thin pool: {e} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])"))
+        })
+    }
+
+    /// True when the data-root has devicemapper loop files (`devicemapper/devicemapper/
+    /// {metadata,data}`): loopback mode. Direct-lvm hosts have none.
+    pub fn has_thin_pool_loop_files(&self) -> bool {
+        let d = self.root.join("devicemapper/devicemapper");
+        self.source.exists(&d.join("metadata")) && self.source.exists(&d.join("data"))
+    }
+
     /// Finds the data-root in `source` and reads its metadata.
     pub fn open(source: Arc<dyn Source>) -> Result<Store> {
         let root = locate::find_data_root(source.as_ref())?;
@@ -328,10 +351,33 @@ impl Store {
 
     /// Reads the data-root at `root` (relative to the source).
     pub fn open_at(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
+        Self::open_with(source, root, std::sync::OnceLock::new())
+    }
+
+    /// Reads the data-root at `root` with `pool` as the devicemapper thin pool instead of
+    /// the data-root's loop files: Docker in direct-lvm mode keeps its pool on an LVM thin
+    /// pool (`dm.thinpooldev`), which the caller opens (`salvor-disk` finds LVM thin pools
+    /// in a disk image). `origin` says where the pool came from. The data-root's device
+    /// records (`devicemapper/metadata/`) are read as usual; unreadable ones are warnings.
+    pub fn open_at_with_thin_pool(
+        source: Arc<dyn Source>,
+        root: PathBuf,
+        pool: salvor_dmthin::ThinPool,
+        origin: String,
+    ) -> Result<Store> {
+        let dm = salvor_dmthin::DockerDevicemapper::with_pool(source.as_ref(), &root, pool, origin)
+            .map_err(|e| StoreError::Invalid {
+                path: root.join("devicemapper/metadata"),
+                reason: e.to_string(),
+            })?;
+        Self::open_with(source, root, std::sync::OnceLock::from(Ok(Arc::new(dm))))
+    }
+
+    fn open_with(source: Arc<dyn Source>, root: PathBuf, thin_pool: ThinPoolCell) -> Result<Store> {
         let mut store = if source.exists(&root.join("image")) {
-            v2::load(source.clone(), root.clone())?
+            v2::load(source.clone(), root.clone(), thin_pool)?
         } else if source.exists(&root.join("graph")) {
-            legacy::load(source.clone(), root.clone())?
+            legacy::load(source.clone(), root.clone(), thin_pool)?
         } else {
             return Err(StoreError::NoDataRoot {
                 evidence: source.describe(),

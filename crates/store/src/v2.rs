@@ -71,7 +71,11 @@ struct RawLayer {
     has_ts: bool,
 }
 
-pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
+pub(crate) fn load(
+    source: Arc<dyn Source>,
+    root: PathBuf,
+    thin_pool: crate::ThinPoolCell,
+) -> Result<Store> {
     let src = source.as_ref();
     let driver_name = pick_driver(src, &root).unwrap_or_else(|| "unknown".to_string());
     let driver = Driver::from_name(&driver_name);
@@ -83,7 +87,7 @@ pub(crate) fn load(source: Arc<dyn Source>, root: PathBuf) -> Result<Store> {
         images: Vec::new(),
         layers: BTreeMap::new(),
         problems: Vec::new(),
-        thin_pool: std::sync::OnceLock::new(),
+        thin_pool,
     };
     let image_root = root.join("image").join(&driver_name);
     for other in dir_names(src, &root.join("image")) {
@@ -504,15 +508,10 @@ pub(crate) fn layer_files(store: &Store, cache_id: &str, lower_caches: &[String]
     }
 }
 
-/// devicemapper: the layer's thin device in the pool's loop files, and the filesystem on it.
+/// devicemapper: the layer's thin device in the pool (the loop files, or the LVM thin pool
+/// given to [`Store::open_at_with_thin_pool`]), and the filesystem on it.
 fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
-    let src = store.source.as_ref();
-    let pool = store.thin_pool.get_or_init(|| {
-        salvor_dmthin::DockerDevicemapper::open(src, &store.root)
-            .map(Arc::new)
-            .map_err(|e| format!("devicemapper thin pool: {e} (a direct-lvm pool lives on an LVM thin volume: read the disk image instead)"))
-    });
-    let dm = match pool {
+    let dm = match store.devicemapper() {
         Ok(dm) => dm,
         Err(e) => return LayerFiles::Unavailable { reason: e.clone() },
     };
