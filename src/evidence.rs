@@ -296,7 +296,9 @@ pub struct ChosenPool {
 }
 
 /// `--thin-pool` → (disk image, VG/LV).
-fn parse_thin_pool_arg(s: &str) -> anyhow::Result<(Option<PathBuf>, Option<(String, String)>)> {
+type ThinPoolArg = (Option<PathBuf>, Option<(String, String)>);
+
+fn parse_thin_pool_arg(s: &str) -> anyhow::Result<ThinPoolArg> {
     let lv = |t: &str| -> anyhow::Result<(String, String)> {
         let t = t.strip_prefix("lv:").unwrap_or(t);
         match t.split_once('/') {

@@ -524,30 +524,6 @@ impl Disk {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::VolumeSpec;
-
-    #[test]
-    fn volume_specs() {
-        assert_eq!("p3".parse(), Ok(VolumeSpec::Partition(3)));
-        assert_eq!("3".parse(), Ok(VolumeSpec::Partition(3)));
-        assert_eq!("auto".parse(), Ok(VolumeSpec::Auto));
-        assert_eq!("disk".parse(), Ok(VolumeSpec::Disk));
-        assert_eq!(
-            "lv:rhel/root".parse(),
-            Ok(VolumeSpec::Lv {
-                vg: "rhel".into(),
-                lv: "root".into()
-            })
-        );
-        for bad in ["p0", "lv:x", "lv:/a", "q1", "p-1"] {
-            assert!(bad.parse::<VolumeSpec>().is_err(), "{bad}");
-        }
-        assert_eq!(VolumeSpec::Partition(2).to_string(), "p2");
-    }
-}
-
 /// Opens the thin pool `lv` (whose segment is `seg`) through its metadata and data LVs.
 /// A pool whose metadata checksums fail is opened leniently, with a warning.
 fn open_thin_pool(
@@ -617,4 +593,28 @@ fn open_thin_pool(
         }
     }
     tp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VolumeSpec;
+
+    #[test]
+    fn volume_specs() {
+        assert_eq!("p3".parse(), Ok(VolumeSpec::Partition(3)));
+        assert_eq!("3".parse(), Ok(VolumeSpec::Partition(3)));
+        assert_eq!("auto".parse(), Ok(VolumeSpec::Auto));
+        assert_eq!("disk".parse(), Ok(VolumeSpec::Disk));
+        assert_eq!(
+            "lv:rhel/root".parse(),
+            Ok(VolumeSpec::Lv {
+                vg: "rhel".into(),
+                lv: "root".into()
+            })
+        );
+        for bad in ["p0", "lv:x", "lv:/a", "q1", "p-1"] {
+            assert!(bad.parse::<VolumeSpec>().is_err(), "{bad}");
+        }
+        assert_eq!(VolumeSpec::Partition(2).to_string(), "p2");
+    }
 }

@@ -61,7 +61,7 @@ fn header(name: &[u8], typ: u8, mode: u32, size: u64, link: &[u8]) -> [u8; 512] 
 }
 
 fn pad(out: &mut Vec<u8>) {
-    while out.len() % 512 != 0 {
+    while !out.len().is_multiple_of(512) {
         out.push(0);
     }
 }
@@ -105,7 +105,10 @@ fn mk_tar(dir: &Path, entries: &[E]) -> PathBuf {
     p
 }
 
-fn tar_entries(bytes: &[u8]) -> Vec<(Vec<u8>, u8, Vec<u8>, Vec<u8>)> {
+/// (name, type flag, link name, data) of each entry.
+type Entry = (Vec<u8>, u8, Vec<u8>, Vec<u8>);
+
+fn tar_entries(bytes: &[u8]) -> Vec<Entry> {
     let mut a = tar::Archive::new(bytes);
     let mut v = Vec::new();
     for en in a.entries().unwrap() {
