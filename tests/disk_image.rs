@@ -201,3 +201,179 @@ fn data_root_on_another_partition_is_found_through_fstab() {
     );
     assert_eq!(sha256_file(&a), sha256_file(&b));
 }
+
+/// Everything salvor says about the data-root in `root`, as text to compare: images, verify
+/// results, containers, the archive of every tagged image, and each container's diff, logs,
+/// `docker commit` archive and `docker export` tar (hashes).
+fn full_answers(root: &str, tmp: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for cmd in ["images", "containers", "volumes"] {
+        let mut text = salvor_ok(&["-q", "--root", root, cmd, "--json"], 0);
+        if cmd == "volumes" {
+            // A volume's CreatedAt is its `_data` directory's ctime (as the engine reports
+            // it), which no copy of the tree preserves.
+            text = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("\"CreatedAt\""))
+                .collect();
+        }
+        out.push((cmd.to_string(), text));
+    }
+    let verify: Value =
+        serde_json::from_str(&salvor_ok(&["-q", "--root", root, "verify", "--json"], 0))
+            .expect("json");
+    out.push(("verify".into(), verify["layers"].to_string()));
+    let images: Value =
+        serde_json::from_str(&salvor_ok(&["-q", "--root", root, "images", "--json"], 0))
+            .expect("json");
+    let mut tags: Vec<String> = images
+        .as_array()
+        .expect("images")
+        .iter()
+        .flat_map(|i| i["tags"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    assert!(!tags.is_empty(), "no tagged image in {root}");
+    let a = tmp.join("all.tar");
+    let mut args: Vec<String> = ["-q", "--root", root, "extract", "-o"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(a.to_string_lossy().into_owned());
+    args.extend(tags.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    salvor_ok(&args, 0);
+    out.push(("extract".into(), sha256_file(&a)));
+    let containers: Value = serde_json::from_str(&salvor_ok(
+        &["-q", "--root", root, "containers", "--json"],
+        0,
+    ))
+    .expect("json");
+    for c in containers.as_array().expect("containers") {
+        let id = c["ID"].as_str().expect("ID");
+        out.push((
+            format!("diff {id}"),
+            salvor_ok(&["-q", "--root", root, "diff", id], 0),
+        ));
+        out.push((
+            format!("logs {id}"),
+            salvor_ok(&["-q", "--root", root, "logs", id], 0),
+        ));
+        let e = tmp.join("export.tar");
+        salvor_ok(
+            &[
+                "-q",
+                "--root",
+                root,
+                "export",
+                id,
+                "-o",
+                &e.to_string_lossy(),
+            ],
+            0,
+        );
+        out.push((format!("export {id}"), sha256_file(&e)));
+        let c = tmp.join("commit.tar");
+        salvor_ok(
+            &[
+                "-q",
+                "--root",
+                root,
+                "extract",
+                id,
+                "-o",
+                &c.to_string_lossy(),
+            ],
+            0,
+        );
+        out.push((format!("commit {id}"), sha256_file(&c)));
+    }
+    out
+}
+
+/// Puts the filesystem image `fs` on partition 1 of a GPT disk `disk` (sparse).
+fn gpt_disk_with(fs: &Path, disk: &Path) {
+    let sectors = std::fs::metadata(fs).expect("fs").len().div_ceil(512);
+    sh(&format!(
+        "truncate -s {} '{d}'
+         printf 'label: gpt\\nstart=2048, size={sectors}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root\\n' | sfdisk -q '{d}'
+         dd if='{f}' of='{d}' bs=1M seek=1 conv=notrunc,sparse status=none",
+        (sectors + 2048 + 2048) * 512,
+        d = disk.display(),
+        f = fs.display()
+    ));
+}
+
+/// Every committed engine fixture (overlay2 is covered above) on an ext4 partition gives
+/// the same answers as the host directory tree the filesystem was made from.
+#[test]
+fn every_engine_fixture_agrees_on_an_ext4_disk() {
+    for (name, dir) in engine_fixtures() {
+        if name == "overlay2" {
+            continue;
+        }
+        let archive = dir.join("data-root.tar.zst");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let d = tmp.path().display();
+        sh(&format!(
+            "mkdir -p {d}/host/var/lib/docker {d}/host/etc
+             zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C {d}/host/var/lib/docker -xf -
+             mke2fs -q -t ext4 -d {d}/host {d}/fs.img 64M",
+            archive.display()
+        ));
+        gpt_disk_with(&tmp.path().join("fs.img"), &tmp.path().join("disk.raw"));
+        // The mounted-directory equivalent: the same host tree the filesystem was made from.
+        let want = full_answers(&tmp.path().join("host").to_string_lossy(), tmp.path());
+        let got = full_answers(&tmp.path().join("disk.raw").to_string_lossy(), tmp.path());
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{name}: {} differs on the ext4 disk", w.0);
+        }
+    }
+}
+
+/// The overlay2 fixture on XFS (a RHEL-family host), written by the kernel's XFS driver
+/// (`fixtures/xfs/make-xfs-host.sh`; `SALVOR_XFS_FIXTURES` names a fresh run): every answer
+/// equals the directory's, and the image is not modified.
+#[test]
+fn xfs_host_agrees_with_the_directory() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = std::env::var_os("SALVOR_XFS_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("fixtures/xfs"));
+    let fs = tmp.path().join("fs.img");
+    run(Command::new("zstd")
+        .args(["-q", "-d", "--sparse", "-o"])
+        .arg(&fs)
+        .arg(dir.join("fs.img.zst")));
+    let disk = tmp.path().join("disk.raw");
+    gpt_disk_with(&fs, &disk);
+    let before = sha256_file(&disk);
+    let d = disk.to_string_lossy().into_owned();
+    let probe: Value =
+        serde_json::from_str(&salvor_ok(&["--root", &d, "probe", "--json"], 0)).expect("json");
+    assert_eq!(
+        probe["disk"]["volumes"][0]["content"]["type"], "xfs",
+        "{probe}"
+    );
+    assert_eq!(probe["docker"][0]["data_root"], "/var/lib/docker");
+    let info: Value =
+        serde_json::from_str(&salvor_ok(&["-q", "--root", &d, "info", "--json"], 0)).expect("json");
+    assert_eq!(info["driver"], "overlay2");
+    // The mounted-directory equivalent: the fixture as a host tree (var/lib/docker).
+    let d2 = tmp.path().display();
+    sh(&format!(
+        "mkdir -p {d2}/host/var/lib/docker
+         zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C {d2}/host/var/lib/docker -xf -",
+        repo().join("fixtures/engine/overlay2/data-root.tar.zst").display()
+    ));
+    let want = full_answers(&tmp.path().join("host").to_string_lossy(), tmp.path());
+    let got = full_answers(&d, tmp.path());
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "{} differs on the XFS disk", w.0);
+    }
+    assert_eq!(sha256_file(&disk), before, "the disk image was modified");
+}
