@@ -164,3 +164,97 @@ fn metadata_garbage_is_an_error_not_a_panic() {
         );
     }
 }
+
+/// A thin pool whose metadata LV holds no dm-thin superblock, a thin volume in it, and a
+/// thin volume naming a pool that does not exist: each is reported (pool error, warnings),
+/// none is a volume, and nothing panics.
+#[test]
+fn damaged_thin_pool_is_reported_not_fatal() {
+    let text = vg0_text().replace(
+        "\t\thidden {",
+        r#"		pool_tmeta {
+			id = "TMeta0-aaaa-bbbb-cccc-dddd-eeee-ffffff"
+			status = ["READ", "WRITE"]
+			segment_count = 1
+			segment1 {
+				start_extent = 0
+				extent_count = 1
+				type = "striped"
+				stripe_count = 1
+				stripes = ["pv0", 23]
+			}
+		}
+		pool_tdata {
+			id = "TData0-aaaa-bbbb-cccc-dddd-eeee-ffffff"
+			status = ["READ", "WRITE"]
+			segment_count = 1
+			segment1 {
+				start_extent = 0
+				extent_count = 2
+				type = "striped"
+				stripe_count = 1
+				stripes = ["pv0", 6]
+			}
+		}
+		thinvol {
+			id = "ThinV0-aaaa-bbbb-cccc-dddd-eeee-ffffff"
+			status = ["READ", "WRITE", "VISIBLE"]
+			segment_count = 1
+			segment1 {
+				start_extent = 0
+				extent_count = 4
+				type = "thin"
+				thin_pool = "pool"
+				transaction_id = 0
+				device_id = 7
+			}
+		}
+		ghost {
+			id = "Ghost0-aaaa-bbbb-cccc-dddd-eeee-ffffff"
+			status = ["READ", "WRITE", "VISIBLE"]
+			segment_count = 1
+			segment1 {
+				start_extent = 0
+				extent_count = 4
+				type = "thin"
+				thin_pool = "nopool"
+				transaction_id = 0
+				device_id = 1
+			}
+		}
+		hidden {"#,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let pv = make_pv(14 << 20, PV_UUID, 1 << 20, (1 << 20) - 4096, &text, 512);
+    let path = tmp.path().join("pv.raw");
+    std::fs::write(&path, &pv).unwrap();
+    let disk = Disk::open(&path).unwrap();
+    assert_eq!(disk.volume_groups.len(), 1, "{:?}", disk.warnings);
+    let tp = disk.thin_pool("vg0", "pool").expect("pool listed");
+    assert!(tp.pool.is_none());
+    assert!(
+        tp.error.as_deref().is_some_and(|e| e.contains("magic")),
+        "{tp:?}"
+    );
+    let specs: Vec<_> = disk.volumes.iter().map(|v| v.spec.as_str()).collect();
+    assert!(
+        !specs
+            .iter()
+            .any(|s| s.contains("thinvol") || s.contains("ghost")),
+        "{specs:?}"
+    );
+    let w = disk.warnings.join("\n");
+    assert!(
+        w.contains("lv:vg0/thinvol: thin pool lv:vg0/pool could not be opened"),
+        "{w}"
+    );
+    assert!(
+        w.contains("lv:vg0/ghost: thin pool \"nopool\" is not in the volume group"),
+        "{w}"
+    );
+    let e = disk
+        .select(&"lv:vg0/thinvol".parse().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("thinvol"), "{e}");
+}
