@@ -509,12 +509,19 @@ impl Disk {
                 }) {
                     return Ok(vec![v]);
                 }
+                let spec_prefix = format!("lv:{vg}/{lv}: ");
                 let why = self
                     .volume_groups
                     .iter()
                     .find(|g| &g.name == vg)
                     .and_then(|g| g.logical_volumes.iter().find(|l| &l.name == lv))
-                    .and_then(|l| l.unsupported.clone());
+                    .and_then(|l| l.unsupported.clone())
+                    .or_else(|| {
+                        // A thin volume whose pool could not be read says so in a warning.
+                        self.warnings
+                            .iter()
+                            .find_map(|w| w.strip_prefix(&spec_prefix).map(str::to_string))
+                    });
                 Err(none(match why {
                     Some(w) => format!("the LV exists but cannot be read: {w}"),
                     None => avail(),
