@@ -91,6 +91,8 @@ if command -v mke2fs >/dev/null; then
     cp "$seed/disk.raw" corpus/disk_scan/gpt.raw
     command -v qemu-img >/dev/null && qemu-img convert -O qcow2 "$seed/disk.raw" corpus/disk_scan/gpt.qcow2 || true
 fi
+# An LVM PV with a thin pool and a thin volume, as LVM wrote it (the head only).
+zstd -dc ../fixtures/lvm/pv-head.bin.zst > corpus/disk_scan/lvm-thin-pv.raw 2>/dev/null || true
 if command -v mkfs.xfs >/dev/null; then
     truncate -s 300M "$seed/x.img"
     QA_CHECK_FS=1 TEST_DIR=/tmp TEST_DEV=x mkfs.xfs -q -f "$seed/x.img" 2>/dev/null && head -c 1048576 "$seed/x.img" > corpus/xfs_walk/head.img || true
