@@ -29,6 +29,16 @@ total=0; for t in "$WORK"/layer-*.tar; do total=$((total + $(stat -c %s "$t")));
 mb() { python3 -c "import sys; print(f'{$1/1e6/$2:.0f}')"; }
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2-$1:.3f}')"; }
+# Seconds of the fastest of three `extract` runs from evidence $1 (to stdout, discarded).
+best3() {
+    local best="" t0 t1 s
+    for _ in 1 2 3; do
+        t0=$(now); "$BIN" -q --root "$1" extract bench:latest -o - > /dev/null; t1=$(now)
+        s=$(secs "$t0" "$t1")
+        best=$(python3 -c "print(min($s, ${best:-$s}))")
+    done
+    echo "$best"
+}
 
 # Warm the page cache so that we measure CPU, not the disk, for all contenders.
 cat "$WORK"/layer-*.tar > /dev/null
@@ -68,9 +78,30 @@ if command -v mke2fs >/dev/null; then
         mke2fs -q -t ext4 -d "$WORK/data-root" "$WORK/fs.img" "$(( total / 1048576 + 512 ))M"
     fi
     cat "$WORK/fs.img" > /dev/null
-    t0=$(now); "$BIN" -q --root "$WORK/data-root" extract bench:latest -o - > /dev/null; t1=$(now); dir_s=$(secs "$t0" "$t1")
-    t0=$(now); "$BIN" -q --root "$WORK/fs.img" extract bench:latest -o - > /dev/null; t1=$(now); img_s=$(secs "$t0" "$t1")
-    echo "extract from an ext4 image:  $(mb "$total" "$img_s") MB/s vs $(mb "$total" "$dir_s") MB/s from the directory: ratio $(python3 -c "print(f'{$dir_s/$img_s:.2f}')")"
+    dir_s=$(best3 "$WORK/data-root"); img_s=$(best3 "$WORK/fs.img")
+    echo "extract from an ext4 image:  $(mb "$total" "$img_s") MB/s vs $(mb "$total" "$dir_s") MB/s from the directory: ratio $(python3 -c "print(f'{$dir_s/$img_s:.2f}')") (best of 3 each)"
+fi
+
+# The same on XFS, written by the kernel through a loop mount (root only; mkfs.xfs cannot
+# populate a filesystem itself), read through salvor's own XFS reader.
+if command -v mkfs.xfs >/dev/null && [ "$(id -u)" = 0 ]; then
+    if [ ! -f "$WORK/xfs.img" ]; then
+        truncate -s "$(( total / 1048576 + 1024 ))M" "$WORK/xfs.img"
+        mkdir -p "$WORK/xmnt"
+        if mkfs.xfs -q "$WORK/xfs.img" && mount -o loop "$WORK/xfs.img" "$WORK/xmnt" 2>/dev/null; then
+            cp -a "$WORK/data-root/." "$WORK/xmnt/"
+            umount "$WORK/xmnt"
+        else
+            rm -f "$WORK/xfs.img"
+        fi
+    fi
+    if [ -f "$WORK/xfs.img" ]; then
+        cat "$WORK/xfs.img" > /dev/null
+        dir_s=$(best3 "$WORK/data-root"); img_s=$(best3 "$WORK/xfs.img")
+        echo "extract from an XFS image:   $(mb "$total" "$img_s") MB/s vs $(mb "$total" "$dir_s") MB/s from the directory: ratio $(python3 -c "print(f'{$dir_s/$img_s:.2f}')") (best of 3 each)"
+    else
+        echo "extract from an XFS image:   (no loop mount here; not measured)"
+    fi
 fi
 
 if bash fixtures/engine/check-engine.sh >/dev/null 2>&1; then
