@@ -91,6 +91,12 @@ if command -v mke2fs >/dev/null; then
     cp "$seed/disk.raw" corpus/disk_scan/gpt.raw
     command -v qemu-img >/dev/null && qemu-img convert -O qcow2 "$seed/disk.raw" corpus/disk_scan/gpt.qcow2 || true
 fi
+# An Ex01 as libewf writes it (when its tools are built: fixtures/ewf/build-libewf.sh).
+if [ -n "${SALVOR_EWF_V2_TOOLS:-}" ] && [ -x "$SALVOR_EWF_V2_TOOLS/ewfacquire" ]; then
+    { head -c 65536 /dev/zero; seq 1 20000; } | head -c 196608 > "$seed/ewf-src.raw"
+    (cd "$seed" && "$SALVOR_EWF_V2_TOOLS/ewfacquire" -q -u -t ewf -f encase7-v2 -c deflate:best ewf-src.raw >/dev/null 2>&1) &&
+        cp "$seed/ewf.Ex01" corpus/disk_scan/seed.Ex01 || true
+fi
 # An LVM PV with a thin pool and a thin volume, as LVM wrote it (the head only).
 zstd -dc ../fixtures/lvm/pv-head.bin.zst > corpus/disk_scan/lvm-thin-pv.raw 2>/dev/null || true
 if command -v mkfs.xfs >/dev/null; then

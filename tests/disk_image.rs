@@ -377,3 +377,71 @@ fn xfs_host_agrees_with_the_directory() {
     }
     assert_eq!(sha256_file(&disk), before, "the disk image was modified");
 }
+
+/// The vfs fixture on an ext4 partition, acquired by libewf's own `ewfacquire` as Ex01
+/// (EWF2) and as E01, in 1 MiB segments: every answer equals the host directory's.
+#[test]
+#[ignore = "needs libewf's ewftools with Ex01 writing: fixtures/ewf/build-libewf.sh DIR, then SALVOR_EWF_V2_TOOLS=DIR (.ci/run does this)"]
+fn ewf_acquisitions_agree_with_the_directory() {
+    let tools = std::env::var_os("SALVOR_EWF_V2_TOOLS")
+        .map(std::path::PathBuf::from)
+        .expect("SALVOR_EWF_V2_TOOLS must name libewf's tools (fixtures/ewf/build-libewf.sh)");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path().display();
+    let archive = repo().join("fixtures/engine/vfs/data-root.tar.zst");
+    sh(&format!(
+        "mkdir -p {d}/host/var/lib/docker {d}/host/etc
+         zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C {d}/host/var/lib/docker -xf -
+         mke2fs -q -t ext4 -d {d}/host {d}/fs.img 24M",
+        archive.display()
+    ));
+    gpt_disk_with(&tmp.path().join("fs.img"), &tmp.path().join("disk.raw"));
+    let want = full_answers(&tmp.path().join("host").to_string_lossy(), tmp.path());
+    for (format, ext) in [("encase7-v2", "Ex01"), ("encase6", "E01")] {
+        run(Command::new(tools.join("ewfacquire"))
+            .args([
+                "-q",
+                "-u",
+                "-t",
+                "acq",
+                "-f",
+                format,
+                "-S",
+                "1MiB",
+                "-c",
+                "deflate:best",
+            ])
+            .arg("-C")
+            .arg("case-1")
+            .arg(tmp.path().join("disk.raw"))
+            .current_dir(tmp.path()));
+        let first = tmp.path().join(format!("acq.{ext}"));
+        let segments = std::fs::read_dir(tmp.path())
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("acq."))
+            .count();
+        assert!(
+            segments > 1,
+            "{format}: several segments expected, got {segments}"
+        );
+        let before = sha256_file(&first);
+        let probe: Value = serde_json::from_str(&salvor_ok(
+            &["--root", &first.to_string_lossy(), "probe", "--json"],
+            0,
+        ))
+        .expect("json");
+        assert_eq!(probe["disk"]["container"]["format"], "ewf", "{format}");
+        let got = full_answers(&first.to_string_lossy(), tmp.path());
+        assert_eq!(got.len(), want.len(), "{format}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{format}: {} differs", w.0);
+        }
+        assert_eq!(sha256_file(&first), before, "{format}: segment modified");
+        for e in std::fs::read_dir(tmp.path()).expect("dir").flatten() {
+            if e.file_name().to_string_lossy().starts_with("acq.") {
+                std::fs::remove_file(e.path()).expect("rm");
+            }
+        }
+    }
+}

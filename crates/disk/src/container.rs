@@ -6,7 +6,8 @@
 //! | qcow2 v2/v3 | [`crate::qcow2::Qcow2`] (ours) | `QFI\xfb` |
 //! | VMDK (monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent*) | `vmdk-core` =0.8.4 (feature `vmdk`) | `KDMV`, `COWD`, or a `# Disk DescriptorFile` text descriptor |
 //! | VHDX (dynamic, fixed) | `vhdx-core` =0.4.1 (feature `vhdx`) | `vhdxfile` |
-//! | E01 / Ex01 (all segments) | `ewf` =0.4.10 (feature `ewf`) | `EVF\x09\r\n\xff\0`, `EVF2\r\n\x81\0` |
+//! | E01 (all segments) | `ewf` =0.4.10 (feature `ewf`) | `EVF\x09\r\n\xff\0` |
+//! | Ex01 (all segments) | [`crate::ewf2::Ewf2`], our own (the crate mis-reads EWF2 pattern fills) | `EVF2\r\n\x81\0` |
 //!
 //! Refused with [`DiskError::Unsupported`]: dynamic/differencing VHD (`conectix`),
 //! logical evidence files (L01/Lx01), VMDK snapshot children (`parentCID` set) and VMDK
@@ -274,7 +275,31 @@ fn open_inner(
             crate::external::open_vhdx(path)
         }
         Format::Ewf => {
+            let mut magic = [0u8; 8];
+            let n = crate::read_full(&file, 0, &mut magic).map_err(|e| DiskError::io(path, e))?;
             drop(file);
+            if n == 8 && &magic == crate::ewf2::SIGNATURE {
+                // EWF2 (.Ex01): our own reader (the crate mis-reads pattern-fill chunks).
+                let r = crate::ewf2::Ewf2::open(path)?;
+                let detail = format!(
+                    "EWF2 (Ex01), {} segment(s), {} chunks of {} bytes",
+                    r.segments().len(),
+                    r.chunk_count(),
+                    r.chunk_size()
+                );
+                let size = r.size();
+                return Ok(Image {
+                    device: Arc::new(r),
+                    info: ContainerInfo {
+                        path: path.to_path_buf(),
+                        format: Format::Ewf,
+                        virtual_size: size,
+                        detail: Some(detail),
+                        qcow2: None,
+                        backing: None,
+                    },
+                });
+            }
             crate::external::open_ewf(path)
         }
     }

@@ -15,8 +15,9 @@
 //!
 //! * [`open_image`] / [`open_image_with`] → [`Image`]: the virtual disk as an
 //!   `Arc<dyn BlockDevice>` plus a [`ContainerInfo`] (format, size, backing chain). Formats:
-//!   raw ([`FileDevice`]), qcow2 ([`qcow2::Qcow2`], our own reader), VMDK, VHDX and E01/Ex01
-//!   (pinned third-party readers behind the default cargo features `vmdk`, `vhdx`, `ewf`).
+//!   raw ([`FileDevice`]), qcow2 ([`qcow2::Qcow2`], our own reader), Ex01 ([`ewf2::Ewf2`],
+//!   our own: the `ewf` crate mis-reads EWF2 pattern fills), VMDK, VHDX and E01 (pinned
+//!   third-party readers behind the default cargo features `vmdk`, `vhdx`, `ewf`).
 //!   Detection is by magic bytes, never by file extension. See [`container`] for the
 //!   backing-file policy.
 //! * [`parts::read_partition_table`] → [`PartitionTable`] (MBR with logical partitions, or
@@ -58,6 +59,7 @@ use serde::Serialize;
 
 pub mod container;
 mod error;
+pub mod ewf2;
 mod external;
 pub mod fs;
 pub mod lvm;
