@@ -89,8 +89,45 @@ fn sniff(path: &Path) -> anyhow::Result<Kind> {
     })
 }
 
-/// Opens `--root`.
-pub fn open(root: &Path) -> anyhow::Result<Opened> {
+/// `--data-root /srv/docker` → `srv/docker` (relative to a filesystem's root); `..` and
+/// empty paths are refused.
+fn wanted_data_root(p: &Path) -> anyhow::Result<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            _ => bail!("--data-root {}: must be a path without '..'", p.display()),
+        }
+    }
+    Ok(out)
+}
+
+/// The data-root in `fs`: `wanted` when given (it must hold `image/` or `graph/`), else the
+/// one `locate` finds.
+fn data_root_in(fs: &dyn Source, wanted: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match wanted {
+        Some(w) => {
+            if salvor_store::locate::is_data_root(fs, w) {
+                Ok(w.to_path_buf())
+            } else {
+                bail!(
+                    "no Docker data-root at /{} in {} (no image/ or graph/ directory there)",
+                    w.display(),
+                    fs.describe()
+                )
+            }
+        }
+        None => Ok(salvor_store::locate::find_data_root(fs)?),
+    }
+}
+
+/// Opens `--root`; `data_root` is `--data-root` (a path inside the evidence, or on a
+/// volume of the disk image, or a host path that the image's /etc/fstab maps to a volume).
+pub fn open(root: &Path, data_root: Option<&Path>) -> anyhow::Result<Opened> {
+    let wanted = data_root.map(wanted_data_root).transpose()?;
+    let wanted = wanted.as_deref();
     let (path, spec) = split_spec(root)?;
     let kind = sniff(&path)?;
     if kind != Kind::DiskImage {
@@ -104,7 +141,7 @@ pub fn open(root: &Path) -> anyhow::Result<Opened> {
             salvor_source::open_evidence(&path)
                 .with_context(|| format!("cannot open evidence {}", path.display()))?,
         );
-        let data_root = salvor_store::locate::find_data_root(source.as_ref())?;
+        let data_root = data_root_in(source.as_ref(), wanted)?;
         return Ok(Opened {
             source,
             data_root,
@@ -124,7 +161,7 @@ pub fn open(root: &Path) -> anyhow::Result<Opened> {
                 continue;
             }
         };
-        match salvor_store::locate::find_data_root(fs.as_ref()) {
+        match data_root_in(fs.as_ref(), wanted) {
             Ok(data_root) => {
                 return Ok(Opened {
                     source: fs,
@@ -138,8 +175,11 @@ pub fn open(root: &Path) -> anyhow::Result<Opened> {
     }
     // A data-root below a mount point of another volume: follow the host's /etc/fstab.
     let all = disk.select(spec.as_ref().unwrap_or(&VolumeSpec::Auto))?;
+    let wanted_host = wanted.map(|w| format!("/{}", w.display()));
     if let Some((i, fs, data_root)) =
-        crate::fstab::find_data_root(&all, |v| open_filesystem(&v.content, v.device.clone()).ok())
+        crate::fstab::find_data_root(&all, wanted_host.as_deref(), |v| {
+            open_filesystem(&v.content, v.device.clone()).ok()
+        })
     {
         return Ok(Opened {
             source: fs,
@@ -351,7 +391,7 @@ pub fn probe(root: &Path) -> anyhow::Result<serde_json::Value> {
     let (path, spec) = split_spec(root)?;
     let kind = sniff(&path)?;
     if kind != Kind::DiskImage {
-        let opened = open(root);
+        let opened = open(root, None);
         return Ok(serde_json::json!({
             "evidence": path,
             "kind": if kind == Kind::Dir { "directory" } else { "archive" },

@@ -130,10 +130,12 @@ pub fn locate(want: &str, mounts: &[Mount]) -> Option<(Mount, PathBuf)> {
     Some((m.clone(), PathBuf::from(rel)))
 }
 
-/// Looks for the data-root through each host root's fstab: the configured data-root path,
-/// on the volume mounted there. Returns (volume index in `volumes`, path inside it).
+/// Looks for the data-root through each host root's fstab: the configured data-root path
+/// (or `wanted`, the host path `--data-root` gives), on the volume mounted there. Returns
+/// (volume index in `volumes`, path inside it).
 pub fn find_data_root(
     volumes: &[&Volume],
+    wanted: Option<&str>,
     open_fs: impl Fn(&Volume) -> Option<std::sync::Arc<dyn salvor_source::Source>>,
 ) -> Option<(usize, std::sync::Arc<dyn salvor_source::Source>, PathBuf)> {
     use std::path::Path;
@@ -143,7 +145,11 @@ pub fn find_data_root(
             continue;
         };
         let mounts = parse(&String::from_utf8_lossy(&text));
-        for want in salvor_store::locate::configured_data_roots(fs.as_ref(), Path::new("")) {
+        let wants = match wanted {
+            Some(w) => vec![w.to_string()],
+            None => salvor_store::locate::configured_data_roots(fs.as_ref(), Path::new("")),
+        };
+        for want in wants {
             let Some((m, rel)) = locate(&want, &mounts) else {
                 continue;
             };

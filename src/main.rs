@@ -37,6 +37,11 @@ pub struct Cli {
     /// `IMAGE:p3` or `IMAGE:lv:vg/name` picks a volume). Read-only, never modified.
     #[arg(long, short = 'r', env = "SALVOR_ROOT", global = true)]
     pub root: Option<PathBuf>,
+    /// The data-root's path, when salvor should not look for it: inside a directory or
+    /// archive, on the chosen volume of a disk image, or as the host saw it (mapped to a
+    /// volume through the image's /etc/fstab). E.g. `/srv/docker` on a host with two.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub data_root: Option<PathBuf>,
     /// devicemapper in direct-lvm mode: the LVM thin pool holding Docker's devices, as
     /// `VG/LV` (in the `--root` disk image), `IMAGE` (another disk image, e.g. the host's
     /// second disk; its one pool with devices LVM does not know) or `IMAGE:VG/LV`. Without

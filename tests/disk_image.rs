@@ -173,6 +173,56 @@ fn data_root_on_another_partition_is_found_through_fstab() {
             .expect("json");
     assert_eq!(info["data_root"], "/containers/docker");
     assert_eq!(info["driver"], "vfs");
+    // --data-root: as the host saw it (through fstab), on the chosen volume, or refused.
+    for args in [
+        vec!["--data-root", "/srv/containers/docker"],
+        vec!["--data-root", "/containers/docker"],
+        vec!["--data-root", "containers/docker/"],
+    ] {
+        let mut a = vec!["-q", "--root", &disk, "info", "--json"];
+        a.extend(args.iter().copied());
+        let info: Value = serde_json::from_str(&salvor_ok(&a, 0)).expect("json");
+        assert_eq!(info["data_root"], "/containers/docker", "{args:?}");
+    }
+    let p2 = format!("{disk}:p2");
+    let info: Value = serde_json::from_str(&salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &p2,
+            "--data-root",
+            "/containers/docker",
+            "info",
+            "--json",
+        ],
+        0,
+    ))
+    .expect("json");
+    assert_eq!(info["images"], 3);
+    for (bad, says) in [
+        ("/srv/nothing", "no Docker data-root at /srv/nothing"),
+        ("/srv/../etc", "without '..'"),
+    ] {
+        let out = salvor(&["-q", "--root", &disk, "--data-root", bad, "images"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    let host = tmp.path().join("srv").to_string_lossy().into_owned();
+    let info: Value = serde_json::from_str(&salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &host,
+            "--data-root",
+            "/containers/docker",
+            "info",
+            "--json",
+        ],
+        0,
+    ))
+    .expect("json");
+    assert_eq!(info["data_root"], "/containers/docker");
     let a = tmp.path().join("a.tar");
     let b = tmp.path().join("b.tar");
     salvor_ok(

@@ -21,7 +21,7 @@ pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH (or set SALVOR_ROOT) naming a Docker data-root, a host root directory, or an archive of either");
     };
-    let opened = crate::evidence::open(root)?;
+    let opened = crate::evidence::open(root, cli.data_root.as_deref())?;
     if let (Some(v), false) = (&opened.volume, cli.quiet) {
         eprintln!(
             "salvor: note: reading volume {v} of the disk image ({})",
