@@ -106,6 +106,9 @@ pub struct TarSource {
     children: HashMap<Box<[u8]>, Vec<Box<[u8]>>>,
     /// Per inode node: number of names sharing it.
     nlink: HashMap<u32, u64>,
+    /// Per node: every ancestor of its path is a directory (so a lookup of it needs no
+    /// walk; deep trees stay linear).
+    clean: Vec<bool>,
     warnings: Vec<String>,
 }
 
@@ -873,6 +876,7 @@ impl TarSource {
             paths: ix.paths,
             children: HashMap::new(),
             nlink: HashMap::new(),
+            clean: Vec::new(),
             warnings: ix.warnings,
         };
         if ix.dropped_warnings > 0 {
@@ -967,6 +971,21 @@ impl TarSource {
         }
         self.children = children;
         self.nlink = nlink;
+        // Parents sort before their children (a strict prefix sorts first).
+        let mut clean = vec![false; self.nodes.len()];
+        let mut keys: Vec<(&Box<[u8]>, u32)> = self.paths.iter().map(|(k, &n)| (k, n)).collect();
+        keys.sort();
+        for (k, n) in keys {
+            clean[n as usize] = if k.is_empty() {
+                true
+            } else {
+                self.paths.get(parent_of(k)).is_some_and(|&pn| {
+                    clean[pn as usize]
+                        && self.nodes[self.nodes[pn as usize].inode as usize].kind == FileKind::Dir
+                })
+            };
+        }
+        self.clean = clean;
     }
 
     /// Problems met while indexing (damage, left-out members), for the report.
@@ -998,6 +1017,14 @@ impl TarSource {
     fn lookup(&self, orig: &Path) -> Result<(PathBuf, &Node, u32)> {
         let norm = normalize(orig)?;
         let bytes = norm.as_os_str().as_bytes();
+        // Fast path: the name exists and every ancestor is a directory.
+        if let Some(&n) = self.paths.get(bytes) {
+            if self.clean.get(n as usize).copied().unwrap_or(false) {
+                let inode = self.nodes[n as usize].inode;
+                return Ok((norm.clone(), &self.nodes[inode as usize], inode));
+            }
+        }
+        // Otherwise walk, to say exactly what is in the way.
         let mut end = 0;
         let comps: Vec<&[u8]> = if bytes.is_empty() {
             Vec::new()

@@ -316,8 +316,9 @@ fn redirect_and_metacopy_are_refused_with_an_explanation() {
     }
 }
 
+/// 4096+ nested directories: refused, naming the path, in linear time (the tar index
+/// answers a lookup of a clean path without walking it: was ~4 min, now ~3 s).
 #[test]
-#[ignore = "slow (~4 min): every path lookup at depth 4096 walks 4096 components; run with --ignored"]
 fn deep_nesting_fails_naming_the_path() {
     let t = tempfile::tempdir().unwrap();
     let mut name = b"up".to_vec();
