@@ -36,7 +36,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
-/// `ChainID(parent, diff)` = sha256("<parent> <diff>").
+/// `ChainID(parent, diff)` = `sha256("<parent> <diff>")`.
 pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
     match parent {
         None => diff_id.to_string(),

@@ -8,7 +8,7 @@
 //!   1.10) or the pre-1.10 `graph/` layout, read as the 1.10 migration would have read it.
 //! * [`Driver`]: which storage driver holds the layer files, and [`LayerFiles`]: where one
 //!   layer's files live in it (overlay2 `diff/` plus lowers, aufs `diff/`, a full snapshot …).
-//! * [`Image`], [`Layer`] (keyed by chain id), tags ([`reference`] normalises `busybox` to
+//! * [`Image`], [`Layer`] (keyed by chain id), tags ([`reference`](mod@reference) normalises `busybox` to
 //!   `docker.io/library/busybox:latest` the way the engine does).
 //! * [`Problem`]: every piece of metadata that could not be read, naming the file. Loading
 //!   never stops at the first bad file: the rest of the evidence is still modelled.

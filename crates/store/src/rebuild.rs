@@ -1,6 +1,6 @@
 //! Rebuilding a layer's exact tar stream from its tar-split and its files on disk.
 //!
-//! [`rebuild_layer`] streams the tar-split through [`salvor_tarsplit::assemble`], with a
+//! [`Store::rebuild_layer`](crate::Store::rebuild_layer) streams the tar-split through [`salvor_tarsplit::assemble`], with a
 //! [`LayerFileGetter`] that looks every file name up *inside* the layer's directories (a
 //! `../../etc/shadow` in the metadata resolves to the layer's own `etc/shadow`, symlinks are
 //! resolved inside the layer root, and only regular files are ever opened). The output is
