@@ -323,3 +323,61 @@ fn metadata_flips_walk_with_budget() {
     );
     assert!(opened > 75 && steps > 10_000);
 }
+
+/// A fuzzer-found image whose directories loop back on themselves, walked as the fuzz
+/// target does (no loop detection, 2,000 entries, ever deeper paths). Lookups start from
+/// the cached parent directory, so the walk is linear in depth (it took 21 s under the
+/// fuzzer's instrumentation when every lookup walked from the root); every answer must
+/// equal the one a fresh, cache-less reader gives for the same path.
+#[test]
+fn looping_directories_walk_in_linear_time_with_the_same_answers() {
+    let bytes =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz-slow-walk.img"))
+            .unwrap();
+    let fs = open_mem(bytes.clone()).expect("the image opens");
+    let t0 = Instant::now();
+    let mut stack = vec![PathBuf::new()];
+    let mut visited = Vec::new();
+    let mut deepest = 0;
+    'walk: while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs.read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            if visited.len() >= 2000 {
+                break 'walk;
+            }
+            let p = dir.join(&e.name);
+            deepest = deepest.max(p.components().count());
+            let md = fs.metadata(&p).map_err(|e| e.to_string());
+            if let Ok(m) = &md {
+                if m.is_dir() {
+                    stack.push(p.clone());
+                }
+            }
+            visited.push((p, md));
+        }
+    }
+    eprintln!(
+        "{} entries, deepest path {deepest} components, {:?}",
+        visited.len(),
+        t0.elapsed()
+    );
+    assert!(
+        deepest > 100,
+        "the image should loop into deep paths ({deepest})"
+    );
+    // Spot-check against fresh readers (no path cache): every 97th path and the last.
+    for (i, (p, md)) in visited.iter().enumerate() {
+        if i % 97 != 0 && i + 1 != visited.len() {
+            continue;
+        }
+        let fresh = open_mem(bytes.clone()).unwrap();
+        assert_eq!(
+            &fresh.metadata(p).map_err(|e| e.to_string()),
+            md,
+            "{}",
+            p.display()
+        );
+    }
+}

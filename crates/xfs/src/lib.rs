@@ -185,7 +185,13 @@ struct Runtime {
 struct DirCache {
     entries: usize,
     dirs: HashMap<u64, Arc<Vec<dir::RawEntry>>>,
+    /// Normalised directory path → its inode number, so that looking up a child does
+    /// not walk from the root again (a walk of a deep or looping tree stays linear).
+    paths: HashMap<PathBuf, u64>,
 }
+
+/// Directory paths remembered before the path cache is cleared.
+const PATH_CACHE_ENTRIES: usize = 16_384;
 
 pub(crate) struct Inner {
     dev: Arc<dyn BlockDevice>,
@@ -406,11 +412,25 @@ impl Inner {
 
     fn lookup(&self, path: &Path) -> Result<Inode, SourceError> {
         let norm = normalize(path)?;
+        // Start from the parent directory when it was looked up before (a walk looks up
+        // the children of the directory it just listed), else from the root.
+        let parent = norm.parent().filter(|p| !p.as_os_str().is_empty());
+        let cached = parent.and_then(|p| {
+            self.dir_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .paths
+                .get(p)
+                .copied()
+        });
+        let (start_ino, mut walked, skip) = match (cached, parent) {
+            (Some(ino), Some(p)) => (ino, p.to_path_buf(), p.components().count()),
+            _ => (self.sb.rootino, PathBuf::new(), 0),
+        };
         let mut cur = self
-            .read_inode(self.sb.rootino)
+            .read_inode(start_ino)
             .map_err(|e| to_source_err(path, e))?;
-        let mut walked = PathBuf::new();
-        for c in norm.components() {
+        for c in norm.components().skip(skip) {
             let kind = cur.kind().map_err(|e| to_source_err(path, e))?;
             match kind {
                 FileKind::Dir => {}
@@ -439,6 +459,14 @@ impl Inner {
             };
             walked.push(c);
             cur = self.read_inode(ino).map_err(|e| to_source_err(path, e))?;
+        }
+        // A directory looked up is likely listed next, and its children looked up.
+        if !walked.as_os_str().is_empty() && cur.kind().ok() == Some(FileKind::Dir) {
+            let mut dc = self.dir_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if dc.paths.len() >= PATH_CACHE_ENTRIES {
+                dc.paths.clear();
+            }
+            dc.paths.entry(walked).or_insert(cur.ino);
         }
         Ok(cur)
     }
