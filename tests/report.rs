@@ -199,11 +199,8 @@ fn tampered_with(
     (p, target)
 }
 
-#[test]
-fn tampered_evidence_yields_findings() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (ev, _) = tampered_copy(tmp.path());
-    let case = tmp.path().join("case");
+/// `salvor report` of `ev` into `case`: exit 1 (findings); returns its verify.json.
+fn report_with_findings(ev: &Path, case: &Path) -> serde_json::Value {
     salvor_ok(
         &[
             "-q",
@@ -215,8 +212,15 @@ fn tampered_evidence_yields_findings() {
         ],
         1,
     );
-    let verify: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(case.join("verify.json")).unwrap()).unwrap();
+    serde_json::from_slice(&std::fs::read(case.join("verify.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn tampered_evidence_yields_findings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ev, _) = tampered_copy(tmp.path());
+    let case = tmp.path().join("case");
+    let verify = report_with_findings(&ev, &case);
     assert_eq!(verify["ok"], false);
     let findings: Vec<(String, String)> = verify["layers"]
         .as_array()
@@ -266,19 +270,7 @@ fn metadata_tampering_is_in_the_report() {
     let tmp = tempfile::tempdir().unwrap();
     let ev = setuid_copy(tmp.path());
     let case = tmp.path().join("case");
-    salvor_ok(
-        &[
-            "-q",
-            "--root",
-            ev.to_str().unwrap(),
-            "report",
-            "-o",
-            case.to_str().unwrap(),
-        ],
-        1,
-    );
-    let verify: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(case.join("verify.json")).unwrap()).unwrap();
+    let verify = report_with_findings(&ev, &case);
     assert_eq!(verify["ok"], false);
     let layers = verify["layers"].as_array().unwrap();
     let tampered: Vec<&serde_json::Value> = layers

@@ -112,6 +112,28 @@ pub struct Image {
     pub info: ContainerInfo,
 }
 
+impl Image {
+    /// An image of `format` at `path` without backing files, read through `device`.
+    pub(crate) fn plain(
+        path: &Path,
+        format: Format,
+        device: Arc<dyn BlockDevice>,
+        detail: String,
+    ) -> Image {
+        Image {
+            info: ContainerInfo {
+                path: path.to_path_buf(),
+                format,
+                virtual_size: device.size(),
+                detail: Some(detail),
+                qcow2: None,
+                backing: None,
+            },
+            device,
+        }
+    }
+}
+
 /// Opens a disk image read-only, detecting the container by magic bytes.
 pub fn open_image(path: &Path) -> Result<Image> {
     open_image_with(path, &OpenOptions::default())
@@ -275,30 +297,10 @@ fn open_inner(
             crate::external::open_vhdx(path)
         }
         Format::Ewf => {
-            let mut magic = [0u8; 8];
-            let n = crate::read_full(&file, 0, &mut magic).map_err(|e| DiskError::io(path, e))?;
             drop(file);
-            if n == 8 && &magic == crate::ewf2::SIGNATURE {
+            if head[..n].starts_with(crate::ewf2::SIGNATURE) {
                 // EWF2 (.Ex01): our own reader (the crate mis-reads pattern-fill chunks).
-                let r = crate::ewf2::Ewf2::open(path)?;
-                let detail = format!(
-                    "EWF2 (Ex01), {} segment(s), {} chunks of {} bytes",
-                    r.segments().len(),
-                    r.chunk_count(),
-                    r.chunk_size()
-                );
-                let size = r.size();
-                return Ok(Image {
-                    device: Arc::new(r),
-                    info: ContainerInfo {
-                        path: path.to_path_buf(),
-                        format: Format::Ewf,
-                        virtual_size: size,
-                        detail: Some(detail),
-                        qcow2: None,
-                        backing: None,
-                    },
-                });
+                return crate::ewf2::open_image(path);
             }
             crate::external::open_ewf(path)
         }

@@ -185,7 +185,7 @@ fn parse_text(path: &Path, data: &[u8], into: &mut BTreeMap<String, String>) -> 
     Ok(())
 }
 
-fn read_segment(path: &Path, file: &File, number_hint: u32) -> Result<Segment> {
+fn read_segment(path: &Path, file: &File) -> Result<Segment> {
     let len = file.metadata().map_err(|e| DiskError::io(path, e))?.len();
     let io_err = |e: io::Error| DiskError::io(path, e);
     let mut head = [0u8; 32];
@@ -207,7 +207,6 @@ fn read_segment(path: &Path, file: &File, number_hint: u32) -> Result<Segment> {
         text: BTreeMap::new(),
         last: 0,
     };
-    let _ = number_hint;
     let mut off = len - 64;
     let mut walked = 0usize;
     loop {
@@ -310,7 +309,7 @@ impl Ewf2 {
         let mut path = first.to_path_buf();
         loop {
             let file = open_ro(&path)?;
-            let seg = read_segment(&path, &file, n)?;
+            let seg = read_segment(&path, &file)?;
             if seg.number != n {
                 return Err(bad(
                     &path,
@@ -519,6 +518,23 @@ impl Ewf2 {
         }
         Ok(out)
     }
+}
+
+/// Opens an EWF2 segment set (`.Ex01` and its siblings) as an [`Image`].
+pub(crate) fn open_image(first: &Path) -> Result<crate::Image> {
+    let r = Ewf2::open(first)?;
+    let detail = format!(
+        "EWF2 (Ex01), {} segment(s), {} chunks of {} bytes",
+        r.segments().len(),
+        r.chunk_count(),
+        r.chunk_size()
+    );
+    Ok(crate::Image::plain(
+        first,
+        crate::Format::Ewf,
+        std::sync::Arc::new(r),
+        detail,
+    ))
 }
 
 impl BlockDevice for Ewf2 {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use salvor_source::BlockDevice;
 
-use crate::container::{ContainerInfo, Format, Image};
+use crate::container::{Format, Image};
 use crate::error::{DiskError, Result};
 
 #[cfg_attr(
@@ -103,17 +103,7 @@ pub(crate) fn open_vmdk(path: &Path) -> Result<Image> {
         size,
         desc: format!("vmdk {}", path.display()),
     };
-    Ok(Image {
-        device: Arc::new(dev),
-        info: ContainerInfo {
-            path: path.to_path_buf(),
-            format: Format::Vmdk,
-            virtual_size: size,
-            detail: Some(detail),
-            qcow2: None,
-            backing: None,
-        },
-    })
+    Ok(Image::plain(path, Format::Vmdk, Arc::new(dev), detail))
 }
 
 #[cfg(not(feature = "vmdk"))]
@@ -134,17 +124,7 @@ pub(crate) fn open_vhdx(path: &Path) -> Result<Image> {
         size,
         desc: format!("vhdx {}", path.display()),
     };
-    Ok(Image {
-        device: Arc::new(dev),
-        info: ContainerInfo {
-            path: path.to_path_buf(),
-            format: Format::Vhdx,
-            virtual_size: size,
-            detail: Some(detail),
-            qcow2: None,
-            backing: None,
-        },
-    })
+    Ok(Image::plain(path, Format::Vhdx, Arc::new(dev), detail))
 }
 
 #[cfg(not(feature = "vhdx"))]
@@ -195,22 +175,14 @@ pub(crate) fn open_ewf(path: &Path) -> Result<Image> {
     let what = path.display().to_string();
     let r =
         ewf::EwfReader::open(path).map_err(|e| DiskError::invalid(what, "EWF", e.to_string()))?;
-    let size = r.total_size();
     let detail = format!("{} chunks of {} bytes", r.chunk_count(), r.chunk_size());
-    Ok(Image {
-        device: Arc::new(EwfDevice {
-            r,
-            desc: format!("ewf {}", path.display()),
-        }),
-        info: ContainerInfo {
-            path: path.to_path_buf(),
-            format: Format::Ewf,
-            virtual_size: size,
-            detail: Some(detail),
-            qcow2: None,
-            backing: None,
-        },
-    })
+    let desc = format!("ewf {}", path.display());
+    Ok(Image::plain(
+        path,
+        Format::Ewf,
+        Arc::new(EwfDevice { r, desc }),
+        detail,
+    ))
 }
 
 #[cfg(not(feature = "ewf"))]

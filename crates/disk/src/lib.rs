@@ -358,65 +358,69 @@ impl Disk {
                 }
             }
         }
-        for vg in &vgs {
-            for lv in &vg.logical_volumes {
-                if !lv.visible() {
-                    continue;
-                }
-                if lv.thin_pool_segment().is_some() {
-                    continue; // in `thin_pools`
+        // Thin volumes that cannot be read: (vg, lv, why), recorded on the LV afterwards.
+        let mut unreadable = Vec::new();
+        for (gi, vg) in vgs.iter().enumerate() {
+            for (li, lv) in vg.logical_volumes.iter().enumerate() {
+                if !lv.visible() || lv.thin_pool_segment().is_some() {
+                    continue; // hidden, or a pool (in `thin_pools`)
                 }
                 let spec = format!("lv:{}/{}", vg.name, lv.name);
-                if let Some((pool_lv, dev_id)) = lv.thin_volume() {
-                    let Some(tp) = thin_pools
-                        .iter_mut()
-                        .find(|t| t.vg == vg.name && t.lv == pool_lv)
-                    else {
-                        warnings.push(format!(
-                            "{spec}: thin pool {pool_lv:?} is not in the volume group"
-                        ));
-                        continue;
-                    };
-                    tp.lvm_volumes.insert(dev_id, spec.clone());
-                    let Some(pool) = &tp.pool else {
-                        warnings.push(format!("{spec}: thin pool {} could not be opened", tp.spec));
-                        continue;
-                    };
-                    match pool.device_with_size(dev_id, lv.size) {
-                        Ok(device) => volumes.push(Volume {
-                            spec,
-                            kind: VolumeKind::LogicalVolume {
-                                vg: vg.name.clone(),
-                                lv: lv.name.clone(),
-                            },
-                            offset: None,
-                            size: device.size(),
-                            content: identify(&*device),
-                            device,
-                        }),
-                        Err(e) => warnings
-                            .push(format!("{spec}: thin device {dev_id} of {}: {e}", tp.spec)),
+                let device: Arc<dyn BlockDevice> = match lv.thin_volume() {
+                    Some((pool_lv, dev_id)) => {
+                        let tp = thin_pools
+                            .iter_mut()
+                            .find(|t| t.vg == vg.name && t.lv == pool_lv);
+                        let opened = match tp {
+                            None => {
+                                Err(format!("thin pool {pool_lv:?} is not in the volume group"))
+                            }
+                            Some(tp) => {
+                                tp.lvm_volumes.insert(dev_id, spec.clone());
+                                match &tp.pool {
+                                    None => {
+                                        Err(format!("thin pool {} could not be opened", tp.spec))
+                                    }
+                                    Some(pool) => {
+                                        pool.device_with_size(dev_id, lv.size).map_err(|e| {
+                                            format!("thin device {dev_id} of {}: {e}", tp.spec)
+                                        })
+                                    }
+                                }
+                            }
+                        };
+                        match opened {
+                            Ok(d) => d,
+                            Err(why) => {
+                                warnings.push(format!("{spec}: {why}"));
+                                unreadable.push((gi, li, why));
+                                continue;
+                            }
+                        }
                     }
-                    continue;
-                }
-                match lvm::map_lv(vg, lv, &pv_devs) {
-                    Ok(map) => {
-                        let device: Arc<dyn BlockDevice> = Arc::new(map);
-                        volumes.push(Volume {
-                            spec: format!("lv:{}/{}", vg.name, lv.name),
-                            kind: VolumeKind::LogicalVolume {
-                                vg: vg.name.clone(),
-                                lv: lv.name.clone(),
-                            },
-                            offset: None,
-                            size: device.size(),
-                            content: identify(&*device),
-                            device,
-                        });
-                    }
-                    Err(e) => warnings.push(e.to_string()),
-                }
+                    None => match lvm::map_lv(vg, lv, &pv_devs) {
+                        Ok(map) => Arc::new(map),
+                        Err(e) => {
+                            warnings.push(e.to_string());
+                            continue;
+                        }
+                    },
+                };
+                volumes.push(Volume {
+                    spec,
+                    kind: VolumeKind::LogicalVolume {
+                        vg: vg.name.clone(),
+                        lv: lv.name.clone(),
+                    },
+                    offset: None,
+                    size: device.size(),
+                    content: identify(&*device),
+                    device,
+                });
             }
+        }
+        for (gi, li, why) in unreadable {
+            vgs[gi].logical_volumes[li].unsupported = Some(why);
         }
         Disk {
             container: img.info,
@@ -511,19 +515,12 @@ impl Disk {
                 }) {
                     return Ok(vec![v]);
                 }
-                let spec_prefix = format!("lv:{vg}/{lv}: ");
                 let why = self
                     .volume_groups
                     .iter()
                     .find(|g| &g.name == vg)
                     .and_then(|g| g.logical_volumes.iter().find(|l| &l.name == lv))
-                    .and_then(|l| l.unsupported.clone())
-                    .or_else(|| {
-                        // A thin volume whose pool could not be read says so in a warning.
-                        self.warnings
-                            .iter()
-                            .find_map(|w| w.strip_prefix(&spec_prefix).map(str::to_string))
-                    });
+                    .and_then(|l| l.unsupported.clone());
                 Err(none(match why {
                     Some(w) => format!("the LV exists but cannot be read: {w}"),
                     None => avail(),

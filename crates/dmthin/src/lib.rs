@@ -981,14 +981,20 @@ pub fn read_docker_deviceset_metadata(
     }
 }
 
+/// The loopback-mode pool files of the data-root `data_root`: (metadata, data), i.e.
+/// `devicemapper/devicemapper/{metadata,data}`. Direct-lvm hosts have neither.
+pub fn loop_files(data_root: &Path) -> (PathBuf, PathBuf) {
+    let d = dm_dir(data_root).join("devicemapper");
+    (d.join("metadata"), d.join("data"))
+}
+
 /// Opens the pool of a loopback-mode devicemapper data-root inside `source`
 /// (`devicemapper/devicemapper/{metadata,data}`). In direct-lvm mode there are no loop
 /// files: open the LVM thin pool's `_tmeta`/`_tdata` volumes with [`ThinPool::open`]
 /// (`salvor-disk` does, for every thin pool in a disk image) and pair it with the records
 /// through [`DockerDevicemapper::with_pool`].
 pub fn open_docker_pool(source: &dyn Source, data_root: &Path) -> Result<ThinPool, ThinError> {
-    let loop_dir = dm_dir(data_root).join("devicemapper");
-    let (mp, dp) = (loop_dir.join("metadata"), loop_dir.join("data"));
+    let (mp, dp) = loop_files(data_root);
     for p in [&mp, &dp] {
         if let Err(e) = source.metadata(p) {
             if e.is_not_found() {

@@ -45,11 +45,13 @@ use std::path::{Path, PathBuf};
 
 mod checksum;
 mod dir;
+mod pathcache;
 mod resolve;
 mod tarsrc;
 
 pub use checksum::crc32c;
 pub use dir::{DirSource, MAX_XATTR_SIZE};
+pub use pathcache::{DirPathCache, PATH_CACHE_ENTRIES};
 pub use resolve::{normalize, resolve_in_root, MAX_SYMLINK_HOPS};
 pub use tarsrc::{Compression, TarSource, MAX_EXTENSION_HEADER};
 

@@ -339,8 +339,8 @@ impl Store {
     /// True when the data-root has devicemapper loop files (`devicemapper/devicemapper/
     /// {metadata,data}`): loopback mode. Direct-lvm hosts have none.
     pub fn has_thin_pool_loop_files(&self) -> bool {
-        let d = self.root.join("devicemapper/devicemapper");
-        self.source.exists(&d.join("metadata")) && self.source.exists(&d.join("data"))
+        let (meta, data) = salvor_dmthin::loop_files(&self.root);
+        self.source.exists(&meta) && self.source.exists(&data)
     }
 
     /// Finds the data-root in `source` and reads its metadata.

@@ -185,19 +185,15 @@ struct Runtime {
 struct DirCache {
     entries: usize,
     dirs: HashMap<u64, Arc<Vec<dir::RawEntry>>>,
-    /// Normalised directory path → its inode number, so that looking up a child does
-    /// not walk from the root again (a walk of a deep or looping tree stays linear).
-    paths: HashMap<PathBuf, u64>,
 }
-
-/// Directory paths remembered before the path cache is cleared.
-const PATH_CACHE_ENTRIES: usize = 16_384;
 
 pub(crate) struct Inner {
     dev: Arc<dyn BlockDevice>,
     pub(crate) sb: Superblock,
     cache: Mutex<HashMap<u64, Arc<[u8]>>>,
     dir_cache: Mutex<DirCache>,
+    /// Resolved directory paths: lookups start from a known parent.
+    path_cache: salvor_source::DirPathCache,
     runtime: Mutex<Runtime>,
     open_warnings: Vec<String>,
     log: LogStatus,
@@ -414,19 +410,10 @@ impl Inner {
         let norm = normalize(path)?;
         // Start from the parent directory when it was looked up before (a walk looks up
         // the children of the directory it just listed), else from the root.
-        let parent = norm.parent().filter(|p| !p.as_os_str().is_empty());
-        let cached = parent.and_then(|p| {
-            self.dir_cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .paths
-                .get(p)
-                .copied()
-        });
-        let (start_ino, mut walked, skip) = match (cached, parent) {
-            (Some(ino), Some(p)) => (ino, p.to_path_buf(), p.components().count()),
-            _ => (self.sb.rootino, PathBuf::new(), 0),
-        };
+        let (mut walked, start_ino, skip) =
+            self.path_cache
+                .start(&norm)
+                .unwrap_or((PathBuf::new(), self.sb.rootino, 0));
         let mut cur = self
             .read_inode(start_ino)
             .map_err(|e| to_source_err(path, e))?;
@@ -461,12 +448,8 @@ impl Inner {
             cur = self.read_inode(ino).map_err(|e| to_source_err(path, e))?;
         }
         // A directory looked up is likely listed next, and its children looked up.
-        if !walked.as_os_str().is_empty() && cur.kind().ok() == Some(FileKind::Dir) {
-            let mut dc = self.dir_cache.lock().unwrap_or_else(|e| e.into_inner());
-            if dc.paths.len() >= PATH_CACHE_ENTRIES {
-                dc.paths.clear();
-            }
-            dc.paths.entry(walked).or_insert(cur.ino);
+        if cur.kind().ok() == Some(FileKind::Dir) {
+            self.path_cache.remember(walked, cur.ino);
         }
         Ok(cur)
     }
@@ -626,6 +609,7 @@ impl Xfs {
             sb,
             cache: Mutex::new(HashMap::new()),
             dir_cache: Mutex::default(),
+            path_cache: Default::default(),
             runtime: Mutex::new(Runtime {
                 checksum_failures: csum_failures,
                 warnings: Vec::new(),
