@@ -51,6 +51,11 @@ pub struct Cli {
     /// No progress bars or notes on stderr.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Replace an existing output file (`-o`). Without it an existing file is refused; a
+    /// directory output must be new or empty either way. No output is ever written onto or
+    /// into the evidence, or onto a file salvor reads.
+    #[arg(long, global = true)]
+    pub overwrite: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -11,9 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use salvor_export::{
-    ExportOptions, Format, ImageToExport, LayerError, LayerRef, LayerSource, Output,
-};
+use salvor_export::{ExportError, Format, ImageToExport, LayerError, LayerRef, LayerSource};
 use salvor_store::{Layer, RebuildReport, RebuildStatus, Store};
 use serde_json::json;
 
@@ -120,6 +118,8 @@ pub struct ExtractOpts<'a> {
     /// For committed containers.
     pub tag: Option<&'a str>,
     pub names: salvor_whiteout::TarNames,
+    /// Where outputs may go (the evidence guard, `--overwrite`).
+    pub outputs: &'a salvor_sink::OutputPolicy,
 }
 
 /// A container committed offline: its image, and its new layer spooled to a file.
@@ -132,6 +132,12 @@ struct Committed {
 pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Result<u8> {
     let (output, format, dir, force, json_out, quiet) =
         (o.output, o.format, o.dir, o.force, o.json, o.quiet);
+    // Refused before any work (and before a commit spools beside it).
+    if dir {
+        o.outputs.check_dir(output)?;
+    } else {
+        o.outputs.check_file(output)?;
+    }
     // As `docker save`: each query brings its image(s) and the tags it names. A query that
     // names no image but a container is committed first, like `docker commit`.
     let mut selected: Vec<(&salvor_store::Image, Vec<String>)> = Vec::new();
@@ -261,18 +267,10 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         image.layers = refs;
         to_export.push(image);
     }
-    let opts = ExportOptions {
-        format: match format {
-            FormatArg::Docker => Format::Docker,
-            FormatArg::DockerLegacy => Format::DockerLegacy,
-            FormatArg::Oci => Format::Oci,
-        },
-        output: if dir {
-            Output::Dir(output.to_path_buf())
-        } else {
-            Output::Tar(output.to_path_buf())
-        },
-        parallel: true,
+    let format_out = match format {
+        FormatArg::Docker => Format::Docker,
+        FormatArg::DockerLegacy => Format::DockerLegacy,
+        FormatArg::Oci => Format::Oci,
     };
     let pb = bytes_bar(total, quiet, "extracting");
     let source = StoreLayers {
@@ -282,8 +280,27 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         force,
         pb: pb.clone(),
     };
-    let report = salvor_export::export(&to_export, &source, &opts)
-        .with_context(|| format!("cannot write {}", output.display()))?;
+    // A write error is the output's (a full disk), whatever the layer source made of it.
+    let failed = |e: ExportError| match e {
+        ExportError::Sink(s) => anyhow::Error::from(s),
+        e => anyhow::Error::from(e).context(format!("cannot write {}", output.display())),
+    };
+    let report = if dir {
+        let sink = o.outputs.dir(output)?;
+        let r = salvor_export::export_dir_into(&to_export, &source, format_out, true, &sink)
+            .map_err(failed)?;
+        sink.commit()?;
+        r
+    } else {
+        let mut sink = o.outputs.file(output)?;
+        let res = salvor_export::export_tar_to(&to_export, &source, format_out, &mut sink, output);
+        if let Some(e) = sink.write_error() {
+            return Err(e.into());
+        }
+        let r = res.map_err(failed)?;
+        sink.commit()?;
+        r
+    };
     pb.finish_and_clear();
     if !quiet && !json_out {
         for c in &committed {
@@ -369,8 +386,11 @@ fn commit(
             })?),
             None => None,
         };
-    let spool_dir = match o.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(p) if o.output.as_os_str() != "-" => p.to_path_buf(),
+    // Beside the output (already checked against the evidence), else the temp dir.
+    let spool_dir = match salvor_sink::resolve(o.output) {
+        Ok(p) if !salvor_sink::is_stdout(o.output) => p
+            .parent()
+            .map_or_else(std::env::temp_dir, Path::to_path_buf),
         _ => std::env::temp_dir(),
     };
     let spool = tempfile::Builder::new()

@@ -1,6 +1,7 @@
 //! One module per sub-command; `run` opens the evidence and dispatches.
 
 use anyhow::bail;
+use salvor_sink::{EvidenceGuard, OutputPolicy};
 use salvor_store::Store;
 
 use crate::{Cli, Command};
@@ -17,11 +18,21 @@ mod verify;
 /// Exit code for "the command ran and found problems in the evidence".
 pub const EXIT_FINDINGS: u8 = 1;
 
+/// The evidence, for commands that write nothing.
+#[allow(dead_code)]
 pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    Ok(open_store_and_outputs(cli)?.0)
+}
+
+/// Opens the evidence, and the policy every output goes through: the evidence and every
+/// file salvor read to open it are protected (`salvor_sink::EvidenceGuard`), `--overwrite`
+/// applies.
+pub fn open_store_and_outputs(cli: &Cli) -> anyhow::Result<(Store, OutputPolicy)> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH (or set SALVOR_ROOT) naming a Docker data-root, a host root directory, or an archive of either");
     };
     let opened = crate::evidence::open(root, cli.data_root.as_deref())?;
+    let outputs = output_policy(cli, &opened);
     if let (Some(v), false) = (&opened.volume, cli.quiet) {
         eprintln!(
             "salvor: note: reading volume {v} of the disk image ({})",
@@ -43,14 +54,55 @@ pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
             store.problems.len()
         );
     }
-    Ok(store)
+    Ok((store, outputs))
+}
+
+/// The guard for `opened`: the evidence root, the disk image's files, the `--thin-pool`
+/// image, the `--passwd`/`--group` files.
+fn output_policy(cli: &Cli, opened: &crate::evidence::Opened) -> OutputPolicy {
+    let mut guard = EvidenceGuard::new();
+    if let Some(root) = &cli.root {
+        match &opened.disk {
+            Some(disk) => {
+                guard.protect_evidence(&disk.container.path);
+                for f in crate::evidence::disk_files(disk) {
+                    guard.protect(&f, "a file of the evidence disk image");
+                }
+            }
+            None => {
+                guard.protect_evidence(root);
+            }
+        }
+    }
+    if let Some(tp) = &cli.thin_pool {
+        let image = std::iter::once(tp.as_str())
+            .chain(tp.match_indices(':').map(|(i, _)| &tp[..i]))
+            .map(std::path::Path::new)
+            .find(|p| p.is_file());
+        if let Some(image) = image {
+            if let Ok(disk) = salvor_disk::Disk::open(image) {
+                for f in crate::evidence::disk_files(&disk) {
+                    guard.protect(&f, "a file of the --thin-pool disk image");
+                }
+            }
+            guard.protect(image, "the --thin-pool disk image");
+        }
+    }
+    if let Command::Extract { passwd, group, .. } = &cli.command {
+        for (f, what) in [(passwd, "the --passwd file"), (group, "the --group file")] {
+            if let Some(f) = f {
+                guard.protect(f, what);
+            }
+        }
+    }
+    OutputPolicy::new(guard, cli.overwrite)
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Probe { json } = &cli.command {
         return probe(cli, *json);
     }
-    let store = open_store(cli)?;
+    let (store, outputs) = open_store_and_outputs(cli)?;
     match &cli.command {
         Command::Probe { .. } => unreachable!("handled above"),
         Command::Info { json } => images::info(&store, *json),
@@ -88,6 +140,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
                 quiet: cli.quiet,
                 tag: tag.as_deref(),
                 names: rootfs::tar_names(passwd.as_deref(), group.as_deref())?,
+                outputs: &outputs,
             },
         ),
         Command::Diff { container, json } => rootfs::diff(&store, container, *json),
@@ -96,7 +149,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             output,
             with_volumes,
             names,
-        } => rootfs::export(&store, target, output, *names, *with_volumes, cli.quiet),
+        } => rootfs::export(
+            &store,
+            target,
+            output,
+            *names,
+            *with_volumes,
+            cli.quiet,
+            &outputs,
+        ),
         Command::Containers { json, no_trunc } => containers::containers(&store, *json, *no_trunc),
         Command::Logs {
             container,
@@ -129,13 +190,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             *volumes,
             *logs,
             output.as_deref(),
+            &outputs,
         ),
         Command::Report {
             output,
             images,
             logs,
             no_volumes,
-        } => report::report(cli, &store, output, *images, *logs, !*no_volumes),
+        } => report::report(cli, &store, output, *images, *logs, !*no_volumes, &outputs),
     }
 }
 

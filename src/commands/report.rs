@@ -18,7 +18,10 @@ pub fn report(
     images: bool,
     logs: bool,
     volumes: bool,
+    outputs: &salvor_sink::OutputPolicy,
 ) -> anyhow::Result<u8> {
+    // Refused before any work; built beside it, renamed into place when complete.
+    let sink = outputs.dir(output)?;
     let opts = ReportOptions {
         timeline: TimelineOptions {
             containers: Vec::new(),
@@ -27,7 +30,6 @@ pub fn report(
             logs,
         },
         generator: format!("salvor {}", env!("CARGO_PKG_VERSION")),
-        evidence_path: cli.root.clone(),
     };
     let total: u64 = store
         .layers
@@ -38,7 +40,7 @@ pub fn report(
         .sum();
     let pb = bytes_bar(total, cli.quiet, "verifying");
     let progress = |n: u64| pb.inc(n);
-    let summary = write_report(store, output, &opts, &progress)?;
+    let summary = write_report(store, sink, &opts, &progress)?;
     pb.finish_and_clear();
     if !cli.quiet {
         for (name, hash) in &summary.files {

@@ -212,7 +212,10 @@ pub fn export(
     names: NamesArg,
     with_volumes: bool,
     quiet: bool,
+    outputs: &salvor_sink::OutputPolicy,
 ) -> anyhow::Result<u8> {
+    // Refused before any work.
+    outputs.check_file(output)?;
     let (layers, what, container) = match store.find_container(query) {
         Ok(c) => {
             let st = container_stack(store, &c)?;
@@ -293,27 +296,14 @@ pub fn export(
             )?)
         }
     };
-    let bytes = if output.as_os_str() == "-" {
-        let mut w = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
-        let n = write(&mut w)?;
-        w.flush()?;
-        n
-    } else {
-        let parent = output
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".salvor-export.")
-            .tempfile_in(parent)
-            .with_context(|| format!("cannot write in {}", parent.display()))?;
-        let mut w = io::BufWriter::with_capacity(1 << 20, tmp);
-        let n = write(&mut w)?;
-        let tmp = w.into_inner().map_err(|e| e.into_error())?;
-        tmp.persist(output)
-            .with_context(|| format!("cannot write {}", output.display()))?;
-        n
-    };
+    let mut sink = outputs.file(output)?;
+    let res = write(&mut sink);
+    // A write error is the output's (a full disk), whatever the tar writer made of it.
+    if let Some(e) = sink.write_error() {
+        return Err(e.into());
+    }
+    let bytes = res?;
+    sink.commit()?;
     if !quiet {
         eprintln!(
             "wrote {} ({} bytes): the flattened filesystem of {what}",

@@ -3,7 +3,6 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use anyhow::{bail, Context};
 use salvor_forensic::{write_timeline, TimelineFormat, TimelineOptions};
 use salvor_store::Store;
 
@@ -19,6 +18,7 @@ pub fn timeline(
     volumes: bool,
     logs: bool,
     output: Option<&Path>,
+    outputs: &salvor_sink::OutputPolicy,
 ) -> anyhow::Result<u8> {
     let opts = TimelineOptions {
         containers: containers.to_vec(),
@@ -39,26 +39,14 @@ pub fn timeline(
             s
         }
         Some(path) => {
-            if path.exists() {
-                bail!(
-                    "{}: already exists (a timeline is only written to a new file)",
-                    path.display()
-                );
+            let mut sink = outputs.file(path)?;
+            let res = write_timeline(store, &opts, format, &mut sink);
+            // A write error is the output's (a full disk), whatever the writer made of it.
+            if let Some(e) = sink.write_error() {
+                return Err(e.into());
             }
-            // The same rule as reports: never inside the evidence.
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                check_outside(cli, parent)?;
-            } else {
-                check_outside(cli, Path::new("."))?;
-            }
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            let mut w = BufWriter::with_capacity(256 << 10, f);
-            let s = write_timeline(store, &opts, format, &mut w)?;
-            w.flush()?;
+            let s = res?;
+            sink.commit()?;
             s
         }
     };
@@ -78,21 +66,4 @@ pub fn timeline(
         }
     }
     Ok(0)
-}
-
-/// Refuses an output directory inside the evidence directory.
-fn check_outside(cli: &Cli, dir: &Path) -> anyhow::Result<()> {
-    let (Some(ev), Ok(d)) = (cli.root.as_deref(), std::fs::canonicalize(dir)) else {
-        return Ok(());
-    };
-    if let Ok(ev) = std::fs::canonicalize(ev) {
-        if d.starts_with(&ev) {
-            bail!(
-                "{}: is inside the evidence {} (the evidence is never written)",
-                dir.display(),
-                ev.display()
-            );
-        }
-    }
-    Ok(())
 }

@@ -87,6 +87,8 @@ mod reference;
 mod tarw;
 mod v1;
 
+use salvor_sink::{DirSink, OutputPolicy, SinkError};
+
 use gojson::Obj;
 use rayon::prelude::*;
 use serde_json::Value;
@@ -245,6 +247,10 @@ pub enum ExportError {
     },
     #[error("output {} exists and is not an empty directory", .0.display())]
     OutputExists(PathBuf),
+    /// Opening, writing or placing the output failed (names the output, never the
+    /// evidence), or the output was refused.
+    #[error(transparent)]
+    Sink(#[from] salvor_sink::SinkError),
 }
 
 fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ExportError {
@@ -956,37 +962,45 @@ fn write_tar<W: Write>(
     Ok((w, report))
 }
 
-fn set_mtime(path: &Path, mtime: i64) -> Result<(), ExportError> {
+fn set_mtime(path: &Path, shown: &Path, mtime: i64) -> Result<(), ExportError> {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(io_err(path))?;
-    f.set_modified(t).map_err(io_err(path))
+        .map_err(io_err(shown))?;
+    f.set_modified(t).map_err(io_err(shown))
 }
 
 fn write_dir(
     plan: &Plan,
     src: &dyn LayerSource,
-    root: &Path,
+    sink: &DirSink,
     parallel: bool,
 ) -> Result<ExportReport, ExportError> {
+    let root = sink.path();
     let mut report = ExportReport::default();
     let mut layers: Vec<(&Entry, &str, u64)> = Vec::new();
     for entry in plan.entries.values() {
         let p = root.join(&entry.path);
+        let shown = sink.final_path(&entry.path);
         match &entry.content {
-            Content::Dir => std::fs::create_dir_all(&p).map_err(io_err(&p))?,
+            Content::Dir => std::fs::create_dir_all(&p).map_err(io_err(&shown))?,
             Content::Bytes(b) => {
-                std::fs::write(&p, b).map_err(io_err(&p))?;
-                set_mtime(&p, entry.mtime)?;
+                let mut f = sink.create_file(&entry.path)?;
+                if f.write_all(b).is_err() {
+                    if let Some(e) = f.error() {
+                        return Err(e.into());
+                    }
+                }
+                drop(f);
+                set_mtime(&p, &shown, entry.mtime)?;
             }
             Content::Symlink(target) => {
                 #[cfg(unix)]
-                std::os::unix::fs::symlink(target, &p).map_err(io_err(&p))?;
+                std::os::unix::fs::symlink(target, &p).map_err(io_err(&shown))?;
                 #[cfg(not(unix))]
                 return Err(ExportError::Io {
-                    path: p,
+                    path: shown,
                     source: io::Error::other(format!("cannot create symlink to {target}")),
                 });
             }
@@ -994,19 +1008,26 @@ fn write_dir(
         }
     }
     let one = |(entry, diff_id, size): &(&Entry, &str, u64)| -> Result<String, ExportError> {
-        let final_path = root.join(&entry.path);
-        let tmp = root.join(format!("{}.partial", entry.path));
-        let f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let path = root.join(&entry.path);
+        let f = sink.create_file(&entry.path)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, f);
-        let hx = stream_layer(src, diff_id, *size, &mut w)?;
+        let res = stream_layer(src, diff_id, *size, &mut w);
+        let flushed = w.flush();
+        // A write error is the output's, whatever the layer source made of it.
+        if let Some(e) = w.get_ref().error() {
+            return Err(e.into());
+        }
+        let hx = res?;
+        flushed.map_err(io_err(sink.final_path(&entry.path)))?;
         let f = w.into_inner().map_err(|e| ExportError::Io {
-            path: tmp.clone(),
+            path: sink.final_path(&entry.path),
             source: e.into_error(),
         })?;
-        f.sync_all().map_err(io_err(&tmp))?;
+        f.get_ref()
+            .sync_all()
+            .map_err(io_err(sink.final_path(&entry.path)))?;
         drop(f);
-        std::fs::rename(&tmp, &final_path).map_err(io_err(&final_path))?;
-        set_mtime(&final_path, entry.mtime)?;
+        set_mtime(&path, &sink.final_path(&entry.path), entry.mtime)?;
         Ok(hx)
     };
     let digests: Vec<String> = if parallel {
@@ -1039,81 +1060,64 @@ fn write_dir(
     Ok(report)
 }
 
-fn parent_and_name(path: &Path) -> Result<(PathBuf, String), ExportError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| ExportError::Io {
-            path: path.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "output needs a file name"),
-        })?
-        .to_string();
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    Ok((parent, name))
+/// Writes `images` as one tar archive into `out` (typically a [`salvor_sink::FileSink`]);
+/// `label` names the output in errors. The caller commits the output.
+pub fn export_tar_to(
+    images: &[ImageToExport],
+    layers: &dyn LayerSource,
+    format: Format,
+    out: &mut dyn Write,
+    label: &Path,
+) -> Result<ExportReport, ExportError> {
+    let merged = merge_images(images);
+    let plan = build_plan(&merged, format)?;
+    let (_, report) = write_tar(&plan, layers, out, label)?;
+    Ok(report)
 }
 
-/// Write `images` as one archive. See the crate documentation.
+/// Writes `images` as a directory into the build directory of `out` (files created
+/// through it, so write errors name their final paths). The caller commits `out`.
+pub fn export_dir_into(
+    images: &[ImageToExport],
+    layers: &dyn LayerSource,
+    format: Format,
+    parallel: bool,
+    out: &DirSink,
+) -> Result<ExportReport, ExportError> {
+    let merged = merge_images(images);
+    let plan = build_plan(&merged, format)?;
+    write_dir(&plan, layers, out, parallel)
+}
+
+/// Write `images` as one archive. See the crate documentation. (No evidence guard: the
+/// CLI opens its outputs through a guarded [`salvor_sink::OutputPolicy`] and calls
+/// [`export_tar_to`] / [`export_dir_into`].)
 pub fn export(
     images: &[ImageToExport],
     layers: &dyn LayerSource,
     opts: &ExportOptions,
 ) -> Result<ExportReport, ExportError> {
-    let merged = merge_images(images);
-    let plan = build_plan(&merged, opts.format)?;
+    let policy = OutputPolicy::new(Default::default(), true);
     match &opts.output {
-        Output::Tar(path) if path.as_os_str() == "-" => {
-            let out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
-            let (_, report) = write_tar(&plan, layers, out, path)?;
-            Ok(report)
-        }
         Output::Tar(path) => {
-            let (parent, name) = parent_and_name(path)?;
-            let tmp = tempfile::Builder::new()
-                .prefix(&format!(".{name}."))
-                .suffix(".partial")
-                .tempfile_in(&parent)
-                .map_err(io_err(&parent))?;
-            let w = io::BufWriter::with_capacity(1 << 20, tmp);
-            let (w, report) = write_tar(&plan, layers, w, path)?;
-            let tmp = w.into_inner().map_err(|e| ExportError::Io {
-                path: path.clone(),
-                source: e.into_error(),
-            })?;
-            tmp.persist(path).map_err(|e| ExportError::Io {
-                path: path.clone(),
-                source: e.error,
-            })?;
+            let mut sink = policy.file(path)?;
+            let res = export_tar_to(images, layers, opts.format, &mut sink, path);
+            if let Some(e) = sink.write_error() {
+                return Err(e.into());
+            }
+            let report = res?;
+            sink.commit()?;
             Ok(report)
         }
         Output::Dir(path) => {
-            if let Ok(mut rd) = std::fs::read_dir(path) {
-                if rd.next().is_some() {
-                    return Err(ExportError::OutputExists(path.clone()));
+            let sink = policy.dir(path).map_err(|e| match e {
+                SinkError::NotEmpty { .. } | SinkError::NotADirectory { .. } => {
+                    ExportError::OutputExists(path.clone())
                 }
-            } else if path.exists() {
-                return Err(ExportError::OutputExists(path.clone()));
-            }
-            let (parent, name) = parent_and_name(path)?;
-            let tmp = tempfile::Builder::new()
-                .prefix(&format!(".{name}."))
-                .suffix(".partial")
-                .tempdir_in(&parent)
-                .map_err(io_err(&parent))?;
-            let report = write_dir(&plan, layers, tmp.path(), opts.parallel)?;
-            if path.exists() {
-                std::fs::remove_dir(path).map_err(io_err(path))?;
-            }
-            let tmp_path = tmp.keep();
-            if let Err(source) = std::fs::rename(&tmp_path, path) {
-                let _ = std::fs::remove_dir_all(&tmp_path);
-                return Err(ExportError::Io {
-                    path: path.clone(),
-                    source,
-                });
-            }
+                e => e.into(),
+            })?;
+            let report = export_dir_into(images, layers, opts.format, opts.parallel, &sink)?;
+            sink.commit()?;
             Ok(report)
         }
     }

@@ -28,8 +28,9 @@
 //! * [`verify::verify_layers`] / [`verify::image_verdicts`]: the rebuild-and-hash machinery of
 //!   `salvor verify` as a library ([`verify::ImageVerdict`] per image).
 //! * [`report::write_report`] with [`report::ReportOptions`] writes a case directory
-//!   deterministically and returns a [`report::ReportSummary`]; [`report::prepare_output`]
-//!   refuses a non-empty directory or one inside the evidence.
+//!   deterministically into a `salvor_sink::DirSink` (the CLI's guarded output: new or empty,
+//!   never inside the evidence; committed only when complete) and returns a
+//!   [`report::ReportSummary`].
 
 pub mod report;
 pub mod sort;

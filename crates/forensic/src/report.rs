@@ -14,10 +14,11 @@
 //! Nothing depends on the wall clock or on the order threads finish in: the same evidence
 //! gives a byte-identical directory.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use salvor_sink::{DirSink, Tagged};
 use salvor_store::Store;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -34,8 +35,6 @@ pub struct ReportOptions {
     pub timeline: TimelineOptions,
     /// Written into summary.md and inventory.json (`salvor 0.1.0`).
     pub generator: String,
-    /// The evidence path as given (`--root`): the report refuses to be written inside it.
-    pub evidence_path: Option<PathBuf>,
 }
 
 /// What a report found.
@@ -52,8 +51,6 @@ pub struct ReportSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {reason}")]
-    Refused { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -62,6 +59,9 @@ pub enum ReportError {
     },
     #[error(transparent)]
     Timeline(#[from] crate::timeline::TimelineError),
+    /// The output: refused, or writing it failed (names the output path).
+    #[error(transparent)]
+    Sink(#[from] salvor_sink::SinkError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReportError + '_ {
@@ -71,68 +71,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReportError + '_ {
     }
 }
 
-/// Checks that `out` is empty or absent and not inside the evidence; creates it.
-pub fn prepare_output(out: &Path, evidence: Option<&Path>) -> Result<(), ReportError> {
-    let refuse = |reason: &str| ReportError::Refused {
-        path: out.to_path_buf(),
-        reason: reason.to_string(),
-    };
-    match fs::symlink_metadata(out) {
-        Ok(md) if md.is_dir() => {
-            let mut it = fs::read_dir(out).map_err(io_err(out))?;
-            if it.next().is_some() {
-                return Err(refuse(
-                    "the output directory is not empty (a report is only written into a new or empty directory)",
-                ));
-            }
-        }
-        Ok(_) => return Err(refuse("exists and is not a directory")),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(out)(e)),
-    }
-    if let Some(ev) = evidence.and_then(|e| fs::canonicalize(e).ok()) {
-        let target = canonical_target(out).map_err(io_err(out))?;
-        if target.starts_with(&ev) || target == ev {
-            return Err(refuse(&format!(
-                "is inside the evidence {} (the evidence is never written)",
-                ev.display()
-            )));
-        }
-    }
-    fs::create_dir_all(out).map_err(io_err(out))
-}
-
-/// The absolute path `out` will have: its nearest existing ancestor canonicalised, plus
-/// the components that do not exist yet.
-fn canonical_target(out: &Path) -> io::Result<PathBuf> {
-    let abs = if out.is_absolute() {
-        out.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(out)
-    };
-    let mut rest = Vec::new();
-    let mut cur = abs.as_path();
-    loop {
-        if let Ok(c) = fs::canonicalize(cur) {
-            let mut p = c;
-            for r in rest.iter().rev() {
-                p.push(r);
-            }
-            return Ok(p);
-        }
-        match (cur.parent(), cur.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                cur = parent;
-            }
-            _ => return Ok(abs),
-        }
-    }
-}
-
 /// A file being written, hashed as it goes.
 struct Hashed {
-    w: BufWriter<File>,
+    w: BufWriter<Tagged<File>>,
     h: Sha256,
 }
 
@@ -148,7 +89,7 @@ impl Write for Hashed {
 }
 
 struct Writer<'a> {
-    dir: &'a Path,
+    dir: &'a DirSink,
     files: Vec<(String, String)>,
 }
 
@@ -158,19 +99,21 @@ impl Writer<'_> {
         name: &str,
         body: impl FnOnce(&mut Hashed) -> Result<T, ReportError>,
     ) -> Result<T, ReportError> {
-        let path = self.dir.join(name);
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let path = self.dir.final_path(name);
+        let f = self.dir.create_file(name)?;
         let mut h = Hashed {
             w: BufWriter::with_capacity(256 << 10, f),
             h: Sha256::new(),
         };
-        let r = body(&mut h)?;
-        h.flush().map_err(io_err(&path))?;
-        h.w.get_ref().sync_all().map_err(io_err(&path))?;
+        let r = body(&mut h);
+        let flushed = h.flush();
+        // A write error is the output's (a full disk), whatever the body made of it.
+        if let Some(e) = h.w.get_ref().error() {
+            return Err(e.into());
+        }
+        let r = r?;
+        flushed.map_err(io_err(&path))?;
+        h.w.get_ref().get_ref().sync_all().map_err(io_err(&path))?;
         self.files
             .push((name.to_string(), hex::encode(h.h.finalize())));
         Ok(r)
@@ -183,14 +126,28 @@ fn json_to(path: &str, v: &serde_json::Value, w: &mut Hashed) -> Result<(), Repo
     w.write_all(b"\n").map_err(io_err(&p))
 }
 
-/// Writes the case directory. `progress` gets the bytes rebuilt while layers are verified.
+/// Writes the case directory into `out` (a [`DirSink`] from a guarded
+/// [`salvor_sink::OutputPolicy`]: new or empty, never inside the evidence), and commits it
+/// only when every file is complete: a failure (a full disk) leaves no directory, and never
+/// a MANIFEST over a truncated tree. `progress` gets the bytes rebuilt while layers are
+/// verified.
 pub fn write_report(
     store: &Store,
-    out: &Path,
+    out: DirSink,
     opts: &ReportOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ReportSummary, ReportError> {
-    prepare_output(out, opts.evidence_path.as_deref())?;
+    let summary = write_files(store, &out, opts, progress)?;
+    out.commit()?;
+    Ok(summary)
+}
+
+fn write_files(
+    store: &Store,
+    out: &DirSink,
+    opts: &ReportOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ReportSummary, ReportError> {
     let mut w = Writer {
         dir: out,
         files: Vec::new(),

@@ -411,9 +411,8 @@ impl OutputPolicy {
         ))
     }
 
-    /// Opens a directory output: new, or an existing empty directory (a symlink to one is
-    /// followed). See the crate documentation.
-    pub fn dir(&self, output: &Path) -> Result<DirSink, SinkError> {
+    /// Checks `output` as [`OutputPolicy::dir`] would, without creating anything.
+    pub fn check_dir(&self, output: &Path) -> Result<(), SinkError> {
         if is_stdout(output) {
             return Err(SinkError::Io {
                 output: output.to_path_buf(),
@@ -423,6 +422,11 @@ impl OutputPolicy {
                 ),
             });
         }
+        self.check_dir_resolved(output).map(|_| ())
+    }
+
+    /// The resolved directory output, and whether it exists (empty).
+    fn check_dir_resolved(&self, output: &Path) -> Result<(PathBuf, bool), SinkError> {
         let resolved = self.guard.check(output)?;
         let replace_empty = match fs::metadata(&resolved) {
             Ok(m) if m.is_dir() => {
@@ -446,6 +450,14 @@ impl OutputPolicy {
             }
             Err(_) => false,
         };
+        Ok((resolved, replace_empty))
+    }
+
+    /// Opens a directory output: new, or an existing empty directory (a symlink to one is
+    /// followed). See the crate documentation.
+    pub fn dir(&self, output: &Path) -> Result<DirSink, SinkError> {
+        self.check_dir(output)?;
+        let (resolved, replace_empty) = self.check_dir_resolved(output)?;
         let (parent, build) = sibling(&resolved, output)?;
         fs::create_dir_all(&parent).map_err(io_err(output))?;
         fs::create_dir(&build).map_err(|e| SinkError::Io {
