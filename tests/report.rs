@@ -2,6 +2,7 @@
 //! `sha256sum -c` accepts, byte-identical runs, refusals, and findings on tampered evidence.
 
 mod common;
+mod sink;
 
 use std::collections::BTreeSet;
 use std::io::Read;
