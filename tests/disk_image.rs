@@ -287,7 +287,7 @@ fn full_answers(root: &str, tmp: &Path) -> Vec<(String, String)> {
     tags.dedup();
     assert!(!tags.is_empty(), "no tagged image in {root}");
     let a = tmp.join("all.tar");
-    let mut args: Vec<String> = ["-q", "--root", root, "extract", "-o"]
+    let mut args: Vec<String> = ["-q", "--overwrite", "--root", root, "extract", "-o"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -315,6 +315,7 @@ fn full_answers(root: &str, tmp: &Path) -> Vec<(String, String)> {
         salvor_ok(
             &[
                 "-q",
+                "--overwrite",
                 "--root",
                 root,
                 "export",
@@ -329,6 +330,7 @@ fn full_answers(root: &str, tmp: &Path) -> Vec<(String, String)> {
         salvor_ok(
             &[
                 "-q",
+                "--overwrite",
                 "--root",
                 root,
                 "extract",
