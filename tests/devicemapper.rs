@@ -172,6 +172,7 @@ fn check_answers(r: &str, tmp: &Path, extra: &[&str]) {
     salvor_ok(
         &[
             "-q",
+            "--overwrite",
             "--root",
             &vfs,
             "extract",
@@ -183,6 +184,7 @@ fn check_answers(r: &str, tmp: &Path, extra: &[&str]) {
     );
     ok(&[
         "-q",
+        "--overwrite",
         "extract",
         "salvor/small:1",
         "-o",
