@@ -59,13 +59,16 @@ use serde::Serialize;
 
 pub mod container;
 mod error;
+pub mod ewf1;
 pub mod ewf2;
 mod external;
+mod files;
 pub mod fs;
 pub mod lvm;
 pub mod parts;
 pub mod qcow2;
 pub mod view;
+pub mod vmdk;
 
 pub use container::{
     detect, open_image, open_image_with, BackingInfo, ContainerInfo, Format, Image, OpenOptions,
@@ -431,6 +434,13 @@ impl Disk {
             thin_pools,
             warnings,
         }
+    }
+
+    /// Every file read for this disk: the image file, its E01/Ex01 segments, its VMDK
+    /// descriptor and extent files, its qcow2 backing chain; canonical absolute paths
+    /// (symlinks resolved), each once. Output must never be written to any of them.
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        self.container.all_files()
     }
 
     /// The thin pool `vg/lv`.

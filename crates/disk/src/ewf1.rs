@@ -1,0 +1,193 @@
+//! E01 (EWF1) segment sets: finding and opening the segments ourselves (the `ewf` crate
+//! is handed the opened files, never a name), and checking that they belong to one
+//! acquisition.
+//!
+//! Segments are the first file's siblings by extension (`.E01`, `.E02`, … `.E99`, `.EAA`,
+//! … `.EZZ`, `.FAA`, …, in the first file's case), looked up one after the other until a
+//! name is absent; each is opened through [`crate::files::open_referenced`] (inside the
+//! first segment's directory, no symlink leading out, regular files only). EnCase writes
+//! the acquisition's set identifier (a GUID) into the `volume`/`disk` section of the first
+//! segment and the `data` section of the others: segments whose identifiers differ are
+//! refused, so a segment of another acquisition (a symlink or a copy under the same name)
+//! is never merged silently.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::container::OpenOptions;
+use crate::error::{DiskError, Result};
+use crate::files::{open_referenced, Referenced};
+use crate::read_full;
+
+/// Segments read at most.
+pub const MAX_SEGMENTS: u32 = 14_971;
+/// Section descriptors walked per segment while looking for the set identifier.
+const MAX_SECTIONS: usize = 1 << 16;
+/// `EVF\x09\r\n\xff\0`.
+pub const SIGNATURE: &[u8; 8] = b"EVF\x09\x0d\x0a\xff\x00";
+
+/// The extension of segment `n` (1-based) of a set whose first segment has extension
+/// `first_ext` (`E01`): `E01`…`E99`, then `EAA`…`EZZ`, `FAA`…, as libewf names them.
+pub fn segment_extension(first_ext: &str, n: u32) -> Option<String> {
+    let mut it = first_ext.chars();
+    let c0 = it.next()?;
+    if n == 0 {
+        return None;
+    }
+    if n < 100 {
+        return Some(format!("{c0}{n:02}"));
+    }
+    let lower = c0.is_ascii_lowercase();
+    let k = n - 100;
+    let (hi, lo) = (k / (26 * 26), k % (26 * 26));
+    let first = (c0 as u8).checked_add(u8::try_from(hi).ok()?)?;
+    let limit = if lower { b'z' } else { b'Z' };
+    if first > limit {
+        return None;
+    }
+    let base = if lower { b'a' } else { b'A' };
+    Some(format!(
+        "{}{}{}",
+        first as char,
+        (base + (lo / 26) as u8) as char,
+        (base + (lo % 26) as u8) as char
+    ))
+}
+
+#[cfg_attr(not(feature = "ewf"), allow(dead_code))]
+/// Finds and opens every segment of the set that `first` (opened as `first_file`) starts.
+/// Returns the segments in order, canonical paths included.
+pub(crate) fn open_segments(
+    first: &Path,
+    first_file: File,
+    opts: &OpenOptions,
+) -> Result<Vec<Referenced>> {
+    let ext = first
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.len() == 3)
+        .unwrap_or("E01")
+        .to_string();
+    let stem = first
+        .file_stem()
+        .map(|s| s.to_os_string())
+        .unwrap_or_default();
+    let mut segs = vec![Referenced {
+        path: crate::container::canonical(first)?,
+        file: first_file,
+        explicit: false,
+    }];
+    for n in 2..=MAX_SEGMENTS + 1 {
+        if n > MAX_SEGMENTS {
+            return Err(DiskError::invalid(
+                first.display().to_string(),
+                "EWF",
+                format!("more than {MAX_SEGMENTS} segments"),
+            ));
+        }
+        let Some(next) = segment_extension(&ext, n) else {
+            break;
+        };
+        let mut name = stem.clone();
+        name.push(".");
+        name.push(&next);
+        let Some(name) = name.to_str().map(str::to_string) else {
+            break;
+        };
+        let candidate = crate::files::dir_of(first).join(&name);
+        if std::fs::symlink_metadata(&candidate).is_err() && !opts.backing_files.contains_key(&name)
+        {
+            break;
+        }
+        segs.push(open_referenced(first, "EWF segment", &name, opts)?);
+    }
+    check_set(first, &segs)?;
+    Ok(segs)
+}
+
+/// The set identifier recorded in a segment's `volume`, `disk` or `data` section, if any.
+pub fn set_identifier(path: &Path, file: &File) -> Result<Option<[u8; 16]>> {
+    let io = |e| DiskError::io(path, e);
+    let len = file.metadata().map_err(io)?.len();
+    let mut off = 13u64;
+    for _ in 0..MAX_SECTIONS {
+        if off.checked_add(76).is_none_or(|e| e > len) {
+            break;
+        }
+        let mut d = [0u8; 76];
+        read_full(file, off, &mut d).map_err(io)?;
+        let ty_end = d[..16].iter().position(|&b| b == 0).unwrap_or(16);
+        let ty = &d[..ty_end];
+        let le64 = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&d[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        let (next, size) = (le64(16), le64(24));
+        if matches!(ty, b"volume" | b"disk" | b"data") && size >= 76 + 80 {
+            let mut g = [0u8; 16];
+            if read_full(file, off + 76 + 64, &mut g).map_err(io)? == 16 && g != [0u8; 16] {
+                return Ok(Some(g));
+            }
+        }
+        if matches!(ty, b"done" | b"next") || next <= off {
+            break;
+        }
+        off = next;
+    }
+    Ok(None)
+}
+
+fn hex(g: &[u8; 16]) -> String {
+    g.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg_attr(not(feature = "ewf"), allow(dead_code))]
+/// Refuses a set whose segments carry different set identifiers.
+fn check_set(first: &Path, segs: &[Referenced]) -> Result<()> {
+    let mut set: Option<([u8; 16], PathBuf)> = None;
+    for s in segs {
+        let Some(id) = set_identifier(&s.path, &s.file)? else {
+            continue;
+        };
+        match &set {
+            None => set = Some((id, s.path.clone())),
+            Some((id0, p0)) if *id0 != id => {
+                return Err(DiskError::Refused {
+                    referrer: first.to_path_buf(),
+                    kind: "EWF segment",
+                    name: s
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    reason: format!(
+                        "{} belongs to another acquisition: set identifier {} where {} has {}",
+                        s.path.display(),
+                        hex(&id),
+                        p0.display(),
+                        hex(id0)
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment_extension;
+
+    #[test]
+    fn extensions_follow_libewf() {
+        assert_eq!(segment_extension("E01", 1).as_deref(), Some("E01"));
+        assert_eq!(segment_extension("E01", 99).as_deref(), Some("E99"));
+        assert_eq!(segment_extension("E01", 100).as_deref(), Some("EAA"));
+        assert_eq!(segment_extension("E01", 101).as_deref(), Some("EAB"));
+        assert_eq!(segment_extension("E01", 100 + 676).as_deref(), Some("FAA"));
+        assert_eq!(segment_extension("e01", 100).as_deref(), Some("eaa"));
+        assert_eq!(segment_extension("E01", 100 + 676 * 22).as_deref(), None);
+    }
+}
