@@ -5,18 +5,21 @@
 //! Segments are the first file's siblings by extension (`.E01`, `.E02`, … `.E99`, `.EAA`,
 //! … `.EZZ`, `.FAA`, …, in the first file's case), looked up one after the other until a
 //! name is absent; each is opened through [`crate::files::open_referenced`] (inside the
-//! first segment's directory, no symlink leading out, regular files only). EnCase writes
-//! the acquisition's set identifier (a GUID) into the `volume`/`disk` section of the first
-//! segment and the `data` section of the others: segments whose identifiers differ are
-//! refused, so a segment of another acquisition (a symlink or a copy under the same name)
-//! is never merged silently.
+//! first segment's directory, no symlink leading out, regular files only) and must be the
+//! file of that name, not a symlink to another name. The `volume`/`disk` section of the
+//! first segment and the `data` section of the others record the acquisition's geometry
+//! and set identifier (a GUID, when the writer records one): segments that disagree are
+//! refused, so a segment of another acquisition is not merged silently. A copy of a
+//! segment of another acquisition with the same geometry and no set identifier cannot
+//! be told apart when opening (its chunks are self-consistent); verifying the image's
+//! stored MD5 finds it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::container::OpenOptions;
 use crate::error::{DiskError, Result};
-use crate::files::{open_referenced, Referenced};
+use crate::files::{open_segment, Referenced};
 use crate::read_full;
 
 /// Segments read at most.
@@ -99,14 +102,40 @@ pub(crate) fn open_segments(
         {
             break;
         }
-        segs.push(open_referenced(first, "EWF segment", &name, opts)?);
+        segs.push(open_segment(first, &name, opts)?);
     }
     check_set(first, &segs)?;
     Ok(segs)
 }
 
-/// The set identifier recorded in a segment's `volume`, `disk` or `data` section, if any.
-pub fn set_identifier(path: &Path, file: &File) -> Result<Option<[u8; 16]>> {
+/// What a segment's `volume`, `disk` or `data` section says about its acquisition: the
+/// geometry (chunk count, sectors per chunk, bytes per sector, sector count) and the set
+/// identifier (all zero when the writer recorded none, as `ewfacquire -f encase6` does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetIdentity {
+    pub chunk_count: u32,
+    pub sectors_per_chunk: u32,
+    pub bytes_per_sector: u32,
+    pub sector_count: u64,
+    pub set_identifier: [u8; 16],
+}
+
+impl std::fmt::Display for SetIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} chunks of {} x {} bytes, {} sectors, set identifier {}",
+            self.chunk_count,
+            self.sectors_per_chunk,
+            self.bytes_per_sector,
+            self.sector_count,
+            hex(&self.set_identifier)
+        )
+    }
+}
+
+/// The [`SetIdentity`] recorded in a segment's first `volume`, `disk` or `data` section.
+pub fn set_identity(path: &Path, file: &File) -> Result<Option<SetIdentity>> {
     let io = |e| DiskError::io(path, e);
     let len = file.metadata().map_err(io)?.len();
     let mut off = 13u64;
@@ -125,9 +154,20 @@ pub fn set_identifier(path: &Path, file: &File) -> Result<Option<[u8; 16]>> {
         };
         let (next, size) = (le64(16), le64(24));
         if matches!(ty, b"volume" | b"disk" | b"data") && size >= 76 + 80 {
-            let mut g = [0u8; 16];
-            if read_full(file, off + 76 + 64, &mut g).map_err(io)? == 16 && g != [0u8; 16] {
-                return Ok(Some(g));
+            let mut v = [0u8; 80];
+            if read_full(file, off + 76, &mut v).map_err(io)? == 80 {
+                let u32_at = |o: usize| u32::from_le_bytes([v[o], v[o + 1], v[o + 2], v[o + 3]]);
+                let mut sc = [0u8; 8];
+                sc.copy_from_slice(&v[16..24]);
+                let mut g = [0u8; 16];
+                g.copy_from_slice(&v[64..80]);
+                return Ok(Some(SetIdentity {
+                    chunk_count: u32_at(4),
+                    sectors_per_chunk: u32_at(8),
+                    bytes_per_sector: u32_at(12),
+                    sector_count: u64::from_le_bytes(sc),
+                    set_identifier: g,
+                }));
             }
         }
         if matches!(ty, b"done" | b"next") || next <= off {
@@ -143,11 +183,12 @@ fn hex(g: &[u8; 16]) -> String {
 }
 
 #[cfg_attr(not(feature = "ewf"), allow(dead_code))]
-/// Refuses a set whose segments carry different set identifiers.
+/// Refuses a set whose segments describe different acquisitions (geometry or set
+/// identifier).
 fn check_set(first: &Path, segs: &[Referenced]) -> Result<()> {
-    let mut set: Option<([u8; 16], PathBuf)> = None;
+    let mut set: Option<(SetIdentity, PathBuf)> = None;
     for s in segs {
-        let Some(id) = set_identifier(&s.path, &s.file)? else {
+        let Some(id) = set_identity(&s.path, &s.file)? else {
             continue;
         };
         match &set {
@@ -162,11 +203,9 @@ fn check_set(first: &Path, segs: &[Referenced]) -> Result<()> {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default(),
                     reason: format!(
-                        "{} belongs to another acquisition: set identifier {} where {} has {}",
+                        "{} belongs to another acquisition: it records {id} where {} records {id0}",
                         s.path.display(),
-                        hex(&id),
                         p0.display(),
-                        hex(id0)
                     ),
                 });
             }

@@ -365,7 +365,7 @@ impl Ewf2 {
                     format!("segment {n} ({}) is missing", candidate.display()),
                 ));
             }
-            let r = crate::files::open_referenced(first, "EWF segment", &name, opts)?;
+            let r = crate::files::open_segment(first, &name, opts)?;
             path = r.path;
             file = r.file;
         }

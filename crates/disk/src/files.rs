@@ -224,3 +224,30 @@ pub(crate) fn open_referenced(
         explicit: false,
     })
 }
+
+/// Opens segment `name` of the set whose first segment is `first`: [`open_referenced`],
+/// and, unless given explicitly, the file must be the one of that name in that directory
+/// (not a symlink to another name, which would splice another acquisition's segment in).
+pub(crate) fn open_segment(first: &Path, name: &str, opts: &OpenOptions) -> Result<Referenced> {
+    let r = open_referenced(first, "EWF segment", name, opts)?;
+    if r.explicit {
+        return Ok(r);
+    }
+    let dir = dir_of(first);
+    let want = std::fs::canonicalize(dir)
+        .map_err(|e| DiskError::io(dir, e))?
+        .join(name);
+    if r.path != want {
+        return Err(refusal(
+            first,
+            "EWF segment",
+            name,
+            format!(
+                "is a symlink to {}; a segment of the set must be the file of that name \
+                 (give it explicitly to use it anyway)",
+                r.path.display()
+            ),
+        ));
+    }
+    Ok(r)
+}
