@@ -1026,3 +1026,64 @@ fn fifos_in_a_set_are_refused_without_hanging() {
     let p = ev.join("ev.E01");
     assert_refused(open_timed(&p, Default::default()), &p, "ev.E02", "FIFO");
 }
+
+/// The tree for the descriptor property: `ev/` with a small raw extent and a symlink out,
+/// `outside/` with the canary.
+fn descriptor_tree() -> &'static (tempfile::TempDir, std::path::PathBuf) {
+    static T: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let (tmp, ev, out) = set_tree();
+        std::fs::write(ev.join("in.raw"), vec![7u8; 1 << 20]).unwrap();
+        std::os::unix::fs::symlink(out.join("secret.raw"), ev.join("link.raw")).unwrap();
+        std::os::unix::fs::symlink("in.raw", ev.join("alias.raw")).unwrap();
+        (tmp, ev)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    /// Whatever the extent lines say, a VMDK opens only files inside its directory, and
+    /// never reads the canary.
+    #[test]
+    fn vmdk_descriptors_never_read_outside(
+        lines in proptest::collection::vec(
+            (
+                prop::sample::select(vec!["RW", "RDONLY", "NOACCESS", "rw", "Rw"]),
+                prop::sample::select(vec!["0", "1", "2048", "131072", "18446744073709551615", "x"]),
+                prop::sample::select(vec!["FLAT", "VMFS", "SPARSE", "VMFSSPARSE", "SESPARSE", "ZERO", "flat"]),
+                prop::sample::select(vec![
+                    "", "in.raw", "\"in.raw\"", "alias.raw", "link.raw", "\"link.raw\"",
+                    "../outside/secret.raw", "\"../outside/secret.raw\"", "./../outside/secret.raw",
+                    "in.raw/../../outside/secret.raw", "nbd:localhost:1", "/etc/passwd", "\"/etc/passwd\"", "\"a b\"", "\"x",
+                ]),
+                prop::sample::select(vec!["", " 0", " 1", "\t3", " 99999999999999999999", " 0 junk"]),
+                prop::sample::select(vec![" ", "\t", "  \t"]),
+            ),
+            1..5,
+        ),
+        create in prop::sample::select(vec!["monolithicFlat", "seSparse", "vmfs", "twoGbMaxExtentSparse", "custom"]),
+    ) {
+        let (_t, ev) = descriptor_tree();
+        let body: Vec<String> = lines
+            .iter()
+            .map(|(a, n, t, f, o, sep)| format!("{a}{sep}{n}{sep}{t}{sep}{f}{o}"))
+            .collect();
+        let text = descriptor(create, &body.join("\n"));
+        let p = ev.join("prop.vmdk");
+        std::fs::write(&p, text).unwrap();
+        if let Ok(img) = open_timed(&p, Default::default()) {
+            let cdir = std::fs::canonicalize(ev).unwrap();
+            for f in img.files() {
+                prop_assert!(f.starts_with(&cdir), "{} read for {:?}", f.display(), body);
+            }
+            let mut buf = vec![0u8; 1 << 16];
+            let size = img.device.size();
+            for off in [0, size / 2, size.saturating_sub(1 << 16)] {
+                if let Ok(n) = img.device.read_at(off, &mut buf) {
+                    prop_assert!(!buf[..n].windows(CANARY.len()).any(|w| w == CANARY));
+                }
+            }
+        }
+    }
+}
