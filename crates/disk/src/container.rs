@@ -2,11 +2,11 @@
 //!
 //! | format | reader | detected by |
 //! |---|---|---|
-//! | raw | [`FileDevice`] | anything not recognised below |
+//! | raw | the file itself | anything not recognised below |
 //! | qcow2 v2/v3 | [`crate::qcow2::Qcow2`] (ours) | `QFI\xfb` |
-//! | VMDK (monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent*) | `vmdk-core` =0.8.4 (feature `vmdk`) | `KDMV`, `COWD`, or a `# Disk DescriptorFile` text descriptor |
+//! | VMDK (monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent*, vmfs*, seSparse) | [`crate::vmdk`]: our descriptor parser and extent composition; `vmdk-core` =0.8.4 (feature `vmdk`) reads binary sparse extents from files we open | `KDMV`, `COWD`, or a `# Disk DescriptorFile` text descriptor |
 //! | VHDX (dynamic, fixed) | `vhdx-core` =0.4.1 (feature `vhdx`) | `vhdxfile` |
-//! | E01 (all segments) | `ewf` =0.4.10 (feature `ewf`) | `EVF\x09\r\n\xff\0` |
+//! | E01 (all segments) | segments found, opened and checked by [`crate::ewf1`]; read by `ewf` =0.4.10 (feature `ewf`) from the files we opened | `EVF\x09\r\n\xff\0` |
 //! | Ex01 (all segments) | [`crate::ewf2::Ewf2`], our own (the crate mis-reads EWF2 pattern fills) | `EVF2\r\n\x81\0` |
 //!
 //! Refused with [`DiskError::Unsupported`]: dynamic/differencing VHD (`conectix`),
@@ -15,19 +15,26 @@
 //! directory, VHDX differencing disks (by `vhdx-core`), and any format whose cargo
 //! feature is disabled ("not supported in this build").
 //!
-//! # Backing files (qcow2)
+//! # Files an image names (qcow2 backing files, VMDK extents, E01/Ex01 segments)
 //!
-//! A backing file name recorded in an image is data from the evidence. By default it is
-//! resolved **only inside the directory of the image that names it**: a relative name
-//! without `..` whose canonical path (symlinks resolved) stays inside that directory.
-//! Absolute names (they name a path on the *dead host*, not on the analyst's machine),
-//! protocol names (`nbd:`, `json:`) and names that leave the directory are refused unless
-//! the caller maps the recorded name to a file explicitly with
-//! [`OpenOptions::backing_files`]. Chains deeper than [`MAX_BACKING_DEPTH`] and loops are
-//! refused. The backing format recorded in the header (`raw`, `qcow2`) is honoured; when
-//! absent, the backing file's format is detected by magic.
+//! A file name recorded in an image is data from the evidence. Every such name goes
+//! through one policy (`files.rs`): by default it is resolved **only inside the directory
+//! of the image that names it**: a relative name without `..` whose canonical path
+//! (symlinks resolved) stays inside that directory. Absolute names (they name a path on
+//! the *dead host*, not on the analyst's machine), protocol names (`nbd:`, `json:`), names
+//! that leave the directory and symlinks that lead out are refused
+//! ([`DiskError::Refused`], naming the referring file and the name) unless the caller maps
+//! the recorded name to a file explicitly with [`OpenOptions::backing_files`]. An E01/Ex01
+//! segment must moreover be the file of its name (not a symlink to another name), and the
+//! segments must agree on the acquisition ([`crate::ewf1`]). Chains deeper than
+//! [`MAX_BACKING_DEPTH`] and loops are refused. The backing format recorded in the header
+//! (`raw`, `qcow2`, `vmdk`, `vhdx`) is honoured; when absent, the backing file's format
+//! is detected by magic.
 //!
-//! Every file is opened read-only (`O_NOATIME` where allowed); nothing is copied.
+//! Every file, the image's own included, is opened read-only with `O_NONBLOCK` and
+//! checked with `fstat` before any byte is read (a FIFO, device or socket is refused
+//! without waiting for a writer), `O_NOATIME` where allowed; nothing is copied.
+//! [`Image::files`] / [`crate::Disk::files`] list every file read.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -70,9 +77,11 @@ impl std::fmt::Display for Format {
 /// Options for [`open_image_with`].
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// Backing files given explicitly: the name recorded in an image (exactly as
-    /// [`ContainerInfo::backing`]'s `recorded_name` shows it) → the file to use. Names
-    /// listed here are used as given, even outside the image's directory.
+    /// Files given explicitly: a name recorded in an image (a qcow2 backing file exactly
+    /// as [`ContainerInfo::backing`]'s `recorded_name` shows it, a VMDK extent name as the
+    /// descriptor writes it, an E01/Ex01 segment's file name such as `disk.E02`) → the
+    /// file to use. Names listed here are used as given, even outside the image's
+    /// directory (they must still be regular files).
     pub backing_files: BTreeMap<String, PathBuf>,
 }
 

@@ -4,12 +4,14 @@
 //!
 //! Segments are the first file's siblings by extension (`.E01`, `.E02`, … `.E99`, `.EAA`,
 //! … `.EZZ`, `.FAA`, …, in the first file's case), looked up one after the other until a
-//! name is absent; each is opened through [`crate::files::open_referenced`] (inside the
+//! name is absent; each is opened through the one opening policy (see [`crate::container`]: inside the
 //! first segment's directory, no symlink leading out, regular files only) and must be the
 //! file of that name, not a symlink to another name. The `volume`/`disk` section of the
 //! first segment and the `data` section of the others record the acquisition's geometry
 //! and set identifier (a GUID, when the writer records one): segments that disagree are
-//! refused, so a segment of another acquisition is not merged silently. A copy of a
+//! refused, so a segment of another acquisition is not merged silently. The last segment
+//! must end with a `done` section and no other may: a missing segment is an error, not a
+//! shorter disk. A copy of a
 //! segment of another acquisition with the same geometry and no set identifier cannot
 //! be told apart when opening (its chunks are self-consistent); verifying the image's
 //! stored MD5 finds it.
@@ -136,9 +138,16 @@ impl std::fmt::Display for SetIdentity {
 
 /// The [`SetIdentity`] recorded in a segment's first `volume`, `disk` or `data` section.
 pub fn set_identity(path: &Path, file: &File) -> Result<Option<SetIdentity>> {
+    Ok(walk(path, file)?.0)
+}
+
+/// Walks a segment's section list: its [`SetIdentity`] and whether it ends with a
+/// `done` section (the last segment of a set) rather than `next`.
+fn walk(path: &Path, file: &File) -> Result<(Option<SetIdentity>, bool)> {
     let io = |e| DiskError::io(path, e);
     let len = file.metadata().map_err(io)?.len();
     let mut off = 13u64;
+    let mut id = None;
     for _ in 0..MAX_SECTIONS {
         if off.checked_add(76).is_none_or(|e| e > len) {
             break;
@@ -153,7 +162,7 @@ pub fn set_identity(path: &Path, file: &File) -> Result<Option<SetIdentity>> {
             u64::from_le_bytes(b)
         };
         let (next, size) = (le64(16), le64(24));
-        if matches!(ty, b"volume" | b"disk" | b"data") && size >= 76 + 80 {
+        if id.is_none() && matches!(ty, b"volume" | b"disk" | b"data") && size >= 76 + 80 {
             let mut v = [0u8; 80];
             if read_full(file, off + 76, &mut v).map_err(io)? == 80 {
                 let u32_at = |o: usize| u32::from_le_bytes([v[o], v[o + 1], v[o + 2], v[o + 3]]);
@@ -161,21 +170,24 @@ pub fn set_identity(path: &Path, file: &File) -> Result<Option<SetIdentity>> {
                 sc.copy_from_slice(&v[16..24]);
                 let mut g = [0u8; 16];
                 g.copy_from_slice(&v[64..80]);
-                return Ok(Some(SetIdentity {
+                id = Some(SetIdentity {
                     chunk_count: u32_at(4),
                     sectors_per_chunk: u32_at(8),
                     bytes_per_sector: u32_at(12),
                     sector_count: u64::from_le_bytes(sc),
                     set_identifier: g,
-                }));
+                });
             }
         }
-        if matches!(ty, b"done" | b"next") || next <= off {
+        if ty == b"done" {
+            return Ok((id, true));
+        }
+        if ty == b"next" || next <= off {
             break;
         }
         off = next;
     }
-    Ok(None)
+    Ok((id, false))
 }
 
 fn hex(g: &[u8; 16]) -> String {
@@ -184,11 +196,35 @@ fn hex(g: &[u8; 16]) -> String {
 
 #[cfg_attr(not(feature = "ewf"), allow(dead_code))]
 /// Refuses a set whose segments describe different acquisitions (geometry or set
-/// identifier).
+/// identifier), whose last segment found does not end the set (`done`: a segment is
+/// missing), or in which a segment follows the one that ends it.
 fn check_set(first: &Path, segs: &[Referenced]) -> Result<()> {
     let mut set: Option<(SetIdentity, PathBuf)> = None;
-    for s in segs {
-        let Some(id) = set_identity(&s.path, &s.file)? else {
+    for (i, s) in segs.iter().enumerate() {
+        let (id, done) = walk(&s.path, &s.file)?;
+        if done && i + 1 < segs.len() {
+            return Err(DiskError::invalid(
+                first.display().to_string(),
+                "EWF",
+                format!(
+                    "{} ends the set (done section) but {} follows it",
+                    s.path.display(),
+                    segs[i + 1].path.display()
+                ),
+            ));
+        }
+        if !done && i + 1 == segs.len() {
+            return Err(DiskError::invalid(
+                first.display().to_string(),
+                "EWF",
+                format!(
+                    "{} is not the last segment (no done section) and segment {} is missing",
+                    s.path.display(),
+                    i + 2
+                ),
+            ));
+        }
+        let Some(id) = id else {
             continue;
         };
         match &set {

@@ -136,7 +136,8 @@ fn refusal_outside(referrer: &Path, kind: &'static str, name: &str, why: &str) -
         name,
         format!(
             "{why}; files an image names are only looked up inside the image's directory \
-             unless given explicitly (OpenOptions::backing_files, --backing NAME=PATH)"
+             unless given explicitly (OpenOptions::backing_files); copy the set into one \
+             directory to read it"
         ),
     )
 }

@@ -34,7 +34,10 @@
 //! # Guarantees
 //!
 //! * Images are opened read-only (`O_NOATIME` where allowed), never written and never
-//!   copied; nothing but regular files is opened.
+//!   copied; nothing but regular files is read (`O_NONBLOCK` + `fstat` before any read,
+//!   so a FIFO never hangs). Every file an image names (backing file, VMDK extent,
+//!   E01/Ex01 segment) goes through one policy (see [`container`]); [`Disk::files`]
+//!   lists every file read.
 //! * Everything read from an image is hostile: table sizes, counts and offsets are
 //!   checked against the device size and capped (qcow2 L1 ≤ 32 MiB, GPT ≤ 128 Ki entries,
 //!   LVM metadata ≤ 1 MiB, EBR chains ≤ 1024) before allocating; malformed input is a

@@ -1,5 +1,5 @@
 //! VMDK: the text descriptor is parsed here, strictly, and every extent file is opened
-//! here through the one opening policy ([`crate::files::open_referenced`]); the pinned
+//! here through the one opening policy (see [`crate::container`]); the pinned
 //! `vmdk-core` crate only reads the binary sparse formats (VMDK4 `KDMV`, `COWD`,
 //! seSparse) from a reader we hand it. The crate never opens a file by name.
 //!

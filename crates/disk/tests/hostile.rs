@@ -948,6 +948,16 @@ fn e01_segments_of_another_acquisition_are_refused() {
         "a.E02",
         "another acquisition",
     );
+    // A segment missing from the middle: an error, not a shorter disk.
+    let d = ev.join("gap");
+    std::fs::create_dir_all(&d).unwrap();
+    for n in [1, 2, 4] {
+        std::fs::copy(ev.join(format!("a.E{n:02}")), d.join(format!("a.E{n:02}"))).unwrap();
+    }
+    let e = open_timed(&d.join("a.E01"), Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("segment 3 is missing"), "{e}");
     // E02 a symlink to the canary.
     let first = mixed("canary", &|p| {
         std::os::unix::fs::symlink(out.join("secret.raw"), p).unwrap()
