@@ -97,6 +97,22 @@ if [ -n "${SALVOR_EWF_V2_TOOLS:-}" ] && [ -x "$SALVOR_EWF_V2_TOOLS/ewfacquire" ]
     (cd "$seed" && "$SALVOR_EWF_V2_TOOLS/ewfacquire" -q -u -t ewf -f encase7-v2 -c deflate:best ewf-src.raw >/dev/null 2>&1) &&
         cp "$seed/ewf.Ex01" corpus/disk_scan/seed.Ex01 || true
 fi
+# VMDK text descriptors, hostile shapes (issue 15): extents outside the directory
+# (unquoted, absolute, ../, tab-separated, quoted), every access mode and extent type,
+# device maps, malformed lines. The fuzzer's image is a temporary file: every extent is
+# refused or names a missing file, none is read.
+vmdk_desc() {
+    printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="%s"\n\n# Extent description\n%b\n\n# The Disk Data Base\nddb.virtualHWVersion = "4"\n' "$1" "$2"
+}
+vmdk_desc seSparse 'RW 131072 SESPARSE /outside/secret.vmdk' > corpus/disk_scan/vmdk-sesparse-abs
+vmdk_desc seSparse 'RW 131072 SESPARSE ../outside/secret.vmdk' > corpus/disk_scan/vmdk-sesparse-up
+vmdk_desc seSparse 'RW\t131072\tSESPARSE\t../outside/secret.vmdk' > corpus/disk_scan/vmdk-sesparse-tab
+vmdk_desc seSparse 'RW 131072 SESPARSE "/outside/secret.vmdk"' > corpus/disk_scan/vmdk-sesparse-quoted
+vmdk_desc monolithicFlat 'RW 2048 FLAT "../outside/secret.raw" 0' > corpus/disk_scan/vmdk-flat-up
+vmdk_desc monolithicFlat 'RDONLY\t2048\tFLAT\t/outside/secret.raw\t0\nNOACCESS 2048 FLAT "/etc/passwd" 0\nRW 1024 ZERO' > corpus/disk_scan/vmdk-flat-modes
+vmdk_desc twoGbMaxExtentSparse 'RW 2048 SPARSE "s001.vmdk"\nrw 2048 VMFSSPARSE s002.vmdk\nRW 2048 VMFS "f.raw" 7' > corpus/disk_scan/vmdk-mixed
+vmdk_desc vmfs 'RW 2048 VMFSRDM "/dev/sda"\nRW 2048 VMFSRAW "/dev/sdb"' > corpus/disk_scan/vmdk-devmap
+vmdk_desc monolithicFlat 'RW 2048 FLAT "x.raw 0\nRW 99999999999999999999 FLAT x\nRWX 1 FLAT "y"' > corpus/disk_scan/vmdk-malformed
 # An LVM PV with a thin pool and a thin volume, as LVM wrote it (the head only).
 zstd -dc ../fixtures/lvm/pv-head.bin.zst > corpus/disk_scan/lvm-thin-pv.raw 2>/dev/null || true
 if command -v mkfs.xfs >/dev/null; then

@@ -2,11 +2,11 @@
 //!
 //! | format | reader | detected by |
 //! |---|---|---|
-//! | raw | [`FileDevice`] | anything not recognised below |
+//! | raw | the file itself | anything not recognised below |
 //! | qcow2 v2/v3 | [`crate::qcow2::Qcow2`] (ours) | `QFI\xfb` |
-//! | VMDK (monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent*) | `vmdk-core` =0.8.4 (feature `vmdk`) | `KDMV`, `COWD`, or a `# Disk DescriptorFile` text descriptor |
+//! | VMDK (monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent*, vmfs*, seSparse) | [`crate::vmdk`]: our descriptor parser and extent composition; `vmdk-core` =0.8.4 (feature `vmdk`) reads binary sparse extents from files we open | `KDMV`, `COWD`, or a `# Disk DescriptorFile` text descriptor |
 //! | VHDX (dynamic, fixed) | `vhdx-core` =0.4.1 (feature `vhdx`) | `vhdxfile` |
-//! | E01 (all segments) | `ewf` =0.4.10 (feature `ewf`) | `EVF\x09\r\n\xff\0` |
+//! | E01 (all segments) | segments found, opened and checked by [`crate::ewf1`]; read by `ewf` =0.4.10 (feature `ewf`) from the files we opened | `EVF\x09\r\n\xff\0` |
 //! | Ex01 (all segments) | [`crate::ewf2::Ewf2`], our own (the crate mis-reads EWF2 pattern fills) | `EVF2\r\n\x81\0` |
 //!
 //! Refused with [`DiskError::Unsupported`]: dynamic/differencing VHD (`conectix`),
@@ -15,26 +15,33 @@
 //! directory, VHDX differencing disks (by `vhdx-core`), and any format whose cargo
 //! feature is disabled ("not supported in this build").
 //!
-//! # Backing files (qcow2)
+//! # Files an image names (qcow2 backing files, VMDK extents, E01/Ex01 segments)
 //!
-//! A backing file name recorded in an image is data from the evidence. By default it is
-//! resolved **only inside the directory of the image that names it**: a relative name
-//! without `..` whose canonical path (symlinks resolved) stays inside that directory.
-//! Absolute names (they name a path on the *dead host*, not on the analyst's machine),
-//! protocol names (`nbd:`, `json:`) and names that leave the directory are refused unless
-//! the caller maps the recorded name to a file explicitly with
-//! [`OpenOptions::backing_files`]. Chains deeper than [`MAX_BACKING_DEPTH`] and loops are
-//! refused. The backing format recorded in the header (`raw`, `qcow2`) is honoured; when
-//! absent, the backing file's format is detected by magic.
+//! A file name recorded in an image is data from the evidence. Every such name goes
+//! through one policy (`files.rs`): by default it is resolved **only inside the directory
+//! of the image that names it**: a relative name without `..` whose canonical path
+//! (symlinks resolved) stays inside that directory. Absolute names (they name a path on
+//! the *dead host*, not on the analyst's machine), protocol names (`nbd:`, `json:`), names
+//! that leave the directory and symlinks that lead out are refused
+//! ([`DiskError::Refused`], naming the referring file and the name) unless the caller maps
+//! the recorded name to a file explicitly with [`OpenOptions::backing_files`]. An E01/Ex01
+//! segment must moreover be the file of its name (not a symlink to another name), and the
+//! segments must agree on the acquisition ([`crate::ewf1`]). Chains deeper than
+//! [`MAX_BACKING_DEPTH`] and loops are refused. The backing format recorded in the header
+//! (`raw`, `qcow2`, `vmdk`, `vhdx`) is honoured; when absent, the backing file's format
+//! is detected by magic.
 //!
-//! Every file is opened read-only (`O_NOATIME` where allowed); nothing is copied.
+//! Every file, the image's own included, is opened read-only with `O_NONBLOCK` and
+//! checked with `fstat` before any byte is read (a FIFO, device or socket is refused
+//! without waiting for a writer), `O_NOATIME` where allowed; nothing is copied.
+//! [`Image::files`] / [`crate::Disk::files`] list every file read.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use salvor_source::{BlockDevice, FileDevice};
+use salvor_source::BlockDevice;
 use serde::Serialize;
 
 use crate::error::{DiskError, Result};
@@ -42,8 +49,6 @@ use crate::qcow2::{Qcow2, Qcow2Info};
 
 /// The deepest backing chain followed (the image itself not counted).
 pub const MAX_BACKING_DEPTH: usize = 16;
-/// The largest VMDK text descriptor read.
-const MAX_DESCRIPTOR: u64 = 1 << 20;
 
 /// A container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,9 +77,11 @@ impl std::fmt::Display for Format {
 /// Options for [`open_image_with`].
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// Backing files given explicitly: the name recorded in an image (exactly as
-    /// [`ContainerInfo::backing`]'s `recorded_name` shows it) → the file to use. Names
-    /// listed here are used as given, even outside the image's directory.
+    /// Files given explicitly: a name recorded in an image (a qcow2 backing file exactly
+    /// as [`ContainerInfo::backing`]'s `recorded_name` shows it, a VMDK extent name as the
+    /// descriptor writes it, an E01/Ex01 segment's file name such as `disk.E02`) → the
+    /// file to use. Names listed here are used as given, even outside the image's
+    /// directory (they must still be regular files).
     pub backing_files: BTreeMap<String, PathBuf>,
 }
 
@@ -93,6 +100,29 @@ pub struct ContainerInfo {
     /// The backing image, if any (recursively: the whole chain).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backing: Option<Box<BackingInfo>>,
+    /// The files this image itself was read from, canonical (absolute, symlinks
+    /// resolved): the image file, then its VMDK extents or E01/Ex01 segments. The backing
+    /// chain's files are in `backing`; [`ContainerInfo::all_files`] lists them all.
+    pub files: Vec<PathBuf>,
+}
+
+impl ContainerInfo {
+    /// Every file read for this image, its backing chain included: canonical absolute
+    /// paths, each once, the image's own files first. Output must never be written to
+    /// any of them.
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        let mut cur = Some(self);
+        while let Some(c) = cur {
+            for f in &c.files {
+                if !out.contains(f) {
+                    out.push(f.clone());
+                }
+            }
+            cur = c.backing.as_ref().map(|b| &b.image);
+        }
+        out
+    }
 }
 
 /// One link of a backing chain.
@@ -112,8 +142,26 @@ pub struct Image {
     pub info: ContainerInfo,
 }
 
+/// The canonical path of `path` (absolute, symlinks resolved), or an error naming it.
+pub(crate) fn canonical(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(|e| DiskError::io(path, e))
+}
+
 impl Image {
-    /// An image of `format` at `path` without backing files, read through `device`.
+    /// Every file read for this image (see [`ContainerInfo::all_files`]): output must
+    /// never be written to any of them.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.info.all_files()
+    }
+
+    /// Replaces the list of files this image was read from.
+    pub(crate) fn with_files(mut self, files: Vec<PathBuf>) -> Image {
+        self.info.files = files;
+        self
+    }
+
+    /// An image of `format` at `path` without backing files, read through `device`;
+    /// its file list is `path` alone (canonical) until [`Image::with_files`].
     pub(crate) fn plain(
         path: &Path,
         format: Format,
@@ -128,6 +176,9 @@ impl Image {
                 detail: Some(detail),
                 qcow2: None,
                 backing: None,
+                files: std::fs::canonicalize(path)
+                    .map(|c| vec![c])
+                    .unwrap_or_else(|_| vec![path.to_path_buf()]),
             },
             device,
         }
@@ -142,32 +193,14 @@ pub fn open_image(path: &Path) -> Result<Image> {
 /// [`open_image`] with options (explicit backing files).
 pub fn open_image_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
     let mut seen = Vec::new();
-    open_inner(path, None, opts, 0, &mut seen)
+    let file = open_ro(path)?;
+    open_inner(path, file, None, opts, 0, &mut seen)
 }
 
-/// Opens a file read-only, with `O_NOATIME` where the kernel allows it.
+/// Opens a file of the evidence read-only (see [`crate::files::open_evidence`]): a FIFO,
+/// device or socket is refused before any read, without blocking.
 pub(crate) fn open_ro(path: &Path) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let r = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOATIME.bits() as i32)
-        .open(path);
-    let f = match r {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
-            std::fs::File::open(path).map_err(|e| DiskError::io(path, e))?
-        }
-        Err(e) => return Err(DiskError::io(path, e)),
-    };
-    let md = f.metadata().map_err(|e| DiskError::io(path, e))?;
-    if !md.is_file() {
-        return Err(DiskError::invalid(
-            path.display().to_string(),
-            "image file",
-            "not a regular file (only image files are opened)",
-        ));
-    }
-    Ok(f)
+    crate::files::open_evidence(path)
 }
 
 /// Detects the container format from the first bytes of a file.
@@ -192,15 +225,17 @@ pub fn detect(head: &[u8]) -> Result<Format, String> {
     }
 }
 
+/// Opens the image at `path`, already opened as `file` (by [`open_ro`] or, for a backing
+/// file, by [`crate::files::open_referenced`]).
 fn open_inner(
     path: &Path,
+    file: File,
     forced: Option<Format>,
     opts: &OpenOptions,
     depth: usize,
     seen: &mut Vec<PathBuf>,
 ) -> Result<Image> {
-    let file = open_ro(path)?;
-    let canon = std::fs::canonicalize(path).map_err(|e| DiskError::io(path, e))?;
+    let canon = canonical(path)?;
     if seen.contains(&canon) {
         return Err(DiskError::invalid(
             path.display().to_string(),
@@ -208,7 +243,7 @@ fn open_inner(
             "loop: the image is its own backing file",
         ));
     }
-    seen.push(canon);
+    seen.push(canon.clone());
     let mut head = [0u8; 64];
     let n = crate::read_full(&file, 0, &mut head).map_err(|e| DiskError::io(path, e))?;
     let format = match forced {
@@ -220,9 +255,7 @@ fn open_inner(
     let what = path.display().to_string();
     match format {
         Format::Raw => {
-            drop(file);
-            let dev = FileDevice::open(path)
-                .map_err(|e| DiskError::invalid(what, "raw image", e.to_string()))?;
+            let dev = RawDevice::new(path, file)?;
             let info = ContainerInfo {
                 path: path.to_path_buf(),
                 format,
@@ -230,6 +263,7 @@ fn open_inner(
                 detail: None,
                 qcow2: None,
                 backing: None,
+                files: vec![canon],
             };
             Ok(Image {
                 device: Arc::new(dev),
@@ -248,7 +282,7 @@ fn open_inner(
                         format!("deeper than {MAX_BACKING_DEPTH} images"),
                     ));
                 }
-                let (bpath, explicit) = resolve_backing(path, name, opts)?;
+                let r = crate::files::open_referenced(path, "backing file", name, opts)?;
                 let bformat = match qinfo.backing_format.as_deref() {
                     None => None,
                     Some("raw") => Some(Format::Raw),
@@ -262,11 +296,11 @@ fn open_inner(
                         ))
                     }
                 };
-                let b = open_inner(&bpath, bformat, opts, depth + 1, seen)?;
+                let b = open_inner(&r.path, r.file, bformat, opts, depth + 1, seen)?;
                 q.set_backing(b.device);
                 backing = Some(Box::new(BackingInfo {
                     recorded_name: name.clone(),
-                    explicit,
+                    explicit: r.explicit,
                     image: b.info,
                 }));
             }
@@ -282,171 +316,62 @@ fn open_inner(
                 )),
                 qcow2: Some(qinfo),
                 backing,
+                files: vec![canon],
             };
             Ok(Image {
                 device: Arc::new(q),
                 info,
             })
         }
-        Format::Vmdk => {
-            drop(file);
-            crate::external::open_vmdk(path)
-        }
-        Format::Vhdx => {
-            drop(file);
-            crate::external::open_vhdx(path)
-        }
+        Format::Vmdk => crate::external::open_vmdk(path, file, opts),
+        Format::Vhdx => crate::external::open_vhdx(path, file),
         Format::Ewf => {
-            drop(file);
             if head[..n].starts_with(crate::ewf2::SIGNATURE) {
                 // EWF2 (.Ex01): our own reader (the crate mis-reads pattern-fill chunks).
-                return crate::ewf2::open_image(path);
+                return crate::ewf2::open_image(path, file, opts);
             }
-            crate::external::open_ewf(path)
+            crate::external::open_ewf(path, file, opts)
         }
     }
 }
 
-fn resolve_backing(image: &Path, name: &str, opts: &OpenOptions) -> Result<(PathBuf, bool)> {
-    if let Some(p) = opts.backing_files.get(name) {
-        return Ok((p.clone(), true));
-    }
-    let what = image.display().to_string();
-    let refuse = |why: &str| {
-        DiskError::unsupported(
-            what.clone(),
-            format!(
-                "backing file {name:?} {why}; it is only looked up inside the image's directory \
-                 unless given explicitly (OpenOptions::backing_files / --backing {name}=PATH)"
-            ),
-        )
-    };
-    let rel = Path::new(name);
-    if name.contains(':') && !rel.exists() {
-        // qemu protocol syntax (nbd:, json:, file:), or a Windows drive path.
-        return Err(refuse("uses a protocol or drive prefix"));
-    }
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(refuse("is absolute or leaves the image's directory"));
-    }
-    let dir = image
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
+/// A raw image: the opened file as a block device.
+struct RawDevice {
+    file: File,
+    size: u64,
+    path: PathBuf,
+}
+
+impl RawDevice {
+    fn new(path: &Path, file: File) -> Result<RawDevice> {
+        let size = file.metadata().map_err(|e| DiskError::io(path, e))?.len();
+        Ok(RawDevice {
+            file,
+            size,
+            path: path.to_path_buf(),
         })
-        .unwrap_or(Path::new("."));
-    let candidate = dir.join(rel);
-    let cdir = std::fs::canonicalize(dir).map_err(|e| DiskError::io(dir, e))?;
-    let ccand = std::fs::canonicalize(&candidate).map_err(|e| DiskError::io(&candidate, e))?;
-    if !ccand.starts_with(&cdir) {
-        return Err(refuse(
-            "resolves (through a symlink) outside the image's directory",
-        ));
     }
-    Ok((candidate, false))
 }
 
-/// A VMDK descriptor must not map host devices or files outside its directory, and must
-/// not be a snapshot child (its parent would be silently ignored).
-#[cfg_attr(not(feature = "vmdk"), allow(dead_code))]
-pub(crate) fn check_vmdk_descriptor(path: &Path, text: &str) -> Result<()> {
-    let what = path.display().to_string();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(v) = line.strip_prefix("createType") {
-            let v = v
-                .trim_start()
-                .trim_start_matches('=')
-                .trim()
-                .trim_matches('"');
-            let allowed = [
-                "monolithicSparse",
-                "monolithicFlat",
-                "twoGbMaxExtentSparse",
-                "twoGbMaxExtentFlat",
-                "streamOptimized",
-                "vmfs",
-                "vmfsSparse",
-                "vmfsThin",
-                "vmfsPreallocated",
-                "vmfsEagerZeroedThick",
-                "seSparse",
-            ];
-            if !allowed.contains(&v) {
-                return Err(DiskError::unsupported(
-                    what,
-                    format!("VMDK createType {v:?} (device maps and custom layouts are refused)"),
-                ));
-            }
-        } else if let Some(v) = line.strip_prefix("parentCID") {
-            let v = v.trim_start().trim_start_matches('=').trim();
-            if !v.eq_ignore_ascii_case("ffffffff") {
-                return Err(DiskError::unsupported(
-                    what,
-                    format!("VMDK snapshot child (parentCID={v}); open the parent chain with qemu-img convert first"),
-                ));
-            }
-        } else if ["RW ", "RDONLY ", "NOACCESS "]
-            .iter()
-            .any(|p| line.starts_with(p))
-        {
-            if let Some(start) = line.find('"') {
-                let rest = &line[start + 1..];
-                let name = rest.split('"').next().unwrap_or("");
-                if Path::new(name)
-                    .components()
-                    .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-                {
-                    return Err(DiskError::unsupported(
-                        what,
-                        format!("VMDK extent file {name:?} is outside the descriptor's directory"),
-                    ));
-                }
-            }
-        }
+impl std::fmt::Debug for RawDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "raw image {}", self.path.display())
     }
-    Ok(())
 }
 
-/// Reads a VMDK text descriptor (a small text file, or embedded in a sparse extent).
-#[cfg_attr(not(feature = "vmdk"), allow(dead_code))]
-pub(crate) fn read_vmdk_descriptor(path: &Path) -> Result<Option<String>> {
-    let file = open_ro(path)?;
-    let size = file.metadata().map_err(|e| DiskError::io(path, e))?.len();
-    let mut head = [0u8; 512];
-    let n = crate::read_full(&file, 0, &mut head).map_err(|e| DiskError::io(path, e))?;
-    if head[..n].starts_with(b"#") {
-        if size > MAX_DESCRIPTOR {
-            return Err(DiskError::invalid(
-                path.display().to_string(),
-                "VMDK descriptor",
-                format!("text descriptor of {size} bytes exceeds {MAX_DESCRIPTOR}"),
-            ));
-        }
-        let mut buf = vec![0u8; size as usize];
-        let n = crate::read_full(&file, 0, &mut buf).map_err(|e| DiskError::io(path, e))?;
-        buf.truncate(n);
-        return Ok(Some(String::from_utf8_lossy(&buf).into_owned()));
+impl BlockDevice for RawDevice {
+    fn size(&self) -> u64 {
+        self.size
     }
-    if n >= 512 && &head[..4] == b"KDMV" {
-        // Embedded descriptor: sector offset at 28, size (sectors) at 36.
-        let off = u64::from_le_bytes(head[28..36].try_into().unwrap());
-        let len = u64::from_le_bytes(head[36..44].try_into().unwrap());
-        if off != 0 && len != 0 && len * 512 <= MAX_DESCRIPTOR {
-            let mut buf = vec![0u8; (len * 512) as usize];
-            let n = crate::read_full(&file, off.saturating_mul(512), &mut buf)
-                .map_err(|e| DiskError::io(path, e))?;
-            buf.truncate(n);
-            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            return Ok(Some(String::from_utf8_lossy(&buf[..end]).into_owned()));
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        if offset >= self.size {
+            return Ok(0);
         }
+        let max = ((self.size - offset).min(buf.len() as u64)) as usize;
+        self.file.read_at(&mut buf[..max], offset)
     }
-    Ok(None)
+    fn describe(&self) -> String {
+        format!("raw image {}", self.path.display())
+    }
 }

@@ -23,6 +23,19 @@ pub enum DiskError {
     /// A valid image that uses something this build refuses to read rather than mis-read.
     #[error("{what}: not supported: {reason}")]
     Unsupported { what: String, reason: String },
+    /// A file an image names (backing file, VMDK extent, E01/Ex01 segment) that the
+    /// opening policy refuses: outside the image's directory, a symlink leading out, not
+    /// a regular file, or unreadable.
+    #[error("{referrer}: {kind} {name:?} refused: {reason}")]
+    Refused {
+        /// The image (or descriptor, or first segment) that names the file.
+        referrer: PathBuf,
+        /// `backing file`, `VMDK extent`, `EWF segment`.
+        kind: &'static str,
+        /// The name as recorded.
+        name: String,
+        reason: String,
+    },
     /// A volume spec (`p3`, `lv:vg/root`) that names nothing on the disk.
     #[error("{what}: no volume {spec}: {reason}")]
     NoVolume {

@@ -296,6 +296,13 @@ impl Ewf2 {
     /// Opens the segment set whose first segment is `first` (`.Ex01`), finding the
     /// others beside it by extension.
     pub fn open(first: &Path) -> Result<Ewf2> {
+        Self::open_with(first, open_ro(first)?, &crate::OpenOptions::default())
+    }
+
+    /// [`Ewf2::open`] with the first segment already opened; the others are opened
+    /// through the one opening policy (inside the first segment's directory, regular
+    /// files only), names given in `opts` used as given. `segments()` are canonical.
+    pub fn open_with(first: &Path, first_file: File, opts: &crate::OpenOptions) -> Result<Ewf2> {
         let ext = first
             .extension()
             .and_then(|e| e.to_str())
@@ -306,9 +313,9 @@ impl Ewf2 {
         let mut paths = Vec::new();
         let mut segs = Vec::new();
         let mut n = 1u32;
-        let mut path = first.to_path_buf();
+        let mut path = crate::container::canonical(first)?;
+        let mut file = first_file;
         loop {
-            let file = open_ro(&path)?;
             let seg = read_segment(&path, &file)?;
             if seg.number != n {
                 return Err(bad(
@@ -344,13 +351,23 @@ impl Ewf2 {
             }
             let next_ext = segment_extension(&ext, n)
                 .ok_or_else(|| bad(first, format!("no extension for segment {n}")))?;
-            path = first.with_extension(next_ext);
-            if !path.is_file() {
+            let candidate = first.with_extension(next_ext);
+            let name = candidate
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| bad(first, format!("no name for segment {n}")))?
+                .to_string();
+            if std::fs::symlink_metadata(&candidate).is_err()
+                && !opts.backing_files.contains_key(&name)
+            {
                 return Err(bad(
                     first,
-                    format!("segment {n} ({}) is missing", path.display()),
+                    format!("segment {n} ({}) is missing", candidate.display()),
                 ));
             }
+            let r = crate::files::open_segment(first, &name, opts)?;
+            path = r.path;
+            file = r.file;
         }
         let s0 = &segs[0];
         if s0.compression == 2 {
@@ -521,20 +538,23 @@ impl Ewf2 {
 }
 
 /// Opens an EWF2 segment set (`.Ex01` and its siblings) as an [`Image`].
-pub(crate) fn open_image(first: &Path) -> Result<crate::Image> {
-    let r = Ewf2::open(first)?;
+pub(crate) fn open_image(
+    first: &Path,
+    file: File,
+    opts: &crate::OpenOptions,
+) -> Result<crate::Image> {
+    let r = Ewf2::open_with(first, file, opts)?;
+    let files = r.segments().to_vec();
     let detail = format!(
         "EWF2 (Ex01), {} segment(s), {} chunks of {} bytes",
         r.segments().len(),
         r.chunk_count(),
         r.chunk_size()
     );
-    Ok(crate::Image::plain(
-        first,
-        crate::Format::Ewf,
-        std::sync::Arc::new(r),
-        detail,
-    ))
+    Ok(
+        crate::Image::plain(first, crate::Format::Ewf, std::sync::Arc::new(r), detail)
+            .with_files(files),
+    )
 }
 
 impl BlockDevice for Ewf2 {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use salvor_source::BlockDevice;
 
-use crate::container::{Format, Image};
+use crate::container::{Format, Image, OpenOptions};
 use crate::error::{DiskError, Result};
 
 #[cfg_attr(
@@ -80,41 +80,18 @@ impl<R: io::Read + io::Seek + Send> BlockDevice for SeekDevice<R> {
 }
 
 #[cfg(feature = "vmdk")]
-pub(crate) fn open_vmdk(path: &Path) -> Result<Image> {
-    if let Some(text) = crate::container::read_vmdk_descriptor(path)? {
-        crate::container::check_vmdk_descriptor(path, &text)?;
-    }
-    let what = path.display().to_string();
-    let r = vmdk::VmdkReader::open_path(path)
-        .map_err(|e| DiskError::invalid(what.clone(), "VMDK", e.to_string()))?;
-    if r.parent_cid() != 0xffff_ffff {
-        return Err(DiskError::unsupported(
-            what,
-            format!(
-                "VMDK snapshot child (parentCID={:08x}); its parent would be ignored",
-                r.parent_cid()
-            ),
-        ));
-    }
-    let size = r.virtual_disk_size();
-    let detail = r.disk_type().to_string();
-    let dev = SeekDevice {
-        inner: Mutex::new(r),
-        size,
-        desc: format!("vmdk {}", path.display()),
-    };
-    Ok(Image::plain(path, Format::Vmdk, Arc::new(dev), detail))
+pub(crate) fn open_vmdk(path: &Path, file: std::fs::File, opts: &OpenOptions) -> Result<Image> {
+    crate::vmdk::open(path, file, opts)
 }
 
 #[cfg(not(feature = "vmdk"))]
-pub(crate) fn open_vmdk(path: &Path) -> Result<Image> {
+pub(crate) fn open_vmdk(path: &Path, _file: std::fs::File, _opts: &OpenOptions) -> Result<Image> {
     Err(not_in_build(path, "VMDK", "vmdk"))
 }
 
 #[cfg(feature = "vhdx")]
-pub(crate) fn open_vhdx(path: &Path) -> Result<Image> {
+pub(crate) fn open_vhdx(path: &Path, file: std::fs::File) -> Result<Image> {
     let what = path.display().to_string();
-    let file = crate::container::open_ro(path)?;
     let r = vhdx::VhdxReader::from_backing(vhdx::Backing::File(file), None)
         .map_err(|e| DiskError::invalid(what, "VHDX", e.to_string()))?;
     let size = r.virtual_disk_size();
@@ -128,7 +105,7 @@ pub(crate) fn open_vhdx(path: &Path) -> Result<Image> {
 }
 
 #[cfg(not(feature = "vhdx"))]
-pub(crate) fn open_vhdx(path: &Path) -> Result<Image> {
+pub(crate) fn open_vhdx(path: &Path, _file: std::fs::File) -> Result<Image> {
     Err(not_in_build(path, "VHDX", "vhdx"))
 }
 
@@ -171,21 +148,22 @@ impl BlockDevice for EwfDevice {
 }
 
 #[cfg(feature = "ewf")]
-pub(crate) fn open_ewf(path: &Path) -> Result<Image> {
+pub(crate) fn open_ewf(path: &Path, file: std::fs::File, opts: &OpenOptions) -> Result<Image> {
     let what = path.display().to_string();
-    let r =
-        ewf::EwfReader::open(path).map_err(|e| DiskError::invalid(what, "EWF", e.to_string()))?;
+    let segs = crate::ewf1::open_segments(path, file, opts)?;
+    let files: Vec<_> = segs.iter().map(|s| s.path.clone()).collect();
+    let sources = segs
+        .into_iter()
+        .map(|s| ewf::SegmentSource::File(s.file))
+        .collect();
+    let r = ewf::EwfReader::open_from_sources(sources)
+        .map_err(|e| DiskError::invalid(what, "EWF", e.to_string()))?;
     let detail = format!("{} chunks of {} bytes", r.chunk_count(), r.chunk_size());
     let desc = format!("ewf {}", path.display());
-    Ok(Image::plain(
-        path,
-        Format::Ewf,
-        Arc::new(EwfDevice { r, desc }),
-        detail,
-    ))
+    Ok(Image::plain(path, Format::Ewf, Arc::new(EwfDevice { r, desc }), detail).with_files(files))
 }
 
 #[cfg(not(feature = "ewf"))]
-pub(crate) fn open_ewf(path: &Path) -> Result<Image> {
+pub(crate) fn open_ewf(path: &Path, _file: std::fs::File, _opts: &OpenOptions) -> Result<Image> {
     Err(not_in_build(path, "E01/Ex01", "ewf"))
 }

@@ -34,7 +34,10 @@
 //! # Guarantees
 //!
 //! * Images are opened read-only (`O_NOATIME` where allowed), never written and never
-//!   copied; nothing but regular files is opened.
+//!   copied; nothing but regular files is read (`O_NONBLOCK` + `fstat` before any read,
+//!   so a FIFO never hangs). Every file an image names (backing file, VMDK extent,
+//!   E01/Ex01 segment) goes through one policy (see [`container`]); [`Disk::files`]
+//!   lists every file read.
 //! * Everything read from an image is hostile: table sizes, counts and offsets are
 //!   checked against the device size and capped (qcow2 L1 ≤ 32 MiB, GPT ≤ 128 Ki entries,
 //!   LVM metadata ≤ 1 MiB, EBR chains ≤ 1024) before allocating; malformed input is a
@@ -59,13 +62,16 @@ use serde::Serialize;
 
 pub mod container;
 mod error;
+pub mod ewf1;
 pub mod ewf2;
 mod external;
+mod files;
 pub mod fs;
 pub mod lvm;
 pub mod parts;
 pub mod qcow2;
 pub mod view;
+pub mod vmdk;
 
 pub use container::{
     detect, open_image, open_image_with, BackingInfo, ContainerInfo, Format, Image, OpenOptions,
@@ -431,6 +437,13 @@ impl Disk {
             thin_pools,
             warnings,
         }
+    }
+
+    /// Every file read for this disk: the image file, its E01/Ex01 segments, its VMDK
+    /// descriptor and extent files, its qcow2 backing chain; canonical absolute paths
+    /// (symlinks resolved), each once. Output must never be written to any of them.
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        self.container.all_files()
     }
 
     /// The thin pool `vg/lv`.

@@ -846,3 +846,56 @@ fn ex01_equals_source_and_libewf_export() {
     std::fs::copy(d.join("stored.Ex02"), bad.join("deflated.Ex02")).unwrap();
     expect_err("segment of another set");
 }
+
+/// `Disk::files()` / `Image::files()`: every file read for the disk, canonical, each once.
+#[test]
+fn files_lists_every_file_of_the_evidence() {
+    let f = fixture();
+    let canon = |n: &str| std::fs::canonicalize(f.dir.join(n)).unwrap();
+    // qcow2 with a backing chain: ov2 -> ov1 -> plain.
+    let disk = Disk::open(&f.dir.join("ov2.qcow2")).unwrap();
+    assert_eq!(
+        disk.files(),
+        vec![canon("ov2.qcow2"), canon("ov1.qcow2"), canon("plain.qcow2")]
+    );
+    // The image given as a symlink: the target is listed, not the link.
+    let link = f.dir.join("files-via-link.qcow2");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(f.dir.join("ovraw.qcow2"), &link).unwrap();
+    let img = open_image(&link).unwrap();
+    let files = img.files();
+    assert_eq!(files[0], canon("ovraw.qcow2"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files.iter().all(|p| p.is_absolute() && p.exists()));
+    // E01 in several segments: every one, in order.
+    let disk = Disk::open(&f.dir.join("ev.E01")).unwrap();
+    let mut want = Vec::new();
+    for n in 1.. {
+        let p = f.dir.join(format!("ev.E{n:02}"));
+        if !p.exists() {
+            break;
+        }
+        want.push(std::fs::canonicalize(p).unwrap());
+    }
+    assert!(want.len() >= 3, "{want:?}");
+    assert_eq!(disk.files(), want);
+    // VMDK with extents: the descriptor, then every extent file.
+    for (desc, prefix) in [("splitflat.vmdk", "splitflat-f"), ("split.vmdk", "split-s")] {
+        let disk = Disk::open(&f.dir.join(desc)).unwrap();
+        let mut extents: Vec<PathBuf> = std::fs::read_dir(&f.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+            .map(|p| std::fs::canonicalize(p).unwrap())
+            .collect();
+        extents.sort();
+        assert!(!extents.is_empty());
+        let mut want = vec![canon(desc)];
+        want.extend(extents);
+        assert_eq!(disk.files(), want, "{desc}");
+    }
+    // Single-file formats: the file itself.
+    for n in ["sparse.vmdk", "stream.vmdk", "dyn.vhdx", "gpt.raw"] {
+        assert_eq!(Disk::open(&f.dir.join(n)).unwrap().files(), vec![canon(n)]);
+    }
+}

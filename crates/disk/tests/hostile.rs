@@ -521,3 +521,579 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Disk-image sets that name files outside the evidence (issue 15, items 1, 2, 6).
+// ---------------------------------------------------------------------------------------
+
+const CANARY: &[u8] = b"OUTSIDE-CANARY-7f3a9c";
+
+/// A tree: `ev/` (the evidence directory) and `outside/` holding a canary disk (1 MiB of
+/// the canary string) as `secret.raw` and `secret.vmdk`.
+fn set_tree() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ev = tmp.path().join("ev");
+    let out = tmp.path().join("outside");
+    std::fs::create_dir_all(&ev).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let secret: Vec<u8> = CANARY.iter().copied().cycle().take(1 << 20).collect();
+    std::fs::write(out.join("secret.raw"), &secret).unwrap();
+    std::fs::write(out.join("secret.vmdk"), &secret).unwrap();
+    (tmp, ev, out)
+}
+
+/// sha256, size and mtime of every file under `dir` (symlinks as their target text).
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let what = if md.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(&p).unwrap().display())
+        } else if md.is_file() {
+            format!("{} {:?}", sha256_file(&p), md.modified().unwrap())
+        } else if md.is_dir() {
+            "dir".into()
+        } else {
+            format!("{:?}", md.file_type())
+        };
+        v.push((p, what));
+    }
+    v.sort();
+    v
+}
+
+/// Opens `path` in a thread: a hang (a FIFO opened blocking) fails the test after 20 s
+/// instead of hanging it.
+fn open_timed(
+    path: &Path,
+    opts: salvor_disk::OpenOptions,
+) -> Result<salvor_disk::Image, DiskError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(salvor_disk::open_image_with(&p, &opts));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("opening {} hung for 20 s", path.display()))
+}
+
+/// The refusal: a `Refused` naming `referrer` and `name`, its message naming both, and no
+/// canary byte in it.
+fn assert_refused(
+    r: Result<salvor_disk::Image, DiskError>,
+    referrer: &Path,
+    name: &str,
+    why: &str,
+) {
+    let e = match r {
+        Ok(img) => {
+            // Opened: prove it by showing what it reads.
+            let mut b = vec![0u8; 64];
+            let _ = img.device.read_at(0, &mut b);
+            panic!(
+                "{} opened (files {:?}), first bytes {:?}",
+                referrer.display(),
+                img.files(),
+                String::from_utf8_lossy(&b)
+            )
+        }
+        Err(e) => e,
+    };
+    let msg = e.to_string();
+    match &e {
+        DiskError::Refused {
+            referrer: r,
+            name: n,
+            ..
+        } => {
+            assert_eq!(r, referrer, "{msg}");
+            assert_eq!(n, name, "{msg}");
+        }
+        other => panic!("expected a refusal naming {name:?}, got {other:?}"),
+    }
+    assert!(msg.contains(&referrer.display().to_string()), "{msg}");
+    assert!(msg.contains(&format!("{name:?}")), "{msg}");
+    assert!(msg.contains(why), "{why:?} not in: {msg}");
+    assert!(
+        !msg.as_bytes().windows(CANARY.len()).any(|w| w == CANARY),
+        "{msg}"
+    );
+}
+
+fn descriptor(create_type: &str, extent_lines: &str) -> String {
+    format!(
+        "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"{create_type}\"\n\n# Extent description\n{extent_lines}\n\n# The Disk Data Base\nddb.virtualHWVersion = \"4\"\n"
+    )
+}
+
+#[test]
+fn vmdk_extents_outside_the_directory_are_refused() {
+    let (_tmp, ev, out) = set_tree();
+    let abs_vmdk = out.join("secret.vmdk");
+    let abs_raw = out.join("secret.raw");
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        // (descriptor file, createType + extent line, recorded name, reason)
+        (
+            "se-abs.vmdk",
+            descriptor(
+                "seSparse",
+                &format!("RW 131072 SESPARSE {}", abs_vmdk.display()),
+            ),
+            abs_vmdk.display().to_string(),
+            "absolute",
+        ),
+        (
+            "se-up.vmdk",
+            descriptor("seSparse", "RW 131072 SESPARSE ../outside/secret.vmdk"),
+            "../outside/secret.vmdk".into(),
+            "leaves the image's directory",
+        ),
+        (
+            "se-tab.vmdk",
+            descriptor("seSparse", "RW\t131072\tSESPARSE\t../outside/secret.vmdk"),
+            "../outside/secret.vmdk".into(),
+            "leaves the image's directory",
+        ),
+        (
+            "se-quoted.vmdk",
+            descriptor(
+                "seSparse",
+                &format!("RW 131072 SESPARSE \"{}\"", abs_vmdk.display()),
+            ),
+            abs_vmdk.display().to_string(),
+            "absolute",
+        ),
+        (
+            "flat-up.vmdk",
+            descriptor("monolithicFlat", "RW 2048 FLAT \"../outside/secret.raw\" 0"),
+            "../outside/secret.raw".into(),
+            "leaves the image's directory",
+        ),
+        (
+            "flat-tab.vmdk",
+            descriptor(
+                "monolithicFlat",
+                &format!("RDONLY\t2048\tFLAT\t{}\t0", abs_raw.display()),
+            ),
+            abs_raw.display().to_string(),
+            "absolute",
+        ),
+        (
+            "vmfs-lower.vmdk",
+            descriptor("vmfs", "rw 2048 VMFS \"../outside/secret.raw\""),
+            "../outside/secret.raw".into(),
+            "leaves the image's directory",
+        ),
+        (
+            "sparse-abs.vmdk",
+            descriptor(
+                "twoGbMaxExtentSparse",
+                &format!("RW 2048 SPARSE \"{}\"", abs_vmdk.display()),
+            ),
+            abs_vmdk.display().to_string(),
+            "absolute",
+        ),
+        (
+            "vmfssparse-up.vmdk",
+            descriptor("vmfsSparse", "RW 2048 VMFSSPARSE ../outside/secret.vmdk"),
+            "../outside/secret.vmdk".into(),
+            "leaves the image's directory",
+        ),
+        (
+            "noaccess.vmdk",
+            descriptor(
+                "monolithicFlat",
+                &format!("NOACCESS 2048 FLAT \"{}\" 0", abs_raw.display()),
+            ),
+            abs_raw.display().to_string(),
+            "absolute",
+        ),
+    ];
+    for (file, text, _, _) in &cases {
+        std::fs::write(ev.join(file), text).unwrap();
+    }
+    // A qcow2 in the directory whose backing file is such a descriptor.
+    run(
+        &ev,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-b",
+            "se-abs.vmdk",
+            "-F",
+            "vmdk",
+            "top.qcow2",
+            "64M",
+        ],
+    );
+    let before = snapshot(&ev);
+    for (file, _, name, why) in &cases {
+        let p = ev.join(file);
+        assert_refused(open_timed(&p, Default::default()), &p, name, why);
+    }
+    let top = open_timed(&ev.join("top.qcow2"), Default::default());
+    // The backing descriptor is opened (it is inside), its extent is refused.
+    let se = std::fs::canonicalize(ev.join("se-abs.vmdk")).unwrap();
+    assert_refused(top, &se, &abs_vmdk.display().to_string(), "absolute");
+    // Device maps and malformed extent lines are errors naming the descriptor and line.
+    for (file, line, want) in [
+        ("rdm.vmdk", "RW 2048 VMFSRDM \"/dev/sda\"", "host device"),
+        ("raw.vmdk", "RW 2048 VMFSRAW \"/dev/sda\"", "host device"),
+        (
+            "bogus.vmdk",
+            "RW 2048 BOGUS \"x.raw\"",
+            "unknown extent type",
+        ),
+        ("noquote.vmdk", "RW 2048 FLAT \"x.raw 0", "closing quote"),
+        ("noname.vmdk", "RW 2048 FLAT", "without a file name"),
+        (
+            "trailing.vmdk",
+            "RW 2048 FLAT \"x.raw\" 0 junk",
+            "after the offset",
+        ),
+        (
+            "garbage.vmdk",
+            "RWX 2048 FLAT \"x.raw\"",
+            "neither an extent line",
+        ),
+    ] {
+        let p = ev.join(file);
+        std::fs::write(&p, descriptor("monolithicFlat", line)).unwrap();
+        let e = open_timed(&p, Default::default()).unwrap_err().to_string();
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains(want),
+            "{line}: {e}"
+        );
+        assert!(e.contains("line 8"), "{line}: {e}");
+    }
+    let after: Vec<_> = snapshot(&ev)
+        .into_iter()
+        .filter(|(p, _)| before.iter().any(|(q, _)| q == p))
+        .collect();
+    assert_eq!(before, after, "the evidence changed");
+}
+
+#[test]
+fn vmdk_extent_names_parse_and_symlinks_out_are_refused() {
+    let (_tmp, ev, out) = set_tree();
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(ev.join("real.raw"), &data).unwrap();
+    std::fs::write(ev.join("with space.raw"), &data).unwrap();
+    std::os::unix::fs::symlink("real.raw", ev.join("alias.raw")).unwrap();
+    std::os::unix::fs::symlink(out.join("secret.raw"), ev.join("flat.raw")).unwrap();
+    // Accepted: unquoted and tab-separated, quoted with a space, an in-directory symlink,
+    // ZERO and NOACCESS holes; the bytes are the file's.
+    let ok = descriptor(
+        "monolithicFlat",
+        "RW\t1024\tFLAT\treal.raw\t0\nRDONLY 1024 FLAT \"with space.raw\" 1024\nRW 1024 ZERO\nNOACCESS 1024 FLAT \"real.raw\" 0\nRW 2048 FLAT \"alias.raw\"",
+    );
+    std::fs::write(ev.join("ok.vmdk"), ok).unwrap();
+    let img = open_timed(&ev.join("ok.vmdk"), Default::default()).unwrap();
+    assert_eq!(img.device.size(), 6144 * 512);
+    let mut got = vec![0u8; 6144 * 512];
+    img.device.read_exact_at(0, &mut got).unwrap();
+    let half = 1024 * 512;
+    assert_eq!(&got[..half], &data[..half]);
+    assert_eq!(&got[half..2 * half], &data[half..]);
+    assert!(got[2 * half..4 * half].iter().all(|&b| b == 0));
+    assert_eq!(&got[4 * half..], &data[..]);
+    let real = std::fs::canonicalize(ev.join("real.raw")).unwrap();
+    let spaced = std::fs::canonicalize(ev.join("with space.raw")).unwrap();
+    assert_eq!(
+        img.files(),
+        vec![
+            std::fs::canonicalize(ev.join("ok.vmdk")).unwrap(),
+            real.clone(),
+            spaced
+        ]
+    );
+    // A flat extent that is a symlink to an outside disk.
+    let before = snapshot(&ev);
+    std::fs::write(
+        ev.join("link.vmdk"),
+        descriptor("monolithicFlat", "RW 2048 FLAT \"flat.raw\" 0"),
+    )
+    .unwrap();
+    let p = ev.join("link.vmdk");
+    assert_refused(
+        open_timed(&p, Default::default()),
+        &p,
+        "flat.raw",
+        "symlink",
+    );
+    // Given explicitly, the outside file is used as given.
+    let mut opts = salvor_disk::OpenOptions::default();
+    opts.backing_files
+        .insert("flat.raw".into(), out.join("secret.raw"));
+    let img = open_timed(&p, opts).unwrap();
+    let mut b = vec![0u8; CANARY.len()];
+    img.device.read_exact_at(0, &mut b).unwrap();
+    assert_eq!(b, CANARY);
+    assert!(img
+        .files()
+        .contains(&std::fs::canonicalize(out.join("secret.raw")).unwrap()));
+    let after: Vec<_> = snapshot(&ev)
+        .into_iter()
+        .filter(|(p, _)| before.iter().any(|(q, _)| q == p))
+        .collect();
+    assert_eq!(before, after, "the evidence changed");
+}
+
+/// `ewfacquire` of `raw` into `dir/name.E01…` in 1 MiB segments (no compression, so a
+/// 3.5 MiB disk makes four segments).
+fn acquire(dir: &Path, raw: &str, name: &str) {
+    need("ewfacquire", "ewf-tools");
+    run(
+        dir,
+        &[
+            "ewfacquire",
+            "-u",
+            "-q",
+            "-t",
+            name,
+            "-f",
+            "encase6",
+            "-c",
+            "none",
+            "-S",
+            "1MiB",
+            "-C",
+            "case",
+            "-D",
+            "desc",
+            "-E",
+            name,
+            "-e",
+            "examiner",
+            "-N",
+            "notes",
+            raw,
+        ],
+    );
+    assert!(dir.join(format!("{name}.E03")).exists());
+}
+
+#[test]
+fn e01_segments_of_another_acquisition_are_refused() {
+    let (_tmp, ev, out) = set_tree();
+    let mk = |dir: &Path, len: u32, seed: u8| {
+        let d: Vec<u8> = (0..len).map(|i| (i % 241) as u8 ^ seed).collect();
+        std::fs::write(dir.join("disk.raw"), d).unwrap();
+    };
+    // Acquisition A (3.5 MiB) in ev/, acquisition B (other bytes, 4 MiB) outside.
+    mk(&ev, 7 << 19, 0);
+    acquire(&ev, "disk.raw", "a");
+    std::fs::remove_file(ev.join("disk.raw")).unwrap();
+    mk(&out, 8 << 19, 0x5a);
+    acquire(&out, "disk.raw", "b");
+    // The set alone opens, and lists its segments.
+    let a = open_timed(&ev.join("a.E01"), Default::default()).unwrap();
+    assert!(a.files().len() >= 3);
+    let id = |p: &Path| {
+        salvor_disk::ewf1::set_identity(p, &std::fs::File::open(p).unwrap())
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(id(&ev.join("a.E01")), id(&ev.join("a.E02")));
+    assert_ne!(id(&ev.join("a.E02")), id(&out.join("b.E02")));
+    // Mixed sets, each in its own directory: A's segments with another E02.
+    let mixed = |tag: &str, seg2: &dyn Fn(&Path)| {
+        let d = ev.join(tag);
+        std::fs::create_dir_all(&d).unwrap();
+        for n in 1..=9 {
+            let s = ev.join(format!("a.E{n:02}"));
+            if s.exists() && n != 2 {
+                std::fs::copy(&s, d.join(format!("a.E{n:02}"))).unwrap();
+            }
+        }
+        seg2(&d.join("a.E02"));
+        d.join("a.E01")
+    };
+    let before = snapshot(&ev);
+    // E02 a symlink to B's E02 outside the directory.
+    let first = mixed("link-out", &|p| {
+        std::os::unix::fs::symlink(out.join("b.E02"), p).unwrap()
+    });
+    assert_refused(
+        open_timed(&first, Default::default()),
+        &first,
+        "a.E02",
+        "symlink",
+    );
+    // E02 a symlink to B's E02 in a subdirectory of the set's directory.
+    let first = mixed("link-in", &|p| {
+        let d = p.parent().unwrap().join("b");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(out.join("b.E02"), d.join("b.E02")).unwrap();
+        std::os::unix::fs::symlink("b/b.E02", p).unwrap();
+    });
+    assert_refused(
+        open_timed(&first, Default::default()),
+        &first,
+        "a.E02",
+        "symlink",
+    );
+    // E02 a copy of B's E02 (a regular file of the right name): another acquisition.
+    let first = mixed("copy", &|p| {
+        std::fs::copy(out.join("b.E02"), p).unwrap();
+    });
+    assert_refused(
+        open_timed(&first, Default::default()),
+        &first,
+        "a.E02",
+        "another acquisition",
+    );
+    // A segment missing from the middle: an error, not a shorter disk.
+    let d = ev.join("gap");
+    std::fs::create_dir_all(&d).unwrap();
+    for n in [1, 2, 4] {
+        std::fs::copy(ev.join(format!("a.E{n:02}")), d.join(format!("a.E{n:02}"))).unwrap();
+    }
+    let e = open_timed(&d.join("a.E01"), Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("segment 3 is missing"), "{e}");
+    // E02 a symlink to the canary.
+    let first = mixed("canary", &|p| {
+        std::os::unix::fs::symlink(out.join("secret.raw"), p).unwrap()
+    });
+    assert_refused(
+        open_timed(&first, Default::default()),
+        &first,
+        "a.E02",
+        "symlink",
+    );
+    let after: Vec<_> = snapshot(&ev)
+        .into_iter()
+        .filter(|(p, _)| before.iter().any(|(q, _)| q == p))
+        .collect();
+    assert_eq!(before, after, "the evidence changed");
+}
+
+#[test]
+fn fifos_in_a_set_are_refused_without_hanging() {
+    let (_tmp, ev, _out) = set_tree();
+    let fifo = |p: &Path| run(&ev, &["mkfifo", p.to_str().unwrap()]);
+    // The image itself.
+    fifo(&ev.join("disk.raw"));
+    let e = open_timed(&ev.join("disk.raw"), Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("disk.raw") && e.contains("FIFO"), "{e}");
+    // A qcow2 backing file.
+    fifo(&ev.join("base.raw"));
+    run(
+        &ev,
+        &[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-b",
+            "base.raw",
+            "-F",
+            "raw",
+            "top.qcow2",
+            "1M",
+        ],
+    );
+    let p = ev.join("top.qcow2");
+    assert_refused(open_timed(&p, Default::default()), &p, "base.raw", "FIFO");
+    // A VMDK extent, flat and sparse.
+    fifo(&ev.join("extent.raw"));
+    for (n, line) in [
+        ("flat.vmdk", "RW 2048 FLAT \"extent.raw\" 0"),
+        ("se.vmdk", "RW 2048 SESPARSE extent.raw"),
+    ] {
+        std::fs::write(
+            ev.join(n),
+            descriptor(
+                if n == "se.vmdk" {
+                    "seSparse"
+                } else {
+                    "monolithicFlat"
+                },
+                line,
+            ),
+        )
+        .unwrap();
+        let p = ev.join(n);
+        assert_refused(open_timed(&p, Default::default()), &p, "extent.raw", "FIFO");
+    }
+    // An E01 segment.
+    let d: Vec<u8> = (0..(7u32 << 19)).map(|i| (i % 239) as u8).collect();
+    std::fs::write(ev.join("src.raw"), d).unwrap();
+    acquire(&ev, "src.raw", "ev");
+    std::fs::remove_file(ev.join("ev.E02")).unwrap();
+    fifo(&ev.join("ev.E02"));
+    let p = ev.join("ev.E01");
+    assert_refused(open_timed(&p, Default::default()), &p, "ev.E02", "FIFO");
+}
+
+/// The tree for the descriptor property: `ev/` with a small raw extent and a symlink out,
+/// `outside/` with the canary.
+fn descriptor_tree() -> &'static (tempfile::TempDir, std::path::PathBuf) {
+    static T: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let (tmp, ev, out) = set_tree();
+        std::fs::write(ev.join("in.raw"), vec![7u8; 1 << 20]).unwrap();
+        std::os::unix::fs::symlink(out.join("secret.raw"), ev.join("link.raw")).unwrap();
+        std::os::unix::fs::symlink("in.raw", ev.join("alias.raw")).unwrap();
+        (tmp, ev)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    /// Whatever the extent lines say, a VMDK opens only files inside its directory, and
+    /// never reads the canary.
+    #[test]
+    fn vmdk_descriptors_never_read_outside(
+        lines in proptest::collection::vec(
+            (
+                prop::sample::select(vec!["RW", "RDONLY", "NOACCESS", "rw", "Rw"]),
+                prop::sample::select(vec!["0", "1", "2048", "131072", "18446744073709551615", "x"]),
+                prop::sample::select(vec!["FLAT", "VMFS", "SPARSE", "VMFSSPARSE", "SESPARSE", "ZERO", "flat"]),
+                prop::sample::select(vec![
+                    "", "in.raw", "\"in.raw\"", "alias.raw", "link.raw", "\"link.raw\"",
+                    "../outside/secret.raw", "\"../outside/secret.raw\"", "./../outside/secret.raw",
+                    "in.raw/../../outside/secret.raw", "nbd:localhost:1", "/etc/passwd", "\"/etc/passwd\"", "\"a b\"", "\"x",
+                ]),
+                prop::sample::select(vec!["", " 0", " 1", "\t3", " 99999999999999999999", " 0 junk"]),
+                prop::sample::select(vec![" ", "\t", "  \t"]),
+            ),
+            1..5,
+        ),
+        create in prop::sample::select(vec!["monolithicFlat", "seSparse", "vmfs", "twoGbMaxExtentSparse", "custom"]),
+    ) {
+        let (_t, ev) = descriptor_tree();
+        let body: Vec<String> = lines
+            .iter()
+            .map(|(a, n, t, f, o, sep)| format!("{a}{sep}{n}{sep}{t}{sep}{f}{o}"))
+            .collect();
+        let text = descriptor(create, &body.join("\n"));
+        let p = ev.join("prop.vmdk");
+        std::fs::write(&p, text).unwrap();
+        if let Ok(img) = open_timed(&p, Default::default()) {
+            let cdir = std::fs::canonicalize(ev).unwrap();
+            for f in img.files() {
+                prop_assert!(f.starts_with(&cdir), "{} read for {:?}", f.display(), body);
+            }
+            let mut buf = vec![0u8; 1 << 16];
+            let size = img.device.size();
+            for off in [0, size / 2, size.saturating_sub(1 << 16)] {
+                if let Ok(n) = img.device.read_at(off, &mut buf) {
+                    prop_assert!(!buf[..n].windows(CANARY.len()).any(|w| w == CANARY));
+                }
+            }
+        }
+    }
+}
