@@ -371,50 +371,6 @@ fn configured_thinpooldev(opened: &Opened, disk: &Disk) -> Option<String> {
     })
 }
 
-/// Every file a disk image is read from: the image, its backing chain and, for E01/Ex01,
-/// the other segments of the set (named like the image: `x.E01` → `x.E02`, …, `x.EAA`).
-// TODO(out): replace with `salvor_disk::Disk::files()` (branch h-diskset), which lists
-// exactly the files opened, VMDK extents included.
-pub fn disk_files(disk: &Disk) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut link = Some(&disk.container);
-    while let Some(c) = link {
-        files.push(c.path.clone());
-        link = c.backing.as_deref().map(|b| &b.image);
-    }
-    let path = &disk.container.path;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let is_segment = |e: &str| {
-        let b = e.as_bytes();
-        (b.len() == 3 || b.len() == 4)
-            && b[0].eq_ignore_ascii_case(&ext.as_bytes()[0])
-            && b[1..].iter().all(u8::is_ascii_alphanumeric)
-    };
-    if !ext.is_empty()
-        && is_segment(ext)
-        && matches!(ext.as_bytes()[0], b'E' | b'e' | b'L' | b'l' | b'S' | b's')
-    {
-        let (dir, stem) = (path.parent().unwrap_or(Path::new(".")), path.file_stem());
-        if let Ok(rd) = std::fs::read_dir(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        }) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.file_stem() == stem
-                    && p.extension()
-                        .and_then(|x| x.to_str())
-                        .is_some_and(is_segment)
-                {
-                    files.push(p);
-                }
-            }
-        }
-    }
-    files
-}
-
 /// A filesystem reader for a volume.
 pub fn open_filesystem(
     content: &Content,

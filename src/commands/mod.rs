@@ -65,7 +65,7 @@ fn output_policy(cli: &Cli, opened: &crate::evidence::Opened) -> OutputPolicy {
         match &opened.disk {
             Some(disk) => {
                 guard.protect_evidence(&disk.container.path);
-                for f in crate::evidence::disk_files(disk) {
+                for f in disk.files() {
                     guard.protect(&f, "a file of the evidence disk image");
                 }
             }
@@ -81,7 +81,7 @@ fn output_policy(cli: &Cli, opened: &crate::evidence::Opened) -> OutputPolicy {
             .find(|p| p.is_file());
         if let Some(image) = image {
             if let Ok(disk) = salvor_disk::Disk::open(image) {
-                for f in crate::evidence::disk_files(&disk) {
+                for f in disk.files() {
                     guard.protect(&f, "a file of the --thin-pool disk image");
                 }
             }

@@ -195,6 +195,33 @@ fn no_output_onto_or_into_the_evidence() {
     }
     assert!(!r.dir.join("new").exists());
     assert_eq!(snapshot(&[&r.dir, &r.archive]), before);
+    // The --passwd and --group files salvor reads are protected too, even with --overwrite.
+    let (pw, gr) = (t.join("passwd"), t.join("group"));
+    fs::write(&pw, "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    fs::write(&gr, "root:x:0:\n").unwrap();
+    let before = snapshot(&[&pw, &gr]);
+    for out in [&pw, &gr] {
+        let cmd: Vec<String> = [
+            "extract",
+            "c-exit0",
+            "--passwd",
+            s(&pw),
+            "--group",
+            s(&gr),
+            "-o",
+            s(out),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        let (code, err) = run(&r.archive, &["--overwrite"], &cmd);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("refusing to write") && err.contains("--"),
+            "{err}"
+        );
+    }
+    assert_eq!(snapshot(&[&pw, &gr]), before);
 }
 
 #[test]
