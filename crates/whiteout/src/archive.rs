@@ -236,18 +236,25 @@ impl Appender<'_, '_> {
         layer: &LayerDir,
         rel: &[u8],
     ) -> Result<(), WhiteoutError> {
-        self.tw
-            .write_header(h, pax)
-            .map_err(|reason| WhiteoutError::Tar {
-                path: layer.path(rel).display().to_string(),
-                reason,
-            })?;
+        // A failed write is the archive's (WhiteoutError::Output), never the file read's.
+        if let Err(reason) = self.tw.write_header(h, pax) {
+            return Err(match self.tw.write_error() {
+                Some(e) => WhiteoutError::Output(e),
+                None => WhiteoutError::Tar {
+                    path: layer.path(rel).display().to_string(),
+                    reason,
+                },
+            });
+        }
         if h.typeflag == gotar::TYPE_REG && h.size > 0 {
             let p = layer.path(rel);
             let mut f = layer.source.open(&p)?;
-            self.tw
-                .write_data(&mut f, h.size as u64)
-                .map_err(|e| WhiteoutError::Read { path: p, source: e })?;
+            if let Err(e) = self.tw.write_data(&mut f, h.size as u64) {
+                return Err(match self.tw.write_error() {
+                    Some(w) => WhiteoutError::Output(w),
+                    None => WhiteoutError::Read { path: p, source: e },
+                });
+            }
         }
         Ok(())
     }

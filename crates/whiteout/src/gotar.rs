@@ -131,6 +131,9 @@ pub struct GoTarWriter<'w> {
     hasher: Sha256,
     written: u64,
     pad: usize,
+    /// The first error of the OUTPUT (kind, text): a failed header or data write is the
+    /// archive's failure (a full disk), not the file being read.
+    write_failed: Option<(io::ErrorKind, String)>,
 }
 
 impl<'w> GoTarWriter<'w> {
@@ -140,11 +143,27 @@ impl<'w> GoTarWriter<'w> {
             hasher: Sha256::new(),
             written: 0,
             pad: 0,
+            write_failed: None,
         }
     }
 
+    /// The first error writing the output, if any.
+    pub fn write_error(&self) -> Option<io::Error> {
+        self.write_failed
+            .as_ref()
+            .map(|(k, m)| io::Error::new(*k, m.clone()))
+    }
+
+    fn out_write(&mut self, b: &[u8]) -> io::Result<()> {
+        self.out.write_all(b).inspect_err(|e| {
+            if self.write_failed.is_none() {
+                self.write_failed = Some((e.kind(), e.to_string()));
+            }
+        })
+    }
+
     fn put(&mut self, b: &[u8]) -> io::Result<()> {
-        self.out.write_all(b)?;
+        self.out_write(b)?;
         self.hasher.update(b);
         self.written += b.len() as u64;
         Ok(())
@@ -307,7 +326,7 @@ impl<'w> GoTarWriter<'w> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.out.write_all(&buf[..n])?;
+            self.out_write(&buf[..n])?;
             self.hasher.update(&buf[..n]);
             self.written += n as u64;
             left -= n as u64;

@@ -375,3 +375,42 @@ fn output_is_deterministic_and_ends_with_two_zero_blocks() {
     assert!(a[a.len() - 1024..].iter().all(|&c| c == 0));
     let _ = std::io::sink().write(&a);
 }
+
+/// A full disk while a file's data is copied: the error is the archive's
+/// (`WhiteoutError::Output`), never one naming the evidence file being read.
+#[test]
+fn a_failing_output_is_not_blamed_on_the_file_read() {
+    struct FullAfter(usize);
+    impl Write for FullAfter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "No space left on device",
+                ));
+            }
+            let n = b.len().min(self.0);
+            self.0 -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let ev = t.path().join("evidence");
+    std::fs::create_dir_all(ev.join("upper/etc")).unwrap();
+    std::fs::write(ev.join("upper/etc/big"), vec![b'x'; 300_000]).unwrap();
+    let src = DirSource::new(&ev).unwrap();
+    let up = PathBuf::from("upper");
+    let upper = LayerDir::new(&src, &up, WhiteoutStyle::Overlay);
+    // Mid-data (after the headers), and in a header.
+    for room in [100_000, 700] {
+        let e = write_flattened_tar(&[upper], &TarNames::empty(), &mut FullAfter(room))
+            .expect_err("the output is full");
+        assert!(matches!(e, WhiteoutError::Output(_)), "{room}: {e:?}");
+        let msg = e.to_string();
+        assert!(!msg.contains("etc/big") && !msg.contains("upper"), "{msg}");
+        assert!(msg.contains("No space left on device"), "{msg}");
+    }
+}
