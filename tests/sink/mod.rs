@@ -318,6 +318,22 @@ fn stdout_dev_stdout_and_fifo_are_written_in_place() {
     };
     assert!(ok(s(&file)).is_empty());
     let want = fs::read(&file).unwrap();
+    // `-o -` while standard output appends to the evidence itself: refused.
+    let before = snapshot(&[&r.archive]);
+    let out = Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(base)
+        .arg("-")
+        .stdout(
+            fs::OpenOptions::new()
+                .append(true)
+                .open(&r.archive)
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to write standard output"));
+    assert_eq!(snapshot(&[&r.archive]), before);
     assert_eq!(ok("-"), want, "-o -");
     // Standard output is a pipe here: /dev/stdout is written, not replaced.
     let stdout_before = fs::symlink_metadata("/dev/stdout").unwrap();

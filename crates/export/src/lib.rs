@@ -74,10 +74,15 @@
 //! * [`LayerSource::write_layer`] returns the `sha256:<hex>` it computed
 //!   (`Result<String, LayerError>`), as its documentation asks; the exporter
 //!   cross-checks it.
-//! * `Output::Tar("-")` writes to stdout; on error the partial stream cannot be
-//!   taken back. Files and directories are written under a temporary name in
-//!   the same directory and renamed at the end, so no partial output is left
-//!   behind. `Output::Dir` must not exist or be an empty directory.
+//! * Every output goes through `salvor-sink`: `Output::Tar("-")` writes to stdout
+//!   (on error the partial stream cannot be taken back); a FIFO or device is written
+//!   in place; a file or directory is written under a temporary name in the same
+//!   directory and renamed at the end, so no partial output is left behind.
+//!   `Output::Dir` must not exist or be an empty directory. [`export`] has no
+//!   evidence guard and replaces an existing file; the CLI opens its output through
+//!   a guarded `salvor_sink::OutputPolicy` and calls [`export_tar_to`] /
+//!   [`export_dir_into`]. A write error is reported as the output's
+//!   ([`ExportError::Sink`]), whatever the layer source made of it.
 //! * `parallel` only affects `Output::Dir` (a tar is one stream).
 //! * [`ExportReport::files`] lists regular files (not directories/symlinks) in
 //!   archive order with their sha256 (bare hex) and size.
