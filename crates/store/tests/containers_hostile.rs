@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use salvor_source::DirSource;
 use salvor_store::logs::{self, encode_local_record, LogOptions, LogReader};
-use salvor_store::{LayerFiles, Store, StoreError};
+use salvor_store::{LayerFiles, ResolveError, Store, StoreError};
 
 fn id(n: u8) -> String {
     format!("{:x}", n % 16).repeat(64)
@@ -217,12 +217,15 @@ fn find_container_by_name_id_prefix_and_ambiguity() {
     assert_eq!(store.find_container("abc1").expect("prefix").id, a);
     assert_eq!(store.find_container(&b).expect("full").id, b);
     match store.find_container("abc") {
-        Err(StoreError::Ambiguous(m)) => assert!(m.contains(&a) && m.contains(&b), "{m}"),
+        Err(StoreError::Resolve(e @ ResolveError::Ambiguous { .. })) => {
+            let m = e.to_string();
+            assert!(m.contains(&a) && m.contains(&b), "{m}")
+        }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         store.find_container("nope"),
-        Err(StoreError::NotFound(_))
+        Err(StoreError::Resolve(ResolveError::NotFound { .. }))
     ));
 }
 
