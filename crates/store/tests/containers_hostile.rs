@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use salvor_source::DirSource;
 use salvor_store::logs::{self, encode_local_record, LogOptions, LogReader};
-use salvor_store::{LayerFiles, ResolveError, Store, StoreError};
+use salvor_store::resolve::How;
+use salvor_store::{
+    Kind, LayerFiles, ResolveError, Resolved, SaveTarget, Store, StoreError, Target, Want,
+};
 
 fn id(n: u8) -> String {
     format!("{:x}", n % 16).repeat(64)
@@ -404,4 +407,236 @@ fn local_driver_logs_and_bad_length_prefix() {
     assert!(errs.iter().any(|e| e.contains("suffix")), "{errs:?}");
     // The other container still lists and reads.
     assert_eq!(store.containers().0.len(), 2);
+}
+
+/// Writes an image config (no layers) into the data-root; returns its id's hex.
+fn add_image(dir: &Path, created: &str) -> String {
+    let cfg = format!(
+        r#"{{"architecture":"amd64","os":"linux","created":"{created}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+    );
+    let hex = salvor_store::sha256_hex(cfg.as_bytes());
+    let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_string();
+    write(
+        &dir.join("image/overlay2/imagedb/content/sha256").join(&hex),
+        cfg.as_bytes(),
+    );
+    hex
+}
+
+fn repositories(dir: &Path, json: &str) {
+    write(
+        &dir.join("image/overlay2/repositories.json"),
+        json.as_bytes(),
+    );
+}
+
+fn kinds(e: &ResolveError) -> Vec<(Kind, String)> {
+    match e {
+        ResolveError::Ambiguous { candidates, .. }
+        | ResolveError::NotFound {
+            other: candidates, ..
+        } => candidates.iter().map(|c| (c.kind, c.id.clone())).collect(),
+        ResolveError::Empty { .. } => vec![],
+    }
+}
+
+#[test]
+fn one_resolver_for_images_and_containers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let i1 = add_image(d, "2024-01-01T00:00:00Z");
+    let i2 = add_image(d, "2024-01-02T00:00:00Z");
+    // A container whose id shares i1's first 6 hex digits, and two sharing "abc".
+    let c_img = format!("{}{}", &i1[..6], "1".repeat(58));
+    let a = format!("abc1{}", "0".repeat(60));
+    let b = format!("abc2{}", "0".repeat(60));
+    add_container(d, &c_img, "twin", "json-file", true);
+    add_container(d, &a, "first", "json-file", true);
+    add_container(d, &b, "abc", "json-file", true);
+    add_container(d, &"d".repeat(64), "web", "json-file", true);
+    // i1 is web:latest (also a container's name) and has a digest; i2 is tagged with i1's
+    // 8-digit prefix as repository name.
+    repositories(
+        d,
+        &format!(
+            r#"{{"Repositories":{{"web":{{"web:latest":"sha256:{i1}","web@sha256:{dg}":"sha256:{i1}"}},"{p}":{{"{p}:latest":"sha256:{i2}"}}}}}}"#,
+            dg = "f".repeat(64),
+            p = &i1[..8]
+        ),
+    );
+    let store = open(d);
+    assert_eq!(store.images.len(), 2, "{:?}", store.problems);
+    let either_c = Want::Either {
+        prefer: Kind::Container,
+    };
+    let either_i = Want::Either {
+        prefer: Kind::Image,
+    };
+    let img_of = |r: Resolved<'_>| match r.target {
+        Target::Image(i) => (i.id.clone(), r.how),
+        Target::Container(c) => panic!("wanted an image, got container {}", c.id),
+    };
+    let con_of = |r: Resolved<'_>| match r.target {
+        Target::Container(c) => (c.id.clone(), r.how),
+        Target::Image(i) => panic!("wanted a container, got image {}", i.id),
+    };
+
+    // A prefix matching both kinds: ambiguous for a command taking either, with both kinds.
+    let e = store.resolve(&i1[..4], either_c).expect_err("ambiguous");
+    assert!(matches!(e, ResolveError::Ambiguous { .. }), "{e}");
+    let mut k = kinds(&e);
+    k.sort();
+    assert_eq!(
+        k,
+        vec![
+            (Kind::Image, format!("sha256:{i1}")),
+            (Kind::Container, c_img.clone())
+        ]
+    );
+    let m = e.to_string();
+    assert!(
+        m.contains("image sha256:") && m.contains("container ") && m.contains("twin"),
+        "{m}"
+    );
+    // … and the same for `extract` (image first only for exact matches).
+    assert!(matches!(
+        store.resolve_for_save(&i1[..4]),
+        Err(ResolveError::Ambiguous { .. })
+    ));
+    // One-kind commands take the one of their kind.
+    assert_eq!(
+        img_of(store.resolve(&i1[..4], Want::Image).expect("image")).0,
+        format!("sha256:{i1}")
+    );
+    assert_eq!(
+        con_of(store.resolve(&i1[..4], Want::Container).expect("container")).0,
+        c_img
+    );
+
+    // Several of one kind: ambiguous, every candidate listed.
+    let e = store.resolve("abc", Want::Image).expect_err("no image");
+    assert!(matches!(e, ResolveError::NotFound { .. }));
+    let e = store.resolve("ab", Want::Container).expect_err("ambiguous");
+    let mut k = kinds(&e);
+    k.sort();
+    assert_eq!(
+        k,
+        vec![(Kind::Container, a.clone()), (Kind::Container, b.clone())],
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(&a) && e.to_string().contains(&b),
+        "{e}"
+    );
+
+    // Exact name beats prefix: container "abc" is b, although "abc" prefixes a and b.
+    let r = store.resolve("abc", either_c).expect("name");
+    assert_eq!(
+        r.also
+            .iter()
+            .map(|c| (c.id.clone(), c.how))
+            .collect::<Vec<_>>(),
+        vec![(a.clone(), How::Prefix)]
+    );
+    assert_eq!(con_of(r).0, b);
+    // Exact tag beats prefix: i1[..8] is i2's tag and i1's id prefix.
+    let r = store.resolve(&i1[..8], Want::Image).expect("tag");
+    assert!(r
+        .also
+        .iter()
+        .any(|c| c.id == format!("sha256:{i1}") && c.how == How::Prefix));
+    assert_eq!(img_of(r), (format!("sha256:{i2}"), How::Tag));
+
+    // Unique prefix of each kind.
+    assert_eq!(
+        con_of(store.resolve("abc1", either_c).expect("prefix")),
+        (a.clone(), How::Prefix)
+    );
+    assert_eq!(
+        img_of(store.resolve(&i2[..6], either_c).expect("prefix")).1,
+        How::Prefix
+    );
+    assert_eq!(
+        img_of(
+            store
+                .resolve(&format!("sha256:{}", &i2[..6]), either_c)
+                .expect("sha256: prefix")
+        )
+        .1,
+        How::Prefix
+    );
+
+    // Full ids, tag, digest.
+    assert_eq!(
+        img_of(store.resolve(&i1, either_c).expect("id")).1,
+        How::FullId
+    );
+    assert_eq!(
+        con_of(store.resolve(&a, either_i).expect("id")).1,
+        How::FullId
+    );
+    assert_eq!(
+        img_of(
+            store
+                .resolve("docker.io/library/web:latest", Want::Image)
+                .expect("tag")
+        ),
+        (format!("sha256:{i1}"), How::Tag)
+    );
+    assert_eq!(
+        img_of(
+            store
+                .resolve(&format!("web@sha256:{}", "f".repeat(64)), either_c)
+                .expect("digest")
+        ),
+        (format!("sha256:{i1}"), How::Digest)
+    );
+
+    // A container named like an image tag: docker's order for the command, with a note.
+    let r = store.resolve("web", either_c).expect("web");
+    let note = r.note("web").expect("note");
+    assert!(note.contains("image"), "{note}");
+    assert_eq!(con_of(r).1, How::Name);
+    assert_eq!(
+        img_of(store.resolve("web", either_i).expect("web")).1,
+        How::Tag
+    );
+    match store.resolve_for_save("web").expect("save").target {
+        SaveTarget::Images(v) => {
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].1, vec!["web:latest".to_string()]);
+        }
+        SaveTarget::Container(c) => panic!("extract web took container {}", c.id),
+    }
+    assert!(matches!(
+        store.resolve_for_save("first").expect("save").target,
+        SaveTarget::Container(_)
+    ));
+
+    // One kind looked for, the other matched: said so.
+    let e = store
+        .resolve("first", Want::Image)
+        .expect_err("not an image");
+    assert!(
+        e.to_string()
+            .starts_with("no image matches \"first\"; it matches container abc100000000 (first)"),
+        "{e}"
+    );
+    let e = store
+        .resolve(&i2[..6], Want::Container)
+        .expect_err("not a container");
+    assert!(
+        e.to_string()
+            .contains(&format!("it matches image {}", &i2[..12])),
+        "{e}"
+    );
+    assert!(matches!(
+        store.resolve("  ", either_c),
+        Err(ResolveError::Empty { .. })
+    ));
+    // `sha256:` never names a container.
+    assert!(store
+        .resolve(&format!("sha256:{}", &a[..8]), Want::Container)
+        .is_err());
 }
