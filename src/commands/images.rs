@@ -131,6 +131,7 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
                     "architecture": i.architecture,
                     "os": i.os,
                     "config_synthesised": i.synthesised,
+                    "config_error": i.config_error,
                 })
             })
             .collect();
@@ -149,7 +150,11 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
                 printable(&repo),
                 printable(&tag),
                 id.clone(),
-                short_time(img.created.as_deref()),
+                match &img.config_error {
+                    // Listed, marked: `salvor info` names the file and the error.
+                    Some(_) => "UNPARSEABLE CONFIG".to_string(),
+                    None => short_time(img.created.as_deref()),
+                },
                 human_size(img.size),
             ]);
         }

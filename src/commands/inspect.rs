@@ -73,6 +73,7 @@ pub fn inspect(store: &Store, img: &Image, raw_config: bool) -> anyhow::Result<u
         "Salvor": {
             "ConfigSynthesised": img.synthesised,
             "ConfigPath": img.config_path.as_ref().map(|p| format!("/{}", p.display())),
+            "ConfigError": img.config_error,
             "ChainIDs": img.chain_ids,
         },
     }]);

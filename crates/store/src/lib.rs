@@ -41,6 +41,7 @@ use salvor_source::{Source, SourceError};
 pub mod audit;
 pub mod containers;
 pub mod digest;
+mod jsondup;
 pub mod legacy;
 pub mod locate;
 pub mod logs;
@@ -287,6 +288,12 @@ pub struct Image {
     pub config: Arc<Vec<u8>>,
     /// `true` when the config bytes were synthesised from v1 metadata.
     pub synthesised: bool,
+    /// `config unparseable: <file>: <error>` when the config bytes are not JSON salvor
+    /// (serde_json) can read, e.g. a number out of range (`1e999`). The image is still
+    /// listed; `created`, `architecture`, `os` and the layers are what a field-by-field
+    /// read recovered (nothing when that failed too). `config` keeps the bytes as found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
 }
 
 impl Image {

@@ -640,3 +640,146 @@ fn one_resolver_for_images_and_containers() {
         .resolve(&format!("sha256:{}", &a[..8]), Want::Container)
         .is_err());
 }
+
+/// Issue 15: a duplicate top-level "Repositories" key. The engine's Go decoder
+/// (`json.NewDecoder(f).Decode(&store)`) decodes each occurrence into the same map: the
+/// objects merge, a repository named again replaces its earlier tags. salvor does the same
+/// and reports the duplicate, naming the file.
+#[test]
+fn duplicate_repositories_key_is_merged_like_go_and_reported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let i1 = add_image(d, "2024-01-01T00:00:00Z");
+    let i2 = add_image(d, "2024-01-02T00:00:00Z");
+    let i3 = add_image(d, "2024-01-03T00:00:00Z");
+    repositories(
+        d,
+        &format!(
+            r#"{{"Repositories":{{"one":{{"one:1":"sha256:{i1}"}},"two":{{"two:1":"sha256:{i2}"}}}},
+               "Other":1e999,
+               "Repositories":{{"two":{{"two:2":"sha256:{i2}"}},"three":{{"three:1":"sha256:{i3}","three:1":"sha256:{i1}"}}}}}}"#
+        ),
+    );
+    let store = open(d);
+    let tags = |hex: &str| {
+        store
+            .images
+            .iter()
+            .find(|i| i.id == format!("sha256:{hex}"))
+            .map(|i| i.repo_tags.clone())
+            .expect("image listed")
+    };
+    // Merged: one:1 from the first object, two replaced by the second's, three:1's last wins.
+    assert_eq!(tags(&i1), vec!["one:1".to_string(), "three:1".to_string()]);
+    assert_eq!(tags(&i2), vec!["two:2".to_string()]);
+    assert!(tags(&i3).is_empty());
+    let repos = d.join("image/overlay2/repositories.json");
+    let about: Vec<&str> = store
+        .problems
+        .iter()
+        .filter(|p| {
+            d.join(&p.path) == repos || p.path.ends_with("image/overlay2/repositories.json")
+        })
+        .map(|p| p.what.as_str())
+        .collect();
+    assert!(
+        about
+            .iter()
+            .any(|w| w.contains("\"Repositories\" key appears 2 times")),
+        "{:?}",
+        store.problems
+    );
+    assert!(
+        about
+            .iter()
+            .any(|w| w.contains("repository \"two\" is listed more than once")),
+        "{about:?}"
+    );
+    assert!(
+        about
+            .iter()
+            .any(|w| w.contains("\"three:1\" is listed more than once")),
+        "{about:?}"
+    );
+
+    // A later null drops every earlier tag, as in Go; a lower-case key is the same field.
+    repositories(
+        d,
+        &format!(r#"{{"Repositories":{{"one":{{"one:1":"sha256:{i1}"}}}},"repositories":null}}"#),
+    );
+    let store = open(d);
+    assert!(store.images.iter().all(|i| i.repo_tags.is_empty()));
+    assert!(store
+        .problems
+        .iter()
+        .any(|p| p.what.contains("appears 2 times")));
+}
+
+/// Issue 15: an image config holding `1e999` (out of range for serde_json) is listed,
+/// marked unparseable with a Problem naming the config file, instead of vanishing while its
+/// tag says "config is missing".
+#[test]
+fn unparseable_config_is_listed_and_reported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let diff = format!("sha256:{}", "5".repeat(64));
+    let cfgs = [
+        // 1e999 in a field salvor does not model: the layers are still read.
+        format!(
+            r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{{"StopTimeout":1e999}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+        ),
+        // … in one it does: listed without layers.
+        r#"{"architecture":1e999,"rootfs":{"type":"layers","diff_ids":[]}}"#.to_string(),
+    ];
+    let mut ids = Vec::new();
+    for c in &cfgs {
+        let hex = salvor_store::sha256_hex(c.as_bytes());
+        let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_string();
+        write(
+            &d.join("image/overlay2/imagedb/content/sha256").join(&hex),
+            c.as_bytes(),
+        );
+        ids.push(hex);
+    }
+    repositories(
+        d,
+        &format!(
+            r#"{{"Repositories":{{"bad":{{"bad:1":"sha256:{}"}}}}}}"#,
+            ids[0]
+        ),
+    );
+    let store = open(d);
+    assert_eq!(store.images.len(), 2, "{:?}", store.problems);
+    let img = store.find_image("bad:1").expect("the tag still resolves");
+    assert_eq!(img.id, format!("sha256:{}", ids[0]));
+    assert_eq!(img.diff_ids, vec![diff.clone()]);
+    assert_eq!(img.created.as_deref(), Some("2024-01-01T00:00:00Z"));
+    let e = img.config_error.as_deref().expect("marked");
+    assert!(
+        e.starts_with("config unparseable: ") && e.contains(&ids[0]),
+        "{e}"
+    );
+    assert!(e.contains("number out of range"), "{e}");
+    let other = store.find_image(&ids[1]).expect("listed");
+    assert!(other.config_error.is_some() && other.diff_ids.is_empty());
+    for id in &ids {
+        assert!(
+            store
+                .problems
+                .iter()
+                .any(|p| p.path.ends_with(id) && p.what.starts_with("config unparseable: ")),
+            "{:?}",
+            store.problems
+        );
+    }
+    assert!(
+        !store
+            .problems
+            .iter()
+            .any(|p| p.what.contains("config is missing")),
+        "{:?}",
+        store.problems
+    );
+}
