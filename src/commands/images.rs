@@ -14,6 +14,19 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     problems.extend(container_problems);
     problems.sort();
     problems.dedup();
+    // What the evidence reader left out (tar members named with `..`, hardlinks to members
+    // not in the archive, a damaged archive …) is a problem too, about the archive itself
+    // (no path inside it).
+    problems.extend(
+        store
+            .source
+            .warnings()
+            .iter()
+            .map(|w| salvor_store::Problem {
+                path: std::path::PathBuf::new(),
+                what: format!("evidence archive: {w}"),
+            }),
+    );
     let (volumes, _) = store.volumes(&containers);
     let thin_pool =
         (store.driver == salvor_store::Driver::Devicemapper).then(|| match store.devicemapper() {
@@ -80,6 +93,10 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     } else {
         writeln!(out, "Problems:        {}", problems.len())?;
         for p in &problems {
+            if p.path.as_os_str().is_empty() {
+                writeln!(out, "  {}", printable(&p.what))?;
+                continue;
+            }
             writeln!(
                 out,
                 "  /{}: {}",
