@@ -287,9 +287,22 @@ fn broken_metadata_is_reported_and_the_rest_still_works() {
         0,
     ))
     .expect("json");
-    assert_eq!(images.as_array().expect("a").len(), 1);
-    let v = verify_json(&b.root, 0);
-    assert_eq!(v["ok"], true, "the good image still verifies");
+    // The config that is not JSON is still an image record: listed, marked unparseable.
+    let images = images.as_array().expect("a");
+    assert_eq!(images.len(), 2);
+    let junk = format!("sha256:{}", "ab".repeat(32));
+    for i in images {
+        assert_eq!(
+            i["config_error"].is_string(),
+            i["id"] == junk.as_str(),
+            "{i}"
+        );
+    }
+    // Its bytes do not hash to its name: a finding; the good image still verifies.
+    let v = verify_json(&b.root, 1);
+    for i in v["images"].as_array().expect("images") {
+        assert_eq!(i["ok"], i["id"] != junk.as_str(), "{i}");
+    }
 }
 
 /// Unreadable tar-split files: truncated, not gzip, a gzip bomb of zeros.

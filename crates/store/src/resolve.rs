@@ -430,10 +430,11 @@ impl<'a, 'c> Resolver<'a, 'c> {
                     let of_pref: Vec<usize> = top
                         .iter()
                         .enumerate()
-                        .filter(|(_, h)| match (prefer, &h.0) {
-                            (Kind::Image, Hit::Image(_)) => true,
-                            (Kind::Container, Hit::Container(_)) => true,
-                            _ => false,
+                        .filter(|(_, h)| {
+                            matches!(
+                                (prefer, &h.0),
+                                (Kind::Image, Hit::Image(_)) | (Kind::Container, Hit::Container(_))
+                            )
                         })
                         .map(|(i, _)| i)
                         .collect();

@@ -349,7 +349,7 @@ pub(crate) fn load(
                 store.problem(
                     &path,
                     format!(
-                        "config unparseable: {e}; {}",
+                        "config unparseable: not valid JSON: {e}; {}",
                         if recovered.is_some() {
                             "the image is listed with its layers read field by field (the engine fails to load a config whose bad value is in a field it reads)"
                         } else {
