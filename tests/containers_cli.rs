@@ -383,3 +383,131 @@ fn inspect_still_finds_images() {
     let v: Value = serde_json::from_str(&out).expect("json");
     assert!(v[0]["RepoTags"].is_array());
 }
+
+/// Runs salvor expecting exit 2; returns stderr.
+fn salvor_err(args: &[&str]) -> String {
+    let out = salvor(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "salvor {args:?}: {err}");
+    err
+}
+
+fn fixture(name: &str) -> String {
+    root(&common::repo().join("fixtures/engine").join(name))
+}
+
+/// Issue 9's ambiguous arguments, on the overlay2 engine fixture: `e` prefixes image
+/// e8bc956cc54c and container e61f1776d840 (c-exit0). Every command taking either kind
+/// refuses it, listing both with their kinds; commands taking one kind take that one.
+#[test]
+fn one_resolver_same_answer_for_every_command() {
+    let r = fixture("overlay2");
+    let img = "sha256:e8bc956cc54ca297d466b5966cada8dec4833fb9acf11837cd786a8815b0e047";
+    let con = "e61f1776d840aebfa8ba02166d71fec223551551887b4cff488fe40c2ef4056e";
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("x.tar");
+    let out = out.to_str().expect("utf8");
+    for args in [
+        vec!["inspect", "e"],
+        vec!["export", "e", "-o", out],
+        vec!["extract", "e", "-o", out],
+    ] {
+        let mut a = vec!["--root", r.as_str()];
+        a.extend(&args);
+        let err = salvor_err(&a);
+        assert!(
+            err.contains("\"e\" is ambiguous")
+                && err.contains(&format!("image {img}"))
+                && err.contains(&format!("container {con} (c-exit0)")),
+            "{args:?}: {err}"
+        );
+        assert!(!Path::new(out).exists(), "{args:?} wrote output");
+    }
+    // Several of one kind: 9d prefixes two images.
+    let err = salvor_err(&["--root", &r, "inspect", "9d"]);
+    assert!(
+        err.contains("matches 2 images or containers")
+            && err.contains("image sha256:9da4660c028a")
+            && err.contains("image sha256:9dbeae5e8669"),
+        "{err}"
+    );
+    let err = salvor_err(&["--root", &r, "history", "9"]);
+    assert!(
+        err.contains("history: \"9\" is ambiguous: it matches 2 images"),
+        "{err}"
+    );
+    // One-kind commands: `logs e` is c-exit0's log, `history e` the image's history.
+    let logs = salvor_ok(&["--root", &r, "logs", "e"], 0);
+    assert!(logs.contains("hello from c-exit0"), "{logs}");
+    let h: Value = serde_json::from_str(&salvor_ok(&["--root", &r, "history", "e", "--json"], 0))
+        .expect("json");
+    assert_eq!(h[0]["id"], img);
+    // Unique prefix of each kind, full ids, a name and a tag: inspect says which it took.
+    for (q, id) in [
+        ("e61f", con),
+        ("e8bc", img),
+        (con, con),
+        (img, img),
+        (&img[7..], img),
+        ("c-exit0", con),
+        ("/c-exit0", con),
+        (
+            "salvor/base:1.0",
+            "sha256:c7eb351a0526d5c53b5f73d3ca3699b1b8065ad89762d6e635ebfdb1abff6e2a",
+        ),
+        (
+            "docker.io/salvor/base",
+            "sha256:c7eb351a0526d5c53b5f73d3ca3699b1b8065ad89762d6e635ebfdb1abff6e2a",
+        ),
+    ] {
+        let v: Value =
+            serde_json::from_str(&salvor_ok(&["--root", &r, "inspect", q], 0)).expect("json");
+        assert_eq!(v[0]["Id"], id, "inspect {q}");
+    }
+}
+
+/// A one-kind command says which kind it looked for, and what the argument matches
+/// instead; the vfs fixture: `c` prefixes only image cbc069c50156, `a` only container
+/// a54e6d9e4c1c (c-created).
+#[test]
+fn one_kind_commands_name_the_kind_and_the_other_match() {
+    let r = fixture("vfs");
+    for cmd in [
+        vec!["logs", "c"],
+        vec!["diff", "c"],
+        vec!["timeline", "--container", "c"],
+    ] {
+        let mut a = vec!["--root", r.as_str()];
+        a.extend(&cmd);
+        let err = salvor_err(&a);
+        assert!(
+            err.contains(
+                "no container matches \"c\"; it matches image cbc069c50156 (salvor/small:1)"
+            ),
+            "{cmd:?}: {err}"
+        );
+    }
+    for cmd in ["history", "verify"] {
+        let err = salvor_err(&["--root", &r, cmd, "a"]);
+        assert!(
+            err.contains(&format!(
+                "{cmd}: no image matches \"a\"; it matches container a54e6d9e4c1c (c-created)"
+            )),
+            "{err}"
+        );
+    }
+    let err = salvor_err(&["--root", &r, "logs", "zz"]);
+    assert!(
+        err.contains("logs: no container matches \"zz\" (try `salvor containers`)"),
+        "{err}"
+    );
+    // `0` prefixes image 01c1… and container 04e4… (c-exit0): ambiguous where either is taken.
+    let err = salvor_err(&["--root", &r, "inspect", "0"]);
+    assert!(
+        err.contains("image sha256:01c1419ed8cb") && err.contains("container 04e49402d446"),
+        "{err}"
+    );
+    let v: Value =
+        serde_json::from_str(&salvor_ok(&["--root", &r, "inspect", "04"], 0)).expect("json");
+    assert_eq!(v[0]["Name"], "/c-exit0");
+}

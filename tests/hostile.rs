@@ -287,9 +287,22 @@ fn broken_metadata_is_reported_and_the_rest_still_works() {
         0,
     ))
     .expect("json");
-    assert_eq!(images.as_array().expect("a").len(), 1);
-    let v = verify_json(&b.root, 0);
-    assert_eq!(v["ok"], true, "the good image still verifies");
+    // The config that is not JSON is still an image record: listed, marked unparseable.
+    let images = images.as_array().expect("a");
+    assert_eq!(images.len(), 2);
+    let junk = format!("sha256:{}", "ab".repeat(32));
+    for i in images {
+        assert_eq!(
+            i["config_error"].is_string(),
+            i["id"] == junk.as_str(),
+            "{i}"
+        );
+    }
+    // Its bytes do not hash to its name: a finding; the good image still verifies.
+    let v = verify_json(&b.root, 1);
+    for i in v["images"].as_array().expect("images") {
+        assert_eq!(i["ok"], i["id"] != junk.as_str(), "{i}");
+    }
 }
 
 /// Unreadable tar-split files: truncated, not gzip, a gzip bomb of zeros.
@@ -605,4 +618,166 @@ fn nul_and_non_utf8_names_in_the_tar_split() {
             assert_eq!(f["name_hex"], hex::encode(b"bin/to\xffol"), "{label}: {l}");
         }
     }
+}
+
+/// A container of the synthetic root whose json-file log is `log` (made by the caller).
+fn synth_container(root: &Path, image_id: &str, cid: &str) -> std::path::PathBuf {
+    let cdir = root.join("containers").join(cid);
+    fs::create_dir_all(&cdir).expect("mkdir");
+    fs::write(
+        cdir.join("config.v2.json"),
+        format!(
+            r#"{{"ID":"{cid}","Created":"2024-01-01T00:00:00Z","Path":"sh","Args":[],"State":{{"Status":"exited","ExitCode":0}},"Config":{{"Image":"synth"}},"Image":"{image_id}","Name":"/logger","Driver":"overlay2","LogPath":"/var/lib/docker/containers/{cid}/{cid}-json.log"}}"#
+        ),
+    )
+    .expect("config");
+    fs::write(
+        cdir.join("hostconfig.json"),
+        r#"{"LogConfig":{"Type":"json-file","Config":{}}}"#,
+    )
+    .expect("hostconfig");
+    cdir.join(format!("{cid}-json.log"))
+}
+
+/// Issue 15: `logs` of a container whose log file is a FIFO, a socket or a symlink was
+/// silent (exit 0, no output). Now: a warning naming the file and its kind, exit 1, and the
+/// special file is never opened (a FIFO would block) nor followed.
+#[test]
+fn logs_of_a_fifo_socket_or_symlink_say_so() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(tmp.path(), &base_layers());
+    let canary = tmp.path().join("canary.log");
+    fs::write(
+        &canary,
+        format!(
+            "{{\"log\":\"{}\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}}\n",
+            String::from_utf8_lossy(CANARY)
+        ),
+    )
+    .expect("canary");
+    let root = b.root.to_string_lossy().into_owned();
+    let kinds = ["fifo", "socket", "symlink"];
+    for (n, kind) in kinds.iter().enumerate() {
+        let cid = format!("{n}").repeat(64);
+        let log = synth_container(&b.root, &b.image_id, &cid);
+        let _listener;
+        match *kind {
+            "fifo" => {
+                let st = std::process::Command::new("mkfifo")
+                    .arg(&log)
+                    .status()
+                    .expect("mkfifo");
+                assert!(st.success());
+            }
+            "socket" => {
+                // sun_path is short: bind near the root, then move the socket into place.
+                let short = tmp.path().join("s");
+                _listener = std::os::unix::net::UnixListener::bind(&short).expect("bind");
+                fs::rename(&short, &log).expect("rename socket");
+            }
+            _ => symlink(&canary, &log).expect("symlink"),
+        }
+        let out = salvor(&["--root", &root, "logs", &cid]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{cid}-json.log: the log file is a {kind}, not a regular file; not read"
+            )),
+            "{kind}: {err}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("CANARY"),
+            "{kind}"
+        );
+        fs::remove_dir_all(b.root.join("containers").join(&cid)).expect("rm");
+    }
+}
+
+/// Raw ustar header + data for a member whose name is given as bytes.
+fn raw_member(name: &[u8], typeflag: u8, link: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name);
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+    h[136..147].copy_from_slice(b"14000000000");
+    h[156] = typeflag;
+    h[157..157 + link.len()].copy_from_slice(link);
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    let mut v = h.to_vec();
+    v.extend_from_slice(data);
+    v.resize(v.len().div_ceil(512) * 512, 0);
+    v
+}
+
+/// Issue 15: tar members the archive reader drops (a name with `..`, a hardlink whose
+/// target is not in the archive) were listed only by `report`; `info` said "Problems: none".
+#[test]
+fn dropped_archive_members_are_problems_in_info() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(tmp.path(), &base_layers());
+    let archive = tmp.path().join("evidence.tar");
+    {
+        let f = fs::File::create(&archive).expect("create");
+        let mut t = tar::Builder::new(f);
+        t.follow_symlinks(false);
+        t.append_dir_all("data-root", &b.root).expect("append");
+        let w = t.into_inner().expect("finish");
+        use std::io::Write;
+        // into_inner wrote the two zero blocks: rewrite the end by appending members after
+        // truncating them off.
+        let len = w.metadata().expect("md").len();
+        w.set_len(len - 1024).expect("truncate");
+        let mut w = fs::OpenOptions::new()
+            .append(true)
+            .open(&archive)
+            .expect("open");
+        w.write_all(&raw_member(b"data-root/../escaped.txt", b'0', b"", CANARY))
+            .expect("write");
+        w.write_all(&raw_member(
+            b"data-root/hard",
+            b'1',
+            b"data-root/not-there",
+            b"",
+        ))
+        .expect("write");
+        w.write_all(&[0u8; 1024]).expect("end");
+    }
+    let a = archive.to_string_lossy().into_owned();
+    let text = salvor_ok(&["--root", &a, "info"], 0);
+    assert!(!text.contains("Problems:        none"), "{text}");
+    assert!(
+        text.contains("data-root/../escaped.txt contains '..': left out"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hardlink data-root/hard -> data-root/not-there: target not in the archive"),
+        "{text}"
+    );
+    let v: Value =
+        serde_json::from_str(&salvor_ok(&["--root", &a, "info", "--json"], 0)).expect("json");
+    let whats: Vec<&str> = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter_map(|p| p["what"].as_str())
+        .collect();
+    assert!(
+        whats
+            .iter()
+            .any(|w| w.contains("escaped.txt contains '..'")),
+        "{whats:?}"
+    );
+    assert!(
+        whats
+            .iter()
+            .any(|w| w.contains("data-root/hard -> data-root/not-there")),
+        "{whats:?}"
+    );
 }

@@ -258,7 +258,7 @@ pub fn logs_cmd(
     until: Option<&str>,
     tail: Option<&str>,
 ) -> anyhow::Result<u8> {
-    let c = store.find_container(query)?;
+    let c = crate::commands::target::container(store, "logs", query)?;
     let opts = LogOptions {
         since: time_arg("since", since)?,
         until: time_arg("until", until)?,

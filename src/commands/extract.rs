@@ -143,18 +143,19 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
     let mut selected: Vec<(&salvor_store::Image, Vec<String>)> = Vec::new();
     let mut committed: Vec<Committed> = Vec::new();
     for q in queries {
-        let found = match store.select_for_save(q) {
-            Ok(f) => f,
-            Err(e) => match store.find_container(q) {
-                Ok(c) => {
-                    committed.push(
-                        commit(store, &c, o)
-                            .with_context(|| format!("cannot commit container {q}"))?,
-                    );
-                    continue;
-                }
-                Err(_) => return Err(e.into()),
-            },
+        // The one resolver: an image first (docker save), else a container (docker commit).
+        let r = store.resolve_for_save(q).context("extract")?;
+        if let Some(n) = r.note(q) {
+            eprintln!("salvor: warning: extract: {}", crate::output::printable(&n));
+        }
+        let found = match r.target {
+            salvor_store::SaveTarget::Images(f) => f,
+            salvor_store::SaveTarget::Container(c) => {
+                committed.push(
+                    commit(store, &c, o).with_context(|| format!("cannot commit container {q}"))?,
+                );
+                continue;
+            }
         };
         for (img, tags) in found {
             match selected.iter_mut().find(|(i, _)| i.id == img.id) {

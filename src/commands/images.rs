@@ -14,6 +14,19 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     problems.extend(container_problems);
     problems.sort();
     problems.dedup();
+    // What the evidence reader left out (tar members named with `..`, hardlinks to members
+    // not in the archive, a damaged archive …) is a problem too, about the archive itself
+    // (no path inside it).
+    problems.extend(
+        store
+            .source
+            .warnings()
+            .iter()
+            .map(|w| salvor_store::Problem {
+                path: std::path::PathBuf::new(),
+                what: format!("evidence archive: {w}"),
+            }),
+    );
     let (volumes, _) = store.volumes(&containers);
     let thin_pool =
         (store.driver == salvor_store::Driver::Devicemapper).then(|| match store.devicemapper() {
@@ -80,6 +93,10 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     } else {
         writeln!(out, "Problems:        {}", problems.len())?;
         for p in &problems {
+            if p.path.as_os_str().is_empty() {
+                writeln!(out, "  {}", printable(&p.what))?;
+                continue;
+            }
             writeln!(
                 out,
                 "  /{}: {}",
@@ -131,6 +148,7 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
                     "architecture": i.architecture,
                     "os": i.os,
                     "config_synthesised": i.synthesised,
+                    "config_error": i.config_error,
                 })
             })
             .collect();
@@ -149,7 +167,11 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
                 printable(&repo),
                 printable(&tag),
                 id.clone(),
-                short_time(img.created.as_deref()),
+                match &img.config_error {
+                    // Listed, marked: `salvor info` names the file and the error.
+                    Some(_) => "UNPARSEABLE CONFIG".to_string(),
+                    None => short_time(img.created.as_deref()),
+                },
                 human_size(img.size),
             ]);
         }

@@ -2,13 +2,12 @@
 
 use std::io::Write;
 
-use salvor_store::{LayerFiles, Store};
+use salvor_store::{Image, LayerFiles, Store};
 use serde_json::{json, Value};
 
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
 
-pub fn inspect(store: &Store, query: &str, raw_config: bool) -> anyhow::Result<u8> {
-    let img = store.find_image(query)?;
+pub fn inspect(store: &Store, img: &Image, raw_config: bool) -> anyhow::Result<u8> {
     if raw_config {
         std::io::stdout().lock().write_all(&img.config)?;
         return Ok(0);
@@ -74,6 +73,7 @@ pub fn inspect(store: &Store, query: &str, raw_config: bool) -> anyhow::Result<u
         "Salvor": {
             "ConfigSynthesised": img.synthesised,
             "ConfigPath": img.config_path.as_ref().map(|p| format!("/{}", p.display())),
+            "ConfigError": img.config_error,
             "ChainIDs": img.chain_ids,
         },
     }]);
@@ -82,7 +82,7 @@ pub fn inspect(store: &Store, query: &str, raw_config: bool) -> anyhow::Result<u
 }
 
 pub fn history(store: &Store, query: &str, json_out: bool, no_trunc: bool) -> anyhow::Result<u8> {
-    let img = store.find_image(query)?;
+    let img = crate::commands::target::image(store, "history", query)?;
     let cfg = img.config_json().unwrap_or(Value::Null);
     let hist: Vec<Value> = cfg
         .get("history")

@@ -12,6 +12,7 @@ mod images;
 mod inspect;
 mod report;
 pub mod rootfs;
+mod target;
 mod timeline;
 mod verify;
 
@@ -108,10 +109,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Info { json } => images::info(&store, *json),
         Command::Images { json, no_trunc } => images::images(&store, *json, *no_trunc),
         Command::Tree { json } => images::tree(&store, *json),
-        Command::Inspect { image, config } => match store.find_container(image) {
-            Ok(c) if !*config => containers::inspect_container(&store, &c),
-            _ => inspect::inspect(&store, image, *config),
-        },
+        // As `docker inspect` without --type: a container before an image (exact matches);
+        // --config is about images only.
+        Command::Inspect { image, config } => {
+            let want = if *config {
+                salvor_store::Want::Image
+            } else {
+                salvor_store::Want::Either {
+                    prefer: salvor_store::Kind::Container,
+                }
+            };
+            match target::resolve(&store, "inspect", image, want)?.target {
+                salvor_store::Target::Container(c) => containers::inspect_container(&store, &c),
+                salvor_store::Target::Image(img) => inspect::inspect(&store, img, *config),
+            }
+        }
         Command::History {
             image,
             json,

@@ -132,7 +132,7 @@ pub fn container_stack(store: &Store, c: &Container) -> anyhow::Result<Container
 
 /// `salvor diff CONTAINER`.
 pub fn diff(store: &Store, query: &str, json: bool) -> anyhow::Result<u8> {
-    let c = store.find_container(query)?;
+    let c = crate::commands::target::container(store, "diff", query)?;
     let st = container_stack(store, &c)?;
     let lowers: Vec<LayerDir> = st.lowers.iter().map(OwnedLayer::dir).collect();
     let changes = salvor_whiteout::changes(&st.upper.dir(), &lowers)?;
@@ -216,32 +216,33 @@ pub fn export(
 ) -> anyhow::Result<u8> {
     // Refused before any work.
     outputs.check_file(output)?;
-    let (layers, what, container) = match store.find_container(query) {
-        Ok(c) => {
-            let st = container_stack(store, &c)?;
-            let mut all = vec![st.upper];
-            all.extend(st.lowers);
-            (
-                all,
-                format!(
-                    "container {} ({})",
-                    &c.id[..12],
-                    c.name.trim_start_matches('/')
-                ),
-                Some(c),
-            )
-        }
-        Err(_) => {
-            let img = store
-                .find_image(query)
-                .with_context(|| format!("no container or image matches {query:?}"))?;
-            (
+    // As `docker export`, a container first (exact matches); an image too.
+    let want = salvor_store::Want::Either {
+        prefer: salvor_store::Kind::Container,
+    };
+    let (layers, what, container) =
+        match crate::commands::target::resolve(store, "export", query, want)?.target {
+            salvor_store::Target::Container(c) => {
+                let c = *c;
+                let st = container_stack(store, &c)?;
+                let mut all = vec![st.upper];
+                all.extend(st.lowers);
+                (
+                    all,
+                    format!(
+                        "container {} ({})",
+                        &c.id[..12],
+                        c.name.trim_start_matches('/')
+                    ),
+                    Some(c),
+                )
+            }
+            salvor_store::Target::Image(img) => (
                 image_stack(store, img)?,
                 format!("image {}", img.short_id()),
                 None,
-            )
-        }
-    };
+            ),
+        };
     let names = match names {
         NamesArg::None => TarNames::empty(),
         NamesArg::Container => container_names(&layers),

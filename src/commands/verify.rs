@@ -25,7 +25,7 @@ pub fn select_images<'a>(store: &'a Store, queries: &[String]) -> anyhow::Result
     }
     let mut out: Vec<&Image> = Vec::new();
     for q in queries {
-        let img = store.find_image(q)?;
+        let img = crate::commands::target::image(store, "verify", q)?;
         if !out.iter().any(|i| i.id == img.id) {
             out.push(img);
         }

@@ -193,7 +193,17 @@ pub fn write_timeline(
         let mut ids = BTreeSet::new();
         let mut v = Vec::new();
         for q in &opts.containers {
-            let found = salvor_store::containers::find_in(all.clone(), q)?;
+            // The one resolver, containers only (images are there to say what else `q` names).
+            let found = salvor_store::resolve::Resolver {
+                images: &store.images,
+                containers: &all,
+            }
+            .resolve(q, salvor_store::Want::Container)
+            .map_err(salvor_store::StoreError::from)?;
+            let salvor_store::Target::Container(found) = found.target else {
+                continue;
+            };
+            let found = *found;
             if ids.insert(found.id.clone()) {
                 v.push(found);
             }

@@ -906,46 +906,25 @@ impl Store {
     /// Finds a container by name (with or without the leading `/`), full id or unique id
     /// prefix. An ambiguous prefix is an error listing the candidates.
     pub fn find_container(&self, query: &str) -> Result<Container, StoreError> {
-        let (all, _) = self.containers();
-        find_in(all, query)
+        Ok(self.resolve_container(query)?)
     }
 }
 
-/// [`Store::find_container`] over an already-read list.
+/// [`Store::find_container`] over an already-read list (the one resolver,
+/// [`mod@crate::resolve`], for containers only).
 pub fn find_in(all: Vec<Container>, query: &str) -> Result<Container, StoreError> {
-    let q = query.trim();
-    if q.is_empty() {
-        return Err(StoreError::NotFound("empty container name or id".into()));
+    let r = crate::resolve::Resolver {
+        images: &[],
+        containers: &all,
     }
-    // Docker's order: full id, then exact name, then unique id prefix.
-    if let Some(c) = all.iter().find(|c| c.id == q) {
-        return Ok(c.clone());
+    .resolve(query, crate::resolve::Want::Container)?;
+    match r.target {
+        crate::resolve::Target::Container(c) => Ok(*c),
+        crate::resolve::Target::Image(_) => Err(StoreError::NotFound(format!(
+            "no container matches {:?}",
+            query.trim()
+        ))),
     }
-    let name = q.strip_prefix('/').unwrap_or(q);
-    if let Some(c) = all.iter().find(|c| c.name == name) {
-        return Ok(c.clone());
-    }
-    let hex = q.to_ascii_lowercase();
-    if hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let hits: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(&hex)).collect();
-        match hits.len() {
-            0 => {}
-            1 => return Ok(hits[0].clone()),
-            _ => {
-                let list: Vec<String> = hits
-                    .iter()
-                    .map(|c| format!("{} ({})", c.id, c.name))
-                    .collect();
-                return Err(StoreError::Ambiguous(format!(
-                    "container id prefix {q:?} is ambiguous; candidates: {}",
-                    list.join(", ")
-                )));
-            }
-        }
-    }
-    Err(StoreError::NotFound(format!(
-        "no container matches {q:?} (try `salvor containers`)"
-    )))
 }
 
 fn problem_of(e: StoreError, fallback: &Path) -> Problem {

@@ -281,6 +281,7 @@ pub(crate) fn load(
             config_path: None,
             config: Arc::new(config),
             synthesised: true,
+            config_error: None,
         });
         state.insert(id, (chain, diff_ids, history));
     }

@@ -41,11 +41,13 @@ use salvor_source::{Source, SourceError};
 pub mod audit;
 pub mod containers;
 pub mod digest;
+mod jsondup;
 pub mod legacy;
 pub mod locate;
 pub mod logs;
 pub mod rebuild;
 pub mod reference;
+pub mod resolve;
 mod v2;
 pub mod volumes;
 
@@ -53,6 +55,7 @@ pub use audit::{AuditFinding, AuditKind, AuditReport};
 pub use containers::{Container, ContainerState, MountPoint, RwLayer};
 pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
 pub use rebuild::{LayerFileGetter, RebuildReport, RebuildStatus};
+pub use resolve::{Candidate, Kind, ResolveError, Resolved, SaveTarget, Target, Want};
 pub use volumes::{BindMount, Volume};
 
 /// Upper bound on metadata files we read whole (configs, JSON indexes).
@@ -72,6 +75,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Ambiguous(String),
+    /// An image or container argument that names nothing, or more than one thing.
+    #[error(transparent)]
+    Resolve(#[from] resolve::ResolveError),
 }
 
 impl StoreError {
@@ -282,6 +288,12 @@ pub struct Image {
     pub config: Arc<Vec<u8>>,
     /// `true` when the config bytes were synthesised from v1 metadata.
     pub synthesised: bool,
+    /// `config unparseable: <file>: <error>` when the config bytes are not JSON salvor
+    /// (serde_json) can read, e.g. a number out of range (`1e999`). The image is still
+    /// listed; `created`, `architecture`, `os` and the layers are what a field-by-field
+    /// read recovered (nothing when that failed too). `config` keeps the bytes as found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
 }
 
 impl Image {
@@ -412,99 +424,29 @@ impl Store {
     }
 
     /// Finds an image by reference (`busybox`, `busybox:1`, `docker.io/library/busybox:1`,
-    /// `busybox@sha256:…`) or by id (full or a unique prefix, with or without `sha256:`).
+    /// `busybox@sha256:…`) or by id (full or a unique prefix, with or without `sha256:`):
+    /// [`Store::resolve_image`] (the one resolver, [`mod@resolve`]) as a [`StoreError`].
     pub fn find_image(&self, query: &str) -> Result<&Image> {
-        let q = query.trim();
-        if q.is_empty() {
-            return Err(StoreError::NotFound("empty image reference".into()));
-        }
-        // 1. References.
-        if let Some(want) = reference::normalize(q) {
-            let hits: Vec<&Image> = self
-                .images
-                .iter()
-                .filter(|img| {
-                    img.repo_tags
-                        .iter()
-                        .chain(img.repo_digests.iter())
-                        .any(|t| reference::normalize(t).as_deref() == Some(want.as_str()))
-                })
-                .collect();
-            if hits.len() == 1 {
-                return Ok(hits[0]);
-            }
-        }
-        // 2. Ids.
-        let hex = q.strip_prefix("sha256:").unwrap_or(q).to_ascii_lowercase();
-        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hits: Vec<&Image> = self
-                .images
-                .iter()
-                .filter(|i| i.id["sha256:".len()..].starts_with(&hex))
-                .collect();
-            match hits.len() {
-                1 => return Ok(hits[0]),
-                0 => {}
-                _ => {
-                    let list: Vec<String> = hits.iter().map(|i| i.id.clone()).collect();
-                    return Err(StoreError::Ambiguous(format!(
-                        "image id prefix {q:?} is ambiguous; candidates: {}",
-                        list.join(", ")
-                    )));
-                }
-            }
-        }
-        Err(StoreError::NotFound(format!(
-            "no image matches {q:?} (try `salvor images`)"
-        )))
+        Ok(self.resolve_image(query)?)
     }
 
     /// What `docker save QUERY` would write: the images and, for each, the tags that go
     /// into the archive. A `repo:tag` gives that tag; a bare repository name gives every
     /// tagged image of that repository with its tags there; an id or digest gives no tag.
+    /// Images only; [`Store::resolve_for_save`] also takes a container.
     pub fn select_for_save(&self, query: &str) -> Result<Vec<(&Image, Vec<String>)>> {
-        let q = query.trim();
-        let parsed = reference::Reference::parse(q);
-        if let Some(r) = &parsed {
-            let has_tag =
-                q.rsplit('/').next().is_some_and(|last| last.contains(':')) && r.tag.is_some();
-            if r.digest.is_none() && !has_tag {
-                // Bare repository: every tag of it.
-                let mut out = Vec::new();
-                for img in &self.images {
-                    let tags: Vec<String> = img
-                        .repo_tags
-                        .iter()
-                        .filter(|t| {
-                            reference::Reference::parse(t)
-                                .is_some_and(|tr| tr.domain == r.domain && tr.path == r.path)
-                        })
-                        .cloned()
-                        .collect();
-                    if !tags.is_empty() {
-                        out.push((img, tags));
-                    }
-                }
-                if !out.is_empty() {
-                    return Ok(out);
-                }
-            } else if r.digest.is_none() {
-                let want = r.normalized();
-                if let Some(img) = self.images.iter().find(|i| {
-                    i.repo_tags
-                        .iter()
-                        .any(|t| reference::normalize(t).as_deref() == Some(want.as_str()))
-                }) {
-                    let tag = img
-                        .repo_tags
-                        .iter()
-                        .find(|t| reference::normalize(t).as_deref() == Some(want.as_str()))
-                        .cloned();
-                    return Ok(vec![(img, tag.into_iter().collect())]);
-                }
-            }
+        let r = resolve::Resolver {
+            images: &self.images,
+            containers: &[],
         }
-        Ok(vec![(self.find_image(q)?, Vec::new())])
+        .resolve_for_save(query, Want::Image)?;
+        match r.target {
+            SaveTarget::Images(v) => Ok(v),
+            SaveTarget::Container(_) => Err(StoreError::NotFound(format!(
+                "no image matches {:?}",
+                query.trim()
+            ))),
+        }
     }
 
     /// Ids of images whose parent is `id` (used to tell intermediate images).

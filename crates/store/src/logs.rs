@@ -66,6 +66,22 @@ pub struct LogEntry {
 pub struct LogFiles {
     pub format: LogFormat,
     pub files: Vec<PathBuf>,
+    /// Entries named like a log file that are not regular files (FIFO, socket, symlink,
+    /// directory …): not read; a [`LogReader`] yields an error naming each and its kind.
+    #[serde(serialize_with = "serialize_kinds")]
+    pub not_regular: Vec<(PathBuf, FileKind)>,
+}
+
+fn serialize_kinds<S: serde::Serializer>(
+    v: &[(PathBuf, FileKind)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for (p, k) in v {
+        seq.serialize_element(&(p, k.to_string()))?;
+    }
+    seq.end()
 }
 
 /// Finds a container's log files in the evidence.
@@ -112,10 +128,8 @@ pub fn log_files(store: &Store, c: &Container) -> Result<LogFiles, StoreError> {
     };
     // (rotation number, path); the live file is 0.
     let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    let mut not_regular = Vec::new();
     for e in entries {
-        if e.kind != FileKind::Regular {
-            continue;
-        }
         let Some(name) = e.name.to_str() else {
             continue;
         };
@@ -131,7 +145,13 @@ pub fn log_files(store: &Store, c: &Container) -> Result<LogFiles, StoreError> {
                 .filter(|n| *n > 0)
         };
         if let Some(n) = n {
-            found.push((n, dir.join(name)));
+            if e.kind == FileKind::Regular {
+                found.push((n, dir.join(name)));
+            } else {
+                // A FIFO, socket, symlink … where a log file belongs: never opened (a FIFO
+                // would block, a symlink could lead out), but said.
+                not_regular.push((dir.join(name), e.kind));
+            }
         }
     }
     // Oldest first: highest rotation number first, the live file last.
@@ -139,6 +159,7 @@ pub fn log_files(store: &Store, c: &Container) -> Result<LogFiles, StoreError> {
     Ok(LogFiles {
         format,
         files: found.into_iter().map(|(_, p)| p).collect(),
+        not_regular,
     })
 }
 
@@ -148,6 +169,8 @@ pub struct LogReader {
     format: LogFormat,
     files: VecDeque<PathBuf>,
     cur: Option<Open>,
+    /// Errors to yield before any entry (log files that are not regular files).
+    pending: VecDeque<StoreError>,
 }
 
 struct Open {
@@ -163,6 +186,16 @@ impl LogReader {
             format: files.format,
             files: files.files.iter().cloned().collect(),
             cur: None,
+            pending: files
+                .not_regular
+                .iter()
+                .map(|(p, k)| {
+                    StoreError::invalid(
+                        p,
+                        format!("the log file is a {k}, not a regular file; not read"),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -195,6 +228,9 @@ impl Iterator for LogReader {
     type Item = Result<LogEntry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.pending.pop_front() {
+            return Some(Err(e));
+        }
         loop {
             if self.cur.is_none() {
                 match self.open_next()? {

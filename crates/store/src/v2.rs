@@ -7,9 +7,10 @@ use std::sync::Arc;
 use salvor_source::{FileKind, Source};
 
 use crate::digest::{chain_id, chain_ids, sha256_hex, Digest};
+use crate::jsondup::{Node, RepositoriesFile};
 use crate::reference::Reference;
 use crate::{
-    read_json, read_small, Driver, Image, Layer, LayerFiles, Layout, Result, Store, TarSplitRef,
+    read_small, Driver, Image, Layer, LayerFiles, Layout, Result, Store, TarSplitRef,
     MAX_JSON_BYTES,
 };
 
@@ -287,18 +288,16 @@ pub(crate) fn load(
     // Tags.
     let mut tags: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
     let repos_path = image_root.join("repositories.json");
-    match read_json(src, &repos_path) {
-        Ok(v) => {
-            if let Some(repos) = v.get("Repositories").and_then(|r| r.as_object()) {
-                for (_repo, refs) in repos {
-                    let Some(refs) = refs.as_object() else {
-                        continue;
-                    };
+    match src.read_limited(&repos_path, MAX_JSON_BYTES) {
+        Ok(bytes) => match serde_json::from_slice::<RepositoriesFile>(&bytes) {
+            Ok(file) => {
+                for (_repo, refs) in merge_repositories(&mut store, &repos_path, file) {
                     for (r, id) in refs {
-                        let (Some(id), Some(parsed)) = (
-                            id.as_str().and_then(Digest::parse_loose),
-                            Reference::parse(r),
-                        ) else {
+                        let id = match &id {
+                            Node::String(s) => Digest::parse_loose(s),
+                            _ => None,
+                        };
+                        let (Some(id), Some(parsed)) = (id, Reference::parse(&r)) else {
                             store.problem(&repos_path, format!("unreadable entry {r:?}"));
                             continue;
                         };
@@ -310,11 +309,10 @@ pub(crate) fn load(
                         }
                     }
                 }
-            } else {
-                store.problem(&repos_path, "no \"Repositories\" object");
             }
-        }
-        Err(e) if is_not_found(&e) => {}
+            Err(e) => store.problem(&repos_path, format!("not valid JSON: {e}")),
+        },
+        Err(e) if e.is_not_found() => {}
         Err(e) => store.problem(&repos_path, e.to_string()),
     }
 
@@ -340,11 +338,30 @@ pub(crate) fn load(
                 format!("config bytes hash to {actual}, not to the image id in its name"),
             );
         }
-        let cfg: serde_json::Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
+        // A config serde_json cannot read (`1e999` is out of range for it, as for Go's
+        // decoder wherever a number lands in a typed field) is still listed, marked, with
+        // what a field-by-field read recovers (unknown fields are skipped unparsed, as Go
+        // does), so the image does not vanish and its tags do not dangle.
+        let (cfg, config_error) = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => (v, None),
             Err(e) => {
-                store.problem(&path, format!("not valid JSON: {e}"));
-                continue;
+                let recovered = serde_json::from_slice::<LenientConfig>(&bytes).ok();
+                store.problem(
+                    &path,
+                    format!(
+                        "config unparseable: not valid JSON: {e}; {}",
+                        if recovered.is_some() {
+                            "the image is listed with its layers read field by field (the engine fails to load a config whose bad value is in a field it reads)"
+                        } else {
+                            "the image is listed without layers"
+                        }
+                    ),
+                );
+                let v = recovered.map(LenientConfig::into_value).unwrap_or_default();
+                (
+                    v,
+                    Some(format!("config unparseable: {}: {e}", path.display())),
+                )
             }
         };
         let diff_ids: Vec<String> = cfg
@@ -399,6 +416,7 @@ pub(crate) fn load(
             config_path: Some(path),
             config: Arc::new(bytes),
             synthesised: false,
+            config_error,
         });
     }
     for (id, (t, d)) in tags {
@@ -413,6 +431,112 @@ pub(crate) fn load(
     }
     store.images.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(store)
+}
+
+/// The fields of an image config salvor models, read one by one; everything else is
+/// skipped unparsed (so an out-of-range number elsewhere does not stop the read).
+#[derive(serde::Deserialize)]
+struct LenientConfig {
+    created: Option<String>,
+    architecture: Option<String>,
+    os: Option<String>,
+    rootfs: Option<LenientRootfs>,
+}
+
+#[derive(serde::Deserialize)]
+struct LenientRootfs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+impl LenientConfig {
+    fn into_value(self) -> serde_json::Value {
+        serde_json::json!({
+            "created": self.created,
+            "architecture": self.architecture,
+            "os": self.os,
+            "rootfs": { "diff_ids": self.rootfs.map(|r| r.diff_ids).unwrap_or_default() },
+        })
+    }
+}
+
+/// The repositories of `repositories.json` as the engine's Go decoder builds them: every
+/// top-level key selecting the `Repositories` field (case-insensitively) is decoded in
+/// order into the same map, so duplicate keys *merge*: a repository named again replaces
+/// its earlier tags, a later `null` empties the map (Go sets it to nil). Inside a
+/// repository the last of duplicate tags wins. Each of these is reported as a [`Problem`]
+/// naming the file, since it never happens in a file the engine wrote.
+///
+/// [`Problem`]: crate::Problem
+fn merge_repositories(
+    store: &mut Store,
+    path: &Path,
+    file: RepositoriesFile,
+) -> BTreeMap<String, BTreeMap<String, Node>> {
+    let n = file.occurrences.len();
+    if n == 0 {
+        store.problem(path, "no \"Repositories\" object");
+    } else if n > 1 {
+        let keys: Vec<String> = file
+            .occurrences
+            .iter()
+            .map(|(k, _)| format!("{k:?}"))
+            .collect();
+        store.problem(
+            path,
+            format!(
+                "the top-level \"Repositories\" key appears {n} times ({}); read as the engine's Go decoder reads it: the objects are merged in order, a repository named again replacing its earlier tags, a null dropping all earlier ones",
+                keys.join(", ")
+            ),
+        );
+    }
+    let mut repos: BTreeMap<String, BTreeMap<String, Node>> = BTreeMap::new();
+    for (key, value) in file.occurrences {
+        match value {
+            Node::Null => repos.clear(),
+            Node::Object(entries) => {
+                for (repo, val) in entries {
+                    let tags = match val {
+                        Node::Object(t) => t,
+                        Node::Null => Vec::new(),
+                        other => {
+                            store.problem(
+                                path,
+                                format!(
+                                    "repository {repo:?} is {}, not an object; ignored",
+                                    other.kind()
+                                ),
+                            );
+                            continue;
+                        }
+                    };
+                    let mut refs = BTreeMap::new();
+                    for (t, id) in tags {
+                        if refs.insert(t.clone(), id).is_some() {
+                            store.problem(
+                                path,
+                                format!("{t:?} is listed more than once in repository {repo:?}; the engine keeps the last"),
+                            );
+                        }
+                    }
+                    if repos.insert(repo.clone(), refs).is_some() {
+                        store.problem(
+                            path,
+                            format!("repository {repo:?} is listed more than once; the engine keeps the last"),
+                        );
+                    }
+                }
+            }
+            other => store.problem(
+                path,
+                format!(
+                    "{key:?} is {}, not an object; ignored (the engine cannot read this file)",
+                    other.kind()
+                ),
+            ),
+        }
+    }
+    repos
 }
 
 pub(crate) fn is_not_found(e: &crate::StoreError) -> bool {

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use salvor_source::DirSource;
 use salvor_store::logs::{self, encode_local_record, LogOptions, LogReader};
-use salvor_store::{LayerFiles, Store, StoreError};
+use salvor_store::resolve::How;
+use salvor_store::{
+    Kind, LayerFiles, ResolveError, Resolved, SaveTarget, Store, StoreError, Target, Want,
+};
 
 fn id(n: u8) -> String {
     format!("{:x}", n % 16).repeat(64)
@@ -217,12 +220,15 @@ fn find_container_by_name_id_prefix_and_ambiguity() {
     assert_eq!(store.find_container("abc1").expect("prefix").id, a);
     assert_eq!(store.find_container(&b).expect("full").id, b);
     match store.find_container("abc") {
-        Err(StoreError::Ambiguous(m)) => assert!(m.contains(&a) && m.contains(&b), "{m}"),
+        Err(StoreError::Resolve(e @ ResolveError::Ambiguous { .. })) => {
+            let m = e.to_string();
+            assert!(m.contains(&a) && m.contains(&b), "{m}")
+        }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         store.find_container("nope"),
-        Err(StoreError::NotFound(_))
+        Err(StoreError::Resolve(ResolveError::NotFound { .. }))
     ));
 }
 
@@ -401,4 +407,379 @@ fn local_driver_logs_and_bad_length_prefix() {
     assert!(errs.iter().any(|e| e.contains("suffix")), "{errs:?}");
     // The other container still lists and reads.
     assert_eq!(store.containers().0.len(), 2);
+}
+
+/// Writes an image config (no layers) into the data-root; returns its id's hex.
+fn add_image(dir: &Path, created: &str) -> String {
+    let cfg = format!(
+        r#"{{"architecture":"amd64","os":"linux","created":"{created}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+    );
+    let hex = salvor_store::sha256_hex(cfg.as_bytes());
+    let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_string();
+    write(
+        &dir.join("image/overlay2/imagedb/content/sha256").join(&hex),
+        cfg.as_bytes(),
+    );
+    hex
+}
+
+fn repositories(dir: &Path, json: &str) {
+    write(
+        &dir.join("image/overlay2/repositories.json"),
+        json.as_bytes(),
+    );
+}
+
+fn kinds(e: &ResolveError) -> Vec<(Kind, String)> {
+    match e {
+        ResolveError::Ambiguous { candidates, .. }
+        | ResolveError::NotFound {
+            other: candidates, ..
+        } => candidates.iter().map(|c| (c.kind, c.id.clone())).collect(),
+        ResolveError::Empty { .. } => vec![],
+    }
+}
+
+#[test]
+fn one_resolver_for_images_and_containers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let i1 = add_image(d, "2024-01-01T00:00:00Z");
+    let i2 = add_image(d, "2024-01-02T00:00:00Z");
+    // A container whose id shares i1's first 6 hex digits, and two sharing "abc".
+    let c_img = format!("{}{}", &i1[..6], "1".repeat(58));
+    let a = format!("abc1{}", "0".repeat(60));
+    let b = format!("abc2{}", "0".repeat(60));
+    add_container(d, &c_img, "twin", "json-file", true);
+    add_container(d, &a, "first", "json-file", true);
+    add_container(d, &b, "abc", "json-file", true);
+    add_container(d, &"d".repeat(64), "web", "json-file", true);
+    // i1 is web:latest (also a container's name) and has a digest; i2 is tagged with i1's
+    // 8-digit prefix as repository name.
+    repositories(
+        d,
+        &format!(
+            r#"{{"Repositories":{{"web":{{"web:latest":"sha256:{i1}","web@sha256:{dg}":"sha256:{i1}"}},"{p}":{{"{p}:latest":"sha256:{i2}"}}}}}}"#,
+            dg = "f".repeat(64),
+            p = &i1[..8]
+        ),
+    );
+    let store = open(d);
+    assert_eq!(store.images.len(), 2, "{:?}", store.problems);
+    let either_c = Want::Either {
+        prefer: Kind::Container,
+    };
+    let either_i = Want::Either {
+        prefer: Kind::Image,
+    };
+    let img_of = |r: Resolved<'_>| match r.target {
+        Target::Image(i) => (i.id.clone(), r.how),
+        Target::Container(c) => panic!("wanted an image, got container {}", c.id),
+    };
+    let con_of = |r: Resolved<'_>| match r.target {
+        Target::Container(c) => (c.id.clone(), r.how),
+        Target::Image(i) => panic!("wanted a container, got image {}", i.id),
+    };
+
+    // A prefix matching both kinds: ambiguous for a command taking either, with both kinds.
+    let e = store.resolve(&i1[..4], either_c).expect_err("ambiguous");
+    assert!(matches!(e, ResolveError::Ambiguous { .. }), "{e}");
+    let mut k = kinds(&e);
+    k.sort();
+    assert_eq!(
+        k,
+        vec![
+            (Kind::Image, format!("sha256:{i1}")),
+            (Kind::Container, c_img.clone())
+        ]
+    );
+    let m = e.to_string();
+    assert!(
+        m.contains("image sha256:") && m.contains("container ") && m.contains("twin"),
+        "{m}"
+    );
+    // … and the same for `extract` (image first only for exact matches).
+    assert!(matches!(
+        store.resolve_for_save(&i1[..4]),
+        Err(ResolveError::Ambiguous { .. })
+    ));
+    // One-kind commands take the one of their kind.
+    assert_eq!(
+        img_of(store.resolve(&i1[..4], Want::Image).expect("image")).0,
+        format!("sha256:{i1}")
+    );
+    assert_eq!(
+        con_of(store.resolve(&i1[..4], Want::Container).expect("container")).0,
+        c_img
+    );
+
+    // Several of one kind: ambiguous, every candidate listed.
+    let e = store.resolve("abc", Want::Image).expect_err("no image");
+    assert!(matches!(e, ResolveError::NotFound { .. }));
+    let e = store.resolve("ab", Want::Container).expect_err("ambiguous");
+    let mut k = kinds(&e);
+    k.sort();
+    assert_eq!(
+        k,
+        vec![(Kind::Container, a.clone()), (Kind::Container, b.clone())],
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(&a) && e.to_string().contains(&b),
+        "{e}"
+    );
+
+    // Exact name beats prefix: container "abc" is b, although "abc" prefixes a and b.
+    let r = store.resolve("abc", either_c).expect("name");
+    assert_eq!(
+        r.also
+            .iter()
+            .map(|c| (c.id.clone(), c.how))
+            .collect::<Vec<_>>(),
+        vec![(a.clone(), How::Prefix)]
+    );
+    assert_eq!(con_of(r).0, b);
+    // Exact tag beats prefix: i1[..8] is i2's tag and i1's id prefix.
+    let r = store.resolve(&i1[..8], Want::Image).expect("tag");
+    assert!(r
+        .also
+        .iter()
+        .any(|c| c.id == format!("sha256:{i1}") && c.how == How::Prefix));
+    assert_eq!(img_of(r), (format!("sha256:{i2}"), How::Tag));
+
+    // Unique prefix of each kind.
+    assert_eq!(
+        con_of(store.resolve("abc1", either_c).expect("prefix")),
+        (a.clone(), How::Prefix)
+    );
+    assert_eq!(
+        img_of(store.resolve(&i2[..6], either_c).expect("prefix")).1,
+        How::Prefix
+    );
+    assert_eq!(
+        img_of(
+            store
+                .resolve(&format!("sha256:{}", &i2[..6]), either_c)
+                .expect("sha256: prefix")
+        )
+        .1,
+        How::Prefix
+    );
+
+    // Full ids, tag, digest.
+    assert_eq!(
+        img_of(store.resolve(&i1, either_c).expect("id")).1,
+        How::FullId
+    );
+    assert_eq!(
+        con_of(store.resolve(&a, either_i).expect("id")).1,
+        How::FullId
+    );
+    assert_eq!(
+        img_of(
+            store
+                .resolve("docker.io/library/web:latest", Want::Image)
+                .expect("tag")
+        ),
+        (format!("sha256:{i1}"), How::Tag)
+    );
+    assert_eq!(
+        img_of(
+            store
+                .resolve(&format!("web@sha256:{}", "f".repeat(64)), either_c)
+                .expect("digest")
+        ),
+        (format!("sha256:{i1}"), How::Digest)
+    );
+
+    // A container named like an image tag: docker's order for the command, with a note.
+    let r = store.resolve("web", either_c).expect("web");
+    let note = r.note("web").expect("note");
+    assert!(note.contains("image"), "{note}");
+    assert_eq!(con_of(r).1, How::Name);
+    assert_eq!(
+        img_of(store.resolve("web", either_i).expect("web")).1,
+        How::Tag
+    );
+    match store.resolve_for_save("web").expect("save").target {
+        SaveTarget::Images(v) => {
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].1, vec!["web:latest".to_string()]);
+        }
+        SaveTarget::Container(c) => panic!("extract web took container {}", c.id),
+    }
+    assert!(matches!(
+        store.resolve_for_save("first").expect("save").target,
+        SaveTarget::Container(_)
+    ));
+
+    // One kind looked for, the other matched: said so.
+    let e = store
+        .resolve("first", Want::Image)
+        .expect_err("not an image");
+    assert!(
+        e.to_string()
+            .starts_with("no image matches \"first\"; it matches container abc100000000 (first)"),
+        "{e}"
+    );
+    let e = store
+        .resolve(&i2[..6], Want::Container)
+        .expect_err("not a container");
+    assert!(
+        e.to_string()
+            .contains(&format!("it matches image {}", &i2[..12])),
+        "{e}"
+    );
+    assert!(matches!(
+        store.resolve("  ", either_c),
+        Err(ResolveError::Empty { .. })
+    ));
+    // `sha256:` never names a container.
+    assert!(store
+        .resolve(&format!("sha256:{}", &a[..8]), Want::Container)
+        .is_err());
+}
+
+/// Issue 15: a duplicate top-level "Repositories" key. The engine's Go decoder
+/// (`json.NewDecoder(f).Decode(&store)`) decodes each occurrence into the same map: the
+/// objects merge, a repository named again replaces its earlier tags. salvor does the same
+/// and reports the duplicate, naming the file.
+#[test]
+fn duplicate_repositories_key_is_merged_like_go_and_reported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let i1 = add_image(d, "2024-01-01T00:00:00Z");
+    let i2 = add_image(d, "2024-01-02T00:00:00Z");
+    let i3 = add_image(d, "2024-01-03T00:00:00Z");
+    repositories(
+        d,
+        &format!(
+            r#"{{"Repositories":{{"one":{{"one:1":"sha256:{i1}"}},"two":{{"two:1":"sha256:{i2}"}}}},
+               "Other":1e999,
+               "Repositories":{{"two":{{"two:2":"sha256:{i2}"}},"three":{{"three:1":"sha256:{i3}","three:1":"sha256:{i1}"}}}}}}"#
+        ),
+    );
+    let store = open(d);
+    let tags = |hex: &str| {
+        store
+            .images
+            .iter()
+            .find(|i| i.id == format!("sha256:{hex}"))
+            .map(|i| i.repo_tags.clone())
+            .expect("image listed")
+    };
+    // Merged: one:1 from the first object, two replaced by the second's, three:1's last wins.
+    assert_eq!(tags(&i1), vec!["one:1".to_string(), "three:1".to_string()]);
+    assert_eq!(tags(&i2), vec!["two:2".to_string()]);
+    assert!(tags(&i3).is_empty());
+    let repos = d.join("image/overlay2/repositories.json");
+    let about: Vec<&str> = store
+        .problems
+        .iter()
+        .filter(|p| {
+            d.join(&p.path) == repos || p.path.ends_with("image/overlay2/repositories.json")
+        })
+        .map(|p| p.what.as_str())
+        .collect();
+    assert!(
+        about
+            .iter()
+            .any(|w| w.contains("\"Repositories\" key appears 2 times")),
+        "{:?}",
+        store.problems
+    );
+    assert!(
+        about
+            .iter()
+            .any(|w| w.contains("repository \"two\" is listed more than once")),
+        "{about:?}"
+    );
+    assert!(
+        about
+            .iter()
+            .any(|w| w.contains("\"three:1\" is listed more than once")),
+        "{about:?}"
+    );
+
+    // A later null drops every earlier tag, as in Go; a lower-case key is the same field.
+    repositories(
+        d,
+        &format!(r#"{{"Repositories":{{"one":{{"one:1":"sha256:{i1}"}}}},"repositories":null}}"#),
+    );
+    let store = open(d);
+    assert!(store.images.iter().all(|i| i.repo_tags.is_empty()));
+    assert!(store
+        .problems
+        .iter()
+        .any(|p| p.what.contains("appears 2 times")));
+}
+
+/// Issue 15: an image config holding `1e999` (out of range for serde_json) is listed,
+/// marked unparseable with a Problem naming the config file, instead of vanishing while its
+/// tag says "config is missing".
+#[test]
+fn unparseable_config_is_listed_and_reported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    data_root(d);
+    let diff = format!("sha256:{}", "5".repeat(64));
+    let cfgs = [
+        // 1e999 in a field salvor does not model: the layers are still read.
+        format!(
+            r#"{{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{{"StopTimeout":1e999}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+        ),
+        // … in one it does: listed without layers.
+        r#"{"architecture":1e999,"rootfs":{"type":"layers","diff_ids":[]}}"#.to_string(),
+    ];
+    let mut ids = Vec::new();
+    for c in &cfgs {
+        let hex = salvor_store::sha256_hex(c.as_bytes());
+        let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_string();
+        write(
+            &d.join("image/overlay2/imagedb/content/sha256").join(&hex),
+            c.as_bytes(),
+        );
+        ids.push(hex);
+    }
+    repositories(
+        d,
+        &format!(
+            r#"{{"Repositories":{{"bad":{{"bad:1":"sha256:{}"}}}}}}"#,
+            ids[0]
+        ),
+    );
+    let store = open(d);
+    assert_eq!(store.images.len(), 2, "{:?}", store.problems);
+    let img = store.find_image("bad:1").expect("the tag still resolves");
+    assert_eq!(img.id, format!("sha256:{}", ids[0]));
+    assert_eq!(img.diff_ids, vec![diff.clone()]);
+    assert_eq!(img.created.as_deref(), Some("2024-01-01T00:00:00Z"));
+    let e = img.config_error.as_deref().expect("marked");
+    assert!(
+        e.starts_with("config unparseable: ") && e.contains(&ids[0]),
+        "{e}"
+    );
+    assert!(e.contains("number out of range"), "{e}");
+    let other = store.find_image(&ids[1]).expect("listed");
+    assert!(other.config_error.is_some() && other.diff_ids.is_empty());
+    for id in &ids {
+        assert!(
+            store
+                .problems
+                .iter()
+                .any(|p| p.path.ends_with(id) && p.what.starts_with("config unparseable: ")),
+            "{:?}",
+            store.problems
+        );
+    }
+    assert!(
+        !store
+            .problems
+            .iter()
+            .any(|p| p.what.contains("config is missing")),
+        "{:?}",
+        store.problems
+    );
 }
