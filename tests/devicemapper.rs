@@ -448,4 +448,27 @@ fn direct_lvm_pool_is_found_without_configuration_or_on_another_disk() {
         tmp.path(),
         &["--thin-pool", &format!("{d}:docker/thinpool")],
     );
+    // The --thin-pool image is read: no output may be written onto it.
+    let before = sha256_file(&disk);
+    for spec in [d.clone(), format!("{d}:docker/thinpool")] {
+        let out = salvor(&[
+            "-q",
+            "--overwrite",
+            "--root",
+            &rootfs,
+            "--thin-pool",
+            &spec,
+            "extract",
+            "salvor/small:1",
+            "-o",
+            &d,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("refusing to write") && err.contains("--thin-pool"),
+            "{err}"
+        );
+    }
+    assert_eq!(sha256_file(&disk), before);
 }

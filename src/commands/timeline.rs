@@ -1,6 +1,5 @@
 //! `timeline`: a bodyfile or JSON-lines timeline of the containers' files and host events.
 
-use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use salvor_forensic::{write_timeline, TimelineFormat, TimelineOptions};
@@ -30,26 +29,15 @@ pub fn timeline(
         TimelineFormatArg::Bodyfile => TimelineFormat::Bodyfile,
         TimelineFormatArg::Jsonl => TimelineFormat::Jsonl,
     };
-    let summary = match output {
-        None => {
-            let stdout = io::stdout();
-            let mut w = BufWriter::with_capacity(256 << 10, stdout.lock());
-            let s = write_timeline(store, &opts, format, &mut w)?;
-            w.flush()?;
-            s
-        }
-        Some(path) => {
-            let mut sink = outputs.file(path)?;
-            let res = write_timeline(store, &opts, format, &mut sink);
-            // A write error is the output's (a full disk), whatever the writer made of it.
-            if let Some(e) = sink.write_error() {
-                return Err(e.into());
-            }
-            let s = res?;
-            sink.commit()?;
-            s
-        }
-    };
+    // No -o: standard output, through the sink as well.
+    let mut sink = outputs.file(output.unwrap_or(Path::new("-")))?;
+    let res = write_timeline(store, &opts, format, &mut sink);
+    // A write error is the output's (a full disk), whatever the writer made of it.
+    if let Some(e) = sink.write_error() {
+        return Err(e.into());
+    }
+    let summary = res?;
+    sink.commit()?;
     if !cli.quiet {
         eprintln!(
             "salvor: timeline: {} file(s) and event(s), {} line(s)",

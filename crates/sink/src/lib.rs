@@ -370,7 +370,7 @@ impl OutputPolicy {
         if is_stdout(output) {
             self.guard.check_stdout()?;
             return Ok(FileSink::new(
-                shown,
+                PathBuf::from("standard output"),
                 Dest::Stdout(io::stdout()),
                 Kind::Stream,
             ));
