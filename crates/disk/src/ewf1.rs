@@ -4,9 +4,9 @@
 //!
 //! Segments are the first file's siblings by extension (`.E01`, `.E02`, … `.E99`, `.EAA`,
 //! … `.EZZ`, `.FAA`, …, in the first file's case), looked up one after the other until a
-//! name is absent; each is opened through the one opening policy (see [`crate::container`]: inside the
-//! first segment's directory, no symlink leading out, regular files only) and must be the
-//! file of that name, not a symlink to another name. The `volume`/`disk` section of the
+//! name is absent; each is opened through the one opening policy (see
+//! [`crate::container`]: inside the first segment's directory, no symlink leading out,
+//! regular files only) and must be the file of that name, not a symlink to another name. The `volume`/`disk` section of the
 //! first segment and the `data` section of the others record the acquisition's geometry
 //! and set identifier (a GUID, when the writer records one): segments that disagree are
 //! refused, so a segment of another acquisition is not merged silently. The last segment

@@ -10,10 +10,11 @@
 //!    prefix (`nbd:`, `json:`, `C:`); it is joined to the directory of the referring
 //!    image and canonicalised (symlinks resolved); the result must lie inside that
 //!    directory's canonical path. A symlink that leads out is refused.
-//! 3. The file is opened by [`open_evidence`]: read-only, `O_NONBLOCK` (so opening a FIFO
-//!    never waits for a writer), `O_NOATIME` where the kernel allows it, `O_NOCTTY`,
-//!    `O_NOFOLLOW` for referenced files; `fstat` on the descriptor must say "regular
-//!    file" before any byte is read; only then is `O_NONBLOCK` cleared.
+//! 3. The file is opened by [`open_evidence`]: anything `stat` does not call a regular
+//!    file is refused without being opened; then read-only, `O_NONBLOCK` (so opening a
+//!    FIFO swapped in meanwhile never waits for a writer), `O_NOATIME` where the kernel
+//!    allows it, `O_NOCTTY`, `O_NOFOLLOW` for referenced files; `fstat` on the descriptor
+//!    must say "regular file" before any byte is read; only then is `O_NONBLOCK` cleared.
 //!
 //! A refusal is a [`DiskError::Refused`] naming the referring file, what kind of file it
 //! named, the name as recorded, and why.
@@ -52,6 +53,18 @@ enum OpenFailure {
 }
 
 fn open_file(path: &Path, nofollow: bool) -> std::result::Result<File, OpenFailure> {
+    // A device node is not even opened (opening some has side effects); the fstat
+    // below is what decides, on the descriptor actually read.
+    if let Ok(md) = std::fs::metadata(path) {
+        if !md.is_file() {
+            return Err(OpenFailure::NotRegular(kind_of(md.file_type())));
+        }
+    }
+    open_checked(path, nofollow)
+}
+
+/// Opens `path` non-blocking and checks the descriptor with `fstat` before any read.
+fn open_checked(path: &Path, nofollow: bool) -> std::result::Result<File, OpenFailure> {
     use rustix::fs::OFlags;
     use std::os::unix::fs::OpenOptionsExt;
     let mut flags = OFlags::NONBLOCK | OFlags::NOCTTY;
@@ -251,4 +264,42 @@ pub(crate) fn open_segment(first: &Path, name: &str, opts: &OpenOptions) -> Resu
         ));
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The descriptor check alone (a FIFO swapped in after the `stat`): opening does not
+    /// wait for a writer, and the FIFO is refused before any read.
+    #[test]
+    fn a_fifo_is_refused_by_fstat_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &p, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let q = p.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(matches!(
+                open_checked(&q, true),
+                Err(OpenFailure::NotRegular("a FIFO"))
+            ));
+        });
+        let refused = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("opening a FIFO blocked");
+        assert!(refused);
+        // A regular file opens, and is left blocking.
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let file = open_checked(&f, true).ok().unwrap();
+        let fl = rustix::fs::fcntl_getfl(&file).unwrap();
+        assert!(!fl.contains(rustix::fs::OFlags::NONBLOCK));
+        // A symlink with O_NOFOLLOW.
+        std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
+        assert!(matches!(
+            open_checked(&dir.path().join("l"), true),
+            Err(OpenFailure::NotRegular("a symlink"))
+        ));
+    }
 }

@@ -845,6 +845,42 @@ fn ex01_equals_source_and_libewf_export() {
     copy(1);
     std::fs::copy(d.join("stored.Ex02"), bad.join("deflated.Ex02")).unwrap();
     expect_err("segment of another set");
+    // The one opening policy for segments: every segment is listed; a segment that is a
+    // symlink out of the directory, a symlink to another name, or a FIFO is refused by
+    // name, without hanging.
+    let files = open_image(&d.join("deflated.Ex01")).unwrap().files();
+    assert!(
+        files.len() >= 3
+            && files
+                .iter()
+                .all(|f| f.starts_with(std::fs::canonicalize(d).unwrap()))
+    );
+    let refused = |what: &str, want: &str| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = first.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(open_image(&p).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what}: hung"))
+            .expect_err(what);
+        assert!(
+            e.contains("EWF segment \"deflated.Ex02\" refused") && e.contains(want),
+            "{what}: {e}"
+        );
+    };
+    copy(1);
+    std::fs::remove_file(bad.join("deflated.Ex02")).unwrap();
+    std::os::unix::fs::symlink(d.join("stored.Ex02"), bad.join("deflated.Ex02")).unwrap();
+    refused("symlink out", "outside the image's directory");
+    std::fs::remove_file(bad.join("deflated.Ex02")).unwrap();
+    std::fs::copy(d.join("deflated.Ex02"), bad.join("other.Ex02")).unwrap();
+    std::os::unix::fs::symlink("other.Ex02", bad.join("deflated.Ex02")).unwrap();
+    refused("symlink to another name", "is a symlink to");
+    std::fs::remove_file(bad.join("deflated.Ex02")).unwrap();
+    run(&bad, &["mkfifo", "deflated.Ex02"]);
+    refused("FIFO", "FIFO");
 }
 
 /// `Disk::files()` / `Image::files()`: every file read for the disk, canonical, each once.
