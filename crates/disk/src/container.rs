@@ -34,7 +34,7 @@ use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use salvor_source::{BlockDevice, FileDevice};
+use salvor_source::{BlockDevice, EvidenceDamage, FileDevice};
 use serde::Serialize;
 
 use crate::error::{DiskError, Result};
@@ -110,6 +110,9 @@ pub struct BackingInfo {
 pub struct Image {
     pub device: Arc<dyn BlockDevice>,
     pub info: ContainerInfo,
+    /// Damage of the image file itself found while opening it (structures past the end
+    /// of a cut copy), the backing chain's included.
+    pub damage: Vec<EvidenceDamage>,
 }
 
 impl Image {
@@ -130,6 +133,7 @@ impl Image {
                 backing: None,
             },
             device,
+            damage: Vec::new(),
         }
     }
 }
@@ -234,11 +238,13 @@ fn open_inner(
             Ok(Image {
                 device: Arc::new(dev),
                 info,
+                damage: Vec::new(),
             })
         }
         Format::Qcow2 => {
             let mut q = Qcow2::open(path, file)?;
             let qinfo = q.info().clone();
+            let mut damage = q.damage();
             let mut backing = None;
             if let Some(name) = &qinfo.backing_file {
                 if depth >= MAX_BACKING_DEPTH {
@@ -263,6 +269,7 @@ fn open_inner(
                     }
                 };
                 let b = open_inner(&bpath, bformat, opts, depth + 1, seen)?;
+                damage.extend(b.damage);
                 q.set_backing(b.device);
                 backing = Some(Box::new(BackingInfo {
                     recorded_name: name.clone(),
@@ -286,6 +293,7 @@ fn open_inner(
             Ok(Image {
                 device: Arc::new(q),
                 info,
+                damage,
             })
         }
         Format::Vmdk => {

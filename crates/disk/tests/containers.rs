@@ -846,3 +846,57 @@ fn ex01_equals_source_and_libewf_export() {
     std::fs::copy(d.join("stored.Ex02"), bad.join("deflated.Ex02")).unwrap();
     expect_err("segment of another set");
 }
+
+/// A cut copy of a raw or qcow2 image is damage, said while opening; clean images have none.
+#[test]
+fn truncated_images_are_damage() {
+    use salvor_source::DamageKind;
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["gpt.raw", "mbr.raw", "plain.qcow2", "zstd.qcow2"] {
+        let disk = Disk::open(&f.dir.join(name)).unwrap();
+        assert!(disk.damage.is_empty(), "{name}: {:?}", disk.damage);
+    }
+    let cut = |name: &str, len: u64| {
+        let src = std::fs::read(f.dir.join(name)).unwrap();
+        let p = tmp.path().join(format!("cut-{len}-{name}"));
+        std::fs::write(&p, &src[..len.min(src.len() as u64) as usize]).unwrap();
+        p
+    };
+    // Raw GPT disk cut in half: the last partition ends past the end.
+    let p = cut("gpt.raw", 12 << 20);
+    let disk = Disk::open(&p).unwrap();
+    assert_eq!(disk.damage.len(), 1, "{:?}", disk.damage);
+    let d = &disk.damage[0];
+    assert_eq!(d.kind, DamageKind::Truncated);
+    assert_eq!(d.file, p);
+    assert_eq!(d.offset, Some(12 << 20));
+    assert!(d.detail.contains("partition 3 ends at byte"), "{d}");
+    assert!(d.detail.contains("truncated copy?"), "{d}");
+    // Only the GPT backup header cut (the last partition still fits).
+    let len = std::fs::metadata(f.dir.join("gpt.raw")).unwrap().len();
+    let disk = Disk::open(&cut("gpt.raw", len - 512)).unwrap();
+    assert!(
+        disk.damage
+            .iter()
+            .any(|d| d.detail.contains("backup header")),
+        "{:?}",
+        disk.damage
+    );
+    // MBR disk cut: its last partition does not fit.
+    let disk = Disk::open(&cut("mbr.raw", 8 << 20)).unwrap();
+    assert!(!disk.damage.is_empty(), "mbr: {:?}", disk.damage);
+    // qcow2 cut at a third: clusters (or L2 tables) past the end of the file.
+    let qlen = std::fs::metadata(f.dir.join("plain.qcow2")).unwrap().len();
+    let p = cut("plain.qcow2", qlen / 3);
+    let img = open_image(&p).unwrap();
+    assert!(
+        img.damage
+            .iter()
+            .any(|d| d.kind == DamageKind::Truncated && d.detail.contains("qcow2") && d.file == p),
+        "{:?}",
+        img.damage
+    );
+    let disk = Disk::open(&p).unwrap();
+    assert!(!disk.damage.is_empty());
+}
