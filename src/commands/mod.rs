@@ -21,7 +21,24 @@ pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH (or set SALVOR_ROOT) naming a Docker data-root, a host root directory, or an archive of either");
     };
-    let opened = crate::evidence::open(root, cli.data_root.as_deref())?;
+    let opened = match crate::evidence::open(root, cli.data_root.as_deref(), cli.spool_limit) {
+        Ok(o) => o,
+        Err(e) => {
+            for line in crate::evidence::damage_lines(&crate::evidence::error_damage(&e)) {
+                eprintln!("{line}");
+            }
+            return Err(e);
+        }
+    };
+    // Damage of the evidence is said first, even with --quiet: it is the verdict on
+    // everything that follows.
+    for line in crate::evidence::damage_lines(&opened.damage) {
+        eprintln!("{line}");
+    }
+    if !opened.damage.is_empty() {
+        crate::output::set_evidence_damage(crate::evidence::damage_json(&opened.damage));
+    }
+    let damage = opened.damage.clone();
     if let (Some(v), false) = (&opened.volume, cli.quiet) {
         eprintln!(
             "salvor: note: reading volume {v} of the disk image ({})",
@@ -29,18 +46,30 @@ pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
         );
     }
     let mut store = Store::open_at(opened.source.clone(), opened.data_root.clone())?;
+    store.add_damage(damage.iter().cloned());
     // devicemapper in direct-lvm mode: read again with the LVM thin pool.
     let chosen = crate::evidence::choose_thin_pool(&store, &opened, cli.thin_pool.as_deref())?;
     if let Some((pool, origin)) = chosen.pool {
         store = Store::open_at_with_thin_pool(opened.source, opened.data_root, pool, origin)?;
+        store.add_damage(damage);
     }
     if let (Some(note), false) = (chosen.note, cli.quiet) {
         eprintln!("salvor: note: {note}");
     }
-    if !cli.quiet && !store.problems.is_empty() {
+    let consequences = store
+        .problems
+        .iter()
+        .filter(|p| store.is_consequence_of_damage(p))
+        .count();
+    if !cli.quiet && consequences > 0 {
+        eprintln!(
+            "salvor: note: {consequences} piece(s) of metadata are missing or cut because the evidence is damaged; `salvor info` lists them"
+        );
+    }
+    if !cli.quiet && store.problems.len() > consequences {
         eprintln!(
             "salvor: note: {} piece(s) of metadata could not be read or do not add up; `salvor info` lists them",
-            store.problems.len()
+            store.problems.len() - consequences
         );
     }
     Ok(store)
@@ -51,6 +80,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         return probe(cli, *json);
     }
     let store = open_store(cli)?;
+    let code = run_command(cli, &store)?;
+    // Damaged evidence wins over "clean" and "findings".
+    Ok(if store.damage.is_empty() {
+        code
+    } else {
+        code.max(crate::evidence::EXIT_DAMAGED)
+    })
+}
+
+fn run_command(cli: &Cli, store: &Store) -> anyhow::Result<u8> {
+    let store = store;
     match &cli.command {
         Command::Probe { .. } => unreachable!("handled above"),
         Command::Info { json } => images::info(&store, *json),
@@ -144,7 +184,10 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH");
     };
-    let v = crate::evidence::probe(root)?;
+    let (v, damage) = crate::evidence::probe(root, cli.spool_limit)?;
+    for line in crate::evidence::damage_lines(&damage) {
+        eprintln!("{line}");
+    }
     if json {
         crate::output::print_json(&v)?;
     } else {
@@ -231,7 +274,11 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
             }
         }
     }
-    Ok(0)
+    Ok(if damage.is_empty() {
+        0
+    } else {
+        crate::evidence::EXIT_DAMAGED
+    })
 }
 
 /// One line about what a volume holds.
