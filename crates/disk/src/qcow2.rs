@@ -404,10 +404,12 @@ impl Qcow2 {
             }
             for c in table.chunks_exact(8) {
                 let l2e = u64::from_be_bytes(c.try_into().unwrap_or([0; 8]));
-                if l2e & L2E_COMPRESSED != 0 {
-                    continue;
-                }
-                let host = l2e & OFFSET_MASK;
+                let host = if l2e & L2E_COMPRESSED != 0 {
+                    // Compressed: the host offset is in the low 62 - (cluster_bits - 8) bits.
+                    l2e & ((1u64 << (62 - (self.cluster_bits - 8))) - 1)
+                } else {
+                    l2e & OFFSET_MASK
+                };
                 if host != 0 && host >= size {
                     data_past.0 += 1;
                     data_past.1.get_or_insert(host);

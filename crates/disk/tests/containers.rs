@@ -886,17 +886,20 @@ fn truncated_images_are_damage() {
     // MBR disk cut: its last partition does not fit.
     let disk = Disk::open(&cut("mbr.raw", 8 << 20)).unwrap();
     assert!(!disk.damage.is_empty(), "mbr: {:?}", disk.damage);
-    // qcow2 cut at a third: clusters (or L2 tables) past the end of the file.
-    let qlen = std::fs::metadata(f.dir.join("plain.qcow2")).unwrap().len();
-    let p = cut("plain.qcow2", qlen / 3);
-    let img = open_image(&p).unwrap();
-    assert!(
-        img.damage
-            .iter()
-            .any(|d| d.kind == DamageKind::Truncated && d.detail.contains("qcow2") && d.file == p),
-        "{:?}",
-        img.damage
-    );
-    let disk = Disk::open(&p).unwrap();
-    assert!(!disk.damage.is_empty());
+    // qcow2 (plain, and with compressed clusters) cut at a third: clusters (or L2
+    // tables) past the end of the file.
+    for name in ["plain.qcow2", "zstd.qcow2"] {
+        let qlen = std::fs::metadata(f.dir.join(name)).unwrap().len();
+        let p = cut(name, qlen / 3);
+        let img = open_image(&p).unwrap();
+        assert!(
+            img.damage.iter().any(|d| d.kind == DamageKind::Truncated
+                && d.detail.contains("qcow2")
+                && d.file == p),
+            "{name}: {:?}",
+            img.damage
+        );
+        let disk = Disk::open(&p).unwrap();
+        assert!(!disk.damage.is_empty());
+    }
 }
