@@ -80,17 +80,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         return probe(cli, *json);
     }
     let store = open_store(cli)?;
-    let code = run_command(cli, &store)?;
+    let damaged = !store.damage.is_empty();
+    let code = run_command(cli, store)?;
     // Damaged evidence wins over "clean" and "findings".
-    Ok(if store.damage.is_empty() {
-        code
-    } else {
+    Ok(if damaged {
         code.max(crate::evidence::EXIT_DAMAGED)
+    } else {
+        code
     })
 }
 
-fn run_command(cli: &Cli, store: &Store) -> anyhow::Result<u8> {
-    let store = store;
+fn run_command(cli: &Cli, store: Store) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Probe { .. } => unreachable!("handled above"),
         Command::Info { json } => images::info(&store, *json),
