@@ -728,6 +728,30 @@ fn truncated_archives_are_said_first_and_exit_3() {
     );
     let v: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["evidence"]["damaged"], true, "{v}");
+    // The case report says it at the top of summary.md and in inventory.json.
+    let case = tmp.path().join("case");
+    says_damaged(
+        &[
+            "-q",
+            "--root",
+            &root,
+            "report",
+            "-o",
+            &case.to_string_lossy(),
+        ],
+        &cut_gz,
+        "gzip stream ends",
+    );
+    let summary = fs::read_to_string(case.join("summary.md")).expect("summary.md");
+    let first_section = summary.find("## Evidence").expect("evidence section");
+    assert!(
+        summary[..first_section].contains("**EVIDENCE DAMAGED**"),
+        "{summary}"
+    );
+    let inv: Value =
+        serde_json::from_str(&fs::read_to_string(case.join("inventory.json")).expect("inv"))
+            .expect("json");
+    assert_eq!(inv["evidence_damage"][0]["offset"], 100_000);
 
     let half = zst.len() / 2;
     let cut_zst = write("half.tar.zst", &zst[..half]);
