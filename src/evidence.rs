@@ -94,6 +94,10 @@ pub fn error_damage(e: &anyhow::Error) -> Vec<EvidenceDamage> {
                     }
                     _ => None,
                 })
+                .or_else(|| match c.downcast_ref::<salvor_disk::DiskError>() {
+                    Some(salvor_disk::DiskError::Damaged { damage }) => Some(vec![damage.clone()]),
+                    _ => None,
+                })
         })
         .unwrap_or_default()
 }

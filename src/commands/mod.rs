@@ -184,7 +184,15 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH");
     };
-    let (v, damage) = crate::evidence::probe(root, cli.spool_limit)?;
+    let (v, damage) = match crate::evidence::probe(root, cli.spool_limit) {
+        Ok(x) => x,
+        Err(e) => {
+            for line in crate::evidence::damage_lines(&crate::evidence::error_damage(&e)) {
+                eprintln!("{line}");
+            }
+            return Err(e);
+        }
+    };
     for line in crate::evidence::damage_lines(&damage) {
         eprintln!("{line}");
     }

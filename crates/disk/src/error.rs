@@ -23,6 +23,11 @@ pub enum DiskError {
     /// A valid image that uses something this build refuses to read rather than mis-read.
     #[error("{what}: not supported: {reason}")]
     Unsupported { what: String, reason: String },
+    /// The image is too damaged to open (a segment of an EWF set is missing).
+    #[error("{damage}")]
+    Damaged {
+        damage: salvor_source::EvidenceDamage,
+    },
     /// A volume spec (`p3`, `lv:vg/root`) that names nothing on the disk.
     #[error("{what}: no volume {spec}: {reason}")]
     NoVolume {

@@ -529,12 +529,15 @@ pub(crate) fn open_image(first: &Path) -> Result<crate::Image> {
         r.chunk_count(),
         r.chunk_size()
     );
-    Ok(crate::Image::plain(
+    let damage = crate::external::ewf_damage(
         first,
-        crate::Format::Ewf,
-        std::sync::Arc::new(r),
-        detail,
-    ))
+        r.chunk_count() as u64,
+        r.chunk_size(),
+        BlockDevice::size(&r),
+    );
+    let mut img = crate::Image::plain(first, crate::Format::Ewf, std::sync::Arc::new(r), detail);
+    img.damage.extend(damage);
+    Ok(img)
 }
 
 impl BlockDevice for Ewf2 {

@@ -903,3 +903,49 @@ fn truncated_images_are_damage() {
         assert!(!disk.damage.is_empty());
     }
 }
+
+/// An E01 set copied without its last segment, or with one in the middle missing: damage.
+#[test]
+fn incomplete_e01_sets_are_damage() {
+    use salvor_source::DamageKind;
+    let f = fixture();
+    let mut segs: Vec<String> = (1..100)
+        .map(|k| format!("ev.E{k:02}"))
+        .take_while(|n| f.dir.join(n).exists())
+        .collect();
+    assert!(segs.len() >= 3, "{segs:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = |dir: &str, names: &[String]| {
+        let d = tmp.path().join(dir);
+        std::fs::create_dir(&d).unwrap();
+        for n in names {
+            std::fs::copy(f.dir.join(n), d.join(n)).unwrap();
+        }
+        d.join("ev.E01")
+    };
+    // The whole set: no damage.
+    let img = open_image(&copy("all", &segs)).unwrap();
+    assert!(img.damage.is_empty(), "{:?}", img.damage);
+    // A middle segment missing: refused as damage naming the missing segment.
+    let mut gap = segs.clone();
+    gap.remove(1);
+    let e = open_image(&copy("gap", &gap)).unwrap_err();
+    match &e {
+        salvor_disk::DiskError::Damaged { damage } => {
+            assert_eq!(damage.kind, DamageKind::Missing);
+            assert!(damage.file.ends_with("ev.E02"), "{e}");
+        }
+        other => panic!("expected damage, got {other}"),
+    }
+    // The last segment missing: opens, but the chunks do not cover the media.
+    segs.pop();
+    let p = copy("short", &segs);
+    let img = open_image(&p).unwrap();
+    assert!(
+        img.damage
+            .iter()
+            .any(|d| d.kind == DamageKind::Missing && d.detail.contains("missing or cut")),
+        "{:?}",
+        img.damage
+    );
+}
