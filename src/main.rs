@@ -56,7 +56,7 @@ pub struct Cli {
     pub quiet: bool,
     /// Most temporary space decompressing a gzip/zstd evidence archive may take (it is
     /// spooled to $TMPDIR): e.g. 500M, 10G, 2T, or `unlimited`. Default: 32 x the
-    /// archive's size, at least 1 GiB; 256 MiB of free space is always kept.
+    /// archive's size, at least 1 GiB; 64 MiB of free space is always kept.
     #[arg(long, value_name = "SIZE", env = "SALVOR_SPOOL_LIMIT", global = true, value_parser = salvor_source::parse_size)]
     pub spool_limit: Option<u64>,
     #[command(subcommand)]

@@ -17,7 +17,7 @@
 //!   [`TarOptions::spool_limit`], by default [`default_spool_limit`] (32 × the compressed
 //!   size, at least 1 GiB). Before spooling, and every 16 MiB while spooling, the free
 //!   space of the spool's filesystem is checked (`fstatvfs`) and [`SPOOL_RESERVE`] is
-//!   kept free. Exceeding either stops with [`SourceError::SpoolLimit`] or
+//!   kept free (checked every 16 MiB, so at least that much is left). Exceeding either stops with [`SourceError::SpoolLimit`] or
 //!   [`SourceError::SpoolNoSpace`], naming the archive and the limit.
 //!
 //! The header parser is salvor's own (ustar, GNU and PAX): it understands GNU long
@@ -74,8 +74,9 @@ const BLOCK: u64 = 512;
 pub const SPOOL_LIMIT_MULTIPLE: u64 = 32;
 /// ...but never less than this (1 GiB).
 pub const SPOOL_LIMIT_FLOOR: u64 = 1 << 30;
-/// Free space kept in the spool's filesystem (256 MiB): spooling stops before less is left.
-pub const SPOOL_RESERVE: u64 = 256 << 20;
+/// Free space kept in the spool's filesystem (64 MiB): spooling stops before less is left,
+/// so that salvor never fills the examiner's disk (other programs keep working).
+pub const SPOOL_RESERVE: u64 = 64 << 20;
 /// How often (in spooled bytes) free space is checked again.
 const SPACE_CHECK_EVERY: u64 = 16 << 20;
 /// After the end-of-archive marker, at most this much of a compressed stream is decoded
@@ -1043,10 +1044,7 @@ impl TarSource {
                 let limit = opts.spool_limit.unwrap_or_else(|| default_spool_limit(len));
                 // Free space first: the spool takes at least as much as the archive.
                 if let Some(available) = free_space(&spool_fd) {
-                    let needed = opts
-                        .spool_reserve
-                        .saturating_add(len.min(limit))
-                        .saturating_add(SPACE_CHECK_EVERY);
+                    let needed = opts.spool_reserve.saturating_add(len.min(limit));
                     if available < needed {
                         return Err(SourceError::SpoolNoSpace {
                             archive: path.to_path_buf(),
