@@ -28,6 +28,16 @@ if [ -d "$tsd" ]; then
         cp "$f" "corpus/tarsource_index/$(basename "$f")"
     done
 fi
+# A decompression bomb (a 64 MiB zero member, a few KB of zstd/gzip) and a cut copy of
+# it: the target caps the spool at 16 MiB, so these exercise the spool limit and damage.
+if command -v zstd >/dev/null; then
+    b="$seed/bomb"; mkdir -p "$b"
+    truncate -s 64M "$b/zeros.bin"
+    tar -C "$b" -cf - zeros.bin | zstd -q -c > corpus/tarsource_index/bomb.tar.zst
+    tar -C "$b" -cf - zeros.bin | gzip -c > corpus/tarsource_index/bomb.tar.gz
+    head -c 2000 corpus/tarsource_index/bomb.tar.gz > corpus/tarsource_index/bomb-cut.tar.gz
+    rm -f "$b/zeros.bin"
+fi
 # The engine fixtures: tar-splits, configs, container configs, logs.
 for fx in ../fixtures/engine/*/data-root.tar.zst; do
     n=$(basename "$(dirname "$fx")")

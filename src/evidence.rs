@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use salvor_disk::{Content, Disk, VolumeSpec};
-use salvor_source::Source;
+use salvor_source::{EvidenceDamage, Source, TarOptions};
 
 /// What `--root` turned out to be.
 pub struct Opened {
@@ -23,6 +23,95 @@ pub struct Opened {
     /// For a disk image: the scanned disk (its LVM thin pools may hold Docker's
     /// devicemapper devices).
     pub disk: Option<Disk>,
+    /// Damage of the evidence itself (the archive's, or the disk image's): said first.
+    pub damage: Vec<EvidenceDamage>,
+}
+
+/// Exit code when the evidence itself is damaged (wins over 0 and 1).
+pub const EXIT_DAMAGED: u8 = 3;
+
+/// An error caused by damaged evidence (nothing usable could be read before the damage):
+/// the command exits [`EXIT_DAMAGED`].
+#[derive(Debug)]
+pub struct DamagedEvidence {
+    pub damage: Vec<EvidenceDamage>,
+    pub cause: String,
+}
+
+impl std::fmt::Display for DamagedEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files: Vec<String> = self
+            .damage
+            .iter()
+            .map(|d| d.file.display().to_string())
+            .collect();
+        write!(
+            f,
+            "{} (the evidence is damaged: {}; a damaged copy, not necessarily the host's state)",
+            self.cause,
+            files.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for DamagedEvidence {}
+
+/// The exit code for an error: [`EXIT_DAMAGED`] when the evidence's damage caused it,
+/// else 2.
+pub fn error_exit_code(e: &anyhow::Error) -> u8 {
+    if !error_damage(e).is_empty() {
+        EXIT_DAMAGED
+    } else {
+        2
+    }
+}
+
+/// The first line(s) every command prints for damaged evidence (one per damage).
+pub fn damage_lines(damage: &[EvidenceDamage]) -> Vec<String> {
+    damage
+        .iter()
+        .map(|d| format!("salvor: EVIDENCE DAMAGED: {d}; what follows is read up to the damage"))
+        .collect()
+}
+
+/// The `evidence` block of `--json` outputs.
+pub fn damage_json(damage: &[EvidenceDamage]) -> serde_json::Value {
+    serde_json::json!({
+        "damaged": !damage.is_empty(),
+        "damage": damage,
+    })
+}
+
+/// The damage an error carries (a [`DamagedEvidence`] or a source too damaged to read).
+pub fn error_damage(e: &anyhow::Error) -> Vec<EvidenceDamage> {
+    e.chain()
+        .find_map(|c| {
+            c.downcast_ref::<DamagedEvidence>()
+                .map(|d| d.damage.clone())
+                .or_else(|| match c.downcast_ref::<salvor_source::SourceError>() {
+                    Some(salvor_source::SourceError::Damaged { damage }) => {
+                        Some(vec![damage.clone()])
+                    }
+                    _ => None,
+                })
+                .or_else(|| match c.downcast_ref::<salvor_disk::DiskError>() {
+                    Some(salvor_disk::DiskError::Damaged { damage }) => Some(vec![damage.clone()]),
+                    _ => None,
+                })
+        })
+        .unwrap_or_default()
+}
+
+/// `e` as a [`DamagedEvidence`] error when the evidence is damaged.
+fn because_of(damage: &[EvidenceDamage], e: anyhow::Error) -> anyhow::Error {
+    if damage.is_empty() {
+        e
+    } else {
+        anyhow::Error::new(DamagedEvidence {
+            damage: damage.to_vec(),
+            cause: format!("{e:#}"),
+        })
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -125,7 +214,11 @@ fn data_root_in(fs: &dyn Source, wanted: Option<&Path>) -> anyhow::Result<PathBu
 
 /// Opens `--root`; `data_root` is `--data-root` (a path inside the evidence, or on a
 /// volume of the disk image, or a host path that the image's /etc/fstab maps to a volume).
-pub fn open(root: &Path, data_root: Option<&Path>) -> anyhow::Result<Opened> {
+pub fn open(
+    root: &Path,
+    data_root: Option<&Path>,
+    spool_limit: Option<u64>,
+) -> anyhow::Result<Opened> {
     let wanted = data_root.map(wanted_data_root).transpose()?;
     let wanted = wanted.as_deref();
     let (path, spec) = split_spec(root)?;
@@ -137,21 +230,41 @@ pub fn open(root: &Path, data_root: Option<&Path>) -> anyhow::Result<Opened> {
                 root.display()
             );
         }
+        let opts = TarOptions {
+            spool_limit,
+            ..TarOptions::default()
+        };
         let source: Arc<dyn Source> = Arc::from(
-            salvor_source::open_evidence(&path)
+            salvor_source::open_evidence_with(&path, &opts)
                 .with_context(|| format!("cannot open evidence {}", path.display()))?,
         );
-        let data_root = data_root_in(source.as_ref(), wanted)?;
+        let damage = source.damage().to_vec();
+        let data_root =
+            data_root_in(source.as_ref(), wanted).map_err(|e| because_of(&damage, e))?;
         return Ok(Opened {
             source,
             data_root,
             volume: None,
             disk: None,
+            damage,
         });
     }
     let disk =
         Disk::open(&path).with_context(|| format!("cannot read disk image {}", path.display()))?;
-    let volumes = disk.select(spec.as_ref().unwrap_or(&VolumeSpec::Auto))?;
+    let damage = disk.damage.clone();
+    let r = open_disk(&path, &disk, spec.as_ref(), wanted, damage.clone());
+    r.map_err(|e| because_of(&damage, e))
+}
+
+/// The data-root on a volume of `disk`.
+fn open_disk(
+    path: &Path,
+    disk: &Disk,
+    spec: Option<&VolumeSpec>,
+    wanted: Option<&Path>,
+    damage: Vec<EvidenceDamage>,
+) -> anyhow::Result<Opened> {
+    let volumes = disk.select(spec.unwrap_or(&VolumeSpec::Auto))?;
     let mut tried = Vec::new();
     for v in volumes {
         let fs = match open_filesystem(&v.content, v.device.clone()) {
@@ -168,13 +281,14 @@ pub fn open(root: &Path, data_root: Option<&Path>) -> anyhow::Result<Opened> {
                     data_root,
                     volume: Some(v.spec.clone()),
                     disk: Some(disk.clone()),
+                    damage,
                 })
             }
             Err(e) => tried.push(format!("{}: {e}", v.spec)),
         }
     }
     // A data-root below a mount point of another volume: follow the host's /etc/fstab.
-    let all = disk.select(spec.as_ref().unwrap_or(&VolumeSpec::Auto))?;
+    let all = disk.select(spec.unwrap_or(&VolumeSpec::Auto))?;
     let wanted_host = wanted.map(|w| format!("/{}", w.display()));
     if let Some((i, fs, data_root)) =
         crate::fstab::find_data_root(&all, wanted_host.as_deref(), |v| {
@@ -186,6 +300,7 @@ pub fn open(root: &Path, data_root: Option<&Path>) -> anyhow::Result<Opened> {
             data_root,
             volume: Some(all[i].spec.clone()),
             disk: Some(disk.clone()),
+            damage,
         });
     }
     if tried.is_empty() {
@@ -387,17 +502,27 @@ pub fn open_filesystem(
 }
 
 /// `salvor probe`: what is inside the evidence, down to where the data-root is.
-pub fn probe(root: &Path) -> anyhow::Result<serde_json::Value> {
+/// Also returns the evidence's damage (said first by the caller).
+pub fn probe(
+    root: &Path,
+    spool_limit: Option<u64>,
+) -> anyhow::Result<(serde_json::Value, Vec<EvidenceDamage>)> {
     let (path, spec) = split_spec(root)?;
     let kind = sniff(&path)?;
     if kind != Kind::DiskImage {
-        let opened = open(root, None);
-        return Ok(serde_json::json!({
+        let opened = open(root, None, spool_limit);
+        let damage = match &opened {
+            Ok(o) => o.damage.clone(),
+            Err(e) => error_damage(e),
+        };
+        let v = serde_json::json!({
             "evidence": path,
             "kind": if kind == Kind::Dir { "directory" } else { "archive" },
             "data_root": opened.as_ref().ok().map(|o| format!("/{}", o.data_root.display())),
             "error": opened.err().map(|e| format!("{e:#}")),
-        }));
+            "damage": damage,
+        });
+        return Ok((v, damage));
     }
     let disk =
         Disk::open(&path).with_context(|| format!("cannot read disk image {}", path.display()))?;
@@ -418,10 +543,12 @@ pub fn probe(root: &Path) -> anyhow::Result<serde_json::Value> {
         };
         vols.push(serde_json::json!({ "volume": v.spec, "filesystem": fs_report, "data_root": data_root, "error": error }));
     }
-    Ok(serde_json::json!({
+    let damage = disk.damage.clone();
+    let v = serde_json::json!({
         "evidence": path,
         "kind": "disk image",
         "disk": report,
         "docker": vols,
-    }))
+    });
+    Ok((v, damage))
 }

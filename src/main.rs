@@ -20,6 +20,9 @@ EXIT CODES:
   0  success; for `verify`, every layer rebuilt byte-exact
   1  findings: a layer did not verify (its sha256 is not its diff_id, or files changed)
   2  error: the evidence or an argument could not be used, or writing output failed
+  3  evidence damaged: the archive or disk image is truncated or corrupt (a cut copy?);
+     the first line on stderr says so (even with --quiet), the command still runs on
+     what is readable, and 3 wins over 0 and 1
 
 EXAMPLES:
   salvor --root /mnt/evidence/var/lib/docker images
@@ -48,7 +51,7 @@ pub struct Cli {
     /// it salvor uses the pool the host configured (`dm.thinpooldev`) or the only candidate.
     #[arg(long, value_name = "[IMAGE:]VG/LV | IMAGE", global = true)]
     pub thin_pool: Option<String>,
-    /// No progress bars or notes on stderr.
+    /// No progress bars or notes on stderr (evidence damage is still said).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
     /// Replace an existing output file (`-o`). Without it an existing file is refused; a
@@ -56,6 +59,11 @@ pub struct Cli {
     /// into the evidence, or onto a file salvor reads.
     #[arg(long, global = true)]
     pub overwrite: bool,
+    /// Most temporary space decompressing a gzip/zstd evidence archive may take (it is
+    /// spooled to $TMPDIR): e.g. 500M, 10G, 2T, or `unlimited`. Default: 32 x the
+    /// archive's size, at least 1 GiB; 64 MiB of free space is always kept.
+    #[arg(long, value_name = "SIZE", env = "SALVOR_SPOOL_LIMIT", global = true, value_parser = salvor_source::parse_size)]
+    pub spool_limit: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -271,7 +279,7 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("salvor: error: {msg}");
-            ExitCode::from(2)
+            ExitCode::from(evidence::error_exit_code(&e))
         }
     }
 }

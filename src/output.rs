@@ -114,9 +114,55 @@ impl Table {
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut lock = stdout.lock();
-    serde_json::to_writer_pretty(&mut lock, value)?;
+    match EVIDENCE_DAMAGE.get() {
+        None => serde_json::to_writer_pretty(&mut lock, value)?,
+        Some(block) => {
+            serde_json::to_writer_pretty(&mut lock, &with_evidence_block(value, block)?)?
+        }
+    }
     writeln!(lock)?;
     Ok(())
+}
+
+/// The `evidence` block of damaged evidence, set once by `commands::run`.
+static EVIDENCE_DAMAGE: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+
+/// Makes every later `--json` output carry `block` (the evidence's damage) as its
+/// `evidence` member.
+pub fn set_evidence_damage(block: serde_json::Value) {
+    let _ = EVIDENCE_DAMAGE.set(block);
+}
+
+/// `value` with an `evidence` block first: an object gets the member (an existing
+/// `evidence` string becomes the block's `description`), anything else is wrapped as
+/// `{"evidence": …, "items": value}`.
+fn with_evidence_block(
+    value: &impl serde::Serialize,
+    block: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let v = serde_json::to_value(value)?;
+    let mut out = serde_json::Map::new();
+    let mut block = block.clone();
+    match v {
+        serde_json::Value::Object(m) => {
+            if let (Some(serde_json::Value::String(d)), Some(b)) =
+                (m.get("evidence"), block.as_object_mut())
+            {
+                b.entry("description")
+                    .or_insert_with(|| serde_json::Value::String(d.clone()));
+            }
+            if m.get("evidence").is_some_and(|e| e.is_object()) {
+                return Ok(serde_json::Value::Object(m));
+            }
+            out.insert("evidence".into(), block);
+            out.extend(m.into_iter().filter(|(k, _)| k != "evidence"));
+        }
+        other => {
+            out.insert("evidence".into(), block);
+            out.insert("items".into(), other);
+        }
+    }
+    Ok(serde_json::Value::Object(out))
 }
 
 /// Replaces control characters so that hostile names cannot drive the terminal.

@@ -497,3 +497,43 @@ fn ewf_acquisitions_agree_with_the_directory() {
         }
     }
 }
+
+/// A cut copy of a raw or qcow2 disk image: said first, exit 3; the whole image exits 0.
+#[test]
+fn truncated_disk_images_are_said_first_and_exit_3() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    build(tmp.path());
+    let raw = tmp.path().join("disk.raw");
+    let q = tmp.path().join("disk.qcow2");
+    for p in [&raw, &q] {
+        let out = salvor(&["--root", &p.to_string_lossy(), "info"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}: {err}", p.display());
+        assert!(!err.contains("DAMAGED"), "{err}");
+    }
+    let cut = |src: &Path, name: &str, len: usize| {
+        let data = std::fs::read(src).expect("read");
+        let p = tmp.path().join(name);
+        std::fs::write(&p, &data[..len.min(data.len())]).expect("write");
+        p
+    };
+    let qlen = std::fs::metadata(&q).expect("qcow2").len() as usize;
+    for (p, what) in [
+        (cut(&raw, "cut.raw", 40 << 20), "partition 1 ends at byte"),
+        (cut(&q, "cut.qcow2", qlen / 2), "qcow2"),
+    ] {
+        for cmd in ["info", "images"] {
+            let out = salvor(&["-q", "--root", &p.to_string_lossy(), cmd]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{} {cmd}: {err}", p.display());
+            let first = err.lines().next().unwrap_or("");
+            assert!(
+                first.starts_with(&format!("salvor: EVIDENCE DAMAGED: {}: ", p.display()))
+                    && first.contains(what)
+                    && first.contains("truncated copy?"),
+                "{} {cmd}: {first:?}\n{err}",
+                p.display()
+            );
+        }
+    }
+}

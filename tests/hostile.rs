@@ -781,3 +781,245 @@ fn dropped_archive_members_are_problems_in_info() {
         "{whats:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Damaged evidence is said first (issue 9, item 4).
+
+/// The demo data-root as a plain tar (decompressed from the committed fixture).
+fn demo_tar() -> Vec<u8> {
+    let z = fs::read(repo().join("fixtures/demo/data-root.tar.zst")).expect("demo fixture");
+    zstd::decode_all(&z[..]).expect("decompress demo fixture")
+}
+
+/// (header offset, data size) of every member of a plain tar.
+fn tar_members(t: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 512 <= t.len() && t[pos..pos + 512].iter().any(|b| *b != 0) {
+        let f = &t[pos + 124..pos + 136];
+        let s: String = f
+            .iter()
+            .take_while(|b| **b != 0 && **b != b' ')
+            .map(|b| *b as char)
+            .collect();
+        let size = usize::from_str_radix(s.trim(), 8).expect("octal size");
+        out.push((pos, size));
+        pos += 512 + size.div_ceil(512) * 512;
+    }
+    out
+}
+
+/// Runs salvor; asserts exit 3 and that the first stderr line is the damage line naming
+/// `file` and containing `what`. Returns (stdout, stderr).
+fn says_damaged(args: &[&str], file: &Path, what: &str) -> (String, String) {
+    let out = salvor(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "salvor {args:?}\nstderr:\n{err}"
+    );
+    let first = err.lines().next().unwrap_or("");
+    let want = format!("salvor: EVIDENCE DAMAGED: {}: ", file.display());
+    assert!(
+        first.starts_with(&want) && first.contains(what) && first.contains("truncated copy?"),
+        "salvor {args:?}: first stderr line {first:?}, wanted {want:?} … {what:?}\n{err}"
+    );
+    (String::from_utf8_lossy(&out.stdout).into_owned(), err)
+}
+
+#[test]
+fn truncated_archives_are_said_first_and_exit_3() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tar = demo_tar();
+    let gz = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&tar).expect("gzip");
+        e.finish().expect("gzip")
+    };
+    let zst = zstd::encode_all(&tar[..], 3).expect("zstd");
+    let write = |name: &str, data: &[u8]| {
+        let p = tmp.path().join(name);
+        fs::write(&p, data).expect("write");
+        p
+    };
+    // Clean archives: exit 0, no damage line, info's evidence block says undamaged.
+    for (name, data) in [("ok.tar", &tar), ("ok.tgz", &gz), ("ok.tar.zst", &zst)] {
+        let p = write(name, data);
+        let out = salvor(&["--root", &p.to_string_lossy(), "info", "--json"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+        assert!(!err.contains("DAMAGED"), "{name}: {err}");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["evidence"]["damaged"], false, "{name}");
+        assert_eq!(v["problems_from_damage"].as_array().map(Vec::len), Some(0));
+    }
+
+    // The issue's reproduction: `head -c 100000 x.tgz`, and half a zstd tar.
+    let cut_gz = write("cut.tgz", &gz[..100_000]);
+    let root = cut_gz.to_string_lossy().into_owned();
+    let (out, _) = says_damaged(
+        &["--root", &root, "info"],
+        &cut_gz,
+        "gzip stream ends at byte 100000 of the compressed file",
+    );
+    assert!(
+        out.starts_with("DAMAGED:"),
+        "info prints the damage first:\n{out}"
+    );
+    // What is missing because of the cut is not reported as missing host files.
+    let out = salvor(&["--root", &root, "info", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["evidence"]["damaged"], true);
+    assert_eq!(v["evidence"]["damage"][0]["kind"], "truncated");
+    assert_eq!(v["evidence"]["damage"][0]["offset"], 100_000);
+    let problems = v["problems"].as_array().expect("problems");
+    assert!(
+        problems
+            .iter()
+            .all(|p| !p["what"].as_str().unwrap_or("").contains("is missing")),
+        "{problems:?}"
+    );
+    assert!(
+        !v["problems_from_damage"]
+            .as_array()
+            .expect("list")
+            .is_empty(),
+        "{v}"
+    );
+    // Every command says it first, even with --quiet, and exits 3; JSON carries the block.
+    says_damaged(
+        &["-q", "--root", &root, "images"],
+        &cut_gz,
+        "gzip stream ends",
+    );
+    says_damaged(&["--root", &root, "verify"], &cut_gz, "gzip stream ends");
+    let (out, _) = says_damaged(
+        &["--root", &root, "containers", "--json"],
+        &cut_gz,
+        "gzip stream ends",
+    );
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["evidence"]["damaged"], true, "{v}");
+    // The case report says it at the top of summary.md and in inventory.json.
+    let case = tmp.path().join("case");
+    says_damaged(
+        &[
+            "-q",
+            "--root",
+            &root,
+            "report",
+            "-o",
+            &case.to_string_lossy(),
+        ],
+        &cut_gz,
+        "gzip stream ends",
+    );
+    let summary = fs::read_to_string(case.join("summary.md")).expect("summary.md");
+    let first_section = summary.find("## Evidence").expect("evidence section");
+    assert!(
+        summary[..first_section].contains("**EVIDENCE DAMAGED**"),
+        "{summary}"
+    );
+    let inv: Value =
+        serde_json::from_str(&fs::read_to_string(case.join("inventory.json")).expect("inv"))
+            .expect("json");
+    assert_eq!(inv["evidence_damage"][0]["offset"], 100_000);
+
+    let half = zst.len() / 2;
+    let cut_zst = write("half.tar.zst", &zst[..half]);
+    says_damaged(
+        &["--root", &cut_zst.to_string_lossy(), "info"],
+        &cut_zst,
+        &format!("zstd stream ends at byte {half} of the compressed file"),
+    );
+
+    // Plain, gzip and zstd tars cut mid-header and mid-data of a member in the middle.
+    let members = tar_members(&tar);
+    let &(hdr, _) = &members[members.len() / 2];
+    let &(dhdr, dsize) = members[members.len() / 2..]
+        .iter()
+        .find(|(_, s)| *s > 100)
+        .expect("a member with data");
+    for (what, at) in [
+        ("mid-header", hdr + 100),
+        ("mid-data", dhdr + 512 + dsize / 2),
+    ] {
+        let cut = &tar[..at];
+        let cases = [
+            (
+                format!("{what}.tar"),
+                cut.to_vec(),
+                format!("tar archive ends at byte {at}"),
+            ),
+            (
+                format!("{what}.tgz"),
+                {
+                    use std::io::Write;
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    e.write_all(cut).expect("gzip");
+                    e.finish().expect("gzip")
+                },
+                "the tar archive inside the gzip stream is cut".to_string(),
+            ),
+            (
+                format!("{what}.tar.zst"),
+                zstd::encode_all(cut, 1).expect("zstd"),
+                "the tar archive inside the zstd stream is cut".to_string(),
+            ),
+        ];
+        for (name, data, line) in cases {
+            let p = write(&name, &data);
+            says_damaged(&["--root", &p.to_string_lossy(), "info"], &p, &line);
+        }
+    }
+
+    // Cut so early that no data-root is left: the error says the archive is damaged.
+    let early = write("early.tgz", &gz[..2000]);
+    let (_, err) = says_damaged(
+        &["--root", &early.to_string_lossy(), "images"],
+        &early,
+        "gzip stream ends",
+    );
+    assert!(
+        err.contains("salvor: error:") && err.contains("the evidence is damaged"),
+        "{err}"
+    );
+}
+
+#[test]
+fn spool_limit_flag_stops_a_decompression_bomb() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = tmp.path().join("bomb.tar.zst");
+    {
+        let f = fs::File::create(&p).expect("create");
+        let mut w = zstd::stream::write::Encoder::new(f, 1)
+            .expect("zstd")
+            .auto_finish();
+        let mut h = tar::Header::new_gnu();
+        h.set_path("zeros.bin").expect("path");
+        h.set_size(512 << 20);
+        h.set_mode(0o644);
+        h.set_cksum();
+        w.write_all(h.as_bytes()).expect("write");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..512 {
+            w.write_all(&zeros).expect("write");
+        }
+    }
+    let root = p.to_string_lossy().into_owned();
+    let out = salvor(&["--spool-limit", "16M", "--root", &root, "info"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bomb.tar.zst") && err.contains("--spool-limit") && err.contains("16.0 MiB"),
+        "{err}"
+    );
+    // A bad size is refused by the argument parser.
+    let out = salvor(&["--spool-limit", "lots", "--root", &root, "info"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use libfuzzer_sys::fuzz_target;
-use salvor_source::{resolve_in_root, Source, TarSource};
+use salvor_source::{resolve_in_root, Source, TarOptions, TarSource};
 
 fn walk(src: &TarSource, dir: &Path, depth: usize, budget: &mut usize) {
     if depth > 16 {
@@ -41,10 +41,18 @@ fuzz_target!(|data: &[u8]| {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(data).unwrap();
     f.flush().unwrap();
-    let Ok(src) = TarSource::open(f.path()) else {
+    // A small spool cap: bombs in the corpus stop at 16 MiB instead of 1 GiB.
+    let opts = TarOptions {
+        spool_limit: Some(16 << 20),
+        ..TarOptions::default()
+    };
+    let Ok(src) = TarSource::open_with(f.path(), &opts) else {
         return;
     };
     let _ = src.warnings();
+    for d in src.damage() {
+        let _ = d.to_string();
+    }
     let mut budget = 10_000;
     walk(&src, &PathBuf::new(), 0, &mut budget);
 });

@@ -27,6 +27,8 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
                 what: format!("evidence archive: {w}"),
             }),
     );
+    // Problems that follow from damage of the evidence are not findings about the host.
+    let (problems, from_damage) = store.split_problems(problems);
     let (volumes, _) = store.volumes(&containers);
     let thin_pool =
         (store.driver == salvor_store::Driver::Devicemapper).then(|| match store.devicemapper() {
@@ -40,7 +42,11 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
             Err(e) => json!({ "error": e }),
         });
     let v = json!({
-        "evidence": store.source.describe(),
+        "evidence": {
+            "description": store.source.describe(),
+            "damaged": !store.damage.is_empty(),
+            "damage": store.damage,
+        },
         "data_root": format!("/{}", store.root.display()),
         "layout": store.layout,
         "driver": store.driver,
@@ -50,12 +56,22 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         "containers": containers.len(),
         "volumes": volumes.len(),
         "problems": problems,
+        "problems_from_damage": from_damage,
     });
     if json {
         print_json(&v)?;
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
+    for d in &store.damage {
+        writeln!(
+            out,
+            "DAMAGED:         {} ({}): {}",
+            printable(&d.file.display().to_string()),
+            d.kind,
+            printable(&format!("{}; {}", d.detail, d.lost))
+        )?;
+    }
     writeln!(out, "Evidence:        {}", store.source.describe())?;
     writeln!(out, "Data root:       /{}", store.root.display())?;
     writeln!(
@@ -88,6 +104,21 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     writeln!(out, "Layers:          {}", store.layers.len())?;
     writeln!(out, "Containers:      {}", containers.len())?;
     writeln!(out, "Volumes:         {}", volumes.len())?;
+    if !from_damage.is_empty() {
+        writeln!(
+            out,
+            "From the damage: {} (missing or cut because the evidence is damaged, not findings about the host)",
+            from_damage.len()
+        )?;
+        for p in &from_damage {
+            writeln!(
+                out,
+                "  /{}: {}",
+                printable(&p.path.display().to_string()),
+                printable(&p.what)
+            )?;
+        }
+    }
     if problems.is_empty() {
         writeln!(out, "Problems:        none")?;
     } else {

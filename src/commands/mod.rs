@@ -32,7 +32,24 @@ pub fn open_store_and_outputs(cli: &Cli) -> anyhow::Result<(Store, OutputPolicy)
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH (or set SALVOR_ROOT) naming a Docker data-root, a host root directory, or an archive of either");
     };
-    let opened = crate::evidence::open(root, cli.data_root.as_deref())?;
+    let opened = match crate::evidence::open(root, cli.data_root.as_deref(), cli.spool_limit) {
+        Ok(o) => o,
+        Err(e) => {
+            for line in crate::evidence::damage_lines(&crate::evidence::error_damage(&e)) {
+                eprintln!("{line}");
+            }
+            return Err(e);
+        }
+    };
+    // Damage of the evidence is said first, even with --quiet: it is the verdict on
+    // everything that follows.
+    for line in crate::evidence::damage_lines(&opened.damage) {
+        eprintln!("{line}");
+    }
+    if !opened.damage.is_empty() {
+        crate::output::set_evidence_damage(crate::evidence::damage_json(&opened.damage));
+    }
+    let damage = opened.damage.clone();
     let outputs = output_policy(cli, &opened);
     if let (Some(v), false) = (&opened.volume, cli.quiet) {
         eprintln!(
@@ -41,18 +58,30 @@ pub fn open_store_and_outputs(cli: &Cli) -> anyhow::Result<(Store, OutputPolicy)
         );
     }
     let mut store = Store::open_at(opened.source.clone(), opened.data_root.clone())?;
+    store.add_damage(damage.iter().cloned());
     // devicemapper in direct-lvm mode: read again with the LVM thin pool.
     let chosen = crate::evidence::choose_thin_pool(&store, &opened, cli.thin_pool.as_deref())?;
     if let Some((pool, origin)) = chosen.pool {
         store = Store::open_at_with_thin_pool(opened.source, opened.data_root, pool, origin)?;
+        store.add_damage(damage);
     }
     if let (Some(note), false) = (chosen.note, cli.quiet) {
         eprintln!("salvor: note: {note}");
     }
-    if !cli.quiet && !store.problems.is_empty() {
+    let consequences = store
+        .problems
+        .iter()
+        .filter(|p| store.is_consequence_of_damage(p))
+        .count();
+    if !cli.quiet && consequences > 0 {
+        eprintln!(
+            "salvor: note: {consequences} piece(s) of metadata are missing or cut because the evidence is damaged; `salvor info` lists them"
+        );
+    }
+    if !cli.quiet && store.problems.len() > consequences {
         eprintln!(
             "salvor: note: {} piece(s) of metadata could not be read or do not add up; `salvor info` lists them",
-            store.problems.len()
+            store.problems.len() - consequences
         );
     }
     Ok((store, outputs))
@@ -104,6 +133,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         return probe(cli, *json);
     }
     let (store, outputs) = open_store_and_outputs(cli)?;
+    let damaged = !store.damage.is_empty();
+    let code = run_command(cli, store, &outputs)?;
+    // Damaged evidence wins over "clean" and "findings".
+    Ok(if damaged {
+        code.max(crate::evidence::EXIT_DAMAGED)
+    } else {
+        code
+    })
+}
+
+fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Probe { .. } => unreachable!("handled above"),
         Command::Info { json } => images::info(&store, *json),
@@ -152,7 +192,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
                 quiet: cli.quiet,
                 tag: tag.as_deref(),
                 names: rootfs::tar_names(passwd.as_deref(), group.as_deref())?,
-                outputs: &outputs,
+                outputs: outputs,
             },
         ),
         Command::Diff { container, json } => rootfs::diff(&store, container, *json),
@@ -168,7 +208,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             *names,
             *with_volumes,
             cli.quiet,
-            &outputs,
+            outputs,
         ),
         Command::Containers { json, no_trunc } => containers::containers(&store, *json, *no_trunc),
         Command::Logs {
@@ -202,14 +242,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             *volumes,
             *logs,
             output.as_deref(),
-            &outputs,
+            outputs,
         ),
         Command::Report {
             output,
             images,
             logs,
             no_volumes,
-        } => report::report(cli, &store, output, *images, *logs, !*no_volumes, &outputs),
+        } => report::report(cli, &store, output, *images, *logs, !*no_volumes, outputs),
     }
 }
 
@@ -218,7 +258,18 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH");
     };
-    let v = crate::evidence::probe(root)?;
+    let (v, damage) = match crate::evidence::probe(root, cli.spool_limit) {
+        Ok(x) => x,
+        Err(e) => {
+            for line in crate::evidence::damage_lines(&crate::evidence::error_damage(&e)) {
+                eprintln!("{line}");
+            }
+            return Err(e);
+        }
+    };
+    for line in crate::evidence::damage_lines(&damage) {
+        eprintln!("{line}");
+    }
     if json {
         crate::output::print_json(&v)?;
     } else {
@@ -305,7 +356,11 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
             }
         }
     }
-    Ok(0)
+    Ok(if damage.is_empty() {
+        0
+    } else {
+        crate::evidence::EXIT_DAMAGED
+    })
 }
 
 /// One line about what a volume holds.

@@ -41,7 +41,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use salvor_source::BlockDevice;
+use salvor_source::{BlockDevice, EvidenceDamage};
 use serde::Serialize;
 
 use crate::error::{DiskError, Result};
@@ -140,6 +140,9 @@ pub struct BackingInfo {
 pub struct Image {
     pub device: Arc<dyn BlockDevice>,
     pub info: ContainerInfo,
+    /// Damage of the image file itself found while opening it (structures past the end
+    /// of a cut copy), the backing chain's included.
+    pub damage: Vec<EvidenceDamage>,
 }
 
 /// The canonical path of `path` (absolute, symlinks resolved), or an error naming it.
@@ -181,6 +184,7 @@ impl Image {
                     .unwrap_or_else(|_| vec![path.to_path_buf()]),
             },
             device,
+            damage: Vec::new(),
         }
     }
 }
@@ -268,11 +272,13 @@ fn open_inner(
             Ok(Image {
                 device: Arc::new(dev),
                 info,
+                damage: Vec::new(),
             })
         }
         Format::Qcow2 => {
             let mut q = Qcow2::open(path, file)?;
             let qinfo = q.info().clone();
+            let mut damage = q.damage();
             let mut backing = None;
             if let Some(name) = &qinfo.backing_file {
                 if depth >= MAX_BACKING_DEPTH {
@@ -297,6 +303,7 @@ fn open_inner(
                     }
                 };
                 let b = open_inner(&r.path, r.file, bformat, opts, depth + 1, seen)?;
+                damage.extend(b.damage);
                 q.set_backing(b.device);
                 backing = Some(Box::new(BackingInfo {
                     recorded_name: name.clone(),
@@ -321,6 +328,7 @@ fn open_inner(
             Ok(Image {
                 device: Arc::new(q),
                 info,
+                damage,
             })
         }
         Format::Vmdk => crate::external::open_vmdk(path, file, opts),

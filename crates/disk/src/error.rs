@@ -36,6 +36,11 @@ pub enum DiskError {
         name: String,
         reason: String,
     },
+    /// The image is too damaged to open (a segment of an EWF set is missing).
+    #[error("{damage}")]
+    Damaged {
+        damage: salvor_source::EvidenceDamage,
+    },
     /// A volume spec (`p3`, `lv:vg/root`) that names nothing on the disk.
     #[error("{what}: no volume {spec}: {reason}")]
     NoVolume {

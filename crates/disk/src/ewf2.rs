@@ -551,10 +551,16 @@ pub(crate) fn open_image(
         r.chunk_count(),
         r.chunk_size()
     );
-    Ok(
-        crate::Image::plain(first, crate::Format::Ewf, std::sync::Arc::new(r), detail)
-            .with_files(files),
-    )
+    let damage = crate::external::ewf_damage(
+        first,
+        r.chunk_count() as u64,
+        r.chunk_size(),
+        BlockDevice::size(&r),
+    );
+    let mut img = crate::Image::plain(first, crate::Format::Ewf, std::sync::Arc::new(r), detail)
+        .with_files(files);
+    img.damage.extend(damage);
+    Ok(img)
 }
 
 impl BlockDevice for Ewf2 {

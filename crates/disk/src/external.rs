@@ -150,17 +150,89 @@ impl BlockDevice for EwfDevice {
 #[cfg(feature = "ewf")]
 pub(crate) fn open_ewf(path: &Path, file: std::fs::File, opts: &OpenOptions) -> Result<Image> {
     let what = path.display().to_string();
+    if let Some(damage) = ewf_segment_gap(path) {
+        return Err(DiskError::Damaged { damage });
+    }
     let segs = crate::ewf1::open_segments(path, file, opts)?;
     let files: Vec<_> = segs.iter().map(|s| s.path.clone()).collect();
     let sources = segs
         .into_iter()
         .map(|s| ewf::SegmentSource::File(s.file))
         .collect();
-    let r = ewf::EwfReader::open_from_sources(sources)
+        let r = ewf::EwfReader::open_from_sources(sources)
         .map_err(|e| DiskError::invalid(what, "EWF", e.to_string()))?;
     let detail = format!("{} chunks of {} bytes", r.chunk_count(), r.chunk_size());
     let desc = format!("ewf {}", path.display());
-    Ok(Image::plain(path, Format::Ewf, Arc::new(EwfDevice { r, desc }), detail).with_files(files))
+    let damage = ewf_damage(path, r.chunk_count() as u64, r.chunk_size(), r.total_size());
+    let mut img = Image::plain(path, Format::Ewf, Arc::new(EwfDevice { r, desc }), detail)
+        .with_files(files);
+    img.damage.extend(damage);
+    Ok(img)
+}
+
+/// A numbered segment (`.E01` … `.E99`, any case) missing between the first and the
+/// last present beside `first`: the set cannot be read in order.
+pub(crate) fn ewf_segment_gap(first: &Path) -> Option<salvor_source::EvidenceDamage> {
+    let name = first.file_name()?.to_str()?;
+    let (stem, ext) = name.rsplit_once('.')?;
+    let letter = ext.chars().next()?;
+    if ext.len() != 3 || !matches!(letter, 'E' | 'e') {
+        return None;
+    }
+    let dir = first
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut present = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let n = e.file_name();
+        let Some(n) = n.to_str() else { continue };
+        if let Some((s, x)) = n.rsplit_once('.') {
+            if s == stem && x.len() == 3 && x.starts_with(letter) {
+                if let Ok(k) = x[1..].parse::<u32>() {
+                    present.insert(k);
+                }
+            }
+        }
+    }
+    let last = *present.iter().next_back()?;
+    let missing: Vec<u32> = (1..=last).filter(|k| !present.contains(k)).collect();
+    let m = *missing.first()?;
+    Some(salvor_source::EvidenceDamage {
+        file: dir.join(format!("{stem}.{letter}{m:02}")),
+        kind: salvor_source::DamageKind::Missing,
+        offset: None,
+        detail: format!(
+            "segment file(s) {} of the EWF set {} are missing (segments 1 to {last} expected) (truncated copy?)",
+            missing
+                .iter()
+                .map(|k| format!("{letter}{k:02}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            first.display()
+        ),
+        lost: "the set cannot be read past the first missing segment".to_string(),
+    })
+}
+
+/// An EWF set whose chunks do not cover the media size its header records: the last
+/// segment file(s) are missing or cut (an incomplete copy of the acquisition).
+pub(crate) fn ewf_damage(
+    path: &Path,
+    chunks: u64,
+    chunk_size: u64,
+    media: u64,
+) -> Option<salvor_source::EvidenceDamage> {
+    let have = chunks.saturating_mul(chunk_size);
+    (have < media).then(|| salvor_source::EvidenceDamage {
+        file: path.to_path_buf(),
+        kind: salvor_source::DamageKind::Missing,
+        offset: None,
+        detail: format!(
+            "EWF set holds {chunks} chunk(s) of {chunk_size} bytes ({have} bytes), but the acquired media is {media} bytes: its last segment file(s) are missing or cut (truncated copy?)"
+        ),
+        lost: format!("{} byte(s) at the end of the disk", media - have),
+    })
 }
 
 #[cfg(not(feature = "ewf"))]

@@ -239,6 +239,8 @@ pub struct ProbeReport {
     pub thin_pools: Vec<ThinPoolVolume>,
     /// Damage met that did not stop the scan (bad primary GPT, unreadable LVM metadata).
     pub warnings: Vec<String>,
+    /// Damage of the image itself (see [`Disk::damage`]).
+    pub damage: Vec<salvor_source::EvidenceDamage>,
 }
 
 /// An opened, scanned disk image.
@@ -251,6 +253,74 @@ pub struct Disk {
     pub volumes: Vec<Volume>,
     pub thin_pools: Vec<ThinPoolVolume>,
     pub warnings: Vec<String>,
+    /// Damage of the image itself (a cut copy: structures the container format or the
+    /// partition table place past its end). The evidence is read up to the damage.
+    pub damage: Vec<salvor_source::EvidenceDamage>,
+}
+
+/// A disk shorter than its partition table says: a partition ending past the end of
+/// the virtual disk, or a GPT whose backup header lies past it (a cut copy).
+fn table_damage(
+    info: &ContainerInfo,
+    dev: &dyn BlockDevice,
+    table: Option<&PartitionTable>,
+) -> Vec<salvor_source::EvidenceDamage> {
+    use salvor_source::{DamageKind, EvidenceDamage};
+    let Some(t) = table else {
+        return Vec::new();
+    };
+    let size = dev.size();
+    let what = if info.format == Format::Raw {
+        "the image"
+    } else {
+        "the virtual disk"
+    };
+    let mut out = Vec::new();
+    let mut past: Vec<&Partition> = t
+        .partitions
+        .iter()
+        .filter(|p| p.size > 0 && p.start.saturating_add(p.size) > size)
+        .collect();
+    past.sort_by_key(|p| std::cmp::Reverse(p.start.saturating_add(p.size)));
+    if let Some(last) = past.first() {
+        let end = last.start.saturating_add(last.size);
+        out.push(EvidenceDamage {
+            file: info.path.clone(),
+            kind: DamageKind::Truncated,
+            offset: Some(size),
+            detail: format!(
+                "{what} is {size} bytes, but its partition table says partition {} ends at byte {end} (truncated copy?)",
+                last.index
+            ),
+            lost: format!(
+                "{} byte(s) at the end of the disk; partition(s) {} cut or absent",
+                end - size,
+                past.iter()
+                    .map(|p| p.index.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    } else if t.scheme == Scheme::Gpt {
+        let ss = t.sector_size;
+        let mut hdr = vec![0u8; ss as usize];
+        if dev.read_exact_at(ss, &mut hdr).is_ok() && hdr.starts_with(b"EFI PART") {
+            let alt = u64::from_le_bytes(hdr[32..40].try_into().unwrap_or([0; 8]));
+            let at = alt.saturating_mul(ss);
+            if alt > 1 && at.saturating_add(ss) > size {
+                out.push(EvidenceDamage {
+                    file: info.path.clone(),
+                    kind: DamageKind::Truncated,
+                    offset: Some(size),
+                    detail: format!(
+                        "{what} is {size} bytes, but its GPT places the backup header at byte {at} (truncated copy?)"
+                    ),
+                    lost: format!("{} byte(s) at the end of the disk (the GPT backup)", at.saturating_add(ss) - size),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Opens and scans an image and reports what it holds.
@@ -282,6 +352,8 @@ impl Disk {
                 None
             }
         };
+        let mut damage = img.damage.clone();
+        damage.extend(table_damage(&img.info, &*dev, table.as_ref()));
         let mut volumes = Vec::new();
         match &table {
             Some(t) => {
@@ -436,6 +508,7 @@ impl Disk {
             volumes,
             thin_pools,
             warnings,
+            damage,
         }
     }
 
@@ -460,6 +533,7 @@ impl Disk {
             volumes: self.volumes.clone(),
             thin_pools: self.thin_pools.clone(),
             warnings: self.warnings.clone(),
+            damage: self.damage.clone(),
         }
     }
 

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use salvor_source::BlockDevice;
+use salvor_source::{DamageKind, EvidenceDamage};
 use serde::Serialize;
 
 use crate::error::{DiskError, Result};
@@ -354,6 +355,82 @@ impl Qcow2 {
 
     pub fn info(&self) -> &Qcow2Info {
         &self.info
+    }
+
+    /// Structures the header points to that lie past the end of the file: the refcount
+    /// table, L2 tables and data clusters (a cut copy of the image). Reads every L2 table
+    /// once (at most one cluster per L1 entry in use, all inside the file).
+    pub fn damage(&self) -> Vec<EvidenceDamage> {
+        let mut out = Vec::new();
+        let cs = 1u64 << self.cluster_bits;
+        let size = self.file_size;
+        let cut = |detail: String, lost: String, offset: u64| EvidenceDamage {
+            file: self.path.clone(),
+            kind: DamageKind::Truncated,
+            offset: Some(offset),
+            detail,
+            lost,
+        };
+        let mut hdr = [0u8; 64];
+        if read_full(&self.file, 0, &mut hdr).is_ok_and(|n| n >= 64) {
+            let rt_off = be64(&hdr, 48);
+            let rt_clusters = u64::from(be32(&hdr, 56));
+            let end = rt_clusters
+                .checked_mul(cs)
+                .and_then(|b| b.checked_add(rt_off));
+            if rt_off != 0 && end.is_none_or(|e| e > size) {
+                out.push(cut(
+                    format!("qcow2 refcount table at byte {rt_off} ({rt_clusters} cluster(s)) lies past the end of the file ({size} bytes) (truncated copy?)"),
+                    "the image's allocation records".to_string(),
+                    size,
+                ));
+            }
+        }
+        let mut l2_past = (0u64, None::<u64>);
+        let mut data_past = (0u64, None::<u64>);
+        let mut table = vec![0u8; cs as usize];
+        for &e in &self.l1 {
+            let l2_off = e & OFFSET_MASK;
+            if l2_off == 0 {
+                continue;
+            }
+            if l2_off.checked_add(cs).is_none_or(|end| end > size) {
+                l2_past.0 += 1;
+                l2_past.1.get_or_insert(l2_off);
+                continue;
+            }
+            if read_full(&self.file, l2_off, &mut table).map_or(true, |n| n < table.len()) {
+                continue;
+            }
+            for c in table.chunks_exact(8) {
+                let l2e = u64::from_be_bytes(c.try_into().unwrap_or([0; 8]));
+                let host = if l2e & L2E_COMPRESSED != 0 {
+                    // Compressed: the host offset is in the low 62 - (cluster_bits - 8) bits.
+                    l2e & ((1u64 << (62 - (self.cluster_bits - 8))) - 1)
+                } else {
+                    l2e & OFFSET_MASK
+                };
+                if host != 0 && host >= size {
+                    data_past.0 += 1;
+                    data_past.1.get_or_insert(host);
+                }
+            }
+        }
+        if let (n, Some(first)) = l2_past {
+            out.push(cut(
+                format!("{n} qcow2 L2 table(s) lie past the end of the file ({size} bytes; the first at byte {first}) (truncated copy?)"),
+                format!("up to {} bytes of the virtual disk mapped by them", n.saturating_mul(cs / 8).saturating_mul(cs)),
+                size,
+            ));
+        }
+        if let (n, Some(first)) = data_past {
+            out.push(cut(
+                format!("{n} qcow2 data cluster(s) lie past the end of the file ({size} bytes; the first at byte {first}) (truncated copy?)"),
+                format!("{} bytes of the virtual disk (they cannot be read)", n.saturating_mul(cs)),
+                size,
+            ));
+        }
+        out
     }
 
     /// Attaches the backing device: clusters this image does not allocate are read from it.

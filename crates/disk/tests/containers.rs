@@ -935,3 +935,106 @@ fn files_lists_every_file_of_the_evidence() {
         assert_eq!(Disk::open(&f.dir.join(n)).unwrap().files(), vec![canon(n)]);
     }
 }
+
+/// A cut copy of a raw or qcow2 image is damage, said while opening; clean images have none.
+#[test]
+fn truncated_images_are_damage() {
+    use salvor_source::DamageKind;
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["gpt.raw", "mbr.raw", "plain.qcow2", "zstd.qcow2"] {
+        let disk = Disk::open(&f.dir.join(name)).unwrap();
+        assert!(disk.damage.is_empty(), "{name}: {:?}", disk.damage);
+    }
+    let cut = |name: &str, len: u64| {
+        let src = std::fs::read(f.dir.join(name)).unwrap();
+        let p = tmp.path().join(format!("cut-{len}-{name}"));
+        std::fs::write(&p, &src[..len.min(src.len() as u64) as usize]).unwrap();
+        p
+    };
+    // Raw GPT disk cut in half: the last partition ends past the end.
+    let p = cut("gpt.raw", 12 << 20);
+    let disk = Disk::open(&p).unwrap();
+    assert_eq!(disk.damage.len(), 1, "{:?}", disk.damage);
+    let d = &disk.damage[0];
+    assert_eq!(d.kind, DamageKind::Truncated);
+    assert_eq!(d.file, p);
+    assert_eq!(d.offset, Some(12 << 20));
+    assert!(d.detail.contains("partition 3 ends at byte"), "{d}");
+    assert!(d.detail.contains("truncated copy?"), "{d}");
+    // Only the GPT backup header cut (the last partition still fits).
+    let len = std::fs::metadata(f.dir.join("gpt.raw")).unwrap().len();
+    let disk = Disk::open(&cut("gpt.raw", len - 512)).unwrap();
+    assert!(
+        disk.damage
+            .iter()
+            .any(|d| d.detail.contains("backup header")),
+        "{:?}",
+        disk.damage
+    );
+    // MBR disk cut: its last partition does not fit.
+    let disk = Disk::open(&cut("mbr.raw", 8 << 20)).unwrap();
+    assert!(!disk.damage.is_empty(), "mbr: {:?}", disk.damage);
+    // qcow2 (plain, and with compressed clusters) cut at a third: clusters (or L2
+    // tables) past the end of the file.
+    for name in ["plain.qcow2", "zstd.qcow2"] {
+        let qlen = std::fs::metadata(f.dir.join(name)).unwrap().len();
+        let p = cut(name, qlen / 3);
+        let img = open_image(&p).unwrap();
+        assert!(
+            img.damage.iter().any(|d| d.kind == DamageKind::Truncated
+                && d.detail.contains("qcow2")
+                && d.file == p),
+            "{name}: {:?}",
+            img.damage
+        );
+        let disk = Disk::open(&p).unwrap();
+        assert!(!disk.damage.is_empty());
+    }
+}
+
+/// An E01 set copied without its last segment, or with one in the middle missing: damage.
+#[test]
+fn incomplete_e01_sets_are_damage() {
+    use salvor_source::DamageKind;
+    let f = fixture();
+    let mut segs: Vec<String> = (1..100)
+        .map(|k| format!("ev.E{k:02}"))
+        .take_while(|n| f.dir.join(n).exists())
+        .collect();
+    assert!(segs.len() >= 3, "{segs:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = |dir: &str, names: &[String]| {
+        let d = tmp.path().join(dir);
+        std::fs::create_dir(&d).unwrap();
+        for n in names {
+            std::fs::copy(f.dir.join(n), d.join(n)).unwrap();
+        }
+        d.join("ev.E01")
+    };
+    // The whole set: no damage.
+    let img = open_image(&copy("all", &segs)).unwrap();
+    assert!(img.damage.is_empty(), "{:?}", img.damage);
+    // A middle segment missing: refused as damage naming the missing segment.
+    let mut gap = segs.clone();
+    gap.remove(1);
+    let e = open_image(&copy("gap", &gap)).unwrap_err();
+    match &e {
+        salvor_disk::DiskError::Damaged { damage } => {
+            assert_eq!(damage.kind, DamageKind::Missing);
+            assert!(damage.file.ends_with("ev.E02"), "{e}");
+        }
+        other => panic!("expected damage, got {other}"),
+    }
+    // The last segment missing: opens, but the chunks do not cover the media.
+    segs.pop();
+    let p = copy("short", &segs);
+    let img = open_image(&p).unwrap();
+    assert!(
+        img.damage
+            .iter()
+            .any(|d| d.kind == DamageKind::Missing && d.detail.contains("missing or cut")),
+        "{:?}",
+        img.damage
+    );
+}

@@ -188,7 +188,7 @@ fn write_files(
         )?)
     })?;
 
-    let inventory = json!({
+    let mut inventory = json!({
         "generator": opts.generator,
         "evidence": store.source.describe(),
         "evidence_warnings": warnings,
@@ -202,6 +202,12 @@ fn write_files(
         "bind_mounts": binds,
         "problems": problems,
     });
+    // Damage of the evidence itself, only when there is some (clean reports unchanged).
+    if !store.damage.is_empty() {
+        if let Some(o) = inventory.as_object_mut() {
+            o.insert("evidence_damage".into(), json!(store.damage));
+        }
+    }
     w.file("inventory.json", |h| {
         json_to("inventory.json", &inventory, h)
     })?;
@@ -219,6 +225,14 @@ fn write_files(
     let md = |x: &str| md_escape(x);
     s.push_str("# salvor report\n\n");
     s.push_str(&format!("Written by {}.\n\n", md(&opts.generator)));
+    // Damage of the evidence is said before anything else.
+    for d in &store.damage {
+        s.push_str(&format!(
+            "**EVIDENCE DAMAGED** ({}): {}. Everything below is read up to the damage; files missing because of it are not findings about the host.\n\n",
+            d.kind,
+            md(&d.to_string())
+        ));
+    }
     s.push_str("## Evidence\n\n| | |\n|---|---|\n");
     let data_root = if store.root.as_os_str().is_empty() {
         "/ (the evidence is the data-root)".to_string()

@@ -33,9 +33,13 @@
 //!   and GNU long names to 1 MiB; a tar index costs one small record per member.
 //! * **Damage is reported, not fatal**: a truncated or corrupt archive is indexed up to
 //!   the damage and [`Source::warnings`] says what was lost.
+//! * **Damage is said**: [`Source::damage`] lists what is wrong with the evidence itself
+//!   ([`EvidenceDamage`]: a compressed stream ending early, a tar cut mid-member), so that
+//!   callers can report it before anything else.
 //! * Compressed archives are decompressed once into an anonymous, already-unlinked
 //!   temporary file in `$TMPDIR` (never next to the evidence), so that files can be read
-//!   in any order; see [`TarSource`].
+//!   in any order; the spool is capped ([`TarOptions::spool_limit`]) and the free space
+//!   of `$TMPDIR` is checked before and while spooling; see [`TarSource`].
 //! * Errors name the path they are about (and the archive, for archive-level errors).
 
 use std::ffi::OsString;
@@ -53,7 +57,10 @@ pub use checksum::crc32c;
 pub use dir::{DirSource, MAX_XATTR_SIZE};
 pub use pathcache::{DirPathCache, PATH_CACHE_ENTRIES};
 pub use resolve::{normalize, resolve_in_root, MAX_SYMLINK_HOPS};
-pub use tarsrc::{Compression, TarSource, MAX_EXTENSION_HEADER};
+pub use tarsrc::{
+    default_spool_limit, parse_size, Compression, TarOptions, TarSource, MAX_EXTENSION_HEADER,
+    SPOOL_LIMIT_FLOOR, SPOOL_LIMIT_MULTIPLE, SPOOL_RESERVE,
+};
 
 /// Errors from reading evidence. Every variant names the path it is about.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +84,28 @@ pub enum SourceError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+    /// The evidence is so damaged that nothing in it can be read.
+    #[error("{damage}")]
+    Damaged { damage: EvidenceDamage },
+    /// Decompressing a compressed archive would take more temporary space than allowed.
+    #[error("{archive}: decompressing it needs more than the spool limit of {limit} bytes ({limit_human}) in {spool_dir} (stopped after {written} bytes; the archive is {compressed} bytes compressed); if the evidence really is that large, raise the limit with --spool-limit SIZE (e.g. --spool-limit 500G)")]
+    SpoolLimit {
+        archive: PathBuf,
+        limit: u64,
+        limit_human: String,
+        written: u64,
+        compressed: u64,
+        spool_dir: PathBuf,
+    },
+    /// The spool directory has too little free space left.
+    #[error("{archive}: not enough free space in {spool_dir} to decompress it: {available} bytes free, {needed} needed (including a reserve of {reserve} bytes kept free); point TMPDIR at a larger disk")]
+    SpoolNoSpace {
+        archive: PathBuf,
+        spool_dir: PathBuf,
+        available: u64,
+        needed: u64,
+        reserve: u64,
     },
 }
 
@@ -149,6 +178,58 @@ impl fmt::Display for FileKind {
             FileKind::Fifo => "fifo",
             FileKind::Socket => "socket",
         })
+    }
+}
+
+/// What kind of damage a piece of evidence has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DamageKind {
+    /// The file ends before its own structure says it should: a cut or incomplete copy
+    /// (a compressed stream ending early, a tar cut mid-member, an image shorter than
+    /// its header or partition table says).
+    Truncated,
+    /// The bytes do not decode: a decompression error, a bad checksum, a tar header
+    /// that is not one.
+    Corrupt,
+    /// A file the evidence consists of is absent (an E01 segment).
+    Missing,
+}
+
+impl fmt::Display for DamageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DamageKind::Truncated => "truncated",
+            DamageKind::Corrupt => "corrupt",
+            DamageKind::Missing => "missing",
+        })
+    }
+}
+
+/// Damage found in the evidence itself while opening it: the evidence is read up to
+/// the damage, and whatever follows from it (files missing because an archive was cut)
+/// is a consequence of the damage, not a finding about the host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct EvidenceDamage {
+    /// The evidence file that is damaged (the archive, the image, the segment).
+    pub file: PathBuf,
+    pub kind: DamageKind,
+    /// Byte offset in `file` where the damage was met, when known (for a compressed
+    /// archive: in the compressed file).
+    pub offset: Option<u64>,
+    /// What is wrong, in words.
+    pub detail: String,
+    /// What is lost because of it, in words.
+    pub lost: String,
+}
+
+impl fmt::Display for EvidenceDamage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.detail)?;
+        if !self.lost.is_empty() {
+            write!(f, "; {}", self.lost)?;
+        }
+        Ok(())
     }
 }
 
@@ -277,16 +358,26 @@ pub trait Source: Send + Sync + fmt::Debug {
     fn warnings(&self) -> &[String] {
         &[]
     }
+    /// Damage found in the evidence while opening it (a truncated or corrupt archive or
+    /// image). Empty for undamaged evidence. Callers report this before anything else.
+    fn damage(&self) -> &[EvidenceDamage] {
+        &[]
+    }
 }
 
 /// Opens the evidence at `path`: a directory becomes a [`DirSource`], a regular file is
 /// read as a tar archive (plain, gzip or zstd, detected by magic bytes).
 pub fn open_evidence(path: &Path) -> Result<Box<dyn Source>> {
+    open_evidence_with(path, &TarOptions::default())
+}
+
+/// [`open_evidence`] with options for archives (the decompression spool's limit).
+pub fn open_evidence_with(path: &Path, opts: &TarOptions) -> Result<Box<dyn Source>> {
     let md = std::fs::metadata(path).map_err(|e| SourceError::io(path, e))?;
     if md.is_dir() {
         Ok(Box::new(DirSource::new(path)?))
     } else if md.is_file() {
-        Ok(Box::new(TarSource::open(path)?))
+        Ok(Box::new(TarSource::open_with(path, opts)?))
     } else {
         Err(SourceError::invalid(
             path,

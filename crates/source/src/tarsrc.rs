@@ -13,7 +13,12 @@
 //!   `/tmp`), unlinked as soon as it is created, so it vanishes with the process and is
 //!   never placed next to the evidence. Later reads are positioned reads into the spool
 //!   (callers read files in arbitrary order, which a compressed stream cannot serve).
-//!   The spool needs as much space as the uncompressed archive.
+//!   The spool needs as much space as the uncompressed archive, so it is **capped**:
+//!   [`TarOptions::spool_limit`], by default [`default_spool_limit`] (32 × the compressed
+//!   size, at least 1 GiB). Before spooling, and every 16 MiB while spooling, the free
+//!   space of the spool's filesystem is checked (`fstatvfs`) and [`SPOOL_RESERVE`] is
+//!   kept free (checked every 16 MiB, so at least that much is left). Exceeding either stops with [`SourceError::SpoolLimit`] or
+//!   [`SourceError::SpoolNoSpace`], naming the archive and the limit.
 //!
 //! The header parser is salvor's own (ustar, GNU and PAX): it understands GNU long
 //! names and link names (`L`/`K`), PAX `path`, `linkpath`, `size`, `uid`, `gid`,
@@ -41,8 +46,11 @@
 //! does not record (`atime`, `ctime` without PAX or GNU fields) are reported as 0;
 //! `btime` is always `None`.
 //!
-//! A truncated or corrupt archive is indexed up to the damage; [`TarSource::warnings`]
-//! says what was lost. An archive with no readable member at all is an error.
+//! A truncated or corrupt archive is indexed up to the damage; [`TarSource::damage`]
+//! says what is wrong as an [`EvidenceDamage`] (a compressed stream ending early or not
+//! decoding, a tar cut mid-header or mid-member, no end-of-archive marker, damage in the
+//! compressed stream after the end-of-archive marker), and [`TarSource::warnings`] what
+//! was left out. An archive with no readable member at all is an error.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -61,6 +69,90 @@ pub const MAX_EXTENSION_HEADER: u64 = 1024 * 1024;
 /// Warnings kept verbatim; further ones are only counted.
 const MAX_WARNINGS: usize = 200;
 const BLOCK: u64 = 512;
+
+/// The default spool limit is this many times the compressed archive's size...
+pub const SPOOL_LIMIT_MULTIPLE: u64 = 32;
+/// ...but never less than this (1 GiB).
+pub const SPOOL_LIMIT_FLOOR: u64 = 1 << 30;
+/// Free space kept in the spool's filesystem (64 MiB): spooling stops before less is left,
+/// so that salvor never fills the examiner's disk (other programs keep working).
+pub const SPOOL_RESERVE: u64 = 64 << 20;
+/// How often (in spooled bytes) free space is checked again.
+const SPACE_CHECK_EVERY: u64 = 16 << 20;
+/// After the end-of-archive marker, at most this much of a compressed stream is decoded
+/// (not spooled) to check that the stream itself ends cleanly.
+const TRAILER_CHECK: u64 = 1 << 20;
+
+/// The spool limit for a compressed archive of `compressed` bytes when none is given:
+/// `max(SPOOL_LIMIT_MULTIPLE × compressed, SPOOL_LIMIT_FLOOR)`.
+pub fn default_spool_limit(compressed: u64) -> u64 {
+    compressed
+        .saturating_mul(SPOOL_LIMIT_MULTIPLE)
+        .max(SPOOL_LIMIT_FLOOR)
+}
+
+/// Parses a size such as `10G`, `500M`, `64MiB`, `4096` (bytes) or `1.5T`; units are
+/// binary (K = 1024). `unlimited` (or `none`) is `u64::MAX`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("none") {
+        return Ok(u64::MAX);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("{s:?}: unknown size unit (use K, M, G or T)")),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: not a size (e.g. 500M, 10G)"))?;
+    let bytes = v * mult as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
+        return Err(format!("{s:?}: size out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Options for [`TarSource::open_with`].
+#[derive(Debug, Clone)]
+pub struct TarOptions {
+    /// Most bytes a compressed archive may decompress to in the spool; `None` is
+    /// [`default_spool_limit`] of the archive's size.
+    pub spool_limit: Option<u64>,
+    /// Free space kept in the spool's filesystem ([`SPOOL_RESERVE`] by default).
+    pub spool_reserve: u64,
+}
+
+impl Default for TarOptions {
+    fn default() -> Self {
+        TarOptions {
+            spool_limit: None,
+            spool_reserve: SPOOL_RESERVE,
+        }
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
 
 /// How the archive file is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +202,7 @@ pub struct TarSource {
     /// walk; deep trees stay linear).
     clean: Vec<bool>,
     warnings: Vec<String>,
+    damage: Vec<EvidenceDamage>,
 }
 
 impl fmt::Debug for TarSource {
@@ -164,6 +257,8 @@ impl Seek for SliceReader {
 trait Stream: Read {
     /// Skips `n` bytes; returns how many could be skipped (fewer at end of input).
     fn skip(&mut self, n: u64) -> io::Result<u64>;
+    /// True once the input ended (a read returned 0 bytes).
+    fn at_eof(&self) -> bool;
 }
 
 struct PlainStream {
@@ -181,6 +276,9 @@ impl Read for PlainStream {
 }
 
 impl Stream for PlainStream {
+    fn at_eof(&self) -> bool {
+        self.pos >= self.len
+    }
     fn skip(&mut self, n: u64) -> io::Result<u64> {
         let n = n.min(self.len.saturating_sub(self.pos));
         let d = i64::try_from(n)
@@ -191,23 +289,115 @@ impl Stream for PlainStream {
     }
 }
 
-/// Decompressed input, copied into the spool as it is read.
+/// Counts the bytes read from the compressed archive file.
+struct Counting<R> {
+    r: R,
+    n: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.r.read(buf)?;
+        self.n
+            .fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+/// Why spooling stopped: not damage of the evidence, but a limit of this machine.
+enum SpoolStop {
+    Limit { written: u64 },
+    NoSpace { available: u64 },
+    Write(io::Error),
+}
+
+/// Decompressed input, copied into the spool as it is read (at most `limit` bytes).
 struct TeeStream<R: Read> {
     r: R,
     spool: BufWriter<File>,
+    /// The spool file itself, for `fstatvfs`.
+    spool_fd: File,
+    written: u64,
+    limit: u64,
+    reserve: u64,
+    next_check: u64,
+    eof: bool,
+    /// The decoder's error, if decoding failed (damage).
+    decode_err: Option<(io::ErrorKind, String)>,
+    /// Why spooling was stopped, if it was (an error, not damage).
+    stop: Option<SpoolStop>,
+}
+
+/// Free bytes (for unprivileged users) in the filesystem holding `f`.
+fn free_space(f: &File) -> Option<u64> {
+    let st = rustix::fs::fstatvfs(f).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 impl<R: Read> Read for TeeStream<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.r.read(buf)?;
-        self.spool.write_all(&buf[..n])?;
+        let n = match self.r.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.decode_err = Some((e.kind(), e.to_string()));
+                }
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            self.eof = true;
+            return Ok(0);
+        }
+        let stop = |s: &mut Self, why: SpoolStop| {
+            s.stop = Some(why);
+            Err(io::Error::other("decompression spool stopped"))
+        };
+        if self.written.saturating_add(n as u64) > self.limit {
+            let written = self.written;
+            return stop(self, SpoolStop::Limit { written });
+        }
+        if self.written >= self.next_check {
+            self.next_check = self.written.saturating_add(SPACE_CHECK_EVERY);
+            if let Some(available) = free_space(&self.spool_fd) {
+                if available < self.reserve.saturating_add(SPACE_CHECK_EVERY) {
+                    return stop(self, SpoolStop::NoSpace { available });
+                }
+            }
+        }
+        if let Err(e) = self.spool.write_all(&buf[..n]) {
+            return stop(self, SpoolStop::Write(e));
+        }
+        self.written += n as u64;
         Ok(n)
     }
 }
 
 impl<R: Read> Stream for TeeStream<R> {
+    fn at_eof(&self) -> bool {
+        self.eof
+    }
     fn skip(&mut self, n: u64) -> io::Result<u64> {
         io::copy(&mut self.take(n), &mut io::sink())
+    }
+}
+
+impl<R: Read> TeeStream<R> {
+    /// After the tar's end-of-archive marker: decodes (without spooling) up to
+    /// [`TRAILER_CHECK`] more bytes, so that a compressed stream cut or corrupt after the
+    /// marker is noticed. Returns the decoder's error, if any.
+    fn check_trailer(&mut self) -> Option<(io::ErrorKind, String)> {
+        let mut buf = [0u8; 8192];
+        let mut seen = 0u64;
+        while seen < TRAILER_CHECK {
+            match self.r.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => seen += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Some((e.kind(), e.to_string())),
+            }
+        }
+        None
     }
 }
 
@@ -422,6 +612,10 @@ struct Indexer {
     warnings: Vec<String>,
     dropped_warnings: usize,
     globals: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The member whose data the archive cut (left out).
+    cut: Option<String>,
+    /// The archive ended without an end-of-archive marker (at a member boundary).
+    no_trailer: bool,
 }
 
 impl Indexer {
@@ -476,6 +670,7 @@ impl Indexer {
                     ));
                 }
                 // No end-of-archive marker, but the last member is complete.
+                self.no_trailer = true;
                 return Ok(());
             }
             if got < header.len() {
@@ -674,6 +869,7 @@ impl Indexer {
                 )
             })?;
             if skipped < size {
+                self.cut = Some(String::from_utf8_lossy(&path).into_owned());
                 return Err(format!(
                     "member {} (offset {pos}) is truncated: {skipped} of {size} data bytes present; it is left out",
                     String::from_utf8_lossy(&path)
@@ -779,8 +975,14 @@ fn open_noatime(path: &Path) -> Result<File> {
 }
 
 impl TarSource {
-    /// Indexes the archive at `path` (plain, gzip or zstd tar, detected by magic bytes).
+    /// Indexes the archive at `path` (plain, gzip or zstd tar, detected by magic bytes),
+    /// with the default [`TarOptions`].
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &TarOptions::default())
+    }
+
+    /// Indexes the archive at `path` with `opts` (the spool limit).
+    pub fn open_with(path: &Path, opts: &TarOptions) -> Result<Self> {
         let mut file = open_noatime(path)?;
         let len = file.metadata().map_err(|e| SourceError::io(path, e))?.len();
         let mut magic = [0u8; 4];
@@ -812,6 +1014,8 @@ impl TarSource {
             warnings: Vec::new(),
             dropped_warnings: 0,
             globals: Vec::new(),
+            cut: None,
+            no_trailer: false,
         };
         let spool_err = |e: io::Error| {
             SourceError::io(
@@ -819,7 +1023,10 @@ impl TarSource {
                 io::Error::new(e.kind(), format!("temporary spool file: {e}")),
             )
         };
-        let (result, data) = match compression {
+        let spool_dir = std::env::temp_dir();
+        let consumed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // (indexing result, decoder error, tar input ended, decoder error after the marker)
+        let (result, decode_err, at_eof, trailer_err, data) = match compression {
             Compression::None => {
                 let mut s = PlainStream {
                     r: BufReader::with_capacity(64 * 1024, file),
@@ -827,44 +1034,182 @@ impl TarSource {
                     len,
                 };
                 let r = ix.run(&mut s);
-                (r, s.r.into_inner())
+                let eof = s.at_eof();
+                (r, None, eof, None, s.r.into_inner())
             }
             Compression::Gzip | Compression::Zstd => {
                 let spool = tempfile::tempfile().map_err(spool_err)?;
                 let spool_w = spool.try_clone().map_err(spool_err)?;
-                let reader = BufReader::with_capacity(256 * 1024, file);
-                let r = if compression == Compression::Gzip {
-                    let mut s = TeeStream {
-                        r: flate2::read::MultiGzDecoder::new(reader),
-                        spool: BufWriter::with_capacity(256 * 1024, spool_w),
-                    };
-                    let r = ix.run(&mut s);
-                    s.spool.flush().map_err(spool_err)?;
-                    r
+                let spool_fd = spool.try_clone().map_err(spool_err)?;
+                let limit = opts.spool_limit.unwrap_or_else(|| default_spool_limit(len));
+                // Free space first: the spool takes at least as much as the archive.
+                if let Some(available) = free_space(&spool_fd) {
+                    let needed = opts.spool_reserve.saturating_add(len.min(limit));
+                    if available < needed {
+                        return Err(SourceError::SpoolNoSpace {
+                            archive: path.to_path_buf(),
+                            spool_dir,
+                            available,
+                            needed,
+                            reserve: opts.spool_reserve,
+                        });
+                    }
+                }
+                let reader = BufReader::with_capacity(
+                    256 * 1024,
+                    Counting {
+                        r: file,
+                        n: Arc::clone(&consumed),
+                    },
+                );
+                let decoder: Box<dyn Read> = if compression == Compression::Gzip {
+                    Box::new(flate2::read::MultiGzDecoder::new(reader))
                 } else {
-                    let dec = zstd::stream::read::Decoder::with_buffer(reader)
-                        .map_err(|e| SourceError::io(path, e))?;
-                    let mut s = TeeStream {
-                        r: dec,
-                        spool: BufWriter::with_capacity(256 * 1024, spool_w),
-                    };
-                    let r = ix.run(&mut s);
-                    s.spool.flush().map_err(spool_err)?;
-                    r
+                    Box::new(
+                        zstd::stream::read::Decoder::with_buffer(reader)
+                            .map_err(|e| SourceError::io(path, e))?,
+                    )
                 };
-                (r, spool)
+                let mut s = TeeStream {
+                    r: decoder,
+                    spool: BufWriter::with_capacity(256 * 1024, spool_w),
+                    spool_fd,
+                    written: 0,
+                    limit,
+                    reserve: opts.spool_reserve,
+                    next_check: 0,
+                    eof: false,
+                    decode_err: None,
+                    stop: None,
+                };
+                let r = ix.run(&mut s);
+                match s.stop.take() {
+                    None => {}
+                    Some(SpoolStop::Limit { written }) => {
+                        return Err(SourceError::SpoolLimit {
+                            archive: path.to_path_buf(),
+                            limit,
+                            limit_human: human_bytes(limit),
+                            written,
+                            compressed: len,
+                            spool_dir,
+                        })
+                    }
+                    Some(SpoolStop::NoSpace { available }) => {
+                        return Err(SourceError::SpoolNoSpace {
+                            archive: path.to_path_buf(),
+                            spool_dir,
+                            available,
+                            needed: opts.spool_reserve.saturating_add(SPACE_CHECK_EVERY),
+                            reserve: opts.spool_reserve,
+                        })
+                    }
+                    Some(SpoolStop::Write(e)) => return Err(spool_err(e)),
+                }
+                s.spool.flush().map_err(spool_err)?;
+                let trailer = if r.is_ok() && !ix.no_trailer {
+                    s.check_trailer()
+                } else {
+                    None
+                };
+                (r, s.decode_err.take(), s.eof, trailer, spool)
             }
         };
-        if let Err(e) = result {
-            if ix.nodes.is_empty() {
+        let at = consumed.load(std::sync::atomic::Ordering::Relaxed);
+        let codec = match compression {
+            Compression::None => "tar",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        };
+        let mut damage = Vec::new();
+        if let Err(e) = &result {
+            if ix.nodes.is_empty()
+                && (compression == Compression::None || (decode_err.is_none() && !at_eof))
+            {
+                // Nothing readable and no sign of a cut compressed stream: not a tar
+                // archive (or a tar cut inside its very first header: indistinguishable).
                 return Err(SourceError::invalid(
                     path,
                     format!("not a readable tar archive: {e}"),
                 ));
             }
+            let members = ix.nodes.len();
+            let mut lost = format!("{members} member(s) read before the damage");
+            if let Some(m) = &ix.cut {
+                lost.push_str(&format!("; member {m} is cut short and left out"));
+            }
+            lost.push_str("; whatever followed is lost");
+            let (kind, offset, detail) = match &decode_err {
+                Some((io::ErrorKind::UnexpectedEof, _)) => (
+                    DamageKind::Truncated,
+                    Some(len),
+                    format!("{codec} stream ends at byte {len} of the compressed file, before its end (truncated copy?)"),
+                ),
+                Some((_, d)) if at >= len => (
+                    DamageKind::Truncated,
+                    Some(len),
+                    format!("{codec} stream ends at byte {len} of the compressed file, before its end (truncated copy?): {d}"),
+                ),
+                Some((_, d)) => (
+                    DamageKind::Corrupt,
+                    Some(at),
+                    format!("{codec} stream does not decode (near byte {at} of the compressed file): {d}"),
+                ),
+                None if at_eof && compression == Compression::None => (
+                    DamageKind::Truncated,
+                    Some(len),
+                    format!("tar archive ends at byte {len}, inside a member ({e}) (truncated copy?)"),
+                ),
+                None if at_eof => (
+                    DamageKind::Truncated,
+                    Some(len),
+                    format!("the tar archive inside the {codec} stream is cut ({e}) (truncated copy?)"),
+                ),
+                None => (
+                    DamageKind::Corrupt,
+                    None,
+                    format!("tar stream is corrupt: {e}"),
+                ),
+            };
+            damage.push(EvidenceDamage {
+                file: path.to_path_buf(),
+                kind,
+                offset,
+                detail,
+                lost,
+            });
+            if ix.nodes.is_empty() {
+                // A compressed stream damaged before its first member: nothing to read.
+                if let Some(damage) = damage.pop() {
+                    return Err(SourceError::Damaged { damage });
+                }
+            }
             ix.warn(format!("archive damaged, indexed up to the damage: {e}"));
+        } else if ix.no_trailer && !ix.nodes.is_empty() {
+            damage.push(EvidenceDamage {
+                file: path.to_path_buf(),
+                kind: DamageKind::Truncated,
+                offset: Some(len),
+                detail: format!(
+                    "tar archive has no end-of-archive marker: it ends at a member boundary (at byte {len}{}) (truncated copy?)",
+                    if compression == Compression::None { String::new() } else { format!(" of the compressed file; {codec} stream complete") }
+                ),
+                lost: format!("{} member(s) read; whatever followed them is lost", ix.nodes.len()),
+            });
+        } else if let Some((kind, d)) = trailer_err {
+            damage.push(EvidenceDamage {
+                file: path.to_path_buf(),
+                kind: if kind == io::ErrorKind::UnexpectedEof {
+                    DamageKind::Truncated
+                } else {
+                    DamageKind::Corrupt
+                },
+                offset: Some(at),
+                detail: format!("{codec} stream is damaged after the tar's end-of-archive marker (near byte {at} of the compressed file): {d}"),
+                lost: "no member: all members were read before the damage".to_string(),
+            });
         }
-        if ix.nodes.is_empty() && ix.paths.is_empty() {
+        if ix.nodes.is_empty() && ix.paths.is_empty() && damage.is_empty() {
             // An empty archive (only end-of-archive blocks) is valid, but say so.
             ix.warn("archive has no members".to_string());
         }
@@ -878,6 +1223,7 @@ impl TarSource {
             nlink: HashMap::new(),
             clean: Vec::new(),
             warnings: ix.warnings,
+            damage,
         };
         if ix.dropped_warnings > 0 {
             src.warnings
@@ -885,6 +1231,11 @@ impl TarSource {
         }
         src.finish_index();
         Ok(src)
+    }
+
+    /// Damage found while indexing: the archive is read up to it.
+    pub fn damage(&self) -> &[EvidenceDamage] {
+        &self.damage
     }
 
     /// Adds implicit directories, the root, child lists and link counts.
@@ -1172,5 +1523,9 @@ impl Source for TarSource {
 
     fn warnings(&self) -> &[String] {
         TarSource::warnings(self)
+    }
+
+    fn damage(&self) -> &[EvidenceDamage] {
+        TarSource::damage(self)
     }
 }

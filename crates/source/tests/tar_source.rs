@@ -318,3 +318,207 @@ fn absurd_pax_size_is_damage_not_a_panic() {
     assert!(!src.exists(Path::new("huge.bin")));
     assert_eq!(src.warnings().len(), 1, "{:?}", src.warnings());
 }
+
+#[test]
+fn damage_is_typed_and_says_where() {
+    use salvor_source::DamageKind;
+    let tmp = scratch();
+    let full = sample_tar();
+    // Clean archives: no damage in any compression.
+    for (name, data) in [
+        ("ok.tar", full.clone()),
+        ("ok.tar.gz", gzip(&full)),
+        ("ok.tar.zst", zstd(&full)),
+    ] {
+        let src = TarSource::open(&write(tmp.path(), name, &data)).unwrap();
+        assert!(src.damage().is_empty(), "{name}: {:?}", src.damage());
+    }
+    // Cut mid-data of two.bin, and mid-header of three.txt (two.bin's data is 5000
+    // bytes, padded to 5120: three.txt's header starts at 512 + 512 + 512 + 5120).
+    let mid_data = &full[..512 + 512 + 512 + 2000];
+    let mid_header = &full[..512 + 512 + 512 + 5120 + 100];
+    for (cut, what, cut_member) in [
+        (mid_data, "mid-data", Some("two.bin")),
+        (mid_header, "mid-header", None),
+    ] {
+        for (name, data) in [
+            (format!("{what}.tar"), cut.to_vec()),
+            (format!("{what}.tar.gz"), gzip(cut)),
+            (format!("{what}.tar.zst"), zstd(cut)),
+        ] {
+            let path = write(tmp.path(), &name, &data);
+            let src = TarSource::open(&path).unwrap();
+            let d = src.damage();
+            assert_eq!(d.len(), 1, "{name}: {d:?}");
+            assert_eq!(d[0].kind, DamageKind::Truncated, "{name}: {d:?}");
+            assert_eq!(d[0].file, path);
+            assert_eq!(d[0].offset, Some(data.len() as u64), "{name}");
+            assert!(d[0].detail.contains("truncated copy?"), "{name}: {}", d[0]);
+            if let Some(m) = cut_member {
+                assert!(d[0].lost.contains(m), "{name}: {}", d[0].lost);
+            }
+            assert!(src.exists(Path::new("one.txt")), "{name}");
+            // The trait exposes the same damage.
+            let dynsrc: &dyn Source = &src;
+            assert_eq!(dynsrc.damage(), d);
+        }
+    }
+    // The compressed stream itself cut (not the tar inside it): said in compressed bytes.
+    // Incompressible members, so that a cut stream still decodes its first members.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for i in 0..4 {
+        let data: Vec<u8> = (0..256 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        add_file(&mut b, format!("r{i}.bin"), &data, 0o644);
+    }
+    let random = b.into_inner().unwrap();
+    for (name, data, codec) in [
+        ("cut.tar.gz", gzip(&random), "gzip"),
+        ("cut.tar.zst", zstd(&random), "zstd"),
+    ] {
+        let cut = &data[..data.len() * 2 / 3];
+        let path = write(tmp.path(), name, cut);
+        let src = TarSource::open(&path).unwrap();
+        let d = src.damage();
+        assert_eq!(d.len(), 1, "{name}: {d:?}");
+        assert_eq!(d[0].kind, DamageKind::Truncated, "{name}: {d:?}");
+        assert!(
+            d[0].detail.contains(&format!(
+                "{codec} stream ends at byte {} of the compressed file",
+                cut.len()
+            )),
+            "{name}: {}",
+            d[0]
+        );
+    }
+    // Only the gzip footer (CRC, size) cut: every member is there, the copy is still bad.
+    let gz = gzip(&full);
+    let path = write(tmp.path(), "footer.tar.gz", &gz[..gz.len() - 4]);
+    let src = TarSource::open(&path).unwrap();
+    assert!(src.exists(Path::new("three.txt")));
+    assert_eq!(src.damage().len(), 1, "{:?}", src.damage());
+    assert!(src.damage()[0]
+        .detail
+        .contains("after the tar's end-of-archive marker"));
+    // A tar without its end-of-archive marker (cut at a member boundary).
+    let boundary = &full[..512 + 512];
+    let src = TarSource::open(&write(tmp.path(), "boundary.tar", boundary)).unwrap();
+    assert_eq!(src.damage().len(), 1, "{:?}", src.damage());
+    assert!(src.damage()[0].detail.contains("no end-of-archive marker"));
+    // A gzip stream damaged before its first member: an error that says so.
+    let e = TarSource::open(&write(tmp.path(), "early.tar.gz", &gz[..30])).unwrap_err();
+    assert!(matches!(e, SourceError::Damaged { .. }), "{e}");
+    assert!(e.to_string().contains("early.tar.gz"), "{e}");
+}
+
+#[test]
+fn spool_limit_and_size_parsing() {
+    use salvor_source::{default_spool_limit, parse_size, TarOptions, SPOOL_LIMIT_FLOOR};
+    assert_eq!(parse_size("10G").unwrap(), 10 << 30);
+    assert_eq!(parse_size("500M").unwrap(), 500 << 20);
+    assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+    assert_eq!(parse_size("4096").unwrap(), 4096);
+    assert_eq!(parse_size("1.5K").unwrap(), 1536);
+    assert_eq!(parse_size("unlimited").unwrap(), u64::MAX);
+    assert!(parse_size("10X").is_err());
+    assert!(parse_size("").is_err());
+    assert_eq!(default_spool_limit(1000), SPOOL_LIMIT_FLOOR);
+    assert_eq!(default_spool_limit(100 << 30), 3200 << 30);
+
+    // A small archive that decompresses past the limit: a clear error, bounded spool.
+    let tmp = scratch();
+    let full = sample_tar();
+    let path = write(tmp.path(), "small.tar.zst", &zstd(&full));
+    let opts = TarOptions {
+        spool_limit: Some(4096),
+        ..TarOptions::default()
+    };
+    let e = TarSource::open_with(&path, &opts).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, SourceError::SpoolLimit { .. }), "{msg}");
+    assert!(
+        msg.contains("small.tar.zst") && msg.contains("4096") && msg.contains("--spool-limit"),
+        "{msg}"
+    );
+    // Within the limit it opens.
+    let opts = TarOptions {
+        spool_limit: Some(full.len() as u64),
+        ..TarOptions::default()
+    };
+    assert!(TarSource::open_with(&path, &opts).is_ok());
+    // A reserve larger than any free space: refused before spooling, naming the archive.
+    let opts = TarOptions {
+        spool_reserve: u64::MAX / 2,
+        ..TarOptions::default()
+    };
+    let e = TarSource::open_with(&path, &opts).unwrap_err();
+    assert!(matches!(e, SourceError::SpoolNoSpace { .. }), "{e}");
+    assert!(e.to_string().contains("small.tar.zst"), "{e}");
+}
+
+/// A decompression bomb: 2 GiB of zeros in one member, a few hundred KB compressed.
+/// With a 64 MiB cap it stops quickly, and the spool never grows past the cap.
+#[test]
+fn decompression_bomb_stops_at_the_spool_limit() {
+    use salvor_source::TarOptions;
+    use std::io::Write;
+    let tmp = scratch();
+    for (name, gz) in [("bomb.tar.zst", false), ("bomb.tar.gz", true)] {
+        let path = tmp.path().join(name);
+        let size: u64 = 2 << 30;
+        {
+            let f = std::fs::File::create(&path).unwrap();
+            let mut w: Box<dyn Write> = if gz {
+                Box::new(flate2::write::GzEncoder::new(
+                    f,
+                    flate2::Compression::fast(),
+                ))
+            } else {
+                Box::new(
+                    zstd::stream::write::Encoder::new(f, 1)
+                        .unwrap()
+                        .auto_finish(),
+                )
+            };
+            let mut h = tar::Header::new_gnu();
+            h.set_path("zeros.bin").unwrap();
+            h.set_size(size);
+            h.set_mode(0o644);
+            h.set_cksum();
+            w.write_all(h.as_bytes()).unwrap();
+            // Only the first 256 MiB are written: the cap must stop reading long before.
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..256 {
+                w.write_all(&zeros).unwrap();
+            }
+        }
+        let compressed = std::fs::metadata(&path).unwrap().len();
+        assert!(compressed < 2 << 20, "{name}: bomb is {compressed} bytes");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let opts = TarOptions {
+                spool_limit: Some(64 << 20),
+                ..TarOptions::default()
+            };
+            let _ = tx.send(TarSource::open_with(&p, &opts).map(|_| ()));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the spool limit must stop the bomb within 60 s");
+        let e = r.unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, SourceError::SpoolLimit { written, .. } if *written <= 64 << 20),
+            "{name}: {msg}"
+        );
+        assert!(msg.contains(name) && msg.contains("--spool-limit"), "{msg}");
+    }
+}

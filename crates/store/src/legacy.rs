@@ -68,6 +68,7 @@ pub(crate) fn load(
         images: Vec::new(),
         layers: BTreeMap::new(),
         problems: Vec::new(),
+        damage: Vec::new(),
         thin_pool,
     };
 

@@ -326,6 +326,11 @@ pub struct Store {
     pub images: Vec<Image>,
     pub layers: BTreeMap<String, Layer>,
     pub problems: Vec<Problem>,
+    /// Damage of the evidence itself (a truncated or corrupt archive or disk image): the
+    /// source's own ([`Source::damage`]) plus any the caller adds ([`Store::add_damage`],
+    /// e.g. the disk image's). Problems that follow from it are told apart by
+    /// [`Store::split_problems`].
+    pub damage: Vec<salvor_source::EvidenceDamage>,
     /// The devicemapper thin pool, opened on first use (devicemapper hosts only).
     pub(crate) thin_pool: ThinPoolCell,
 }
@@ -398,7 +403,48 @@ impl Store {
         };
         store.problems.sort();
         store.problems.dedup();
+        store.damage = store.source.damage().to_vec();
         Ok(store)
+    }
+
+    /// Records damage of the evidence found outside the source (a disk image cut short).
+    pub fn add_damage(&mut self, damage: impl IntoIterator<Item = salvor_source::EvidenceDamage>) {
+        for d in damage {
+            if !self.damage.contains(&d) {
+                self.damage.push(d);
+            }
+        }
+    }
+
+    /// True when `p` can follow from the evidence's damage rather than from the host:
+    /// the evidence is damaged and the file it is about is absent or cut short (an archive
+    /// read up to its damage lacks every file that came after it).
+    pub fn is_consequence_of_damage(&self, p: &Problem) -> bool {
+        if self.damage.is_empty() {
+            return false;
+        }
+        let what = p.what.to_ascii_lowercase();
+        !self.source.exists(&p.path)
+            || [
+                "missing",
+                "not found",
+                "no such file",
+                "truncated",
+                "shorter",
+                "unexpected end",
+                "cannot be read",
+                "unreadable",
+            ]
+            .iter()
+            .any(|w| what.contains(w))
+    }
+
+    /// Splits problems into (findings about the host, consequences of the evidence's
+    /// damage). Without damage, every problem is a finding.
+    pub fn split_problems(&self, problems: Vec<Problem>) -> (Vec<Problem>, Vec<Problem>) {
+        problems
+            .into_iter()
+            .partition(|p| !self.is_consequence_of_damage(p))
     }
 
     /// Path of something relative to the data-root.

@@ -88,6 +88,7 @@ pub(crate) fn load(
         images: Vec::new(),
         layers: BTreeMap::new(),
         problems: Vec::new(),
+        damage: Vec::new(),
         thin_pool,
     };
     let image_root = root.join("image").join(&driver_name);
