@@ -222,11 +222,11 @@ impl LayerVerdict {
                 f.kind
             ));
         }
-        if let Some(f) = self.audit.as_ref().and_then(|a| {
-            a.findings
-                .iter()
-                .find(|f| f.class == FindingClass::Finding)
-        }) {
+        if let Some(f) = self
+            .audit
+            .as_ref()
+            .and_then(|a| a.findings.iter().find(|f| f.class == FindingClass::Finding))
+        {
             s.push_str(&format!(
                 "; first metadata finding {}: {}",
                 crate::timeline::clean_bytes(f.path.as_bytes()),
@@ -285,7 +285,8 @@ pub struct Check {
     pub layers: BTreeMap<String, LayerVerdict>,
     /// Detected on the audits of every layer of the store.
     pub artifacts: CopyArtifacts,
-    /// Findings explained per artifact class, over the layers asked for.
+    /// Findings explained per artifact class, over every layer of the store (the line
+    /// above the table is the same whatever was asked for).
     pub explained: BTreeMap<ArtifactClass, u64>,
 }
 
@@ -369,17 +370,17 @@ pub fn check(store: &Store, chain_ids: &[String], progress: &(dyn Fn(u64) + Sync
     );
     let artifacts = salvor_store::copy::detect(audits.values().map(|a| &a.stats));
     let mut explained: BTreeMap<ArtifactClass, u64> = BTreeMap::new();
+    for a in audits.values_mut() {
+        for (k, n) in salvor_store::copy::classify(a, &artifacts) {
+            *explained.entry(k).or_insert(0) += n;
+        }
+    }
     let mut layers = BTreeMap::new();
     for c in chain_ids {
         let Some(rebuild) = reports.remove(c) else {
             continue;
         };
-        let audit = audits.remove(c).map(|mut a| {
-            for (k, n) in salvor_store::copy::classify(&mut a, &artifacts) {
-                *explained.entry(k).or_insert(0) += n;
-            }
-            a
-        });
+        let audit = audits.remove(c);
         layers.insert(c.clone(), LayerVerdict { rebuild, audit });
     }
     Check {

@@ -342,6 +342,9 @@ struct Ctx<'a> {
     deferred: HashMap<(u64, u64), (Vec<u8>, Expect)>,
     /// Full snapshot (vfs …): whiteouts expect nothing on disk.
     snapshot: bool,
+    /// Comparing with the parent's snapshot, not with the record: not counted in the
+    /// copy statistics (after a copy the parent's disk shows the copy too).
+    inheriting: bool,
 }
 
 impl Ctx<'_> {
@@ -442,7 +445,9 @@ impl Ctx<'_> {
     fn compare_attrs(&mut self, path: &[u8], e: &Expect, md: &Metadata) {
         if let Some(perm) = e.perm {
             let found = md.mode & 0o7777;
-            self.report.stats.mode(perm, found);
+            if !self.inheriting {
+                self.report.stats.mode(perm, found);
+            }
             if perm != found {
                 self.push_md(
                     path,
@@ -454,7 +459,9 @@ impl Ctx<'_> {
             }
         }
         let (uid_ok, gid_ok) = (e.uid == i64::from(md.uid), e.gid == i64::from(md.gid));
-        self.report.stats.owner(md.uid, md.gid, uid_ok, gid_ok);
+        if !self.inheriting {
+            self.report.stats.owner(md.uid, md.gid, uid_ok, gid_ok);
+        }
         if !uid_ok {
             self.push_md(
                 path,
@@ -479,9 +486,11 @@ impl Ctx<'_> {
                 None => false,
             };
             let differs = sec != md.mtime.sec || ns_differs;
-            self.report
-                .stats
-                .mtime(md.kind == FileKind::Dir, md.mtime.sec, differs);
+            if !self.inheriting {
+                self.report
+                    .stats
+                    .mtime(md.kind == FileKind::Dir, md.mtime.sec, differs);
+            }
             if differs {
                 let show = |s: i64, n: Option<u32>| match n {
                     Some(n) if n != 0 => format!("{s}.{n:09}"),
@@ -513,6 +522,7 @@ impl Ctx<'_> {
             }
         };
         self.report.stats.xattr(want.is_some(), have.is_some());
+        self.report.stats.cap(want.is_some(), have.is_some());
         if want != have.as_deref() {
             self.push(
                 path,
@@ -1060,7 +1070,9 @@ impl Ctx<'_> {
             gid: i64::from(pmd.gid),
             mtime: (k != FileKind::Dir).then_some((pmd.mtime.sec, None)),
         };
+        self.inheriting = true;
         self.compare_attrs(p, &e, &md);
+        self.inheriting = false;
         if k == FileKind::Regular && md.size != pmd.size {
             self.push(
                 p,
@@ -1156,6 +1168,7 @@ impl Store {
             listing_complete: true,
             deferred: HashMap::new(),
             snapshot,
+            inheriting: false,
         };
         match &layer.tar_split {
             TarSplitRef::Missing { reason } => {

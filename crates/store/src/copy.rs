@@ -17,7 +17,8 @@
 //! | hard links | no hard link of the tar-split is one inode on disk, and every separate name is a byte-identical copy of its target (same size, mode, owner) | those `hardlink-broken` |
 //!
 //! The last two are weak (one removed attribute is also what a tamperer does): with a
-//! single sample in the whole evidence they are accepted only when another artifact is.
+//! single sample in the whole evidence they are accepted only when another artifact is
+//! (a lost attribute and a hard link broken into an identical copy support each other).
 //! Nothing here turns a check off: a finding that the artifact does not explain — a
 //! setuid bit added under a umask, an mtime touched after a `chown -R`, a backdated mtime
 //! in a `cp -r` copy, a broken hard link whose names differ — stays a finding.
@@ -63,6 +64,9 @@ pub struct CopyStats {
     pub xattrs_expected: u64,
     /// Compared paths with such an attribute on disk.
     pub xattrs_present: u64,
+    /// Recorded capabilities absent on disk, and kept.
+    pub caps_lost: u64,
+    pub caps_kept: u64,
     /// Hard links of the tar-split compared, intact, and broken into identical copies.
     pub links: u64,
     pub links_intact: u64,
@@ -117,6 +121,12 @@ impl CopyStats {
         self.xattrs_present += u64::from(present);
     }
 
+    /// One compared `security.capability`.
+    pub fn cap(&mut self, recorded: bool, present: bool) {
+        self.caps_lost += u64::from(recorded && !present);
+        self.caps_kept += u64::from(recorded && present);
+    }
+
     /// One compared hard link.
     pub fn link(&mut self, intact: bool, identical_copy: bool) {
         self.links += 1;
@@ -141,6 +151,9 @@ pub struct CopyArtifacts {
     pub dir_mtimes_reset: bool,
     pub xattrs_lost: bool,
     pub hardlinks_not_kept: bool,
+    /// setuid/setgid cleared and every recorded file capability gone with them (what
+    /// the kernel does on `chown`, or to a copy made without the privilege to keep them).
+    pub caps_cleared: bool,
 }
 
 /// The kinds of difference a copy artifact explains, for counting.
@@ -241,15 +254,13 @@ impl CopyArtifacts {
                     self.file_mtimes_reset
                 };
                 reset
-                    && parse_sec(&f.found).is_some_and(|s| {
-                        stats.newest_recorded_mtime.is_none_or(|n| s > n)
-                    })
+                    && parse_sec(&f.found)
+                        .is_some_and(|s| stats.newest_recorded_mtime.is_none_or(|n| s > n))
             }
             // The kernel drops file capabilities where it clears setuid/setgid (chown, a
             // copy by a process without the privilege to keep them).
             AuditKind::CapabilityChanged => {
-                (self.xattrs_lost || self.mode_mask.is_some_and(|m| m & 0o6000 != 0))
-                    && f.found == "none"
+                (self.xattrs_lost || self.caps_cleared) && f.found == "none"
             }
             AuditKind::OpaqueRemoved => self.xattrs_lost && f.found == "not opaque",
             AuditKind::HardlinkBroken => self.hardlinks_not_kept && f.identical_copy,
@@ -272,8 +283,12 @@ impl CopyArtifacts {
 /// See the [module documentation](self) for the rules.
 pub fn detect<'a>(all: impl IntoIterator<Item = &'a CopyStats>) -> CopyArtifacts {
     let all: Vec<&CopyStats> = all.into_iter().collect();
+    let caps_lost: u64 = all.iter().map(|s| s.caps_lost).sum();
+    let caps_kept: u64 = all.iter().map(|s| s.caps_kept).sum();
+    let mask = detect_mask(&all, caps_lost, caps_kept);
     let mut a = CopyArtifacts {
-        mode_mask: detect_mask(&all),
+        mode_mask: mask,
+        caps_cleared: mask.is_some_and(|m| m & 0o6000 != 0) && caps_kept == 0 && caps_lost > 0,
         ..CopyArtifacts::default()
     };
     let checked: u64 = all.iter().map(|s| s.owners_checked).sum();
@@ -318,12 +333,15 @@ pub fn detect<'a>(all: impl IntoIterator<Item = &'a CopyStats>) -> CopyArtifacts
         && all.iter().map(|s| s.links_identical).sum::<u64>() == links;
     let xattr_solid = xattr_cand && xattrs >= 2;
     let link_solid = link_cand && links >= 2;
-    a.xattrs_lost = xattr_cand && (xattr_solid || strong || link_solid);
-    a.hardlinks_not_kept = link_cand && (link_solid || strong || xattr_solid);
+    // Two weak candidates, one sample each, are two independent samples.
+    a.xattrs_lost = xattr_cand && (xattr_solid || strong || link_cand);
+    a.hardlinks_not_kept = link_cand && (link_solid || strong || xattr_cand);
     a
 }
 
-fn detect_mask(all: &[&CopyStats]) -> Option<u32> {
+/// The mode mask; `caps_*`: recorded capabilities lost and kept, which corroborate a mask
+/// of setuid/setgid bits alone (the kernel drops both together).
+fn detect_mask(all: &[&CopyStats], caps_lost: u64, caps_kept: u64) -> Option<u32> {
     if all.iter().any(|s| s.modes_overflow) {
         return None;
     }
@@ -337,7 +355,12 @@ fn detect_mask(all: &[&CopyStats]) -> Option<u32> {
             }
         }
     }
-    if mask == 0 || mask & !0o6777 != 0 || narrowed < 2 {
+    let enough = if mask & 0o777 != 0 {
+        narrowed >= 2
+    } else {
+        caps_kept == 0 && narrowed + caps_lost >= 2
+    };
+    if mask == 0 || mask & !0o6777 != 0 || !enough {
         return None;
     }
     // Uniform: every compared mode that gained no bit is exactly the record narrowed.
@@ -385,7 +408,12 @@ mod tests {
 
     #[test]
     fn umask_uniform_only() {
-        let s = modes(&[((0o755, 0o750), 18), ((0o1777, 0o1750), 1), ((0o644, 0o640), 3), ((0o700, 0o700), 2)]);
+        let s = modes(&[
+            ((0o755, 0o750), 18),
+            ((0o1777, 0o1750), 1),
+            ((0o644, 0o640), 3),
+            ((0o700, 0o700), 2),
+        ]);
         assert_eq!(detect([&s]).mode_mask, Some(0o027));
         // One 0755 left as recorded: not uniform.
         let s = modes(&[((0o755, 0o750), 18), ((0o755, 0o755), 1)]);
@@ -394,13 +422,21 @@ mod tests {
         let s = modes(&[((0o755, 0o750), 1), ((0o700, 0o700), 9)]);
         assert_eq!(detect([&s]).mode_mask, None);
         // An added setuid bit neither makes nor breaks the umask.
-        let s = modes(&[((0o755, 0o750), 5), ((0o1777, 0o1750), 1), ((0o644, 0o4640), 1)]);
+        let s = modes(&[
+            ((0o755, 0o750), 5),
+            ((0o1777, 0o1750), 1),
+            ((0o644, 0o4640), 1),
+        ]);
         assert_eq!(detect([&s]).mode_mask, Some(0o027));
         // Only the bits the evidence shows: 0755 → 0750 alone is a mask of 005.
         let s = modes(&[((0o755, 0o750), 5)]);
         assert_eq!(detect([&s]).mode_mask, Some(0o005));
         // cp -r: setuid cleared too.
-        let s = modes(&[((0o4755, 0o755), 1), ((0o1777, 0o1755), 1), ((0o644, 0o644), 4)]);
+        let s = modes(&[
+            ((0o4755, 0o755), 1),
+            ((0o1777, 0o1755), 1),
+            ((0o644, 0o644), 4),
+        ]);
         assert_eq!(detect([&s]).mode_mask, Some(0o4022));
     }
 
