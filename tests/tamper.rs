@@ -821,6 +821,14 @@ fn same_verdicts(root: &Path, v: &Value, code: i32, image: &str) {
         assert_eq!(Some(&got), want.get(&c), "extract's verdict on {c}");
     }
     assert_eq!(x["copy_artifacts"], v["copy_artifacts"]);
+    if code == 1 {
+        // One line per layer that is not clean, naming the metadata finding.
+        assert!(
+            xerr.lines()
+                .any(|l| l.starts_with("layer ") && l.contains("; metadata FINDINGS (")),
+            "extract: no per-layer verdict line in\n{xerr}"
+        );
+    }
     if let Some(line) = v["copy_artifacts"]["summary"].as_str() {
         assert!(
             xerr.lines().any(|l| l == line),
