@@ -294,7 +294,7 @@ fn metadata_tampering_is_in_the_report() {
         .filter(|l| l["status"] != "tampered")
         .all(|l| l["status"] == "verified"));
     let summary = std::fs::read_to_string(case.join("summary.md")).unwrap();
-    assert!(summary.contains("**TAMPERED**"), "{summary}");
+    assert!(summary.contains("**FINDINGS (1)**"), "{summary}");
     assert!(
         summary.contains("- etc/passwd: mode-changed (expected "),
         "{summary}"

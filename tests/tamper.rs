@@ -629,3 +629,410 @@ cases! {
     whiteout_added: overlay2, fuse_overlayfs, vfs;
     opaque_removed: overlay2, fuse_overlayfs;
 }
+
+// ---------------------------------------------------------------- copies of the evidence
+//
+// The evidence copied the ways examiners copy it: the verdict must say CONTENT verified
+// and METADATA explained (every difference classed `copy-artifact`, the copy named in one
+// line above the table), identically from `verify`, `extract` and `report`; and a real
+// tampering inside such a copy must still be a finding.
+
+#[derive(Clone, Copy, Debug)]
+enum CopyHow {
+    /// Every path keeps owner, mtime, xattrs and links; permission bits narrowed by a
+    /// umask of 027 (a collector that creates files under its umask).
+    Umask027,
+    /// `cp -r` under umask 022: no owners (root), new mtimes, no xattrs, no hard links,
+    /// setuid/setgid cleared.
+    CpR,
+    /// `rsync -a`: no xattrs, no hard links.
+    Rsync,
+    /// `cp -a`, then `chown -R 0:0` (a copy that lost ownership; the kernel clears
+    /// setuid/setgid and file capabilities on chown).
+    ChownR,
+}
+
+fn copied(driver: &'static str, how: CopyHow) -> tempfile::TempDir {
+    let src = pristine(driver);
+    let t = tempfile::tempdir().expect("tempdir");
+    let dest = t.path().join("r");
+    match how {
+        CopyHow::Umask027 | CopyHow::ChownR => {
+            run("cp", &[OsStr::new("-a"), src.as_os_str(), dest.as_os_str()]);
+        }
+        CopyHow::CpR => {
+            let ok = Command::new("sh")
+                .arg("-c")
+                .arg("umask 022; cp -r \"$0\" \"$1\"")
+                .arg(src)
+                .arg(&dest)
+                .status()
+                .expect("sh");
+            assert!(ok.success(), "cp -r");
+        }
+        CopyHow::Rsync => {
+            let mut s = src.as_os_str().to_owned();
+            s.push("/");
+            run("rsync", &[OsStr::new("-a"), &s, dest.as_os_str()]);
+        }
+    }
+    match how {
+        CopyHow::Umask027 => apply_umask(&dest, 0o027),
+        CopyHow::ChownR => run(
+            "chown",
+            &[OsStr::new("-R"), OsStr::new("0:0"), dest.as_os_str()],
+        ),
+        _ => {}
+    }
+    t
+}
+
+/// What creating every path under `umask` would have left: permission bits narrowed
+/// (symlinks have none), mtimes untouched (chmod changes only the ctime).
+fn apply_umask(dir: &Path, umask: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).expect("md");
+            if md.file_type().is_symlink() {
+                continue;
+            }
+            if md.is_dir() {
+                stack.push(p.clone());
+            }
+            let mode = md.permissions().mode() & 0o7777;
+            if mode & umask != 0 {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & !umask))
+                    .expect("chmod");
+            }
+        }
+    }
+}
+
+/// Layers of a verify/extract/report JSON, keyed by chain id, reduced to the verdict.
+fn verdicts(v: &Value) -> std::collections::BTreeMap<String, Value> {
+    v["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| {
+            (
+                l["chain_id"].as_str().unwrap_or_default().to_string(),
+                serde_json::json!({
+                    "content": l["content"],
+                    "metadata": l["metadata"],
+                    "status": l["status"],
+                    "audit": l["audit"]["findings"],
+                }),
+            )
+        })
+        .collect()
+}
+
+/// (path, kind, class) of every audit finding of every layer.
+fn classed(v: &Value) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for l in v["layers"].as_array().expect("layers") {
+        for f in l["audit"]["findings"].as_array().into_iter().flatten() {
+            out.push((
+                l["chain_id"].as_str().unwrap_or_default().to_string(),
+                f["path"].as_str().unwrap_or_default().to_string(),
+                f["kind"].as_str().unwrap_or_default().to_string(),
+                f["class"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// An image (by id) that holds `chain`, preferring tagged ones.
+fn image_with(v: &Value, chain: &str) -> String {
+    let imgs = v["images"].as_array().expect("images");
+    let holds = |i: &&Value| {
+        i["chain_ids"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c == chain))
+    };
+    let pick = imgs
+        .iter()
+        .filter(holds)
+        .max_by_key(|i| i["tags"].as_array().map_or(0, Vec::len))
+        .expect("an image with the layer");
+    pick["id"].as_str().expect("id").to_string()
+}
+
+/// `extract IMAGE -o`: (exit code, stderr, JSON of `extract --json`), the archive written.
+fn extract_verdict(root: &Path, image: &str) -> (i32, String, Value) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (t.path().join("a.tar"), t.path().join("b.tar"));
+    let r = root.to_string_lossy();
+    let human = salvor(&["--root", &r, "extract", image, "-o", &a.to_string_lossy()]);
+    let json = salvor(&[
+        "--root",
+        &r,
+        "extract",
+        image,
+        "-o",
+        &b.to_string_lossy(),
+        "--json",
+    ]);
+    assert_eq!(human.status.code(), json.status.code());
+    assert!(a.exists() && b.exists(), "extract wrote no archive");
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap_or_else(|e| {
+        panic!(
+            "extract --json: {e}\n{}",
+            String::from_utf8_lossy(&json.stderr)
+        )
+    });
+    (
+        human.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&human.stderr).into_owned(),
+        v,
+    )
+}
+
+/// `report`: (exit code, verify.json, summary.md).
+fn report_verdict(root: &Path) -> (i32, Value, String) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let case = t.path().join("case");
+    let out = salvor(&[
+        "-q",
+        "--root",
+        &root.to_string_lossy(),
+        "report",
+        "-o",
+        &case.to_string_lossy(),
+    ]);
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(case.join("verify.json")).expect("verify.json"))
+            .expect("verify.json is JSON");
+    let s = std::fs::read_to_string(case.join("summary.md")).expect("summary.md");
+    (out.status.code().unwrap_or(-1), v, s)
+}
+
+/// The same verdict for every layer from verify, extract and report.
+fn same_verdicts(root: &Path, v: &Value, code: i32, image: &str) {
+    let want = verdicts(v);
+    let (xcode, xerr, x) = extract_verdict(root, image);
+    assert_eq!(xcode, code, "extract exit code\n{xerr}");
+    for (c, got) in verdicts(&x) {
+        assert_eq!(Some(&got), want.get(&c), "extract's verdict on {c}");
+    }
+    assert_eq!(x["copy_artifacts"], v["copy_artifacts"]);
+    if code == 1 {
+        // One line per layer that is not clean, naming the metadata finding.
+        assert!(
+            xerr.lines()
+                .any(|l| l.starts_with("layer ") && l.contains("; metadata FINDINGS (")),
+            "extract: no per-layer verdict line in\n{xerr}"
+        );
+    }
+    if let Some(line) = v["copy_artifacts"]["summary"].as_str() {
+        assert!(
+            xerr.lines().any(|l| l == line),
+            "extract: no {line:?} in\n{xerr}"
+        );
+    }
+    let (rcode, rv, summary) = report_verdict(root);
+    assert_eq!(rcode, code, "report exit code");
+    for (c, got) in verdicts(&rv) {
+        if let Some(w) = want.get(&c) {
+            assert_eq!(&got, w, "report's verdict on {c}");
+        }
+    }
+    if let Some(line) = v["copy_artifacts"]["summary"].as_str() {
+        assert!(
+            summary.contains("Note: this looks like a copy"),
+            "{summary}"
+        );
+        assert!(!line.is_empty());
+    }
+}
+
+/// A copy, untampered: content verified everywhere, metadata explained, exit 0 from
+/// every command, the copy named above the table.
+fn copy_is_explained(driver: &'static str, how: CopyHow, names: &str) {
+    let t = copied(driver, how);
+    let r = root(&t);
+    let (code, _, v) = verify(&r);
+    assert_eq!(code, 0, "{driver} {how:?}: {v:#}");
+    let layers = v["layers"].as_array().expect("layers");
+    assert!(
+        layers.iter().all(|l| l["content"]["verdict"] == "verified"),
+        "{v:#}"
+    );
+    assert!(
+        layers.iter().all(|l| matches!(
+            l["metadata"]["verdict"].as_str(),
+            Some("clean" | "explained")
+        )),
+        "{v:#}"
+    );
+    assert!(
+        layers
+            .iter()
+            .any(|l| l["metadata"]["verdict"] == "explained"),
+        "{driver} {how:?}: a copy with nothing to explain? {v:#}"
+    );
+    let f = classed(&v);
+    assert!(!f.is_empty());
+    assert!(f.iter().all(|x| x.3 == "copy-artifact"), "{f:#?}");
+    let line = v["copy_artifacts"]["summary"]
+        .as_str()
+        .expect("summary line");
+    assert!(line.starts_with("this looks like a copy "), "{line}");
+    assert!(line.contains(names), "{driver} {how:?}: {line}");
+    let human = salvor(&["--root", &r.to_string_lossy(), "verify"]);
+    let out = String::from_utf8_lossy(&human.stdout);
+    assert_eq!(out.lines().next(), Some(line), "{out}");
+    assert!(out.contains("CONTENT") && out.contains("METADATA") && out.contains("explained ("));
+    let chain = layers[0]["chain_id"].as_str().expect("chain").to_string();
+    same_verdicts(&r, &v, 0, &image_with(&v, &chain));
+}
+
+/// A copy with one real tampering: that one finding stays a finding (class `finding`),
+/// every command exits 1; the copy's artifacts are still explained.
+fn copy_tampered(
+    driver: &'static str,
+    how: CopyHow,
+    tamper: impl FnOnce(&Path, &str),
+    kind: &str,
+    content: bool,
+) {
+    let t = copied(driver, how);
+    let r = root(&t);
+    let rel = "data/keep.txt";
+    let (chain, dir) = layer_with(&r, rel, any).expect("data layer");
+    tamper(&dir, rel);
+    let (code, findings, v) = verify(&r);
+    assert_eq!(code, 1, "{driver} {how:?}: {v:#}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.0 == chain && f.1 == rel && f.2 == kind),
+        "{driver} {how:?}: no {kind} for {rel}: {findings:#?}"
+    );
+    let unexplained: Vec<_> = classed(&v)
+        .into_iter()
+        .filter(|f| f.3 != "copy-artifact")
+        .collect();
+    let layer = v["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["chain_id"] == chain.as_str())
+        .expect("layer");
+    if content {
+        assert_eq!(layer["content"]["verdict"], "mismatch", "{layer:#}");
+        // vfs: a later snapshot inherits the file and sees its size changed too.
+        assert!(unexplained.iter().all(|f| f.1 == rel), "{unexplained:#?}");
+    } else {
+        assert_eq!(layer["content"]["verdict"], "verified", "{layer:#}");
+        assert_eq!(layer["metadata"]["verdict"], "findings", "{layer:#}");
+        assert!(
+            !unexplained.is_empty() && unexplained.iter().all(|f| f.1 == rel && f.2 == kind),
+            "{driver} {how:?}: {unexplained:#?}"
+        );
+        // extract still exports a content-verified layer, and says the same.
+        same_verdicts(&r, &v, 1, &image_with(&v, &chain));
+    }
+    assert!(v["copy_artifacts"]["summary"].is_string(), "{v:#}");
+}
+
+fn umask_copy(driver: &'static str) {
+    // vfs has no group- or world-writable path: only the 005 of the umask shows.
+    let want = if driver == "vfs" {
+        "made with umask 005"
+    } else {
+        "made with umask 027"
+    };
+    copy_is_explained(driver, CopyHow::Umask027, want);
+}
+
+fn cp_r_copy(driver: &'static str) {
+    copy_is_explained(driver, CopyHow::CpR, "did not keep mtimes");
+}
+
+fn rsync_copy(driver: &'static str) {
+    copy_is_explained(driver, CopyHow::Rsync, "did not keep extended attributes");
+}
+
+fn chown_copy(driver: &'static str) {
+    copy_is_explained(driver, CopyHow::ChownR, "cleared setuid/setgid bits");
+}
+
+fn touch_after_chown(driver: &'static str) {
+    copy_tampered(
+        driver,
+        CopyHow::ChownR,
+        |d, rel| run("touch", &[d.join(rel).as_os_str()]),
+        "mtime-changed",
+        false,
+    );
+}
+
+fn setuid_in_umask_copy(driver: &'static str) {
+    copy_tampered(
+        driver,
+        CopyHow::Umask027,
+        |d, rel| run("chmod", &[OsStr::new("u+s"), d.join(rel).as_os_str()]),
+        "mode-changed",
+        false,
+    );
+}
+
+fn append(d: &Path, rel: &str) {
+    let p = d.join(rel);
+    keeping_mtimes(&p, || {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .expect("open");
+        f.write_all(b"!").expect("append");
+    })
+}
+
+fn byte_in_cp_r_copy(driver: &'static str) {
+    copy_tampered(driver, CopyHow::CpR, append, "size-changed", true);
+}
+
+fn byte_in_rsync_copy(driver: &'static str) {
+    copy_tampered(driver, CopyHow::Rsync, append, "size-changed", true);
+}
+
+/// The issue's case: `chown -R` of ONE layer plus a touch is not a copy (the other layers
+/// keep their owners): the owner changes and the touch are findings.
+fn chown_one_layer(driver: &'static str) {
+    let t = fresh(driver);
+    let r = root(&t);
+    let (chain, dir) = layer_with(&r, "data/keep.txt", any).expect("data layer");
+    run(
+        "chown",
+        &[OsStr::new("-R"), OsStr::new("0:0"), dir.as_os_str()],
+    );
+    run("touch", &[dir.join("data/keep.txt").as_os_str()]);
+    let (code, findings, v) = verify(&r);
+    assert_eq!(code, 1, "{v:#}");
+    let mine: Vec<_> = classed(&v).into_iter().filter(|f| f.0 == chain).collect();
+    for kind in ["uid-changed", "mtime-changed"] {
+        assert!(
+            mine.iter()
+                .any(|f| f.1 == "data/keep.txt" && f.2 == kind && f.3 == "finding"),
+            "{driver}: no {kind} finding: {findings:#?}"
+        );
+    }
+}
+
+cases! {
+    umask_copy: overlay2, fuse_overlayfs, vfs;
+    cp_r_copy: overlay2, fuse_overlayfs, vfs;
+    rsync_copy: overlay2, fuse_overlayfs, vfs;
+    chown_copy: overlay2, fuse_overlayfs, vfs;
+    touch_after_chown: overlay2, fuse_overlayfs, vfs;
+    setuid_in_umask_copy: overlay2, fuse_overlayfs, vfs;
+    byte_in_cp_r_copy: overlay2, fuse_overlayfs, vfs;
+    byte_in_rsync_copy: overlay2, fuse_overlayfs, vfs;
+    chown_one_layer: overlay2, fuse_overlayfs;
+}

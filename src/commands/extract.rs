@@ -15,7 +15,7 @@ use salvor_export::{ExportError, Format, ImageToExport, LayerError, LayerRef, La
 use salvor_store::{Layer, RebuildReport, RebuildStatus, Store};
 use serde_json::json;
 
-use crate::commands::verify::verify_layers;
+use crate::commands::verify::check_with_progress;
 use crate::commands::EXIT_FINDINGS;
 use crate::output::{human_size, print_json, short_id};
 use crate::progress::bytes_bar;
@@ -187,16 +187,16 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         .map(|(i, _)| *i)
         .chain(parents.iter().copied())
         .collect();
-    // With --force, find out first which layers do not verify and what they hash to.
+    // The shared check first (the verdict `verify` gives): content decides what may be
+    // exported; metadata findings are reported but do not block the export.
+    let chains = salvor_forensic::verify::chains_of(&images);
+    let checked = check_with_progress(store, &chains, quiet);
+    // With --force, the layers that do not verify and what they hash to.
     let mut forced: BTreeMap<String, RebuildReport> = BTreeMap::new();
     if force {
-        let chains: Vec<String> = images
-            .iter()
-            .flat_map(|i| i.chain_ids.iter().cloned())
-            .collect();
-        for (chain, r) in verify_layers(store, &chains, quiet) {
-            if r.status != RebuildStatus::Verified {
-                forced.insert(chain, r);
+        for (chain, v) in &checked.layers {
+            if v.rebuild.status != RebuildStatus::Verified {
+                forced.insert(chain.clone(), v.rebuild.clone());
             }
         }
     }
@@ -335,15 +335,25 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             "bytes": report.bytes,
             "layers_written": report.layers_written,
             "forced_layers": forced.values().collect::<Vec<_>>(),
+            "copy_artifacts": checked.artifacts_json(),
+            "layers": checked.layers.values().map(salvor_forensic::verify::LayerVerdict::json).collect::<Vec<_>>(),
             "committed": committed.iter().map(|c| json!({"container": c.container, "image": c.image.id, "tags": c.image.repo_tags, "layer": c.layer.as_ref().map(|l| &l.0)})).collect::<Vec<_>>(),
             "synthesised_configs": synthesised,
             "files": report.files.iter().map(|(p, h, s)| json!({"path": p, "sha256": h, "size": s})).collect::<Vec<_>>(),
         }))?;
     } else if !quiet {
         let mut err = io::stderr().lock();
+        if let Some(line) = checked.copy_line() {
+            writeln!(err, "{}", crate::output::printable(&line))?;
+        }
+        for v in checked.layers.values() {
+            if let Some(line) = v.summary_line() {
+                writeln!(err, "{}", crate::output::printable(&line))?;
+            }
+        }
         writeln!(
             err,
-            "wrote {} ({}, {} image(s), {} layer(s), all verified{})",
+            "wrote {} ({}, {} image(s), {} layer(s), content of all verified{})",
             output.display(),
             human_size(report.bytes),
             images.len(),
@@ -369,7 +379,16 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             writeln!(err, "note: config(s) {} were synthesised from pre-1.10 metadata as Docker 1.10's migration would", synthesised.join(", "))?;
         }
     }
-    Ok(if forced.is_empty() { 0 } else { EXIT_FINDINGS })
+    // The findings exit code of `verify`: a metadata finding no copy artifact explains is a
+    // finding here too, though the layer was exported.
+    let images_ok = salvor_forensic::verify::image_verdicts(&images, &checked)
+        .iter()
+        .all(|v| v.ok);
+    Ok(if forced.is_empty() && images_ok && checked.all_ok() {
+        0
+    } else {
+        EXIT_FINDINGS
+    })
 }
 
 /// The offline `docker commit`: the container's changes as a new layer (spooled next to the

@@ -1,18 +1,17 @@
-//! `verify`: rebuild every layer and compare with its diff_id, and audit every layer's
-//! files against its tar-split headers (`Store::audit_layer`: metadata, whiteouts, added
-//! and missing files). A layer is verified only when both are clean; a layer whose stream
-//! rebuilds but whose audit has findings is `tampered`.
+//! `verify`: the shared check ([`salvor_forensic::verify::check`]) printed as a table with
+//! two verdicts per layer, CONTENT (rebuild: CRC-64, sizes, diff_id) and METADATA (audit:
+//! mode, owner, mtime, xattrs, links, planted files), and a line above the table when the
+//! evidence looks like a copy that lost metadata. Exit 0 when every layer's content
+//! verifies and no metadata finding is unexplained, 1 otherwise.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use salvor_forensic::verify::{
-    audit_count, chains_of, check_layers, image_verdicts, layer_json, layer_status,
-};
+use salvor_forensic::verify::{chains_of, check, image_verdicts, Check, LayerVerdict};
+use salvor_store::audit::FindingClass;
 
 use rayon::prelude::*;
 use salvor_store::{Image, RebuildReport, Store};
-use serde_json::json;
 
 use crate::commands::EXIT_FINDINGS;
 use crate::output::{human_size, print_json, printable, short_id, Table};
@@ -33,7 +32,9 @@ pub fn select_images<'a>(store: &'a Store, queries: &[String]) -> anyhow::Result
     Ok(out)
 }
 
-/// Rebuilds the given layers in parallel with a progress bar; reports keyed by chain id.
+/// Rebuilds the given layers in parallel with a progress bar; reports keyed by chain id
+/// (the content half of the check alone).
+#[allow(dead_code)]
 pub fn verify_layers(
     store: &Store,
     chain_ids: &[String],
@@ -72,101 +73,50 @@ pub fn verify(
 ) -> anyhow::Result<u8> {
     let images = select_images(store, queries)?;
     let chains = chains_of(&images);
-    let (pb, (reports, audits)) =
-        with_progress(store, &chains, quiet, |p| check_layers(store, &chains, p));
-    pb.finish_and_clear();
-    let verdicts = image_verdicts(&images, &reports, &audits);
-    let all_ok = verdicts.iter().all(|v| v.ok);
+    let checked = check_with_progress(store, &chains, quiet);
+    let verdicts = image_verdicts(&images, &checked);
+    let all_ok = verdicts.iter().all(|v| v.ok) && checked.all_ok();
     if json_out {
-        let v = json!({
-            "ok": all_ok,
-            "images": verdicts,
-            "layers": reports.values().map(|r| layer_json(r, audits.get(&r.chain_id))).collect::<Vec<_>>(),
-            "metadata_problems": store.problems,
-        });
-        print_json(&v)?;
+        print_json(&checked.json(&verdicts, store))?;
     } else {
         let mut out = io::stdout().lock();
-        let mut t = Table::new(&["LAYER (CHAIN ID)", "DIFF ID", "STATUS", "FILES", "SIZE"]);
+        if let Some(line) = checked.copy_line() {
+            writeln!(out, "{}", printable(&line))?;
+        }
+        let mut t = Table::new(&[
+            "LAYER (CHAIN ID)",
+            "DIFF ID",
+            "CONTENT",
+            "METADATA",
+            "FILES",
+            "SIZE",
+        ]);
         for c in &chains {
-            let Some(r) = reports.get(c) else { continue };
-            let audit = audits.get(c);
-            let n_audit = audit_count(audit);
-            let status = match layer_status(r, audit) {
-                "verified" => "verified".to_string(),
-                "tampered" => format!("TAMPERED ({n_audit} finding(s))"),
-                "mismatch" => format!(
-                    "MISMATCH ({} finding(s))",
-                    r.findings.len() as u64 + n_audit
-                ),
-                _ => "UNREBUILDABLE".to_string(),
+            let Some(v) = checked.layers.get(c) else {
+                continue;
             };
+            let r = &v.rebuild;
             t.row(vec![
                 short_id(c),
                 r.diff_id
                     .as_deref()
                     .map(short_id)
                     .unwrap_or_else(|| "?".into()),
-                status,
+                v.content_cell(),
+                v.metadata_cell(),
                 r.files.to_string(),
                 human_size(r.bytes),
             ]);
         }
         t.print(&mut out)?;
         for c in &chains {
-            let Some(r) = reports.get(c) else { continue };
-            let audit = audits.get(c);
-            if layer_status(r, audit) == "verified" {
+            let Some(v) = checked.layers.get(c) else {
                 continue;
+            };
+            if v.content() == "verified" && v.metadata() != "findings" {
+                continue; // clean, or every difference explained (the line above the table)
             }
-            writeln!(
-                out,
-                "\nlayer {c} (diff {}):",
-                r.diff_id.as_deref().unwrap_or("?")
-            )?;
-            if let Some(e) = &r.error {
-                writeln!(out, "  error: {}", printable(e))?;
-            }
-            if let Some(a) = &r.actual {
-                if Some(a) != r.diff_id.as_ref() {
-                    writeln!(out, "  rebuilt stream hashes to {a}")?;
-                }
-            }
-            for f in r.findings.iter().take(50) {
-                writeln!(
-                    out,
-                    "  {}: {} ({})",
-                    printable(&f.path),
-                    f.kind,
-                    printable(&f.detail)
-                )?;
-            }
-            if r.findings.len() > 50 {
-                writeln!(
-                    out,
-                    "  … {} more (use --json for all)",
-                    r.findings.len() - 50
-                )?;
-            }
-            if let Some(a) = audit {
-                for f in a.findings.iter().take(50) {
-                    writeln!(
-                        out,
-                        "  {}: {} (expected {}, found {})",
-                        printable(&f.path),
-                        f.kind,
-                        printable(&f.expected),
-                        printable(&f.found)
-                    )?;
-                }
-                let more = (a.findings.len() as u64 + a.omitted).saturating_sub(50);
-                if more > 0 {
-                    writeln!(out, "  … {more} more audit finding(s) (use --json for all)")?;
-                }
-                for n in &a.notes {
-                    writeln!(out, "  audit note: {}", printable(n))?;
-                }
-            }
+            print_details(&mut out, c, v)?;
         }
         writeln!(out)?;
         for v in &verdicts {
@@ -190,4 +140,84 @@ pub fn verify(
         }
     }
     Ok(if all_ok { 0 } else { EXIT_FINDINGS })
+}
+
+/// Runs the shared check ([`salvor_forensic::verify::check`]) with a progress bar.
+pub fn check_with_progress(store: &Store, chains: &[String], quiet: bool) -> Check {
+    let (pb, checked) = with_progress(store, chains, quiet, |p| check(store, chains, p));
+    pb.finish_and_clear();
+    checked
+}
+
+/// The findings of a layer that is not clean: content findings, then metadata findings;
+/// copy artifacts are counted by kind (`--json` lists them).
+fn print_details(out: &mut dyn Write, c: &str, v: &LayerVerdict) -> io::Result<()> {
+    let r = &v.rebuild;
+    writeln!(
+        out,
+        "\nlayer {c} (diff {}): content {}, metadata {}",
+        r.diff_id.as_deref().unwrap_or("?"),
+        v.content_cell(),
+        v.metadata_cell()
+    )?;
+    if let Some(e) = &r.error {
+        writeln!(out, "  error: {}", printable(e))?;
+    }
+    if let Some(a) = &r.actual {
+        if Some(a) != r.diff_id.as_ref() {
+            writeln!(out, "  rebuilt stream hashes to {a}")?;
+        }
+    }
+    for f in r.findings.iter().take(50) {
+        writeln!(
+            out,
+            "  {}: {} ({})",
+            printable(&f.path),
+            f.kind,
+            printable(&f.detail)
+        )?;
+    }
+    if r.findings.len() > 50 {
+        writeln!(
+            out,
+            "  … {} more (use --json for all)",
+            r.findings.len() - 50
+        )?;
+    }
+    let Some(a) = &v.audit else { return Ok(()) };
+    let mut shown = 0u64;
+    let mut artifacts: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &a.findings {
+        if f.class == FindingClass::CopyArtifact {
+            *artifacts.entry(f.kind.as_str()).or_insert(0) += 1;
+            continue;
+        }
+        shown += 1;
+        if shown <= 50 {
+            writeln!(
+                out,
+                "  {}: {} (expected {}, found {})",
+                printable(&f.path),
+                f.kind,
+                printable(&f.expected),
+                printable(&f.found)
+            )?;
+        }
+    }
+    let more = (shown + a.omitted).saturating_sub(50);
+    if more > 0 {
+        writeln!(out, "  … {more} more audit finding(s) (use --json for all)")?;
+    }
+    if !artifacts.is_empty() {
+        let list: Vec<String> = artifacts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        writeln!(
+            out,
+            "  copy-artifact (explained by the copy, not findings): {} (use --json for each path)",
+            list.join(", ")
+        )?;
+    }
+    for n in &a.notes {
+        writeln!(out, "  audit note: {}", printable(n))?;
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@
 //!              │                                   spills sorted runs to $TMPDIR, merges)
 //!              └─► bodyfile lines (mactime) or JSON lines (ns precision)
 //!
-//! Store ──► report::write_report ──► verify::verify_layers (rayon, Store::rebuild_layer)
+//! Store ──► report::write_report ──► verify::check (rayon: Store::rebuild_layer + audit_layer)
 //!                                 ├─► inventory.json, verify.json, timeline.jsonl, summary.md
 //!                                 └─► MANIFEST.sha256 (sha256 of every file written)
 //! ```
@@ -25,8 +25,10 @@
 //!   [`timeline::TimelineSummary`] whose `problems` name what could not be read.
 //! * [`sort::ExternalSorter`] orders [`sort::Item`]s by (time, name): a directory with
 //!   millions of files costs one listing in memory plus sorted runs on disk.
-//! * [`verify::verify_layers`] / [`verify::image_verdicts`]: the rebuild-and-hash machinery of
-//!   `salvor verify` as a library ([`verify::ImageVerdict`] per image).
+//! * [`verify::check`]: the one check behind `verify`, `extract` and `report` — the
+//!   asked-for layers rebuilt (CONTENT), every layer audited (METADATA), copy artifacts
+//!   detected on the whole evidence; a [`verify::LayerVerdict`] per layer, a
+//!   [`verify::ImageVerdict`] per image ([`verify::image_verdicts`]).
 //! * [`report::write_report`] with [`report::ReportOptions`] writes a case directory
 //!   deterministically into a `salvor_sink::DirSink` (the CLI's guarded output: new or empty,
 //!   never inside the evidence; committed only when complete) and returns a

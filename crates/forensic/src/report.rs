@@ -24,9 +24,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::timeline::{clean_bytes, write_timeline, TimelineFormat, TimelineOptions};
-use crate::verify::{
-    audit_count, chains_of, check_layers, image_verdicts, layer_json, layer_status,
-};
+use crate::verify::{chains_of, check, image_verdicts};
 
 /// What goes into a report.
 #[derive(Debug, Clone, Default)]
@@ -173,10 +171,9 @@ fn write_files(
             chains.push(c.clone());
         }
     }
-    let (reports, audits) = check_layers(store, &chains, progress);
-    let verdicts = image_verdicts(&images, &reports, &audits);
-    let status = |r: &salvor_store::RebuildReport| layer_status(r, audits.get(&r.chain_id));
-    let all_ok = verdicts.iter().all(|v| v.ok) && reports.values().all(|r| status(r) == "verified");
+    let checked = check(store, &chains, progress);
+    let verdicts = image_verdicts(&images, &checked);
+    let all_ok = verdicts.iter().all(|v| v.ok) && checked.all_ok();
 
     // timeline.jsonl first: its problems go into the summary.
     let tl = w.file("timeline.jsonl", |h| {
@@ -212,12 +209,7 @@ fn write_files(
         json_to("inventory.json", &inventory, h)
     })?;
 
-    let verify = json!({
-        "ok": all_ok,
-        "images": verdicts,
-        "layers": reports.values().map(|r| layer_json(r, audits.get(&r.chain_id))).collect::<Vec<_>>(),
-        "metadata_problems": store.problems,
-    });
+    let verify = checked.json(&verdicts, store);
     w.file("verify.json", |h| json_to("verify.json", &verify, h))?;
 
     // summary.md
@@ -256,19 +248,32 @@ fn write_files(
         s.push_str(&format!("| {k} | {v} |\n"));
     }
     let images_failed = verdicts.iter().filter(|v| !v.ok).count();
-    let layers_failed = reports.values().filter(|r| status(r) != "verified").count();
+    let layers_failed = checked.layers.values().filter(|v| !v.ok()).count();
+    let n_layers = checked.layers.len();
     s.push_str("\n## Verdict\n\n");
+    s.push_str("Each layer has two verdicts: **content** (rebuilt from the files on disk and its tar-split: every file's CRC-64 and size, the stream's sha256 against its diff_id; this alone decides \"verified\") and **metadata** (the layer directory against the engine's record: mode, owner, mtime, xattrs, links, planted and missing files).\n\n");
+    if let Some(line) = checked.copy_line() {
+        s.push_str(&format!(
+            "Note: {}. Those differences are classed copy-artifact; every other difference is a finding.\n\n",
+            md(&line)
+        ));
+    }
     if all_ok {
         s.push_str(&format!(
-            "All {} image(s) and {} layer(s) verified: every layer rebuilt byte-exact from the files on disk and hashes to its diff_id, and every layer directory matches the engine's record of it.\n",
+            "All {} image(s) and {n_layers} layer(s) verified: every layer rebuilt byte-exact from the files on disk and hashes to its diff_id, and every layer directory matches the engine's record of it{}.\n",
             verdicts.len(),
-            reports.len()
+            if checked.explained.is_empty() { "" } else { " but for the copy artifacts above" }
         ));
     } else {
+        let content_failed = checked
+            .layers
+            .values()
+            .filter(|v| v.content() != "verified")
+            .count();
         s.push_str(&format!(
-            "**FINDINGS: {images_failed} of {} image(s) and {layers_failed} of {} layer(s) did not verify.** See \"Layers\" below and verify.json.\n",
+            "**FINDINGS: {images_failed} of {} image(s) and {layers_failed} of {n_layers} layer(s) did not verify** ({content_failed} layer(s) by content, {} by metadata). See \"Layers\" below and verify.json.\n",
             verdicts.len(),
-            reports.len()
+            layers_failed - content_failed.min(layers_failed)
         ));
     }
 
@@ -295,32 +300,31 @@ fn write_files(
         ));
     }
 
-    s.push_str("\n## Layers\n\n| Chain ID | Diff ID | Status | Files | Bytes | Findings |\n|---|---|---|---|---|---|\n");
-    for (c, r) in &reports {
-        let status = match status(r) {
-            "verified" => "verified",
-            "tampered" => "**TAMPERED**",
-            "mismatch" => "**MISMATCH**",
-            _ => "**UNREBUILDABLE**",
-        };
+    s.push_str("\n## Layers\n\n| Chain ID | Diff ID | Content | Metadata | Files | Bytes |\n|---|---|---|---|---|---|\n");
+    let bold = |x: String, plain: bool| if plain { x } else { format!("**{x}**") };
+    for (c, v) in &checked.layers {
+        let r = &v.rebuild;
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             md(c),
             md(r.diff_id.as_deref().unwrap_or("?")),
-            status,
+            bold(md(&v.content_cell()), v.content() == "verified"),
+            bold(md(&v.metadata_cell()), v.metadata_findings() == 0),
             r.files,
             r.bytes,
-            r.findings.len() as u64 + audit_count(audits.get(c))
         ));
     }
-    for (c, r) in &reports {
-        if status(r) == "verified" {
+    for (c, v) in &checked.layers {
+        if v.content() == "verified" && matches!(v.metadata(), "clean" | "not-audited") {
             continue;
         }
+        let r = &v.rebuild;
         s.push_str(&format!(
-            "\n### Layer {} (diff {})\n\n",
+            "\n### Layer {} (diff {})\n\n- content: {}; metadata: {}\n",
             md(c),
-            md(r.diff_id.as_deref().unwrap_or("?"))
+            md(r.diff_id.as_deref().unwrap_or("?")),
+            md(&v.content_cell()),
+            md(&v.metadata_cell())
         ));
         if let Some(e) = &r.error {
             s.push_str(&format!("- error: {}\n", md(e)));
@@ -338,19 +342,24 @@ fn write_files(
                 md(&f.detail)
             ));
         }
-        if let Some(a) = audits.get(c) {
+        if let Some(a) = &v.audit {
             for f in &a.findings {
                 s.push_str(&format!(
-                    "- {}: {} (expected {}, found {})\n",
+                    "- {}: {} (expected {}, found {}){}\n",
                     md(&f.path),
                     md(f.kind.as_str()),
                     md(&f.expected),
-                    md(&f.found)
+                    md(&f.found),
+                    if f.class == salvor_store::audit::FindingClass::CopyArtifact {
+                        " — copy-artifact"
+                    } else {
+                        ""
+                    }
                 ));
             }
             if a.omitted > 0 {
                 s.push_str(&format!(
-                    "- … {} more audit finding(s) in report.json\n",
+                    "- … {} more audit finding(s), not kept (counted as findings)\n",
                     a.omitted
                 ));
             }

@@ -1,15 +1,30 @@
-//! Layer verification shared by `salvor verify` and `salvor report`: every layer rebuilt
-//! from the files on disk and its tar-split, in parallel ([`verify_layers`]), every layer
-//! directory audited against the tar headers ([`audit_layers`]), a status per layer
-//! ([`layer_status`]) and a verdict per image ([`image_verdicts`]).
+//! The one check behind every verdict: `salvor verify`, `extract` and `report` all call
+//! [`check`] and print its [`LayerVerdict`]s.
+//!
+//! A layer's verdict has two independent parts:
+//!
+//! * **content** — the tar-split rebuild ([`salvor_store::Store::rebuild_layer`]): every
+//!   file's CRC-64 and size, the stream's sha256 against the diff_id. This alone decides
+//!   whether the layer is *verified* (`verified`, `mismatch`, `unrebuildable`).
+//! * **metadata** — the audit ([`salvor_store::Store::audit_layer`]): mode, owner, mtime,
+//!   xattrs, links, planted and missing files (`clean`, `explained`, `findings`,
+//!   `not-audited`). Every layer of the store is audited, whatever was asked, so that the
+//!   copy artifacts ([`salvor_store::copy`]) are detected on the evidence as a whole and a
+//!   layer gets the same verdict from every command. Findings a detected copy artifact
+//!   explains are classed `copy-artifact` (`explained`); any other is a finding.
+//!
+//! A layer is **ok** when its content verifies and its metadata has no finding that is not
+//! a copy artifact; an image when its config hashes to its id and every layer is ok.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use rayon::prelude::*;
-use salvor_store::audit::AuditReport;
+use salvor_store::audit::{AuditReport, FindingClass};
+use salvor_store::copy::{ArtifactClass, CopyArtifacts};
 use salvor_store::{Image, RebuildReport, RebuildStatus, Store};
 use serde::Serialize;
+use serde_json::json;
 
 struct Counting<'a>(&'a (dyn Fn(u64) + Sync));
 impl Write for Counting<'_> {
@@ -76,7 +91,8 @@ pub fn chains_of(images: &[&Image]) -> Vec<String> {
     chains
 }
 
-/// Audits the given layers in parallel (a metadata walk; no file content is read).
+/// Audits the given layers in parallel (a metadata walk; no file content is read, except
+/// both names of a broken hard link, compared byte for byte).
 pub fn audit_layers(store: &Store, chain_ids: &[String]) -> BTreeMap<String, AuditReport> {
     let layers: Vec<_> = chain_ids
         .iter()
@@ -90,44 +106,293 @@ pub fn audit_layers(store: &Store, chain_ids: &[String]) -> BTreeMap<String, Aud
         .collect()
 }
 
-/// Rebuilds and audits the given layers, both in parallel.
-pub fn check_layers(
-    store: &Store,
-    chain_ids: &[String],
-    progress: &(dyn Fn(u64) + Sync),
-) -> (
-    BTreeMap<String, RebuildReport>,
-    BTreeMap<String, AuditReport>,
-) {
-    rayon::join(
-        || verify_layers(store, chain_ids, progress),
-        || audit_layers(store, chain_ids),
-    )
+/// The verdict on one layer: its rebuild (content) and its audit (metadata).
+#[derive(Debug, Clone)]
+pub struct LayerVerdict {
+    pub rebuild: RebuildReport,
+    /// `None` when the layer could not be audited at all (not in the store).
+    pub audit: Option<AuditReport>,
 }
 
-/// A layer's status: the rebuild's (`verified`, `mismatch`, `unrebuildable`), or
-/// `tampered` when the stream rebuilt but the audit found something.
-pub fn layer_status(r: &RebuildReport, a: Option<&AuditReport>) -> &'static str {
-    match r.status {
-        RebuildStatus::Verified if a.is_some_and(|a| !a.is_clean()) => "tampered",
-        RebuildStatus::Verified => "verified",
-        RebuildStatus::Mismatch => "mismatch",
-        RebuildStatus::Unrebuildable => "unrebuildable",
+impl LayerVerdict {
+    /// `verified`, `mismatch` or `unrebuildable`: the rebuild alone.
+    pub fn content(&self) -> &'static str {
+        match self.rebuild.status {
+            RebuildStatus::Verified => "verified",
+            RebuildStatus::Mismatch => "mismatch",
+            RebuildStatus::Unrebuildable => "unrebuildable",
+        }
+    }
+
+    /// Audit findings that no copy artifact explains (plus those beyond the kept limit,
+    /// which were not classed).
+    pub fn metadata_findings(&self) -> u64 {
+        self.audit.as_ref().map_or(0, |a| {
+            a.findings
+                .iter()
+                .filter(|f| f.class == FindingClass::Finding)
+                .count() as u64
+                + a.omitted
+        })
+    }
+
+    /// Audit findings classed `copy-artifact`.
+    pub fn copy_artifacts(&self) -> u64 {
+        self.audit.as_ref().map_or(0, |a| {
+            a.findings
+                .iter()
+                .filter(|f| f.class == FindingClass::CopyArtifact)
+                .count() as u64
+        })
+    }
+
+    /// `clean`, `explained` (every difference is a copy artifact), `findings`, or
+    /// `not-audited` (no tar-split, devicemapper, files unavailable: the notes say why).
+    pub fn metadata(&self) -> &'static str {
+        match &self.audit {
+            None => "not-audited",
+            Some(_) if self.metadata_findings() > 0 => "findings",
+            Some(_) if self.copy_artifacts() > 0 => "explained",
+            Some(a) if a.entries == 0 && a.notes.iter().any(|n| n.starts_with("not audited")) => {
+                "not-audited"
+            }
+            Some(_) => "clean",
+        }
+    }
+
+    /// Content verified and no metadata finding that is not a copy artifact.
+    pub fn ok(&self) -> bool {
+        self.rebuild.status == RebuildStatus::Verified && self.metadata_findings() == 0
+    }
+
+    /// Both parts in one word, as `status` in JSON: `verified` ([`Self::ok`]), `tampered`
+    /// (content verified, metadata findings), `mismatch`, `unrebuildable`.
+    pub fn status(&self) -> &'static str {
+        match self.content() {
+            "verified" if self.metadata_findings() > 0 => "tampered",
+            c => c,
+        }
+    }
+
+    /// The CONTENT cell: `verified`, `MISMATCH (n finding(s))`, `UNREBUILDABLE`.
+    pub fn content_cell(&self) -> String {
+        match self.rebuild.status {
+            RebuildStatus::Verified => "verified".into(),
+            RebuildStatus::Mismatch => {
+                format!("MISMATCH ({} finding(s))", self.rebuild.findings.len())
+            }
+            RebuildStatus::Unrebuildable => "UNREBUILDABLE".into(),
+        }
+    }
+
+    /// The METADATA cell: `clean`, `explained (n copy-artifact)`, `FINDINGS (n)` or
+    /// `FINDINGS (n; m copy-artifact)`, `not audited`.
+    pub fn metadata_cell(&self) -> String {
+        let (n, m) = (self.metadata_findings(), self.copy_artifacts());
+        match self.metadata() {
+            "findings" if m > 0 => format!("FINDINGS ({n}; {m} copy-artifact)"),
+            "findings" => format!("FINDINGS ({n})"),
+            "explained" => format!("explained ({m} copy-artifact)"),
+            "not-audited" => "not audited".into(),
+            _ => "clean".into(),
+        }
+    }
+
+    /// One line for a layer whose verdict is not clean (`None` when content verified and
+    /// metadata clean): `layer 5d19914ce744: content verified; metadata FINDINGS (1; 18
+    /// copy-artifact): first etc/passwd: mtime-changed`.
+    pub fn summary_line(&self) -> Option<String> {
+        let content = self.content();
+        let metadata = self.metadata();
+        if content == "verified" && matches!(metadata, "clean" | "not-audited") {
+            return None;
+        }
+        let c = &self.rebuild.chain_id;
+        let short = c.strip_prefix("sha256:").unwrap_or(c);
+        let mut s = format!(
+            "layer {}: content {}; metadata {}",
+            &short[..short.len().min(12)],
+            self.content_cell(),
+            self.metadata_cell()
+        );
+        if let Some(f) = self.rebuild.findings.first() {
+            s.push_str(&format!(
+                "; first content finding {}: {}",
+                crate::timeline::clean_bytes(f.path.as_bytes()),
+                f.kind
+            ));
+        }
+        if let Some(f) = self
+            .audit
+            .as_ref()
+            .and_then(|a| a.findings.iter().find(|f| f.class == FindingClass::Finding))
+        {
+            s.push_str(&format!(
+                "; first metadata finding {}: {}",
+                crate::timeline::clean_bytes(f.path.as_bytes()),
+                f.kind
+            ));
+        }
+        Some(s)
+    }
+
+    /// The layer as JSON: the rebuild report's fields, `status`, `content`, `metadata` and
+    /// `audit` (every finding with its `class`).
+    pub fn json(&self) -> serde_json::Value {
+        let r = &self.rebuild;
+        let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({}));
+        if let Some(o) = v.as_object_mut() {
+            o.insert("status".into(), json!(self.status()));
+            o.insert(
+                "content".into(),
+                json!({
+                    "verdict": self.content(),
+                    "diff_id": r.diff_id,
+                    "actual": r.actual,
+                    "findings": r.findings.len(),
+                }),
+            );
+            o.insert(
+                "metadata".into(),
+                json!({
+                    "verdict": self.metadata(),
+                    "findings": self.metadata_findings(),
+                    "copy_artifacts": self.copy_artifacts(),
+                }),
+            );
+            o.insert(
+                "audit".into(),
+                self.audit.as_ref().map_or(serde_json::Value::Null, |a| {
+                    json!({
+                        "entries": a.entries,
+                        "walked": a.walked,
+                        "findings": a.findings,
+                        "omitted": a.omitted,
+                        "notes": a.notes,
+                    })
+                }),
+            );
+        }
+        v
     }
 }
 
-/// Audit findings of a layer, counting those beyond the kept limit.
-pub fn audit_count(a: Option<&AuditReport>) -> u64 {
-    a.map_or(0, |a| a.findings.len() as u64 + a.omitted)
+/// The result of [`check`]: a verdict per layer asked for, and the copy artifacts of the
+/// evidence.
+#[derive(Debug, Clone, Default)]
+pub struct Check {
+    /// Keyed by chain id.
+    pub layers: BTreeMap<String, LayerVerdict>,
+    /// Detected on the audits of every layer of the store.
+    pub artifacts: CopyArtifacts,
+    /// Findings explained per artifact class, over every layer of the store (the line
+    /// above the table is the same whatever was asked for).
+    pub explained: BTreeMap<ArtifactClass, u64>,
 }
 
-/// An image verifies when its config hashes to its id and every layer verified (rebuilt
-/// byte-exact and audited clean).
-pub fn image_verdicts(
-    images: &[&Image],
-    reports: &BTreeMap<String, RebuildReport>,
-    audits: &BTreeMap<String, AuditReport>,
-) -> Vec<ImageVerdict> {
+impl Check {
+    /// The line above the table when a copy artifact was detected and explains something:
+    /// `this looks like a copy made with umask 027: 18 mode differences explained`.
+    pub fn copy_line(&self) -> Option<String> {
+        if self.artifacts.is_empty() || self.explained.is_empty() {
+            return None;
+        }
+        let counts: Vec<String> = self
+            .explained
+            .iter()
+            .map(|(c, n)| {
+                format!(
+                    "{n} {} difference{}",
+                    c.as_str(),
+                    if *n == 1 { "" } else { "s" }
+                )
+            })
+            .collect();
+        Some(format!(
+            "this looks like a copy {}: {} explained",
+            self.artifacts.describe(),
+            join_and(&counts)
+        ))
+    }
+
+    /// Every layer asked for is ok.
+    pub fn all_ok(&self) -> bool {
+        self.layers.values().all(LayerVerdict::ok)
+    }
+
+    /// The copy artifacts as JSON: `{"summary", "umask", "owner_uid", …, "explained"}`.
+    pub fn artifacts_json(&self) -> serde_json::Value {
+        let a = &self.artifacts;
+        json!({
+            "summary": self.copy_line(),
+            "umask": a.mode_mask.map(|m| format!("{:03o}", m & 0o777)),
+            "setuid_setgid_cleared": a.mode_mask.is_some_and(|m| m & 0o6000 != 0),
+            "owner_uid": a.uid,
+            "owner_gid": a.gid,
+            "file_mtimes_reset": a.file_mtimes_reset,
+            "directory_mtimes_reset": a.dir_mtimes_reset,
+            "xattrs_lost": a.xattrs_lost,
+            "hardlinks_not_kept": a.hardlinks_not_kept,
+            "explained": self.explained.iter().map(|(c, n)| (c.as_str().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        })
+    }
+
+    /// The verify JSON (`salvor verify --json`, the report's verify.json): `ok`,
+    /// `copy_artifacts`, `images`, `layers`, `metadata_problems`.
+    pub fn json(&self, verdicts: &[ImageVerdict], store: &Store) -> serde_json::Value {
+        json!({
+            "ok": verdicts.iter().all(|v| v.ok) && self.all_ok(),
+            "copy_artifacts": self.artifacts_json(),
+            "images": verdicts,
+            "layers": self.layers.values().map(LayerVerdict::json).collect::<Vec<_>>(),
+            "metadata_problems": store.problems,
+        })
+    }
+}
+
+fn join_and(v: &[String]) -> String {
+    match v {
+        [] => String::new(),
+        [a] => a.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The check behind every verdict: rebuilds `chain_ids` (content, in parallel, `progress`
+/// gets the bytes rebuilt) while auditing *every* layer of the store (metadata), detects
+/// the copy artifacts of the evidence from all the audits
+/// ([`salvor_store::copy::detect`]) and classes each finding.
+pub fn check(store: &Store, chain_ids: &[String], progress: &(dyn Fn(u64) + Sync)) -> Check {
+    let all: Vec<String> = store.layers.keys().cloned().collect();
+    let (mut reports, mut audits) = rayon::join(
+        || verify_layers(store, chain_ids, progress),
+        || audit_layers(store, &all),
+    );
+    let artifacts = salvor_store::copy::detect(audits.values().map(|a| &a.stats));
+    let mut explained: BTreeMap<ArtifactClass, u64> = BTreeMap::new();
+    for a in audits.values_mut() {
+        for (k, n) in salvor_store::copy::classify(a, &artifacts) {
+            *explained.entry(k).or_insert(0) += n;
+        }
+    }
+    let mut layers = BTreeMap::new();
+    for c in chain_ids {
+        let Some(rebuild) = reports.remove(c) else {
+            continue;
+        };
+        let audit = audits.remove(c);
+        layers.insert(c.clone(), LayerVerdict { rebuild, audit });
+    }
+    Check {
+        layers,
+        artifacts,
+        explained,
+    }
+}
+
+/// An image verifies when its config hashes to its id and every layer is ok
+/// ([`LayerVerdict::ok`]).
+pub fn image_verdicts(images: &[&Image], check: &Check) -> Vec<ImageVerdict> {
     images
         .iter()
         .map(|img| {
@@ -138,13 +403,16 @@ pub fn image_verdicts(
             for c in &img.chain_ids {
                 let short = c.strip_prefix("sha256:").unwrap_or(c);
                 let short = &short[..short.len().min(12)];
-                match reports.get(c).map(|r| layer_status(r, audits.get(c))) {
-                    Some("verified") => {}
-                    Some("tampered") => problems.push(format!(
-                        "layer {short} was tampered with ({} audit finding(s))",
-                        audit_count(audits.get(c))
+                match check.layers.get(c) {
+                    Some(v) if v.ok() => {}
+                    Some(v) if v.content() == "verified" => problems.push(format!(
+                        "layer {short}: content verified, {} metadata finding(s)",
+                        v.metadata_findings()
                     )),
-                    Some(_) => problems.push(format!("layer {short} did not verify")),
+                    Some(v) => problems.push(format!(
+                        "layer {short}: content did not verify ({})",
+                        v.content()
+                    )),
                     None => problems.push(format!("layer {short} is not in the layer store")),
                 }
             }
@@ -157,25 +425,4 @@ pub fn image_verdicts(
             }
         })
         .collect()
-}
-
-/// A layer's rebuild report as JSON, with its status and audit.
-pub fn layer_json(r: &RebuildReport, a: Option<&AuditReport>) -> serde_json::Value {
-    let mut v = serde_json::to_value(r).unwrap_or_else(|_| serde_json::json!({}));
-    if let Some(o) = v.as_object_mut() {
-        o.insert("status".into(), serde_json::json!(layer_status(r, a)));
-        o.insert(
-            "audit".into(),
-            a.map_or(serde_json::Value::Null, |a| {
-                serde_json::json!({
-                    "entries": a.entries,
-                    "walked": a.walked,
-                    "findings": a.findings,
-                    "omitted": a.omitted,
-                    "notes": a.notes,
-                })
-            }),
-        );
-    }
-    v
 }

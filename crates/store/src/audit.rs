@@ -47,11 +47,10 @@
 //!   is audited as its own layer.
 //! * userns-remap: a data-root named `<uid>.<gid>` (the engine's remapped root) shifts the
 //!   expected owner by that uid/gid.
-//! * Evidence copied without ownership (every path of a layer owned by one and the same
-//!   uid:gid, none with its recorded owner, at least 3 paths): one note instead of an
-//!   owner finding per path. Likewise when no file, or no directory, of a layer has its
-//!   recorded mtime (at least 3 compared): the copy did not keep them (`cp -r`, unpackers
-//!   that write children after setting a directory's time).
+//! * Evidence that was copied (`cp -r`, `rsync -a`, a collector under a umask) differs from
+//!   the record in ways the copy explains. The audit still reports every difference as a
+//!   finding; [`crate::copy`] decides, from the audits of all layers together, which of
+//!   them a detected copy artifact explains and classes those `copy-artifact`.
 //! * Rootless engines skip device nodes: such a data-root would show them as missing.
 //!
 //! # Bounds
@@ -70,6 +69,7 @@ use std::path::{Path, PathBuf};
 use salvor_source::{FileKind, Metadata, Source};
 use salvor_tarsplit::{FileHeader, TarHeader};
 
+use crate::copy::CopyStats;
 use crate::{Layer, LayerFiles, Store, TarSplitRef};
 
 /// Names of a layer kept for the search of added files.
@@ -171,6 +171,38 @@ pub struct AuditFinding {
     pub expected: String,
     /// What is on disk.
     pub found: String,
+    /// `finding`, or `copy-artifact` when [`classify`] found it explained by the way the
+    /// evidence was copied (see [`crate::copy`]). The audit itself always says `finding`.
+    pub class: FindingClass,
+    /// The path on disk is a directory (mtime rules differ for directories).
+    #[serde(skip)]
+    pub is_dir: bool,
+    /// `hardlink-broken` only: the separate inode is a byte-identical copy of the link's
+    /// target with the same size, mode and owner (what a copy that does not keep hard links
+    /// makes).
+    #[serde(skip)]
+    pub identical_copy: bool,
+}
+
+/// Whether a metadata difference stays a finding or is explained as a copy artifact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingClass {
+    /// A difference nothing explains: the evidence was changed.
+    #[default]
+    Finding,
+    /// Explained by a copy artifact detected in the evidence as a whole.
+    CopyArtifact,
+}
+
+impl FindingClass {
+    /// `finding` or `copy-artifact`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FindingClass::Finding => "finding",
+            FindingClass::CopyArtifact => "copy-artifact",
+        }
+    }
 }
 
 impl std::fmt::Display for AuditFinding {
@@ -196,6 +228,10 @@ pub struct AuditReport {
     pub omitted: u64,
     /// Why the audit is incomplete or was not done (limits hit, files unavailable).
     pub notes: Vec<String>,
+    /// What the comparisons looked like, for the detection of copy artifacts
+    /// ([`crate::copy::detect`]).
+    #[serde(skip)]
+    pub stats: CopyStats,
 }
 
 impl AuditReport {
@@ -293,36 +329,7 @@ struct Expect {
     mtime: Option<(i64, Option<u32>)>,
 }
 
-/// Owner comparisons of a layer, held back until the end: when *no* path of a layer has
-/// its recorded owner and every path has one and the same owner, the evidence was copied
-/// without ownership (a collector running as a normal user, `tar` without
-/// `--same-owner`): that is one note, not a finding per file.
-#[derive(Default)]
-struct Owners {
-    checked: u64,
-    matched: u64,
-    /// `Some(Some(o))` while every mismatch found the same owner `o`.
-    single: Option<Option<(u32, u32)>>,
-    findings: Vec<(Vec<u8>, AuditKind, String, String)>,
-}
-
-/// Fewest owner comparisons for the "ownership not preserved" rule.
-const MIN_OWNERS_FOR_COLLECTION_RULE: u64 = 3;
-
-/// Mtime comparisons of one class (0: non-directories, 1: directories), held back like
-/// [`Owners`]: when *every* one of at least 3 differs, the copy of the evidence did not
-/// keep mtimes (`cp -r`, an unpacker that writes a directory's children after setting
-/// its time): one note, not a finding per path.
-#[derive(Default)]
-struct Mtimes {
-    checked: u64,
-    matched: u64,
-    findings: Vec<(Vec<u8>, AuditKind, String, String)>,
-}
-
 struct Ctx<'a> {
-    owners: Owners,
-    mtimes: [Mtimes; 2],
     source: &'a dyn Source,
     root: PathBuf,
     /// userns-remap offset (uid, gid).
@@ -335,6 +342,9 @@ struct Ctx<'a> {
     deferred: HashMap<(u64, u64), (Vec<u8>, Expect)>,
     /// Full snapshot (vfs …): whiteouts expect nothing on disk.
     snapshot: bool,
+    /// Comparing with the parent's snapshot, not with the record: not counted in the
+    /// copy statistics (after a copy the parent's disk shows the copy too).
+    inheriting: bool,
 }
 
 impl Ctx<'_> {
@@ -353,7 +363,20 @@ impl Ctx<'_> {
             kind,
             expected,
             found,
+            class: FindingClass::Finding,
+            is_dir: false,
+            identical_copy: false,
         });
+    }
+
+    /// [`Self::push`], marking the path as a directory when it is one.
+    fn push_md(&mut self, path: &[u8], md: &Metadata, kind: AuditKind, e: String, f: String) {
+        self.push(path, kind, e, f);
+        if md.kind == FileKind::Dir {
+            if let Some(last) = self.report.findings.last_mut() {
+                last.is_dir = true;
+            }
+        }
     }
 
     fn phys(&self, rel: &[u8]) -> PathBuf {
@@ -421,64 +444,65 @@ impl Ctx<'_> {
 
     fn compare_attrs(&mut self, path: &[u8], e: &Expect, md: &Metadata) {
         if let Some(perm) = e.perm {
-            if perm != md.mode & 0o7777 {
-                self.push(
+            let found = md.mode & 0o7777;
+            if !self.inheriting {
+                self.report.stats.mode(perm, found);
+            }
+            if perm != found {
+                self.push_md(
                     path,
+                    md,
                     AuditKind::ModeChanged,
                     format!("{perm:04o}"),
-                    format!("{:04o}", md.mode & 0o7777),
+                    format!("{found:04o}"),
                 );
             }
         }
-        let uid_ok = e.uid == i64::from(md.uid);
-        let gid_ok = e.gid == i64::from(md.gid);
-        self.owners.checked += 1;
-        if uid_ok && gid_ok {
-            self.owners.matched += 1;
-        } else {
-            let one = (md.uid, md.gid);
-            self.owners.single = match self.owners.single {
-                None => Some(Some(one)),
-                Some(Some(o)) if o == one => Some(Some(o)),
-                _ => Some(None),
-            };
-            if !uid_ok {
-                self.owners.findings.push((
-                    path.to_vec(),
-                    AuditKind::UidChanged,
-                    e.uid.to_string(),
-                    md.uid.to_string(),
-                ));
-            }
-            if !gid_ok {
-                self.owners.findings.push((
-                    path.to_vec(),
-                    AuditKind::GidChanged,
-                    e.gid.to_string(),
-                    md.gid.to_string(),
-                ));
-            }
+        let (uid_ok, gid_ok) = (e.uid == i64::from(md.uid), e.gid == i64::from(md.gid));
+        if !self.inheriting {
+            self.report.stats.owner(md.uid, md.gid, uid_ok, gid_ok);
+        }
+        if !uid_ok {
+            self.push_md(
+                path,
+                md,
+                AuditKind::UidChanged,
+                e.uid.to_string(),
+                md.uid.to_string(),
+            );
+        }
+        if !gid_ok {
+            self.push_md(
+                path,
+                md,
+                AuditKind::GidChanged,
+                e.gid.to_string(),
+                md.gid.to_string(),
+            );
         }
         if let Some((sec, nsec)) = e.mtime {
             let ns_differs = match nsec {
                 Some(n) => md.mtime.nsec != 0 && md.mtime.nsec != n,
                 None => false,
             };
-            let class = &mut self.mtimes[usize::from(md.kind == FileKind::Dir)];
-            class.checked += 1;
-            if sec != md.mtime.sec || ns_differs {
+            let differs = sec != md.mtime.sec || ns_differs;
+            if !self.inheriting {
+                self.report
+                    .stats
+                    .mtime(md.kind == FileKind::Dir, md.mtime.sec, differs);
+            }
+            if differs {
                 let show = |s: i64, n: Option<u32>| match n {
                     Some(n) if n != 0 => format!("{s}.{n:09}"),
                     _ => s.to_string(),
                 };
-                class.findings.push((
-                    path.to_vec(),
+                self.push_md(
+                    path,
+                    md,
                     AuditKind::MtimeChanged,
                     show(sec, nsec),
                     show(md.mtime.sec, Some(md.mtime.nsec)),
-                ));
-            } else {
-                class.matched += 1;
+                );
             }
         }
     }
@@ -497,6 +521,8 @@ impl Ctx<'_> {
                 return;
             }
         };
+        self.report.stats.xattr(want.is_some(), have.is_some());
+        self.report.stats.cap(want.is_some(), have.is_some());
         if want != have.as_deref() {
             self.push(
                 path,
@@ -594,18 +620,31 @@ impl Ctx<'_> {
         let same = tmd
             .as_ref()
             .is_some_and(|t| t.ino == md.ino && t.dev == md.dev);
+        let identical = !same
+            && tmd
+                .as_ref()
+                .is_some_and(|t| self.identical_copy(path, &md, &target, t));
+        self.report.stats.link(same, identical);
         if !same {
             let found = match &tmd {
                 Some(t) if t.ino == md.ino => "a separate inode".to_string(),
+                Some(_) if identical => format!(
+                    "{} that is a separate inode, an identical copy of the target",
+                    show_kind(&md)
+                ),
                 Some(_) => format!("{} that is a separate inode", show_kind(&md)),
                 None => format!("{}; the link target is absent", show_kind(&md)),
             };
-            return self.push(
+            self.push(
                 path,
                 AuditKind::HardlinkBroken,
                 format!("a hard link to {}", show_bytes(&target)),
                 found,
             );
+            if let Some(last) = self.report.findings.last_mut() {
+                last.identical_copy = identical;
+            }
+            return;
         }
         if md.kind == FileKind::Symlink || md.kind == FileKind::Dir {
             return; // the engine does not chmod/chtimes through a link to a symlink
@@ -617,6 +656,38 @@ impl Ctx<'_> {
         } else {
             self.compare_attrs(path, &e, &md);
         }
+    }
+
+    /// Whether `path` (a name the tar-split links to `target`) is a separate regular file
+    /// with the same size, mode, owner and bytes as `target`: what `rsync -a` or `cp -r`
+    /// make of a hard link. The two files are compared in 64 KiB pieces.
+    fn identical_copy(&self, path: &[u8], md: &Metadata, target: &[u8], t: &Metadata) -> bool {
+        use std::io::Read;
+        if md.kind != FileKind::Regular
+            || t.kind != FileKind::Regular
+            || (md.size, md.mode, md.uid, md.gid) != (t.size, t.mode, t.uid, t.gid)
+        {
+            return false;
+        }
+        let (Ok(mut a), Ok(mut b)) = (
+            self.source.open(&self.phys(path)),
+            self.source.open(&self.phys(target)),
+        ) else {
+            return false;
+        };
+        let mut left = md.size;
+        let (mut x, mut y) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
+        while left > 0 {
+            let n = left.min(x.len() as u64) as usize;
+            if a.read_exact(&mut x[..n]).is_err() || b.read_exact(&mut y[..n]).is_err() {
+                return false;
+            }
+            if x[..n] != y[..n] {
+                return false;
+            }
+            left -= n as u64;
+        }
+        true
     }
 
     /// `.wh.<x>` in directory `dir`.
@@ -713,6 +784,7 @@ impl Ctx<'_> {
             .xattr(&self.phys(dir), "trusted.overlay.opaque")
             .ok()
             .flatten();
+        self.report.stats.xattr(true, xattr.is_some());
         if xattr.as_deref() != Some(b"y") {
             self.push(
                 dir,
@@ -747,6 +819,7 @@ impl Ctx<'_> {
         if matches!(h.typeflag, b'g' | b'x' | b'L' | b'K') {
             return;
         }
+        self.report.stats.recorded_mtime(h.mtime);
         let path = clean(&h.name);
         if path.is_empty() {
             return; // the root entry: skipped by the engine
@@ -773,48 +846,6 @@ impl Ctx<'_> {
         for (path, e) in items {
             if let Some(Some(md)) = self.lstat(&path) {
                 self.compare_attrs(&path, &e, &md);
-            }
-        }
-    }
-
-    fn finish_owners(&mut self) {
-        let o = std::mem::take(&mut self.owners);
-        if o.matched == 0 && o.checked >= MIN_OWNERS_FOR_COLLECTION_RULE {
-            if let Some(Some((uid, gid))) = o.single {
-                self.report.notes.push(format!(
-                    "no path has its recorded owner and all {} are owned by {uid}:{gid}: the evidence \
-                     was copied without ownership; owners were not compared",
-                    o.checked
-                ));
-                return;
-            }
-        }
-        for (p, k, e, f) in o.findings {
-            self.push(&p, k, e, f);
-        }
-        let mtimes = std::mem::take(&mut self.mtimes);
-        let (checked, matched) = mtimes
-            .iter()
-            .fold((0, 0), |(c, m), x| (c + x.checked, m + x.matched));
-        if matched == 0 && checked >= MIN_OWNERS_FOR_COLLECTION_RULE {
-            self.report.notes.push(format!(
-                "none of the {checked} paths has its recorded mtime: the evidence was copied \
-                 without mtimes; they were not compared"
-            ));
-            return;
-        }
-        for (i, m) in mtimes.into_iter().enumerate() {
-            if m.matched == 0 && m.checked >= MIN_OWNERS_FOR_COLLECTION_RULE {
-                self.report.notes.push(format!(
-                    "none of the {} {} has its recorded mtime: the evidence was copied without \
-                     mtimes; they were not compared",
-                    m.checked,
-                    if i == 1 { "directories" } else { "files" }
-                ));
-                continue;
-            }
-            for (p, k, e, f) in m.findings {
-                self.push(&p, k, e, f);
             }
         }
     }
@@ -874,6 +905,7 @@ impl Ctx<'_> {
 
     fn check_no_opaque(&mut self, p: &[u8]) {
         if let Ok(Some(v)) = self.source.xattr(&self.phys(p), "trusted.overlay.opaque") {
+            self.report.stats.xattr(false, true);
             if v == b"y" {
                 self.push(
                     p,
@@ -1038,7 +1070,9 @@ impl Ctx<'_> {
             gid: i64::from(pmd.gid),
             mtime: (k != FileKind::Dir).then_some((pmd.mtime.sec, None)),
         };
+        self.inheriting = true;
         self.compare_attrs(p, &e, &md);
+        self.inheriting = false;
         if k == FileKind::Regular && md.size != pmd.size {
             self.push(
                 p,
@@ -1125,8 +1159,6 @@ impl Store {
             }
         };
         let mut cx = Ctx {
-            owners: Owners::default(),
-            mtimes: Default::default(),
             source: self.source.as_ref(),
             root,
             remap: remap_of(&self.root),
@@ -1136,6 +1168,7 @@ impl Store {
             listing_complete: true,
             deferred: HashMap::new(),
             snapshot,
+            inheriting: false,
         };
         match &layer.tar_split {
             TarSplitRef::Missing { reason } => {
@@ -1188,7 +1221,6 @@ impl Store {
                 "nothing".into(),
             );
         }
-        cx.finish_owners();
         let mut r = cx.report;
         r.findings.sort_by(|a, b| {
             (a.path_bytes.as_slice(), a.kind).cmp(&(b.path_bytes.as_slice(), b.kind))

@@ -40,6 +40,7 @@ use salvor_source::{Source, SourceError};
 
 pub mod audit;
 pub mod containers;
+pub mod copy;
 pub mod digest;
 mod jsondup;
 pub mod legacy;
