@@ -214,15 +214,28 @@ fn check_set(first: &Path, segs: &[Referenced]) -> Result<()> {
             ));
         }
         if !done && i + 1 == segs.len() {
-            return Err(DiskError::invalid(
-                first.display().to_string(),
-                "EWF",
-                format!(
-                    "{} is not the last segment (no done section) and segment {} is missing",
-                    s.path.display(),
-                    i + 2
-                ),
-            ));
+            // The set goes on but the next segment is not there: a cut copy of the
+            // acquisition, said as damage (exit 3), never read as a shorter disk.
+            let next = first
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(|ext| segment_extension(ext, i as u32 + 2))
+                .map(|x| first.with_extension(x))
+                .unwrap_or_else(|| s.path.clone());
+            return Err(DiskError::Damaged {
+                damage: salvor_source::EvidenceDamage {
+                    file: next.clone(),
+                    kind: salvor_source::DamageKind::Missing,
+                    offset: None,
+                    detail: format!(
+                        "{} is not the last segment of the EWF set (no done section) and segment {} ({}) is missing (truncated copy?)",
+                        s.path.display(),
+                        i + 2,
+                        next.display()
+                    ),
+                    lost: "the rest of the acquired media".to_string(),
+                },
+            });
         }
         let Some(id) = id else {
             continue;

@@ -1026,15 +1026,16 @@ fn incomplete_e01_sets_are_damage() {
         }
         other => panic!("expected damage, got {other}"),
     }
-    // The last segment missing: opens, but the chunks do not cover the media.
-    segs.pop();
+    // The last segment missing: the set does not end (no done section): damage naming
+    // the segment that should follow.
+    let last = segs.pop().unwrap();
     let p = copy("short", &segs);
-    let img = open_image(&p).unwrap();
-    assert!(
-        img.damage
-            .iter()
-            .any(|d| d.kind == DamageKind::Missing && d.detail.contains("missing or cut")),
-        "{:?}",
-        img.damage
-    );
+    let e = open_image(&p).unwrap_err();
+    match &e {
+        salvor_disk::DiskError::Damaged { damage } => {
+            assert_eq!(damage.kind, DamageKind::Missing);
+            assert!(damage.file.ends_with(&last), "{e}");
+        }
+        other => panic!("expected damage, got {other}"),
+    }
 }
