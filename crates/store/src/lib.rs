@@ -52,7 +52,9 @@ pub mod volumes;
 pub use audit::{AuditFinding, AuditKind, AuditReport};
 pub use containers::{Container, ContainerState, MountPoint, RwLayer};
 pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
-pub use rebuild::{LayerFileGetter, RebuildReport, RebuildStatus};
+pub use rebuild::{
+    as_found_spool_limit, LayerFileGetter, RebuildReport, RebuildStatus, SpoolError, SpooledLayer,
+};
 pub use volumes::{BindMount, Volume};
 
 /// Upper bound on metadata files we read whole (configs, JSON indexes).

@@ -80,8 +80,16 @@ pub enum RebuildStatus {
 pub struct RebuildReport {
     pub chain_id: String,
     pub diff_id: Option<String>,
-    /// `sha256:<hex>` of the stream actually produced.
+    /// `sha256:<hex>` of the stream actually produced: the recorded entries with the files'
+    /// bytes cut or zero-padded to their **recorded** sizes, so a file that grew can still
+    /// give `actual == diff_id` (its size finding then decides the verdict).
     pub actual: Option<String>,
+    /// `sha256:<hex>` of the layer as the disk holds it now ([`Store::write_as_found`]: every
+    /// file with its current bytes and size, planted files included, missing ones absent),
+    /// computed when the layer does not verify and its files can be read. This is the digest
+    /// `extract --force` gives the layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_found: Option<String>,
     pub bytes: u64,
     pub files: u64,
     pub status: RebuildStatus,
@@ -226,6 +234,7 @@ impl Store {
             chain_id: layer.chain_id.clone(),
             diff_id: layer.diff_id.clone(),
             actual: None,
+            as_found: None,
             bytes: 0,
             files: 0,
             status: RebuildStatus::Unrebuildable,
@@ -291,7 +300,78 @@ impl Store {
             report.status = RebuildStatus::Unrebuildable;
             report.error = Some(reason.clone());
         }
+        if report.status == RebuildStatus::Mismatch {
+            let mut sink = HashingWriter::new(io::sink());
+            if let Ok(r) = self.write_as_found(layer, &salvor_whiteout::TarNames::empty(), &mut sink)
+            {
+                report.as_found = Some(r.digest);
+            }
+        }
         Ok(report)
+    }
+
+    /// The layer's own directory and how it marks deletions (not its lowers).
+    pub fn layer_dir<'a>(&'a self, layer: &'a Layer) -> Result<salvor_whiteout::LayerDir<'a>> {
+        use salvor_whiteout::{LayerDir, WhiteoutStyle};
+        let ev = self.source.as_ref();
+        Ok(match &layer.files {
+            crate::LayerFiles::Overlay { diff, .. } => LayerDir::new(
+                ev,
+                diff,
+                if self.driver == crate::Driver::FuseOverlayfs {
+                    WhiteoutStyle::FuseOverlayfs
+                } else {
+                    WhiteoutStyle::Overlay
+                },
+            ),
+            crate::LayerFiles::Aufs { diff } => LayerDir::new(ev, diff, WhiteoutStyle::Aufs),
+            crate::LayerFiles::Snapshot { root } => {
+                LayerDir::new(ev, root, WhiteoutStyle::Snapshot)
+            }
+            crate::LayerFiles::OverlayUpper { upper, .. } => {
+                LayerDir::new(ev, upper, WhiteoutStyle::Overlay)
+            }
+            crate::LayerFiles::ThinDevice { source, .. } => {
+                LayerDir::new(source.0.as_ref(), Path::new("rootfs"), WhiteoutStyle::Snapshot)
+            }
+            crate::LayerFiles::Unavailable { reason } => {
+                return Err(StoreError::invalid(&layer.meta_dir, reason.clone()))
+            }
+        })
+    }
+
+    /// Writes the layer *as found* into `out` (`extract --force`): the tar-split's entries in
+    /// order, each from the disk's current state (current bytes and size; header rewritten
+    /// where size, mode, owner or link target changed; files gone from the disk left out),
+    /// then the files present on disk but not recorded. See [`salvor_whiteout::write_as_found`].
+    /// Returns what was written and how it differs from the record; `Err` names the file.
+    pub fn write_as_found(
+        &self,
+        layer: &Layer,
+        names: &salvor_whiteout::TarNames,
+        out: &mut dyn Write,
+    ) -> Result<salvor_whiteout::AsFoundReport> {
+        let dir = self.layer_dir(layer)?;
+        let wrap = |path: &Path, e: salvor_whiteout::AsFoundError| match e {
+            salvor_whiteout::AsFoundError::Layer(salvor_whiteout::WhiteoutError::Output(ioe)) => {
+                StoreError::Source(salvor_source::SourceError::io(path, ioe))
+            }
+            e => StoreError::invalid(path, e.to_string()),
+        };
+        match &layer.tar_split {
+            TarSplitRef::Gz { path } => {
+                let entries = open_tar_split(self, path)?;
+                salvor_whiteout::write_as_found(salvor_tarsplit::headers(entries), &dir, names, out)
+                    .map_err(|e| wrap(path, e))
+            }
+            TarSplitRef::EmptyLayer => {
+                salvor_whiteout::write_as_found(std::iter::empty(), &dir, names, out)
+                    .map_err(|e| wrap(&layer.meta_dir, e))
+            }
+            TarSplitRef::Missing { reason } => {
+                Err(StoreError::invalid(&layer.meta_dir, reason.clone()))
+            }
+        }
     }
 
     /// Rebuilds the layer only to hash it.
@@ -303,6 +383,7 @@ impl Store {
                 chain_id: layer.chain_id.clone(),
                 diff_id: layer.diff_id.clone(),
                 actual: None,
+                as_found: None,
                 bytes: 0,
                 files: 0,
                 status: RebuildStatus::Unrebuildable,
@@ -310,5 +391,124 @@ impl Store {
                 error: Some(e.to_string()),
             },
         }
+    }
+
+    /// Writes the layer as found ([`Store::write_as_found`]) to a temporary file in
+    /// `spool_dir` (never next to the evidence: the caller passes the output's directory or
+    /// `$TMPDIR`), so that its size and digest are known before an archive names it. The
+    /// spool stops at [`as_found_spool_limit`] bytes; the file is removed when the returned
+    /// [`SpooledLayer`] is dropped.
+    pub fn spool_as_found(
+        &self,
+        layer: &Layer,
+        names: &salvor_whiteout::TarNames,
+        spool_dir: &Path,
+    ) -> std::result::Result<SpooledLayer, SpoolError> {
+        let recorded = self.layer_tar_size(layer).unwrap_or(0);
+        let limit = as_found_spool_limit(recorded);
+        let tmp = tempfile::Builder::new()
+            .prefix(".salvor-forced.")
+            .tempfile_in(spool_dir)
+            .map_err(|source| SpoolError::Spool {
+                path: spool_dir.to_path_buf(),
+                source,
+            })?;
+        let (file, path) = tmp.into_parts();
+        let mut w = Bounded {
+            inner: io::BufWriter::with_capacity(1 << 20, file),
+            written: 0,
+            limit,
+            over: false,
+        };
+        let res = self.write_as_found(layer, names, &mut w);
+        if w.over {
+            return Err(SpoolError::TooLarge {
+                chain_id: layer.chain_id.clone(),
+                limit,
+                recorded,
+            });
+        }
+        let report = res.map_err(|e| SpoolError::Layer {
+            chain_id: layer.chain_id.clone(),
+            source: e,
+        })?;
+        w.inner.flush().map_err(|source| SpoolError::Spool {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(SpooledLayer {
+            digest: report.digest.clone(),
+            size: report.size,
+            path,
+            report,
+        })
+    }
+}
+
+/// Most bytes a layer spooled as found may take: twice the recorded tar length plus 4 GiB
+/// (room for files that grew and files planted, while a hostile layer cannot fill the disk).
+pub fn as_found_spool_limit(recorded_tar_size: u64) -> u64 {
+    recorded_tar_size.saturating_mul(2).saturating_add(4 << 30)
+}
+
+/// A layer written as found to a temporary file.
+#[derive(Debug)]
+pub struct SpooledLayer {
+    /// `sha256:<hex>` of the spooled tar: the layer's diff_id as found.
+    pub digest: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The temporary file (removed on drop).
+    pub path: tempfile::TempPath,
+    /// How the layer as found differs from its record.
+    pub report: salvor_whiteout::AsFoundReport,
+}
+
+/// Errors of [`Store::spool_as_found`].
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// The temporary file could not be created or written.
+    #[error("cannot spool a forced layer in {}: {source}", path.display())]
+    Spool {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The layer as found is larger than the spool may hold.
+    #[error("layer {chain_id} as found exceeds the spool limit of {limit} bytes (2 × its recorded {recorded} bytes + 4 GiB); not exported")]
+    TooLarge {
+        chain_id: String,
+        limit: u64,
+        recorded: u64,
+    },
+    /// The layer could not be read as found.
+    #[error("layer {chain_id} cannot be read as found: {source}")]
+    Layer {
+        chain_id: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// A writer that refuses to go past `limit` bytes.
+struct Bounded<W> {
+    inner: W,
+    written: u64,
+    limit: u64,
+    over: bool,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written.saturating_add(buf.len() as u64) > self.limit {
+            self.over = true;
+            return Err(io::Error::other("spool limit exceeded"));
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }

@@ -315,6 +315,11 @@ impl<'w> GoTarWriter<'w> {
         Ok(())
     }
 
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// `Close`: final padding and two zero blocks. Returns (`sha256:<hex>`, size).
     pub fn finish(mut self) -> io::Result<(String, u64)> {
         self.flush_pad()?;
