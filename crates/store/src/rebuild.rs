@@ -302,7 +302,8 @@ impl Store {
         }
         if report.status == RebuildStatus::Mismatch {
             let mut sink = HashingWriter::new(io::sink());
-            if let Ok(r) = self.write_as_found(layer, &salvor_whiteout::TarNames::empty(), &mut sink)
+            if let Ok(r) =
+                self.write_as_found(layer, &salvor_whiteout::TarNames::empty(), &mut sink)
             {
                 report.as_found = Some(r.digest);
             }
@@ -331,9 +332,11 @@ impl Store {
             crate::LayerFiles::OverlayUpper { upper, .. } => {
                 LayerDir::new(ev, upper, WhiteoutStyle::Overlay)
             }
-            crate::LayerFiles::ThinDevice { source, .. } => {
-                LayerDir::new(source.0.as_ref(), Path::new("rootfs"), WhiteoutStyle::Snapshot)
-            }
+            crate::LayerFiles::ThinDevice { source, .. } => LayerDir::new(
+                source.0.as_ref(),
+                Path::new("rootfs"),
+                WhiteoutStyle::Snapshot,
+            ),
             crate::LayerFiles::Unavailable { reason } => {
                 return Err(StoreError::invalid(&layer.meta_dir, reason.clone()))
             }

@@ -230,10 +230,7 @@ impl Writer<'_, '_, '_> {
         }
         let (dir, base) = split_dir(rel);
         if base == WH_OPAQUE {
-            let on_disk = match self.layer.opaque_xattr(dir) {
-                Ok(b) => b,
-                Err(_) => false,
-            };
+            let on_disk = self.layer.opaque_xattr(dir).unwrap_or_default();
             if on_disk {
                 return Some(self.header(&recorded_header(h), rel));
             }
@@ -294,10 +291,10 @@ impl Writer<'_, '_, '_> {
                     found: "(not the same file)".into(),
                 },
             );
-            return self.from_disk(h, &rel, &md);
+            return self.disk_entry(h, &rel, &md);
         }
         let Some(kind) = kind_of_typeflag(h.typeflag) else {
-            return self.from_disk(h, &rel, &md);
+            return self.disk_entry(h, &rel, &md);
         };
         if kind != md.kind {
             self.report.rewritten += 1;
@@ -308,7 +305,7 @@ impl Writer<'_, '_, '_> {
                     found: md.kind.to_string(),
                 },
             );
-            return self.from_disk(h, &rel, &md);
+            return self.disk_entry(h, &rel, &md);
         }
         let mut out = recorded_header(h);
         let mut changed = false;
@@ -401,7 +398,12 @@ impl Writer<'_, '_, '_> {
     }
 
     /// The entry written from the disk alone, under its recorded name.
-    fn from_disk(&mut self, h: &TarHeader, rel: &[u8], md: &Metadata) -> Result<(), WhiteoutError> {
+    fn disk_entry(
+        &mut self,
+        h: &TarHeader,
+        rel: &[u8],
+        md: &Metadata,
+    ) -> Result<(), WhiteoutError> {
         let mut name = h.name.clone();
         while name.len() > 1 && name.last() == Some(&b'/') {
             name.pop();
@@ -488,7 +490,7 @@ where
                         name: fh.entry_name.clone(),
                         ..TarHeader::default()
                     };
-                    w.from_disk(&h, &rel, &md)?;
+                    w.disk_entry(&h, &rel, &md)?;
                 }
             }
         }

@@ -97,8 +97,8 @@ mod gotar;
 mod view;
 
 use archive::{inode_key, st_mode, Appender};
-use gotar::GoTarWriter;
 pub use asfound::{write_as_found, AsFoundChange, AsFoundError, AsFoundKind, AsFoundReport};
+use gotar::GoTarWriter;
 use view::{abs, depth_of, join, Node, View};
 
 /// An iterative walk: per open directory, its path and its remaining (name, entry) children.
