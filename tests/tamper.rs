@@ -759,6 +759,17 @@ fn forced_as_found(driver: &'static str) {
         new.as_str(),
         "{driver}: verify's as-found digest"
     );
+    // verify --json says the same: not verified, and what the disk holds hashes to `new`.
+    let (code, _, v) = verify(&r);
+    assert_eq!(code, 1);
+    let l = v["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["chain_id"] == chain.as_str())
+        .expect("the base layer is verified");
+    assert_ne!(l["status"], "verified");
+    assert_eq!(l["as_found"], new.as_str(), "{driver}: {l:#}");
 
     let files = tar_entries(&std::fs::read(&out_tar).expect("read archive"));
     let blob = &files[&format!("blobs/sha256/{}", &new[7..])].4;

@@ -150,6 +150,7 @@ fn describe_finding(k: &salvor_tarsplit::FindingKind) -> (&'static str, String) 
             "lossy-name-recovered",
             format!("stored name {lossy:?} recovered from the raw header"),
         ),
+        K::Amplification { detail } => ("amplification", detail.clone()),
     }
 }
 
@@ -259,10 +260,31 @@ impl Store {
                     }
                 };
                 let getter = self.layer_getter(layer);
-                match salvor_tarsplit::assemble(entries, &getter, &mut hw) {
+                let limits = salvor_tarsplit::Limits::for_recorded_size(layer.size);
+                match salvor_tarsplit::Assembler::new(&getter)
+                    .limits(limits)
+                    .assemble(entries, &mut hw)
+                {
                     Ok(r) => {
                         report.files = r.files;
                         report.findings = r.findings.iter().map(FileFinding::from).collect();
+                        if let Some(why) = &r.stopped {
+                            let at = r
+                                .findings
+                                .iter()
+                                .rfind(|f| {
+                                    matches!(
+                                        f.kind,
+                                        salvor_tarsplit::FindingKind::Amplification { .. }
+                                    )
+                                })
+                                .map(|f| String::from_utf8_lossy(&f.name).into_owned())
+                                .unwrap_or_default();
+                            report.error = Some(format!(
+                                "{}: rebuild stopped at {at:?}, the stream is incomplete: {why}",
+                                path.display()
+                            ));
+                        }
                     }
                     Err(e) => {
                         // An output error is the caller's problem; anything else is evidence.
