@@ -920,3 +920,50 @@ mod forced {
         assert_eq!(run.stdout, b"Xplanted\n");
     }
 }
+
+/// Untouched layers written as found are the layers themselves: the entries re-encoded from
+/// their recorded headers and the disk give back the exact tar the engine registered (its
+/// diff_id), so an as-found export differs from the original only where the disk does.
+fn as_found_of_a_clean_layer_is_the_layer(driver: &'static str) {
+    let root = pristine(driver);
+    let src = salvor_source::DirSource::new(root).expect("dir source");
+    let store = salvor_store::Store::open(Arc::new(src)).expect("store");
+    let (mut same, mut total) = (0, 0);
+    let mut differ = Vec::new();
+    for l in store.layers.values() {
+        let Some(diff_id) = &l.diff_id else { continue };
+        let mut sink = std::io::sink();
+        let r = store
+            .write_as_found(l, &salvor_whiteout::TarNames::empty(), &mut sink)
+            .expect("as found");
+        total += 1;
+        if &r.digest == diff_id {
+            same += 1;
+        } else {
+            differ.push((l.chain_id.clone(), r.changes.len()));
+        }
+        assert!(
+            r.changes.is_empty(),
+            "{driver}: {}: a clean layer has no as-found changes: {:?}",
+            l.chain_id,
+            r.changes
+        );
+    }
+    eprintln!("{driver}: {same} of {total} clean layers as found hash to their diff_id; differ: {differ:?}");
+    assert_eq!(same, total, "{driver}: {differ:?}");
+}
+
+mod clean_as_found {
+    #[test]
+    fn overlay2() {
+        super::as_found_of_a_clean_layer_is_the_layer("overlay2");
+    }
+    #[test]
+    fn fuse_overlayfs() {
+        super::as_found_of_a_clean_layer_is_the_layer("fuse-overlayfs");
+    }
+    #[test]
+    fn vfs() {
+        super::as_found_of_a_clean_layer_is_the_layer("vfs");
+    }
+}

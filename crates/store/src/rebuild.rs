@@ -377,6 +377,17 @@ impl Store {
         out: &mut dyn Write,
     ) -> Result<salvor_whiteout::AsFoundReport> {
         let dir = self.layer_dir(layer)?;
+        // A snapshot's unrecorded changes are measured against its parent's snapshot.
+        let parent = match (
+            dir.style,
+            layer.parent.as_ref().and_then(|p| self.layers.get(p)),
+        ) {
+            (salvor_whiteout::WhiteoutStyle::Snapshot, Some(p)) => self
+                .layer_dir(p)
+                .ok()
+                .filter(|d| d.style == salvor_whiteout::WhiteoutStyle::Snapshot),
+            _ => None,
+        };
         let wrap = |path: &Path, e: salvor_whiteout::AsFoundError| match e {
             salvor_whiteout::AsFoundError::Layer(salvor_whiteout::WhiteoutError::Output(ioe)) => {
                 StoreError::Source(salvor_source::SourceError::io(path, ioe))
@@ -386,13 +397,23 @@ impl Store {
         match &layer.tar_split {
             TarSplitRef::Gz { path } => {
                 let entries = open_tar_split(self, path)?;
-                salvor_whiteout::write_as_found(salvor_tarsplit::headers(entries), &dir, names, out)
-                    .map_err(|e| wrap(path, e))
+                salvor_whiteout::write_as_found(
+                    &mut salvor_tarsplit::headers(entries),
+                    &dir,
+                    parent.as_ref(),
+                    names,
+                    out,
+                )
+                .map_err(|e| wrap(path, e))
             }
-            TarSplitRef::EmptyLayer => {
-                salvor_whiteout::write_as_found(std::iter::empty(), &dir, names, out)
-                    .map_err(|e| wrap(&layer.meta_dir, e))
-            }
+            TarSplitRef::EmptyLayer => salvor_whiteout::write_as_found(
+                &mut salvor_tarsplit::headers(salvor_tarsplit::Unpacker::new(&[][..])),
+                &dir,
+                parent.as_ref(),
+                names,
+                out,
+            )
+            .map_err(|e| wrap(&layer.meta_dir, e)),
             TarSplitRef::Missing { reason } => {
                 Err(StoreError::invalid(&layer.meta_dir, reason.clone()))
             }

@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 
 use salvor_source::{FileKind, Metadata};
-use salvor_tarsplit::{FileHeader, TarHeader, TarSplitError};
+use salvor_tarsplit::{HeaderIter, TarHeader, TarSplitError};
 
 use crate::archive::Appender;
 use crate::gotar::{self, GoTarWriter, Header};
@@ -58,6 +58,9 @@ pub enum AsFoundKind {
     },
     /// The type differs (a file replaced by a directory, a symlink …): written from the disk.
     Type { recorded: String, found: String },
+    /// A snapshot layer (vfs, btrfs, zfs …) lost a file its parent holds, and the tar-split
+    /// records no whiteout for it: a whiteout is written, as the engine's naive diff would.
+    Deleted,
     /// The entry could not be read; left out.
     Unreadable { detail: String },
 }
@@ -173,12 +176,36 @@ fn recorded_header(h: &TarHeader) -> Header {
 struct Writer<'w, 'n, 'l> {
     app: Appender<'w, 'n>,
     layer: &'l LayerDir<'l>,
+    /// A snapshot layer's parent snapshot (what "unrecorded" is measured against).
+    parent: Option<&'l LayerDir<'l>>,
     report: AsFoundReport,
     /// Cleaned paths (relative to the layer root) the tar-split accounts for.
     recorded: HashSet<Vec<u8>>,
+    /// The current entry's raw header blocks.
+    raw: Vec<u8>,
 }
 
 impl Writer<'_, '_, '_> {
+    /// The recorded header: its raw blocks verbatim when there are any (byte-exact for an
+    /// entry the disk agrees with, whatever tar wrote it), else re-encoded.
+    fn recorded(&mut self, h: &TarHeader, rel: &[u8]) -> Result<(), WhiteoutError> {
+        let data = match h.typeflag {
+            b'0' | b'7' | 0 => u64::try_from(h.size).unwrap_or(0),
+            _ => 0,
+        };
+        if !self.raw.is_empty() && self.raw.len().is_multiple_of(gotar::BLOCK) && h.typeflag != b'S'
+        {
+            let raw = std::mem::take(&mut self.raw);
+            self.app
+                .tw
+                .write_raw_header(&raw, data)
+                .map_err(WhiteoutError::Output)?;
+            self.report.entries += 1;
+            return Ok(());
+        }
+        self.header(&recorded_header(h), rel)
+    }
+
     fn header(&mut self, h: &Header, rel: &[u8]) -> Result<(), WhiteoutError> {
         self.app
             .tw
@@ -225,14 +252,41 @@ impl Writer<'_, '_, '_> {
     /// A recorded whiteout or opaque marker, when the disk holds it in another form.
     /// Returns `None` when the entry is not such a marker for this layer's style.
     fn marker(&mut self, h: &TarHeader, rel: &[u8]) -> Option<Result<(), WhiteoutError>> {
+        let (dir, base) = split_dir(rel);
+        if self.layer.style == WhiteoutStyle::Snapshot {
+            // A snapshot holds no markers: a whiteout stands for the name's absence.
+            let target = base.strip_prefix(WH_PREFIX)?;
+            if base.starts_with(WH_META_PREFIX) {
+                let dir_there = matches!(self.layer.lstat(dir), Ok(Some(md)) if md.is_dir());
+                if base == WH_OPAQUE && (dir.is_empty() || dir_there) {
+                    return Some(self.recorded(h, rel));
+                }
+                return None;
+            }
+            let target_rel = if dir.is_empty() {
+                target.to_vec()
+            } else {
+                join(dir, target)
+            };
+            self.recorded.insert(target_rel.clone());
+            return match self.layer.lstat(&target_rel) {
+                Ok(None) => Some(self.recorded(h, rel)),
+                _ => {
+                    // The name is back: no whiteout; its entry comes from the snapshot below.
+                    self.recorded.remove(&target_rel);
+                    self.report.missing += 1;
+                    self.report.note(&h.name, AsFoundKind::Missing);
+                    Some(Ok(()))
+                }
+            };
+        }
         if self.layer.style != WhiteoutStyle::Overlay {
             return None;
         }
-        let (dir, base) = split_dir(rel);
         if base == WH_OPAQUE {
             let on_disk = self.layer.opaque_xattr(dir).unwrap_or_default();
             if on_disk {
-                return Some(self.header(&recorded_header(h), rel));
+                return Some(self.recorded(h, rel));
             }
             self.report.missing += 1;
             self.report.note(&h.name, AsFoundKind::Missing);
@@ -250,7 +304,7 @@ impl Writer<'_, '_, '_> {
         match self.layer.lstat(&target_rel) {
             Ok(Some(md)) if md.is_overlay_whiteout() => {
                 self.recorded.insert(target_rel);
-                Some(self.header(&recorded_header(h), rel))
+                Some(self.recorded(h, rel))
             }
             _ => {
                 self.report.missing += 1;
@@ -281,7 +335,7 @@ impl Writer<'_, '_, '_> {
             let same = md.kind == FileKind::Regular
                 && matches!(self.layer.lstat(&target), Ok(Some(t)) if t.dev == md.dev && t.ino == md.ino);
             if same {
-                return self.header(&recorded_header(h), &rel);
+                return self.recorded(h, &rel);
             }
             self.report.rewritten += 1;
             self.report.note(
@@ -389,8 +443,10 @@ impl Writer<'_, '_, '_> {
         }
         if changed {
             self.report.rewritten += 1;
+            self.header(&out, &rel)?;
+        } else {
+            self.recorded(h, &rel)?;
         }
-        self.header(&out, &rel)?;
         if md.kind == FileKind::Regular && md.size > 0 {
             self.data(&rel, md.size)?;
         }
@@ -416,8 +472,43 @@ impl Writer<'_, '_, '_> {
         Ok(())
     }
 
+    /// A snapshot layer's unrecorded changes over its parent snapshot (the engine's naive
+    /// diff): added or changed entries appended from the snapshot, deletions as whiteouts.
+    fn planted_in_snapshot(&mut self, parent: &LayerDir) -> Result<(), WhiteoutError> {
+        let layer = self.layer;
+        for c in crate::changes(layer, &[*parent])? {
+            let rel = c.path.strip_prefix(b"/").unwrap_or(&c.path).to_vec();
+            if rel.is_empty() || self.recorded.contains(&rel) {
+                continue;
+            }
+            if c.kind == crate::ChangeKind::Deleted {
+                self.report.planted += 1;
+                self.report.note(&rel, AsFoundKind::Deleted);
+                self.app.add_whiteout(&rel, 0)?;
+                self.report.entries += 1;
+                continue;
+            }
+            let Some(md) = layer.lstat(&rel)? else {
+                continue;
+            };
+            self.report.planted += 1;
+            self.report.note(&rel, AsFoundKind::Planted);
+            let before = self.app.tw.written();
+            self.app.add(layer, &rel, &rel, &md)?;
+            if self.app.tw.written() != before {
+                self.report.entries += 1;
+            }
+        }
+        Ok(())
+    }
+
     fn planted(&mut self) -> Result<(), WhiteoutError> {
         let layer = self.layer;
+        if layer.style == WhiteoutStyle::Snapshot {
+            if let Some(parent) = self.parent {
+                return self.planted_in_snapshot(parent);
+            }
+        }
         let overlay = layer.style == WhiteoutStyle::Overlay;
         let mut stack = vec![(Vec::new(), raw_children(layer, b"")?.into_iter())];
         while let Some((dir, it)) = stack.last_mut() {
@@ -451,16 +542,16 @@ impl Writer<'_, '_, '_> {
 /// Writes the layer as found (see the module documentation) into `out`: the tar-split's
 /// entries in order from the disk's current state, then the planted entries.
 /// `layer` is the layer's own directory (an overlay2 `diff/`, an aufs `diff/<id>`, a
-/// snapshot); `names` gives the user and group names of planted entries.
-pub fn write_as_found<I>(
-    recorded: I,
+/// snapshot); for a snapshot, `parent` is the parent layer's snapshot (what the layer's
+/// unrecorded changes are measured against; `None` for a base layer: everything unrecorded
+/// is planted). `names` gives the user and group names of planted entries.
+pub fn write_as_found<R: Read>(
+    recorded: &mut HeaderIter<R>,
     layer: &LayerDir,
+    parent: Option<&LayerDir>,
     names: &TarNames,
     out: &mut dyn Write,
-) -> Result<AsFoundReport, AsFoundError>
-where
-    I: Iterator<Item = Result<FileHeader, TarSplitError>>,
-{
+) -> Result<AsFoundReport, AsFoundError> {
     let mut w = Writer {
         app: Appender {
             tw: GoTarWriter::new(out),
@@ -469,11 +560,14 @@ where
             overlay_converter: layer.style == WhiteoutStyle::Overlay,
         },
         layer,
+        parent,
         report: AsFoundReport::default(),
         recorded: HashSet::new(),
+        raw: Vec::new(),
     };
-    for fh in recorded {
+    for fh in recorded.by_ref() {
         let fh = fh?;
+        w.raw = fh.raw_header;
         match &fh.header {
             Ok(h) => w.recorded_entry(h)?,
             Err(_) => {
@@ -495,9 +589,14 @@ where
             }
         }
     }
+    w.raw.clear();
     w.planted()?;
     let mut report = w.report;
-    let (digest, size) = w.app.tw.finish().map_err(WhiteoutError::Output)?;
+    let (digest, size) = match recorded.trailer() {
+        Some(t) => w.app.tw.finish_with(t),
+        None => w.app.tw.finish(),
+    }
+    .map_err(WhiteoutError::Output)?;
     report.digest = digest;
     report.size = size;
     Ok(report)
