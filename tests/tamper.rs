@@ -692,7 +692,7 @@ fn tampered_base(driver: &'static str) -> (tempfile::TempDir, String, PathBuf) {
     (t, chain, dir)
 }
 
-/// An image (by id) whose bottom layer is `chain`.
+/// An image (by id) that has the layer `chain`.
 fn image_on(root: &Path, chain: &str) -> String {
     let out = salvor(&["--root", &root.to_string_lossy(), "images", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("images --json");
@@ -705,7 +705,7 @@ fn image_on(root: &Path, chain: &str) -> String {
         .find(|id| {
             store
                 .find_image(id)
-                .is_ok_and(|i| i.chain_ids.first().map(String::as_str) == Some(chain))
+                .is_ok_and(|i| i.chain_ids.iter().any(|c| c == chain))
         })
         .expect("an image on the base layer")
         .to_string()
@@ -849,6 +849,100 @@ fn forced_as_found(driver: &'static str) {
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// Whiteouts as on disk: a whiteout removed from a layer is not in its as-found tar, one
+/// added is (overlay2: char 0/0 devices; fuse-overlayfs image layers: `.wh.` files).
+fn forced_whiteouts(driver: &'static str) {
+    use std::os::unix::fs::FileTypeExt;
+    let overlay = driver == "overlay2";
+    let t = fresh(driver);
+    let r = root(&t);
+    let (chain, dir, rel) = find_in_layers(&r, |md, p| {
+        let name = p.file_name().map(OsStr::as_bytes).unwrap_or_default();
+        if overlay {
+            md.file_type().is_char_device() && md.rdev() == 0
+        } else {
+            md.is_file() && name.starts_with(b".wh.") && !name.starts_with(b".wh..wh.")
+        }
+    })
+    .expect("a whiteout");
+    std::fs::remove_file(dir.join(&rel)).expect("rm whiteout");
+    let parent = Path::new(&rel).parent().expect("parent").to_path_buf();
+    if overlay {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join(&parent).join("ghost"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .expect("mknod");
+    } else {
+        std::fs::write(dir.join(&parent).join(".wh.ghost"), b"").expect("write");
+    }
+    let image = image_on(&r, &chain);
+    let out_tar = t.path().join("forced.tar");
+    let out = salvor(&[
+        "--root",
+        &r.to_string_lossy(),
+        "extract",
+        &image,
+        "-o",
+        &out_tar.to_string_lossy(),
+        "--force",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{driver}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let new = j["forced_layers"]
+        .as_array()
+        .expect("forced")
+        .iter()
+        .find(|f| f["chain_id"] == chain.as_str())
+        .and_then(|f| f["diff_id"].as_str())
+        .expect("the layer is forced")
+        .to_string();
+    let files = tar_entries(&std::fs::read(&out_tar).expect("read"));
+    let layer = tar_entries(&files[&format!("blobs/sha256/{}", &new[7..])].4);
+    let removed = if overlay {
+        let base = Path::new(&rel)
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        parent.join(format!(".wh.{base}"))
+    } else {
+        PathBuf::from(&rel)
+    };
+    let removed = removed.to_string_lossy().into_owned();
+    let added = parent.join(".wh.ghost").to_string_lossy().into_owned();
+    assert!(
+        !layer.contains_key(&removed),
+        "{driver}: {removed} still there: {:?}",
+        layer.keys()
+    );
+    assert!(
+        layer.contains_key(&added),
+        "{driver}: {added} missing: {:?}",
+        layer.keys()
+    );
+}
+
+mod forced_whiteouts {
+    #[test]
+    fn overlay2() {
+        super::forced_whiteouts("overlay2");
+    }
+    #[test]
+    fn fuse_overlayfs() {
+        super::forced_whiteouts("fuse-overlayfs");
+    }
 }
 
 mod forced {

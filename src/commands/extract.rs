@@ -36,7 +36,7 @@ pub fn why_not_verified(r: &RebuildReport) -> String {
             s.push_str(&format!("rebuilt stream hashes to {a}"));
         } else if let Some(f) = &r.as_found {
             s.push_str(&format!(
-                "the stream rebuilt at the recorded sizes hashes to the diff_id, but the disk holds other bytes (as found: {f})"
+                "the stream rebuilt at the recorded sizes hashes to the diff_id, but the layer as the disk holds it differs (as found: {f})"
             ));
         }
     }
@@ -194,9 +194,22 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             .iter()
             .flat_map(|i| i.chain_ids.iter().cloned())
             .collect();
-        for (chain, r) in verify_layers(store, &chains, quiet) {
+        for (chain, mut r) in verify_layers(store, &chains, quiet) {
             if r.status != RebuildStatus::Verified {
                 forced.insert(chain, r);
+                continue;
+            }
+            // Content verifies; the layer as the disk holds it may still differ (mode,
+            // owner, whiteouts, planted files): then it is exported as found too.
+            if let Some(found) = store
+                .layers
+                .get(&chain)
+                .and_then(|l| store.as_found_digest(l).ok())
+            {
+                if Some(&found) != r.diff_id.as_ref() {
+                    r.as_found = Some(found);
+                    forced.insert(chain, r);
+                }
             }
         }
     }

@@ -323,14 +323,19 @@ impl Store {
             report.error = Some(reason.clone());
         }
         if report.status == RebuildStatus::Mismatch {
-            let mut sink = HashingWriter::new(io::sink());
-            if let Ok(r) =
-                self.write_as_found(layer, &salvor_whiteout::TarNames::empty(), &mut sink)
-            {
-                report.as_found = Some(r.digest);
-            }
+            report.as_found = self.as_found_digest(layer).ok();
         }
         Ok(report)
+    }
+
+    /// sha256 of the layer as the disk holds it now ([`Store::write_as_found`], nothing
+    /// written). Equal to the diff_id for an untouched layer; it differs when anything the
+    /// tar would carry changed (content, size, mode, owner, link target, whiteouts, planted
+    /// or missing files), also when the content alone still verifies.
+    pub fn as_found_digest(&self, layer: &Layer) -> Result<String> {
+        let mut sink = io::sink();
+        self.write_as_found(layer, &salvor_whiteout::TarNames::empty(), &mut sink)
+            .map(|r| r.digest)
     }
 
     /// The layer's own directory and how it marks deletions (not its lowers).
