@@ -69,6 +69,39 @@ for fx in ../fixtures/engine/*/data-root.tar.zst; do
         { printf '\1'; cat "$lg"; } > "corpus/logs_json_file/$n-$i-gz"
     done
 done
+# tar-split amplification shapes: huge claims for missing and short files, one name listed
+# many times, a sparse entry claiming more than it holds (each a few KB of JSON).
+python3 - corpus/tarsplit_unpack_assemble <<'PY'
+import base64, sys
+d = sys.argv[1]
+def f(name, size, pos):
+    return '{"type":1,"name":"%s","size":%d,"position":%d}\n' % (name, size, pos)
+def seg(b, pos):
+    return '{"type":2,"payload":"%s","position":%d}\n' % (base64.b64encode(b).decode(), pos)
+tib = 1 << 40
+shapes = {
+    "amp-missing-1tib": f("ghost", tib, 0),
+    "amp-short-1tib": f("etc/passwd", tib, 0),
+    "amp-pool-1tib": f("./bin/sh", tib, 0) + "\0\xffpool",
+    "amp-listed-again": "".join(f("./bin/sh", 4096, i) for i in range(5000)),
+    "amp-not-regular": "".join(f("x%d" % i, 1 << 30, i) for i in range(64)),
+}
+# A GNU sparse header (typeflag S) whose map claims far more than the entry's data.
+h = bytearray(512)
+h[0:6] = b"sparse"
+h[100:108] = b"0000644\0"
+h[124:136] = b"%011o\0" % 512
+h[156] = ord("S")
+h[257:263] = b"ustar "
+h[386:398] = b"%011o\0" % 0
+h[398:410] = b"%011o\0" % 512
+h[483:495] = b"%011o\0" % tib
+h[148:156] = b"        "
+h[148:156] = b"%06o\0 " % sum(h)
+shapes["amp-sparse"] = seg(bytes(h), 0) + f("sparse", tib, 1)
+for k, v in shapes.items():
+    open(f"{d}/{k}.json", "w", encoding="latin-1").write(v)
+PY
 # `local` driver records: protobuf LogEntry framed by its big-endian length before and after.
 python3 - corpus/logs_local <<'PY'
 import struct, sys

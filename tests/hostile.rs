@@ -1023,3 +1023,193 @@ fn spool_limit_flag_stops_a_decompression_bomb() {
     let out = salvor(&["--spool-limit", "lots", "--root", &root, "info"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+// ---------------------------------------------------------------- tar-split amplification
+
+/// Runs salvor with a deadline (a generous bound checked by the harness, not a timing
+/// assertion): panics naming the case if it does not end in time.
+fn salvor_within(args: &[&str], secs: u64, case: &str) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(args)
+        .env_remove("SALVOR_ROOT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Drain the pipes on threads so a chatty child cannot block on them.
+    let mut so = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut so, &mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut se, &mut b);
+        b
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{case}: salvor {args:?} did not end within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: t_out.join().expect("stdout thread"),
+        stderr: t_err.join().expect("stderr thread"),
+    }
+}
+
+/// One tar-split JSON line for a file entry.
+fn ts_file(name: &str, size: u64, position: u64) -> String {
+    format!(r#"{{"type":1,"name":"{name}","size":{size},"position":{position}}}"#)
+}
+
+/// Replaces layer `n`'s tar-split with `lines` and its recorded `size` with `size`.
+fn hostile_tar_split(b: &synth::Built, n: usize, lines: &[String], size: &str) {
+    use std::io::Write;
+    let meta = synth::meta_dir(b, n);
+    let mut gz = flate2::write::GzEncoder::new(
+        fs::File::create(meta.join("tar-split.json.gz")).expect("create"),
+        flate2::Compression::default(),
+    );
+    for l in lines {
+        gz.write_all(l.as_bytes()).expect("w");
+        gz.write_all(b"\n").expect("w");
+    }
+    gz.finish().expect("gz");
+    fs::write(meta.join("size"), size).expect("size");
+}
+
+/// Amplifying tar-splits (from a few KB of evidence, terabytes of claimed output): a missing
+/// file claiming 1 TiB, a 20-byte file claiming 1 TiB, a 1 MiB file listed 100,000 times
+/// under a huge recorded size, and present files adding up to far more than the recorded
+/// size. `verify` ends in seconds with an `amplification` finding naming the layer's file, the
+/// other layer still verifies; `extract` refuses quickly; `extract --force` ends quickly too
+/// and writes only what the disk holds.
+#[test]
+fn amplifying_tar_splits_are_findings_and_end_in_seconds() {
+    const TIB: u64 = 1 << 40;
+    let cases: Vec<(&str, &str, Vec<String>, &str, &str)> = vec![
+        (
+            "missing file claiming 1 TiB",
+            "ghost",
+            vec![ts_file("ghost", TIB, 0)],
+            "0",
+            "",
+        ),
+        (
+            "short file claiming 1 TiB",
+            "bin/tool",
+            vec![ts_file("bin/tool", TIB, 0)],
+            "1099511627776",
+            "not on the disk",
+        ),
+        (
+            "one file listed 100000 times",
+            "big",
+            (0..100_000).map(|i| ts_file("big", 1 << 20, i)).collect(),
+            "1099511627776000",
+            "listed again",
+        ),
+        (
+            "more file data than the recorded size",
+            "huge",
+            vec![ts_file("big", 1 << 20, 0), ts_file("huge", 40 << 20, 1)],
+            "1048576",
+            "recorded size",
+        ),
+    ];
+    for (case, file, lines, size, detail) in cases {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let b = synth::build(tmp.path(), &base_layers());
+        let diff = synth::diff_dir(&b, 1);
+        fs::write(diff.join("big"), vec![b'b'; 1 << 20]).expect("big");
+        fs::write(diff.join("huge"), vec![b'h'; 40 << 20]).expect("huge");
+        hostile_tar_split(&b, 1, &lines, size);
+        let root = b.root.to_string_lossy().into_owned();
+        let started = std::time::Instant::now();
+        let out = salvor_within(&["--root", &root, "verify", "--json"], 120, case);
+        eprintln!("{case}: verify ended in {:?}", started.elapsed());
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("verify --json");
+        let layers = v["layers"].as_array().expect("layers");
+        let l = layers
+            .iter()
+            .find(|l| l["chain_id"] == b.chain_ids[1])
+            .expect("layer");
+        assert_ne!(l["status"], "verified", "{case}");
+        let findings = l["findings"].as_array().expect("findings");
+        let amp = findings
+            .iter()
+            .find(|f| f["kind"] == "amplification")
+            .unwrap_or_else(|| panic!("{case}: no amplification finding: {l:#}"));
+        assert_eq!(amp["path"], file, "{case}: {amp}");
+        assert!(
+            amp["detail"].as_str().unwrap_or_default().contains(detail),
+            "{case}: {amp}"
+        );
+        let err = l["error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains("tar-split.json.gz") && err.contains(file) && err.contains("stopped"),
+            "{case}: the error names the layer's file and the entry: {err}"
+        );
+        assert!(
+            l["bytes"].as_u64().unwrap_or(u64::MAX) < 1 << 30,
+            "{case}: {} bytes rebuilt",
+            l["bytes"]
+        );
+        let l0 = layers
+            .iter()
+            .find(|l| l["chain_id"] == b.chain_ids[0])
+            .expect("layer 0");
+        assert_eq!(l0["status"], "verified", "{case}: the other layer verifies");
+
+        let o = tmp.path().join("x.tar");
+        let os = o.to_string_lossy().into_owned();
+        let ex = salvor_within(
+            &["--root", &root, "extract", "synth:latest", "-o", &os],
+            120,
+            case,
+        );
+        assert_eq!(ex.status.code(), Some(2), "{case}: extract refuses");
+        assert!(!o.exists(), "{case}: nothing written");
+        let ex = salvor_within(
+            &[
+                "--root",
+                &root,
+                "extract",
+                "synth:latest",
+                "-o",
+                &os,
+                "--force",
+            ],
+            120,
+            case,
+        );
+        assert_eq!(
+            ex.status.code(),
+            Some(1),
+            "{case}: {}",
+            String::from_utf8_lossy(&ex.stderr)
+        );
+        let len = fs::metadata(&o).expect("forced archive").len();
+        assert!(
+            len < 64 << 20,
+            "{case}: the forced archive holds what the disk holds, not the claims ({len} bytes)"
+        );
+    }
+}

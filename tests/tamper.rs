@@ -747,6 +747,42 @@ fn classed(v: &Value) -> Vec<(String, String, String, String)> {
     out
 }
 
+// ---------------------------------------------------------------- extract --force
+
+/// Entries of a tar: name (without "./") → (mode, uid, gid, link target, bytes).
+type TarEntries = std::collections::BTreeMap<String, (u32, u64, u64, String, Vec<u8>)>;
+
+fn tar_entries(data: &[u8]) -> TarEntries {
+    use std::io::Read;
+    let mut out = TarEntries::new();
+    let mut a = tar::Archive::new(data);
+    for e in a.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = String::from_utf8_lossy(&e.path_bytes())
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        let h = e.header().clone();
+        let link = e
+            .link_name_bytes()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default();
+        let mut b = Vec::new();
+        e.read_to_end(&mut b).expect("read entry");
+        out.insert(
+            name,
+            (
+                h.mode().expect("mode") & 0o7777,
+                h.uid().expect("uid"),
+                h.gid().expect("gid"),
+                link,
+                b,
+            ),
+        );
+    }
+    out
+}
+
 /// An image (by id) that holds `chain`, preferring tagged ones.
 fn image_with(v: &Value, chain: &str) -> String {
     let imgs = v["images"].as_array().expect("images");
@@ -1035,4 +1071,400 @@ cases! {
     byte_in_cp_r_copy: overlay2, fuse_overlayfs, vfs;
     byte_in_rsync_copy: overlay2, fuse_overlayfs, vfs;
     chown_one_layer: overlay2, fuse_overlayfs;
+}
+
+/// The base layer (it holds etc/passwd) of a fresh copy, tampered in every way an as-found
+/// export must carry: a byte appended, a byte flipped, a mode and an owner changed, a
+/// symlink retargeted, a file deleted, a file planted. Returns (copy, chain id, base dir).
+fn tampered_base(driver: &'static str) -> (tempfile::TempDir, String, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let t = fresh(driver);
+    let (chain, dir) = layer_with(&root(&t), "etc/passwd", any).expect("a layer has etc/passwd");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("etc/passwd"))
+        .expect("open passwd");
+    f.write_all(b"X").expect("append");
+    let g = dir.join("etc/group");
+    let mut b = std::fs::read(&g).expect("read group");
+    b[0] ^= 0x20;
+    std::fs::write(&g, b).expect("write group");
+    let cap = dir.join("etc/capcopy");
+    std::fs::set_permissions(&cap, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::lchown(&cap, Some(1234), Some(4321)).expect("chown");
+    std::fs::remove_file(dir.join("bin/false")).expect("rm");
+    std::fs::remove_file(dir.join("bin/cat")).expect("rm");
+    std::os::unix::fs::symlink("/evil", dir.join("bin/cat")).expect("ln");
+    std::fs::write(dir.join("etc/planted.txt"), b"planted\n").expect("plant");
+    (t, chain, dir)
+}
+
+/// An image (by id) that has the layer `chain`.
+fn image_on(root: &Path, chain: &str) -> String {
+    let out = salvor(&["--root", &root.to_string_lossy(), "images", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("images --json");
+    let src = salvor_source::DirSource::new(root).expect("dir source");
+    let store = salvor_store::Store::open(Arc::new(src)).expect("store");
+    v.as_array()
+        .expect("images")
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .find(|id| {
+            store
+                .find_image(id)
+                .is_ok_and(|i| i.chain_ids.iter().any(|c| c == chain))
+        })
+        .expect("an image on the base layer")
+        .to_string()
+}
+
+/// `extract --force` of a tampered layer: the archive holds the layer as the disk holds it
+/// now (the appended byte, the flipped byte, the new mode, owner and link target, the planted
+/// file, no deleted file), under its own digest, which the image config claims; the manifest,
+/// `salvor-forced.json` and `--json` mark it FORCED with the original diff_id beside it.
+fn forced_as_found(driver: &'static str) {
+    let (t, chain, dir) = tampered_base(driver);
+    let r = root(&t);
+    let image = image_on(&r, &chain);
+    let out_tar = t.path().join("forced.tar");
+    let rs = r.to_string_lossy().into_owned();
+    let os = out_tar.to_string_lossy().into_owned();
+    let no = salvor(&["--root", &rs, "extract", &image, "-o", &os]);
+    assert_ne!(
+        no.status.code(),
+        Some(0),
+        "{driver}: without --force it is refused"
+    );
+    assert!(
+        !out_tar.exists(),
+        "{driver}: nothing written without --force"
+    );
+    let out = salvor(&[
+        "--root", &rs, "extract", &image, "-o", &os, "--force", "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{driver}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).expect("extract --json");
+    let forced = j["forced_layers"].as_array().expect("forced_layers");
+    let f = forced
+        .iter()
+        .find(|f| f["chain_id"] == chain.as_str())
+        .expect("the base layer is forced");
+    assert_eq!(f["status"], "FORCED");
+    let original = f["original_diff_id"]
+        .as_str()
+        .expect("original")
+        .to_string();
+    let new = f["diff_id"].as_str().expect("new diff_id").to_string();
+    assert_ne!(original, new);
+    assert_eq!(
+        f["verify"]["as_found"],
+        new.as_str(),
+        "{driver}: verify's as-found digest"
+    );
+    // verify --json says the same: not verified, and what the disk holds hashes to `new`.
+    let (code, _, v) = verify(&r);
+    assert_eq!(code, 1);
+    let l = v["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["chain_id"] == chain.as_str())
+        .expect("the base layer is verified");
+    assert_ne!(l["status"], "verified");
+    assert_eq!(l["as_found"], new.as_str(), "{driver}: {l:#}");
+
+    let files = tar_entries(&std::fs::read(&out_tar).expect("read archive"));
+    let blob = &files[&format!("blobs/sha256/{}", &new[7..])].4;
+    assert_eq!(sha256_hex(blob), new, "{driver}: blob named by its digest");
+    let layer = tar_entries(blob);
+    let passwd = &layer["etc/passwd"].4;
+    assert_eq!(
+        passwd.last(),
+        Some(&b'X'),
+        "{driver}: the appended byte is there"
+    );
+    let group = &layer["etc/group"].4;
+    assert_eq!(
+        std::fs::read(dir.join("etc/group")).expect("group"),
+        *group,
+        "{driver}: the flipped byte is there"
+    );
+    let cap = &layer["etc/capcopy"];
+    assert_eq!(
+        (cap.0, cap.1, cap.2),
+        (0o600, 1234, 4321),
+        "{driver}: mode and owner"
+    );
+    assert_eq!(layer["bin/cat"].3, "/evil", "{driver}: link target");
+    assert!(
+        !layer.contains_key("bin/false"),
+        "{driver}: deleted file absent"
+    );
+    assert_eq!(
+        layer["etc/planted.txt"].4, b"planted\n",
+        "{driver}: planted file"
+    );
+
+    // The config claims the new digest; the image id is the config's digest.
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"].4).expect("manifest");
+    let cfg_path = manifest[0]["Config"].as_str().expect("Config");
+    let cfg: Value = serde_json::from_slice(&files[cfg_path].4).expect("config");
+    let ids: Vec<&str> = cfg["rootfs"]["diff_ids"]
+        .as_array()
+        .expect("diff_ids")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        ids.contains(&new.as_str()) && !ids.contains(&original.as_str()),
+        "{ids:?}"
+    );
+    assert_eq!(
+        format!("sha256:{}", &cfg_path["blobs/sha256/".len()..]),
+        sha256_hex(&files[cfg_path].4)
+    );
+    // The OCI manifest marks the layer FORCED with the original diff_id.
+    let index: Value = serde_json::from_slice(&files["index.json"].4).expect("index");
+    let m = index["manifests"][0]["digest"].as_str().expect("digest");
+    let oci: Value =
+        serde_json::from_slice(&files[&format!("blobs/sha256/{}", &m[7..])].4).expect("oci");
+    let desc = oci["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["digest"] == new.as_str())
+        .expect("descriptor of the forced layer");
+    assert_eq!(desc["annotations"]["io.salvor.forced"], "as-found");
+    assert_eq!(
+        desc["annotations"]["io.salvor.forced.original-diff-id"],
+        original.as_str()
+    );
+    let marker: Value =
+        serde_json::from_slice(&files["salvor-forced.json"].4).expect("salvor-forced.json");
+    assert_eq!(
+        marker["forced_layers"][0]["original_diff_id"],
+        original.as_str()
+    );
+    assert_eq!(marker["forced_layers"][0]["diff_id"], new.as_str());
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// Whiteouts as on disk: a whiteout removed from a layer is not in its as-found tar, one
+/// added is (overlay2: char 0/0 devices; fuse-overlayfs image layers: `.wh.` files).
+fn forced_whiteouts(driver: &'static str) {
+    use std::os::unix::fs::FileTypeExt;
+    let overlay = driver == "overlay2";
+    let t = fresh(driver);
+    let r = root(&t);
+    let (chain, dir, rel) = find_in_layers(&r, |md, p| {
+        let name = p.file_name().map(OsStr::as_bytes).unwrap_or_default();
+        if overlay {
+            md.file_type().is_char_device() && md.rdev() == 0
+        } else {
+            md.is_file() && name.starts_with(b".wh.") && !name.starts_with(b".wh..wh.")
+        }
+    })
+    .expect("a whiteout");
+    std::fs::remove_file(dir.join(&rel)).expect("rm whiteout");
+    let parent = Path::new(&rel).parent().expect("parent").to_path_buf();
+    if overlay {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join(&parent).join("ghost"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .expect("mknod");
+    } else {
+        std::fs::write(dir.join(&parent).join(".wh.ghost"), b"").expect("write");
+    }
+    let image = image_on(&r, &chain);
+    let out_tar = t.path().join("forced.tar");
+    let out = salvor(&[
+        "--root",
+        &r.to_string_lossy(),
+        "extract",
+        &image,
+        "-o",
+        &out_tar.to_string_lossy(),
+        "--force",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{driver}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let new = j["forced_layers"]
+        .as_array()
+        .expect("forced")
+        .iter()
+        .find(|f| f["chain_id"] == chain.as_str())
+        .and_then(|f| f["diff_id"].as_str())
+        .expect("the layer is forced")
+        .to_string();
+    let files = tar_entries(&std::fs::read(&out_tar).expect("read"));
+    let layer = tar_entries(&files[&format!("blobs/sha256/{}", &new[7..])].4);
+    let removed = if overlay {
+        let base = Path::new(&rel)
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        parent.join(format!(".wh.{base}"))
+    } else {
+        PathBuf::from(&rel)
+    };
+    let removed = removed.to_string_lossy().into_owned();
+    let added = parent.join(".wh.ghost").to_string_lossy().into_owned();
+    assert!(
+        !layer.contains_key(&removed),
+        "{driver}: {removed} still there: {:?}",
+        layer.keys()
+    );
+    assert!(
+        layer.contains_key(&added),
+        "{driver}: {added} missing: {:?}",
+        layer.keys()
+    );
+}
+
+mod forced_whiteouts {
+    #[test]
+    fn overlay2() {
+        super::forced_whiteouts("overlay2");
+    }
+    #[test]
+    fn fuse_overlayfs() {
+        super::forced_whiteouts("fuse-overlayfs");
+    }
+}
+
+mod forced {
+    #[test]
+    fn overlay2() {
+        super::forced_as_found("overlay2");
+    }
+    #[test]
+    fn fuse_overlayfs() {
+        super::forced_as_found("fuse-overlayfs");
+    }
+    #[test]
+    fn vfs() {
+        super::forced_as_found("vfs");
+    }
+
+    /// `docker load` accepts the forced archive, and a container started from it sees the
+    /// evidence: the appended byte.
+    #[test]
+    #[ignore = "needs a Docker engine (cargo test -- --include-ignored)"]
+    fn docker_load_accepts_it() {
+        use std::process::Command;
+        let (t, chain, _) = super::tampered_base("overlay2");
+        let r = super::root(&t);
+        let image = super::image_on(&r, &chain);
+        let out_tar = t.path().join("forced.tar");
+        let out = super::salvor(&[
+            "--root",
+            &r.to_string_lossy(),
+            "extract",
+            &image,
+            "-o",
+            &out_tar.to_string_lossy(),
+            "--force",
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let new_id = j["renamed_images"]
+            .as_array()
+            .expect("renamed")
+            .iter()
+            .find(|x| x["original_id"] == image.as_str())
+            .and_then(|x| x["id"].as_str())
+            .expect("the image got a new id")
+            .to_string();
+        let load = Command::new("docker")
+            .arg("load")
+            .arg("-i")
+            .arg(&out_tar)
+            .output()
+            .expect("docker load");
+        assert!(
+            load.status.success(),
+            "docker load: {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+        let run = Command::new("docker")
+            .args(["run", "--rm", "--entrypoint", "/bin/sh", &new_id, "-c"])
+            .arg("tail -c 1 /etc/passwd; cat /etc/planted.txt")
+            .output()
+            .expect("docker run");
+        let _ = Command::new("docker").args(["rmi", "-f", &new_id]).output();
+        assert!(
+            run.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(run.stdout, b"Xplanted\n");
+    }
+}
+
+/// Untouched layers written as found are the layers themselves: the entries re-encoded from
+/// their recorded headers and the disk give back the exact tar the engine registered (its
+/// diff_id), so an as-found export differs from the original only where the disk does.
+fn as_found_of_a_clean_layer_is_the_layer(driver: &'static str) {
+    let root = pristine(driver);
+    let src = salvor_source::DirSource::new(root).expect("dir source");
+    let store = salvor_store::Store::open(Arc::new(src)).expect("store");
+    let (mut same, mut total) = (0, 0);
+    let mut differ = Vec::new();
+    for l in store.layers.values() {
+        let Some(diff_id) = &l.diff_id else { continue };
+        let mut sink = std::io::sink();
+        let r = store
+            .write_as_found(l, &salvor_whiteout::TarNames::empty(), &mut sink)
+            .expect("as found");
+        total += 1;
+        if &r.digest == diff_id {
+            same += 1;
+        } else {
+            differ.push((l.chain_id.clone(), r.changes.len()));
+        }
+        assert!(
+            r.changes.is_empty(),
+            "{driver}: {}: a clean layer has no as-found changes: {:?}",
+            l.chain_id,
+            r.changes
+        );
+    }
+    eprintln!("{driver}: {same} of {total} clean layers as found hash to their diff_id; differ: {differ:?}");
+    assert_eq!(same, total, "{driver}: {differ:?}");
+}
+
+mod clean_as_found {
+    #[test]
+    fn overlay2() {
+        super::as_found_of_a_clean_layer_is_the_layer("overlay2");
+    }
+    #[test]
+    fn fuse_overlayfs() {
+        super::as_found_of_a_clean_layer_is_the_layer("fuse-overlayfs");
+    }
+    #[test]
+    fn vfs() {
+        super::as_found_of_a_clean_layer_is_the_layer("vfs");
+    }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use salvor_tarsplit::{assemble, assembled_size, FileGetter, FileReader, GetError, Unpacker};
+use salvor_tarsplit::{
+    assembled_size, Assembler, FileGetter, FileReader, GetError, Limits, Unpacker,
+};
 
 struct MapGetter(BTreeMap<Vec<u8>, Vec<u8>>, Vec<u8>);
 
@@ -42,7 +44,25 @@ fuzz_target!(|data: &[u8]| {
     }
     let planned = assembled_size(Unpacker::new(json));
     let mut out = Vec::new();
-    if let Ok(report) = assemble(Unpacker::new(json), &getter, &mut out) {
+    // Bounds small enough for the fuzzer's memory: an amplifying tar-split (huge claims,
+    // missing or short files, names listed again) must stop at them, never allocate more.
+    let limits = Limits {
+        max_data: 64 << 20,
+        max_fill: 16 << 20,
+    };
+    let assembled = Assembler::new(&getter)
+        .limits(limits)
+        .assemble(Unpacker::new(json), &mut out);
+    if let Ok(report) = assembled {
+        let segments = json.len() as u64 * 3 / 4 + 1;
+        assert!(
+            (out.len() as u64) <= segments + limits.max_data,
+            "assembly wrote {} bytes past its bounds",
+            out.len()
+        );
+        if report.stopped.is_some() {
+            return;
+        }
         if let Ok(n) = planned {
             // The size planned from the entries alone is what assembly writes.
             assert_eq!(

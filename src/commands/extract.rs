@@ -4,7 +4,10 @@
 //! one is verified against its diff_id as it passes. Without `--force`, a layer that does not
 //! verify stops the export (no partial output is left) with an error naming the layer and the
 //! first file that differs. With `--force`, all layers are verified first and those that do
-//! not verify are exported as found, under the digest of what was actually rebuilt.
+//! not verify are exported *as found* (`Store::spool_as_found`: the files as the disk holds
+//! them now, spooled to a temporary file); the layer's new digest replaces its diff_id in the
+//! image config (so the image id changes and `docker load` accepts it), and the archive, the
+//! output and `--json` mark it FORCED with the original diff_id beside the new one.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -29,6 +32,10 @@ pub fn why_not_verified(r: &RebuildReport) -> String {
     } else if let Some(a) = &r.actual {
         if Some(a) != r.diff_id.as_ref() {
             s.push_str(&format!("rebuilt stream hashes to {a}"));
+        } else if let Some(f) = &r.as_found {
+            s.push_str(&format!(
+                "the stream rebuilt at the recorded sizes hashes to the diff_id, but the layer as the disk holds it differs (as found: {f})"
+            ));
         }
     }
     if let Some(f) = r.findings.iter().find(|f| f.kind != "lossy-name-recovered") {
@@ -195,14 +202,48 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
     let mut forced: BTreeMap<String, RebuildReport> = BTreeMap::new();
     if force {
         for (chain, v) in &checked.layers {
-            if v.rebuild.status != RebuildStatus::Verified {
-                forced.insert(chain.clone(), v.rebuild.clone());
+            let mut r = v.rebuild.clone();
+            if r.status != RebuildStatus::Verified {
+                forced.insert(chain.clone(), r);
+                continue;
+            }
+            // Content verifies; the layer as the disk holds it may still differ (mode,
+            // owner, whiteouts, planted files): then it is exported as found too.
+            if let Some(found) = store
+                .layers
+                .get(chain)
+                .and_then(|l| store.as_found_digest(l).ok())
+            {
+                if Some(&found) != r.diff_id.as_ref() {
+                    r.as_found = Some(found);
+                    forced.insert(chain.clone(), r);
+                }
             }
         }
+    }
+    // Each forced layer as found, spooled beside the output (or in $TMPDIR for stdout).
+    let mut spooled: BTreeMap<String, salvor_store::SpooledLayer> = BTreeMap::new();
+    for (chain, r) in &forced {
+        let layer = store
+            .layers
+            .get(chain)
+            .with_context(|| format!("layer {chain} is not in the store"))?;
+        if r.status == RebuildStatus::Unrebuildable && r.actual.is_none() {
+            anyhow::bail!(
+                "layer {} cannot be rebuilt at all, even with --force: {}",
+                chain,
+                why_not_verified(r)
+            );
+        }
+        spooled.insert(
+            chain.clone(),
+            store.spool_as_found(layer, &o.names, &spool_dir(o.output))?,
+        );
     }
     let mut to_export = Vec::new();
     let mut by_digest: BTreeMap<String, &Layer> = BTreeMap::new();
     let mut total = 0u64;
+    let mut spool_paths: BTreeMap<String, &Path> = BTreeMap::new();
     let mut layer_refs = |img: &salvor_store::Image| -> anyhow::Result<Vec<LayerRef>> {
         let mut refs = Vec::new();
         for l in store.image_layers(img)? {
@@ -210,27 +251,30 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
                 .diff_id
                 .clone()
                 .with_context(|| format!("layer {} has no diff id", l.chain_id))?;
-            let (blob, size) = match forced.get(&l.chain_id) {
-                Some(r) => {
-                    let actual = r.actual.clone().with_context(|| {
-                        format!(
-                            "layer {} cannot be rebuilt at all, even with --force: {}",
-                            l.chain_id,
-                            why_not_verified(r)
-                        )
-                    })?;
-                    (actual, r.bytes)
+            if let Some(sp) = spooled.get(&l.chain_id) {
+                if spool_paths
+                    .insert(sp.digest.clone(), sp.path.as_ref())
+                    .is_none()
+                {
+                    total += sp.size;
                 }
-                None => (diff_id.clone(), store.layer_tar_size(l)?),
-            };
-            if by_digest.insert(blob.clone(), l).is_none() {
+                refs.push(LayerRef {
+                    diff_id: sp.digest.clone(),
+                    size: sp.size,
+                    descriptor: None,
+                    forced_from: Some(diff_id),
+                });
+                continue;
+            }
+            let size = store.layer_tar_size(l)?;
+            if by_digest.insert(diff_id.clone(), l).is_none() {
                 total += size;
             }
             refs.push(LayerRef {
                 diff_id,
                 size,
                 descriptor: l.descriptor.clone(),
-                blob_digest: (blob != *l.diff_id.as_ref().unwrap_or(&blob)).then(|| blob.clone()),
+                forced_from: None,
             });
         }
         Ok(refs)
@@ -261,13 +305,16 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
                 diff_id: digest.clone(),
                 size: *size,
                 descriptor: None,
-                blob_digest: None,
+                forced_from: None,
             });
             committed_layers.insert(digest.clone(), path.as_ref());
         }
         image.layers = refs;
         to_export.push(image);
     }
+    spool_paths.extend(committed_layers);
+    // A forced layer's new digest replaces its diff_id in every config that names it.
+    let renamed = claim_forced_layers(&mut to_export)?;
     let format_out = match format {
         FormatArg::Docker => Format::Docker,
         FormatArg::DockerLegacy => Format::DockerLegacy,
@@ -277,7 +324,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
     let source = StoreLayers {
         store,
         by_digest,
-        committed: committed_layers,
+        committed: spool_paths,
         force,
         pb: pb.clone(),
     };
@@ -334,7 +381,19 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             "archive_sha256": report.archive_sha256,
             "bytes": report.bytes,
             "layers_written": report.layers_written,
-            "forced_layers": forced.values().collect::<Vec<_>>(),
+            "forced_layers": forced.iter().map(|(chain, r)| {
+                let sp = spooled.get(chain);
+                json!({
+                    "status": "FORCED",
+                    "chain_id": chain,
+                    "original_diff_id": r.diff_id,
+                    "diff_id": sp.map(|s| &s.digest),
+                    "size": sp.map(|s| s.size),
+                    "verify": r,
+                    "as_found": sp.map(|s| &s.report),
+                })
+            }).collect::<Vec<_>>(),
+            "renamed_images": renamed.iter().map(|(old, new)| json!({"original_id": old, "id": new})).collect::<Vec<_>>(),
             "copy_artifacts": checked.artifacts_json(),
             "layers": checked.layers.values().map(salvor_forensic::verify::LayerVerdict::json).collect::<Vec<_>>(),
             "committed": committed.iter().map(|c| json!({"container": c.container, "image": c.image.id, "tags": c.image.repo_tags, "layer": c.layer.as_ref().map(|l| &l.0)})).collect::<Vec<_>>(),
@@ -368,11 +427,30 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             writeln!(err, "archive sha256:{h}")?;
         }
         for (chain, r) in &forced {
+            let sp = spooled.get(chain);
             writeln!(
                 err,
-                "FORCED: layer {} exported as found: {}",
+                "FORCED: layer {} exported as found: diff_id {} (recorded {}); {}",
                 short_id(chain),
+                sp.map(|s| s.digest.as_str()).unwrap_or("?"),
+                r.diff_id.as_deref().unwrap_or("none"),
                 why_not_verified(r)
+            )?;
+            if let Some(sp) = sp {
+                let a = &sp.report;
+                writeln!(
+                    err,
+                    "  as found: {} entries, {} rewritten header(s), {} missing, {} planted",
+                    a.entries, a.rewritten, a.missing, a.planted
+                )?;
+            }
+        }
+        for (old, new) in &renamed {
+            writeln!(
+                err,
+                "FORCED: image {} is written as {} (its config names the as-found layers)",
+                short_id(old),
+                short_id(new)
             )?;
         }
         if !synthesised.is_empty() {
@@ -406,13 +484,7 @@ fn commit(
             })?),
             None => None,
         };
-    // Beside the output (already checked against the evidence), else the temp dir.
-    let spool_dir = match salvor_sink::resolve(o.output) {
-        Ok(p) if !salvor_sink::is_stdout(o.output) => p
-            .parent()
-            .map_or_else(std::env::temp_dir, Path::to_path_buf),
-        _ => std::env::temp_dir(),
-    };
+    let spool_dir = spool_dir(o.output);
     let spool = tempfile::Builder::new()
         .prefix(".salvor-commit.")
         .tempfile_in(&spool_dir)
@@ -485,4 +557,43 @@ fn commit(
         layer: (!empty).then_some((digest, size, path)),
         container: format!("{} ({short})", c.name.trim_start_matches('/')),
     })
+}
+
+/// Where layers are spooled: the output's directory, or `$TMPDIR` when writing to stdout.
+fn spool_dir(output: &Path) -> std::path::PathBuf {
+    // Beside the output (already checked against the evidence), else the temp dir.
+    match salvor_sink::resolve(output) {
+        Ok(p) if !salvor_sink::is_stdout(output) => p
+            .parent()
+            .map_or_else(std::env::temp_dir, Path::to_path_buf),
+        _ => std::env::temp_dir(),
+    }
+}
+
+/// Rewrites the config of every image that has a forced layer so that its `rootfs.diff_ids`
+/// name the as-found digests; returns (old id, new id) of each image renamed, and points
+/// `parent` of the others at the new ids.
+fn claim_forced_layers(images: &mut [ImageToExport]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    for img in images.iter_mut() {
+        if img.layers.iter().all(|l| l.forced_from.is_none()) {
+            continue;
+        }
+        let ids: Vec<String> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
+        img.config = salvor_export::rewrite_diff_ids(&img.config, &ids)
+            .with_context(|| format!("image {}", img.id))?;
+        let id = salvor_store::sha256_hex(&img.config);
+        if !renamed.iter().any(|(o, _)| *o == img.id) {
+            renamed.push((img.id.clone(), id.clone()));
+        }
+        img.id = id;
+    }
+    for img in images.iter_mut() {
+        if let Some(p) = &img.parent {
+            if let Some((_, new)) = renamed.iter().find(|(o, _)| o == p) {
+                img.parent = Some(new.clone());
+            }
+        }
+    }
+    Ok(renamed)
 }

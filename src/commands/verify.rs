@@ -166,7 +166,18 @@ fn print_details(out: &mut dyn Write, c: &str, v: &LayerVerdict) -> io::Result<(
     if let Some(a) = &r.actual {
         if Some(a) != r.diff_id.as_ref() {
             writeln!(out, "  rebuilt stream hashes to {a}")?;
+        } else if r.as_found.is_some() {
+            writeln!(
+                out,
+                "  the stream rebuilt at the recorded sizes hashes to the diff id, but the disk holds other bytes"
+            )?;
         }
+    }
+    if let Some(f) = &r.as_found {
+        writeln!(
+            out,
+            "  as found on disk the layer hashes to {f} (what extract --force exports)"
+        )?;
     }
     for f in r.findings.iter().take(50) {
         writeln!(

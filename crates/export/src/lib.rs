@@ -144,18 +144,102 @@ pub struct LayerRef {
     pub size: u64,
     /// layerdb `descriptor.json`, if any.
     pub descriptor: Option<Value>,
-    /// The digest of the bytes the source will really write, when it is known to differ
-    /// from `diff_id` (evidence exported as found with `--force`). The blob is then stored
-    /// and referenced under this digest, while the config keeps claiming `diff_id`, so
-    /// `docker load` will refuse the image, as it should.
-    pub blob_digest: Option<String>,
+    /// Set for a layer exported *as found* (`--force`): the diff_id the evidence recorded,
+    /// which the layer's bytes no longer hash to. `diff_id` is then the digest of the
+    /// as-found bytes, and the config must already claim it (see [`rewrite_diff_ids`]).
+    /// The layer's descriptor in the OCI manifest is annotated with both
+    /// ([`ANNOTATION_FORCED`], [`ANNOTATION_ORIGINAL_DIFF_ID`]), its `LayerSources` entry
+    /// in `manifest.json` likewise, and a top-level [`FORCED_FILE`] lists every such layer.
+    pub forced_from: Option<String>,
 }
 
-impl LayerRef {
-    /// The digest the layer blob is stored and checked under.
-    pub fn blob(&self) -> &str {
-        self.blob_digest.as_deref().unwrap_or(&self.diff_id)
+/// Annotation on the manifest's descriptor of a layer exported as found: `"as-found"`.
+pub const ANNOTATION_FORCED: &str = "io.salvor.forced";
+/// Annotation on the manifest's descriptor of a layer exported as found: the diff_id the
+/// evidence recorded for it.
+pub const ANNOTATION_ORIGINAL_DIFF_ID: &str = "io.salvor.forced.original-diff-id";
+/// Top-level file of an archive holding layers exported as found (`docker load` ignores it):
+/// `{"forced_layers":[{"diff_id":…,"original_diff_id":…,"size":…,"images":[…]}]}`.
+pub const FORCED_FILE: &str = "salvor-forced.json";
+
+/// Errors of [`rewrite_diff_ids`].
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    /// The config is not a JSON object with a `rootfs.diff_ids` array of strings.
+    #[error("image config: {0}")]
+    Malformed(String),
+    /// The replacement list does not have one entry per diff_id.
+    #[error("image config has {have} diff_ids, {given} replacements given")]
+    Count { have: usize, given: usize },
+}
+
+/// The exact byte range of each top-level member value of a JSON object, by key.
+fn member_spans(json: &str) -> Result<Vec<(String, std::ops::Range<usize>)>, RewriteError> {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    struct Spans<'a>(&'a str);
+    impl<'de> Visitor<'de> for Spans<'de> {
+        type Value = Vec<(String, std::ops::Range<usize>)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((k, v)) = m.next_entry::<String, &'de serde_json::value::RawValue>()? {
+                let start = v.get().as_ptr() as usize - self.0.as_ptr() as usize;
+                out.push((k, start..start + v.get().len()));
+            }
+            Ok(out)
+        }
     }
+    let mut de = serde_json::Deserializer::from_str(json);
+    de.deserialize_map(Spans(json))
+        .map_err(|e| RewriteError::Malformed(e.to_string()))
+}
+
+/// The config with `rootfs.diff_ids[i]` replaced by `new[i]` where they differ; every other
+/// byte is kept as it was (so the image id changes only because the diff_ids do).
+pub fn rewrite_diff_ids(config: &[u8], new: &[String]) -> Result<Vec<u8>, RewriteError> {
+    let text = std::str::from_utf8(config)
+        .map_err(|e| RewriteError::Malformed(format!("not UTF-8: {e}")))?;
+    let bad = |what: &str| RewriteError::Malformed(what.to_string());
+    let top = member_spans(text)?;
+    let (_, rootfs) = top
+        .iter()
+        .rfind(|(k, _)| k == "rootfs")
+        .ok_or_else(|| bad("no rootfs"))?;
+    let inner = member_spans(&text[rootfs.clone()])?;
+    let (_, ids) = inner
+        .iter()
+        .rfind(|(k, _)| k == "diff_ids")
+        .ok_or_else(|| bad("no rootfs.diff_ids"))?;
+    let ids = rootfs.start + ids.start..rootfs.start + ids.end;
+    let arr: Vec<&serde_json::value::RawValue> = serde_json::from_str(&text[ids.clone()])
+        .map_err(|e| bad(&format!("rootfs.diff_ids: {e}")))?;
+    if arr.len() != new.len() {
+        return Err(RewriteError::Count {
+            have: arr.len(),
+            given: new.len(),
+        });
+    }
+    let mut out = Vec::with_capacity(config.len() + 80 * new.len());
+    let mut at = 0usize;
+    for (raw, want) in arr.iter().zip(new) {
+        let old: String = serde_json::from_str(raw.get())
+            .map_err(|_| bad("rootfs.diff_ids holds a non-string"))?;
+        if &old == want {
+            continue;
+        }
+        let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+        out.extend_from_slice(&config[at..start]);
+        out.extend_from_slice(
+            serde_json::to_string(want)
+                .map_err(|e| bad(&e.to_string()))?
+                .as_bytes(),
+        );
+        at = start + raw.get().len();
+    }
+    out.extend_from_slice(&config[at..]);
+    Ok(out)
 }
 
 /// Error of a [`LayerSource`].
@@ -364,11 +448,14 @@ fn prepare(img: &ImageToExport) -> Result<Prepared<'_>, ExportError> {
         return Err(bad("image has no layers (the engine cannot save it)".into()));
     }
     for l in &img.layers {
-        if hex_of(&l.diff_id).is_none() || hex_of(l.blob()).is_none() {
+        if hex_of(&l.diff_id).is_none()
+            || l.forced_from
+                .as_deref()
+                .is_some_and(|f| hex_of(f).is_none())
+        {
             return Err(bad(format!(
-                "layer diff_id {:?} (blob {:?}) is not sha256:<64 hex>",
-                l.diff_id,
-                l.blob()
+                "layer diff_id {:?} (forced from {:?}) is not sha256:<64 hex>",
+                l.diff_id, l.forced_from
             )));
         }
     }
@@ -450,9 +537,17 @@ fn layer_desc(l: &LayerRef) -> Desc {
             }),
         platform: d.and_then(|d| d.get("platform")).and_then(platform_json),
     };
-    if desc.digest.is_empty() {
-        desc.digest = l.blob().to_string();
+    if desc.digest.is_empty() || l.forced_from.is_some() {
+        desc.digest = l.diff_id.clone();
         desc.size = i64::try_from(l.size).unwrap_or(i64::MAX);
+    }
+    if let Some(orig) = &l.forced_from {
+        // The recorded descriptor (media type, urls) described the original blob.
+        desc.media_type = MT_LAYER.to_string();
+        desc.urls = None;
+        let a = desc.annotations.get_or_insert_with(BTreeMap::new);
+        a.insert(ANNOTATION_FORCED.to_string(), "as-found".to_string());
+        a.insert(ANNOTATION_ORIGINAL_DIFF_ID.to_string(), orig.clone());
     }
     if desc.media_type.is_empty() {
         desc.media_type = MT_LAYER.to_string();
@@ -556,6 +651,43 @@ fn repositories_json(repos: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<
     s.into_bytes()
 }
 
+/// The [`FORCED_FILE`] of an archive, when some layer is exported as found.
+fn forced_json(images: &[ImageToExport]) -> Option<Vec<u8>> {
+    let mut by_layer: BTreeMap<(&str, &str), (u64, Vec<&str>)> = BTreeMap::new();
+    for img in images {
+        for l in &img.layers {
+            if let Some(orig) = &l.forced_from {
+                let e = by_layer
+                    .entry((l.diff_id.as_str(), orig.as_str()))
+                    .or_insert((l.size, Vec::new()));
+                if !e.1.contains(&img.id.as_str()) {
+                    e.1.push(&img.id);
+                }
+            }
+        }
+    }
+    if by_layer.is_empty() {
+        return None;
+    }
+    let layers: Vec<Value> = by_layer
+        .into_iter()
+        .map(|((diff_id, orig), (size, imgs))| {
+            serde_json::json!({
+                "status": "FORCED",
+                "diff_id": diff_id,
+                "original_diff_id": orig,
+                "size": size,
+                "images": imgs,
+                "meaning": "the layer as the evidence holds it now; it does not hash to original_diff_id",
+            })
+        })
+        .collect();
+    let mut out =
+        serde_json::to_vec_pretty(&serde_json::json!({ "forced_layers": layers })).ok()?;
+    out.push(b'\n');
+    Some(out)
+}
+
 fn merge_images(images: &[ImageToExport]) -> Vec<ImageToExport> {
     let mut out: Vec<ImageToExport> = Vec::new();
     let mut idx: HashMap<&str, usize> = HashMap::new();
@@ -586,7 +718,7 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
     let mut sizes: HashMap<&str, u64> = HashMap::new();
     for p in &prepared {
         for l in &p.img.layers {
-            if let Some(s) = sizes.insert(l.blob(), l.size) {
+            if let Some(s) = sizes.insert(l.diff_id.as_str(), l.size) {
                 if s != l.size {
                     return Err(ExportError::InvalidImage {
                         image: p.img.id.clone(),
@@ -668,11 +800,11 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                             );
                         }
                     }
-                    let h = hex_of(l.blob()).unwrap_or("");
+                    let h = hex_of(l.diff_id.as_str()).unwrap_or("");
                     plan.add(
                         &format!("blobs/sha256/{h}"),
                         Content::Layer {
-                            diff_id: l.blob().to_string(),
+                            diff_id: l.diff_id.clone(),
                             size: l.size,
                         },
                         ts,
@@ -723,7 +855,9 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                     layers: img
                         .layers
                         .iter()
-                        .map(|l| format!("blobs/sha256/{}", hex_of(l.blob()).unwrap_or("")))
+                        .map(|l| {
+                            format!("blobs/sha256/{}", hex_of(l.diff_id.as_str()).unwrap_or(""))
+                        })
                         .collect(),
                     parent,
                     layer_sources,
@@ -733,7 +867,7 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                 let mut layers = Vec::new();
                 for (l, (v1id, js)) in img.layers.iter().zip(&v1_jsons) {
                     layers.push(format!("{v1id}/layer.tar"));
-                    if l.descriptor.is_some() {
+                    if l.descriptor.is_some() || l.forced_from.is_some() {
                         layer_sources.insert(l.diff_id.clone(), layer_desc(l).distribution_json());
                     }
                     if plan.has(v1id) {
@@ -752,12 +886,12 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                         ts,
                         ts,
                     );
-                    let content = match diff_paths.get(l.blob()) {
+                    let content = match diff_paths.get(l.diff_id.as_str()) {
                         Some(other) => Content::Symlink(format!("../{other}/layer.tar")),
                         None => {
-                            diff_paths.insert(l.blob().to_string(), v1id.clone());
+                            diff_paths.insert(l.diff_id.clone(), v1id.clone());
                             Content::Layer {
-                                diff_id: l.blob().to_string(),
+                                diff_id: l.diff_id.clone(),
                                 size: l.size,
                             }
                         }
@@ -803,6 +937,9 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
             0,
             0,
         );
+    }
+    if let Some(forced) = forced_json(images) {
+        plan.add(FORCED_FILE, Content::Bytes(forced), 0, 0);
     }
     if format != Format::Oci {
         plan.add("manifest.json", Content::Bytes(manifest_json(&items)), 0, 0);

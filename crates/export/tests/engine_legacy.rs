@@ -42,7 +42,7 @@ fn image(tags: &[&str]) -> ImageToExport {
                 diff_id: d,
                 size: s,
                 descriptor: None,
-                blob_digest: None,
+                forced_from: None,
             })
             .collect(),
         parent: None,

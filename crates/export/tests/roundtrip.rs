@@ -429,10 +429,11 @@ fn size_mismatch_and_bad_input_are_errors() {
     ));
 }
 
-/// `--force`: a layer known not to match its diff_id is stored and referenced under the
-/// digest of what was really written; the config (and so the image id) is unchanged.
+/// `--force`: a layer exported as found is stored under the digest of its bytes, the config
+/// is rewritten to claim that digest (so the image id changes and `docker load` accepts it),
+/// and the archive marks the layer FORCED with the original diff_id beside the new one.
 #[test]
-fn forced_layer_is_stored_under_its_actual_digest() {
+fn forced_layer_is_claimed_by_a_rewritten_config_and_marked() {
     for format in FORMATS {
         let (mut src, mut images) = fixture();
         let good = images[0].layers[1].diff_id.clone();
@@ -441,11 +442,29 @@ fn forced_layer_is_stored_under_its_actual_digest() {
         let actual = sha(&data);
         src.layers.insert(actual.clone(), data);
         for img in &mut images {
+            let mut ids = diff_ids(&img.config);
+            if !ids.contains(&good) {
+                continue;
+            }
             for l in &mut img.layers {
                 if l.diff_id == good {
-                    l.blob_digest = Some(actual.clone());
+                    l.diff_id = actual.clone();
+                    l.forced_from = Some(good.clone());
                 }
             }
+            for d in &mut ids {
+                if *d == good {
+                    *d = actual.clone();
+                }
+            }
+            let before = img.config.clone();
+            img.config = salvor_export::rewrite_diff_ids(&img.config, &ids).expect("rewrite");
+            assert_eq!(
+                img.config.len(),
+                before.len(),
+                "only the digest changed (same length)"
+            );
+            img.id = sha(&img.config);
         }
         let tmp = tempfile::tempdir().expect("tmp");
         let out = tmp.path().join("out.tar");
@@ -469,19 +488,59 @@ fn forced_layer_is_stored_under_its_actual_digest() {
             !shas.contains(&good),
             "{format:?}: nothing claims to be the good layer"
         );
-        let good_hex = &good["sha256:".len()..];
-        assert!(
-            !r.order.iter().any(|p| p.contains(good_hex)),
-            "{format:?}: no member named by the claimed digest"
+        let cfg_ids = diff_ids(&images[0].config);
+        assert!(cfg_ids.contains(&actual) && !cfg_ids.contains(&good));
+        let forced = json(&r.files[salvor_export::FORCED_FILE]);
+        assert_eq!(forced["forced_layers"][0]["diff_id"], actual.as_str());
+        assert_eq!(
+            forced["forced_layers"][0]["original_diff_id"],
+            good.as_str()
         );
+        assert_eq!(forced["forced_layers"][0]["status"], "FORCED");
         if format != Format::DockerLegacy {
             let actual_hex = &actual["sha256:".len()..];
             assert!(r.files.contains_key(&format!("blobs/sha256/{actual_hex}")));
+            // The manifest's descriptor of the layer carries both digests.
+            let annotated = r
+                .files
+                .values()
+                .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
+                .any(|m| {
+                    m["layers"].as_array().is_some_and(|ls| {
+                        ls.iter().any(|l| {
+                            l["digest"] == actual.as_str()
+                                && l["annotations"][salvor_export::ANNOTATION_ORIGINAL_DIFF_ID]
+                                    == good.as_str()
+                                && l["annotations"][salvor_export::ANNOTATION_FORCED] == "as-found"
+                        })
+                    })
+                });
+            assert!(annotated, "{format:?}: manifest descriptor annotated");
         }
-        // The image config is unchanged: it still claims the original diff_id.
-        let cfg_ids = diff_ids(&images[0].config);
-        assert!(cfg_ids.contains(&good));
+        if format != Format::Oci {
+            let m = json(&r.files["manifest.json"]);
+            let src_entry = &m[0]["LayerSources"][actual.as_str()];
+            assert_eq!(
+                src_entry["annotations"][salvor_export::ANNOTATION_ORIGINAL_DIFF_ID],
+                good.as_str(),
+                "{format:?}: manifest.json LayerSources marks the layer"
+            );
+        }
     }
+}
+
+/// Only the diff_id strings of the config change; a malformed config is an error.
+#[test]
+fn rewrite_diff_ids_keeps_every_other_byte() {
+    let cfg = br#"{"a":"sha256:00","rootfs":{"type":"layers","diff_ids":["sha256:11", "sha256:22"]},"z":1}"#;
+    let out = salvor_export::rewrite_diff_ids(cfg, &["sha256:11".into(), "sha256:33".into()])
+        .expect("rewrite");
+    assert_eq!(
+        out,
+        br#"{"a":"sha256:00","rootfs":{"type":"layers","diff_ids":["sha256:11", "sha256:33"]},"z":1}"#
+    );
+    assert!(salvor_export::rewrite_diff_ids(b"[1]", &[]).is_err());
+    assert!(salvor_export::rewrite_diff_ids(cfg, &["x".into()]).is_err());
 }
 
 /// A source that promises its returned digest covers what it wrote is not re-hashed, but

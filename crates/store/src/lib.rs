@@ -55,7 +55,9 @@ pub mod volumes;
 pub use audit::{AuditFinding, AuditKind, AuditReport};
 pub use containers::{Container, ContainerState, MountPoint, RwLayer};
 pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
-pub use rebuild::{LayerFileGetter, RebuildReport, RebuildStatus};
+pub use rebuild::{
+    as_found_spool_limit, LayerFileGetter, RebuildReport, RebuildStatus, SpoolError, SpooledLayer,
+};
 pub use resolve::{Candidate, Kind, ResolveError, Resolved, SaveTarget, Target, Want};
 pub use volumes::{BindMount, Volume};
 

@@ -80,8 +80,16 @@ pub enum RebuildStatus {
 pub struct RebuildReport {
     pub chain_id: String,
     pub diff_id: Option<String>,
-    /// `sha256:<hex>` of the stream actually produced.
+    /// `sha256:<hex>` of the stream actually produced: the recorded entries with the files'
+    /// bytes cut or zero-padded to their **recorded** sizes, so a file that grew can still
+    /// give `actual == diff_id` (its size finding then decides the verdict).
     pub actual: Option<String>,
+    /// `sha256:<hex>` of the layer as the disk holds it now ([`Store::write_as_found`]: every
+    /// file with its current bytes and size, planted files included, missing ones absent),
+    /// computed when the layer does not verify and its files can be read. This is the digest
+    /// `extract --force` gives the layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_found: Option<String>,
     pub bytes: u64,
     pub files: u64,
     pub status: RebuildStatus,
@@ -142,6 +150,7 @@ fn describe_finding(k: &salvor_tarsplit::FindingKind) -> (&'static str, String) 
             "lossy-name-recovered",
             format!("stored name {lossy:?} recovered from the raw header"),
         ),
+        K::Amplification { detail } => ("amplification", detail.clone()),
     }
 }
 
@@ -226,6 +235,7 @@ impl Store {
             chain_id: layer.chain_id.clone(),
             diff_id: layer.diff_id.clone(),
             actual: None,
+            as_found: None,
             bytes: 0,
             files: 0,
             status: RebuildStatus::Unrebuildable,
@@ -250,10 +260,31 @@ impl Store {
                     }
                 };
                 let getter = self.layer_getter(layer);
-                match salvor_tarsplit::assemble(entries, &getter, &mut hw) {
+                let limits = salvor_tarsplit::Limits::for_recorded_size(layer.size);
+                match salvor_tarsplit::Assembler::new(&getter)
+                    .limits(limits)
+                    .assemble(entries, &mut hw)
+                {
                     Ok(r) => {
                         report.files = r.files;
                         report.findings = r.findings.iter().map(FileFinding::from).collect();
+                        if let Some(why) = &r.stopped {
+                            let at = r
+                                .findings
+                                .iter()
+                                .rfind(|f| {
+                                    matches!(
+                                        f.kind,
+                                        salvor_tarsplit::FindingKind::Amplification { .. }
+                                    )
+                                })
+                                .map(|f| String::from_utf8_lossy(&f.name).into_owned())
+                                .unwrap_or_default();
+                            report.error = Some(format!(
+                                "{}: rebuild stopped at {at:?}, the stream is incomplete: {why}",
+                                path.display()
+                            ));
+                        }
                     }
                     Err(e) => {
                         // An output error is the caller's problem; anything else is evidence.
@@ -291,7 +322,107 @@ impl Store {
             report.status = RebuildStatus::Unrebuildable;
             report.error = Some(reason.clone());
         }
+        if report.status == RebuildStatus::Mismatch {
+            report.as_found = self.as_found_digest(layer).ok();
+        }
         Ok(report)
+    }
+
+    /// sha256 of the layer as the disk holds it now ([`Store::write_as_found`], nothing
+    /// written). Equal to the diff_id for an untouched layer; it differs when anything the
+    /// tar would carry changed (content, size, mode, owner, link target, whiteouts, planted
+    /// or missing files), also when the content alone still verifies.
+    pub fn as_found_digest(&self, layer: &Layer) -> Result<String> {
+        let mut sink = io::sink();
+        self.write_as_found(layer, &salvor_whiteout::TarNames::empty(), &mut sink)
+            .map(|r| r.digest)
+    }
+
+    /// The layer's own directory and how it marks deletions (not its lowers).
+    pub fn layer_dir<'a>(&'a self, layer: &'a Layer) -> Result<salvor_whiteout::LayerDir<'a>> {
+        use salvor_whiteout::{LayerDir, WhiteoutStyle};
+        let ev = self.source.as_ref();
+        Ok(match &layer.files {
+            crate::LayerFiles::Overlay { diff, .. } => LayerDir::new(
+                ev,
+                diff,
+                if self.driver == crate::Driver::FuseOverlayfs {
+                    WhiteoutStyle::FuseOverlayfs
+                } else {
+                    WhiteoutStyle::Overlay
+                },
+            ),
+            crate::LayerFiles::Aufs { diff } => LayerDir::new(ev, diff, WhiteoutStyle::Aufs),
+            crate::LayerFiles::Snapshot { root } => {
+                LayerDir::new(ev, root, WhiteoutStyle::Snapshot)
+            }
+            crate::LayerFiles::OverlayUpper { upper, .. } => {
+                LayerDir::new(ev, upper, WhiteoutStyle::Overlay)
+            }
+            crate::LayerFiles::ThinDevice { source, .. } => LayerDir::new(
+                source.0.as_ref(),
+                Path::new("rootfs"),
+                WhiteoutStyle::Snapshot,
+            ),
+            crate::LayerFiles::Unavailable { reason } => {
+                return Err(StoreError::invalid(&layer.meta_dir, reason.clone()))
+            }
+        })
+    }
+
+    /// Writes the layer *as found* into `out` (`extract --force`): the tar-split's entries in
+    /// order, each from the disk's current state (current bytes and size; header rewritten
+    /// where size, mode, owner or link target changed; files gone from the disk left out),
+    /// then the files present on disk but not recorded. See [`salvor_whiteout::write_as_found`].
+    /// Returns what was written and how it differs from the record; `Err` names the file.
+    pub fn write_as_found(
+        &self,
+        layer: &Layer,
+        names: &salvor_whiteout::TarNames,
+        out: &mut dyn Write,
+    ) -> Result<salvor_whiteout::AsFoundReport> {
+        let dir = self.layer_dir(layer)?;
+        // A snapshot's unrecorded changes are measured against its parent's snapshot.
+        let parent = match (
+            dir.style,
+            layer.parent.as_ref().and_then(|p| self.layers.get(p)),
+        ) {
+            (salvor_whiteout::WhiteoutStyle::Snapshot, Some(p)) => self
+                .layer_dir(p)
+                .ok()
+                .filter(|d| d.style == salvor_whiteout::WhiteoutStyle::Snapshot),
+            _ => None,
+        };
+        let wrap = |path: &Path, e: salvor_whiteout::AsFoundError| match e {
+            salvor_whiteout::AsFoundError::Layer(salvor_whiteout::WhiteoutError::Output(ioe)) => {
+                StoreError::Source(salvor_source::SourceError::io(path, ioe))
+            }
+            e => StoreError::invalid(path, e.to_string()),
+        };
+        match &layer.tar_split {
+            TarSplitRef::Gz { path } => {
+                let entries = open_tar_split(self, path)?;
+                salvor_whiteout::write_as_found(
+                    &mut salvor_tarsplit::headers(entries),
+                    &dir,
+                    parent.as_ref(),
+                    names,
+                    out,
+                )
+                .map_err(|e| wrap(path, e))
+            }
+            TarSplitRef::EmptyLayer => salvor_whiteout::write_as_found(
+                &mut salvor_tarsplit::headers(salvor_tarsplit::Unpacker::new(&[][..])),
+                &dir,
+                parent.as_ref(),
+                names,
+                out,
+            )
+            .map_err(|e| wrap(&layer.meta_dir, e)),
+            TarSplitRef::Missing { reason } => {
+                Err(StoreError::invalid(&layer.meta_dir, reason.clone()))
+            }
+        }
     }
 
     /// Rebuilds the layer only to hash it.
@@ -303,6 +434,7 @@ impl Store {
                 chain_id: layer.chain_id.clone(),
                 diff_id: layer.diff_id.clone(),
                 actual: None,
+                as_found: None,
                 bytes: 0,
                 files: 0,
                 status: RebuildStatus::Unrebuildable,
@@ -310,5 +442,124 @@ impl Store {
                 error: Some(e.to_string()),
             },
         }
+    }
+
+    /// Writes the layer as found ([`Store::write_as_found`]) to a temporary file in
+    /// `spool_dir` (never next to the evidence: the caller passes the output's directory or
+    /// `$TMPDIR`), so that its size and digest are known before an archive names it. The
+    /// spool stops at [`as_found_spool_limit`] bytes; the file is removed when the returned
+    /// [`SpooledLayer`] is dropped.
+    pub fn spool_as_found(
+        &self,
+        layer: &Layer,
+        names: &salvor_whiteout::TarNames,
+        spool_dir: &Path,
+    ) -> std::result::Result<SpooledLayer, SpoolError> {
+        let recorded = self.layer_tar_size(layer).unwrap_or(0);
+        let limit = as_found_spool_limit(recorded);
+        let tmp = tempfile::Builder::new()
+            .prefix(".salvor-forced.")
+            .tempfile_in(spool_dir)
+            .map_err(|source| SpoolError::Spool {
+                path: spool_dir.to_path_buf(),
+                source,
+            })?;
+        let (file, path) = tmp.into_parts();
+        let mut w = Bounded {
+            inner: io::BufWriter::with_capacity(1 << 20, file),
+            written: 0,
+            limit,
+            over: false,
+        };
+        let res = self.write_as_found(layer, names, &mut w);
+        if w.over {
+            return Err(SpoolError::TooLarge {
+                chain_id: layer.chain_id.clone(),
+                limit,
+                recorded,
+            });
+        }
+        let report = res.map_err(|e| SpoolError::Layer {
+            chain_id: layer.chain_id.clone(),
+            source: e,
+        })?;
+        w.inner.flush().map_err(|source| SpoolError::Spool {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(SpooledLayer {
+            digest: report.digest.clone(),
+            size: report.size,
+            path,
+            report,
+        })
+    }
+}
+
+/// Most bytes a layer spooled as found may take: twice the recorded tar length plus 4 GiB
+/// (room for files that grew and files planted, while a hostile layer cannot fill the disk).
+pub fn as_found_spool_limit(recorded_tar_size: u64) -> u64 {
+    recorded_tar_size.saturating_mul(2).saturating_add(4 << 30)
+}
+
+/// A layer written as found to a temporary file.
+#[derive(Debug)]
+pub struct SpooledLayer {
+    /// `sha256:<hex>` of the spooled tar: the layer's diff_id as found.
+    pub digest: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The temporary file (removed on drop).
+    pub path: tempfile::TempPath,
+    /// How the layer as found differs from its record.
+    pub report: salvor_whiteout::AsFoundReport,
+}
+
+/// Errors of [`Store::spool_as_found`].
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// The temporary file could not be created or written.
+    #[error("cannot spool a forced layer in {}: {source}", path.display())]
+    Spool {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The layer as found is larger than the spool may hold.
+    #[error("layer {chain_id} as found exceeds the spool limit of {limit} bytes (2 × its recorded {recorded} bytes + 4 GiB); not exported")]
+    TooLarge {
+        chain_id: String,
+        limit: u64,
+        recorded: u64,
+    },
+    /// The layer could not be read as found.
+    #[error("layer {chain_id} cannot be read as found: {source}")]
+    Layer {
+        chain_id: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// A writer that refuses to go past `limit` bytes.
+struct Bounded<W> {
+    inner: W,
+    written: u64,
+    limit: u64,
+    over: bool,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written.saturating_add(buf.len() as u64) > self.limit {
+            self.over = true;
+            return Err(io::Error::other("spool limit exceeded"));
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }

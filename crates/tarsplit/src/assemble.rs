@@ -62,6 +62,10 @@ pub enum FindingKind {
     SparseUnsupported { detail: String },
     /// Informational: the name in the JSON was lossy (U+FFFD) and the true bytes were taken from the raw header.
     LossyNameRecovered { lossy: String },
+    /// The entry would make the rebuild produce more than the evidence can account for (more
+    /// file data than the layer's recorded size allows, more zero fill or re-reads than the
+    /// fill budget of [`Limits`]); the assembly stopped here ([`AssemblyReport::stopped`]).
+    Amplification { detail: String },
 }
 
 impl std::fmt::Display for Finding {
@@ -87,6 +91,7 @@ impl std::fmt::Display for Finding {
             FindingKind::LossyNameRecovered { lossy } => {
                 write!(f, "lossy name {lossy:?} recovered from the raw header")
             }
+            FindingKind::Amplification { detail } => write!(f, "amplification: {detail}"),
         }
     }
 }
@@ -111,6 +116,9 @@ pub struct AssemblyReport {
     pub findings: Vec<Finding>,
     /// File entries whose cleaned name was already seen (Docker never registers such layers).
     pub duplicate_names: Vec<(Vec<u8>, i64)>,
+    /// Set when the assembly stopped early at a [`Limits`] bound: why (the entry is named by
+    /// its [`FindingKind::Amplification`] finding). The output is then incomplete.
+    pub stopped: Option<String>,
 }
 
 impl AssemblyReport {
@@ -126,6 +134,47 @@ const PARALLEL_CRC_MIN: u64 = 8 << 20;
 /// Raw bytes kept for header parsing between two file entries.
 const MAX_PENDING: usize = 8 << 20;
 const MAX_DUPLICATES_LISTED: usize = 1000;
+
+/// Default fill budget of [`Limits`]: 256 MiB.
+pub const DEFAULT_MAX_FILL: u64 = 256 << 20;
+
+/// Bounds on the work of one assembly. A tar-split names files and their sizes; a hostile one
+/// can claim a terabyte per entry, list one file a million times or name files that do not
+/// exist, and each claim would otherwise be honoured with reads or zero padding. When a bound
+/// is reached the assembly records a [`FindingKind::Amplification`] finding naming the entry
+/// and stops ([`AssemblyReport::stopped`]); such a layer cannot verify anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes of file data (read plus zero-filled) in the whole stream.
+    pub max_data: u64,
+    /// Most bytes written that are not a distinct file's own bytes: zeros for missing, short
+    /// or non-regular files, and the data of a name listed again.
+    pub max_fill: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_data: u64::MAX,
+            max_fill: DEFAULT_MAX_FILL,
+        }
+    }
+}
+
+impl Limits {
+    /// The bounds for a layer whose engine recorded `size` (Docker's layerdb `size`, graph
+    /// `layersize`): the engine's `ApplyDiff` returns the sum of every tar header's `Size`
+    /// (`size += hdr.Size` in `UnpackLayer`), which is exactly the file data of the stream.
+    /// Slack: an eighth more plus 16 MiB. Without a recorded size only the fill budget holds.
+    pub fn for_recorded_size(size: Option<u64>) -> Self {
+        Limits {
+            max_data: size.map_or(u64::MAX, |s| {
+                s.saturating_add(s / 8).saturating_add(16 << 20)
+            }),
+            max_fill: DEFAULT_MAX_FILL,
+        }
+    }
+}
 
 /// What to emit for one file entry.
 #[derive(Debug)]
@@ -291,6 +340,11 @@ pub struct Assembler<'a> {
     buf: Vec<u8>,
     zero: Vec<u8>,
     verify_crc: bool,
+    limits: Limits,
+    /// Fill bytes still allowed in the current assembly.
+    fill_left: u64,
+    /// Why the current assembly stopped.
+    stop: Option<String>,
 }
 
 impl std::fmt::Debug for Assembler<'_> {
@@ -315,7 +369,40 @@ impl<'a> Assembler<'a> {
             buf: Vec::new(),
             zero: Vec::new(),
             verify_crc: true,
+            limits: Limits::default(),
+            fill_left: 0,
+            stop: None,
         }
+    }
+
+    /// The bounds of each assembly (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Zero fill of `n` bytes within the fill budget; past it, records why and writes nothing.
+    fn fill(
+        &mut self,
+        out: &mut Out<'_>,
+        n: u64,
+        at: EntryAt,
+        findings: &mut Vec<FindingKind>,
+    ) -> Result<(), TarSplitError> {
+        if n > self.fill_left {
+            let detail = format!(
+                "{n} bytes claimed are not on the disk (missing, short or not a regular file); \
+                 zero-filling them would exceed the fill budget of {} bytes",
+                self.limits.max_fill
+            );
+            findings.push(FindingKind::Amplification {
+                detail: detail.clone(),
+            });
+            self.stop = Some(detail);
+            return Ok(());
+        }
+        self.fill_left -= n;
+        out.zeros(n, &self.zero, at)
     }
 
     /// Whether to compute and compare CRC-64 checksums (default true).
@@ -338,6 +425,9 @@ impl<'a> Assembler<'a> {
         }
         let mut out = Out { w: out, bytes: 0 };
         let mut report = AssemblyReport::default();
+        self.fill_left = self.limits.max_fill;
+        self.stop = None;
+        let mut data_total = 0u64;
         let mut planner = Planner::default();
         let mut seen: HashSet<u64> = HashSet::new();
         let mut index = 0u64;
@@ -372,13 +462,39 @@ impl<'a> Assembler<'a> {
                         }
                         None => name,
                     };
-                    if !seen.insert(clean_hash(&name))
-                        && report.duplicate_names.len() < MAX_DUPLICATES_LISTED
-                    {
+                    let duplicate = !seen.insert(clean_hash(&name));
+                    if duplicate && report.duplicate_names.len() < MAX_DUPLICATES_LISTED {
                         report.duplicate_names.push((name.clone(), position));
                     }
+                    let emitted = decision.plan.emitted(size);
+                    if data_total.saturating_add(emitted) > self.limits.max_data {
+                        self.stop = Some(format!(
+                            "entry claims {emitted} bytes, bringing the layer's file data past {} bytes, \
+                             more than its recorded size allows",
+                            self.limits.max_data
+                        ));
+                    } else if duplicate && emitted > self.fill_left {
+                        self.stop = Some(format!(
+                            "name listed again (a filesystem holds one file under a name); reading its \
+                             {emitted} bytes again would exceed the fill budget of {} bytes",
+                            self.limits.max_fill
+                        ));
+                    } else if duplicate {
+                        self.fill_left -= emitted;
+                    }
+                    if let Some(detail) = &self.stop {
+                        findings.push(FindingKind::Amplification {
+                            detail: detail.clone(),
+                        });
+                    }
+                    data_total = data_total.saturating_add(emitted);
                     let before = out.bytes;
-                    match decision.plan {
+                    let plan = if self.stop.is_some() {
+                        Plan::Skip
+                    } else {
+                        decision.plan
+                    };
+                    match plan {
                         Plan::Skip => {}
                         Plan::Regular => {
                             self.regular(&name, size, crc, &mut out, at, &mut findings)?;
@@ -390,7 +506,7 @@ impl<'a> Assembler<'a> {
                         }
                         Plan::SparseUnsupported { phys, detail } => {
                             findings.push(FindingKind::SparseUnsupported { detail });
-                            out.zeros(phys, &self.zero, at)?;
+                            self.fill(&mut out, phys, at, &mut findings)?;
                             report.files += 1;
                         }
                     }
@@ -402,6 +518,10 @@ impl<'a> Assembler<'a> {
                             position,
                             kind,
                         }));
+                    if let Some(why) = self.stop.take() {
+                        report.stopped = Some(why);
+                        break;
+                    }
                 }
             }
         }
@@ -582,7 +702,7 @@ impl<'a> Assembler<'a> {
         findings: &mut Vec<FindingKind>,
     ) -> Result<(), TarSplitError> {
         let Some(mut r) = self.open(name, findings) else {
-            return out.zeros(size, &self.zero, at);
+            return self.fill(out, size, at, findings);
         };
         let mut crc = Crc64Hasher::new();
         let n = if self.verify_crc && size >= PARALLEL_CRC_MIN {
@@ -600,7 +720,7 @@ impl<'a> Assembler<'a> {
                     found: n,
                 });
             }
-            return out.zeros(size - n, &self.zero, at);
+            return self.fill(out, size - n, at, findings);
         }
         // Is there more?
         let mut probe = [0u8; 1];
@@ -642,7 +762,7 @@ impl<'a> Assembler<'a> {
         findings: &mut Vec<FindingKind>,
     ) -> Result<(), TarSplitError> {
         let Some(mut r) = self.open(name, findings) else {
-            return out.zeros(phys, &self.zero, at);
+            return self.fill(out, phys, at, findings);
         };
         let mut crc = Crc64Hasher::new();
         let mut pos = 0u64; // logical position covered by the CRC
@@ -684,7 +804,10 @@ impl<'a> Assembler<'a> {
                     });
                 }
                 failed = true;
-                out.zeros(len - n, &self.zero, at)?;
+                self.fill(out, len - n, at, findings)?;
+                if self.stop.is_some() {
+                    return Ok(());
+                }
                 if self.verify_crc {
                     crc.update_zeros(len - n);
                 }
@@ -698,8 +821,7 @@ impl<'a> Assembler<'a> {
                     "sparse map covers {written} bytes but the archive holds {phys} data bytes"
                 ),
             });
-            out.zeros(phys - written, &self.zero, at)?;
-            return Ok(());
+            return self.fill(out, phys - written, at, findings);
         }
         if failed {
             return Ok(());

@@ -110,6 +110,9 @@ pub struct FileHeader {
     /// The parsed header, or why it could not be parsed (no header bytes before the
     /// entry, a malformed block, more than 8 MiB of raw header bytes).
     pub header: Result<TarHeader, String>,
+    /// The member's raw header blocks exactly as archived (extended headers and the main
+    /// block, without the previous member's padding); empty when the header is not parsed.
+    pub raw_header: Vec<u8>,
 }
 
 impl FileHeader {
@@ -154,6 +157,19 @@ pub fn headers<R: Read>(entries: Unpacker<R>) -> HeaderIter<R> {
 }
 
 impl<R: Read> HeaderIter<R> {
+    /// After the last entry: the raw bytes that followed the last member's data, without
+    /// its padding (the end-of-archive blocks and any record padding), when they are all
+    /// zeros and at least two blocks long; else `None`.
+    pub fn trailer(&self) -> Option<&[u8]> {
+        if self.overflow {
+            return None;
+        }
+        let skip = block_padding(self.pending_start) as usize;
+        let t = self.pending.get(skip..)?;
+        (t.len() >= 2 * BLOCK && t.len().is_multiple_of(BLOCK) && t.iter().all(|&b| b == 0))
+            .then_some(t)
+    }
+
     fn segment(&mut self, payload: Vec<u8>) {
         let start = self.offset;
         self.offset += payload.len() as u64;
@@ -315,6 +331,12 @@ impl<R: Read> Iterator for HeaderIter<R> {
                     ..
                 } => {
                     let parsed = self.parse();
+                    let raw_header = if parsed.is_ok() {
+                        let skip = block_padding(self.pending_start) as usize;
+                        self.pending.get(skip..).unwrap_or_default().to_vec()
+                    } else {
+                        Vec::new()
+                    };
                     // Data bytes the assembler emits for this entry (keeps block alignment).
                     let emitted = match &parsed {
                         _ if size == 0 => 0,
@@ -338,6 +360,7 @@ impl<R: Read> Iterator for HeaderIter<R> {
                         entry_size: size,
                         crc,
                         header: parsed.map(|(h, _, _)| h),
+                        raw_header,
                     }));
                 }
             }

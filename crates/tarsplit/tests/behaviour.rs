@@ -541,3 +541,80 @@ fn large_file_parallel_crc_path() {
         matches!(rep.findings[0].kind, FindingKind::SizeMismatch { expected, found } if expected == size as u64 && found > expected)
     );
 }
+
+/// A sink that counts what it is given.
+struct CountingSink(u64);
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn file_line(name: &str, size: u64, pos: u64) -> String {
+    format!("{{\"type\":1,\"name\":\"{name}\",\"size\":{size},\"position\":{pos}}}\n")
+}
+
+/// Amplification: claims the disk cannot back stop at the [`Limits`] with a finding naming
+/// the entry, instead of writing a terabyte of zeros or re-reading one file forever.
+#[test]
+fn amplification_stops_at_the_limits() {
+    let mut store = MemStore::default();
+    store.insert(b"short", b"0123456789");
+    store.insert(b"mib", &vec![7u8; 1 << 20]);
+    let limits = Limits {
+        max_data: 8 << 20,
+        max_fill: 2 << 20,
+    };
+    let run = |json: String| {
+        let mut sink = CountingSink(0);
+        let rep = Assembler::new(&store)
+            .limits(limits)
+            .assemble(Unpacker::new(json.as_bytes()), &mut sink)
+            .expect("assembles");
+        (sink.0, rep)
+    };
+    let amp = |rep: &AssemblyReport| -> (Vec<u8>, String) {
+        rep.findings
+            .iter()
+            .find_map(|f| match &f.kind {
+                FindingKind::Amplification { detail } => Some((f.name.clone(), detail.clone())),
+                _ => None,
+            })
+            .expect("an amplification finding")
+    };
+    // A missing file claiming 1 TiB: no zero fill past the budget.
+    let (n, rep) = run(file_line("ghost", 1 << 40, 0));
+    assert!(n <= limits.max_fill, "{n}");
+    assert!(rep.stopped.is_some());
+    assert_eq!(amp(&rep).0, b"ghost");
+    // A short file claiming 1 TiB, under a data bound that allows it.
+    let (n, rep) = run(file_line("short", 4 << 20, 0));
+    assert!(n <= 10 + limits.max_fill, "{n}");
+    assert_eq!(amp(&rep).0, b"short");
+    assert!(amp(&rep).1.contains("not on the disk"), "{:?}", amp(&rep));
+    // One file listed again and again: re-reads count against the fill budget.
+    let json: String = (0..1000).map(|i| file_line("mib", 1 << 20, i)).collect();
+    let (n, rep) = run(json);
+    assert!(n <= (1 << 20) + limits.max_fill, "{n}");
+    assert!(amp(&rep).1.contains("listed again"), "{:?}", amp(&rep));
+    // More file data than the recorded size allows.
+    let json = file_line("mib", 9 << 20, 0);
+    let (n, rep) = run(json);
+    assert_eq!(n, 0);
+    assert!(amp(&rep).1.contains("recorded size"), "{:?}", amp(&rep));
+    // Within the bounds nothing changes: a present file is read, no finding.
+    let (n, rep) = run(file_line("mib", 1 << 20, 0));
+    assert_eq!(n, 1 << 20);
+    assert!(rep.stopped.is_none() && rep.findings.is_empty(), "{rep:?}");
+    // The bound from the recorded size: an eighth more plus 16 MiB.
+    assert_eq!(
+        Limits::for_recorded_size(Some(8 << 20)).max_data,
+        (9 << 20) + (16 << 20)
+    );
+    assert_eq!(Limits::for_recorded_size(None).max_data, u64::MAX);
+}

@@ -334,6 +334,30 @@ impl<'w> GoTarWriter<'w> {
         Ok(())
     }
 
+    /// Writes a member's raw header blocks as archived (a whole number of blocks), for an
+    /// entry of `data_size` data bytes.
+    pub fn write_raw_header(&mut self, raw: &[u8], data_size: u64) -> io::Result<()> {
+        self.flush_pad()?;
+        self.put(raw)?;
+        self.pad = ((BLOCK as u64 - data_size % BLOCK as u64) % BLOCK as u64) as usize;
+        Ok(())
+    }
+
+    /// `Close` with the archive's own end: `trailer` (all zeros, whole blocks) instead of
+    /// exactly two zero blocks. Returns (`sha256:<hex>`, size).
+    pub fn finish_with(mut self, trailer: &[u8]) -> io::Result<(String, u64)> {
+        self.flush_pad()?;
+        self.put(trailer)?;
+        self.out.flush()?;
+        let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
+        Ok((digest, self.written))
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// `Close`: final padding and two zero blocks. Returns (`sha256:<hex>`, size).
     pub fn finish(mut self) -> io::Result<(String, u64)> {
         self.flush_pad()?;

@@ -92,10 +92,12 @@ use std::path::PathBuf;
 use salvor_source::{FileKind, Metadata, Source, SourceError};
 
 mod archive;
+mod asfound;
 mod gotar;
 mod view;
 
 use archive::{inode_key, st_mode, Appender};
+pub use asfound::{write_as_found, AsFoundChange, AsFoundError, AsFoundKind, AsFoundReport};
 use gotar::GoTarWriter;
 use view::{abs, depth_of, join, Node, View};
 

@@ -39,7 +39,7 @@ impl FakeSource {
             diff_id: d.clone(),
             size: tar.len() as u64,
             descriptor: None,
-            blob_digest: None,
+            forced_from: None,
         };
         self.layers.insert(d, tar);
         r
