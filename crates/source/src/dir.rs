@@ -6,12 +6,29 @@
 //! nothing outside the root can be reached. Regular files are opened with `O_NOATIME`
 //! (retried without it when the kernel refuses), device nodes, fifos and sockets are
 //! never opened at all, and nothing is ever written.
+//!
+//! # Descriptor-relative lookups
+//!
+//! Walking from the root for every call would make a lookup at depth `d` cost `d` opens,
+//! and a walk of a tree `d` deep quadratic (cubic for callers that resolve every
+//! component). So a [`DirSource`] keeps the descriptors of the last
+//! [`DIR_FD_CACHE`] directories it walked to (each obtained by the same no-follow walk),
+//! and a lookup starts from the deepest of them that is an ancestor of the path: in a
+//! depth-first walk, `metadata`/`open`/`read_link`/`xattrs` of a directory's entries are
+//! one `*at` call on the parent's descriptor, and entering a subdirectory is one more
+//! `openat`. Callers need nothing special to benefit: walk in tree order (parents
+//! before children, siblings together), as every walk in salvor does.
+//!
+//! A cached descriptor keeps naming the directory it was opened on; if live evidence
+//! were renamed under the reader, a lookup through it sees the directory where it is now,
+//! exactly as a walk holding the descriptor open would (the evidence is expected not to
+//! change; no path ever leaves through a symlink either way).
 
 use std::ffi::{CStr, OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Component;
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
@@ -21,18 +38,30 @@ use crate::*;
 /// Largest extended-attribute value (and name list) read: the Linux VFS limit.
 pub const MAX_XATTR_SIZE: usize = 64 * 1024;
 
+/// Directory descriptors a [`DirSource`] keeps for lookups relative to them (see the
+/// module documentation).
+pub const DIR_FD_CACHE: usize = 16;
+
 /// A mounted directory, read through no-follow file-descriptor-relative calls.
 #[derive(Debug)]
 pub struct DirSource {
     root: PathBuf,
-    root_fd: OwnedFd,
+    root_fd: Arc<OwnedFd>,
+    /// Recently walked directories (normalised path relative to the root, `O_PATH`
+    /// descriptor), most recent last. Never the root itself.
+    dirs: Mutex<Vec<(Vec<u8>, Arc<OwnedFd>)>>,
 }
 
 /// Where a path ends: the directory holding its last component, and that component.
 /// `name == None` means the root itself.
 struct Located {
-    parent: OwnedFd,
+    parent: Arc<OwnedFd>,
     name: Option<OsString>,
+}
+
+/// Whether normalised path `dir` is `path` or one of its ancestors.
+fn is_ancestor(dir: &[u8], path: &[u8]) -> bool {
+    path.starts_with(dir) && (path.len() == dir.len() || path[dir.len()] == b'/')
 }
 
 impl Located {
@@ -100,8 +129,47 @@ impl DirSource {
         .map_err(|e| errno_io(root, e))?;
         Ok(Self {
             root: root.to_path_buf(),
-            root_fd,
+            root_fd: Arc::new(root_fd),
+            dirs: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The deepest cached directory that is `dir` or an ancestor of it: (its path length
+    /// in bytes, its descriptor); the root when none is.
+    fn nearest(&self, dir: &[u8]) -> (usize, Arc<OwnedFd>) {
+        let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        let best = cache
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| is_ancestor(p, dir))
+            .max_by_key(|(_, (p, _))| p.len())
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                let e = cache.remove(i);
+                let r = (e.0.len(), e.1.clone());
+                cache.push(e);
+                r
+            }
+            None => (0, self.root_fd.clone()),
+        }
+    }
+
+    /// Remembers the descriptor of directory `dir` (normalised, not the root).
+    fn remember(&self, dir: &[u8], fd: &Arc<OwnedFd>) {
+        if dir.is_empty() {
+            return;
+        }
+        let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = cache.iter().position(|(p, _)| p.as_slice() == dir) {
+            let e = cache.remove(i);
+            cache.push(e);
+            return;
+        }
+        if cache.len() >= DIR_FD_CACHE {
+            cache.remove(0);
+        }
+        cache.push((dir.to_vec(), fd.clone()));
     }
 
     /// The directory this source reads.
@@ -110,45 +178,38 @@ impl DirSource {
     }
 
     /// Walks to the parent directory of `path`, component by component, never following
-    /// a symlink. `path` must be normalised.
+    /// a symlink, starting from the nearest cached ancestor. `path` must be normalised.
     fn locate(&self, orig: &Path, path: &Path) -> Result<Located> {
-        let comps: Vec<&OsStr> = path
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        let dup = |fd: BorrowedFd<'_>| {
-            rustix::fs::openat(
-                fd,
-                c".",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| errno_io(orig, e))
+        let bytes = path.as_os_str().as_bytes();
+        let (parent, last): (&[u8], &[u8]) = match bytes.iter().rposition(|&c| c == b'/') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (&[], bytes),
         };
-        let Some((last, dirs)) = comps.split_last() else {
+        if last.is_empty() {
             return Ok(Located {
-                parent: dup(self.root_fd.as_fd())?,
+                parent: self.root_fd.clone(),
                 name: None,
             });
-        };
-        let mut cur = dup(self.root_fd.as_fd())?;
-        let mut walked = PathBuf::new();
-        for c in dirs {
-            walked.push(c);
+        }
+        let (done, mut cur) = self.nearest(parent);
+        for c in parent[done..]
+            .split(|&c| c == b'/')
+            .filter(|c| !c.is_empty())
+        {
+            // `parent[..walked]`: the path up to and including this component.
+            let walked = c.as_ptr() as usize - parent.as_ptr() as usize + c.len();
+            let c = OsStr::from_bytes(c);
             let next = rustix::fs::openat(
                 &cur,
-                *c,
+                c,
                 OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             );
             cur = match next {
-                Ok(fd) => fd,
+                Ok(fd) => Arc::new(fd),
                 Err(e) if e == Errno::NOTDIR || e == Errno::LOOP => {
                     // Either a symlink (never followed) or not a directory at all.
-                    let st = rustix::fs::statat(&cur, *c, AtFlags::SYMLINK_NOFOLLOW)
+                    let st = rustix::fs::statat(&cur, c, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(|e| errno_io(orig, e))?;
                     let kind = kind_of_mode(st.st_mode);
                     return Err(if kind == FileKind::Symlink {
@@ -157,7 +218,7 @@ impl DirSource {
                         }
                     } else {
                         SourceError::WrongKind {
-                            path: walked,
+                            path: PathBuf::from(OsStr::from_bytes(&parent[..walked])),
                             expected: "directory",
                             found: kind,
                         }
@@ -166,9 +227,12 @@ impl DirSource {
                 Err(e) => return Err(errno_io(orig, e)),
             };
         }
+        if parent.len() > done {
+            self.remember(parent, &cur);
+        }
         Ok(Located {
             parent: cur,
-            name: Some(last.to_os_string()),
+            name: Some(OsStr::from_bytes(last).to_os_string()),
         })
     }
 
@@ -375,6 +439,17 @@ impl Source for DirSource {
                     kind_of_mode(st.st_mode)
                 }
             };
+            // A directory of millions of entries: running out of memory is an error naming
+            // it, not an abort.
+            out.try_reserve(1).map_err(|_| {
+                SourceError::invalid(
+                    path,
+                    format!(
+                        "out of memory listing the directory after {} entries",
+                        out.len()
+                    ),
+                )
+            })?;
             out.push(DirEntry {
                 name: OsString::from_vec(bytes.to_vec()),
                 kind,
