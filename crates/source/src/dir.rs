@@ -50,6 +50,8 @@ pub struct DirSource {
     /// Recently walked directories (normalised path relative to the root, `O_PATH`
     /// descriptor), most recent last. Never the root itself.
     dirs: Mutex<Vec<(Vec<u8>, Arc<OwnedFd>)>>,
+    /// `/proc/self/fd` is there: xattrs are read through it without opening the entry.
+    proc_fd: bool,
 }
 
 /// Where a path ends: the directory holding its last component, and that component.
@@ -131,6 +133,7 @@ impl DirSource {
             root: root.to_path_buf(),
             root_fd: Arc::new(root_fd),
             dirs: Mutex::new(Vec::new()),
+            proc_fd: Path::new("/proc/self/fd").is_dir(),
         })
     }
 
@@ -353,8 +356,18 @@ fn read_xattrs(
     list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
     get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
 ) -> Result<Vec<(OsString, Vec<u8>)>> {
-    let mut names = vec![0u8; MAX_XATTR_SIZE];
-    let n = match list(&mut names) {
+    // Most files have no or few attributes: a small buffer first, the largest the VFS
+    // allows only when that is too small (a zeroed 64 KiB per call would dominate walks).
+    let mut small = [0u8; 1024];
+    let mut big: Vec<u8>;
+    let listed = match list(&mut small) {
+        Err(Errno::RANGE) => {
+            big = vec![0u8; MAX_XATTR_SIZE];
+            list(&mut big).map(|n| &big[..n.min(MAX_XATTR_SIZE)])
+        }
+        other => other.map(|n| &small[..n.min(small.len())]),
+    };
+    let names: &[u8] = match listed {
         Ok(n) => n,
         Err(Errno::NOTSUP) => return Ok(Vec::new()),
         Err(Errno::RANGE) => {
@@ -365,14 +378,21 @@ fn read_xattrs(
         }
         Err(e) => return Err(errno_io(path, e)),
     };
-    names.truncate(n);
     let mut out = Vec::new();
-    let mut value = vec![0u8; MAX_XATTR_SIZE];
+    let mut value = Vec::new();
     for raw in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let Ok(cname) = std::ffi::CString::new(raw) else {
             continue;
         };
-        match get(&cname, &mut value) {
+        if value.is_empty() {
+            value = vec![0u8; 4096];
+        }
+        let mut got = get(&cname, &mut value);
+        if got == Err(Errno::RANGE) && value.len() < MAX_XATTR_SIZE {
+            value = vec![0u8; MAX_XATTR_SIZE];
+            got = get(&cname, &mut value);
+        }
+        match got {
             Ok(len) => out.push((
                 OsString::from_vec(raw.to_vec()),
                 value[..len.min(value.len())].to_vec(),
@@ -482,6 +502,24 @@ impl Source for DirSource {
 
     fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
         let loc = self.locate_norm(path)?;
+        // Address the entry through its parent's descriptor: the l* calls do not follow
+        // the last component, /proc/self/fd/N pins the already-verified parent, and
+        // nothing is opened (a device, fifo or socket never is). Opening regular files
+        // and directories instead is the fallback where /proc is not mounted.
+        if let (Some(name), true) = (&loc.name, self.proc_fd) {
+            let mut p = format!(
+                "/proc/self/fd/{}/",
+                std::os::fd::AsRawFd::as_raw_fd(&*loc.parent)
+            )
+            .into_bytes();
+            p.extend_from_slice(name.as_bytes());
+            let p = PathBuf::from(OsString::from_vec(p));
+            return read_xattrs(
+                path,
+                |b| rustix::fs::llistxattr(&p, b),
+                |n, b| rustix::fs::lgetxattr(&p, n, b),
+            );
+        }
         let kind = self.kind_at(path, &loc)?;
         match kind {
             FileKind::Regular | FileKind::Dir => {
@@ -492,26 +530,10 @@ impl Source for DirSource {
                     |n, b| rustix::fs::fgetxattr(&fd, n, b),
                 )
             }
-            _ => {
-                // Never open a device, fifo, socket or symlink: address it through the
-                // parent directory's descriptor; the l* calls do not follow the last
-                // component, and /proc/self/fd/N pins the already-verified parent.
-                let Some(name) = &loc.name else {
-                    return Err(SourceError::invalid(path, "root is not a directory"));
-                };
-                let mut p = format!(
-                    "/proc/self/fd/{}/",
-                    std::os::fd::AsRawFd::as_raw_fd(&loc.parent)
-                )
-                .into_bytes();
-                p.extend_from_slice(name.as_bytes());
-                let p = PathBuf::from(OsString::from_vec(p));
-                read_xattrs(
-                    path,
-                    |b| rustix::fs::llistxattr(&p, b),
-                    |n, b| rustix::fs::lgetxattr(&p, n, b),
-                )
-            }
+            _ => Err(SourceError::invalid(
+                path,
+                "extended attributes of a device, fifo, socket or symlink need /proc/self/fd",
+            )),
         }
     }
 }
