@@ -39,17 +39,33 @@ use crate::*;
 pub const MAX_XATTR_SIZE: usize = 64 * 1024;
 
 /// Directory descriptors a [`DirSource`] keeps for lookups relative to them (see the
-/// module documentation).
+/// module documentation): the most recently walked ones.
 pub const DIR_FD_CACHE: usize = 16;
+/// Besides those, the directory every [`DIR_FD_SPINE_EVERY`] levels on the most recently
+/// walked path, down to [`DIR_FD_SPINE`] such levels: going back up a deep tree (a
+/// post-order step, the next sibling of a deep branch) then costs at most that many
+/// opens, not the depth.
+pub const DIR_FD_SPINE_EVERY: usize = 64;
+/// Levels of the spine kept (`DIR_FD_SPINE * DIR_FD_SPINE_EVERY` = 16,384 deep).
+pub const DIR_FD_SPINE: usize = 256;
+
+/// The descriptor cache of a [`DirSource`].
+#[derive(Debug, Default)]
+struct DirCache {
+    /// Recently walked directories (normalised path relative to the root, `O_PATH`
+    /// descriptor), most recent last. Never the root itself.
+    recent: Vec<(Vec<u8>, Arc<OwnedFd>)>,
+    /// `spine[j]`: the directory `(j + 1) * DIR_FD_SPINE_EVERY` components deep on the
+    /// most recent walk that went that deep.
+    spine: Vec<(Vec<u8>, Arc<OwnedFd>)>,
+}
 
 /// A mounted directory, read through no-follow file-descriptor-relative calls.
 #[derive(Debug)]
 pub struct DirSource {
     root: PathBuf,
     root_fd: Arc<OwnedFd>,
-    /// Recently walked directories (normalised path relative to the root, `O_PATH`
-    /// descriptor), most recent last. Never the root itself.
-    dirs: Mutex<Vec<(Vec<u8>, Arc<OwnedFd>)>>,
+    dirs: Mutex<DirCache>,
     /// `/proc/self/fd` is there: xattrs are read through it without opening the entry.
     proc_fd: bool,
 }
@@ -132,52 +148,92 @@ impl DirSource {
         Ok(Self {
             root: root.to_path_buf(),
             root_fd: Arc::new(root_fd),
-            dirs: Mutex::new(Vec::new()),
+            dirs: Mutex::new(DirCache::default()),
             proc_fd: Path::new("/proc/self/fd").is_dir(),
         })
     }
 
     /// The deepest cached directory that is `dir` or an ancestor of it: (its path length
-    /// in bytes, its descriptor); the root when none is.
-    fn nearest(&self, dir: &[u8]) -> (usize, Arc<OwnedFd>) {
+    /// in bytes, its depth in components, its descriptor); the root when none is.
+    fn nearest(&self, dir: &[u8]) -> (usize, usize, Arc<OwnedFd>) {
         let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
         let best = cache
+            .recent
             .iter()
             .enumerate()
-            .filter(|(_, (p, _))| is_ancestor(p, dir))
+            .filter(|(_, (p, _))| p.len() <= dir.len() && is_ancestor(p, dir))
             .max_by_key(|(_, (p, _))| p.len())
             .map(|(i, _)| i);
+        let recent_len = best.map_or(0, |i| cache.recent[i].0.len());
+        // The deepest spine level on the way to `dir`, if it is deeper than that.
+        let mut spine_hit = None;
+        if !cache.spine.is_empty() && !dir.is_empty() {
+            let mut ends = Vec::new();
+            let mut depth = 0;
+            for (i, &c) in dir.iter().enumerate() {
+                if c == b'/' {
+                    depth += 1;
+                    if depth % DIR_FD_SPINE_EVERY == 0 {
+                        ends.push(i);
+                    }
+                }
+            }
+            if (depth + 1) % DIR_FD_SPINE_EVERY == 0 {
+                ends.push(dir.len());
+            }
+            for (j, &end) in ends.iter().enumerate().rev() {
+                if end <= recent_len {
+                    break;
+                }
+                if cache
+                    .spine
+                    .get(j)
+                    .is_some_and(|(p, _)| p.as_slice() == &dir[..end])
+                {
+                    spine_hit = Some(j);
+                    break;
+                }
+            }
+        }
+        if let Some(j) = spine_hit {
+            let (p, fd) = &cache.spine[j];
+            return (p.len(), (j + 1) * DIR_FD_SPINE_EVERY, fd.clone());
+        }
         match best {
             Some(i) => {
-                let e = cache.remove(i);
-                let r = (e.0.len(), e.1.clone());
-                cache.push(e);
+                let e = cache.recent.remove(i);
+                let depth = 1 + e.0.iter().filter(|&&c| c == b'/').count();
+                let r = (e.0.len(), depth, e.1.clone());
+                cache.recent.push(e);
                 r
             }
-            None => (0, self.root_fd.clone()),
+            None => (0, 0, self.root_fd.clone()),
         }
     }
 
-    /// Remembers the descriptor of directory `dir` (normalised, not the root).
-    fn remember(&self, dir: &[u8], fd: &Arc<OwnedFd>) {
+    /// Remembers the descriptor of directory `dir` (normalised, not the root), and the
+    /// spine levels met on the way to it.
+    fn remember(&self, dir: &[u8], fd: &Arc<OwnedFd>, spine: Vec<(usize, Vec<u8>, Arc<OwnedFd>)>) {
+        let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        for (j, p, fd) in spine {
+            if j < cache.spine.len() {
+                cache.spine[j] = (p, fd);
+            } else if j == cache.spine.len() && j < DIR_FD_SPINE {
+                cache.spine.push((p, fd));
+            }
+        }
         if dir.is_empty() {
             return;
         }
-        let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = cache.iter().position(|(p, _)| p.as_slice() == dir) {
-            let e = cache.remove(i);
-            cache.push(e);
+        if let Some(i) = cache.recent.iter().position(|(p, _)| p.as_slice() == dir) {
+            let e = cache.recent.remove(i);
+            cache.recent.push(e);
             return;
         }
-        if cache.len() >= DIR_FD_CACHE {
-            cache.remove(0);
+        if cache.recent.len() >= DIR_FD_CACHE {
+            cache.recent.remove(0);
         }
-        cache.push((dir.to_vec(), fd.clone()));
-    }
-
-    /// The directory this source reads.
-    pub fn root(&self) -> &Path {
-        &self.root
+        cache.recent.push((dir.to_vec(), fd.clone()));
     }
 
     /// Walks to the parent directory of `path`, component by component, never following
@@ -194,7 +250,8 @@ impl DirSource {
                 name: None,
             });
         }
-        let (done, mut cur) = self.nearest(parent);
+        let (done, mut depth, mut cur) = self.nearest(parent);
+        let mut spine = Vec::new();
         for c in parent[done..]
             .split(|&c| c == b'/')
             .filter(|c| !c.is_empty())
@@ -209,7 +266,16 @@ impl DirSource {
                 Mode::empty(),
             );
             cur = match next {
-                Ok(fd) => Arc::new(fd),
+                Ok(fd) => {
+                    let fd = Arc::new(fd);
+                    depth += 1;
+                    if depth % DIR_FD_SPINE_EVERY == 0 && depth / DIR_FD_SPINE_EVERY <= DIR_FD_SPINE
+                    {
+                        let j = depth / DIR_FD_SPINE_EVERY - 1;
+                        spine.push((j, parent[..walked].to_vec(), fd.clone()));
+                    }
+                    fd
+                }
                 Err(e) if e == Errno::NOTDIR || e == Errno::LOOP => {
                     // Either a symlink (never followed) or not a directory at all.
                     let st = rustix::fs::statat(&cur, c, AtFlags::SYMLINK_NOFOLLOW)
@@ -231,7 +297,7 @@ impl DirSource {
             };
         }
         if parent.len() > done {
-            self.remember(parent, &cur);
+            self.remember(parent, &cur, spine);
         }
         Ok(Located {
             parent: cur,
