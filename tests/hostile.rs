@@ -1213,3 +1213,120 @@ fn amplifying_tar_splits_are_findings_and_end_in_seconds() {
         );
     }
 }
+
+// ---- Deep and wide trees (issue 15 items 7 and 8) ----------------------------------------
+
+use common::shapes::{self, Shape};
+
+/// A generous bound for the deep tree: the fixed code takes seconds; the quadratic code
+/// took minutes per command.
+const DEEP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+/// For a million entries (export writes a gigabyte of headers): generous, for loaded
+/// machines.
+const WIDE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(240);
+/// Peak RSS allowed for a directory of a million entries.
+const WIDE_RSS: u64 = 256 << 20;
+
+/// The data-root of `shape` (in `$SALVOR_SHAPES_DIR/<name>` when set, kept for measuring;
+/// else in a temporary directory).
+fn shape_root(name: &str, shape: Shape) -> (Option<tempfile::TempDir>, std::path::PathBuf) {
+    if let Some(d) = std::env::var_os("SALVOR_SHAPES_DIR") {
+        let dir = Path::new(&d).join(name);
+        if !dir.join("data-root").is_dir() {
+            fs::create_dir_all(&dir).expect("mkdir");
+            shapes::build(&dir, shape);
+        }
+        return (None, dir.join("data-root"));
+    }
+    let t = tempfile::tempdir().expect("tmp");
+    let root = shapes::build(t.path(), shape);
+    (Some(t), root)
+}
+
+/// diff, export, timeline and verify of `root`, each bounded in time; returns the runs.
+fn run_all_bounded(
+    root: &Path,
+    out: &Path,
+    deadline: std::time::Duration,
+) -> Vec<(&'static str, Bounded)> {
+    let r = root.to_string_lossy().into_owned();
+    let tar = out.join("export.tar");
+    let tar = tar.to_string_lossy().into_owned();
+    let runs: [(&str, Vec<&str>); 4] = [
+        ("diff", vec!["--root", &r, "diff", "deep"]),
+        ("export", vec!["--root", &r, "export", "deep", "-o", &tar]),
+        ("timeline", vec!["--root", &r, "timeline"]),
+        ("verify", vec!["--root", &r, "verify", "--json"]),
+    ];
+    runs.into_iter()
+        .map(|(what, args)| {
+            let b = salvor_bounded(&args, &out.join(format!("{what}.out")), deadline);
+            eprintln!(
+                "{what}: {:.2} s, {} MiB peak RSS",
+                b.seconds,
+                b.max_rss >> 20
+            );
+            assert_eq!(b.code, Some(0), "{what} failed:\n{}", b.stderr);
+            (what, b)
+        })
+        .collect()
+}
+
+/// A tree 4,096 deep (the deepest nesting accepted): diff, export, timeline and verify each end well within
+/// a minute (were 2+ minutes, about cubic in the depth) and give the right answers.
+#[test]
+fn a_tree_4096_deep_is_linear() {
+    let depth = 4096;
+    let (_t, root) = shape_root("deep-4096", Shape::Deep { depth });
+    let out = tempfile::tempdir().expect("tmp");
+    run_all_bounded(&root, out.path(), DEEP_DEADLINE);
+    let diff = fs::read_to_string(out.path().join("diff.out")).expect("diff");
+    assert_eq!(
+        diff.lines().count(),
+        depth,
+        "every directory and the file added"
+    );
+    let mut deepest = "/c".to_string();
+    deepest.push_str(&"/d".repeat(depth - 2));
+    deepest.push_str("/f");
+    assert_eq!(diff.lines().last(), Some(format!("A {deepest}").as_str()));
+    // The export: the container's tree (c/…) and the image's (d/…).
+    let mut a = tar::Archive::new(fs::File::open(out.path().join("export.tar")).expect("tar"));
+    let names: Vec<Vec<u8>> = a
+        .entries()
+        .expect("entries")
+        .map(|e| e.expect("entry").path_bytes().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2 * depth);
+    assert_eq!(names.last().map(|n| n.len()), Some(depth * 2 - 1));
+    let v: Value =
+        serde_json::from_str(&fs::read_to_string(out.path().join("verify.out")).expect("v"))
+            .expect("verify json");
+    assert!(v.to_string().contains("verified"), "{v}");
+    let tl = fs::read_to_string(out.path().join("timeline.out")).expect("timeline");
+    assert!(
+        tl.contains(&format!("[container deep rw] {deepest} (evidence:")),
+        "deepest file in the timeline"
+    );
+}
+
+/// A directory of 1,000,000 entries (in the image layer and in the container's layer):
+/// diff, export, timeline and verify within 256 MiB peak RSS each (were ~1 GB).
+#[test]
+#[ignore = "slow: a million files twice, ~3 minutes and ~2 GB of temporary space; CI runs it with --include-ignored"]
+fn a_directory_of_a_million_entries_is_bounded_in_memory() {
+    let entries = 1_000_000;
+    let (_t, root) = shape_root("wide1m", Shape::Wide { entries });
+    let out = tempfile::tempdir().expect("tmp");
+    for (what, b) in run_all_bounded(&root, out.path(), WIDE_DEADLINE) {
+        assert!(
+            b.max_rss <= WIDE_RSS,
+            "{what}: peak RSS {} MiB > {} MiB",
+            b.max_rss >> 20,
+            WIDE_RSS >> 20
+        );
+    }
+    let diff = fs::File::open(out.path().join("diff.out")).expect("diff");
+    let n = std::io::BufRead::lines(std::io::BufReader::new(diff)).count();
+    assert_eq!(n, entries + 1);
+}

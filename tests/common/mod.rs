@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI integration tests.
 #![allow(dead_code)]
 
+pub mod shapes;
 pub mod synth;
 
 use std::path::{Path, PathBuf};
@@ -111,4 +112,71 @@ pub fn docker_rmi(refs: &[String]) {
         .arg("-f")
         .args(refs)
         .output();
+}
+
+/// What one bounded run of the salvor binary used.
+#[derive(Debug)]
+pub struct Bounded {
+    pub code: Option<i32>,
+    pub seconds: f64,
+    /// Peak resident set size of the child, bytes (`ru_maxrss` from `wait4`).
+    pub max_rss: u64,
+    pub stderr: String,
+}
+
+/// Runs salvor with `args`, stdout to `stdout_to`, killed after `deadline` (the test then
+/// fails): the exit code, the wall time and the child's own peak RSS.
+pub fn salvor_bounded(args: &[&str], stdout_to: &Path, deadline: std::time::Duration) -> Bounded {
+    use std::process::Stdio;
+    let out = std::fs::File::create(stdout_to).expect("stdout file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(args)
+        .env_remove("SALVOR_ROOT")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run salvor");
+    let pid = child.id() as libc::pid_t;
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let t0 = std::time::Instant::now();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = done.clone();
+    let watchdog = std::thread::spawn(move || {
+        while t0.elapsed() < deadline {
+            if d2.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // Only our own child, by its pid, and only while it has not been reaped.
+        if !d2.load(std::sync::atomic::Ordering::SeqCst) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(r, pid, "wait4");
+    let seconds = t0.elapsed().as_secs_f64();
+    let killed = watchdog.join().expect("watchdog");
+    let stderr = reader.join().expect("stderr reader");
+    assert!(
+        !killed,
+        "salvor {args:?} did not finish within {deadline:?}\nstderr:\n{stderr}"
+    );
+    std::mem::forget(child); // reaped above
+    Bounded {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        seconds,
+        max_rss: ru.ru_maxrss as u64 * 1024,
+        stderr,
+    }
 }

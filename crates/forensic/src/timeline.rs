@@ -323,8 +323,9 @@ impl Collector<'_> {
         }
     }
 
-    /// Walks one directory tree, depth first, one directory listing in memory at a time
-    /// (plus the stack of directories still to visit).
+    /// Walks one directory tree, depth first in name order: one directory listing per
+    /// level in memory (names only), each entry's metadata read as it is reached, so the
+    /// walk is linear in the tree and bounded by its depth times the widest listing.
     fn walk(&mut self, scope: &str, root: &Path) -> io::Result<()> {
         let md = match self.src.metadata(root) {
             Ok(m) => m,
@@ -339,62 +340,83 @@ impl Collector<'_> {
         }
         let opaque = self.is_opaque_dir(root);
         self.file_entry(scope, b"/", root, &md, None, false, opaque)?;
-        let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_path_buf(), Vec::new())];
-        while let Some((dir, inside)) = stack.pop() {
-            let entries = match self.src.read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) => {
-                    self.problem(&dir, e.to_string());
+        // Per open directory: its evidence path, its path inside the layer, and the
+        // entries not yet visited.
+        let mut stack: Vec<(
+            PathBuf,
+            Vec<u8>,
+            std::vec::IntoIter<salvor_source::DirEntry>,
+        )> = Vec::new();
+        if let Some(it) = self.listing(root) {
+            stack.push((root.to_path_buf(), Vec::new(), it));
+        }
+        while let Some((dir, inside, it)) = stack.last_mut() {
+            let Some(e) = it.next() else {
+                stack.pop();
+                continue;
+            };
+            let ev = dir.join(&e.name);
+            let name = e.name.as_bytes();
+            let mut cpath = inside.clone();
+            cpath.push(b'/');
+            cpath.extend_from_slice(name);
+            let md = match self.src.metadata(&ev) {
+                Ok(m) => m,
+                Err(err) => {
+                    self.problem(&ev, err.to_string());
                     continue;
                 }
             };
-            for e in entries {
-                let ev = dir.join(&e.name);
-                let name = e.name.as_bytes();
-                let mut cpath = inside.clone();
-                cpath.push(b'/');
-                cpath.extend_from_slice(name);
-                let md = match self.src.metadata(&ev) {
-                    Ok(m) => m,
-                    Err(err) => {
-                        self.problem(&ev, err.to_string());
-                        continue;
-                    }
-                };
-                let parent_path: &[u8] = if inside.is_empty() { b"/" } else { &inside };
-                if name == b".wh..wh..opq" || name == b".wh..opq" {
-                    self.file_entry(
-                        scope,
-                        parent_path,
-                        &ev,
-                        &md,
-                        Some("opaque-marker"),
-                        false,
-                        true,
-                    )?;
+            let parent_path: Vec<u8> = if inside.is_empty() {
+                b"/".to_vec()
+            } else {
+                inside.clone()
+            };
+            if name == b".wh..wh..opq" || name == b".wh..opq" {
+                self.file_entry(
+                    scope,
+                    &parent_path,
+                    &ev,
+                    &md,
+                    Some("opaque-marker"),
+                    false,
+                    true,
+                )?;
+                continue;
+            }
+            if md.is_overlay_whiteout() {
+                self.file_entry(scope, &cpath, &ev, &md, Some("whiteout"), true, false)?;
+                continue;
+            }
+            if let Some(target) = name.strip_prefix(b".wh.") {
+                if !target.is_empty() && !name.starts_with(b".wh..wh.") {
+                    let mut del = inside.clone();
+                    del.push(b'/');
+                    del.extend_from_slice(target);
+                    self.file_entry(scope, &del, &ev, &md, Some("whiteout"), true, false)?;
                     continue;
                 }
-                if md.is_overlay_whiteout() {
-                    self.file_entry(scope, &cpath, &ev, &md, Some("whiteout"), true, false)?;
-                    continue;
-                }
-                if let Some(target) = name.strip_prefix(b".wh.") {
-                    if !target.is_empty() && !name.starts_with(b".wh..wh.") {
-                        let mut del = inside.clone();
-                        del.push(b'/');
-                        del.extend_from_slice(target);
-                        self.file_entry(scope, &del, &ev, &md, Some("whiteout"), true, false)?;
-                        continue;
-                    }
-                }
-                let opaque = md.is_dir() && self.is_opaque_dir(&ev);
-                self.file_entry(scope, &cpath, &ev, &md, None, false, opaque)?;
-                if md.is_dir() {
-                    stack.push((ev, cpath));
+            }
+            let opaque = md.is_dir() && self.is_opaque_dir(&ev);
+            self.file_entry(scope, &cpath, &ev, &md, None, false, opaque)?;
+            if md.is_dir() {
+                if let Some(it) = self.listing(&ev) {
+                    stack.push((ev, cpath, it));
                 }
             }
         }
         Ok(())
+    }
+
+    /// The entries of directory `dir`, or `None` (and a problem) when it cannot be read.
+    fn listing(&mut self, dir: &Path) -> Option<std::vec::IntoIter<salvor_source::DirEntry>> {
+        match self.src.read_dir(dir) {
+            Ok(e) => Some(e.into_iter()),
+            Err(e) => {
+                self.problem(dir, e.to_string());
+                None
+            }
+        }
     }
 
     fn is_opaque_dir(&self, dir: &Path) -> bool {

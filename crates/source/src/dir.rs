@@ -6,12 +6,29 @@
 //! nothing outside the root can be reached. Regular files are opened with `O_NOATIME`
 //! (retried without it when the kernel refuses), device nodes, fifos and sockets are
 //! never opened at all, and nothing is ever written.
+//!
+//! # Descriptor-relative lookups
+//!
+//! Walking from the root for every call would make a lookup at depth `d` cost `d` opens,
+//! and a walk of a tree `d` deep quadratic (cubic for callers that resolve every
+//! component). So a [`DirSource`] keeps the descriptors of the last
+//! [`DIR_FD_CACHE`] directories it walked to (each obtained by the same no-follow walk),
+//! and a lookup starts from the deepest of them that is an ancestor of the path: in a
+//! depth-first walk, `metadata`/`open`/`read_link`/`xattrs` of a directory's entries are
+//! one `*at` call on the parent's descriptor, and entering a subdirectory is one more
+//! `openat`. Callers need nothing special to benefit: walk in tree order (parents
+//! before children, siblings together), as every walk in salvor does.
+//!
+//! A cached descriptor keeps naming the directory it was opened on; if live evidence
+//! were renamed under the reader, a lookup through it sees the directory where it is now,
+//! exactly as a walk holding the descriptor open would (the evidence is expected not to
+//! change; no path ever leaves through a symlink either way).
 
 use std::ffi::{CStr, OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Component;
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
@@ -21,18 +38,48 @@ use crate::*;
 /// Largest extended-attribute value (and name list) read: the Linux VFS limit.
 pub const MAX_XATTR_SIZE: usize = 64 * 1024;
 
+/// Directory descriptors a [`DirSource`] keeps for lookups relative to them (see the
+/// module documentation): the most recently walked ones.
+pub const DIR_FD_CACHE: usize = 16;
+/// Besides those, the directory every [`DIR_FD_SPINE_EVERY`] levels on the most recently
+/// walked path, down to [`DIR_FD_SPINE`] such levels: going back up a deep tree (a
+/// post-order step, the next sibling of a deep branch) then costs at most that many
+/// opens, not the depth.
+pub const DIR_FD_SPINE_EVERY: usize = 64;
+/// Levels of the spine kept (`DIR_FD_SPINE * DIR_FD_SPINE_EVERY` = 16,384 deep).
+pub const DIR_FD_SPINE: usize = 256;
+
+/// The descriptor cache of a [`DirSource`].
+#[derive(Debug, Default)]
+struct DirCache {
+    /// Recently walked directories (normalised path relative to the root, `O_PATH`
+    /// descriptor), most recent last. Never the root itself.
+    recent: Vec<(Vec<u8>, Arc<OwnedFd>)>,
+    /// `spine[j]`: the directory `(j + 1) * DIR_FD_SPINE_EVERY` components deep on the
+    /// most recent walk that went that deep.
+    spine: Vec<(Vec<u8>, Arc<OwnedFd>)>,
+}
+
 /// A mounted directory, read through no-follow file-descriptor-relative calls.
 #[derive(Debug)]
 pub struct DirSource {
     root: PathBuf,
-    root_fd: OwnedFd,
+    root_fd: Arc<OwnedFd>,
+    dirs: Mutex<DirCache>,
+    /// `/proc/self/fd` is there: xattrs are read through it without opening the entry.
+    proc_fd: bool,
 }
 
 /// Where a path ends: the directory holding its last component, and that component.
 /// `name == None` means the root itself.
 struct Located {
-    parent: OwnedFd,
+    parent: Arc<OwnedFd>,
     name: Option<OsString>,
+}
+
+/// Whether normalised path `dir` is `path` or one of its ancestors.
+fn is_ancestor(dir: &[u8], path: &[u8]) -> bool {
+    path.starts_with(dir) && (path.len() == dir.len() || path[dir.len()] == b'/')
 }
 
 impl Located {
@@ -100,55 +147,138 @@ impl DirSource {
         .map_err(|e| errno_io(root, e))?;
         Ok(Self {
             root: root.to_path_buf(),
-            root_fd,
+            root_fd: Arc::new(root_fd),
+            dirs: Mutex::new(DirCache::default()),
+            proc_fd: Path::new("/proc/self/fd").is_dir(),
         })
     }
 
-    /// The directory this source reads.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The deepest cached directory that is `dir` or an ancestor of it: (its path length
+    /// in bytes, its depth in components, its descriptor); the root when none is.
+    fn nearest(&self, dir: &[u8]) -> (usize, usize, Arc<OwnedFd>) {
+        let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        let best = cache
+            .recent
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| p.len() <= dir.len() && is_ancestor(p, dir))
+            .max_by_key(|(_, (p, _))| p.len())
+            .map(|(i, _)| i);
+        let recent_len = best.map_or(0, |i| cache.recent[i].0.len());
+        // The deepest spine level on the way to `dir`, if it is deeper than that.
+        let mut spine_hit = None;
+        if !cache.spine.is_empty() && !dir.is_empty() {
+            let mut ends = Vec::new();
+            let mut depth = 0;
+            for (i, &c) in dir.iter().enumerate() {
+                if c == b'/' {
+                    depth += 1;
+                    if depth % DIR_FD_SPINE_EVERY == 0 {
+                        ends.push(i);
+                    }
+                }
+            }
+            if (depth + 1) % DIR_FD_SPINE_EVERY == 0 {
+                ends.push(dir.len());
+            }
+            for (j, &end) in ends.iter().enumerate().rev() {
+                if end <= recent_len {
+                    break;
+                }
+                if cache
+                    .spine
+                    .get(j)
+                    .is_some_and(|(p, _)| p.as_slice() == &dir[..end])
+                {
+                    spine_hit = Some(j);
+                    break;
+                }
+            }
+        }
+        if let Some(j) = spine_hit {
+            let (p, fd) = &cache.spine[j];
+            return (p.len(), (j + 1) * DIR_FD_SPINE_EVERY, fd.clone());
+        }
+        match best {
+            Some(i) => {
+                let e = cache.recent.remove(i);
+                let depth = 1 + e.0.iter().filter(|&&c| c == b'/').count();
+                let r = (e.0.len(), depth, e.1.clone());
+                cache.recent.push(e);
+                r
+            }
+            None => (0, 0, self.root_fd.clone()),
+        }
+    }
+
+    /// Remembers the descriptor of directory `dir` (normalised, not the root), and the
+    /// spine levels met on the way to it.
+    fn remember(&self, dir: &[u8], fd: &Arc<OwnedFd>, spine: Vec<(usize, Vec<u8>, Arc<OwnedFd>)>) {
+        let mut cache = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        for (j, p, fd) in spine {
+            if j < cache.spine.len() {
+                cache.spine[j] = (p, fd);
+            } else if j == cache.spine.len() && j < DIR_FD_SPINE {
+                cache.spine.push((p, fd));
+            }
+        }
+        if dir.is_empty() {
+            return;
+        }
+        if let Some(i) = cache.recent.iter().position(|(p, _)| p.as_slice() == dir) {
+            let e = cache.recent.remove(i);
+            cache.recent.push(e);
+            return;
+        }
+        if cache.recent.len() >= DIR_FD_CACHE {
+            cache.recent.remove(0);
+        }
+        cache.recent.push((dir.to_vec(), fd.clone()));
     }
 
     /// Walks to the parent directory of `path`, component by component, never following
-    /// a symlink. `path` must be normalised.
+    /// a symlink, starting from the nearest cached ancestor. `path` must be normalised.
     fn locate(&self, orig: &Path, path: &Path) -> Result<Located> {
-        let comps: Vec<&OsStr> = path
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        let dup = |fd: BorrowedFd<'_>| {
-            rustix::fs::openat(
-                fd,
-                c".",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| errno_io(orig, e))
+        let bytes = path.as_os_str().as_bytes();
+        let (parent, last): (&[u8], &[u8]) = match bytes.iter().rposition(|&c| c == b'/') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (&[], bytes),
         };
-        let Some((last, dirs)) = comps.split_last() else {
+        if last.is_empty() {
             return Ok(Located {
-                parent: dup(self.root_fd.as_fd())?,
+                parent: self.root_fd.clone(),
                 name: None,
             });
-        };
-        let mut cur = dup(self.root_fd.as_fd())?;
-        let mut walked = PathBuf::new();
-        for c in dirs {
-            walked.push(c);
+        }
+        let (done, mut depth, mut cur) = self.nearest(parent);
+        let mut spine = Vec::new();
+        for c in parent[done..]
+            .split(|&c| c == b'/')
+            .filter(|c| !c.is_empty())
+        {
+            // `parent[..walked]`: the path up to and including this component.
+            let walked = c.as_ptr() as usize - parent.as_ptr() as usize + c.len();
+            let c = OsStr::from_bytes(c);
             let next = rustix::fs::openat(
                 &cur,
-                *c,
+                c,
                 OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             );
             cur = match next {
-                Ok(fd) => fd,
+                Ok(fd) => {
+                    let fd = Arc::new(fd);
+                    depth += 1;
+                    if depth % DIR_FD_SPINE_EVERY == 0 && depth / DIR_FD_SPINE_EVERY <= DIR_FD_SPINE
+                    {
+                        let j = depth / DIR_FD_SPINE_EVERY - 1;
+                        spine.push((j, parent[..walked].to_vec(), fd.clone()));
+                    }
+                    fd
+                }
                 Err(e) if e == Errno::NOTDIR || e == Errno::LOOP => {
                     // Either a symlink (never followed) or not a directory at all.
-                    let st = rustix::fs::statat(&cur, *c, AtFlags::SYMLINK_NOFOLLOW)
+                    let st = rustix::fs::statat(&cur, c, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(|e| errno_io(orig, e))?;
                     let kind = kind_of_mode(st.st_mode);
                     return Err(if kind == FileKind::Symlink {
@@ -157,7 +287,7 @@ impl DirSource {
                         }
                     } else {
                         SourceError::WrongKind {
-                            path: walked,
+                            path: PathBuf::from(OsStr::from_bytes(&parent[..walked])),
                             expected: "directory",
                             found: kind,
                         }
@@ -166,9 +296,12 @@ impl DirSource {
                 Err(e) => return Err(errno_io(orig, e)),
             };
         }
+        if parent.len() > done {
+            self.remember(parent, &cur, spine);
+        }
         Ok(Located {
             parent: cur,
-            name: Some(last.to_os_string()),
+            name: Some(OsStr::from_bytes(last).to_os_string()),
         })
     }
 
@@ -289,8 +422,18 @@ fn read_xattrs(
     list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
     get: impl Fn(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
 ) -> Result<Vec<(OsString, Vec<u8>)>> {
-    let mut names = vec![0u8; MAX_XATTR_SIZE];
-    let n = match list(&mut names) {
+    // Most files have no or few attributes: a small buffer first, the largest the VFS
+    // allows only when that is too small (a zeroed 64 KiB per call would dominate walks).
+    let mut small = [0u8; 1024];
+    let mut big: Vec<u8>;
+    let listed = match list(&mut small) {
+        Err(Errno::RANGE) => {
+            big = vec![0u8; MAX_XATTR_SIZE];
+            list(&mut big).map(|n| &big[..n.min(MAX_XATTR_SIZE)])
+        }
+        other => other.map(|n| &small[..n.min(small.len())]),
+    };
+    let names: &[u8] = match listed {
         Ok(n) => n,
         Err(Errno::NOTSUP) => return Ok(Vec::new()),
         Err(Errno::RANGE) => {
@@ -301,14 +444,21 @@ fn read_xattrs(
         }
         Err(e) => return Err(errno_io(path, e)),
     };
-    names.truncate(n);
     let mut out = Vec::new();
-    let mut value = vec![0u8; MAX_XATTR_SIZE];
+    let mut value = Vec::new();
     for raw in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let Ok(cname) = std::ffi::CString::new(raw) else {
             continue;
         };
-        match get(&cname, &mut value) {
+        if value.is_empty() {
+            value = vec![0u8; 4096];
+        }
+        let mut got = get(&cname, &mut value);
+        if got == Err(Errno::RANGE) && value.len() < MAX_XATTR_SIZE {
+            value = vec![0u8; MAX_XATTR_SIZE];
+            got = get(&cname, &mut value);
+        }
+        match got {
             Ok(len) => out.push((
                 OsString::from_vec(raw.to_vec()),
                 value[..len.min(value.len())].to_vec(),
@@ -375,6 +525,17 @@ impl Source for DirSource {
                     kind_of_mode(st.st_mode)
                 }
             };
+            // A directory of millions of entries: running out of memory is an error naming
+            // it, not an abort.
+            out.try_reserve(1).map_err(|_| {
+                SourceError::invalid(
+                    path,
+                    format!(
+                        "out of memory listing the directory after {} entries",
+                        out.len()
+                    ),
+                )
+            })?;
             out.push(DirEntry {
                 name: OsString::from_vec(bytes.to_vec()),
                 kind,
@@ -407,6 +568,24 @@ impl Source for DirSource {
 
     fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
         let loc = self.locate_norm(path)?;
+        // Address the entry through its parent's descriptor: the l* calls do not follow
+        // the last component, /proc/self/fd/N pins the already-verified parent, and
+        // nothing is opened (a device, fifo or socket never is). Opening regular files
+        // and directories instead is the fallback where /proc is not mounted.
+        if let (Some(name), true) = (&loc.name, self.proc_fd) {
+            let mut p = format!(
+                "/proc/self/fd/{}/",
+                std::os::fd::AsRawFd::as_raw_fd(&*loc.parent)
+            )
+            .into_bytes();
+            p.extend_from_slice(name.as_bytes());
+            let p = PathBuf::from(OsString::from_vec(p));
+            return read_xattrs(
+                path,
+                |b| rustix::fs::llistxattr(&p, b),
+                |n, b| rustix::fs::lgetxattr(&p, n, b),
+            );
+        }
         let kind = self.kind_at(path, &loc)?;
         match kind {
             FileKind::Regular | FileKind::Dir => {
@@ -417,26 +596,10 @@ impl Source for DirSource {
                     |n, b| rustix::fs::fgetxattr(&fd, n, b),
                 )
             }
-            _ => {
-                // Never open a device, fifo, socket or symlink: address it through the
-                // parent directory's descriptor; the l* calls do not follow the last
-                // component, and /proc/self/fd/N pins the already-verified parent.
-                let Some(name) = &loc.name else {
-                    return Err(SourceError::invalid(path, "root is not a directory"));
-                };
-                let mut p = format!(
-                    "/proc/self/fd/{}/",
-                    std::os::fd::AsRawFd::as_raw_fd(&loc.parent)
-                )
-                .into_bytes();
-                p.extend_from_slice(name.as_bytes());
-                let p = PathBuf::from(OsString::from_vec(p));
-                read_xattrs(
-                    path,
-                    |b| rustix::fs::llistxattr(&p, b),
-                    |n, b| rustix::fs::lgetxattr(&p, n, b),
-                )
-            }
+            _ => Err(SourceError::invalid(
+                path,
+                "extended attributes of a device, fifo, socket or symlink need /proc/self/fd",
+            )),
         }
     }
 }

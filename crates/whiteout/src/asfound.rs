@@ -512,7 +512,7 @@ impl Writer<'_, '_, '_> {
         let overlay = layer.style == WhiteoutStyle::Overlay;
         let mut stack = vec![(Vec::new(), raw_children(layer, b"")?.into_iter())];
         while let Some((dir, it)) = stack.last_mut() {
-            let Some((name, md)) = it.next() else {
+            let Some((name, kind)) = it.next() else {
                 stack.pop();
                 continue;
             };
@@ -523,13 +523,14 @@ impl Writer<'_, '_, '_> {
             if !self.recorded.contains(&rel) {
                 self.report.planted += 1;
                 self.report.note(&rel, AsFoundKind::Planted);
+                let md = layer.source.metadata(&layer.path(&rel))?;
                 let before = self.app.tw.written();
                 self.app.add(layer, &rel, &rel, &md)?;
                 if self.app.tw.written() != before {
                     self.report.entries += 1;
                 }
             }
-            if md.is_dir() {
+            if kind == FileKind::Dir {
                 too_deep(layer, &rel)?;
                 let ch = raw_children(layer, &rel)?;
                 stack.push((rel, ch.into_iter()));

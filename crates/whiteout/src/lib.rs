@@ -130,6 +130,8 @@ pub enum WhiteoutError {
     Output(#[source] std::io::Error),
     #[error("no layers given")]
     NoLayers,
+    #[error("{path}: out of memory {what}")]
+    OutOfMemory { path: PathBuf, what: String },
     #[error("mount point {mount:?}: {reason}")]
     BadMount { mount: String, reason: String },
     #[error(
@@ -296,13 +298,52 @@ fn stat_different(old: &Metadata, new: &Metadata) -> bool {
         || (old.kind != FileKind::Dir && (!same_fs_time(old, new) || old.size != new.size))
 }
 
-struct Frame {
+/// One directory of the diff walk.
+struct Frame<'c, 'v, 'a> {
     rel: Vec<u8>,
-    is_dir: bool,
-    added: bool,
-    size_at_entry: usize,
-    children: std::vec::IntoIter<(Vec<u8>, Node)>,
-    old_children: BTreeMap<Vec<u8>, Node>,
+    /// Real changes in `out` when the frame was entered.
+    real_at_entry: usize,
+    /// Where this directory's own `C` goes when changes are found below it (a slot
+    /// reserved in `out`), for a directory neither added nor already modified.
+    slot: Option<usize>,
+    /// The new view's children (`None`: not a directory, or a pruned subtree).
+    children: Option<view::Children<'c, 'v, 'a>>,
+    /// The old view's children, and the next one not yet matched.
+    old: Option<view::Children<'c, 'v, 'a>>,
+    old_next: Option<(Vec<u8>, Node)>,
+    /// Old children the new view does not have, in name order.
+    deleted: Vec<Vec<u8>>,
+}
+
+impl Frame<'_, '_, '_> {
+    /// The old child named `name`, if any; old children before it are deleted.
+    fn take_old(&mut self, name: &[u8]) -> Result<Option<Node>, WhiteoutError> {
+        while let Some((n, _)) = &self.old_next {
+            match n.as_slice().cmp(name) {
+                std::cmp::Ordering::Less => {
+                    if let Some((n, _)) = self.old_next.take() {
+                        self.deleted.push(n);
+                    }
+                    self.pull_old()?;
+                }
+                std::cmp::Ordering::Equal => {
+                    let found = self.old_next.take().map(|(_, node)| node);
+                    self.pull_old()?;
+                    return Ok(found);
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        Ok(None)
+    }
+
+    fn pull_old(&mut self) -> Result<(), WhiteoutError> {
+        self.old_next = match &mut self.old {
+            Some(o) => o.next()?,
+            None => None,
+        };
+        Ok(())
+    }
 }
 
 /// Whether two nodes of the two views are provably the same subtree (same lower layers).
@@ -320,6 +361,9 @@ fn same_subtree(new: &Node, old: &Node, new_off: usize) -> bool {
 /// `docker diff`: the changes of `upper` over `lowers` (nearest first: for a container
 /// `[init layer, image top layer, …, base]`; for vfs `[init snapshot]` with `upper` the
 /// container snapshot). See the crate documentation for the rules and the order.
+///
+/// Linear in the size of the trees: one directory listing per layer and level is held
+/// at a time (names only), and the two views' sorted listings are merged.
 pub fn changes(upper: &LayerDir, lowers: &[LayerDir]) -> Result<Vec<Change>, WhiteoutError> {
     let mut new_layers: Vec<&LayerDir> = vec![upper];
     new_layers.extend(lowers.iter());
@@ -334,106 +378,143 @@ pub fn changes(upper: &LayerDir, lowers: &[LayerDir]) -> Result<Vec<Change>, Whi
     };
     // The prune shortcut needs the old view to be exactly the new view minus the upper.
     let new_off = 1;
-    let mut out: Vec<Change> = Vec::new();
+    // Changes in walk order; `None` is a slot reserved for a directory's `C` that turned
+    // out not to be needed.
+    let mut out: Vec<Option<Change>> = Vec::new();
+    let mut real = 0usize;
+    let snapshots = upper.style == WhiteoutStyle::Snapshot
+        && lowers.iter().all(|l| l.style == WhiteoutStyle::Snapshot);
 
-    let make_frame = |rel: Vec<u8>,
-                      new: &Node,
-                      old: Option<&Node>,
-                      added: bool,
-                      out: &mut Vec<Change>|
-     -> Result<Frame, WhiteoutError> {
-        too_deep(upper, &rel)?;
-        let size_at_entry = out.len();
-        let mut added = added;
-        if old.is_none() && !rel.is_empty() {
-            out.push(Change {
-                path: abs(&rel),
-                kind: ChangeKind::Added,
-            });
-            added = true;
-        }
-        let mut children = Vec::new();
-        let mut old_children = BTreeMap::new();
-        if new.is_dir() {
-            let pruned = matches!(old, Some(o) if o.is_dir() && same_subtree(new, o, new_off));
-            if !pruned {
-                children = new_view.children(&rel, new)?;
-                if let Some(o) = old {
-                    if o.is_dir() {
-                        old_children = old_view.children(&rel, o)?.into_iter().collect();
-                    }
-                }
-            }
-        }
-        Ok(Frame {
-            rel,
-            is_dir: new.is_dir(),
-            added,
-            size_at_entry,
-            children: children.into_iter(),
-            old_children,
-        })
+    let push = |out: &mut Vec<Option<Change>>, c: Change, path: &[u8]| {
+        out.try_reserve(1).map_err(|_| WhiteoutError::OutOfMemory {
+            path: upper.path(path),
+            what: format!("holding {} changes", out.len()),
+        })?;
+        out.push(Some(c));
+        Ok::<(), WhiteoutError>(())
     };
 
-    let root_frame = match &old_root {
-        Some(o) => make_frame(Vec::new(), &new_root, Some(o), false, &mut out)?,
-        // No parent: every entry is an addition (ChangesDirs against an empty dir).
-        None => Frame {
-            rel: Vec::new(),
-            is_dir: true,
-            added: false,
-            size_at_entry: 0,
-            children: new_view.children(b"", &new_root)?.into_iter(),
-            old_children: BTreeMap::new(),
+    let mut stack: Vec<Frame> = Vec::new();
+    // The root: compared only through its children.
+    let mut root = Frame {
+        rel: Vec::new(),
+        real_at_entry: 0,
+        slot: None,
+        children: Some(new_view.children(b"", &new_root)?),
+        old: match &old_root {
+            Some(o) => Some(old_view.children(b"", o)?),
+            None => None,
         },
+        old_next: None,
+        deleted: Vec::new(),
     };
-    let mut stack = vec![root_frame];
+    root.pull_old()?;
+    stack.push(root);
     while let Some(top) = stack.last_mut() {
-        if let Some((name, nc)) = top.children.next() {
+        let next = match &mut top.children {
+            Some(c) => c.next()?,
+            None => None,
+        };
+        if let Some((name, nc)) = next {
             let rel = join(&top.rel, &name);
-            let oc = top.old_children.remove(&name);
-            let mut child_added = false;
+            too_deep(upper, &rel)?;
+            let oc = top.take_old(&name)?;
+            let mut modified = false;
             if let Some(o) = &oc {
-                let snapshot_same_inode = upper.style == WhiteoutStyle::Snapshot
-                    && lowers.iter().all(|l| l.style == WhiteoutStyle::Snapshot)
+                if snapshots
                     && inode_key(new_layers[nc.layer], &nc.md)
-                        == inode_key(old_layers[o.layer], &o.md);
-                if snapshot_same_inode {
+                        == inode_key(old_layers[o.layer], &o.md)
+                {
                     // The engine's walker prunes names with the same inode on one device.
                     continue;
                 }
-                let differ = stat_different(&o.md, &nc.md)
-                    || new_view.capability(&rel, &nc)? != old_view.capability(&rel, o)?;
-                if differ {
-                    out.push(Change {
-                        path: abs(&rel),
-                        kind: ChangeKind::Modified,
-                    });
-                    child_added = true;
+                if stat_different(&o.md, &nc.md)
+                    || new_view.capability(&rel, &nc)? != old_view.capability(&rel, o)?
+                {
+                    push(
+                        &mut out,
+                        Change {
+                            path: abs(&rel),
+                            kind: ChangeKind::Modified,
+                        },
+                        &rel,
+                    )?;
+                    real += 1;
+                    modified = true;
                 }
             }
-            let f = make_frame(rel, &nc, oc.as_ref(), child_added, &mut out)?;
+            let added = oc.is_none();
+            if added {
+                push(
+                    &mut out,
+                    Change {
+                        path: abs(&rel),
+                        kind: ChangeKind::Added,
+                    },
+                    &rel,
+                )?;
+                real += 1;
+            }
+            let mut f = Frame {
+                rel,
+                real_at_entry: real,
+                slot: None,
+                children: None,
+                old: None,
+                old_next: None,
+                deleted: Vec::new(),
+            };
+            if nc.is_dir() {
+                let pruned = matches!(&oc, Some(o) if o.is_dir() && same_subtree(&nc, o, new_off));
+                if !pruned {
+                    f.children = Some(new_view.children(&f.rel, &nc)?);
+                    if let Some(o) = oc.as_ref().filter(|o| o.is_dir()) {
+                        f.old = Some(old_view.children(&f.rel, o)?);
+                        f.pull_old()?;
+                    }
+                    // A directory neither added nor modified gets a `C` (before its
+                    // children's changes) when anything below it changed.
+                    if !added && !modified {
+                        out.try_reserve(1).map_err(|_| WhiteoutError::OutOfMemory {
+                            path: upper.path(&f.rel),
+                            what: format!("holding {} changes", out.len()),
+                        })?;
+                        f.slot = Some(out.len());
+                        out.push(None);
+                    }
+                }
+            }
             stack.push(f);
         } else {
-            let Some(f) = stack.pop() else { break };
-            for name in f.old_children.keys() {
-                out.push(Change {
-                    path: abs(&join(&f.rel, name)),
-                    kind: ChangeKind::Deleted,
-                });
+            let Some(mut f) = stack.pop() else { break };
+            // Old children after the last new one are deleted too.
+            while let Some((n, _)) = f.old_next.take() {
+                f.deleted.push(n);
+                f.pull_old()?;
             }
-            if out.len() > f.size_at_entry && f.is_dir && !f.added && !f.rel.is_empty() {
-                out.insert(
-                    f.size_at_entry,
+            for name in std::mem::take(&mut f.deleted) {
+                let rel = join(&f.rel, &name);
+                push(
+                    &mut out,
                     Change {
+                        path: abs(&rel),
+                        kind: ChangeKind::Deleted,
+                    },
+                    &rel,
+                )?;
+                real += 1;
+            }
+            if let Some(i) = f.slot {
+                if real > f.real_at_entry {
+                    out[i] = Some(Change {
                         path: abs(&f.rel),
                         kind: ChangeKind::Modified,
-                    },
-                );
+                    });
+                }
             }
         }
     }
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// `docker commit`'s layer for a layer whose driver has a native diff: overlay
@@ -461,14 +542,14 @@ pub fn write_layer_tar(
         overlay_converter: overlay,
     };
     upper.check_unsupported(b"")?;
-    // Iterative WalkDir of the upper directory itself (no merging).
-    let mut stack: WalkStack<Metadata> = vec![(Vec::new(), raw_children(upper, b"")?.into_iter())];
+    // Iterative WalkDir of the upper directory itself (no merging): one listing (names
+    // only) per level; each entry's metadata is read when it is written.
+    let mut stack: WalkStack<FileKind> = vec![(Vec::new(), raw_children(upper, b"")?.into_iter())];
     while let Some((dir, it)) = stack.last_mut() {
-        let Some((name, md)) = it.next() else {
+        let Some((name, _)) = it.next() else {
             stack.pop();
             continue;
         };
-        let rel = join(dir, &name);
         if !overlay
             && dir.is_empty()
             && name.starts_with(view::WH_META_PREFIX)
@@ -476,6 +557,10 @@ pub fn write_layer_tar(
         {
             continue; // aufs Diff: Exclude ".wh..wh.*" (root level), "!.wh..wh..opq"
         }
+        let rel = join(dir, &name);
+        let Some(md) = upper.lstat(&rel)? else {
+            continue; // gone since the listing
+        };
         upper.check_unsupported(&rel)?;
         app.add(upper, &rel, &rel, &md)?;
         if md.is_dir() {
@@ -487,16 +572,21 @@ pub fn write_layer_tar(
     app.tw.finish().map_err(WhiteoutError::Output)
 }
 
-fn raw_children(layer: &LayerDir, rel: &[u8]) -> Result<Vec<(Vec<u8>, Metadata)>, WhiteoutError> {
-    use std::os::unix::ffi::OsStrExt;
+/// The names (and listed kinds) of one directory of a layer, sorted by bytes.
+fn raw_children(layer: &LayerDir, rel: &[u8]) -> Result<Vec<(Vec<u8>, FileKind)>, WhiteoutError> {
+    use std::os::unix::ffi::OsStringExt;
+    let dir = layer.path(rel);
+    let entries = layer.source.read_dir(&dir)?;
     let mut v = Vec::new();
-    for e in layer.source.read_dir(&layer.path(rel))? {
-        let name = e.name.as_bytes().to_vec();
-        view::check_name(&layer.path(rel), &name)?;
-        let p = join(rel, &name);
-        if let Some(md) = layer.lstat(&p)? {
-            v.push((name, md));
-        }
+    v.try_reserve_exact(entries.len())
+        .map_err(|_| WhiteoutError::OutOfMemory {
+            path: dir.clone(),
+            what: format!("holding the listing of {} entries", entries.len()),
+        })?;
+    for e in entries {
+        let name = e.name.into_vec();
+        view::check_name(&dir, &name)?;
+        v.push((name, e.kind));
     }
     v.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(v)
@@ -547,8 +637,16 @@ fn resolve(view: &View, rel: &[u8]) -> Result<Option<(usize, Metadata)>, Whiteou
         if !node.is_dir() {
             return Ok(None);
         }
-        let kids = view.children(&cur, &node)?;
-        let Some((_, n)) = kids.into_iter().find(|(k, _)| k == comp) else {
+        let mut kids = view.children(&cur, &node)?;
+        let found = loop {
+            match kids.next()? {
+                Some((k, n)) if k == comp => break Some(n),
+                Some((k, _)) if k.as_slice() > comp => break None,
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        let Some(n) = found else {
             return Ok(None);
         };
         cur = join(&cur, comp);
@@ -622,12 +720,12 @@ struct Mounted<'v, 'a> {
     points: Vec<(Vec<u8>, usize)>,
 }
 
-impl Mounted<'_, '_> {
+impl<'v, 'a> Mounted<'v, 'a> {
     fn layer(&self, fs: usize, node: &Node) -> &LayerDir<'_> {
         self.views[fs].layers[node.layer]
     }
 
-    /// The children of the directory at tar path `tar`, sorted by name: the entries of
+    /// The children of the directory at tar path `tar`, in name order: the entries of
     /// `base` (filesystem, path inside it, node; `None` for a synthesised directory) with
     /// mount points below `tar` applied. A mount point child is replaced by the mount's
     /// root; a child on the way to a deeper mount point stays when it is a directory and
@@ -636,17 +734,10 @@ impl Mounted<'_, '_> {
         &self,
         tar: &[u8],
         base: Option<(usize, &[u8], &Node)>,
-    ) -> Result<Vec<(Vec<u8>, Entry)>, WhiteoutError> {
-        let mut kids: Vec<(Vec<u8>, Entry)> = match base {
-            Some((fs, rel, node)) => self.views[fs]
-                .children(rel, node)?
-                .into_iter()
-                .map(|(name, node)| {
-                    let rel = join(rel, &name);
-                    (name, Entry::Node { fs, rel, node })
-                })
-                .collect(),
-            None => Vec::new(),
+    ) -> Result<MountedChildren<'_, 'v, 'a>, WhiteoutError> {
+        let base = match base {
+            Some((fs, rel, node)) => Some((fs, rel.to_vec(), self.views[fs].children(rel, node)?)),
+            None => None,
         };
         let prefix: Vec<u8> = if tar.is_empty() {
             Vec::new()
@@ -660,45 +751,96 @@ impl Mounted<'_, '_> {
             .iter()
             .take_while(|(p, _)| p.starts_with(&prefix));
         // name → Some(mount index) for a mount point, None for a component on the way.
-        let mut over: BTreeMap<&[u8], Option<usize>> = BTreeMap::new();
+        let mut over: BTreeMap<Vec<u8>, Option<usize>> = BTreeMap::new();
         for (p, m) in below {
             let rest = &p[prefix.len()..];
             match rest.iter().position(|&c| c == b'/') {
                 None => {
-                    over.insert(rest, Some(*m));
+                    over.insert(rest.to_vec(), Some(*m));
                 }
                 Some(i) => {
-                    over.entry(&rest[..i]).or_insert(None);
+                    over.entry(rest[..i].to_vec()).or_insert(None);
                 }
             }
         }
-        if over.is_empty() {
-            return Ok(kids);
-        }
-        for (name, mount) in over {
-            let entry = match mount {
-                Some(m) => {
-                    let fs = 1 + m;
-                    let node = self.views[fs].root()?;
-                    Entry::Node {
-                        fs,
-                        rel: Vec::new(),
-                        node,
-                    }
-                }
-                None => match kids.iter().position(|(k, _)| k.as_slice() == name) {
-                    Some(i) if matches!(&kids[i].1, Entry::Node { node, .. } if node.is_dir()) => {
-                        continue
-                    }
-                    _ => Entry::Synth,
-                },
+        let mut c = MountedChildren {
+            base,
+            base_next: None,
+            over: over.into_iter().collect::<Vec<_>>().into_iter(),
+            over_next: None,
+        };
+        c.pull_base()?;
+        c.over_next = c.over.next();
+        Ok(c)
+    }
+}
+
+/// The children of one directory of the export walk, in name order (see
+/// [`Mounted::children`]): the merged view's children, lazily, with the mount points.
+struct MountedChildren<'c, 'v, 'a> {
+    /// (filesystem, path of the directory inside it, its children).
+    base: Option<(usize, Vec<u8>, view::Children<'c, 'v, 'a>)>,
+    base_next: Option<(Vec<u8>, Node)>,
+    over: std::vec::IntoIter<(Vec<u8>, Option<usize>)>,
+    over_next: Option<(Vec<u8>, Option<usize>)>,
+}
+
+impl MountedChildren<'_, '_, '_> {
+    fn pull_base(&mut self) -> Result<(), WhiteoutError> {
+        self.base_next = match &mut self.base {
+            Some((_, _, c)) => c.next()?,
+            None => None,
+        };
+        Ok(())
+    }
+
+    fn next(&mut self, m: &Mounted) -> Result<Option<(Vec<u8>, Entry)>, WhiteoutError> {
+        use std::cmp::Ordering;
+        let order = match (&self.base_next, &self.over_next) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((b, _)), Some((o, _))) => b.cmp(o),
+        };
+        let base_entry = |me: &mut Self| -> Result<Option<(Vec<u8>, Entry)>, WhiteoutError> {
+            let Some((name, node)) = me.base_next.take() else {
+                return Ok(None);
             };
-            match kids.binary_search_by(|(k, _)| k.as_slice().cmp(name)) {
-                Ok(i) => kids[i].1 = entry,
-                Err(i) => kids.insert(i, (name.to_vec(), entry)),
-            }
+            let (fs, rel) = match &me.base {
+                Some((fs, rel, _)) => (*fs, join(rel, &name)),
+                None => return Ok(None),
+            };
+            me.pull_base()?;
+            Ok(Some((name, Entry::Node { fs, rel, node })))
+        };
+        if order == Ordering::Less {
+            return base_entry(self);
         }
-        Ok(kids)
+        let Some((name, mount)) = self.over_next.take() else {
+            return Ok(None);
+        };
+        self.over_next = self.over.next();
+        let keep_base = order == Ordering::Equal
+            && mount.is_none()
+            && matches!(&self.base_next, Some((_, n)) if n.is_dir());
+        if keep_base {
+            return base_entry(self);
+        }
+        if order == Ordering::Equal {
+            self.pull_base()?; // the layers' entry is hidden by the mount or a directory
+        }
+        let entry = match mount {
+            Some(i) => {
+                let fs = 1 + i;
+                Entry::Node {
+                    fs,
+                    rel: Vec::new(),
+                    node: m.views[fs].root()?,
+                }
+            }
+            None => Entry::Synth,
+        };
+        Ok(Some((name, entry)))
     }
 }
 
@@ -780,12 +922,11 @@ pub fn write_flattened_tar_with_mounts(
         seen: Default::default(),
         overlay_converter: false,
     };
-    let mut stack: WalkStack<Entry> = vec![(
-        Vec::new(),
-        mounted.children(b"", Some((0, b"", &root)))?.into_iter(),
-    )];
+    // One directory per level: its merged listing (names only) and mount points.
+    let mut stack: Vec<(Vec<u8>, MountedChildren)> =
+        vec![(Vec::new(), mounted.children(b"", Some((0, b"", &root)))?)];
     while let Some((dir, it)) = stack.last_mut() {
-        let Some((name, entry)) = it.next() else {
+        let Some((name, entry)) = it.next(&mounted)? else {
             stack.pop();
             continue;
         };
@@ -810,7 +951,7 @@ pub fn write_flattened_tar_with_mounts(
                 mounted.children(&tar, None)?
             }
         };
-        stack.push((tar, ch.into_iter()));
+        stack.push((tar, ch));
     }
     Ok(app.tw.finish().map_err(WhiteoutError::Output)?.1)
 }

@@ -1,9 +1,8 @@
 //! Layer directories read one directory at a time, and the merged (union) view of a stack
 //! of them, as overlayfs / aufs / fuse-overlayfs would present it through a mount.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use salvor_source::{FileKind, Metadata};
@@ -145,58 +144,103 @@ impl LayerDir<'_> {
     }
 
     /// Reads one directory of this layer and sorts its entries into visible ones,
-    /// whiteouts and markers according to the layer's style.
+    /// whiteouts and markers according to the layer's style: names and kinds only (one
+    /// `lstat` per character device, to tell a whiteout), sorted by name. Metadata is read
+    /// later, only for the entries the merged view shows.
     pub(crate) fn listing(&self, rel: &[u8]) -> Result<Listing, WhiteoutError> {
+        let dir = self.path(rel);
+        let entries = self.source.read_dir(&dir)?;
         let mut l = Listing::default();
-        let entries = self.source.read_dir(&self.path(rel))?;
+        l.entries.try_reserve_exact(entries.len()).map_err(|_| {
+            WhiteoutError::Source(salvor_source::SourceError::invalid(
+                &dir,
+                format!(
+                    "out of memory holding the listing of {} entries",
+                    entries.len()
+                ),
+            ))
+        })?;
+        let mut sorted = true;
         for e in entries {
-            let name = e.name.as_bytes().to_vec();
-            check_name(&self.path(rel), &name)?;
-            let p = join(rel, &name);
-            let md = self.lstat(&p)?.ok_or_else(|| {
-                WhiteoutError::Source(salvor_source::SourceError::NotFound {
-                    path: self.path(&p),
-                })
-            })?;
-            let is_wh_dev = md.is_overlay_whiteout();
-            match self.style {
-                WhiteoutStyle::Snapshot => {
-                    l.visible.insert(name, md);
-                }
+            let kind = e.kind;
+            let name = e.name.into_vec();
+            check_name(&dir, &name)?;
+            let is_wh_dev = kind == FileKind::CharDevice && {
+                let md = self.lstat(&join(rel, &name))?.ok_or_else(|| {
+                    WhiteoutError::Source(salvor_source::SourceError::NotFound {
+                        path: self.path(&join(rel, &name)),
+                    })
+                })?;
+                md.is_overlay_whiteout()
+            };
+            let visible = |name: Vec<u8>| LEntry {
+                name,
+                kind: Some(kind),
+                whiteout: false,
+            };
+            let whiteout = |name: Vec<u8>| LEntry {
+                name,
+                kind: None,
+                whiteout: true,
+            };
+            let entry = match self.style {
+                WhiteoutStyle::Snapshot => visible(name),
                 WhiteoutStyle::Overlay => {
                     if is_wh_dev {
-                        l.whiteouts.insert(name);
+                        whiteout(name)
                     } else {
-                        l.visible.insert(name, md);
+                        visible(name)
                     }
                 }
                 WhiteoutStyle::Aufs => {
                     if name == WH_OPAQUE {
                         l.opaque_marker = true;
+                        continue;
                     } else if name.starts_with(WH_META_PREFIX) {
                         // .wh..wh.plnk / .aufs / .orph: aufs bookkeeping, never visible.
+                        continue;
                     } else if let Some(t) = name.strip_prefix(WH_PREFIX) {
-                        l.whiteouts.insert(t.to_vec());
+                        sorted = false;
+                        whiteout(t.to_vec())
                     } else {
-                        l.visible.insert(name, md);
+                        visible(name)
                     }
                 }
                 WhiteoutStyle::FuseOverlayfs => {
                     if name == WH_OPAQUE || (name == FUSE_OPQ && is_wh_dev) {
                         l.opaque_marker = true;
+                        continue;
                     } else if name.starts_with(WH_META_PREFIX) {
+                        continue;
                     } else if let Some(t) = name.strip_prefix(WH_PREFIX) {
-                        if !is_wh_dev {
-                            l.whiteouts.insert(t.to_vec());
+                        if is_wh_dev {
+                            continue;
                         }
+                        sorted = false;
+                        whiteout(t.to_vec())
                     } else if is_wh_dev {
-                        l.whiteouts.insert(name);
+                        whiteout(name)
                     } else {
-                        l.visible.insert(name, md);
+                        visible(name)
                     }
                 }
-            }
+            };
+            l.entries.push(entry);
         }
+        if !sorted {
+            l.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        } else if !l.entries.is_sorted_by(|a, b| a.name <= b.name) {
+            l.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        // A name both visible and whited out (`x` and `.wh.x`): one entry with both marks.
+        l.entries.dedup_by(|later, first| {
+            if later.name != first.name {
+                return false;
+            }
+            first.kind = first.kind.or(later.kind);
+            first.whiteout |= later.whiteout;
+            true
+        });
         Ok(l)
     }
 }
@@ -213,10 +257,20 @@ pub(crate) fn check_name(dir: &std::path::Path, name: &[u8]) -> Result<(), White
     Ok(())
 }
 
+/// One name of a layer's directory listing.
+#[derive(Debug)]
+pub(crate) struct LEntry {
+    pub name: Vec<u8>,
+    /// Visible in this layer, as this kind (from the directory listing).
+    pub kind: Option<FileKind>,
+    /// Whited out in this layer.
+    pub whiteout: bool,
+}
+
+/// One directory of one layer: its names sorted by bytes, each once.
 #[derive(Debug, Default)]
 pub(crate) struct Listing {
-    pub visible: BTreeMap<Vec<u8>, Metadata>,
-    pub whiteouts: BTreeSet<Vec<u8>>,
+    pub entries: Vec<LEntry>,
     pub opaque_marker: bool,
 }
 
@@ -283,62 +337,103 @@ impl<'v, 'a> View<'v, 'a> {
         })
     }
 
-    /// The children of directory `node` at `rel`, sorted by name bytes.
-    pub fn children(&self, rel: &[u8], node: &Node) -> Result<Vec<(Vec<u8>, Node)>, WhiteoutError> {
-        let mut hidden: HashSet<Vec<u8>> = HashSet::new();
-        let mut out: BTreeMap<Vec<u8>, (usize, Metadata)> = BTreeMap::new();
-        let mut listings: Vec<(usize, Listing)> = Vec::new();
+    /// The children of directory `node` at `rel`, in name-byte order, read lazily: the
+    /// listings of the layers contributing to the directory (names only) are held, each
+    /// child's metadata is read when [`Children::next`] reaches it.
+    pub fn children(&self, rel: &[u8], node: &Node) -> Result<Children<'_, 'v, 'a>, WhiteoutError> {
+        let mut lists = Vec::with_capacity(node.contrib.len());
         for &i in &node.contrib {
-            let l = self.layers[i].listing(rel)?;
-            for (name, md) in &l.visible {
-                if !hidden.contains(name) && !out.contains_key(name) {
-                    out.insert(name.clone(), (i, md.clone()));
+            lists.push((i, self.layers[i].listing(rel)?, 0usize));
+        }
+        Ok(Children {
+            view: self,
+            rel: rel.to_vec(),
+            lists,
+        })
+    }
+
+    pub fn capability(&self, rel: &[u8], node: &Node) -> Result<Option<Vec<u8>>, WhiteoutError> {
+        self.layers[node.layer].xattr(rel, "security.capability")
+    }
+}
+
+/// The children of one directory of a merged view, in name-byte order (see
+/// [`View::children`]): a merge of the contributing layers' sorted listings.
+pub(crate) struct Children<'c, 'v, 'a> {
+    view: &'c View<'v, 'a>,
+    rel: Vec<u8>,
+    /// (layer index, its listing of this directory, cursor), top layer first.
+    lists: Vec<(usize, Listing, usize)>,
+}
+
+impl Children<'_, '_, '_> {
+    /// The next visible child: its name and node.
+    pub fn next(&mut self) -> Result<Option<(Vec<u8>, Node)>, WhiteoutError> {
+        loop {
+            let Some(min) = self
+                .lists
+                .iter()
+                .filter_map(|(_, l, pos)| l.entries.get(*pos))
+                .map(|e| e.name.as_slice())
+                .min()
+                .map(<[u8]>::to_vec)
+            else {
+                return Ok(None);
+            };
+            // This name in each contributing layer, top first: (position in `lists`,
+            // visible kind, whited out).
+            let mut here: Vec<(usize, Option<FileKind>, bool)> = Vec::new();
+            for (k, (_, l, pos)) in self.lists.iter_mut().enumerate() {
+                if let Some(e) = l.entries.get(*pos) {
+                    if e.name == min {
+                        here.push((k, e.kind, e.whiteout));
+                        *pos += 1;
+                    }
                 }
             }
-            hidden.extend(l.visible.keys().cloned());
-            hidden.extend(l.whiteouts.iter().cloned());
-            listings.push((i, l));
-        }
-        let mut res = Vec::with_capacity(out.len());
-        for (name, (i, md)) in out {
-            let p = join(rel, &name);
-            self.layers[i].check_unsupported(&p)?;
+            // The top layer having the name decides: shown from it, or hidden.
+            let Some(&(top, Some(_), _)) = here.first() else {
+                continue;
+            };
+            let i = self.lists[top].0;
+            let layer = self.view.layers[i];
+            let p = join(&self.rel, &min);
+            let md = layer.lstat(&p)?.ok_or_else(|| {
+                WhiteoutError::Source(salvor_source::SourceError::NotFound {
+                    path: layer.path(&p),
+                })
+            })?;
+            layer.check_unsupported(&p)?;
             let mut contrib = Vec::new();
             if md.is_dir() {
                 contrib.push(i);
-                if !self.layers[i].is_opaque(&p)? {
-                    let pos = listings.iter().position(|(j, _)| *j == i).unwrap_or(0);
-                    for (j, l) in &listings[pos + 1..] {
-                        if l.whiteouts.contains(&name) {
+                if !layer.is_opaque(&p)? {
+                    for &(k, kind, whiteout) in &here[1..] {
+                        if whiteout {
                             break;
                         }
-                        match l.visible.get(&name) {
-                            Some(m) if m.is_dir() => {
-                                self.layers[*j].check_unsupported(&p)?;
-                                contrib.push(*j);
-                                if self.layers[*j].is_opaque(&p)? {
+                        let j = self.lists[k].0;
+                        match kind {
+                            Some(FileKind::Dir) => {
+                                self.view.layers[j].check_unsupported(&p)?;
+                                contrib.push(j);
+                                if self.view.layers[j].is_opaque(&p)? {
                                     break;
                                 }
                             }
-                            Some(_) => break,
-                            None => {}
+                            _ => break,
                         }
                     }
                 }
             }
-            res.push((
-                name,
+            return Ok(Some((
+                min,
                 Node {
                     layer: i,
                     md,
                     contrib,
                 },
-            ));
+            )));
         }
-        Ok(res)
-    }
-
-    pub fn capability(&self, rel: &[u8], node: &Node) -> Result<Option<Vec<u8>>, WhiteoutError> {
-        self.layers[node.layer].xattr(rel, "security.capability")
     }
 }
