@@ -146,6 +146,15 @@ fn sniff(path: &Path) -> anyhow::Result<Kind> {
     if md.is_dir() {
         return Ok(Kind::Dir);
     }
+    // Only regular files are read: a FIFO would block the open (and a stream cannot be
+    // read twice), a device is not an image file.
+    if !md.is_file() {
+        bail!(
+            "evidence {} is {}, not a directory or a regular file: save the stream or device to an image file first",
+            path.display(),
+            salvor_disk::describe_file_type(md.file_type())
+        );
+    }
     let mut head = vec![0u8; 4096];
     let mut f = std::fs::File::open(path)
         .with_context(|| format!("cannot open evidence {}", path.display()))?;

@@ -1330,3 +1330,30 @@ fn a_directory_of_a_million_entries_is_bounded_in_memory() {
     let n = std::io::BufRead::lines(std::io::BufReader::new(diff)).count();
     assert_eq!(n, entries + 1);
 }
+
+/// Issue 15: a FIFO given as the evidence itself (`--root fifo`) hung salvor in the
+/// format sniffing (a blocking open). Now it is refused, naming the path and its kind,
+/// without opening it; so are sockets and character devices.
+#[test]
+fn a_fifo_or_device_as_the_evidence_is_refused_without_hanging() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fifo = tmp.path().join("evidence.fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    for (p, kind) in [
+        (fifo.to_string_lossy().into_owned(), "a FIFO"),
+        ("/dev/null".to_string(), "a character device"),
+    ] {
+        for cmd in [&["info"][..], &["probe"][..]] {
+            let mut args = vec!["--root", p.as_str()];
+            args.extend_from_slice(cmd);
+            let out = salvor_within(&args, 20, &format!("{kind} as --root"));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains(&p) && err.contains(kind), "{err}");
+        }
+    }
+}

@@ -18,7 +18,7 @@ use salvor_export::{ExportError, Format, ImageToExport, LayerError, LayerRef, La
 use salvor_store::{Layer, RebuildReport, RebuildStatus, Store};
 use serde_json::json;
 
-use crate::commands::verify::check_with_progress;
+use crate::commands::verify::{check_with_progress, verify_layers};
 use crate::commands::EXIT_FINDINGS;
 use crate::output::{human_size, print_json, short_id};
 use crate::progress::bytes_bar;
@@ -63,6 +63,9 @@ struct StoreLayers<'a> {
     committed: BTreeMap<String, &'a Path>,
     force: bool,
     pb: indicatif::ProgressBar,
+    /// Each rebuilt layer's report, keyed by chain id: the content part of the verdict,
+    /// from the very stream that went into the archive.
+    reports: std::sync::Mutex<BTreeMap<String, RebuildReport>>,
 }
 
 struct ProgressWriter<'a, 'b> {
@@ -100,6 +103,9 @@ impl LayerSource for StoreLayers<'_> {
             .ok_or_else(|| LayerError::NotFound(digest.to_string()))?;
         let mut w = ProgressWriter { out, pb: &self.pb };
         let report = self.store.rebuild_layer(layer, &mut w)?;
+        if let Ok(mut m) = self.reports.lock() {
+            m.insert(layer.chain_id.clone(), report.clone());
+        }
         if report.status != RebuildStatus::Verified && !self.force {
             return Err(LayerError::Other(format!(
                 "does not verify (chain id {}): {}",
@@ -196,11 +202,14 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         .collect();
     // The shared check first (the verdict `verify` gives): content decides what may be
     // exported; metadata findings are reported but do not block the export.
+    // Without --force the content part comes from the export itself (each layer is
+    // hashed as it is written: one read of the evidence), the metadata part from audits
+    // run beside it; with --force the whole check runs first, to know what to force.
     let chains = salvor_forensic::verify::chains_of(&images);
-    let checked = check_with_progress(store, &chains, quiet);
+    let prechecked = force.then(|| check_with_progress(store, &chains, quiet));
     // With --force, the layers that do not verify and what they hash to.
     let mut forced: BTreeMap<String, RebuildReport> = BTreeMap::new();
-    if force {
+    if let Some(checked) = &prechecked {
         for (chain, v) in &checked.layers {
             let mut r = v.rebuild.clone();
             if r.status != RebuildStatus::Verified {
@@ -327,28 +336,59 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         committed: spool_paths,
         force,
         pb: pb.clone(),
+        reports: Default::default(),
     };
     // A write error is the output's (a full disk), whatever the layer source made of it.
     let failed = |e: ExportError| match e {
         ExportError::Sink(s) => anyhow::Error::from(s),
         e => anyhow::Error::from(e).context(format!("cannot write {}", output.display())),
     };
-    let report = if dir {
-        let sink = o.outputs.dir(output)?;
-        let r = salvor_export::export_dir_into(&to_export, &source, format_out, true, &sink)
-            .map_err(failed)?;
-        sink.commit()?;
-        r
-    } else {
-        let mut sink = o.outputs.file(output)?;
-        let res = salvor_export::export_tar_to(&to_export, &source, format_out, &mut sink, output);
-        if let Some(e) = sink.write_error() {
-            return Err(e.into());
-        }
-        let r = res.map_err(failed)?;
-        sink.commit()?;
-        r
+    let write = || -> anyhow::Result<_> {
+        Ok(if dir {
+            let sink = o.outputs.dir(output)?;
+            let r = salvor_export::export_dir_into(&to_export, &source, format_out, true, &sink)
+                .map_err(failed)?;
+            sink.commit()?;
+            r
+        } else {
+            let mut sink = o.outputs.file(output)?;
+            let res =
+                salvor_export::export_tar_to(&to_export, &source, format_out, &mut sink, output);
+            if let Some(e) = sink.write_error() {
+                return Err(e.into());
+            }
+            let r = res.map_err(failed)?;
+            sink.commit()?;
+            r
+        })
     };
+    let (report, checked) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let audits = prechecked
+            .is_none()
+            .then(|| s.spawn(|| salvor_forensic::verify::audit_store(store)));
+        let report = write()?;
+        let checked = match (prechecked, audits) {
+            (Some(c), _) => c,
+            (None, Some(h)) => {
+                let audits = h
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the audit of the layers failed"))?;
+                let mut reports = source.reports.lock().map(|m| m.clone()).unwrap_or_default();
+                // A chain whose diff_id another chain already wrote: rebuilt here.
+                let missing: Vec<String> = chains
+                    .iter()
+                    .filter(|c| !reports.contains_key(*c))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    reports.extend(verify_layers(store, &missing, true));
+                }
+                salvor_forensic::verify::assemble(&chains, reports, audits)
+            }
+            (None, None) => salvor_forensic::verify::Check::default(),
+        };
+        Ok((report, checked))
+    })?;
     pb.finish_and_clear();
     if !quiet && !json_out {
         for c in &committed {

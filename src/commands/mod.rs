@@ -192,7 +192,7 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
                 quiet: cli.quiet,
                 tag: tag.as_deref(),
                 names: rootfs::tar_names(passwd.as_deref(), group.as_deref())?,
-                outputs: outputs,
+                outputs,
             },
         ),
         Command::Diff { container, json } => rootfs::diff(&store, container, *json),

@@ -159,13 +159,13 @@ pub(crate) fn open_ewf(path: &Path, file: std::fs::File, opts: &OpenOptions) -> 
         .into_iter()
         .map(|s| ewf::SegmentSource::File(s.file))
         .collect();
-        let r = ewf::EwfReader::open_from_sources(sources)
+    let r = ewf::EwfReader::open_from_sources(sources)
         .map_err(|e| DiskError::invalid(what, "EWF", e.to_string()))?;
     let detail = format!("{} chunks of {} bytes", r.chunk_count(), r.chunk_size());
     let desc = format!("ewf {}", path.display());
     let damage = ewf_damage(path, r.chunk_count() as u64, r.chunk_size(), r.total_size());
-    let mut img = Image::plain(path, Format::Ewf, Arc::new(EwfDevice { r, desc }), detail)
-        .with_files(files);
+    let mut img =
+        Image::plain(path, Format::Ewf, Arc::new(EwfDevice { r, desc }), detail).with_files(files);
     img.damage.extend(damage);
     Ok(img)
 }

@@ -25,8 +25,8 @@ use std::path::{Component, Path, PathBuf};
 use crate::container::OpenOptions;
 use crate::error::{DiskError, Result};
 
-/// What a non-regular file is, for messages.
-fn kind_of(ft: std::fs::FileType) -> &'static str {
+/// What a non-regular file is, for messages ("a FIFO", "a socket", …).
+pub fn kind_of(ft: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if ft.is_fifo() {
         "a FIFO"

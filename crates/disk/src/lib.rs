@@ -57,6 +57,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use files::kind_of as describe_file_type;
 pub use salvor_source::{BlockDevice, FileDevice};
 use serde::Serialize;
 

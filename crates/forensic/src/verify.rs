@@ -364,10 +364,29 @@ fn join_and(v: &[String]) -> String {
 /// ([`salvor_store::copy::detect`]) and classes each finding.
 pub fn check(store: &Store, chain_ids: &[String], progress: &(dyn Fn(u64) + Sync)) -> Check {
     let all: Vec<String> = store.layers.keys().cloned().collect();
-    let (mut reports, mut audits) = rayon::join(
+    let (reports, audits) = rayon::join(
         || verify_layers(store, chain_ids, progress),
         || audit_layers(store, &all),
     );
+    assemble(chain_ids, reports, audits)
+}
+
+/// The audits [`check`] needs: every layer of the store (copy artifacts are detected on
+/// the whole evidence). For a caller that rebuilds the layers itself (`extract` hashes
+/// what it writes) and then calls [`assemble`].
+pub fn audit_store(store: &Store) -> BTreeMap<String, AuditReport> {
+    let all: Vec<String> = store.layers.keys().cloned().collect();
+    audit_layers(store, &all)
+}
+
+/// [`check`] from rebuild reports made elsewhere (keyed by chain id; a chain id without
+/// one is left out) and the audits of every layer of the store ([`audit_store`]): the
+/// same verdicts, artifacts and classes as [`check`] gives.
+pub fn assemble(
+    chain_ids: &[String],
+    mut reports: BTreeMap<String, RebuildReport>,
+    mut audits: BTreeMap<String, AuditReport>,
+) -> Check {
     let artifacts = salvor_store::copy::detect(audits.values().map(|a| &a.stats));
     let mut explained: BTreeMap<ArtifactClass, u64> = BTreeMap::new();
     for a in audits.values_mut() {

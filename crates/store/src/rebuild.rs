@@ -481,7 +481,7 @@ impl Store {
         }
         let report = res.map_err(|e| SpoolError::Layer {
             chain_id: layer.chain_id.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
         w.inner.flush().map_err(|source| SpoolError::Spool {
             path: path.to_path_buf(),
@@ -537,7 +537,7 @@ pub enum SpoolError {
     Layer {
         chain_id: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
 }
 
