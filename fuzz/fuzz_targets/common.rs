@@ -113,6 +113,7 @@ pub fn fuzz_log(data: &[u8], live: &str, format: salvor_store::logs::LogFormat) 
     let lf = LogFiles {
         format,
         files,
+        not_regular: Vec::new(),
     };
     let mut n = 0;
     for e in LogReader::new(src.clone(), &lf) {
