@@ -15,7 +15,11 @@ mod fstab;
 mod output;
 mod progress;
 
-const EXIT_HELP: &str = "\
+/// The exit codes, shown by `salvor --help` and by the `--help` of every command that
+/// checks layers or writes output.
+macro_rules! exit_codes {
+    () => {
+        "\
 EXIT CODES:
   0  success; for `verify`, `extract` and `report`, every layer's content rebuilt
      byte-exact and every metadata difference is explained by a copy artifact
@@ -26,13 +30,25 @@ EXIT CODES:
      writing output failed
   3  evidence damaged: the archive or disk image is truncated or corrupt (a cut copy?);
      the first line on stderr says so (even with --quiet), the command still runs on
-     what is readable, and 3 wins over 0 and 1
+     what is readable, and 3 wins over 0 and 1"
+    };
+}
+
+/// What `salvor --help` shows after the options.
+const EXIT_HELP: &str = concat!(
+    exit_codes!(),
+    "
 
 EXAMPLES:
   salvor --root /mnt/evidence/var/lib/docker images
   salvor --root host-triage.tar.gz verify
   salvor --root /mnt/evidence extract nginx:latest -o nginx.tar
-  docker load -i nginx.tar";
+  docker load -i nginx.tar"
+);
+
+/// What the `--help` of `verify`, `extract`, `export`, `timeline` and `report` shows after
+/// the options.
+const EXIT_CODES_HELP: &str = exit_codes!();
 
 /// Offline forensics of Docker hosts: list, verify and extract images byte-exact from a
 /// dead host's storage, without a Docker daemon and without altering the evidence.
@@ -122,6 +138,7 @@ pub enum Command {
     /// against its diff_id (CONTENT), and audit every layer directory against its tar
     /// headers (METADATA); exit 0 only if all content verifies and every metadata difference
     /// is a copy artifact.
+    #[command(after_help = EXIT_CODES_HELP)]
     Verify {
         /// Images (`repo:tag`, `repo`, `repo@sha256:…`, id or unique id prefix).
         images: Vec<String>,
@@ -130,6 +147,7 @@ pub enum Command {
     },
     /// Write images as an archive `docker load`, skopeo and umoci accept. A CONTAINER is
     /// committed first (offline `docker commit`: its image plus one layer of its changes).
+    #[command(after_help = EXIT_CODES_HELP)]
     Extract {
         /// Images (`repo:tag`, `repo` for all its tags, `repo@sha256:…`, id or unique id
         /// prefix), or a container (name or id) to commit; an image wins over a container
@@ -175,6 +193,7 @@ pub enum Command {
     },
     /// The flattened filesystem of a container or an image as a tar, like `docker export`:
     /// all layers merged with whiteouts and opaque directories applied.
+    #[command(after_help = EXIT_CODES_HELP)]
     Export {
         /// A container (id, short id or name) or an image.
         target: String,
@@ -227,6 +246,7 @@ pub enum Command {
     /// request, volumes and image layers) with m/a/c/birth times, plus host events (images
     /// created and pulled, history, containers created/started/finished, log lines), as a
     /// Sleuth Kit bodyfile (`mactime -b FILE -d`) or JSON lines; sorted by time, then name.
+    #[command(after_help = EXIT_CODES_HELP)]
     Timeline {
         #[arg(long, value_enum, default_value_t = TimelineFormatArg::Bodyfile)]
         format: TimelineFormatArg,
@@ -248,6 +268,7 @@ pub enum Command {
     },
     /// Write a case directory (new or empty, outside the evidence): summary.md,
     /// inventory.json, verify.json, timeline.jsonl and MANIFEST.sha256. Deterministic.
+    #[command(after_help = EXIT_CODES_HELP)]
     Report {
         /// The case directory: new or empty, never the evidence or inside it.
         #[arg(long, short = 'o')]
