@@ -15,20 +15,40 @@ mod fstab;
 mod output;
 mod progress;
 
-const EXIT_HELP: &str = "\
+/// The exit codes, shown by `salvor --help` and by the `--help` of every command that
+/// checks layers or writes output.
+macro_rules! exit_codes {
+    () => {
+        "\
 EXIT CODES:
-  0  success; for `verify`, every layer rebuilt byte-exact
-  1  findings: a layer did not verify (its sha256 is not its diff_id, or files changed)
-  2  error: the evidence or an argument could not be used, or writing output failed
+  0  success; for `verify`, `extract` and `report`, every layer's content rebuilt
+     byte-exact and every metadata difference is explained by a copy artifact
+  1  findings: a layer's content did not verify, a metadata finding, a layer exported
+     with --force, a config that does not hash to its image id, a log file not readable
+  2  error: the evidence or an argument could not be used (an ambiguous name), the
+     output was refused (the evidence, inside it, or existing without --overwrite), or
+     writing output failed
   3  evidence damaged: the archive or disk image is truncated or corrupt (a cut copy?);
      the first line on stderr says so (even with --quiet), the command still runs on
-     what is readable, and 3 wins over 0 and 1
+     what is readable, and 3 wins over 0 and 1"
+    };
+}
+
+/// What `salvor --help` shows after the options.
+const EXIT_HELP: &str = concat!(
+    exit_codes!(),
+    "
 
 EXAMPLES:
   salvor --root /mnt/evidence/var/lib/docker images
   salvor --root host-triage.tar.gz verify
   salvor --root /mnt/evidence extract nginx:latest -o nginx.tar
-  docker load -i nginx.tar";
+  docker load -i nginx.tar"
+);
+
+/// What the `--help` of `verify`, `extract`, `export`, `timeline` and `report` shows after
+/// the options.
+const EXIT_CODES_HELP: &str = exit_codes!();
 
 /// Offline forensics of Docker hosts: list, verify and extract images byte-exact from a
 /// dead host's storage, without a Docker daemon and without altering the evidence.
@@ -97,7 +117,9 @@ pub enum Command {
     /// A container like `docker inspect` (containers first, as docker does), else an image
     /// like `docker image inspect` (or its exact config bytes with --config).
     Inspect {
-        /// `repo:tag`, `repo@sha256:…`, or an image id (full or a unique prefix).
+        /// A container (name or id) or an image (`repo:tag`, `repo@sha256:…`, id): a full id,
+        /// then an exact name or tag, then a unique id prefix; a prefix that matches several
+        /// images or containers is an error listing them.
         image: String,
         /// Print the image config exactly as stored.
         #[arg(long)]
@@ -105,6 +127,7 @@ pub enum Command {
     },
     /// An image's history like `docker history`.
     History {
+        /// `repo:tag`, `repo@sha256:…`, or an image id (full or a unique prefix).
         image: String,
         #[arg(long)]
         json: bool,
@@ -112,18 +135,27 @@ pub enum Command {
         no_trunc: bool,
     },
     /// Rebuild every layer of the images (all images by default) and check each sha256
-    /// against its diff_id; exit 0 only if all verify.
+    /// against its diff_id (CONTENT), and audit every layer directory against its tar
+    /// headers (METADATA); exit 0 only if all content verifies and every metadata difference
+    /// is a copy artifact.
+    #[command(after_help = EXIT_CODES_HELP)]
     Verify {
+        /// Images (`repo:tag`, `repo`, `repo@sha256:…`, id or unique id prefix).
         images: Vec<String>,
         #[arg(long)]
         json: bool,
     },
     /// Write images as an archive `docker load`, skopeo and umoci accept. A CONTAINER is
     /// committed first (offline `docker commit`: its image plus one layer of its changes).
+    #[command(after_help = EXIT_CODES_HELP)]
     Extract {
+        /// Images (`repo:tag`, `repo` for all its tags, `repo@sha256:…`, id or unique id
+        /// prefix), or a container (name or id) to commit; an image wins over a container
+        /// of the same name.
         #[arg(required = true)]
         images: Vec<String>,
-        /// Output tar file (`-` for stdout), or directory with --dir.
+        /// Output tar file (`-` for stdout), or directory with --dir (new or empty).
+        /// Never the evidence or inside it; an existing file needs --overwrite.
         #[arg(long, short = 'o')]
         output: PathBuf,
         #[arg(long, value_enum, default_value_t = FormatArg::Docker)]
@@ -131,7 +163,10 @@ pub enum Command {
         /// Write a directory instead of a tar.
         #[arg(long)]
         dir: bool,
-        /// Export layers that do not verify, as found, named by their actual digest.
+        /// Also export layers that do not verify, or that the disk holds otherwise (mode,
+        /// owner, link, whiteout, planted file), as found: their sha256 becomes their diff_id
+        /// in the config (so the image id changes); marked FORCED in the output, in
+        /// `salvor-forced.json` and in the manifests' `io.salvor.forced` annotations; exit 1.
         #[arg(long)]
         force: bool,
         /// Print the report as JSON.
@@ -151,16 +186,19 @@ pub enum Command {
     /// What a container changed, like `docker diff`: A (added), C (changed), D (deleted),
     /// against its image and init layer, with overlay and aufs whiteouts translated.
     Diff {
+        /// Container name or id (full or a unique prefix).
         container: String,
         #[arg(long)]
         json: bool,
     },
     /// The flattened filesystem of a container or an image as a tar, like `docker export`:
     /// all layers merged with whiteouts and opaque directories applied.
+    #[command(after_help = EXIT_CODES_HELP)]
     Export {
         /// A container (id, short id or name) or an image.
         target: String,
-        /// Output tar file (`-` for stdout).
+        /// Output tar file (`-` for stdout). Never the evidence or inside it; an existing
+        /// file needs --overwrite.
         #[arg(long, short = 'o')]
         output: PathBuf,
         /// Also the container's named and anonymous volumes, at their mount points (bind
@@ -208,6 +246,7 @@ pub enum Command {
     /// request, volumes and image layers) with m/a/c/birth times, plus host events (images
     /// created and pulled, history, containers created/started/finished, log lines), as a
     /// Sleuth Kit bodyfile (`mactime -b FILE -d`) or JSON lines; sorted by time, then name.
+    #[command(after_help = EXIT_CODES_HELP)]
     Timeline {
         #[arg(long, value_enum, default_value_t = TimelineFormatArg::Bodyfile)]
         format: TimelineFormatArg,
@@ -229,7 +268,9 @@ pub enum Command {
     },
     /// Write a case directory (new or empty, outside the evidence): summary.md,
     /// inventory.json, verify.json, timeline.jsonl and MANIFEST.sha256. Deterministic.
+    #[command(after_help = EXIT_CODES_HELP)]
     Report {
+        /// The case directory: new or empty, never the evidence or inside it.
         #[arg(long, short = 'o')]
         output: PathBuf,
         /// Put every image layer's files into the timeline too.
