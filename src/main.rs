@@ -4,6 +4,7 @@
 //! `salvor-store` models the data-root and rebuilds layers (through `salvor-tarsplit`),
 //! `salvor-export` writes archives. Each sub-command lives in `commands/`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -303,7 +304,27 @@ pub enum FormatArg {
     Oci,
 }
 
+/// `salvor … | head`: the reader went away. Printing then fails with EPIPE, which
+/// `println!`/`eprintln!` turn into a panic; end quietly with the output-failure code
+/// instead of a panic message and exit code 101. Every other panic keeps the default hook.
+fn quiet_on_closed_pipes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(2);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipes();
     let cli = Cli::parse();
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
@@ -319,7 +340,8 @@ fn main() -> ExitCode {
                     msg.push_str(&c);
                 }
             }
-            eprintln!("salvor: error: {msg}");
+            // Not eprintln!: a closed stderr must not turn the error into a panic.
+            let _ = writeln!(std::io::stderr(), "salvor: error: {msg}");
             ExitCode::from(evidence::error_exit_code(&e))
         }
     }

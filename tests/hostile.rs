@@ -1357,3 +1357,32 @@ fn a_fifo_or_device_as_the_evidence_is_refused_without_hanging() {
         }
     }
 }
+
+/// `salvor … | head`: the reader closes the pipe. salvor ends with exit 2 (output failed),
+/// never with a panic (exit 101) from printing to a closed pipe.
+#[test]
+fn a_closed_pipe_is_an_output_failure_not_a_panic() {
+    let demo = format!(
+        "{}/fixtures/demo/data-root.tar.zst",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for cmd in [
+        &["timeline", "--images", "--logs"][..],
+        &["probe"][..],
+        &["images"][..],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_salvor"))
+            .arg("--root")
+            .arg(&demo)
+            .args(cmd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take()); // the reader is gone before salvor prints
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{cmd:?}: {err}");
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+    }
+}

@@ -133,6 +133,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
         return probe(cli, *json);
     }
     let (store, outputs) = open_store_and_outputs(cli)?;
+    // Every command writes standard output: it may not have been redirected onto or into
+    // the evidence (`salvor … images >> evidence/x`).
+    outputs.guard.check_stdout()?;
     let damaged = !store.damage.is_empty();
     let code = run_command(cli, store, &outputs)?;
     // Damaged evidence wins over "clean" and "findings".

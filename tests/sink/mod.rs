@@ -442,3 +442,44 @@ fn a_full_disk_names_the_output_and_leaves_nothing() {
         assert!(left.is_empty(), "{cmd:?} left {left:?}");
     }
 }
+
+/// Listing commands write standard output too: `salvor … images >> evidence/x` (the shell
+/// appending into the evidence directory, or onto the evidence archive) is refused before
+/// anything is printed; the evidence is unchanged. Elsewhere the same commands print.
+#[test]
+fn listing_commands_refuse_stdout_into_the_evidence() {
+    let r = build_roots(false);
+    let inside = r.dir.join("image/overlay2/repositories.json");
+    for cmd in [
+        &["images"][..],
+        &["containers"][..],
+        &["inspect", "c-exit0"][..],
+        &["info"][..],
+    ] {
+        for (root, target) in [(&r.dir, &inside), (&r.archive, &r.archive)] {
+            let before = snapshot(&[&r.dir, &r.archive]);
+            let out = Command::new(env!("CARGO_BIN_EXE_salvor"))
+                .arg("--root")
+                .arg(root)
+                .args(cmd)
+                .stdout(fs::OpenOptions::new().append(true).open(target).unwrap())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{cmd:?} >> {}: {err}",
+                target.display()
+            );
+            assert!(
+                err.contains("refusing to write standard output"),
+                "{cmd:?}: {err}"
+            );
+            assert_eq!(snapshot(&[&r.dir, &r.archive]), before, "{cmd:?}");
+        }
+        let out = salvor(&[&["--root", s(&r.archive)][..], cmd].concat());
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}");
+        assert!(!out.stdout.is_empty(), "{cmd:?} printed nothing");
+    }
+}

@@ -148,9 +148,9 @@ fn refusal_outside(referrer: &Path, kind: &'static str, name: &str, why: &str) -
         kind,
         name,
         format!(
-            "{why}; files an image names are only looked up inside the image's directory \
-             unless given explicitly (OpenOptions::backing_files); copy the set into one \
-             directory to read it"
+            "{why}; files an image names are only looked up inside the image's directory; \
+             copy the whole set (image and the files it names) into one directory to \
+             read it"
         ),
     )
 }

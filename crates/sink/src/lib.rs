@@ -274,6 +274,24 @@ impl EvidenceGuard {
         let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
             return Ok(());
         };
+        self.check_std_stream(fd, "standard output", "/proc/self/fd/1")
+    }
+
+    /// Refuses standard error when it is (appends to) a protected file or a file inside a
+    /// protected directory (`salvor … 2>> evidence/x`): notes and errors are output too.
+    pub fn check_stderr(&self) -> Result<(), SinkError> {
+        let Ok(fd) = io::stderr().as_fd().try_clone_to_owned() else {
+            return Ok(());
+        };
+        self.check_std_stream(fd, "standard error", "/proc/self/fd/2")
+    }
+
+    fn check_std_stream(
+        &self,
+        fd: std::os::fd::OwnedFd,
+        name: &str,
+        proc_link: &str,
+    ) -> Result<(), SinkError> {
         let Ok(md) = File::from(fd).metadata() else {
             return Ok(());
         };
@@ -281,7 +299,7 @@ impl EvidenceGuard {
             return Ok(());
         }
         let id = file_id(&md);
-        let out = Path::new("standard output");
+        let out = Path::new(name);
         for p in &self.protected {
             if p.id == Some(id) {
                 return Err(SinkError::Refused {
@@ -291,7 +309,7 @@ impl EvidenceGuard {
                 });
             }
         }
-        match fs::read_link("/proc/self/fd/1") {
+        match fs::read_link(proc_link) {
             Ok(target) if target.is_absolute() => self.check_resolved(out, &target),
             _ => Ok(()),
         }
