@@ -1412,7 +1412,16 @@ mod forced {
             String::from_utf8_lossy(&load.stderr)
         );
         let run = Command::new("docker")
-            .args(["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", &new_id, "-c"])
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--entrypoint",
+                "/bin/sh",
+                &new_id,
+                "-c",
+            ])
             .arg("tail -c 1 /etc/passwd; cat /etc/planted.txt")
             .output()
             .expect("docker run");
