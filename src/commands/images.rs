@@ -111,12 +111,7 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
             from_damage.len()
         )?;
         for p in &from_damage {
-            writeln!(
-                out,
-                "  /{}: {}",
-                printable(&p.path.display().to_string()),
-                printable(&p.what)
-            )?;
+            write_problem(&mut out, p)?;
         }
     }
     if problems.is_empty() {
@@ -124,16 +119,7 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     } else {
         writeln!(out, "Problems:        {}", problems.len())?;
         for p in &problems {
-            if p.path.as_os_str().is_empty() {
-                writeln!(out, "  {}", printable(&p.what))?;
-                continue;
-            }
-            writeln!(
-                out,
-                "  /{}: {}",
-                printable(&p.path.display().to_string()),
-                printable(&p.what)
-            )?;
+            write_problem(&mut out, p)?;
         }
     }
     Ok(0)
@@ -331,4 +317,18 @@ impl TreeCtx<'_> {
         }
         Ok(())
     }
+}
+
+/// One problem line of `info`: `  /path: what`, or `  what` for a problem about the
+/// evidence itself (no path inside it).
+fn write_problem(out: &mut dyn Write, p: &salvor_store::Problem) -> std::io::Result<()> {
+    if p.path.as_os_str().is_empty() {
+        return writeln!(out, "  {}", printable(&p.what));
+    }
+    writeln!(
+        out,
+        "  /{}: {}",
+        printable(&p.path.display().to_string()),
+        printable(&p.what)
+    )
 }

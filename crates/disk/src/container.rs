@@ -41,7 +41,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use salvor_source::{BlockDevice, EvidenceDamage};
+use salvor_source::{BlockDevice, EvidenceDamage, FileDevice};
 use serde::Serialize;
 
 use crate::error::{DiskError, Result};
@@ -259,7 +259,8 @@ fn open_inner(
     let what = path.display().to_string();
     match format {
         Format::Raw => {
-            let dev = RawDevice::new(path, file)?;
+            let dev = FileDevice::from_file(path, file)
+                .map_err(|e| DiskError::io(path, std::io::Error::other(e.to_string())))?;
             let info = ContainerInfo {
                 path: path.to_path_buf(),
                 format,
@@ -340,46 +341,5 @@ fn open_inner(
             }
             crate::external::open_ewf(path, file, opts)
         }
-    }
-}
-
-/// A raw image: the opened file as a block device.
-struct RawDevice {
-    file: File,
-    size: u64,
-    path: PathBuf,
-}
-
-impl RawDevice {
-    fn new(path: &Path, file: File) -> Result<RawDevice> {
-        let size = file.metadata().map_err(|e| DiskError::io(path, e))?.len();
-        Ok(RawDevice {
-            file,
-            size,
-            path: path.to_path_buf(),
-        })
-    }
-}
-
-impl std::fmt::Debug for RawDevice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "raw image {}", self.path.display())
-    }
-}
-
-impl BlockDevice for RawDevice {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        if offset >= self.size {
-            return Ok(0);
-        }
-        let max = ((self.size - offset).min(buf.len() as u64)) as usize;
-        self.file.read_at(&mut buf[..max], offset)
-    }
-    fn describe(&self) -> String {
-        format!("raw image {}", self.path.display())
     }
 }

@@ -434,6 +434,12 @@ impl FileDevice {
             .open(path)
             .or_else(|_| std::fs::OpenOptions::new().read(true).open(path))
             .map_err(|e| SourceError::io(path, e))?;
+        Self::from_file(path, file)
+    }
+
+    /// A file the caller already opened (and checked: salvor-disk's opening policy) as a
+    /// block device; `path` names it in messages.
+    pub fn from_file(path: &Path, file: std::fs::File) -> Result<Self> {
         let size = file.metadata().map_err(|e| SourceError::io(path, e))?.len();
         Ok(FileDevice {
             file,

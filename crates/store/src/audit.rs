@@ -248,20 +248,7 @@ const WHITED_OUT: u8 = 2;
 /// A directory with a listed `.wh..wh..opq`.
 const OPAQUE: u8 = 4;
 
-/// Go `path.Clean("/" + name)` without the leading slash; "" for the root.
-fn clean(name: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for c in name.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join(&b'/')
-}
+use salvor_tarsplit::rooted_clean as clean;
 
 fn split_parent(p: &[u8]) -> (&[u8], &[u8]) {
     match p.iter().rposition(|&b| b == b'/') {

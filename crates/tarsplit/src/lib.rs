@@ -60,6 +60,28 @@ pub use error::{EntryAt, TarSplitError};
 pub use headers::{headers, FileHeader, HeaderIter, TarHeader};
 pub use unpack::{open_gz, Entry, Unpacker, MAX_FILE_SIZE, MAX_NAME_LEN, MAX_SEGMENT_PAYLOAD};
 
+/// A tar member name as a path relative to the layer root: Go's `path.Clean("/" + name)`
+/// without the leading slash, "" for the root (`./a`, `/a`, `a/`, `../../a` all give `a`):
+/// how the engine's extraction places a member, so `..` never leaves the layer.
+///
+/// ```
+/// assert_eq!(salvor_tarsplit::rooted_clean(b"../../etc/./shadow/"), b"etc/shadow");
+/// assert_eq!(salvor_tarsplit::rooted_clean(b"./"), b"");
+/// ```
+pub fn rooted_clean(name: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in name.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join(&b'/')
+}
+
 /// The diff_id of the empty layer (a tar of just two zero blocks).
 pub const EMPTY_LAYER_DIFF_ID: &str =
     "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";

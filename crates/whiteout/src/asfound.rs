@@ -116,21 +116,7 @@ pub enum AsFoundError {
     Layer(#[from] WhiteoutError),
 }
 
-/// A tar name as a path relative to the layer root, cleaned as rooted at `/` (`./a`, `/a`,
-/// `a/`, `../../a` all give `a`).
-fn clean(name: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for c in name.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join(&b'/')
-}
+use salvor_tarsplit::rooted_clean as clean;
 
 fn split_dir(rel: &[u8]) -> (&[u8], &[u8]) {
     match rel.iter().rposition(|&c| c == b'/') {
