@@ -207,7 +207,7 @@ fn wanted_data_root(p: &Path) -> anyhow::Result<PathBuf> {
 fn data_root_in(fs: &dyn Source, wanted: Option<&Path>) -> anyhow::Result<PathBuf> {
     match wanted {
         Some(w) => {
-            if salvor_store::locate::is_data_root(fs, w) {
+            if salvor_docker::locate::is_data_root(fs, w) {
                 Ok(w.to_path_buf())
             } else {
                 bail!(
@@ -217,7 +217,7 @@ fn data_root_in(fs: &dyn Source, wanted: Option<&Path>) -> anyhow::Result<PathBu
                 )
             }
         }
-        None => Ok(salvor_store::locate::find_data_root(fs)?),
+        None => Ok(salvor_docker::locate::find_data_root(fs)?),
     }
 }
 
@@ -336,12 +336,12 @@ fn open_disk(
 /// docker unit), else the only pool holding devices that are not LVM thin volumes. Loop
 /// files in the data-root win unless `--thin-pool` is given.
 pub fn choose_thin_pool(
-    store: &salvor_store::Store,
+    store: &salvor_docker::Store,
     opened: &Opened,
     wanted: Option<&str>,
 ) -> anyhow::Result<ChosenPool> {
     let mut chosen = ChosenPool::default();
-    if store.driver != salvor_store::Driver::Devicemapper {
+    if store.driver != salvor_docker::Driver::Devicemapper {
         if wanted.is_some() {
             bail!(
                 "--thin-pool: the data-root's storage driver is {}, not devicemapper",
@@ -393,7 +393,7 @@ pub fn choose_thin_pool(
     let by_name = name.clone().or_else(|| {
         configured
             .as_ref()
-            .and_then(|c| salvor_store::locate::thinpooldev_lv(c))
+            .and_then(|c| salvor_docker::locate::thinpooldev_lv(c))
     });
     let tp = match &by_name {
         Some((vg, lv)) => match disk.thin_pool(vg, lv) {
@@ -486,11 +486,11 @@ fn parse_thin_pool_arg(s: &str) -> anyhow::Result<ThinPoolArg> {
 /// `dm.thinpooldev` as the host configured it: on the filesystem holding the data-root (as
 /// a host root), else on any ext/XFS volume of the disk.
 fn configured_thinpooldev(opened: &Opened, disk: &Disk) -> Option<String> {
-    let here = salvor_store::locate::configured_thinpooldev(opened.source.as_ref(), Path::new(""));
+    let here = salvor_docker::locate::configured_thinpooldev(opened.source.as_ref(), Path::new(""));
     here.or_else(|| {
         disk.candidates().into_iter().find_map(|v| {
             let fs = open_filesystem(&v.content, v.device.clone()).ok()?;
-            salvor_store::locate::configured_thinpooldev(fs.as_ref(), Path::new(""))
+            salvor_docker::locate::configured_thinpooldev(fs.as_ref(), Path::new(""))
         })
     })
 }
@@ -543,7 +543,7 @@ pub fn probe(
     {
         let (data_root, fs_report, error) = match open_filesystem(&v.content, v.device.clone()) {
             Ok(fs) => {
-                let dr = salvor_store::locate::find_data_root(fs.as_ref())
+                let dr = salvor_docker::locate::find_data_root(fs.as_ref())
                     .ok()
                     .map(|p| format!("/{}", p.display()));
                 (dr, Some(fs.describe()), None)

@@ -147,7 +147,7 @@ pub fn find_data_root(
         let mounts = parse(&String::from_utf8_lossy(&text));
         let wants = match wanted {
             Some(w) => vec![w.to_string()],
-            None => salvor_store::locate::configured_data_roots(fs.as_ref(), Path::new("")),
+            None => salvor_docker::locate::configured_data_roots(fs.as_ref(), Path::new("")),
         };
         for want in wants {
             let Some((m, rel)) = locate(&want, &mounts) else {
@@ -158,7 +158,7 @@ pub fn find_data_root(
                     continue;
                 }
                 let Some(vfs) = open_fs(v) else { continue };
-                if salvor_store::locate::is_data_root(vfs.as_ref(), &rel) {
+                if salvor_docker::locate::is_data_root(vfs.as_ref(), &rel) {
                     return Some((i, vfs, rel));
                 }
             }

@@ -1,7 +1,7 @@
 //! `salvor`: offline forensics of Docker hosts.
 //!
 //! This binary only wires the library crates together: `salvor-source` opens the evidence,
-//! `salvor-store` models the data-root and rebuilds layers (through `salvor-tarsplit`),
+//! `salvor-docker` models the data-root and rebuilds layers (through `salvor-tarsplit`),
 //! `salvor-export` writes archives. Each sub-command lives in `commands/`.
 
 use std::io::Write;

@@ -118,12 +118,12 @@ fn verify(root: &Path) -> (i32, Vec<(String, String, String)>, Value) {
 /// Image layers of the data-root, with their own directory and depth (0 = base).
 fn layers(root: &Path) -> Vec<(String, PathBuf, usize)> {
     let src = salvor_source::DirSource::new(root).expect("dir source");
-    let store = salvor_store::Store::open(Arc::new(src)).expect("store");
+    let store = salvor_docker::Store::open(Arc::new(src)).expect("store");
     let mut out = Vec::new();
     for l in store.layers.values() {
         let dir = match &l.files {
-            salvor_store::LayerFiles::Overlay { diff, .. } => diff.clone(),
-            salvor_store::LayerFiles::Snapshot { root } => root.clone(),
+            salvor_docker::LayerFiles::Overlay { diff, .. } => diff.clone(),
+            salvor_docker::LayerFiles::Snapshot { root } => root.clone(),
             other => panic!("unexpected layer files {other:?}"),
         };
         let mut depth = 0;
@@ -1104,7 +1104,7 @@ fn image_on(root: &Path, chain: &str) -> String {
     let out = salvor(&["--root", &root.to_string_lossy(), "images", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("images --json");
     let src = salvor_source::DirSource::new(root).expect("dir source");
-    let store = salvor_store::Store::open(Arc::new(src)).expect("store");
+    let store = salvor_docker::Store::open(Arc::new(src)).expect("store");
     v.as_array()
         .expect("images")
         .iter()
@@ -1441,7 +1441,7 @@ mod forced {
 fn as_found_of_a_clean_layer_is_the_layer(driver: &'static str) {
     let root = pristine(driver);
     let src = salvor_source::DirSource::new(root).expect("dir source");
-    let store = salvor_store::Store::open(Arc::new(src)).expect("store");
+    let store = salvor_docker::Store::open(Arc::new(src)).expect("store");
     let (mut same, mut total) = (0, 0);
     let mut differ = Vec::new();
     for l in store.layers.values() {

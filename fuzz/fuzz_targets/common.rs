@@ -90,9 +90,9 @@ pub fn walk(src: &dyn salvor_source::Source) {
 
 /// A log of `format` made of fuzzed bytes at `live` (first byte: options; odd = also a
 /// gzip'd rotation), read through `LogReader` and `write_logs` with since/until/tail.
-pub fn fuzz_log(data: &[u8], live: &str, format: salvor_store::logs::LogFormat) {
+pub fn fuzz_log(data: &[u8], live: &str, format: salvor_docker::logs::LogFormat) {
     use salvor_source::{DirSource, Source, Timestamp};
-    use salvor_store::logs::{write_logs, LogFiles, LogOptions, LogReader};
+    use salvor_docker::logs::{write_logs, LogFiles, LogOptions, LogReader};
     use std::path::PathBuf;
     use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! the live file) → `LogReader` and `write_logs` with since/until/tail.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use salvor_store::logs::LogFormat;
+use salvor_docker::logs::LogFormat;
 
 mod common;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use salvor_source::{DirSource, Source};
-use salvor_store::Store;
+use salvor_docker::Store;
 
 mod common;
 use common::{gzip, put, split};
@@ -81,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
     for c in &containers {
         let _ = c.inspect_json(&store);
         let _ = c.command();
-        let _ = salvor_store::logs::log_files(&store, c);
+        let _ = salvor_docker::logs::log_files(&store, c);
     }
     let _ = store.volumes(&containers);
     let _ = store.bind_mounts(&containers);

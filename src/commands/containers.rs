@@ -12,9 +12,9 @@
 use std::io::Write;
 
 use anyhow::Context;
-use salvor_store::containers::Container;
-use salvor_store::logs::{self, LogOptions, LogReader};
-use salvor_store::Store;
+use salvor_docker::containers::Container;
+use salvor_docker::logs::{self, LogOptions, LogReader};
+use salvor_docker::Store;
 use serde_json::{json, Value};
 
 use crate::commands::EXIT_FINDINGS;

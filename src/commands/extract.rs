@@ -15,7 +15,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use salvor_export::{ExportError, Format, ImageToExport, LayerError, LayerRef, LayerSource};
-use salvor_store::{Layer, RebuildReport, RebuildStatus, Store};
+use salvor_docker::{Layer, RebuildReport, RebuildStatus, Store};
 use serde_json::json;
 
 use crate::commands::verify::{check_with_progress, verify_layers};
@@ -93,7 +93,7 @@ impl LayerSource for StoreLayers<'_> {
     fn write_layer(&self, digest: &str, out: &mut dyn Write) -> Result<String, LayerError> {
         if let Some(path) = self.committed.get(digest) {
             let mut w =
-                salvor_store::rebuild::HashingWriter::new(ProgressWriter { out, pb: &self.pb });
+                salvor_docker::rebuild::HashingWriter::new(ProgressWriter { out, pb: &self.pb });
             io::copy(&mut std::fs::File::open(path)?, &mut w)?;
             return Ok(w.finish().0);
         }
@@ -153,7 +153,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
     }
     // As `docker save`: each query brings its image(s) and the tags it names. A query that
     // names no image but a container is committed first, like `docker commit`.
-    let mut selected: Vec<(&salvor_store::Image, Vec<String>)> = Vec::new();
+    let mut selected: Vec<(&salvor_docker::Image, Vec<String>)> = Vec::new();
     let mut committed: Vec<Committed> = Vec::new();
     for q in queries {
         // The one resolver: an image first (docker save), else a container (docker commit).
@@ -162,8 +162,8 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             eprintln!("salvor: warning: extract: {}", crate::output::printable(&n));
         }
         let found = match r.target {
-            salvor_store::SaveTarget::Images(f) => f,
-            salvor_store::SaveTarget::Container(c) => {
+            salvor_docker::SaveTarget::Images(f) => f,
+            salvor_docker::SaveTarget::Container(c) => {
                 committed.push(
                     commit(store, &c, o).with_context(|| format!("cannot commit container {q}"))?,
                 );
@@ -184,7 +184,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         }
     }
     // A committed container needs its image's layers too.
-    let mut parents: Vec<&salvor_store::Image> = Vec::new();
+    let mut parents: Vec<&salvor_docker::Image> = Vec::new();
     for c in &committed {
         if let Some(p) = c
             .image
@@ -195,7 +195,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             parents.push(p);
         }
     }
-    let images: Vec<&salvor_store::Image> = selected
+    let images: Vec<&salvor_docker::Image> = selected
         .iter()
         .map(|(i, _)| *i)
         .chain(parents.iter().copied())
@@ -231,7 +231,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         }
     }
     // Each forced layer as found, spooled beside the output (or in $TMPDIR for stdout).
-    let mut spooled: BTreeMap<String, salvor_store::SpooledLayer> = BTreeMap::new();
+    let mut spooled: BTreeMap<String, salvor_docker::SpooledLayer> = BTreeMap::new();
     for (chain, r) in &forced {
         let layer = store
             .layers
@@ -253,7 +253,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
     let mut by_digest: BTreeMap<String, &Layer> = BTreeMap::new();
     let mut total = 0u64;
     let mut spool_paths: BTreeMap<String, &Path> = BTreeMap::new();
-    let mut layer_refs = |img: &salvor_store::Image| -> anyhow::Result<Vec<LayerRef>> {
+    let mut layer_refs = |img: &salvor_docker::Image| -> anyhow::Result<Vec<LayerRef>> {
         let mut refs = Vec::new();
         for l in store.image_layers(img)? {
             let diff_id = l
@@ -513,7 +513,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
 /// output), and an image config made from its image's config and the container's.
 fn commit(
     store: &Store,
-    c: &salvor_store::Container,
+    c: &salvor_docker::Container,
     o: &ExtractOpts,
 ) -> anyhow::Result<Committed> {
     let short = &c.id[..c.id.len().min(12)];
@@ -585,7 +585,7 @@ fn commit(
     cfg.insert("history", json!(history));
     cfg.insert("rootfs", json!({"type": "layers", "diff_ids": diff_ids}));
     let config = serde_json::to_vec(&cfg)?;
-    let id = salvor_store::sha256_hex(&config);
+    let id = salvor_docker::sha256_hex(&config);
     Ok(Committed {
         image: ImageToExport {
             id,
@@ -622,7 +622,7 @@ fn claim_forced_layers(images: &mut [ImageToExport]) -> anyhow::Result<Vec<(Stri
         let ids: Vec<String> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
         img.config = salvor_export::rewrite_diff_ids(&img.config, &ids)
             .with_context(|| format!("image {}", img.id))?;
-        let id = salvor_store::sha256_hex(&img.config);
+        let id = salvor_docker::sha256_hex(&img.config);
         if !renamed.iter().any(|(o, _)| *o == img.id) {
             renamed.push((img.id.clone(), id.clone()));
         }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use salvor_store::{reference::Reference, Store};
+use salvor_docker::{reference::Reference, Store};
 use serde_json::json;
 
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
@@ -22,7 +22,7 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
             .source
             .warnings()
             .iter()
-            .map(|w| salvor_store::Problem {
+            .map(|w| salvor_docker::Problem {
                 path: std::path::PathBuf::new(),
                 what: format!("evidence archive: {w}"),
             }),
@@ -31,7 +31,7 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     let (problems, from_damage) = store.split_problems(problems);
     let (volumes, _) = store.volumes(&containers);
     let thin_pool =
-        (store.driver == salvor_store::Driver::Devicemapper).then(|| match store.devicemapper() {
+        (store.driver == salvor_docker::Driver::Devicemapper).then(|| match store.devicemapper() {
             Ok(dm) => json!({
                 "origin": dm.origin,
                 "data_block_size": dm.pool.data_block_size(),
@@ -78,8 +78,8 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         out,
         "Layout:          {}",
         match store.layout {
-            salvor_store::Layout::V2 => "v2 (image/<driver>/imagedb, layerdb; Docker >= 1.10)",
-            salvor_store::Layout::LegacyGraph =>
+            salvor_docker::Layout::V2 => "v2 (image/<driver>/imagedb, layerdb; Docker >= 1.10)",
+            salvor_docker::Layout::LegacyGraph =>
                 "legacy graph/ (Docker < 1.10; ids computed as the 1.10 migration would)",
         }
     )?;
@@ -126,7 +126,7 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
 }
 
 /// One row of `docker images`: (repository, tag).
-fn repo_tag_rows(img: &salvor_store::Image) -> Vec<(String, String)> {
+fn repo_tag_rows(img: &salvor_docker::Image) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = img
         .repo_tags
         .iter()
@@ -146,7 +146,7 @@ fn repo_tag_rows(img: &salvor_store::Image) -> Vec<(String, String)> {
 }
 
 pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
-    let mut imgs: Vec<&salvor_store::Image> = store.images.iter().collect();
+    let mut imgs: Vec<&salvor_docker::Image> = store.images.iter().collect();
     // Newest first, like docker; ties by id for determinism.
     imgs.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     if json {
@@ -321,7 +321,7 @@ impl TreeCtx<'_> {
 
 /// One problem line of `info`: `  /path: what`, or `  what` for a problem about the
 /// evidence itself (no path inside it).
-fn write_problem(out: &mut dyn Write, p: &salvor_store::Problem) -> std::io::Result<()> {
+fn write_problem(out: &mut dyn Write, p: &salvor_docker::Problem) -> std::io::Result<()> {
     if p.path.as_os_str().is_empty() {
         return writeln!(out, "  {}", printable(&p.what));
     }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use salvor_store::{Image, LayerFiles, Store};
+use salvor_docker::{Image, LayerFiles, Store};
 use serde_json::{json, Value};
 
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};

@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 use salvor_sink::{EvidenceGuard, OutputPolicy};
-use salvor_store::Store;
+use salvor_docker::Store;
 
 use crate::{Cli, Command};
 
@@ -156,15 +156,15 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
         // --config is about images only.
         Command::Inspect { image, config } => {
             let want = if *config {
-                salvor_store::Want::Image
+                salvor_docker::Want::Image
             } else {
-                salvor_store::Want::Either {
-                    prefer: salvor_store::Kind::Container,
+                salvor_docker::Want::Either {
+                    prefer: salvor_docker::Kind::Container,
                 }
             };
             match target::resolve(&store, "inspect", image, want)?.target {
-                salvor_store::Target::Container(c) => containers::inspect_container(&store, &c),
-                salvor_store::Target::Image(img) => inspect::inspect(&store, img, *config),
+                salvor_docker::Target::Container(c) => containers::inspect_container(&store, &c),
+                salvor_docker::Target::Image(img) => inspect::inspect(&store, img, *config),
             }
         }
         Command::History {

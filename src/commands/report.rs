@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use salvor_forensic::{write_report, ReportOptions, TimelineOptions};
-use salvor_store::Store;
+use salvor_docker::Store;
 
 use crate::commands::EXIT_FINDINGS;
 use crate::progress::bytes_bar;

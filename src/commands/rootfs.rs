@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use salvor_source::Source;
-use salvor_store::{Container, Driver, Image, LayerFiles, Store};
+use salvor_docker::{Container, Driver, Image, LayerFiles, Store};
 use salvor_whiteout::{LayerDir, TarNames, WhiteoutStyle};
 
 use crate::output::{print_json, printable};
@@ -217,12 +217,12 @@ pub fn export(
     // Refused before any work.
     outputs.check_file(output)?;
     // As `docker export`, a container first (exact matches); an image too.
-    let want = salvor_store::Want::Either {
-        prefer: salvor_store::Kind::Container,
+    let want = salvor_docker::Want::Either {
+        prefer: salvor_docker::Kind::Container,
     };
     let (layers, what, container) =
         match crate::commands::target::resolve(store, "export", query, want)?.target {
-            salvor_store::Target::Container(c) => {
+            salvor_docker::Target::Container(c) => {
                 let c = *c;
                 let st = container_stack(store, &c)?;
                 let mut all = vec![st.upper];
@@ -237,7 +237,7 @@ pub fn export(
                     Some(c),
                 )
             }
-            salvor_store::Target::Image(img) => (
+            salvor_docker::Target::Image(img) => (
                 image_stack(store, img)?,
                 format!("image {}", img.short_id()),
                 None,

@@ -1,9 +1,9 @@
 //! The IMAGE / CONTAINER argument of a command, through the one resolver
-//! (`salvor_store::resolve`): errors name the command, and an argument that also matched
+//! (`salvor_docker::resolve`): errors name the command, and an argument that also matched
 //! something else gets a warning on stderr.
 
 use anyhow::Context;
-use salvor_store::{Container, Image, Resolved, Store, Target, Want};
+use salvor_docker::{Container, Image, Resolved, Store, Target, Want};
 
 use crate::output::printable;
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use salvor_forensic::{write_timeline, TimelineFormat, TimelineOptions};
-use salvor_store::Store;
+use salvor_docker::Store;
 
 use crate::{Cli, TimelineFormatArg};
 

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use salvor_forensic::verify::{chains_of, check, image_verdicts, Check, LayerVerdict};
-use salvor_store::audit::FindingClass;
+use salvor_docker::audit::FindingClass;
 
 use rayon::prelude::*;
-use salvor_store::{Image, RebuildReport, Store};
+use salvor_docker::{Image, RebuildReport, Store};
 
 use crate::commands::EXIT_FINDINGS;
 use crate::output::{human_size, print_json, printable, short_id, Table};

@@ -1,6 +1,6 @@
 //! Forensic findings from a Docker data-root: timelines and case reports.
 //!
-//! This crate sits on top of `salvor-store` (the model of the data-root) and
+//! This crate sits on top of `salvor-docker` (the model of the data-root) and
 //! `salvor-source` (the read-only view of the evidence) and never writes to the evidence.
 //!
 //! ```text

@@ -19,7 +19,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use salvor_sink::{DirSink, Tagged};
-use salvor_store::Store;
+use salvor_docker::Store;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -232,8 +232,8 @@ fn write_files(
         format!("/{}", store.root.display())
     };
     let layout = match store.layout {
-        salvor_store::Layout::V2 => "v2 (image/<driver>/imagedb, layerdb; Docker >= 1.10)",
-        salvor_store::Layout::LegacyGraph => "legacy graph/ (Docker < 1.10)",
+        salvor_docker::Layout::V2 => "v2 (image/<driver>/imagedb, layerdb; Docker >= 1.10)",
+        salvor_docker::Layout::LegacyGraph => "legacy graph/ (Docker < 1.10)",
     };
     for (k, v) in [
         ("Evidence", md(&store.source.describe())),
@@ -350,7 +350,7 @@ fn write_files(
                     md(f.kind.as_str()),
                     md(&f.expected),
                     md(&f.found),
-                    if f.class == salvor_store::audit::FindingClass::CopyArtifact {
+                    if f.class == salvor_docker::audit::FindingClass::CopyArtifact {
                         " — copy-artifact"
                     } else {
                         ""

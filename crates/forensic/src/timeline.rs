@@ -32,8 +32,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use salvor_source::{FileKind, Metadata, Source, Timestamp};
-use salvor_store::logs::{format_rfc3339_nano_fixed, parse_time, LogReader, Stream};
-use salvor_store::{Container, LayerFiles, Layout, Problem, Store};
+use salvor_docker::logs::{format_rfc3339_nano_fixed, parse_time, LogReader, Stream};
+use salvor_docker::{Container, LayerFiles, Layout, Problem, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::sort::{ExternalSorter, Item};
@@ -168,7 +168,7 @@ pub enum TimelineError {
     #[error("writing the timeline: {0}")]
     Io(#[from] io::Error),
     #[error(transparent)]
-    Store(#[from] salvor_store::StoreError),
+    Store(#[from] salvor_docker::StoreError),
 }
 
 /// Walks the evidence per `opts` and writes a sorted timeline to `out`.
@@ -194,13 +194,13 @@ pub fn write_timeline(
         let mut v = Vec::new();
         for q in &opts.containers {
             // The one resolver, containers only (images are there to say what else `q` names).
-            let found = salvor_store::resolve::Resolver {
+            let found = salvor_docker::resolve::Resolver {
                 images: &store.images,
                 containers: &all,
             }
-            .resolve(q, salvor_store::Want::Container)
-            .map_err(salvor_store::StoreError::from)?;
-            let salvor_store::Target::Container(found) = found.target else {
+            .resolve(q, salvor_docker::Want::Container)
+            .map_err(salvor_docker::StoreError::from)?;
+            let salvor_docker::Target::Container(found) = found.target else {
                 continue;
             };
             let found = *found;

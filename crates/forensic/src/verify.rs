@@ -3,13 +3,13 @@
 //!
 //! A layer's verdict has two independent parts:
 //!
-//! * **content** — the tar-split rebuild ([`salvor_store::Store::rebuild_layer`]): every
+//! * **content** — the tar-split rebuild ([`salvor_docker::Store::rebuild_layer`]): every
 //!   file's CRC-64 and size, the stream's sha256 against the diff_id. This alone decides
 //!   whether the layer is *verified* (`verified`, `mismatch`, `unrebuildable`).
-//! * **metadata** — the audit ([`salvor_store::Store::audit_layer`]): mode, owner, mtime,
+//! * **metadata** — the audit ([`salvor_docker::Store::audit_layer`]): mode, owner, mtime,
 //!   xattrs, links, planted and missing files (`clean`, `explained`, `findings`,
 //!   `not-audited`). Every layer of the store is audited, whatever was asked, so that the
-//!   copy artifacts ([`salvor_store::copy`]) are detected on the evidence as a whole and a
+//!   copy artifacts ([`salvor_docker::copy`]) are detected on the evidence as a whole and a
 //!   layer gets the same verdict from every command. Findings a detected copy artifact
 //!   explains are classed `copy-artifact` (`explained`); any other is a finding.
 //!
@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use rayon::prelude::*;
-use salvor_store::audit::{AuditReport, FindingClass};
-use salvor_store::copy::{ArtifactClass, CopyArtifacts};
-use salvor_store::{Image, RebuildReport, RebuildStatus, Store};
+use salvor_docker::audit::{AuditReport, FindingClass};
+use salvor_docker::copy::{ArtifactClass, CopyArtifacts};
+use salvor_docker::{Image, RebuildReport, RebuildStatus, Store};
 use serde::Serialize;
 use serde_json::json;
 
@@ -361,7 +361,7 @@ fn join_and(v: &[String]) -> String {
 /// The check behind every verdict: rebuilds `chain_ids` (content, in parallel, `progress`
 /// gets the bytes rebuilt) while auditing *every* layer of the store (metadata), detects
 /// the copy artifacts of the evidence from all the audits
-/// ([`salvor_store::copy::detect`]) and classes each finding.
+/// ([`salvor_docker::copy::detect`]) and classes each finding.
 pub fn check(store: &Store, chain_ids: &[String], progress: &(dyn Fn(u64) + Sync)) -> Check {
     let all: Vec<String> = store.layers.keys().cloned().collect();
     let (reports, audits) = rayon::join(
@@ -387,10 +387,10 @@ pub fn assemble(
     mut reports: BTreeMap<String, RebuildReport>,
     mut audits: BTreeMap<String, AuditReport>,
 ) -> Check {
-    let artifacts = salvor_store::copy::detect(audits.values().map(|a| &a.stats));
+    let artifacts = salvor_docker::copy::detect(audits.values().map(|a| &a.stats));
     let mut explained: BTreeMap<ArtifactClass, u64> = BTreeMap::new();
     for a in audits.values_mut() {
-        for (k, n) in salvor_store::copy::classify(a, &artifacts) {
+        for (k, n) in salvor_docker::copy::classify(a, &artifacts) {
             *explained.entry(k).or_insert(0) += n;
         }
     }
@@ -416,7 +416,7 @@ pub fn image_verdicts(images: &[&Image], check: &Check) -> Vec<ImageVerdict> {
         .iter()
         .map(|img| {
             let mut problems = Vec::new();
-            if !img.synthesised && salvor_store::sha256_hex(&img.config) != img.id {
+            if !img.synthesised && salvor_docker::sha256_hex(&img.config) != img.id {
                 problems.push("config bytes do not hash to the image id".to_string());
             }
             for c in &img.chain_ids {

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use salvor_source::DirSource;
-use salvor_store::logs::{self, encode_local_record, LogOptions, LogReader};
-use salvor_store::resolve::How;
-use salvor_store::{
+use salvor_docker::logs::{self, encode_local_record, LogOptions, LogReader};
+use salvor_docker::resolve::How;
+use salvor_docker::{
     Kind, LayerFiles, ResolveError, Resolved, SaveTarget, Store, StoreError, Target, Want,
 };
 
@@ -97,7 +97,7 @@ fn damaged_configs_are_problems_and_the_rest_lists() {
     add_container(d, &id(4), "huge", "json-file", true);
     let f = std::fs::File::create(d.join("containers").join(id(4)).join("config.v2.json"))
         .expect("create");
-    f.set_len(salvor_store::containers::MAX_CONTAINER_CONFIG + 10)
+    f.set_len(salvor_docker::containers::MAX_CONTAINER_CONFIG + 10)
         .expect("set_len");
     // Wrong types everywhere.
     add_container(d, &id(5), "wrong-types", "json-file", true);
@@ -414,7 +414,7 @@ fn add_image(dir: &Path, created: &str) -> String {
     let cfg = format!(
         r#"{{"architecture":"amd64","os":"linux","created":"{created}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
     );
-    let hex = salvor_store::sha256_hex(cfg.as_bytes());
+    let hex = salvor_docker::sha256_hex(cfg.as_bytes());
     let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_string();
     write(
         &dir.join("image/overlay2/imagedb/content/sha256").join(&hex),
@@ -735,7 +735,7 @@ fn unparseable_config_is_listed_and_reported() {
     ];
     let mut ids = Vec::new();
     for c in &cfgs {
-        let hex = salvor_store::sha256_hex(c.as_bytes());
+        let hex = salvor_docker::sha256_hex(c.as_bytes());
         let hex = hex.strip_prefix("sha256:").unwrap_or(&hex).to_string();
         write(
             &d.join("image/overlay2/imagedb/content/sha256").join(&hex),

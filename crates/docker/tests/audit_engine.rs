@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use salvor_source::TarSource;
-use salvor_store::Store;
+use salvor_docker::Store;
 
 fn fixture(driver: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use salvor_source::TarSource;
-use salvor_store::{LayerFiles, Store};
+use salvor_docker::{LayerFiles, Store};
 
 fn fixture(name: &str) -> Store {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
