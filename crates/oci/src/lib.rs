@@ -7,7 +7,11 @@
 //! - [`DiffId`] and [`ChainId`]: distinct newtypes over [`Digest`] (a layer's uncompressed
 //!   tar digest and its position-dependent identity, as moby's `layer` package keeps them),
 //!   with [`chain_id`] / [`ChainId::of`] computing the OCI image-spec chain id;
-//! - [`EMPTY_LAYER`]: the diff id of the empty layer (1024 zero bytes).
+//! - [`EMPTY_LAYER`]: the diff id of the empty layer (1024 zero bytes);
+//! - [`reference`]: image references, normalised like `distribution/reference`;
+//! - [`GoJson`]: Go `encoding/json` string escaping, with the Go 1.22 `\b`/`\f` change as an
+//!   explicit option;
+//! - [`time`]: one RFC 3339 parser and Go-compatible formatters.
 //!
 //! ```
 //! use salvor_oci::{ChainId, DiffId, Digest};
@@ -30,5 +34,11 @@
 #![forbid(unsafe_code)]
 
 mod digest;
+pub mod gojson;
+pub mod reference;
+pub mod time;
 
 pub use digest::{chain_id, chain_ids, ChainId, DiffId, Digest, DigestError, EMPTY_LAYER};
+pub use gojson::GoJson;
+pub use reference::{Reference, ReferenceError};
+pub use time::Time;
