@@ -393,23 +393,13 @@ impl Plan {
 }
 
 fn hex_of(digest: &str) -> Option<&str> {
-    let h = digest.strip_prefix("sha256:")?;
-    (h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))).then_some(h)
+    salvor_oci::Digest::parse(digest)
+        .is_ok()
+        .then(|| &digest["sha256:".len()..])
 }
 
 fn chain_ids(diff_ids: &[&str]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.to_string(),
-            Some(prev) => format!(
-                "sha256:{}",
-                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
-            ),
-        };
-        out.push(next);
-    }
-    out
+    salvor_oci::chain_ids_text(diff_ids)
 }
 
 /// A validated image.

@@ -38,7 +38,10 @@ pub mod gojson;
 pub mod reference;
 pub mod time;
 
-pub use digest::{chain_id, chain_ids, ChainId, DiffId, Digest, DigestError, EMPTY_LAYER};
+pub use digest::{
+    chain_id, chain_id_text, chain_ids, chain_ids_text, ChainId, DiffId, Digest, DigestError,
+    EMPTY_LAYER,
+};
 pub use gojson::GoJson;
 pub use reference::{Reference, ReferenceError};
 pub use time::Time;
