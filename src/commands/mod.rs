@@ -1,8 +1,8 @@
 //! One module per sub-command; `run` opens the evidence and dispatches.
 
 use anyhow::bail;
-use salvor_docker::Store;
 use salvor_sink::{EvidenceGuard, OutputPolicy};
+use salvor_docker::Store;
 
 use crate::{Cli, Command};
 

@@ -18,8 +18,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use salvor_docker::Store;
 use salvor_sink::{DirSink, Tagged};
+use salvor_docker::Store;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
