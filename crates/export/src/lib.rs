@@ -103,10 +103,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use v1::{Flavor, V1Image};
 
-const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const MT_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+use salvor_oci::spec::{
+    ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_OCI_CONFIG as MT_CONFIG,
+    MEDIA_TYPE_OCI_INDEX as MT_INDEX, MEDIA_TYPE_OCI_LAYER as MT_LAYER,
+    MEDIA_TYPE_OCI_MANIFEST as MT_MANIFEST,
+};
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion": "1.0.0"}"#;
 
 /// Archive format.
@@ -826,11 +827,8 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                 }
                 for t in &p.tags {
                     let mut a = BTreeMap::new();
-                    a.insert("io.containerd.image.name".to_string(), t.full());
-                    a.insert(
-                        "org.opencontainers.image.ref.name".to_string(),
-                        t.tag.clone(),
-                    );
+                    a.insert(ANNOTATION_CONTAINERD_IMAGE_NAME.to_string(), t.full());
+                    a.insert(ANNOTATION_REF_NAME.to_string(), t.tag.clone());
                     let mut d = plain_desc(MT_MANIFEST, &mdigest, mlen);
                     d.raw("annotations", &annotations_json(&a));
                     index.push(d.finish());

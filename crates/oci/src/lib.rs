@@ -11,7 +11,8 @@
 //! - [`reference`]: image references, normalised like `distribution/reference`;
 //! - [`GoJson`]: Go `encoding/json` string escaping, with the Go 1.22 `\b`/`\f` change as an
 //!   explicit option;
-//! - [`time`]: one RFC 3339 parser and Go-compatible formatters.
+//! - [`time`]: one RFC 3339 parser and Go-compatible formatters;
+//! - [`spec`]: media types, descriptors, manifests, indexes and image configs (for reading).
 //!
 //! ```
 //! use salvor_oci::{ChainId, DiffId, Digest};
@@ -36,6 +37,7 @@
 mod digest;
 pub mod gojson;
 pub mod reference;
+pub mod spec;
 pub mod time;
 
 pub use digest::{
