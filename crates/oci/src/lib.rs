@@ -8,7 +8,7 @@
 //!   tar digest and its position-dependent identity, as moby's `layer` package keeps them),
 //!   with [`chain_id`] / [`ChainId::of`] computing the OCI image-spec chain id;
 //! - [`EMPTY_LAYER`]: the diff id of the empty layer (1024 zero bytes);
-//! - [`reference`]: image references, normalised like `distribution/reference`;
+//! - [`reference`](mod@reference): image references, normalised like `distribution/reference`;
 //! - [`GoJson`]: Go `encoding/json` string escaping, with the Go 1.22 `\b`/`\f` change as an
 //!   explicit option;
 //! - [`time`]: one RFC 3339 parser and Go-compatible formatters;
