@@ -189,8 +189,8 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         if let Some(p) = c
             .image
             .parent
-            .as_deref()
-            .and_then(|p| store.find_image(p).ok())
+            .as_ref()
+            .and_then(|p| store.find_image(p.as_str()).ok())
         {
             parents.push(p);
         }
@@ -268,10 +268,10 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
                     total += sp.size;
                 }
                 refs.push(LayerRef {
-                    diff_id: sp.digest.clone(),
+                    diff_id: sp.digest.parse()?,
                     size: sp.size,
                     descriptor: None,
-                    forced_from: Some(diff_id),
+                    forced_from: Some(diff_id.parse()?),
                 });
                 continue;
             }
@@ -280,7 +280,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
                 total += size;
             }
             refs.push(LayerRef {
-                diff_id,
+                diff_id: diff_id.parse()?,
                 size,
                 descriptor: l.descriptor.clone(),
                 forced_from: None,
@@ -290,11 +290,11 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
     };
     for (img, tags) in &selected {
         to_export.push(ImageToExport {
-            id: img.id.clone(),
+            id: img.id.parse()?,
             config: img.config.as_ref().clone(),
             repo_tags: tags.clone(),
             layers: layer_refs(img)?,
-            parent: img.parent.clone(),
+            parent: img.parent.as_deref().map(str::parse).transpose()?,
         });
     }
     let mut committed_layers: BTreeMap<String, &Path> = BTreeMap::new();
@@ -303,15 +303,15 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
         let mut refs = match c
             .image
             .parent
-            .as_deref()
-            .and_then(|p| store.find_image(p).ok())
+            .as_ref()
+            .and_then(|p| store.find_image(p.as_str()).ok())
         {
             Some(p) => layer_refs(p)?,
             None => Vec::new(),
         };
         if let Some((digest, size, path)) = &c.layer {
             refs.push(LayerRef {
-                diff_id: digest.clone(),
+                diff_id: digest.parse()?,
                 size: *size,
                 descriptor: None,
                 forced_from: None,
@@ -395,7 +395,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             eprintln!(
                 "committed container {} as image {}{} ({})",
                 c.container,
-                short_id(&c.image.id),
+                short_id(c.image.id.as_str()),
                 c.image
                     .repo_tags
                     .first()
@@ -588,11 +588,11 @@ fn commit(
     let id = salvor_docker::sha256_hex(&config);
     Ok(Committed {
         image: ImageToExport {
-            id,
+            id: id.parse()?,
             config,
             repo_tags: o.tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
             layers: Vec::new(),
-            parent: parent.map(|p| p.id.clone()),
+            parent: parent.map(|p| p.id.parse()).transpose()?,
         },
         layer: (!empty).then_some((digest, size, path)),
         container: format!("{} ({short})", c.name.trim_start_matches('/')),
@@ -619,19 +619,19 @@ fn claim_forced_layers(images: &mut [ImageToExport]) -> anyhow::Result<Vec<(Stri
         if img.layers.iter().all(|l| l.forced_from.is_none()) {
             continue;
         }
-        let ids: Vec<String> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let ids: Vec<String> = img.layers.iter().map(|l| l.diff_id.to_string()).collect();
         img.config = salvor_export::rewrite_diff_ids(&img.config, &ids)
             .with_context(|| format!("image {}", img.id))?;
         let id = salvor_docker::sha256_hex(&img.config);
         if !renamed.iter().any(|(o, _)| *o == img.id) {
-            renamed.push((img.id.clone(), id.clone()));
+            renamed.push((img.id.to_string(), id.clone()));
         }
-        img.id = id;
+        img.id = id.parse()?;
     }
     for img in images.iter_mut() {
         if let Some(p) = &img.parent {
             if let Some((_, new)) = renamed.iter().find(|(o, _)| o == p) {
-                img.parent = Some(new.clone());
+                img.parent = Some(new.parse()?);
             }
         }
     }

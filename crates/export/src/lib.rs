@@ -96,8 +96,9 @@ use salvor_sink::{DirSink, OutputPolicy, SinkError};
 
 use gojson::Obj;
 use rayon::prelude::*;
+use salvor_oci::{DiffId, Digest};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -124,23 +125,23 @@ pub enum Format {
 /// One image to write.
 #[derive(Clone, Debug)]
 pub struct ImageToExport {
-    /// `sha256:<hex>` = sha256(config).
-    pub id: String,
+    /// sha256(config).
+    pub id: Digest,
     /// Exact config bytes.
     pub config: Vec<u8>,
     /// Normalised `repo:tag` as docker shows them (`busybox:latest`).
     pub repo_tags: Vec<String>,
     /// Layers in rootfs order.
     pub layers: Vec<LayerRef>,
-    /// `sha256:…` for `manifest.json` `Parent` (kept only if also exported).
-    pub parent: Option<String>,
+    /// For `manifest.json` `Parent` (kept only if also exported).
+    pub parent: Option<Digest>,
 }
 
 /// A layer of an image.
 #[derive(Clone, Debug)]
 pub struct LayerRef {
-    /// `sha256:<hex>`.
-    pub diff_id: String,
+    /// The digest of the uncompressed layer tar.
+    pub diff_id: DiffId,
     /// Exact byte length of the uncompressed layer tar.
     pub size: u64,
     /// layerdb `descriptor.json`, if any.
@@ -151,7 +152,7 @@ pub struct LayerRef {
     /// The layer's descriptor in the OCI manifest is annotated with both
     /// ([`ANNOTATION_FORCED`], [`ANNOTATION_ORIGINAL_DIFF_ID`]), its `LayerSources` entry
     /// in `manifest.json` likewise, and a top-level [`FORCED_FILE`] lists every such layer.
-    pub forced_from: Option<String>,
+    pub forced_from: Option<DiffId>,
 }
 
 /// Annotation on the manifest's descriptor of a layer exported as found: `"as-found"`.
@@ -393,7 +394,8 @@ impl Plan {
     }
 }
 
-fn hex_of(digest: &str) -> Option<&str> {
+fn hex_of<S: AsRef<str> + ?Sized>(digest: &S) -> Option<&str> {
+    let digest = digest.as_ref();
     salvor_oci::Digest::parse(digest)
         .is_ok()
         .then(|| &digest["sha256:".len()..])
@@ -413,7 +415,7 @@ struct Prepared<'a> {
 
 fn prepare(img: &ImageToExport) -> Result<Prepared<'_>, ExportError> {
     let bad = |reason: String| ExportError::InvalidImage {
-        image: img.id.clone(),
+        image: img.id.to_string(),
         reason,
     };
     let id_hex = hex_of(&img.id).ok_or_else(|| bad("id is not sha256:<64 hex>".into()))?;
@@ -441,7 +443,8 @@ fn prepare(img: &ImageToExport) -> Result<Prepared<'_>, ExportError> {
     for l in &img.layers {
         if hex_of(&l.diff_id).is_none()
             || l.forced_from
-                .as_deref()
+                .as_ref()
+                .map(DiffId::as_str)
                 .is_some_and(|f| hex_of(f).is_none())
         {
             return Err(bad(format!(
@@ -529,7 +532,7 @@ fn layer_desc(l: &LayerRef) -> Desc {
         platform: d.and_then(|d| d.get("platform")).and_then(platform_json),
     };
     if desc.digest.is_empty() || l.forced_from.is_some() {
-        desc.digest = l.diff_id.clone();
+        desc.digest = l.diff_id.to_string();
         desc.size = i64::try_from(l.size).unwrap_or(i64::MAX);
     }
     if let Some(orig) = &l.forced_from {
@@ -538,7 +541,7 @@ fn layer_desc(l: &LayerRef) -> Desc {
         desc.urls = None;
         let a = desc.annotations.get_or_insert_with(BTreeMap::new);
         a.insert(ANNOTATION_FORCED.to_string(), "as-found".to_string());
-        a.insert(ANNOTATION_ORIGINAL_DIFF_ID.to_string(), orig.clone());
+        a.insert(ANNOTATION_ORIGINAL_DIFF_ID.to_string(), orig.to_string());
     }
     if desc.media_type.is_empty() {
         desc.media_type = MT_LAYER.to_string();
@@ -652,7 +655,7 @@ fn forced_json(images: &[ImageToExport]) -> Option<Vec<u8>> {
                     .entry((l.diff_id.as_str(), orig.as_str()))
                     .or_insert((l.size, Vec::new()));
                 if !e.1.contains(&img.id.as_str()) {
-                    e.1.push(&img.id);
+                    e.1.push(img.id.as_str());
                 }
             }
         }
@@ -692,7 +695,7 @@ fn merge_images(images: &[ImageToExport]) -> Vec<ImageToExport> {
                 }
             }
             None => {
-                idx.insert(&img.id, out.len());
+                idx.insert(img.id.as_str(), out.len());
                 let mut c = img.clone();
                 let mut seen = HashSet::new();
                 c.repo_tags.retain(|t| seen.insert(t.clone()));
@@ -712,7 +715,7 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
             if let Some(s) = sizes.insert(l.diff_id.as_str(), l.size) {
                 if s != l.size {
                     return Err(ExportError::InvalidImage {
-                        image: p.img.id.clone(),
+                        image: p.img.id.to_string(),
                         reason: format!(
                             "layer {} declared with sizes {s} and {}",
                             l.diff_id, l.size
@@ -740,8 +743,8 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
         let parent = img
             .parent
             .as_ref()
-            .filter(|par| par.as_str() != img.id && ids.contains(par.as_str()))
-            .cloned();
+            .filter(|par| **par != img.id && ids.contains(par.as_str()))
+            .map(Digest::to_string);
         let repo_tags: Option<Vec<String>> =
             (!p.tags.is_empty()).then(|| p.tags.iter().map(|t| t.familiar()).collect());
 
@@ -795,14 +798,14 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                     plan.add(
                         &format!("blobs/sha256/{h}"),
                         Content::Layer {
-                            diff_id: l.diff_id.clone(),
+                            diff_id: l.diff_id.to_string(),
                             size: l.size,
                         },
                         ts,
                         0,
                     );
                     let d = layer_desc(l);
-                    layer_sources.insert(l.diff_id.clone(), d.distribution_json());
+                    layer_sources.insert(l.diff_id.to_string(), d.distribution_json());
                     layer_descs.push(d.oci_json());
                 }
                 let mut m = Obj::new();
@@ -810,7 +813,7 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                     .str("mediaType", MT_MANIFEST)
                     .raw(
                         "config",
-                        &plain_desc(MT_CONFIG, &img.id, img.config.len()).finish(),
+                        &plain_desc(MT_CONFIG, img.id.as_str(), img.config.len()).finish(),
                     )
                     .raw("layers", &format!("[{}]", layer_descs.join(",")));
                 let manifest = m.finish().into_bytes();
@@ -856,7 +859,8 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                 for (l, (v1id, js)) in img.layers.iter().zip(&v1_jsons) {
                     layers.push(format!("{v1id}/layer.tar"));
                     if l.descriptor.is_some() || l.forced_from.is_some() {
-                        layer_sources.insert(l.diff_id.clone(), layer_desc(l).distribution_json());
+                        layer_sources
+                            .insert(l.diff_id.to_string(), layer_desc(l).distribution_json());
                     }
                     if plan.has(v1id) {
                         continue;
@@ -877,9 +881,9 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                     let content = match diff_paths.get(l.diff_id.as_str()) {
                         Some(other) => Content::Symlink(format!("../{other}/layer.tar")),
                         None => {
-                            diff_paths.insert(l.diff_id.clone(), v1id.clone());
+                            diff_paths.insert(l.diff_id.to_string(), v1id.clone());
                             Content::Layer {
-                                diff_id: l.diff_id.clone(),
+                                diff_id: l.diff_id.to_string(),
                                 size: l.size,
                             }
                         }

@@ -33,13 +33,13 @@ fn image(tags: &[&str]) -> ImageToExport {
     let config = read("config.json");
     let id = format!("sha256:{}", hex::encode(sha2_digest(&config)));
     ImageToExport {
-        id,
+        id: id.parse().expect("digest"),
         config,
         repo_tags: tags.iter().map(|s| s.to_string()).collect(),
         layers: layers()
             .into_iter()
             .map(|(d, s, _)| LayerRef {
-                diff_id: d,
+                diff_id: d.parse().expect("digest"),
                 size: s,
                 descriptor: None,
                 forced_from: None,
@@ -72,7 +72,7 @@ fn legacy_metadata_matches_engine() {
     let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     want.insert("manifest.json".into(), read("manifest.json"));
     want.insert("repositories".into(), read("repositories"));
-    want.insert(format!("{}.json", &img.id[7..]), read("config.json"));
+    want.insert(format!("{}.json", img.id.hex()), read("config.json"));
     for (_, _, v1) in layers() {
         want.insert(format!("{v1}/json"), read(&format!("{v1}.json")));
         want.insert(format!("{v1}/VERSION"), b"1.0".to_vec());

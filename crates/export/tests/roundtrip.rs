@@ -272,8 +272,8 @@ fn exact_engine25_metadata_bytes() {
         manifest.len()
     );
     assert_eq!(String::from_utf8_lossy(&files["index.json"]), index);
-    let h = &img.id[7..];
-    let lh = &l.diff_id[7..];
+    let h = img.id.hex();
+    let lh = l.diff_id.hex();
     let mj = format!(
         "[{{\"Config\":\"blobs/sha256/{h}\",\"RepoTags\":[\"busybox:latest\"],\"Layers\":[\"blobs/sha256/{lh}\"],\"LayerSources\":{{\"{}\":{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"size\":{},\"digest\":\"{}\"}}}}}}]\n",
         l.diff_id, l.size, l.diff_id
@@ -326,7 +326,7 @@ fn digest_mismatch_leaves_nothing() {
     for format in FORMATS {
         for dir in [false, true] {
             let (mut src, images) = fixture();
-            let bad = images[0].layers[1].diff_id.clone();
+            let bad = images[0].layers[1].diff_id.to_string();
             src.corrupt.push(bad.clone());
             let tmp = tempfile::tempdir().expect("tmp");
             let out = tmp.path().join("out");
@@ -436,7 +436,7 @@ fn size_mismatch_and_bad_input_are_errors() {
 fn forced_layer_is_claimed_by_a_rewritten_config_and_marked() {
     for format in FORMATS {
         let (mut src, mut images) = fixture();
-        let good = images[0].layers[1].diff_id.clone();
+        let good = images[0].layers[1].diff_id.to_string();
         let mut data = src.layers[&good].clone();
         data[600] ^= 0xff;
         let actual = sha(&data);
@@ -448,8 +448,8 @@ fn forced_layer_is_claimed_by_a_rewritten_config_and_marked() {
             }
             for l in &mut img.layers {
                 if l.diff_id == good {
-                    l.diff_id = actual.clone();
-                    l.forced_from = Some(good.clone());
+                    l.diff_id = actual.parse().expect("digest");
+                    l.forced_from = Some(good.parse().expect("digest"));
                 }
             }
             for d in &mut ids {
@@ -464,7 +464,7 @@ fn forced_layer_is_claimed_by_a_rewritten_config_and_marked() {
                 before.len(),
                 "only the digest changed (same length)"
             );
-            img.id = sha(&img.config);
+            img.id = sha(&img.config).parse().expect("digest");
         }
         let tmp = tempfile::tempdir().expect("tmp");
         let out = tmp.path().join("out.tar");
@@ -593,7 +593,7 @@ fn trusted_source_digest_is_still_checked() {
         std::fs::read(&plain).expect("b"),
         "same archive either way"
     );
-    let bad = images[0].layers[2].diff_id.clone();
+    let bad = images[0].layers[2].diff_id.to_string();
     src.corrupt.push(bad.clone());
     let err = export(
         &images,

@@ -128,6 +128,30 @@ impl PartialEq<&str> for Digest {
     }
 }
 
+impl PartialEq<String> for Digest {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Digest> for str {
+    fn eq(&self, other: &Digest) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Digest> for &str {
+    fn eq(&self, other: &Digest) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Digest> for String {
+    fn eq(&self, other: &Digest) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
 impl From<Digest> for String {
     fn from(d: Digest) -> String {
         d.into_string()
@@ -222,6 +246,30 @@ macro_rules! digest_newtype {
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
                 self.as_str() == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                self.as_str() == other.as_str()
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.as_str()
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.as_str()
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                self.as_str() == other.as_str()
             }
         }
 
@@ -358,6 +406,7 @@ mod tests {
         let mut m = HashMap::new();
         m.insert(ChainId::from_digest(x.clone()), 1);
         assert_eq!(m.get(x.as_str()), Some(&1));
+        assert!(x.as_str().to_string() == x && x.as_str() == x && x == x.as_str());
     }
 
     #[test]

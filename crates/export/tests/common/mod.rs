@@ -36,7 +36,7 @@ impl FakeSource {
     pub fn add(&mut self, tar: Vec<u8>) -> LayerRef {
         let d = sha(&tar);
         let r = LayerRef {
-            diff_id: d.clone(),
+            diff_id: d.parse().expect("digest"),
             size: tar.len() as u64,
             descriptor: None,
             forced_from: None,
@@ -67,7 +67,7 @@ impl LayerSource for FakeSource {
 }
 
 pub fn image(layers: Vec<LayerRef>, tags: &[&str], created: &str) -> ImageToExport {
-    let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
     let config = serde_json::json!({
         "architecture": "amd64",
         "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "Labels": {"a": "<b>"}},
@@ -78,7 +78,7 @@ pub fn image(layers: Vec<LayerRef>, tags: &[&str], created: &str) -> ImageToExpo
     });
     let config = serde_json::to_vec(&config).expect("json");
     ImageToExport {
-        id: sha(&config),
+        id: sha(&config).parse().expect("digest"),
         config,
         repo_tags: tags.iter().map(|s| s.to_string()).collect(),
         layers,
