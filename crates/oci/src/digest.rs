@@ -406,7 +406,8 @@ mod tests {
         let mut m = HashMap::new();
         m.insert(ChainId::from_digest(x.clone()), 1);
         assert_eq!(m.get(x.as_str()), Some(&1));
-        assert!(x.as_str().to_string() == x && x.as_str() == x && x == x.as_str());
+        let text: String = x.clone().into_string();
+        assert!(text == x && x == text && x.as_str() == x && x == x.as_str());
     }
 
     #[test]
