@@ -407,7 +407,10 @@ mod tests {
         m.insert(ChainId::from_digest(x.clone()), 1);
         assert_eq!(m.get(x.as_str()), Some(&1));
         let text: String = x.clone().into_string();
-        assert!(text == x && x == text && x.as_str() == x && x == x.as_str());
+        assert_eq!(text, x);
+        assert_eq!(x, text);
+        assert_eq!(text.as_str(), x);
+        assert_eq!(x, text.as_str());
     }
 
     #[test]
