@@ -226,7 +226,7 @@ pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Resu
 
 /// `docker inspect CONTAINER`.
 pub fn inspect_container(store: &Store, c: &Container) -> anyhow::Result<u8> {
-    print_json(&json!([c.inspect_json(store)]))?;
+    print_json(&json!([salvor_core::inspect::container(store, c)]))?;
     Ok(0)
 }
 

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use salvor_docker::{Image, LayerFiles, Store};
+use salvor_docker::{Image, Store};
 use serde_json::{json, Value};
 
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
@@ -12,71 +12,7 @@ pub fn inspect(store: &Store, img: &Image, raw_config: bool) -> anyhow::Result<u
         std::io::stdout().lock().write_all(&img.config)?;
         return Ok(0);
     }
-    let cfg = img.config_json().unwrap_or(Value::Null);
-    let get = |k: &str| cfg.get(k).cloned().unwrap_or(Value::Null);
-    let s = |k: &str| {
-        cfg.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    // As the engine's inspect: the config's comment, else the last history entry's.
-    let mut comment = s("comment");
-    if comment.is_empty() {
-        if let Some(c) = cfg
-            .get("history")
-            .and_then(|h| h.as_array())
-            .and_then(|h| h.last())
-            .and_then(|h| h.get("comment"))
-            .and_then(|c| c.as_str())
-        {
-            comment = c.to_string();
-        }
-    }
-    let graph_driver = match store
-        .image_layers(img)
-        .ok()
-        .and_then(|ls| ls.last().map(|l| l.files.clone()))
-    {
-        Some(LayerFiles::Overlay { diff, lowers }) => json!({
-            "Data": {
-                "LowerDir": if lowers.is_empty() { Value::Null } else {
-                    Value::String(lowers.iter().map(|p| format!("/{}", p.display())).collect::<Vec<_>>().join(":"))
-                },
-                "UpperDir": format!("/{}", diff.display()),
-            },
-            "Name": store.driver.name(),
-        }),
-        Some(other) => json!({ "Data": other, "Name": store.driver.name() }),
-        None => json!({ "Data": null, "Name": store.driver.name() }),
-    };
-    let v = json!([{
-        "Id": img.id,
-        "RepoTags": img.repo_tags,
-        "RepoDigests": img.repo_digests,
-        "Parent": img.parent.clone().unwrap_or_default(),
-        "Comment": comment,
-        "Created": s("created"),
-        "Container": s("container"),
-        "ContainerConfig": get("container_config"),
-        "DockerVersion": s("docker_version"),
-        "Author": s("author"),
-        "Config": get("config"),
-        "Architecture": s("architecture"),
-        "Variant": cfg.get("variant").cloned(),
-        "Os": s("os"),
-        "Size": img.size,
-        "VirtualSize": img.size,
-        "GraphDriver": graph_driver,
-        "RootFS": { "Type": "layers", "Layers": img.diff_ids },
-        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
-        "Salvor": {
-            "ConfigSynthesised": img.synthesised,
-            "ConfigPath": img.config_path.as_ref().map(|p| format!("/{}", p.display())),
-            "ConfigError": img.config_error,
-            "ChainIDs": img.chain_ids,
-        },
-    }]);
+    let v = json!([salvor_core::inspect::image(store, img)]);
     print_json(&v)?;
     Ok(0)
 }
