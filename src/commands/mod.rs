@@ -272,9 +272,11 @@ fn print_probe(report: &ProbeReport) {
                 .max(12);
             if !vols.is_empty() {
                 println!("Volumes:");
+                // The size is not padded: this printer once walked `serde_json::Value`s,
+                // whose Display ignores widths, and its output stays as it was.
                 for vol in vols {
                     println!(
-                        "  {:<w$} {:>14} bytes  {}",
+                        "  {:<w$} {} bytes  {}",
                         vol.spec,
                         vol.size,
                         describe_content(&vol.content)
