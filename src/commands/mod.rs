@@ -147,7 +147,7 @@ fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Resu
             passwd,
             group,
         } => extract::extract(
-            &store,
+            store,
             images,
             &extract::ExtractOpts {
                 output,
@@ -168,7 +168,7 @@ fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Resu
             with_volumes,
             names,
         } => rootfs::export(
-            &store,
+            store,
             target,
             output,
             *names,
@@ -184,7 +184,7 @@ fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Resu
             until,
             tail,
         } => containers::logs_cmd(
-            &store,
+            store,
             container,
             *timestamps,
             since.as_deref(),
@@ -201,7 +201,7 @@ fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Resu
             output,
         } => timeline::timeline(
             cli,
-            &store,
+            store,
             *format,
             containers,
             *images,

@@ -8,10 +8,12 @@
 #![warn(missing_docs)]
 
 pub mod evidence;
+pub mod extract;
 pub mod fstab;
 pub mod host;
 pub mod inspect;
 pub mod probe;
+pub mod rootfs;
 pub mod target;
 
 pub use evidence::{DamagedEvidence, Evidence, EvidenceError, EvidenceOptions, EXIT_DAMAGED};

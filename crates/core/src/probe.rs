@@ -16,7 +16,7 @@ pub enum ProbeReport {
     /// A directory or an archive.
     Tree(TreeProbe),
     /// A disk image.
-    Disk(DiskProbe),
+    Disk(Box<DiskProbe>),
 }
 
 /// A directory or archive: where its data-root is.
@@ -128,5 +128,5 @@ pub fn probe(
         disk: report,
         docker: vols,
     };
-    Ok((ProbeReport::Disk(report), damage))
+    Ok((ProbeReport::Disk(Box::new(report)), damage))
 }
