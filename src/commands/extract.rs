@@ -199,5 +199,9 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             writeln!(err, "note: config(s) {} were synthesised from pre-1.10 metadata as Docker 1.10's migration would", synthesised.join(", "))?;
         }
     }
-    Ok(if plan.clean(&checked) { 0 } else { EXIT_FINDINGS })
+    Ok(if plan.clean(&checked) {
+        0
+    } else {
+        EXIT_FINDINGS
+    })
 }

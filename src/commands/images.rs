@@ -3,65 +3,21 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use salvor_core::info::ThinPoolInfo;
 use salvor_docker::{reference::Reference, Store};
 use serde_json::json;
 
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
 
+/// `salvor info`.
 pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
-    let (containers, container_problems) = store.containers();
-    let mut problems = store.problems.clone();
-    problems.extend(container_problems);
-    problems.sort();
-    problems.dedup();
-    // What the evidence reader left out (tar members named with `..`, hardlinks to members
-    // not in the archive, a damaged archive …) is a problem too, about the archive itself
-    // (no path inside it).
-    problems.extend(
-        store
-            .source
-            .warnings()
-            .iter()
-            .map(|w| salvor_docker::Problem {
-                path: std::path::PathBuf::new(),
-                what: format!("evidence archive: {w}"),
-            }),
-    );
-    // Problems that follow from damage of the evidence are not findings about the host.
-    let (problems, from_damage) = store.split_problems(problems);
-    let (volumes, _) = store.volumes(&containers);
-    let thin_pool =
-        (store.driver == salvor_docker::Driver::Devicemapper).then(|| match store.devicemapper() {
-            Ok(dm) => json!({
-                "origin": dm.origin,
-                "data_block_size": dm.pool.data_block_size(),
-                "thin_devices": dm.pool.devices().len(),
-                "device_records": dm.devices.len(),
-                "warnings": dm.warnings,
-            }),
-            Err(e) => json!({ "error": e }),
-        });
-    let v = json!({
-        "evidence": {
-            "description": store.source.describe(),
-            "damaged": !store.damage.is_empty(),
-            "damage": store.damage,
-        },
-        "data_root": format!("/{}", store.root.display()),
-        "layout": store.layout,
-        "driver": store.driver,
-        "thin_pool": thin_pool,
-        "images": store.images.len(),
-        "layers": store.layers.len(),
-        "containers": containers.len(),
-        "volumes": volumes.len(),
-        "problems": problems,
-        "problems_from_damage": from_damage,
-    });
+    let v = salvor_core::info::info(store);
     if json {
         print_json(&v)?;
         return Ok(0);
     }
+    let (thin_pool, from_damage, problems) = (&v.thin_pool, &v.problems_from_damage, &v.problems);
+    let (containers, volumes) = (v.containers, v.volumes);
     let mut out = std::io::stdout().lock();
     for d in &store.damage {
         writeln!(
@@ -84,33 +40,33 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         }
     )?;
     writeln!(out, "Storage driver:  {}", store.driver)?;
-    if let Some(tp) = &thin_pool {
-        match (tp["origin"].as_str(), tp["error"].as_str()) {
-            (Some(o), _) => writeln!(
-                out,
-                "Thin pool:       {} ({} thin devices, {} device records)",
-                printable(o),
-                tp["thin_devices"],
-                tp["device_records"]
-            )?,
-            (None, e) => writeln!(
-                out,
-                "Thin pool:       unreadable: {}",
-                printable(e.unwrap_or(""))
-            )?,
+    match thin_pool {
+        Some(ThinPoolInfo::Read {
+            origin,
+            thin_devices,
+            device_records,
+            ..
+        }) => writeln!(
+            out,
+            "Thin pool:       {} ({thin_devices} thin devices, {device_records} device records)",
+            printable(origin),
+        )?,
+        Some(ThinPoolInfo::Unreadable { error }) => {
+            writeln!(out, "Thin pool:       unreadable: {}", printable(error))?
         }
+        None => {}
     }
     writeln!(out, "Images:          {}", store.images.len())?;
     writeln!(out, "Layers:          {}", store.layers.len())?;
-    writeln!(out, "Containers:      {}", containers.len())?;
-    writeln!(out, "Volumes:         {}", volumes.len())?;
+    writeln!(out, "Containers:      {containers}")?;
+    writeln!(out, "Volumes:         {volumes}")?;
     if !from_damage.is_empty() {
         writeln!(
             out,
             "From the damage: {} (missing or cut because the evidence is damaged, not findings about the host)",
             from_damage.len()
         )?;
-        for p in &from_damage {
+        for p in from_damage {
             write_problem(&mut out, p)?;
         }
     }
@@ -118,7 +74,7 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         writeln!(out, "Problems:        none")?;
     } else {
         writeln!(out, "Problems:        {}", problems.len())?;
-        for p in &problems {
+        for p in problems {
             write_problem(&mut out, p)?;
         }
     }

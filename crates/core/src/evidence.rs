@@ -361,7 +361,11 @@ fn data_root_in(fs: &dyn Source, wanted: Option<&Path>) -> anyhow::Result<PathBu
 /// a volume of the disk image, or a host path that the image's /etc/fstab maps to a volume).
 pub(crate) fn open_anyhow(root: &Path, options: EvidenceOptions) -> anyhow::Result<Evidence> {
     let spool_limit = options.spool_limit;
-    let wanted = options.data_root.as_deref().map(wanted_data_root).transpose()?;
+    let wanted = options
+        .data_root
+        .as_deref()
+        .map(wanted_data_root)
+        .transpose()?;
     let wanted = wanted.as_deref();
     let (path, spec) = split_spec(root)?;
     let kind = sniff(&path)?;
@@ -430,9 +434,7 @@ fn open_disk(
             }
         };
         match data_root_in(fs.as_ref(), wanted) {
-            Ok(data_root) => {
-                return Ok((fs, data_root, v.spec.clone()))
-            }
+            Ok(data_root) => return Ok((fs, data_root, v.spec.clone())),
             Err(e) => tried.push(format!("{}: {e}", v.spec)),
         }
     }

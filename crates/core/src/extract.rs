@@ -88,11 +88,10 @@ impl LayerSource for StoreLayers<'_> {
 
     fn write_layer(&self, digest: &str, out: &mut dyn Write) -> Result<String, LayerError> {
         if let Some(path) = self.committed.get(digest) {
-            let mut w =
-                salvor_docker::rebuild::HashingWriter::new(ProgressWriter {
-                    out,
-                    progress: self.progress,
-                });
+            let mut w = salvor_docker::rebuild::HashingWriter::new(ProgressWriter {
+                out,
+                progress: self.progress,
+            });
             io::copy(&mut std::fs::File::open(path)?, &mut w)?;
             return Ok(w.finish().0);
         }

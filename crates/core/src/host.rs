@@ -26,8 +26,7 @@ impl Host {
         let data_root = evidence.data_root().to_path_buf();
         let mut store = Store::open_at(source.clone(), data_root.clone())?;
         store.add_damage(damage.iter().cloned());
-        let chosen =
-            choose_thin_pool(&store, evidence, evidence.options().thin_pool.as_deref())?;
+        let chosen = choose_thin_pool(&store, evidence, evidence.options().thin_pool.as_deref())?;
         if let Some((pool, origin)) = chosen.pool {
             store = Store::open_at_with_thin_pool(source, data_root, pool, origin)?;
             store.add_damage(damage);

@@ -87,7 +87,6 @@ pub fn container(store: &Store, this: &Container) -> Value {
     })
 }
 
-
 /// What `docker image inspect IMAGE` prints for `img` (one element of the array), plus a
 /// `Salvor` block (where the config came from, chain ids).
 pub fn image(store: &Store, img: &Image) -> Value {

@@ -9,10 +9,13 @@
 
 pub mod evidence;
 pub mod extract;
+pub mod format;
 pub mod fstab;
 pub mod host;
+pub mod info;
 pub mod inspect;
 pub mod probe;
+pub mod ps;
 pub mod rootfs;
 pub mod target;
 

@@ -104,8 +104,7 @@ pub fn probe(
         .select(spec.as_ref().unwrap_or(&VolumeSpec::Auto))
         .unwrap_or_default()
     {
-        let (data_root, filesystem, error) = match open_filesystem(&v.content, v.device.clone())
-        {
+        let (data_root, filesystem, error) = match open_filesystem(&v.content, v.device.clone()) {
             Ok(fs) => {
                 let dr = salvor_docker::locate::find_data_root(fs.as_ref())
                     .ok()

@@ -12,9 +12,7 @@ pub fn resolve<'s>(
     query: &str,
     want: Want,
 ) -> anyhow::Result<Resolved<'s>> {
-    store
-        .resolve(query, want)
-        .with_context(|| cmd.to_string())
+    store.resolve(query, want).with_context(|| cmd.to_string())
 }
 
 /// An image out of a resolved image-only argument.
