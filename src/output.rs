@@ -44,11 +44,7 @@ fn trim_zeros(s: &str) -> String {
 
 pub use salvor_core::format::short_time;
 
-/// Strips `sha256:` and cuts to 12 hex digits.
-pub fn short_id(id: &str) -> String {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    hex.chars().take(12).collect()
-}
+pub use salvor_core::format::short_id;
 
 /// A left-aligned table with docker's three-space column gaps.
 pub struct Table {

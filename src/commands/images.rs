@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use salvor_core::info::ThinPoolInfo;
-use salvor_docker::{reference::Reference, Store};
+use salvor_docker::Store;
 use serde_json::json;
 
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
@@ -81,30 +81,8 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// One row of `docker images`: (repository, tag).
-fn repo_tag_rows(img: &salvor_docker::Image) -> Vec<(String, String)> {
-    let mut rows: Vec<(String, String)> = img
-        .repo_tags
-        .iter()
-        .filter_map(|t| Reference::parse(t))
-        .map(|r| (r.familiar_name(), r.tag.unwrap_or_else(|| "<none>".into())))
-        .collect();
-    if rows.is_empty() {
-        let repo = img
-            .repo_digests
-            .iter()
-            .filter_map(|d| Reference::parse(d))
-            .map(|r| r.familiar_name())
-            .next();
-        rows.push((repo.unwrap_or_else(|| "<none>".into()), "<none>".into()));
-    }
-    rows
-}
-
 pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
-    let mut imgs: Vec<&salvor_docker::Image> = store.images.iter().collect();
-    // Newest first, like docker; ties by id for determinism.
-    imgs.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    let imgs = salvor_core::images::newest_first(store);
     if json {
         let v: Vec<_> = imgs
             .iter()
@@ -135,7 +113,7 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
         } else {
             short_id(&img.id)
         };
-        for (repo, tag) in repo_tag_rows(img) {
+        for (repo, tag) in salvor_core::images::repo_tag_rows(img) {
             t.row(vec![
                 printable(&repo),
                 printable(&tag),
@@ -154,35 +132,11 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
 }
 
 pub fn tree(store: &Store, json: bool) -> anyhow::Result<u8> {
-    // Which images end at which layer (top chain id).
-    let mut tops: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let mut users: BTreeMap<&str, usize> = BTreeMap::new();
-    for img in &store.images {
-        if let Some(top) = img.chain_ids.last() {
-            let name = img
-                .repo_tags
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "<none>".into());
-            tops.entry(top.as_str())
-                .or_default()
-                .push(format!("{} {}", short_id(&img.id), name));
-        }
-        for c in &img.chain_ids {
-            *users.entry(c.as_str()).or_default() += 1;
-        }
-    }
-    let mut children: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
-    for l in store.layers.values() {
-        let parent = l
-            .parent
-            .as_deref()
-            .filter(|p| store.layers.contains_key(*p));
-        children
-            .entry(parent)
-            .or_default()
-            .push(l.chain_id.as_str());
-    }
+    let salvor_core::images::LayerTree {
+        tops,
+        users,
+        children,
+    } = salvor_core::images::layer_tree(store);
     if json {
         let v: Vec<_> = store
             .layers

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use salvor_docker::{Image, Store};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
 
@@ -19,48 +19,14 @@ pub fn inspect(store: &Store, img: &Image, raw_config: bool) -> anyhow::Result<u
 
 pub fn history(store: &Store, query: &str, json_out: bool, no_trunc: bool) -> anyhow::Result<u8> {
     let img = crate::commands::target::image(store, "history", query)?;
-    let cfg = img.config_json().unwrap_or(Value::Null);
-    let hist: Vec<Value> = cfg
-        .get("history")
-        .and_then(|h| h.as_array())
-        .cloned()
-        .unwrap_or_default();
-    let layers = store.image_layers(img).unwrap_or_default();
-    let mut layer_iter = layers.iter();
-    // Newest first, like docker; the newest row carries the image id.
-    let mut rows = Vec::new();
-    for h in &hist {
-        let empty = h
-            .get("empty_layer")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let size = if empty {
-            0
-        } else {
-            layer_iter.next().and_then(|l| l.size).unwrap_or(0)
-        };
-        rows.push((h.clone(), size, empty));
-    }
-    rows.reverse();
-    // As the engine: the newest entry carries the image id, the next its parent's id, and so
-    // on up the parent chain for as long as those images exist; the rest are <missing>.
-    let mut ids: Vec<Option<String>> = vec![None; rows.len()];
-    let mut cur = Some(img);
-    for slot in ids.iter_mut() {
-        let Some(c) = cur else { break };
-        *slot = Some(c.id.clone());
-        cur = c
-            .parent
-            .as_deref()
-            .and_then(|p| store.images.iter().find(|i| i.id == p));
-    }
+    let rows = salvor_core::images::history(store, img);
     if json_out {
         let v: Vec<_> = rows
             .iter()
-            .enumerate()
-            .map(|(i, (h, size, empty))| {
+            .map(|r| {
+                let (h, size, empty) = (&r.entry, &r.size, r.empty);
                 json!({
-                    "id": ids[i],
+                    "id": r.id,
                     "created": h.get("created"),
                     "created_by": h.get("created_by"),
                     "author": h.get("author"),
@@ -75,7 +41,8 @@ pub fn history(store: &Store, query: &str, json_out: bool, no_trunc: bool) -> an
         return Ok(0);
     }
     let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
-    for (i, (h, size, _)) in rows.iter().enumerate() {
+    for (i, r) in rows.iter().enumerate() {
+        let (h, size) = (&r.entry, &r.size);
         let id = if i == 0 {
             if no_trunc {
                 img.id.clone()

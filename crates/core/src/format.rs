@@ -1,4 +1,4 @@
-//! Formatting shared by the outputs: times as the tables show them.
+//! Formatting shared by the outputs: times and ids as the tables show them.
 
 /// `2018-04-05T10:41:28.876407948Z` → `2018-04-05 10:41:28 UTC` (deterministic, unlike
 /// docker's "2 years ago").
@@ -21,4 +21,10 @@ pub fn short_time(rfc3339: Option<&str>) -> String {
             }
         }
     }
+}
+
+/// Strips `sha256:` and cuts to 12 hex digits.
+pub fn short_id(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.chars().take(12).collect()
 }

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod format;
 pub mod fstab;
 pub mod host;
+pub mod images;
 pub mod info;
 pub mod inspect;
 pub mod probe;
