@@ -18,7 +18,7 @@ use salvor_docker::Store;
 use serde_json::{json, Value};
 
 use crate::commands::EXIT_FINDINGS;
-use salvor_core::ps::{ellipsis, go_quote, ports, ps_json, status};
+use salvor_core::ps::{ellipsis, go_quote, ports, ps_json, status, volume_json};
 
 use crate::output::{print_json, printable, short_time, Table};
 
@@ -149,23 +149,7 @@ pub fn volumes(store: &Store, json_out: bool) -> anyhow::Result<u8> {
         );
     }
     if json_out {
-        let v: Vec<Value> = vols
-            .iter()
-            .map(|v| {
-                json!({
-                    "CreatedAt": v.created_at,
-                    "Driver": v.driver,
-                    "Labels": v.labels,
-                    "Mountpoint": v.mountpoint,
-                    "Name": v.name,
-                    "Options": Value::Null,
-                    "Scope": v.scope,
-                    "Anonymous": v.anonymous,
-                    "DataInEvidence": v.data.as_ref().map(|p| format!("/{}", p.display())),
-                    "UsedBy": v.used_by,
-                })
-            })
-            .collect();
+        let v: Vec<Value> = vols.iter().map(volume_json).collect();
         print_json(&json!({ "Volumes": v, "BindMounts": binds }))?;
         return Ok(0);
     }

@@ -1,5 +1,5 @@
 //! What `docker ps` shows of a container: the STATUS, PORTS and MOUNTS columns, and the
-//! `docker ps --format '{{json .}}'` object.
+//! `docker ps --format '{{json .}}'` object; and `docker volume ls`'s object of a volume.
 //!
 //! Deviations from the docker CLI, on purpose (the evidence is a dead host): STATUS is
 //! absolute (`Exited (3) at 2026-11-22 08:09:49 UTC`, `Up since … (running when the host
@@ -8,6 +8,7 @@
 
 use salvor_docker::containers::Container;
 use salvor_docker::logs;
+use salvor_docker::Volume;
 use serde_json::{json, Value};
 
 use crate::format::short_time;
@@ -165,6 +166,23 @@ pub fn ps_json(c: &Container) -> Value {
         "State": c.state.status,
         "Status": status(c),
         "Salvor": c,
+    })
+}
+
+/// One volume as `docker volume ls --format '{{json .}}'` shows it, plus whether its data
+/// is inside the evidence and which containers mount it.
+pub fn volume_json(v: &Volume) -> Value {
+    json!({
+        "CreatedAt": v.created_at,
+        "Driver": v.driver,
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": Value::Null,
+        "Scope": v.scope,
+        "Anonymous": v.anonymous,
+        "DataInEvidence": v.data.as_ref().map(|p| format!("/{}", p.display())),
+        "UsedBy": v.used_by,
     })
 }
 
