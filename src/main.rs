@@ -11,8 +11,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod commands;
-mod evidence;
-mod fstab;
 mod output;
 mod progress;
 
@@ -342,7 +340,7 @@ fn main() -> ExitCode {
             }
             // Not eprintln!: a closed stderr must not turn the error into a panic.
             let _ = writeln!(std::io::stderr(), "salvor: error: {msg}");
-            ExitCode::from(evidence::error_exit_code(&e))
+            ExitCode::from(salvor_core::evidence::error_exit_code(&e))
         }
     }
 }

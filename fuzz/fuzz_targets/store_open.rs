@@ -79,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let (containers, _) = store.containers();
     for c in &containers {
-        let _ = c.inspect_json(&store);
+        let _ = salvor_core::inspect::container(&store, c);
         let _ = c.command();
         let _ = salvor_docker::logs::log_files(&store, c);
     }

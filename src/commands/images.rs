@@ -3,65 +3,21 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use salvor_docker::{reference::Reference, Store};
+use salvor_core::info::ThinPoolInfo;
+use salvor_docker::Store;
 use serde_json::json;
 
 use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
 
+/// `salvor info`.
 pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
-    let (containers, container_problems) = store.containers();
-    let mut problems = store.problems.clone();
-    problems.extend(container_problems);
-    problems.sort();
-    problems.dedup();
-    // What the evidence reader left out (tar members named with `..`, hardlinks to members
-    // not in the archive, a damaged archive …) is a problem too, about the archive itself
-    // (no path inside it).
-    problems.extend(
-        store
-            .source
-            .warnings()
-            .iter()
-            .map(|w| salvor_docker::Problem {
-                path: std::path::PathBuf::new(),
-                what: format!("evidence archive: {w}"),
-            }),
-    );
-    // Problems that follow from damage of the evidence are not findings about the host.
-    let (problems, from_damage) = store.split_problems(problems);
-    let (volumes, _) = store.volumes(&containers);
-    let thin_pool =
-        (store.driver == salvor_docker::Driver::Devicemapper).then(|| match store.devicemapper() {
-            Ok(dm) => json!({
-                "origin": dm.origin,
-                "data_block_size": dm.pool.data_block_size(),
-                "thin_devices": dm.pool.devices().len(),
-                "device_records": dm.devices.len(),
-                "warnings": dm.warnings,
-            }),
-            Err(e) => json!({ "error": e }),
-        });
-    let v = json!({
-        "evidence": {
-            "description": store.source.describe(),
-            "damaged": !store.damage.is_empty(),
-            "damage": store.damage,
-        },
-        "data_root": format!("/{}", store.root.display()),
-        "layout": store.layout,
-        "driver": store.driver,
-        "thin_pool": thin_pool,
-        "images": store.images.len(),
-        "layers": store.layers.len(),
-        "containers": containers.len(),
-        "volumes": volumes.len(),
-        "problems": problems,
-        "problems_from_damage": from_damage,
-    });
+    let v = salvor_core::info::info(store);
     if json {
         print_json(&v)?;
         return Ok(0);
     }
+    let (thin_pool, from_damage, problems) = (&v.thin_pool, &v.problems_from_damage, &v.problems);
+    let (containers, volumes) = (v.containers, v.volumes);
     let mut out = std::io::stdout().lock();
     for d in &store.damage {
         writeln!(
@@ -84,33 +40,33 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         }
     )?;
     writeln!(out, "Storage driver:  {}", store.driver)?;
-    if let Some(tp) = &thin_pool {
-        match (tp["origin"].as_str(), tp["error"].as_str()) {
-            (Some(o), _) => writeln!(
-                out,
-                "Thin pool:       {} ({} thin devices, {} device records)",
-                printable(o),
-                tp["thin_devices"],
-                tp["device_records"]
-            )?,
-            (None, e) => writeln!(
-                out,
-                "Thin pool:       unreadable: {}",
-                printable(e.unwrap_or(""))
-            )?,
+    match thin_pool {
+        Some(ThinPoolInfo::Read {
+            origin,
+            thin_devices,
+            device_records,
+            ..
+        }) => writeln!(
+            out,
+            "Thin pool:       {} ({thin_devices} thin devices, {device_records} device records)",
+            printable(origin),
+        )?,
+        Some(ThinPoolInfo::Unreadable { error }) => {
+            writeln!(out, "Thin pool:       unreadable: {}", printable(error))?
         }
+        None => {}
     }
     writeln!(out, "Images:          {}", store.images.len())?;
     writeln!(out, "Layers:          {}", store.layers.len())?;
-    writeln!(out, "Containers:      {}", containers.len())?;
-    writeln!(out, "Volumes:         {}", volumes.len())?;
+    writeln!(out, "Containers:      {containers}")?;
+    writeln!(out, "Volumes:         {volumes}")?;
     if !from_damage.is_empty() {
         writeln!(
             out,
             "From the damage: {} (missing or cut because the evidence is damaged, not findings about the host)",
             from_damage.len()
         )?;
-        for p in &from_damage {
+        for p in from_damage {
             write_problem(&mut out, p)?;
         }
     }
@@ -118,37 +74,15 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         writeln!(out, "Problems:        none")?;
     } else {
         writeln!(out, "Problems:        {}", problems.len())?;
-        for p in &problems {
+        for p in problems {
             write_problem(&mut out, p)?;
         }
     }
     Ok(0)
 }
 
-/// One row of `docker images`: (repository, tag).
-fn repo_tag_rows(img: &salvor_docker::Image) -> Vec<(String, String)> {
-    let mut rows: Vec<(String, String)> = img
-        .repo_tags
-        .iter()
-        .filter_map(|t| Reference::parse(t).ok())
-        .map(|r| (r.familiar_name(), r.tag.unwrap_or_else(|| "<none>".into())))
-        .collect();
-    if rows.is_empty() {
-        let repo = img
-            .repo_digests
-            .iter()
-            .filter_map(|d| Reference::parse(d).ok())
-            .map(|r| r.familiar_name())
-            .next();
-        rows.push((repo.unwrap_or_else(|| "<none>".into()), "<none>".into()));
-    }
-    rows
-}
-
 pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
-    let mut imgs: Vec<&salvor_docker::Image> = store.images.iter().collect();
-    // Newest first, like docker; ties by id for determinism.
-    imgs.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    let imgs = salvor_core::images::newest_first(store);
     if json {
         let v: Vec<_> = imgs
             .iter()
@@ -179,7 +113,7 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
         } else {
             short_id(&img.id)
         };
-        for (repo, tag) in repo_tag_rows(img) {
+        for (repo, tag) in salvor_core::images::repo_tag_rows(img) {
             t.row(vec![
                 printable(&repo),
                 printable(&tag),
@@ -198,35 +132,11 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
 }
 
 pub fn tree(store: &Store, json: bool) -> anyhow::Result<u8> {
-    // Which images end at which layer (top chain id).
-    let mut tops: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let mut users: BTreeMap<&str, usize> = BTreeMap::new();
-    for img in &store.images {
-        if let Some(top) = img.chain_ids.last() {
-            let name = img
-                .repo_tags
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "<none>".into());
-            tops.entry(top.as_str())
-                .or_default()
-                .push(format!("{} {}", short_id(&img.id), name));
-        }
-        for c in &img.chain_ids {
-            *users.entry(c.as_str()).or_default() += 1;
-        }
-    }
-    let mut children: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
-    for l in store.layers.values() {
-        let parent = l
-            .parent
-            .as_deref()
-            .filter(|p| store.layers.contains_key(*p));
-        children
-            .entry(parent)
-            .or_default()
-            .push(l.chain_id.as_str());
-    }
+    let salvor_core::images::LayerTree {
+        tops,
+        users,
+        children,
+    } = salvor_core::images::layer_tree(store);
     if json {
         let v: Vec<_> = store
             .layers

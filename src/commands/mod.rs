@@ -1,8 +1,11 @@
 //! One module per sub-command; `run` opens the evidence and dispatches.
 
 use anyhow::bail;
-use salvor_sink::{EvidenceGuard, OutputPolicy};
+use salvor_core::evidence;
+use salvor_core::probe::{ProbeReport, VolumeProbe};
+use salvor_core::{Evidence, EvidenceError, EvidenceOptions, Host};
 use salvor_docker::Store;
+use salvor_sink::OutputPolicy;
 
 use crate::{Cli, Command};
 
@@ -19,139 +22,99 @@ mod verify;
 /// Exit code for "the command ran and found problems in the evidence".
 pub const EXIT_FINDINGS: u8 = 1;
 
-/// The evidence, for commands that write nothing.
-#[allow(dead_code)]
-pub fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    Ok(open_store_and_outputs(cli)?.0)
-}
-
-/// Opens the evidence, and the policy every output goes through: the evidence and every
-/// file salvor read to open it are protected (`salvor_sink::EvidenceGuard`), `--overwrite`
-/// applies.
-pub fn open_store_and_outputs(cli: &Cli) -> anyhow::Result<(Store, OutputPolicy)> {
+/// Opens the evidence and its stores, and the policy every output goes through: the
+/// evidence and every file salvor read to open it are protected (`salvor_sink::EvidenceGuard`),
+/// `--overwrite` applies. Damage and notes are said on stderr as they are found.
+pub fn open_host_and_outputs(cli: &Cli) -> anyhow::Result<(Host, OutputPolicy)> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH (or set SALVOR_ROOT) naming a Docker data-root, a host root directory, or an archive of either");
     };
-    let opened = match crate::evidence::open(root, cli.data_root.as_deref(), cli.spool_limit) {
+    let evidence = match Evidence::open(root, evidence_options(cli)) {
         Ok(o) => o,
         Err(e) => {
-            for line in crate::evidence::damage_lines(&crate::evidence::error_damage(&e)) {
+            for line in evidence::damage_lines(&e.damage()) {
                 eprintln!("{line}");
             }
-            return Err(e);
+            return Err(e.into_anyhow());
         }
     };
     // Damage of the evidence is said first, even with --quiet: it is the verdict on
     // everything that follows.
-    for line in crate::evidence::damage_lines(&opened.damage) {
+    for line in evidence::damage_lines(evidence.damage()) {
         eprintln!("{line}");
     }
-    if !opened.damage.is_empty() {
-        crate::output::set_evidence_damage(crate::evidence::damage_json(&opened.damage));
+    if !evidence.damage().is_empty() {
+        crate::output::set_evidence_damage(evidence::damage_json(evidence.damage()));
     }
-    let damage = opened.damage.clone();
-    let outputs = output_policy(cli, &opened);
-    if let (Some(v), false) = (&opened.volume, cli.quiet) {
+    let outputs = OutputPolicy::new(evidence.guard(), cli.overwrite);
+    if let (Some(v), false) = (evidence.volume(), cli.quiet) {
         eprintln!(
             "salvor: note: reading volume {v} of the disk image ({})",
-            opened.source.describe()
+            evidence.source().describe()
         );
     }
-    let mut store = Store::open_at(opened.source.clone(), opened.data_root.clone())?;
-    store.add_damage(damage.iter().cloned());
-    // devicemapper in direct-lvm mode: read again with the LVM thin pool.
-    let chosen = crate::evidence::choose_thin_pool(&store, &opened, cli.thin_pool.as_deref())?;
-    if let Some((pool, origin)) = chosen.pool {
-        store = Store::open_at_with_thin_pool(opened.source, opened.data_root, pool, origin)?;
-        store.add_damage(damage);
+    let host = Host::open(&evidence).map_err(EvidenceError::into_anyhow)?;
+    if !cli.quiet {
+        for note in host.notes() {
+            eprintln!("salvor: note: {note}");
+        }
     }
-    if let (Some(note), false) = (chosen.note, cli.quiet) {
-        eprintln!("salvor: note: {note}");
-    }
-    let consequences = store
-        .problems
-        .iter()
-        .filter(|p| store.is_consequence_of_damage(p))
-        .count();
+    let (consequences, others) = host.metadata_problems();
     if !cli.quiet && consequences > 0 {
         eprintln!(
             "salvor: note: {consequences} piece(s) of metadata are missing or cut because the evidence is damaged; `salvor info` lists them"
         );
     }
-    if !cli.quiet && store.problems.len() > consequences {
+    if !cli.quiet && others > 0 {
         eprintln!(
-            "salvor: note: {} piece(s) of metadata could not be read or do not add up; `salvor info` lists them",
-            store.problems.len() - consequences
+            "salvor: note: {others} piece(s) of metadata could not be read or do not add up; `salvor info` lists them"
         );
     }
-    Ok((store, outputs))
+    Ok((host, outputs))
 }
 
-/// The guard for `opened`: the evidence root, the disk image's files, the `--thin-pool`
-/// image, the `--passwd`/`--group` files.
-fn output_policy(cli: &Cli, opened: &crate::evidence::Opened) -> OutputPolicy {
-    let mut guard = EvidenceGuard::new();
-    if let Some(root) = &cli.root {
-        match &opened.disk {
-            Some(disk) => {
-                guard.protect_evidence(&disk.container.path);
-                for f in disk.files() {
-                    guard.protect(&f, "a file of the evidence disk image");
-                }
-            }
-            None => {
-                guard.protect_evidence(root);
-            }
-        }
-    }
-    if let Some(tp) = &cli.thin_pool {
-        let image = std::iter::once(tp.as_str())
-            .chain(tp.match_indices(':').map(|(i, _)| &tp[..i]))
-            .map(std::path::Path::new)
-            .find(|p| p.is_file());
-        if let Some(image) = image {
-            if let Ok(disk) = salvor_disk::Disk::open(image) {
-                for f in disk.files() {
-                    guard.protect(&f, "a file of the --thin-pool disk image");
-                }
-            }
-            guard.protect(image, "the --thin-pool disk image");
-        }
-    }
+/// What the global options (and `extract --passwd/--group`) say about the evidence.
+fn evidence_options(cli: &Cli) -> EvidenceOptions {
+    let mut also_read = Vec::new();
     if let Command::Extract { passwd, group, .. } = &cli.command {
         for (f, what) in [(passwd, "the --passwd file"), (group, "the --group file")] {
             if let Some(f) = f {
-                guard.protect(f, what);
+                also_read.push((f.clone(), what.to_string()));
             }
         }
     }
-    OutputPolicy::new(guard, cli.overwrite)
+    EvidenceOptions {
+        data_root: cli.data_root.clone(),
+        thin_pool: cli.thin_pool.clone(),
+        spool_limit: cli.spool_limit,
+        also_read,
+    }
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Probe { json } = &cli.command {
         return probe(cli, *json);
     }
-    let (store, outputs) = open_store_and_outputs(cli)?;
+    let (host, outputs) = open_host_and_outputs(cli)?;
     // Every command writes standard output: it may not have been redirected onto or into
     // the evidence (`salvor … images >> evidence/x`).
     outputs.guard.check_stdout()?;
-    let damaged = !store.damage.is_empty();
-    let code = run_command(cli, store, &outputs)?;
+    let damaged = !host.damage().is_empty();
+    let code = run_command(cli, host.docker(), &outputs)?;
     // Damaged evidence wins over "clean" and "findings".
     Ok(if damaged {
-        code.max(crate::evidence::EXIT_DAMAGED)
+        code.max(salvor_core::EXIT_DAMAGED)
     } else {
         code
     })
 }
 
-fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Result<u8> {
+fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Probe { .. } => unreachable!("handled above"),
-        Command::Info { json } => images::info(&store, *json),
-        Command::Images { json, no_trunc } => images::images(&store, *json, *no_trunc),
-        Command::Tree { json } => images::tree(&store, *json),
+        Command::Info { json } => images::info(store, *json),
+        Command::Images { json, no_trunc } => images::images(store, *json, *no_trunc),
+        Command::Tree { json } => images::tree(store, *json),
         // As `docker inspect` without --type: a container before an image (exact matches);
         // --config is about images only.
         Command::Inspect { image, config } => {
@@ -162,17 +125,17 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
                     prefer: salvor_docker::Kind::Container,
                 }
             };
-            match target::resolve(&store, "inspect", image, want)?.target {
-                salvor_docker::Target::Container(c) => containers::inspect_container(&store, &c),
-                salvor_docker::Target::Image(img) => inspect::inspect(&store, img, *config),
+            match target::resolve(store, "inspect", image, want)?.target {
+                salvor_docker::Target::Container(c) => containers::inspect_container(store, &c),
+                salvor_docker::Target::Image(img) => inspect::inspect(store, img, *config),
             }
         }
         Command::History {
             image,
             json,
             no_trunc,
-        } => inspect::history(&store, image, *json, *no_trunc),
-        Command::Verify { images, json } => verify::verify(&store, images, *json, cli.quiet),
+        } => inspect::history(store, image, *json, *no_trunc),
+        Command::Verify { images, json } => verify::verify(store, images, *json, cli.quiet),
         Command::Extract {
             images,
             output,
@@ -184,7 +147,7 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
             passwd,
             group,
         } => extract::extract(
-            &store,
+            store,
             images,
             &extract::ExtractOpts {
                 output,
@@ -198,14 +161,14 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
                 outputs,
             },
         ),
-        Command::Diff { container, json } => rootfs::diff(&store, container, *json),
+        Command::Diff { container, json } => rootfs::diff(store, container, *json),
         Command::Export {
             target,
             output,
             with_volumes,
             names,
         } => rootfs::export(
-            &store,
+            store,
             target,
             output,
             *names,
@@ -213,7 +176,7 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
             cli.quiet,
             outputs,
         ),
-        Command::Containers { json, no_trunc } => containers::containers(&store, *json, *no_trunc),
+        Command::Containers { json, no_trunc } => containers::containers(store, *json, *no_trunc),
         Command::Logs {
             container,
             timestamps,
@@ -221,14 +184,14 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
             until,
             tail,
         } => containers::logs_cmd(
-            &store,
+            store,
             container,
             *timestamps,
             since.as_deref(),
             until.as_deref(),
             tail.as_deref(),
         ),
-        Command::Volumes { json } => containers::volumes(&store, *json),
+        Command::Volumes { json } => containers::volumes(store, *json),
         Command::Timeline {
             format,
             containers,
@@ -238,7 +201,7 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
             output,
         } => timeline::timeline(
             cli,
-            &store,
+            store,
             *format,
             containers,
             *images,
@@ -252,7 +215,7 @@ fn run_command(cli: &Cli, store: Store, outputs: &OutputPolicy) -> anyhow::Resul
             images,
             logs,
             no_volumes,
-        } => report::report(cli, &store, output, *images, *logs, !*no_volumes, outputs),
+        } => report::report(cli, store, output, *images, *logs, !*no_volumes, outputs),
     }
 }
 
@@ -261,133 +224,140 @@ fn probe(cli: &Cli, json: bool) -> anyhow::Result<u8> {
     let Some(root) = &cli.root else {
         bail!("no evidence given: pass --root PATH");
     };
-    let (v, damage) = match crate::evidence::probe(root, cli.spool_limit) {
+    let (report, damage) = match salvor_core::probe(root, cli.spool_limit) {
         Ok(x) => x,
         Err(e) => {
-            for line in crate::evidence::damage_lines(&crate::evidence::error_damage(&e)) {
+            for line in evidence::damage_lines(&evidence::error_damage(&e)) {
                 eprintln!("{line}");
             }
             return Err(e);
         }
     };
-    for line in crate::evidence::damage_lines(&damage) {
+    for line in evidence::damage_lines(&damage) {
         eprintln!("{line}");
     }
     if json {
-        crate::output::print_json(&v)?;
+        crate::output::print_json(&report)?;
     } else {
-        // The JSON is the report; print it readably with the key facts first.
-        println!("Evidence:   {}", v["evidence"].as_str().unwrap_or(""));
-        println!("Kind:       {}", v["kind"].as_str().unwrap_or(""));
-        if let Some(d) = v.get("docker").and_then(|d| d.as_array()) {
-            let c = &v["disk"]["container"];
+        print_probe(&report);
+    }
+    Ok(if damage.is_empty() {
+        0
+    } else {
+        salvor_core::EXIT_DAMAGED
+    })
+}
+
+/// The probe report, readably, with the key facts first.
+fn print_probe(report: &ProbeReport) {
+    let path_str = |p: &std::path::Path| p.to_str().unwrap_or("").to_string();
+    match report {
+        ProbeReport::Disk(d) => {
+            println!("Evidence:   {}", path_str(&d.evidence));
+            println!("Kind:       {}", d.kind);
+            let c = &d.disk.container;
             println!(
                 "Container:  {} ({} bytes virtual)",
-                c["detail"].as_str().or(c["format"].as_str()).unwrap_or("?"),
-                c["virtual_size"]
+                c.detail.clone().unwrap_or_else(|| c.format.to_string()),
+                c.virtual_size
             );
-            let pools = v["disk"]["thin_pools"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let vols = v["disk"]["volumes"].as_array().cloned().unwrap_or_default();
+            let pools = &d.disk.thin_pools;
+            let vols = &d.disk.volumes;
             let w = vols
                 .iter()
-                .chain(&pools)
-                .filter_map(|x| x["spec"].as_str())
-                .map(str::len)
+                .map(|v| v.spec.len())
+                .chain(pools.iter().map(|t| t.spec.len()))
                 .max()
                 .unwrap_or(0)
                 .max(12);
             if !vols.is_empty() {
                 println!("Volumes:");
-                for vol in &vols {
+                // The size is not padded: this printer once walked `serde_json::Value`s,
+                // whose Display ignores widths, and its output stays as it was.
+                for vol in vols {
                     println!(
-                        "  {:<w$} {:>14} bytes  {}",
-                        vol["spec"].as_str().unwrap_or(""),
-                        vol["size"],
-                        describe_content(&vol["content"])
+                        "  {:<w$} {} bytes  {}",
+                        vol.spec,
+                        vol.size,
+                        describe_content(&vol.content)
                     );
                 }
             }
             if !pools.is_empty() {
                 println!("Thin pools:");
             }
-            for t in &pools {
-                let ids = t["device_ids"].as_array().map_or(0, |a| a.len());
-                let lvm = t["lvm_volumes"].as_object().map_or(0, |o| o.len());
-                match t["error"].as_str() {
-                    Some(e) => println!("  {:<w$} unreadable: {e}", t["spec"].as_str().unwrap_or("")),
+            for t in pools {
+                let ids = t.device_ids.len();
+                let lvm = t.lvm_volumes.len();
+                match &t.error {
+                    Some(e) => println!("  {:<w$} unreadable: {e}", t.spec),
                     None => println!(
                         "  {:<w$} {} KiB blocks, {ids} thin device(s): {lvm} LVM thin volume(s), {} LVM does not know (Docker direct-lvm keeps its layers there)",
-                        t["spec"].as_str().unwrap_or(""),
-                        t["data_block_size"].as_u64().unwrap_or(0) / 1024,
+                        t.spec,
+                        t.data_block_size.unwrap_or(0) / 1024,
                         ids - lvm.min(ids)
                     ),
                 }
             }
-            for w in v["disk"]["warnings"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-            {
-                println!("Warning:    {}", w.as_str().unwrap_or(""));
+            for w in &d.disk.warnings {
+                println!("Warning:    {w}");
             }
             println!("Docker:");
-            for x in d {
-                println!(
-                    "  {:<w$} {}",
-                    x["volume"].as_str().unwrap_or(""),
-                    match (x["data_root"].as_str(), x["error"].as_str()) {
-                        (Some(dr), _) => format!(
-                            "data-root at {dr} ({})",
-                            x["filesystem"].as_str().unwrap_or("")
-                        ),
-                        (None, Some(e)) => format!("not readable: {e}"),
-                        (None, None) =>
-                            format!("no data-root ({})", x["filesystem"].as_str().unwrap_or("")),
-                    }
-                );
+            for x in &d.docker {
+                println!("  {:<w$} {}", x.volume, describe_volume(x));
             }
-        } else {
+        }
+        ProbeReport::Tree(t) => {
+            println!("Evidence:   {}", path_str(&t.evidence));
+            println!("Kind:       {}", t.kind);
             println!(
                 "Data root:  {}",
-                v["data_root"].as_str().unwrap_or("(none found)")
+                t.data_root.as_deref().unwrap_or("(none found)")
             );
-            if let Some(e) = v["error"].as_str() {
+            if let Some(e) = &t.error {
                 println!("Error:      {e}");
             }
         }
     }
-    Ok(if damage.is_empty() {
-        0
-    } else {
-        crate::evidence::EXIT_DAMAGED
-    })
+}
+
+/// Where a volume's data-root is, or why there is none.
+fn describe_volume(x: &VolumeProbe) -> String {
+    let fs = x.filesystem.as_deref().unwrap_or("");
+    match (&x.data_root, &x.error) {
+        (Some(dr), _) => format!("data-root at {dr} ({fs})"),
+        (None, Some(e)) => format!("not readable: {e}"),
+        (None, None) => format!("no data-root ({fs})"),
+    }
 }
 
 /// One line about what a volume holds.
-fn describe_content(c: &serde_json::Value) -> String {
-    let t = c["type"].as_str().unwrap_or("unknown");
-    match t {
-        "ext" => format!(
-            "{} (block size {}, label {:?}, journal {})",
-            c["version"].as_str().unwrap_or("ext"),
-            c["block_size"],
-            c["label"].as_str().unwrap_or(""),
-            if c["needs_recovery"] == true {
+fn describe_content(c: &salvor_disk::Content) -> String {
+    use salvor_disk::Content;
+    match c {
+        Content::Ext {
+            version,
+            block_size,
+            label,
+            needs_recovery,
+            has_journal,
+            ..
+        } => format!(
+            "{version} (block size {block_size}, label {label:?}, journal {})",
+            if *needs_recovery {
                 "dirty: replayed in memory"
-            } else if c["has_journal"] == true {
+            } else if *has_journal {
                 "clean"
             } else {
                 "none"
             }
         ),
-        "xfs" => format!(
-            "xfs v{} (label {:?})",
-            c["version"],
-            c["label"].as_str().unwrap_or("")
-        ),
-        other => other.to_string(),
+        Content::Xfs { version, label, .. } => format!("xfs v{version} (label {label:?})"),
+        Content::Btrfs { .. } => "btrfs".into(),
+        Content::Swap => "swap".into(),
+        Content::Luks { .. } => "luks".into(),
+        Content::LvmPv { .. } => "lvm_pv".into(),
+        Content::ThinPoolMetadata => "thin_pool_metadata".into(),
+        Content::Unknown => "unknown".into(),
     }
 }

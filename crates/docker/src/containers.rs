@@ -182,86 +182,6 @@ impl Container {
             .find_map(|p| p.find(&marker).map(|i| p[..i].to_string()))
     }
 
-    /// What `docker inspect CONTAINER` prints for this container (one element of the array),
-    /// for everything that can be derived offline. Fields that exist only in the running
-    /// engine (`ExecIDs`, sizes) are `null` or left out.
-    pub fn inspect_json(&self, store: &Store) -> Value {
-        let c = &self.config;
-        let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
-        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let st = &self.state;
-        let mut state = json!({
-            "Status": st.status,
-            "Running": st.running,
-            "Paused": st.paused,
-            "Restarting": st.restarting,
-            "OOMKilled": st.oom_killed,
-            "Dead": st.dead,
-            "Pid": st.pid,
-            "ExitCode": st.exit_code,
-            "Error": st.error,
-            "StartedAt": st.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
-            "FinishedAt": st.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
-        });
-        if let (Some(h), Some(obj)) = (c.pointer("/State/Health"), state.as_object_mut()) {
-            if !h.is_null() {
-                obj.insert("Health".into(), h.clone());
-            }
-        }
-        let mounts: Vec<Value> = self
-            .mounts
-            .iter()
-            .map(|m| {
-                let mut o = Map::new();
-                o.insert("Type".into(), json!(m.kind));
-                if !m.name.is_empty() {
-                    o.insert("Name".into(), json!(m.name));
-                }
-                o.insert("Source".into(), json!(m.source));
-                o.insert("Destination".into(), json!(m.destination));
-                if !m.driver.is_empty() {
-                    o.insert("Driver".into(), json!(m.driver));
-                }
-                o.insert("Mode".into(), json!(m.mode));
-                o.insert("RW".into(), json!(m.rw));
-                o.insert("Propagation".into(), json!(m.propagation));
-                Value::Object(o)
-            })
-            .collect();
-        let image = self.image_id.clone().unwrap_or_else(|| s("Image"));
-        let platform = self.platform.clone().unwrap_or_default();
-        json!({
-            "Id": self.id,
-            "Created": s("Created"),
-            "Path": self.path,
-            "Args": self.args,
-            "State": state,
-            "Image": image,
-            "ResolvConfPath": s("ResolvConfPath"),
-            "HostnamePath": s("HostnamePath"),
-            "HostsPath": s("HostsPath"),
-            "LogPath": s("LogPath"),
-            "Name": c.get("Name").cloned().unwrap_or_else(|| json!(format!("/{}", self.name))),
-            "RestartCount": self.restart_count,
-            "Driver": self.driver,
-            "Platform": platform,
-            "MountLabel": s("MountLabel"),
-            "ProcessLabel": s("ProcessLabel"),
-            "AppArmorProfile": s("AppArmorProfile"),
-            "ExecIDs": Value::Null,
-            "HostConfig": self.hostconfig.clone().unwrap_or(Value::Null),
-            "GraphDriver": self.graph_driver_json(store),
-            "Mounts": mounts,
-            "Config": get("Config"),
-            "NetworkSettings": network_settings_json(c.get("NetworkSettings")),
-            "Salvor": {
-                "ConfigPath": format!("/{}", self.config_path.display()),
-                "RwLayer": self.rw_layer,
-                "ImageV1Id": self.image_v1_id,
-            },
-        })
-    }
-
     /// `GraphDriver` as `docker inspect` shows it: for overlay2 / fuse-overlayfs the host
     /// paths of the layer directories (under the data-root the engine used on its host).
     pub fn graph_driver_json(&self, store: &Store) -> Value {
@@ -304,8 +224,6 @@ impl Container {
         json!({ "Data": data, "Name": name })
     }
 }
-
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 fn is_zero_time(t: &str) -> bool {
     t.is_empty() || t.starts_with("0001-01-01T00:00:00")

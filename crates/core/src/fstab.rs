@@ -9,7 +9,9 @@ use salvor_disk::{Content, Volume, VolumeKind};
 /// One fstab line: what is mounted, where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// What is mounted (`UUID=…`, `/dev/…`).
     pub spec: String,
+    /// Where.
     pub mount_point: String,
 }
 

@@ -1,4 +1,4 @@
-//! Opening the evidence named by `--root`: a directory, a tar archive, or a disk image
+//! Opening the evidence named by `--root` ([`Evidence::open`]): a directory, a tar archive, or a disk image
 //! (raw, qcow2, VMDK, VHDX, E01; partitions, LVM; ext4 or XFS inside), always read-only.
 //!
 //! `--root disk.img:p3` (or `:lv:vg/name`, `:disk`) picks the volume; otherwise every ext/XFS
@@ -11,20 +11,154 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use salvor_disk::{Content, Disk, VolumeSpec};
+use salvor_sink::EvidenceGuard;
 use salvor_source::{EvidenceDamage, Source, TarOptions};
 
-/// What `--root` turned out to be.
-pub struct Opened {
-    pub source: Arc<dyn Source>,
+/// Options of [`Evidence::open`]: what the CLI's global options say about the evidence.
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceOptions {
+    /// The data-root's path when it should not be searched for (`--data-root`): inside a
+    /// directory or archive, on the chosen volume of a disk image, or as the host saw it
+    /// (mapped to a volume through the image's `/etc/fstab`).
+    pub data_root: Option<PathBuf>,
+    /// devicemapper direct-lvm: the LVM thin pool holding Docker's devices (`--thin-pool`):
+    /// `VG/LV` (on the evidence's disk image), `IMAGE` or `IMAGE:VG/LV`.
+    pub thin_pool: Option<String>,
+    /// Most temporary space decompressing a gzip/zstd archive may take (`--spool-limit`);
+    /// `None` for the default.
+    pub spool_limit: Option<u64>,
+    /// Other files the command reads (`--passwd`, `--group`) with what they are: outputs
+    /// are never written onto them (see [`Evidence::guard`]).
+    pub also_read: Vec<(PathBuf, String)>,
+}
+
+/// The opened evidence: a directory, an archive, or a volume of a disk image, and the
+/// Docker data-root found in it. Read-only, never modified.
+pub struct Evidence {
+    /// The evidence as named (`--root`, possibly with a `:VOLUME` spec).
+    root: PathBuf,
+    source: Arc<dyn Source>,
     /// The data-root inside `source`.
-    pub data_root: PathBuf,
+    data_root: PathBuf,
     /// For a disk image: the volume used (`p1`, `lv:vg/root`, `disk`).
-    pub volume: Option<String>,
+    volume: Option<String>,
     /// For a disk image: the scanned disk (its LVM thin pools may hold Docker's
     /// devicemapper devices).
-    pub disk: Option<Disk>,
+    disk: Option<Disk>,
     /// Damage of the evidence itself (the archive's, or the disk image's): said first.
-    pub damage: Vec<EvidenceDamage>,
+    damage: Vec<EvidenceDamage>,
+    options: EvidenceOptions,
+}
+
+impl Evidence {
+    /// Opens `root` (a directory, an archive, a disk image, `IMAGE:VOLUME`) and finds the
+    /// data-root in it (`options.data_root` when given).
+    pub fn open(root: &Path, options: EvidenceOptions) -> Result<Evidence, EvidenceError> {
+        open_anyhow(root, options).map_err(EvidenceError::from_anyhow)
+    }
+
+    /// The filesystem the data-root is in.
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    /// The data-root's path inside [`Evidence::source`].
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
+    }
+
+    /// For a disk image: the volume used (`p1`, `lv:vg/root`, `disk`).
+    pub fn volume(&self) -> Option<&str> {
+        self.volume.as_deref()
+    }
+
+    /// For a disk image: the scanned disk.
+    pub fn disk(&self) -> Option<&Disk> {
+        self.disk.as_ref()
+    }
+
+    /// Damage of the evidence itself (a cut archive or disk image): the verdict on
+    /// everything read from it.
+    pub fn damage(&self) -> &[EvidenceDamage] {
+        &self.damage
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &EvidenceOptions {
+        &self.options
+    }
+
+    /// The guard every output goes through: the evidence (or the disk image's files), the
+    /// `--thin-pool` image, and the [`EvidenceOptions::also_read`] files are protected.
+    pub fn guard(&self) -> EvidenceGuard {
+        let mut guard = EvidenceGuard::new();
+        match &self.disk {
+            Some(disk) => {
+                guard.protect_evidence(&disk.container.path);
+                for f in disk.files() {
+                    guard.protect(&f, "a file of the evidence disk image");
+                }
+            }
+            None => {
+                guard.protect_evidence(&self.root);
+            }
+        }
+        if let Some(tp) = &self.options.thin_pool {
+            let image = std::iter::once(tp.as_str())
+                .chain(tp.match_indices(':').map(|(i, _)| &tp[..i]))
+                .map(Path::new)
+                .find(|p| p.is_file());
+            if let Some(image) = image {
+                if let Ok(disk) = Disk::open(image) {
+                    for f in disk.files() {
+                        guard.protect(&f, "a file of the --thin-pool disk image");
+                    }
+                }
+                guard.protect(image, "the --thin-pool disk image");
+            }
+        }
+        for (f, what) in &self.options.also_read {
+            guard.protect(f, what);
+        }
+        guard
+    }
+}
+
+/// Why [`Evidence::open`] (or [`crate::Host::open`]) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    /// The evidence is damaged and nothing usable could be read before the damage.
+    #[error(transparent)]
+    Damaged(#[from] DamagedEvidence),
+    /// The evidence could not be opened or used (the message names the file).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl EvidenceError {
+    fn from_anyhow(e: anyhow::Error) -> Self {
+        match e.downcast::<DamagedEvidence>() {
+            Ok(d) => EvidenceError::Damaged(d),
+            Err(e) => EvidenceError::Other(e),
+        }
+    }
+
+    /// The damage behind the error (empty when the evidence is not damaged).
+    pub fn damage(&self) -> Vec<EvidenceDamage> {
+        match self {
+            EvidenceError::Damaged(d) => d.damage.clone(),
+            EvidenceError::Other(e) => error_damage(e),
+        }
+    }
+
+    /// As an [`anyhow::Error`] with the same chain of causes (for [`error_damage`] and
+    /// [`error_exit_code`]).
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            EvidenceError::Damaged(d) => anyhow::Error::new(d),
+            EvidenceError::Other(e) => e,
+        }
+    }
 }
 
 /// Exit code when the evidence itself is damaged (wins over 0 and 1).
@@ -34,7 +168,9 @@ pub const EXIT_DAMAGED: u8 = 3;
 /// the command exits [`EXIT_DAMAGED`].
 #[derive(Debug)]
 pub struct DamagedEvidence {
+    /// The damage.
     pub damage: Vec<EvidenceDamage>,
+    /// What failed because of it.
     pub cause: String,
 }
 
@@ -115,14 +251,14 @@ fn because_of(damage: &[EvidenceDamage], e: anyhow::Error) -> anyhow::Error {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Dir,
     Archive,
     DiskImage,
 }
 
 /// `host.img:p3` → (`host.img`, `p3`) when `host.img:p3` itself does not exist.
-fn split_spec(root: &Path) -> anyhow::Result<(PathBuf, Option<VolumeSpec>)> {
+pub(crate) fn split_spec(root: &Path) -> anyhow::Result<(PathBuf, Option<VolumeSpec>)> {
     if root.exists() {
         return Ok((root.to_path_buf(), None));
     }
@@ -140,7 +276,7 @@ fn split_spec(root: &Path) -> anyhow::Result<(PathBuf, Option<VolumeSpec>)> {
     Ok((root.to_path_buf(), None))
 }
 
-fn sniff(path: &Path) -> anyhow::Result<Kind> {
+pub(crate) fn sniff(path: &Path) -> anyhow::Result<Kind> {
     let md = std::fs::metadata(path)
         .with_context(|| format!("cannot open evidence {}", path.display()))?;
     if md.is_dir() {
@@ -221,14 +357,15 @@ fn data_root_in(fs: &dyn Source, wanted: Option<&Path>) -> anyhow::Result<PathBu
     }
 }
 
-/// Opens `--root`; `data_root` is `--data-root` (a path inside the evidence, or on a
-/// volume of the disk image, or a host path that the image's /etc/fstab maps to a volume).
-pub fn open(
-    root: &Path,
-    data_root: Option<&Path>,
-    spool_limit: Option<u64>,
-) -> anyhow::Result<Opened> {
-    let wanted = data_root.map(wanted_data_root).transpose()?;
+/// Opens `--root`; `options.data_root` is `--data-root` (a path inside the evidence, or on
+/// a volume of the disk image, or a host path that the image's /etc/fstab maps to a volume).
+pub(crate) fn open_anyhow(root: &Path, options: EvidenceOptions) -> anyhow::Result<Evidence> {
+    let spool_limit = options.spool_limit;
+    let wanted = options
+        .data_root
+        .as_deref()
+        .map(wanted_data_root)
+        .transpose()?;
     let wanted = wanted.as_deref();
     let (path, spec) = split_spec(root)?;
     let kind = sniff(&path)?;
@@ -250,20 +387,34 @@ pub fn open(
         let damage = source.damage().to_vec();
         let data_root =
             data_root_in(source.as_ref(), wanted).map_err(|e| because_of(&damage, e))?;
-        return Ok(Opened {
+        return Ok(Evidence {
+            root: root.to_path_buf(),
             source,
             data_root,
             volume: None,
             disk: None,
             damage,
+            options,
         });
     }
     let disk =
         Disk::open(&path).with_context(|| format!("cannot read disk image {}", path.display()))?;
     let damage = disk.damage.clone();
-    let r = open_disk(&path, &disk, spec.as_ref(), wanted, damage.clone());
-    r.map_err(|e| because_of(&damage, e))
+    let r = open_disk(&path, &disk, spec.as_ref(), wanted);
+    let (source, data_root, volume) = r.map_err(|e| because_of(&damage, e))?;
+    Ok(Evidence {
+        root: root.to_path_buf(),
+        source,
+        data_root,
+        volume: Some(volume),
+        disk: Some(disk),
+        damage,
+        options,
+    })
 }
+
+/// The filesystem, data-root and volume spec [`open_disk`] found.
+type OnDisk = (Arc<dyn Source>, PathBuf, String);
 
 /// The data-root on a volume of `disk`.
 fn open_disk(
@@ -271,8 +422,7 @@ fn open_disk(
     disk: &Disk,
     spec: Option<&VolumeSpec>,
     wanted: Option<&Path>,
-    damage: Vec<EvidenceDamage>,
-) -> anyhow::Result<Opened> {
+) -> anyhow::Result<OnDisk> {
     let volumes = disk.select(spec.unwrap_or(&VolumeSpec::Auto))?;
     let mut tried = Vec::new();
     for v in volumes {
@@ -284,15 +434,7 @@ fn open_disk(
             }
         };
         match data_root_in(fs.as_ref(), wanted) {
-            Ok(data_root) => {
-                return Ok(Opened {
-                    source: fs,
-                    data_root,
-                    volume: Some(v.spec.clone()),
-                    disk: Some(disk.clone()),
-                    damage,
-                })
-            }
+            Ok(data_root) => return Ok((fs, data_root, v.spec.clone())),
             Err(e) => tried.push(format!("{}: {e}", v.spec)),
         }
     }
@@ -304,13 +446,7 @@ fn open_disk(
             open_filesystem(&v.content, v.device.clone()).ok()
         })
     {
-        return Ok(Opened {
-            source: fs,
-            data_root,
-            volume: Some(all[i].spec.clone()),
-            disk: Some(disk.clone()),
-            damage,
-        });
+        return Ok((fs, data_root, all[i].spec.clone()));
     }
     if tried.is_empty() {
         bail!(
@@ -335,9 +471,9 @@ fn open_disk(
 /// the pool is the one the host configured (`dm.thinpooldev` in `daemon.json` or the
 /// docker unit), else the only pool holding devices that are not LVM thin volumes. Loop
 /// files in the data-root win unless `--thin-pool` is given.
-pub fn choose_thin_pool(
+pub(crate) fn choose_thin_pool(
     store: &salvor_docker::Store,
-    opened: &Opened,
+    opened: &Evidence,
     wanted: Option<&str>,
 ) -> anyhow::Result<ChosenPool> {
     let mut chosen = ChosenPool::default();
@@ -452,7 +588,7 @@ pub fn choose_thin_pool(
 
 /// What [`choose_thin_pool`] found.
 #[derive(Default)]
-pub struct ChosenPool {
+pub(crate) struct ChosenPool {
     /// The pool and where it is.
     pub pool: Option<(salvor_disk::ThinPool, String)>,
     /// What to tell the user.
@@ -485,7 +621,7 @@ fn parse_thin_pool_arg(s: &str) -> anyhow::Result<ThinPoolArg> {
 
 /// `dm.thinpooldev` as the host configured it: on the filesystem holding the data-root (as
 /// a host root), else on any ext/XFS volume of the disk.
-fn configured_thinpooldev(opened: &Opened, disk: &Disk) -> Option<String> {
+fn configured_thinpooldev(opened: &Evidence, disk: &Disk) -> Option<String> {
     let here = salvor_docker::locate::configured_thinpooldev(opened.source.as_ref(), Path::new(""));
     here.or_else(|| {
         disk.candidates().into_iter().find_map(|v| {
@@ -508,56 +644,4 @@ pub fn open_filesystem(
             serde_json::to_string(other).unwrap_or_default()
         ),
     }
-}
-
-/// `salvor probe`: what is inside the evidence, down to where the data-root is.
-/// Also returns the evidence's damage (said first by the caller).
-pub fn probe(
-    root: &Path,
-    spool_limit: Option<u64>,
-) -> anyhow::Result<(serde_json::Value, Vec<EvidenceDamage>)> {
-    let (path, spec) = split_spec(root)?;
-    let kind = sniff(&path)?;
-    if kind != Kind::DiskImage {
-        let opened = open(root, None, spool_limit);
-        let damage = match &opened {
-            Ok(o) => o.damage.clone(),
-            Err(e) => error_damage(e),
-        };
-        let v = serde_json::json!({
-            "evidence": path,
-            "kind": if kind == Kind::Dir { "directory" } else { "archive" },
-            "data_root": opened.as_ref().ok().map(|o| format!("/{}", o.data_root.display())),
-            "error": opened.err().map(|e| format!("{e:#}")),
-            "damage": damage,
-        });
-        return Ok((v, damage));
-    }
-    let disk =
-        Disk::open(&path).with_context(|| format!("cannot read disk image {}", path.display()))?;
-    let report = disk.report();
-    let mut vols = Vec::new();
-    for v in disk
-        .select(spec.as_ref().unwrap_or(&VolumeSpec::Auto))
-        .unwrap_or_default()
-    {
-        let (data_root, fs_report, error) = match open_filesystem(&v.content, v.device.clone()) {
-            Ok(fs) => {
-                let dr = salvor_docker::locate::find_data_root(fs.as_ref())
-                    .ok()
-                    .map(|p| format!("/{}", p.display()));
-                (dr, Some(fs.describe()), None)
-            }
-            Err(e) => (None, None, Some(e.to_string())),
-        };
-        vols.push(serde_json::json!({ "volume": v.spec, "filesystem": fs_report, "data_root": data_root, "error": error }));
-    }
-    let damage = disk.damage.clone();
-    let v = serde_json::json!({
-        "evidence": path,
-        "kind": "disk image",
-        "disk": report,
-        "docker": vols,
-    });
-    Ok((v, damage))
 }

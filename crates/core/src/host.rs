@@ -1,0 +1,66 @@
+//! The stores found on a host: for now the one Docker data-root of the [`Evidence`],
+//! opened once (with the LVM thin pool a devicemapper store in direct-lvm mode needs).
+
+use salvor_docker::Store;
+use salvor_source::EvidenceDamage;
+
+use crate::evidence::{choose_thin_pool, Evidence, EvidenceError};
+
+/// Every container store found in the evidence.
+pub struct Host {
+    docker: Store,
+    notes: Vec<String>,
+}
+
+impl Host {
+    /// Opens the stores in `evidence`: the Docker data-root, read again through the LVM
+    /// thin pool when it is devicemapper in direct-lvm mode (`EvidenceOptions::thin_pool`,
+    /// else the pool the host configured, else the only candidate).
+    pub fn open(evidence: &Evidence) -> Result<Host, EvidenceError> {
+        Self::open_inner(evidence).map_err(EvidenceError::Other)
+    }
+
+    fn open_inner(evidence: &Evidence) -> anyhow::Result<Host> {
+        let damage = evidence.damage().to_vec();
+        let source = evidence.source().clone();
+        let data_root = evidence.data_root().to_path_buf();
+        let mut store = Store::open_at(source.clone(), data_root.clone())?;
+        store.add_damage(damage.iter().cloned());
+        let chosen = choose_thin_pool(&store, evidence, evidence.options().thin_pool.as_deref())?;
+        if let Some((pool, origin)) = chosen.pool {
+            store = Store::open_at_with_thin_pool(source, data_root, pool, origin)?;
+            store.add_damage(damage);
+        }
+        Ok(Host {
+            docker: store,
+            notes: chosen.note.into_iter().collect(),
+        })
+    }
+
+    /// The Docker store.
+    pub fn docker(&self) -> &Store {
+        &self.docker
+    }
+
+    /// What opening the stores has to tell the user (the thin pool read, or why none).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Damage of the evidence, as the stores carry it.
+    pub fn damage(&self) -> &[EvidenceDamage] {
+        &self.docker.damage
+    }
+
+    /// How many pieces of metadata could not be read: (missing or cut because the evidence
+    /// is damaged, others).
+    pub fn metadata_problems(&self) -> (usize, usize) {
+        let store = &self.docker;
+        let consequences = store
+            .problems
+            .iter()
+            .filter(|p| store.is_consequence_of_damage(p))
+            .count();
+        (consequences, store.problems.len() - consequences)
+    }
+}
