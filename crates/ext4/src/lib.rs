@@ -42,26 +42,24 @@
 //!   files, `compression`, `dirdata`, external journals (reported, not replayed).
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use salvor_source::{
-    normalize, BlockDevice, DirEntry, FileKind, FileReader, Metadata, Source, SourceError,
-};
+use salvor_source::inode::{Diagnostics, InodeFs, InodeSource, RawEntry};
+use salvor_source::{BlockDevice, FileKind, Metadata, SourceError};
 
 mod crc;
 mod dir;
+mod file;
 mod inode;
 mod journal;
 mod map;
 mod sb;
 mod xattr;
 
+use file::FileState;
 use inode::Inode;
-use map::Run;
 use sb::Superblock;
 
 pub use dir::MAX_DIR_ENTRIES;
@@ -143,26 +141,12 @@ pub struct Ext4Report {
     pub warnings: Vec<String>,
 }
 
-/// Most warnings kept in memory (the failure counter keeps counting).
-const MAX_WARNINGS: usize = 1000;
 /// Metadata blocks kept in the cache before it is emptied.
 const CACHE_BLOCKS: usize = 4096;
-/// Directory entries kept in the directory cache before it is emptied.
-const DIR_CACHE_ENTRIES: usize = 1 << 21;
 
-#[derive(Default)]
-struct Runtime {
-    checksum_failures: u64,
-    warnings: Vec<String>,
-}
-
-#[derive(Default)]
-struct DirCache {
-    entries: usize,
-    dirs: HashMap<u64, Arc<Vec<dir::RawEntry>>>,
-}
-
-pub(crate) struct Inner {
+/// The ext2/3/4 side of [`Ext4`]: superblock, group descriptors, journal overlay and the
+/// block cache; [`InodeSource`] does the path walking.
+pub struct Ext4Fs {
     dev: Arc<dyn BlockDevice>,
     pub(crate) sb: Superblock,
     /// First block of each group's inode table (0: unusable).
@@ -170,15 +154,12 @@ pub(crate) struct Inner {
     /// Journal replay: filesystem block → its latest committed copy in the journal.
     overlay: BTreeMap<u64, journal::Remap>,
     cache: Mutex<HashMap<u64, Arc<[u8]>>>,
-    dir_cache: Mutex<DirCache>,
-    /// Resolved directory paths: lookups start from a known parent.
-    path_cache: salvor_source::DirPathCache,
-    runtime: Mutex<Runtime>,
+    diag: Diagnostics,
     open_warnings: Vec<String>,
     journal_status: JournalStatus,
 }
 
-impl std::fmt::Debug for Inner {
+impl std::fmt::Debug for Ext4Fs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ext4")
             .field("device", &self.dev.describe())
@@ -188,20 +169,13 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-impl Inner {
+impl Ext4Fs {
     pub(crate) fn warn(&self, msg: String) {
-        let mut rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        if rt.warnings.len() < MAX_WARNINGS {
-            rt.warnings.push(msg);
-        }
+        self.diag.warn(msg);
     }
 
     pub(crate) fn csum_failure(&self, msg: String) {
-        let mut rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        rt.checksum_failures += 1;
-        if rt.warnings.len() < MAX_WARNINGS {
-            rt.warnings.push(format!("checksum mismatch: {msg}"));
-        }
+        self.diag.checksum_failure(msg);
     }
 
     fn bs(&self) -> u64 {
@@ -338,30 +312,6 @@ impl Inner {
         Ok(inode)
     }
 
-    /// The entries of directory `inode`, sorted by name (cached).
-    fn dir_entries(&self, inode: &Inode) -> Result<Arc<Vec<dir::RawEntry>>, Ext4Error> {
-        if let Some(d) = self
-            .dir_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .dirs
-            .get(&inode.ino)
-        {
-            return Ok(d.clone());
-        }
-        let mut entries = self.read_dir_raw(inode)?;
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let entries = Arc::new(entries);
-        let mut c = self.dir_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if c.entries + entries.len() > DIR_CACHE_ENTRIES {
-            c.dirs.clear();
-            c.entries = 0;
-        }
-        c.entries += entries.len();
-        c.dirs.insert(inode.ino, entries.clone());
-        Ok(entries)
-    }
-
     /// Inline data of an `inline_data` inode: `i_block` then the `system.data` xattr.
     pub(crate) fn inline_data(&self, inode: &Inode) -> Result<Vec<u8>, Ext4Error> {
         let mut data = inode.block.to_vec();
@@ -369,54 +319,6 @@ impl Inner {
             data.extend_from_slice(&extra);
         }
         Ok(data)
-    }
-
-    fn lookup(&self, path: &Path) -> Result<Inode, SourceError> {
-        let norm = normalize(path)?;
-        // Start from the parent directory when it was looked up before (a walk looks up
-        // the children of the directory it just listed), else from the root.
-        let (mut walked, start_ino, skip) =
-            self.path_cache
-                .start(&norm)
-                .unwrap_or((PathBuf::new(), ROOT_INO, 0));
-        let mut cur = self
-            .read_inode(start_ino)
-            .map_err(|e| to_source_err(path, e))?;
-        for c in norm.components().skip(skip) {
-            let kind = cur.kind().map_err(|e| to_source_err(path, e))?;
-            match kind {
-                FileKind::Dir => {}
-                FileKind::Symlink => {
-                    return Err(SourceError::SymlinkInPath {
-                        path: path.to_path_buf(),
-                    })
-                }
-                k => {
-                    return Err(SourceError::WrongKind {
-                        path: walked,
-                        expected: "directory",
-                        found: k,
-                    })
-                }
-            }
-            let name = c.as_os_str().as_bytes();
-            let entries = self.dir_entries(&cur).map_err(|e| to_source_err(path, e))?;
-            let ino = match entries.binary_search_by(|e| e.name.as_slice().cmp(name)) {
-                Ok(i) => entries[i].ino as u64,
-                Err(_) => {
-                    return Err(SourceError::NotFound {
-                        path: path.to_path_buf(),
-                    })
-                }
-            };
-            walked.push(c);
-            cur = self.read_inode(ino).map_err(|e| to_source_err(path, e))?;
-        }
-        // A directory looked up is likely listed next, and its children looked up.
-        if cur.kind().ok() == Some(FileKind::Dir) {
-            self.path_cache.remember(walked, cur.ino);
-        }
-        Ok(cur)
     }
 
     fn to_metadata(&self, inode: &Inode) -> Result<Metadata, Ext4Error> {
@@ -484,15 +386,12 @@ impl Inner {
 }
 
 /// An opened ext2/3/4 filesystem. See the crate documentation.
-#[derive(Debug, Clone)]
-pub struct Ext4 {
-    inner: Arc<Inner>,
-}
+pub type Ext4 = InodeSource<Ext4Fs>;
 
-impl Ext4 {
+impl Ext4Fs {
     /// Opens the filesystem on `dev`: superblock, group descriptors and, when
     /// `needs_recovery` is set, an in-memory replay of the journal.
-    pub fn open(dev: Arc<dyn BlockDevice>) -> Result<Ext4, Ext4Error> {
+    fn open_dev(dev: Arc<dyn BlockDevice>) -> Result<Ext4Fs, Ext4Error> {
         let mut raw = vec![0u8; 1024];
         dev.read_exact_at(1024, &mut raw)
             .map_err(|e| Ext4Error::Io {
@@ -518,18 +417,13 @@ impl Ext4 {
                 dev.size()
             ));
         }
-        let mut inner = Inner {
+        let mut inner = Ext4Fs {
             dev,
             sb,
             inode_tables: Vec::new(),
             overlay: BTreeMap::new(),
             cache: Mutex::new(HashMap::new()),
-            dir_cache: Mutex::default(),
-            path_cache: Default::default(),
-            runtime: Mutex::new(Runtime {
-                checksum_failures: csum_failures,
-                warnings: Vec::new(),
-            }),
+            diag: Diagnostics::with_failures(csum_failures),
             open_warnings: Vec::new(),
             journal_status: JournalStatus::None,
         };
@@ -563,31 +457,17 @@ impl Ext4 {
         }
         inner.inode_tables = inner.load_groups(&mut warnings)?;
         inner.open_warnings = warnings;
-        Ok(Ext4 {
-            inner: Arc::new(inner),
-        })
+        Ok(inner)
     }
 
     /// What is known about the filesystem, including every problem met so far.
-    pub fn report(&self) -> Ext4Report {
-        let i = &self.inner;
-        let rt = i.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        let u = &i.sb.uuid;
-        let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-        let uuid = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
-        let mut warnings = i.open_warnings.clone();
-        warnings.extend(rt.warnings.iter().cloned());
+    fn report(&self) -> Ext4Report {
+        let i = self;
+        let (checksum_failures, warnings) = i.diag.snapshot(&i.open_warnings);
         Ext4Report {
             device: i.dev.describe(),
             volume_name: i.sb.volume_name.clone(),
-            uuid,
+            uuid: salvor_source::inode::uuid_string(&i.sb.uuid),
             block_size: i.sb.block_size,
             blocks_count: i.sb.blocks_count,
             inodes_count: i.sb.inodes_count,
@@ -599,15 +479,9 @@ impl Ext4 {
             needs_recovery: i.sb.incompat & sb::INCOMPAT_RECOVER != 0,
             journal: i.journal_status.clone(),
             checksums_verified: i.sb.has_csum(),
-            checksum_failures: rt.checksum_failures,
+            checksum_failures,
             warnings,
         }
-    }
-
-    /// `lstat` by inode number (for callers that walk by inode).
-    pub fn metadata_by_ino(&self, ino: u64) -> Result<Metadata, Ext4Error> {
-        let inode = self.inner.read_inode(ino)?;
-        self.inner.to_metadata(&inode)
     }
 }
 
@@ -650,7 +524,7 @@ fn check_features(sb: &Superblock, warnings: &mut Vec<String>) -> Result<(), Ext
     Ok(())
 }
 
-impl Inner {
+impl Ext4Fs {
     fn load_groups(&self, warnings: &mut Vec<String>) -> Result<Vec<u64>, Ext4Error> {
         let sb = &self.sb;
         let mut tables = Vec::with_capacity(sb.group_count as usize);
@@ -696,181 +570,76 @@ impl Inner {
     }
 }
 
-/// Position and current mapping run of an open file.
-struct FileState {
-    inode: Inode,
-    pos: u64,
-    /// The last run mapped: its first logical block and where it lives.
-    cur: Option<(u64, Run)>,
-    inline: Option<Vec<u8>>,
-}
+impl InodeFs for Ext4Fs {
+    type Inode = Inode;
+    type Error = Ext4Error;
+    type File = FileState;
+    type Report = Ext4Report;
 
-impl FileState {
-    fn new(inode: Inode) -> FileState {
-        FileState {
-            inode,
-            pos: 0,
-            cur: None,
-            inline: None,
-        }
+    fn open(dev: Arc<dyn BlockDevice>) -> Result<Self, Ext4Error> {
+        Ext4Fs::open_dev(dev)
     }
-
-    fn read(&mut self, fs: &Inner, buf: &mut [u8]) -> Result<usize, Ext4Error> {
-        let size = self.inode.size;
-        if buf.is_empty() || self.pos >= size {
-            return Ok(0);
-        }
-        if self.inode.flags & inode::FL_INLINE_DATA != 0 {
-            if self.inline.is_none() {
-                self.inline = Some(fs.inline_data(&self.inode)?);
-            }
-            // Past the inline bytes the file reads as zeros (as the kernel does).
-            let data = self.inline.as_deref().unwrap_or_default();
-            let n = (buf.len() as u64).min(size - self.pos) as usize;
-            let p = self.pos;
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = usize::try_from(p + i as u64)
-                    .ok()
-                    .and_then(|x| data.get(x))
-                    .copied()
-                    .unwrap_or(0);
-            }
-            self.pos += n as u64;
-            return Ok(n);
-        }
-        let bs = fs.bs();
-        let lblk = self.pos / bs;
-        let (start, run) = match self.cur {
-            Some((s, r)) if s <= lblk && lblk - s < r.len() => (s, r),
-            _ => {
-                let r = fs.map_block(&self.inode, lblk)?;
-                self.cur = Some((lblk, r));
-                (lblk, r)
-            }
-        };
-        let in_run = (lblk - start) * bs + self.pos % bs;
-        let run_bytes = run.len().saturating_mul(bs);
-        let avail = run_bytes.saturating_sub(in_run);
-        let n = (buf.len() as u64).min(avail).min(size - self.pos) as usize;
-        match run {
-            Run::Zero { .. } => buf[..n].fill(0),
-            Run::Data { phys, .. } => fs.read_data(phys, in_run, &mut buf[..n])?,
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// A regular file opened with [`Source::open`]: reads lazily, run of blocks by run.
-struct Ext4File {
-    fs: Arc<Inner>,
-    state: FileState,
-}
-
-impl Read for Ext4File {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let ino = self.state.inode.ino;
-        self.state.read(&self.fs, buf).map_err(|e| match e {
-            Ext4Error::Io { what, source } => {
-                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
-            }
-            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
-        })
-    }
-}
-
-impl Seek for Ext4File {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.state.pos = salvor_source::seek_position(pos, self.state.pos, self.state.inode.size)?;
-        Ok(self.state.pos)
-    }
-}
-
-impl Source for Ext4 {
     fn describe(&self) -> String {
-        format!("ext4 filesystem on {}", self.inner.dev.describe())
+        format!("ext4 filesystem on {}", self.dev.describe())
     }
-
-    fn metadata(&self, path: &Path) -> salvor_source::Result<Metadata> {
-        let inode = self.inner.lookup(path)?;
-        self.inner
-            .to_metadata(&inode)
-            .map_err(|e| to_source_err(path, e))
+    fn report(&self) -> Ext4Report {
+        Ext4Fs::report(self)
     }
-
-    fn read_dir(&self, path: &Path) -> salvor_source::Result<Vec<DirEntry>> {
-        let inode = self.inner.lookup(path)?;
-        let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        SourceError::expect_kind(path, kind, FileKind::Dir)?;
-        let entries = self
-            .inner
-            .dir_entries(&inode)
-            .map_err(|e| to_source_err(path, e))?;
-        let filetype = self.inner.sb.incompat & sb::INCOMPAT_FILETYPE != 0;
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries.iter() {
-            let kind = match (filetype, dir::kind_of_ftype(e.ftype)) {
-                (true, Some(k)) => k,
-                _ => match self.inner.read_inode(e.ino as u64).and_then(|i| i.kind()) {
-                    Ok(k) => k,
-                    Err(err) => {
-                        self.inner.warn(format!(
-                            "{}: entry {:?} left out: {err}",
-                            path.display(),
-                            String::from_utf8_lossy(&e.name)
-                        ));
-                        continue;
-                    }
-                },
-            };
-            out.push(DirEntry {
-                name: OsString::from_vec(e.name.clone()),
-                kind,
-            });
-        }
-        Ok(out)
+    fn open_warnings(&self) -> &[String] {
+        &self.open_warnings
     }
-
-    fn open(&self, path: &Path) -> salvor_source::Result<Box<dyn FileReader>> {
-        let inode = self.inner.lookup(path)?;
-        let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        SourceError::expect_kind(path, kind, FileKind::Regular)?;
+    fn warn(&self, msg: String) {
+        self.diag.warn(msg);
+    }
+    fn source_error(path: &Path, e: Ext4Error) -> SourceError {
+        to_source_err(path, e)
+    }
+    fn root_ino(&self) -> u64 {
+        ROOT_INO
+    }
+    fn read_inode(&self, ino: u64) -> Result<Inode, Ext4Error> {
+        Ext4Fs::read_inode(self, ino)
+    }
+    fn ino(inode: &Inode) -> u64 {
+        inode.ino
+    }
+    fn kind(inode: &Inode) -> Result<FileKind, Ext4Error> {
+        inode.kind()
+    }
+    fn metadata(&self, inode: &Inode) -> Result<Metadata, Ext4Error> {
+        self.to_metadata(inode)
+    }
+    fn has_ftype(&self) -> bool {
+        self.sb.incompat & sb::INCOMPAT_FILETYPE != 0
+    }
+    fn read_dir_raw(&self, dir: &Inode) -> Result<Vec<RawEntry>, Ext4Error> {
+        Ext4Fs::read_dir_raw(self, dir)
+    }
+    fn open_file(&self, path: &Path, inode: Inode) -> salvor_source::Result<FileState> {
         if inode.flags & inode::FL_ENCRYPT != 0 {
             return Err(SourceError::invalid(
                 path,
                 format!("inode {}: the file is encrypted (fscrypt)", inode.ino),
             ));
         }
-        Ok(Box::new(Ext4File {
-            fs: self.inner.clone(),
-            state: FileState::new(inode),
-        }))
+        Ok(FileState::new(inode))
     }
-
-    fn read_link(&self, path: &Path) -> salvor_source::Result<PathBuf> {
-        let inode = self.inner.lookup(path)?;
-        let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        SourceError::expect_kind(path, kind, FileKind::Symlink)?;
-        let t = self
-            .inner
-            .symlink_target(&inode)
-            .map_err(|e| to_source_err(path, e))?;
-        Ok(PathBuf::from(OsString::from_vec(t)))
+    fn read_file(&self, file: &mut FileState, buf: &mut [u8]) -> io::Result<usize> {
+        let ino = file.inode.ino;
+        file.read(self, buf).map_err(|e| match e {
+            Ext4Error::Io { what, source } => {
+                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
+            }
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        })
     }
-
-    fn xattrs(&self, path: &Path) -> salvor_source::Result<Vec<(OsString, Vec<u8>)>> {
-        let inode = self.inner.lookup(path)?;
-        let list = self
-            .inner
-            .xattrs(&inode)
-            .map_err(|e| to_source_err(path, e))?;
-        Ok(list
-            .into_iter()
-            .map(|(n, v)| (OsString::from_vec(n), v))
-            .collect())
+    fn file_position(file: &mut FileState) -> (&mut u64, u64) {
+        (&mut file.pos, file.inode.size)
     }
-
-    fn warnings(&self) -> &[String] {
-        &self.inner.open_warnings
+    fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>, Ext4Error> {
+        Ext4Fs::symlink_target(self, inode)
+    }
+    fn xattrs(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Ext4Error> {
+        Ext4Fs::xattrs(self, inode)
     }
 }
