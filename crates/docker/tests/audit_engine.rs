@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use salvor_docker::Store;
 use salvor_source::TarSource;
+use salvor_docker::Store;
 
 fn fixture(driver: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
