@@ -35,14 +35,7 @@ impl FileState {
             // Past the inline bytes the file reads as zeros (as the kernel does).
             let data = self.inline.as_deref().unwrap_or_default();
             let n = (buf.len() as u64).min(size - self.pos) as usize;
-            let p = self.pos;
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = usize::try_from(p + i as u64)
-                    .ok()
-                    .and_then(|x| data.get(x))
-                    .copied()
-                    .unwrap_or(0);
-            }
+            salvor_source::inode::copy_padded(data, self.pos, &mut buf[..n]);
             self.pos += n as u64;
             return Ok(n);
         }

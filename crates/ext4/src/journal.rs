@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::inode::Inode;
 use crate::map::Run;
+use salvor_source::inode::InodeFs;
+
 use crate::{be32, sb, Ext4Error, Ext4Fs};
 
 pub(crate) const JBD2_MAGIC: u32 = 0xC03B_3998;

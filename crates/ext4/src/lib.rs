@@ -41,12 +41,14 @@
 //! * Not supported (refused with a clear error): `ea_inode` xattr values, encrypted
 //!   files, `compression`, `dirdata`, external journals (reported, not replayed).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use salvor_source::inode::{Diagnostics, InodeFs, InodeSource, RawEntry};
+use salvor_source::inode::{
+    truncation_warning, BlockCache, Diagnostics, InodeFs, InodeSource, RawEntry,
+};
 use salvor_source::{BlockDevice, FileKind, Metadata, SourceError};
 
 mod crc;
@@ -141,9 +143,6 @@ pub struct Ext4Report {
     pub warnings: Vec<String>,
 }
 
-/// Metadata blocks kept in the cache before it is emptied.
-const CACHE_BLOCKS: usize = 4096;
-
 /// The ext2/3/4 side of [`Ext4`]: superblock, group descriptors, journal overlay and the
 /// block cache; [`InodeSource`] does the path walking.
 pub struct Ext4Fs {
@@ -153,7 +152,7 @@ pub struct Ext4Fs {
     inode_tables: Vec<u64>,
     /// Journal replay: filesystem block → its latest committed copy in the journal.
     overlay: BTreeMap<u64, journal::Remap>,
-    cache: Mutex<HashMap<u64, Arc<[u8]>>>,
+    cache: BlockCache,
     diag: Diagnostics,
     open_warnings: Vec<String>,
     journal_status: JournalStatus,
@@ -209,23 +208,10 @@ impl Ext4Fs {
 
     /// A metadata block, through the cache.
     pub(crate) fn read_meta_block(&self, blk: u64) -> Result<Arc<[u8]>, Ext4Error> {
-        if let Some(b) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&blk)
-        {
-            return Ok(b.clone());
-        }
-        let mut buf = vec![0u8; self.sb.block_size as usize];
-        self.read_block_into(blk, &mut buf)?;
-        let b: Arc<[u8]> = buf.into();
-        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if c.len() >= CACHE_BLOCKS {
-            c.clear();
-        }
-        c.insert(blk, b.clone());
-        Ok(b)
+        self.cache.get_or_read(blk, || {
+            let mut buf = vec![0u8; self.sb.block_size as usize];
+            self.read_block_into(blk, &mut buf).map(|()| buf)
+        })
     }
 
     /// Reads `buf.len()` bytes of file data starting `off` bytes into physical block `phys`.
@@ -262,56 +248,6 @@ impl Ext4Fs {
         crc::crc32c(s, &inode.generation.to_le_bytes())
     }
 
-    pub(crate) fn read_inode(&self, ino: u64) -> Result<Inode, Ext4Error> {
-        if ino == 0 || ino > self.sb.inodes_count as u64 {
-            return Err(corrupt(format!(
-                "inode number {ino} out of range (1..={})",
-                self.sb.inodes_count
-            )));
-        }
-        let group = (ino - 1) / self.sb.inodes_per_group as u64;
-        let index = (ino - 1) % self.sb.inodes_per_group as u64;
-        let table = *self.inode_tables.get(group as usize).unwrap_or(&0);
-        if table == 0 {
-            return Err(corrupt(format!(
-                "inode {ino}: the inode table of group {group} is unusable"
-            )));
-        }
-        let isz = self.sb.inode_size as u64;
-        let byte = table * self.bs() + index * isz;
-        let blk = self.read_meta_block(byte / self.bs())?;
-        let off = (byte % self.bs()) as usize;
-        let raw = &blk[off..off + isz as usize];
-        let inode = Inode::parse(
-            ino,
-            raw,
-            self.sb.block_size,
-            self.sb.ro_compat & sb::RO_COMPAT_HUGE_FILE != 0,
-        )?;
-        if self.sb.has_csum() {
-            let mut copy = raw.to_vec();
-            copy[0x7C] = 0;
-            copy[0x7D] = 0;
-            let has_hi = isz > 128 && le16(raw, 0x80) >= 4;
-            if has_hi {
-                copy[0x82] = 0;
-                copy[0x83] = 0;
-            }
-            let got = crc::crc32c(self.inode_seed(&inode), &copy);
-            let (want, got) = if has_hi {
-                (le16(raw, 0x7C) as u32 | (le16(raw, 0x82) as u32) << 16, got)
-            } else {
-                (le16(raw, 0x7C) as u32, got & 0xFFFF)
-            };
-            if want != got {
-                self.csum_failure(format!(
-                    "inode {ino}: checksum {want:#010x}, computed {got:#010x}"
-                ));
-            }
-        }
-        Ok(inode)
-    }
-
     /// Inline data of an `inline_data` inode: `i_block` then the `system.data` xattr.
     pub(crate) fn inline_data(&self, inode: &Inode) -> Result<Vec<u8>, Ext4Error> {
         let mut data = inode.block.to_vec();
@@ -320,170 +256,12 @@ impl Ext4Fs {
         }
         Ok(data)
     }
-
-    fn to_metadata(&self, inode: &Inode) -> Result<Metadata, Ext4Error> {
-        let kind = inode.kind()?;
-        let (rdev_major, rdev_minor) = match kind {
-            FileKind::CharDevice | FileKind::BlockDevice => inode.rdev(),
-            _ => (0, 0),
-        };
-        Ok(Metadata {
-            kind,
-            mode: (inode.mode & 0o7777) as u32,
-            uid: inode.uid,
-            gid: inode.gid,
-            size: inode.size,
-            dev: u64::from_le_bytes(self.sb.uuid[..8].try_into().unwrap_or_default()),
-            ino: inode.ino,
-            nlink: inode.links as u64,
-            rdev_major,
-            rdev_minor,
-            mtime: inode.mtime,
-            atime: inode.atime,
-            ctime: inode.ctime,
-            btime: inode.crtime,
-        })
-    }
-
-    /// The target of symlink `inode`.
-    fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>, Ext4Error> {
-        let ino = inode.ino;
-        if inode.size > MAX_SYMLINK_LEN {
-            return Err(corrupt(format!(
-                "inode {ino}: symlink target of {} bytes (limit {MAX_SYMLINK_LEN})",
-                inode.size
-            )));
-        }
-        let size = inode.size as usize;
-        if inode.flags & inode::FL_INLINE_DATA != 0 {
-            let data = self.inline_data(inode)?;
-            return data.get(..size).map(<[u8]>::to_vec).ok_or_else(|| {
-                corrupt(format!("inode {ino}: inline symlink shorter than its size"))
-            });
-        }
-        let ea_blocks = if inode.file_acl != 0 {
-            self.bs() / 512
-        } else {
-            0
-        };
-        let fast =
-            inode.blocks512 <= ea_blocks && inode.flags & inode::FL_EXTENTS == 0 && size < 60;
-        if fast {
-            return Ok(inode.block[..size].to_vec());
-        }
-        let mut f = FileState::new(inode.clone());
-        let mut out = vec![0u8; size];
-        let mut done = 0;
-        while done < size {
-            let n = f.read(self, &mut out[done..])?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        Ok(out)
-    }
 }
 
 /// An opened ext2/3/4 filesystem. See the crate documentation.
 pub type Ext4 = InodeSource<Ext4Fs>;
 
-impl Ext4Fs {
-    /// Opens the filesystem on `dev`: superblock, group descriptors and, when
-    /// `needs_recovery` is set, an in-memory replay of the journal.
-    fn open_dev(dev: Arc<dyn BlockDevice>) -> Result<Ext4Fs, Ext4Error> {
-        let mut raw = vec![0u8; 1024];
-        dev.read_exact_at(1024, &mut raw)
-            .map_err(|e| Ext4Error::Io {
-                what: format!("{}: superblock", dev.describe()),
-                source: e,
-            })?;
-        let sb = Superblock::parse(&raw)?;
-        let mut warnings = Vec::new();
-        check_features(&sb, &mut warnings)?;
-        let mut csum_failures = 0u64;
-        if sb.has_csum() && sb.stored_csum != sb.computed_csum {
-            csum_failures += 1;
-            warnings.push(format!(
-                "checksum mismatch: superblock {:#010x}, computed {:#010x}",
-                sb.stored_csum, sb.computed_csum
-            ));
-        }
-        let need = sb.blocks_count.saturating_mul(sb.block_size as u64);
-        if need > dev.size() {
-            warnings.push(format!(
-                "the filesystem is {need} bytes but {} holds only {} (truncated image?): blocks past the end cannot be read",
-                dev.describe(),
-                dev.size()
-            ));
-        }
-        let mut inner = Ext4Fs {
-            dev,
-            sb,
-            inode_tables: Vec::new(),
-            overlay: BTreeMap::new(),
-            cache: Mutex::new(HashMap::new()),
-            diag: Diagnostics::with_failures(csum_failures),
-            open_warnings: Vec::new(),
-            journal_status: JournalStatus::None,
-        };
-        // Group descriptors are needed to find the journal inode.
-        inner.inode_tables = inner.load_groups(&mut Vec::new())?;
-        let (status, overlay) = journal::replay(&inner, &mut warnings);
-        inner.journal_status = status;
-        if !overlay.is_empty() {
-            inner.overlay = overlay;
-            inner
-                .cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-            // The journal may hold newer copies of the superblock and descriptors.
-            let mut buf = vec![0u8; 1024];
-            let bs = inner.bs();
-            let sb_blk = 1024 / bs;
-            let mut blk = vec![0u8; bs as usize];
-            if inner.read_block_into(sb_blk, &mut blk).is_ok() {
-                let off = (1024 % bs) as usize;
-                buf.copy_from_slice(&blk[off..off + 1024]);
-                match Superblock::parse(&buf) {
-                    Ok(new) if new.block_size == inner.sb.block_size => inner.sb = new,
-                    Ok(_) | Err(_) => warnings.push(
-                        "the journal's copy of the superblock is unusable; the on-disk one is used"
-                            .into(),
-                    ),
-                }
-            }
-        }
-        inner.inode_tables = inner.load_groups(&mut warnings)?;
-        inner.open_warnings = warnings;
-        Ok(inner)
-    }
-
-    /// What is known about the filesystem, including every problem met so far.
-    fn report(&self) -> Ext4Report {
-        let i = self;
-        let (checksum_failures, warnings) = i.diag.snapshot(&i.open_warnings);
-        Ext4Report {
-            device: i.dev.describe(),
-            volume_name: i.sb.volume_name.clone(),
-            uuid: salvor_source::inode::uuid_string(&i.sb.uuid),
-            block_size: i.sb.block_size,
-            blocks_count: i.sb.blocks_count,
-            inodes_count: i.sb.inodes_count,
-            inode_size: i.sb.inode_size,
-            group_count: i.sb.group_count,
-            features: i.sb.feature_names(),
-            clean: i.sb.state & 1 != 0 && i.sb.state & 2 == 0,
-            errors_recorded: i.sb.state & 2 != 0,
-            needs_recovery: i.sb.incompat & sb::INCOMPAT_RECOVER != 0,
-            journal: i.journal_status.clone(),
-            checksums_verified: i.sb.has_csum(),
-            checksum_failures,
-            warnings,
-        }
-    }
-}
+impl Ext4Fs {}
 
 fn check_features(sb: &Superblock, warnings: &mut Vec<String>) -> Result<(), Ext4Error> {
     if sb.incompat & sb::INCOMPAT_JOURNAL_DEV != 0 {
@@ -576,14 +354,88 @@ impl InodeFs for Ext4Fs {
     type File = FileState;
     type Report = Ext4Report;
 
-    fn open(dev: Arc<dyn BlockDevice>) -> Result<Self, Ext4Error> {
-        Ext4Fs::open_dev(dev)
+    fn open(dev: Arc<dyn BlockDevice>) -> Result<Ext4Fs, Ext4Error> {
+        let mut raw = vec![0u8; 1024];
+        dev.read_exact_at(1024, &mut raw)
+            .map_err(|e| Ext4Error::Io {
+                what: format!("{}: superblock", dev.describe()),
+                source: e,
+            })?;
+        let sb = Superblock::parse(&raw)?;
+        let mut warnings = Vec::new();
+        check_features(&sb, &mut warnings)?;
+        let mut csum_failures = 0u64;
+        if sb.has_csum() && sb.stored_csum != sb.computed_csum {
+            csum_failures += 1;
+            warnings.push(format!(
+                "checksum mismatch: superblock {:#010x}, computed {:#010x}",
+                sb.stored_csum, sb.computed_csum
+            ));
+        }
+        let need = sb.blocks_count.saturating_mul(sb.block_size as u64);
+        warnings.extend(truncation_warning(need, dev.as_ref()));
+        let mut inner = Ext4Fs {
+            dev,
+            sb,
+            inode_tables: Vec::new(),
+            overlay: BTreeMap::new(),
+            cache: BlockCache::default(),
+            diag: Diagnostics::with_failures(csum_failures),
+            open_warnings: Vec::new(),
+            journal_status: JournalStatus::None,
+        };
+        // Group descriptors are needed to find the journal inode.
+        inner.inode_tables = inner.load_groups(&mut Vec::new())?;
+        let (status, overlay) = journal::replay(&inner, &mut warnings);
+        inner.journal_status = status;
+        if !overlay.is_empty() {
+            inner.overlay = overlay;
+            inner.cache.clear();
+            // The journal may hold newer copies of the superblock and descriptors.
+            let mut buf = vec![0u8; 1024];
+            let bs = inner.bs();
+            let sb_blk = 1024 / bs;
+            let mut blk = vec![0u8; bs as usize];
+            if inner.read_block_into(sb_blk, &mut blk).is_ok() {
+                let off = (1024 % bs) as usize;
+                buf.copy_from_slice(&blk[off..off + 1024]);
+                match Superblock::parse(&buf) {
+                    Ok(new) if new.block_size == inner.sb.block_size => inner.sb = new,
+                    Ok(_) | Err(_) => warnings.push(
+                        "the journal's copy of the superblock is unusable; the on-disk one is used"
+                            .into(),
+                    ),
+                }
+            }
+        }
+        inner.inode_tables = inner.load_groups(&mut warnings)?;
+        inner.open_warnings = warnings;
+        Ok(inner)
     }
     fn describe(&self) -> String {
         format!("ext4 filesystem on {}", self.dev.describe())
     }
     fn report(&self) -> Ext4Report {
-        Ext4Fs::report(self)
+        let i = self;
+        let (checksum_failures, warnings) = i.diag.snapshot(&i.open_warnings);
+        Ext4Report {
+            device: i.dev.describe(),
+            volume_name: i.sb.volume_name.clone(),
+            uuid: salvor_source::inode::uuid_string(&i.sb.uuid),
+            block_size: i.sb.block_size,
+            blocks_count: i.sb.blocks_count,
+            inodes_count: i.sb.inodes_count,
+            inode_size: i.sb.inode_size,
+            group_count: i.sb.group_count,
+            features: i.sb.feature_names(),
+            clean: i.sb.state & 1 != 0 && i.sb.state & 2 == 0,
+            errors_recorded: i.sb.state & 2 != 0,
+            needs_recovery: i.sb.incompat & sb::INCOMPAT_RECOVER != 0,
+            journal: i.journal_status.clone(),
+            checksums_verified: i.sb.has_csum(),
+            checksum_failures,
+            warnings,
+        }
     }
     fn open_warnings(&self) -> &[String] {
         &self.open_warnings
@@ -598,7 +450,53 @@ impl InodeFs for Ext4Fs {
         ROOT_INO
     }
     fn read_inode(&self, ino: u64) -> Result<Inode, Ext4Error> {
-        Ext4Fs::read_inode(self, ino)
+        if ino == 0 || ino > self.sb.inodes_count as u64 {
+            return Err(corrupt(format!(
+                "inode number {ino} out of range (1..={})",
+                self.sb.inodes_count
+            )));
+        }
+        let group = (ino - 1) / self.sb.inodes_per_group as u64;
+        let index = (ino - 1) % self.sb.inodes_per_group as u64;
+        let table = *self.inode_tables.get(group as usize).unwrap_or(&0);
+        if table == 0 {
+            return Err(corrupt(format!(
+                "inode {ino}: the inode table of group {group} is unusable"
+            )));
+        }
+        let isz = self.sb.inode_size as u64;
+        let byte = table * self.bs() + index * isz;
+        let blk = self.read_meta_block(byte / self.bs())?;
+        let off = (byte % self.bs()) as usize;
+        let raw = &blk[off..off + isz as usize];
+        let inode = Inode::parse(
+            ino,
+            raw,
+            self.sb.block_size,
+            self.sb.ro_compat & sb::RO_COMPAT_HUGE_FILE != 0,
+        )?;
+        if self.sb.has_csum() {
+            let mut copy = raw.to_vec();
+            copy[0x7C] = 0;
+            copy[0x7D] = 0;
+            let has_hi = isz > 128 && le16(raw, 0x80) >= 4;
+            if has_hi {
+                copy[0x82] = 0;
+                copy[0x83] = 0;
+            }
+            let got = crc::crc32c(self.inode_seed(&inode), &copy);
+            let (want, got) = if has_hi {
+                (le16(raw, 0x7C) as u32 | (le16(raw, 0x82) as u32) << 16, got)
+            } else {
+                (le16(raw, 0x7C) as u32, got & 0xFFFF)
+            };
+            if want != got {
+                self.csum_failure(format!(
+                    "inode {ino}: checksum {want:#010x}, computed {got:#010x}"
+                ));
+            }
+        }
+        Ok(inode)
     }
     fn ino(inode: &Inode) -> u64 {
         inode.ino
@@ -607,7 +505,27 @@ impl InodeFs for Ext4Fs {
         inode.kind()
     }
     fn metadata(&self, inode: &Inode) -> Result<Metadata, Ext4Error> {
-        self.to_metadata(inode)
+        let kind = inode.kind()?;
+        let (rdev_major, rdev_minor) = match kind {
+            FileKind::CharDevice | FileKind::BlockDevice => inode.rdev(),
+            _ => (0, 0),
+        };
+        Ok(Metadata {
+            kind,
+            mode: (inode.mode & 0o7777) as u32,
+            uid: inode.uid,
+            gid: inode.gid,
+            size: inode.size,
+            dev: u64::from_le_bytes(self.sb.uuid[..8].try_into().unwrap_or_default()),
+            ino: inode.ino,
+            nlink: inode.links as u64,
+            rdev_major,
+            rdev_minor,
+            mtime: inode.mtime,
+            atime: inode.atime,
+            ctime: inode.ctime,
+            btime: inode.crtime,
+        })
     }
     fn has_ftype(&self) -> bool {
         self.sb.incompat & sb::INCOMPAT_FILETYPE != 0
@@ -637,7 +555,41 @@ impl InodeFs for Ext4Fs {
         (&mut file.pos, file.inode.size)
     }
     fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>, Ext4Error> {
-        Ext4Fs::symlink_target(self, inode)
+        let ino = inode.ino;
+        if inode.size > MAX_SYMLINK_LEN {
+            return Err(corrupt(format!(
+                "inode {ino}: symlink target of {} bytes (limit {MAX_SYMLINK_LEN})",
+                inode.size
+            )));
+        }
+        let size = inode.size as usize;
+        if inode.flags & inode::FL_INLINE_DATA != 0 {
+            let data = self.inline_data(inode)?;
+            return data.get(..size).map(<[u8]>::to_vec).ok_or_else(|| {
+                corrupt(format!("inode {ino}: inline symlink shorter than its size"))
+            });
+        }
+        let ea_blocks = if inode.file_acl != 0 {
+            self.bs() / 512
+        } else {
+            0
+        };
+        let fast =
+            inode.blocks512 <= ea_blocks && inode.flags & inode::FL_EXTENTS == 0 && size < 60;
+        if fast {
+            return Ok(inode.block[..size].to_vec());
+        }
+        let mut f = FileState::new(inode.clone());
+        let mut out = vec![0u8; size];
+        let mut done = 0;
+        while done < size {
+            let n = f.read(self, &mut out[done..])?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(out)
     }
     fn xattrs(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Ext4Error> {
         Ext4Fs::xattrs(self, inode)

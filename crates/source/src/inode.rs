@@ -404,3 +404,65 @@ pub fn uuid_string(u: &[u8; 16]) -> String {
         &hex[20..32]
     )
 }
+
+/// Metadata blocks a [`BlockCache`] keeps before it is emptied.
+pub const CACHE_BLOCKS: usize = 4096;
+
+/// A bounded cache of metadata blocks by key (block number or byte offset), emptied
+/// when full.
+#[derive(Debug, Default)]
+pub struct BlockCache {
+    blocks: Mutex<HashMap<u64, Arc<[u8]>>>,
+}
+
+impl BlockCache {
+    /// The block cached under `key`, else what `read` returns (then cached).
+    pub fn get_or_read<E>(
+        &self,
+        key: u64,
+        read: impl FnOnce() -> std::result::Result<Vec<u8>, E>,
+    ) -> std::result::Result<Arc<[u8]>, E> {
+        if let Some(b) = self.lock().get(&key) {
+            return Ok(b.clone());
+        }
+        let b: Arc<[u8]> = read()?.into();
+        let mut c = self.lock();
+        if c.len() >= CACHE_BLOCKS {
+            c.clear();
+        }
+        c.insert(key, b.clone());
+        Ok(b)
+    }
+
+    /// Forgets every block.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<[u8]>>> {
+        self.blocks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Fills `out` with `data` from byte `pos` on; past the end of `data` it reads zeros (as
+/// the kernels do for inline file data shorter than the file).
+pub fn copy_padded(data: &[u8], pos: u64, out: &mut [u8]) {
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = usize::try_from(pos + i as u64)
+            .ok()
+            .and_then(|x| data.get(x))
+            .copied()
+            .unwrap_or(0);
+    }
+}
+
+/// The warning for a filesystem of `need` bytes on a smaller `dev`, if it is.
+pub fn truncation_warning(need: u64, dev: &dyn BlockDevice) -> Option<String> {
+    (need > dev.size()).then(|| {
+        format!(
+            "the filesystem is {need} bytes but {} holds only {} (truncated image?): blocks past the end cannot be read",
+            dev.describe(),
+            dev.size()
+        )
+    })
+}

@@ -37,14 +37,7 @@ impl FileState {
         let n = (buf.len() as u64).min(size - self.pos);
         if let Some(data) = &self.inline {
             let n = n as usize;
-            let p = self.pos;
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = usize::try_from(p + i as u64)
-                    .ok()
-                    .and_then(|x| data.get(x))
-                    .copied()
-                    .unwrap_or(0);
-            }
+            salvor_source::inode::copy_padded(data, self.pos, &mut buf[..n]);
             self.pos += n as u64;
             return Ok(n);
         }

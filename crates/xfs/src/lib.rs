@@ -59,12 +59,13 @@
 //!   naming the inode; overlapping or empty extents are dropped with a warning.
 //! * Not supported (refused with a clear error): files on the realtime device.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use salvor_source::inode::{Diagnostics, InodeFs, InodeSource, RawEntry};
+use salvor_source::inode::{
+    truncation_warning, BlockCache, Diagnostics, InodeFs, InodeSource, RawEntry,
+};
 use salvor_source::{BlockDevice, FileKind, Metadata, SourceError};
 
 mod attr;
@@ -167,15 +168,12 @@ pub struct XfsReport {
     pub warnings: Vec<String>,
 }
 
-/// Metadata blocks kept in the cache before it is emptied.
-const CACHE_BLOCKS: usize = 4096;
-
 /// The XFS side of [`Xfs`]: superblock, AG geometry, log state and the block cache;
 /// [`InodeSource`] does the path walking.
 pub struct XfsFs {
     dev: Arc<dyn BlockDevice>,
     pub(crate) sb: Superblock,
-    cache: Mutex<HashMap<u64, Arc<[u8]>>>,
+    cache: BlockCache,
     diag: Diagnostics,
     open_warnings: Vec<String>,
     log: LogStatus,
@@ -255,23 +253,11 @@ impl XfsFs {
     }
 
     fn read_meta_at(&self, byte: u64) -> Result<Arc<[u8]>, XfsError> {
-        if let Some(b) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&byte)
-        {
-            return Ok(b.clone());
-        }
-        let mut buf = vec![0u8; self.sb.block_size as usize];
-        self.dev_read(byte, &mut buf, || format!("block at byte {byte}"))?;
-        let b: Arc<[u8]> = buf.into();
-        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if c.len() >= CACHE_BLOCKS {
-            c.clear();
-        }
-        c.insert(byte, b.clone());
-        Ok(b)
+        self.cache.get_or_read(byte, || {
+            let mut buf = vec![0u8; self.sb.block_size as usize];
+            self.dev_read(byte, &mut buf, || format!("block at byte {byte}"))
+                .map(|()| buf)
+        })
     }
 
     /// Reads `nblocks` logical blocks from `lblk` of a fork (metadata: a hole or an
@@ -303,7 +289,175 @@ impl XfsFs {
         Ok(out)
     }
 
-    pub(crate) fn read_inode(&self, ino: u64) -> Result<Inode, XfsError> {
+    /// Extents of the data fork of `inode` (`EXTENTS` or `BTREE` format).
+    pub(crate) fn data_extents(&self, inode: &Inode) -> Result<Vec<Extent>, XfsError> {
+        bmap::fork_extents(
+            self,
+            inode.ino,
+            inode.data_fork(),
+            inode.format,
+            inode.nextents,
+            "data",
+        )
+    }
+}
+
+/// (stored, computed) CRC-32C of `buf` with the 4-byte field at `off` taken as zero.
+pub(crate) fn crc_of(buf: &[u8], off: usize) -> (u32, u32) {
+    let c = crc::crc32c(!0, &buf[..off]);
+    let c = crc::crc32c(c, &[0; 4]);
+    let c = !crc::crc32c(c, &buf[off + 4..]);
+    let want = u32::from_le_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]);
+    (want, c)
+}
+
+/// An opened XFS filesystem. See the crate documentation.
+pub type Xfs = InodeSource<XfsFs>;
+
+impl XfsFs {}
+
+impl XfsFs {
+    /// Checks each AG's AGF and AGI (magic, sequence number, v5 CRC); problems are
+    /// warnings: the headers are not needed to read files.
+    fn check_ags(&self, warnings: &mut Vec<String>) {
+        let ss = self.sb.sectsize as usize;
+        let mut buf = vec![0u8; ss];
+        for ag in 0..self.sb.agcount as u64 {
+            let base = ag * self.sb.agblocks as u64 * self.bs();
+            for (idx, name, magic, crc_off) in [
+                (1u64, "AGF", 0x5841_4746u32, 216usize),
+                (2, "AGI", 0x5841_4749, 312),
+            ] {
+                let off = base + idx * ss as u64;
+                if self
+                    .dev_read(off, &mut buf, || format!("AG {ag} {name}"))
+                    .is_err()
+                {
+                    warnings.push(format!("AG {ag}: {name} unreadable"));
+                    continue;
+                }
+                if be32(&buf, 0) != magic || be32(&buf, 8) as u64 != ag {
+                    warnings.push(format!("AG {ag}: {name} has bad magic or sequence number"));
+                    continue;
+                }
+                self.check_crc(&buf, crc_off, || format!("AG {ag} {name}"));
+            }
+        }
+    }
+}
+
+impl InodeFs for XfsFs {
+    type Inode = Inode;
+    type Error = XfsError;
+    type File = FileState;
+    type Report = XfsReport;
+
+    fn open(dev: Arc<dyn BlockDevice>) -> Result<XfsFs, XfsError> {
+        let mut raw = vec![0u8; 512];
+        dev.read_exact_at(0, &mut raw).map_err(|e| XfsError::Io {
+            what: format!("{}: superblock", dev.describe()),
+            source: e,
+        })?;
+        let sectsize = be16(&raw, 102);
+        if (512..=32768).contains(&sectsize) && sectsize.is_power_of_two() && sectsize > 512 {
+            raw = vec![0u8; sectsize as usize];
+            dev.read_exact_at(0, &mut raw).map_err(|e| XfsError::Io {
+                what: format!("{}: superblock", dev.describe()),
+                source: e,
+            })?;
+        }
+        let sb = Superblock::parse(&raw)?;
+        let mut warnings = Vec::new();
+        let mut csum_failures = 0u64;
+        if sb.has_crc() && sb.stored_crc != sb.computed_crc {
+            csum_failures += 1;
+            warnings.push(format!(
+                "checksum mismatch: superblock: stored {:#010x}, computed {:#010x}",
+                sb.stored_crc, sb.computed_crc
+            ));
+        }
+        if sb.unknown_incompat() != 0 {
+            warnings.push(format!(
+                "unknown incompatible features {:#x}: reading may be wrong",
+                sb.unknown_incompat()
+            ));
+        }
+        if sb.inprogress != 0 {
+            warnings.push("sb_inprogress is set: mkfs did not finish".into());
+        }
+        let need = sb.dblocks.saturating_mul(sb.block_size as u64);
+        warnings.extend(truncation_warning(need, dev.as_ref()));
+        let inner = XfsFs {
+            dev,
+            sb,
+            cache: BlockCache::default(),
+            diag: Diagnostics::with_failures(csum_failures),
+            open_warnings: Vec::new(),
+            log: LogStatus::Unknown {
+                reason: String::new(),
+            },
+        };
+        let mut inner = inner;
+        inner.check_ags(&mut warnings);
+        inner.log = log::inspect(&inner);
+        match &inner.log {
+            LogStatus::Dirty { .. } => warnings.push(
+                "the log is dirty (not cleanly unmounted): metadata may be stale; the log is not replayed".into(),
+            ),
+            LogStatus::Unknown { reason } => {
+                warnings.push(format!("log state unknown: {reason}"))
+            }
+            _ => {}
+        }
+        inner.open_warnings = warnings;
+        // The root inode must be readable for anything to work.
+        inner
+            .read_inode(inner.sb.rootino)
+            .map_err(|e| corrupt(format!("root inode {}: {e}", inner.sb.rootino)))?;
+        Ok(inner)
+    }
+    fn describe(&self) -> String {
+        format!("XFS filesystem on {}", self.dev.describe())
+    }
+    fn report(&self) -> XfsReport {
+        let i = self;
+        let (checksum_failures, warnings) = i.diag.snapshot(&i.open_warnings);
+        let uuid = salvor_source::inode::uuid_string(&i.sb.uuid);
+        XfsReport {
+            device: i.dev.describe(),
+            version: i.sb.version(),
+            label: i.sb.label.clone(),
+            uuid,
+            block_size: i.sb.block_size,
+            sector_size: i.sb.sectsize,
+            data_blocks: i.sb.dblocks,
+            ag_count: i.sb.agcount,
+            ag_blocks: i.sb.agblocks,
+            inode_size: i.sb.inodesize,
+            dir_block_size: i.sb.block_size << i.sb.dirblklog,
+            root_ino: i.sb.rootino,
+            features: i.sb.feature_names(),
+            log: i.log.clone(),
+            mkfs_in_progress: i.sb.inprogress != 0,
+            needs_repair: i.sb.incompat & sb::INCOMPAT_NEEDSREPAIR != 0,
+            checksums_verified: i.sb.has_crc(),
+            checksum_failures,
+            warnings,
+        }
+    }
+    fn open_warnings(&self) -> &[String] {
+        &self.open_warnings
+    }
+    fn warn(&self, msg: String) {
+        self.diag.warn(msg);
+    }
+    fn source_error(path: &Path, e: XfsError) -> SourceError {
+        to_source_err(path, e)
+    }
+    fn root_ino(&self) -> u64 {
+        self.sb.rootino
+    }
+    fn read_inode(&self, ino: u64) -> Result<Inode, XfsError> {
         let sb = &self.sb;
         let shift = sb.agblklog as u32 + sb.inopblog as u32;
         let agno = ino >> shift;
@@ -332,39 +486,13 @@ impl XfsFs {
         }
         Ok(inode)
     }
-
-    /// Extents of the data fork of `inode` (`EXTENTS` or `BTREE` format).
-    pub(crate) fn data_extents(&self, inode: &Inode) -> Result<Vec<Extent>, XfsError> {
-        bmap::fork_extents(
-            self,
-            inode.ino,
-            inode.data_fork(),
-            inode.format,
-            inode.nextents,
-            "data",
-        )
+    fn ino(inode: &Inode) -> u64 {
+        inode.ino
     }
-
-    /// The entries of directory `inode`, sorted by name, duplicates dropped.
-    fn sorted_entries(&self, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
-        let mut entries = dir::read_dir(self, inode)?;
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        entries.dedup_by(|a, b| {
-            if a.name == b.name {
-                self.warn(format!(
-                    "directory inode {}: duplicate entry {:?} ignored",
-                    inode.ino,
-                    String::from_utf8_lossy(&a.name)
-                ));
-                true
-            } else {
-                false
-            }
-        });
-        Ok(entries)
+    fn kind(inode: &Inode) -> Result<FileKind, XfsError> {
+        inode.kind()
     }
-
-    fn to_metadata(&self, inode: &Inode) -> Result<Metadata, XfsError> {
+    fn metadata(&self, inode: &Inode) -> Result<Metadata, XfsError> {
         let kind = inode.kind()?;
         let (rdev_major, rdev_minor) = match kind {
             FileKind::CharDevice | FileKind::BlockDevice => inode.rdev(),
@@ -389,8 +517,50 @@ impl XfsFs {
             btime: inode.crtime,
         })
     }
-
-    /// The target of symlink `inode`.
+    fn has_ftype(&self) -> bool {
+        self.sb.has_ftype()
+    }
+    fn read_dir_raw(&self, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
+        let mut entries = dir::read_dir(self, inode)?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| {
+            if a.name == b.name {
+                self.warn(format!(
+                    "directory inode {}: duplicate entry {:?} ignored",
+                    inode.ino,
+                    String::from_utf8_lossy(&a.name)
+                ));
+                true
+            } else {
+                false
+            }
+        });
+        Ok(entries)
+    }
+    fn open_file(&self, path: &Path, inode: Inode) -> salvor_source::Result<FileState> {
+        if inode.flags & inode::DIFLAG_REALTIME != 0 {
+            return Err(SourceError::invalid(
+                path,
+                format!(
+                    "inode {}: the file's data is on the realtime device (not supported)",
+                    inode.ino
+                ),
+            ));
+        }
+        FileState::new(self, inode).map_err(|e| to_source_err(path, e))
+    }
+    fn read_file(&self, file: &mut FileState, buf: &mut [u8]) -> io::Result<usize> {
+        let ino = file.inode.ino;
+        file.read(self, buf).map_err(|e| match e {
+            XfsError::Io { what, source } => {
+                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
+            }
+            other => io::Error::new(io::ErrorKind::InvalidData, format!("inode {ino}: {other}")),
+        })
+    }
+    fn file_position(file: &mut FileState) -> (&mut u64, u64) {
+        (&mut file.pos, file.inode.size)
+    }
     fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>, XfsError> {
         let ino = inode.ino;
         if inode.size == 0 || inode.size > MAX_SYMLINK_LEN {
@@ -453,224 +623,6 @@ impl XfsFs {
                 "inode {ino}: symlink with fork format {f}"
             ))),
         }
-    }
-}
-
-/// (stored, computed) CRC-32C of `buf` with the 4-byte field at `off` taken as zero.
-pub(crate) fn crc_of(buf: &[u8], off: usize) -> (u32, u32) {
-    let c = crc::crc32c(!0, &buf[..off]);
-    let c = crc::crc32c(c, &[0; 4]);
-    let c = !crc::crc32c(c, &buf[off + 4..]);
-    let want = u32::from_le_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]);
-    (want, c)
-}
-
-/// An opened XFS filesystem. See the crate documentation.
-pub type Xfs = InodeSource<XfsFs>;
-
-impl XfsFs {
-    /// Opens the filesystem on `dev`: superblock, AG headers, log state.
-    fn open_dev(dev: Arc<dyn BlockDevice>) -> Result<XfsFs, XfsError> {
-        let mut raw = vec![0u8; 512];
-        dev.read_exact_at(0, &mut raw).map_err(|e| XfsError::Io {
-            what: format!("{}: superblock", dev.describe()),
-            source: e,
-        })?;
-        let sectsize = be16(&raw, 102);
-        if (512..=32768).contains(&sectsize) && sectsize.is_power_of_two() && sectsize > 512 {
-            raw = vec![0u8; sectsize as usize];
-            dev.read_exact_at(0, &mut raw).map_err(|e| XfsError::Io {
-                what: format!("{}: superblock", dev.describe()),
-                source: e,
-            })?;
-        }
-        let sb = Superblock::parse(&raw)?;
-        let mut warnings = Vec::new();
-        let mut csum_failures = 0u64;
-        if sb.has_crc() && sb.stored_crc != sb.computed_crc {
-            csum_failures += 1;
-            warnings.push(format!(
-                "checksum mismatch: superblock: stored {:#010x}, computed {:#010x}",
-                sb.stored_crc, sb.computed_crc
-            ));
-        }
-        if sb.unknown_incompat() != 0 {
-            warnings.push(format!(
-                "unknown incompatible features {:#x}: reading may be wrong",
-                sb.unknown_incompat()
-            ));
-        }
-        if sb.inprogress != 0 {
-            warnings.push("sb_inprogress is set: mkfs did not finish".into());
-        }
-        let need = sb.dblocks.saturating_mul(sb.block_size as u64);
-        if need > dev.size() {
-            warnings.push(format!(
-                "the filesystem is {need} bytes but {} holds only {} (truncated image?): blocks past the end cannot be read",
-                dev.describe(),
-                dev.size()
-            ));
-        }
-        let inner = XfsFs {
-            dev,
-            sb,
-            cache: Mutex::new(HashMap::new()),
-            diag: Diagnostics::with_failures(csum_failures),
-            open_warnings: Vec::new(),
-            log: LogStatus::Unknown {
-                reason: String::new(),
-            },
-        };
-        let mut inner = inner;
-        inner.check_ags(&mut warnings);
-        inner.log = log::inspect(&inner);
-        match &inner.log {
-            LogStatus::Dirty { .. } => warnings.push(
-                "the log is dirty (not cleanly unmounted): metadata may be stale; the log is not replayed".into(),
-            ),
-            LogStatus::Unknown { reason } => {
-                warnings.push(format!("log state unknown: {reason}"))
-            }
-            _ => {}
-        }
-        inner.open_warnings = warnings;
-        // The root inode must be readable for anything to work.
-        inner
-            .read_inode(inner.sb.rootino)
-            .map_err(|e| corrupt(format!("root inode {}: {e}", inner.sb.rootino)))?;
-        Ok(inner)
-    }
-
-    /// What is known about the filesystem, including every problem met so far.
-    fn report(&self) -> XfsReport {
-        let i = self;
-        let (checksum_failures, warnings) = i.diag.snapshot(&i.open_warnings);
-        let uuid = salvor_source::inode::uuid_string(&i.sb.uuid);
-        XfsReport {
-            device: i.dev.describe(),
-            version: i.sb.version(),
-            label: i.sb.label.clone(),
-            uuid,
-            block_size: i.sb.block_size,
-            sector_size: i.sb.sectsize,
-            data_blocks: i.sb.dblocks,
-            ag_count: i.sb.agcount,
-            ag_blocks: i.sb.agblocks,
-            inode_size: i.sb.inodesize,
-            dir_block_size: i.sb.block_size << i.sb.dirblklog,
-            root_ino: i.sb.rootino,
-            features: i.sb.feature_names(),
-            log: i.log.clone(),
-            mkfs_in_progress: i.sb.inprogress != 0,
-            needs_repair: i.sb.incompat & sb::INCOMPAT_NEEDSREPAIR != 0,
-            checksums_verified: i.sb.has_crc(),
-            checksum_failures,
-            warnings,
-        }
-    }
-}
-
-impl XfsFs {
-    /// Checks each AG's AGF and AGI (magic, sequence number, v5 CRC); problems are
-    /// warnings: the headers are not needed to read files.
-    fn check_ags(&self, warnings: &mut Vec<String>) {
-        let ss = self.sb.sectsize as usize;
-        let mut buf = vec![0u8; ss];
-        for ag in 0..self.sb.agcount as u64 {
-            let base = ag * self.sb.agblocks as u64 * self.bs();
-            for (idx, name, magic, crc_off) in [
-                (1u64, "AGF", 0x5841_4746u32, 216usize),
-                (2, "AGI", 0x5841_4749, 312),
-            ] {
-                let off = base + idx * ss as u64;
-                if self
-                    .dev_read(off, &mut buf, || format!("AG {ag} {name}"))
-                    .is_err()
-                {
-                    warnings.push(format!("AG {ag}: {name} unreadable"));
-                    continue;
-                }
-                if be32(&buf, 0) != magic || be32(&buf, 8) as u64 != ag {
-                    warnings.push(format!("AG {ag}: {name} has bad magic or sequence number"));
-                    continue;
-                }
-                self.check_crc(&buf, crc_off, || format!("AG {ag} {name}"));
-            }
-        }
-    }
-}
-
-impl InodeFs for XfsFs {
-    type Inode = Inode;
-    type Error = XfsError;
-    type File = FileState;
-    type Report = XfsReport;
-
-    fn open(dev: Arc<dyn BlockDevice>) -> Result<Self, XfsError> {
-        XfsFs::open_dev(dev)
-    }
-    fn describe(&self) -> String {
-        format!("XFS filesystem on {}", self.dev.describe())
-    }
-    fn report(&self) -> XfsReport {
-        XfsFs::report(self)
-    }
-    fn open_warnings(&self) -> &[String] {
-        &self.open_warnings
-    }
-    fn warn(&self, msg: String) {
-        self.diag.warn(msg);
-    }
-    fn source_error(path: &Path, e: XfsError) -> SourceError {
-        to_source_err(path, e)
-    }
-    fn root_ino(&self) -> u64 {
-        self.sb.rootino
-    }
-    fn read_inode(&self, ino: u64) -> Result<Inode, XfsError> {
-        XfsFs::read_inode(self, ino)
-    }
-    fn ino(inode: &Inode) -> u64 {
-        inode.ino
-    }
-    fn kind(inode: &Inode) -> Result<FileKind, XfsError> {
-        inode.kind()
-    }
-    fn metadata(&self, inode: &Inode) -> Result<Metadata, XfsError> {
-        self.to_metadata(inode)
-    }
-    fn has_ftype(&self) -> bool {
-        self.sb.has_ftype()
-    }
-    fn read_dir_raw(&self, dir: &Inode) -> Result<Vec<RawEntry>, XfsError> {
-        self.sorted_entries(dir)
-    }
-    fn open_file(&self, path: &Path, inode: Inode) -> salvor_source::Result<FileState> {
-        if inode.flags & inode::DIFLAG_REALTIME != 0 {
-            return Err(SourceError::invalid(
-                path,
-                format!(
-                    "inode {}: the file's data is on the realtime device (not supported)",
-                    inode.ino
-                ),
-            ));
-        }
-        FileState::new(self, inode).map_err(|e| to_source_err(path, e))
-    }
-    fn read_file(&self, file: &mut FileState, buf: &mut [u8]) -> io::Result<usize> {
-        let ino = file.inode.ino;
-        file.read(self, buf).map_err(|e| match e {
-            XfsError::Io { what, source } => {
-                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
-            }
-            other => io::Error::new(io::ErrorKind::InvalidData, format!("inode {ino}: {other}")),
-        })
-    }
-    fn file_position(file: &mut FileState) -> (&mut u64, u64) {
-        (&mut file.pos, file.inode.size)
-    }
-    fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>, XfsError> {
-        XfsFs::symlink_target(self, inode)
     }
     fn xattrs(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, Vec<u8>)>, XfsError> {
         let mut list = attr::xattrs(self, inode)?;
