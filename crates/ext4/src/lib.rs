@@ -72,26 +72,10 @@ pub const ROOT_INO: u64 = 2;
 /// Longest symlink target read (Linux' `PATH_MAX`).
 pub const MAX_SYMLINK_LEN: u64 = 4096;
 
-/// Errors from opening or reading an ext2/3/4 filesystem.
-#[derive(Debug, thiserror::Error)]
-pub enum Ext4Error {
-    #[error("not an ext2/3/4 filesystem: {0}")]
-    NotExt4(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-    #[error("corrupt: {0}")]
-    Corrupt(String),
-}
+/// Errors from opening or reading an ext2/3/4 filesystem (one type for both readers).
+pub type Ext4Error = salvor_source::inode::FsError;
 
-pub(crate) fn corrupt(msg: impl Into<String>) -> Ext4Error {
-    Ext4Error::Corrupt(msg.into())
-}
+pub(crate) use salvor_source::inode::corrupt;
 
 pub(crate) fn le16(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
@@ -101,16 +85,6 @@ pub(crate) fn le32(b: &[u8], off: usize) -> u32 {
 }
 pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-fn to_source_err(path: &Path, e: Ext4Error) -> SourceError {
-    match e {
-        Ext4Error::Io { what, source } => SourceError::io(
-            path,
-            io::Error::new(source.kind(), format!("{what}: {source}")),
-        ),
-        other => SourceError::invalid(path, other.to_string()),
-    }
 }
 
 /// What [`Ext4::report`] says about the filesystem.
@@ -350,7 +324,6 @@ impl Ext4Fs {
 
 impl InodeFs for Ext4Fs {
     type Inode = Inode;
-    type Error = Ext4Error;
     type File = FileState;
     type Report = Ext4Report;
 
@@ -442,9 +415,6 @@ impl InodeFs for Ext4Fs {
     }
     fn warn(&self, msg: String) {
         self.diag.warn(msg);
-    }
-    fn source_error(path: &Path, e: Ext4Error) -> SourceError {
-        to_source_err(path, e)
     }
     fn root_ino(&self) -> u64 {
         ROOT_INO
@@ -544,12 +514,7 @@ impl InodeFs for Ext4Fs {
     }
     fn read_file(&self, file: &mut FileState, buf: &mut [u8]) -> io::Result<usize> {
         let ino = file.inode.ino;
-        file.read(self, buf).map_err(|e| match e {
-            Ext4Error::Io { what, source } => {
-                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
-            }
-            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
-        })
+        file.read(self, buf).map_err(|e| e.into_io(ino, false))
     }
     fn file_position(file: &mut FileState) -> (&mut u64, u64) {
         (&mut file.pos, file.inode.size)

@@ -45,19 +45,74 @@ pub fn kind_of_ftype(t: u8) -> Option<FileKind> {
     })
 }
 
+/// Errors from opening or reading an inode filesystem (the readers' error type).
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// No superblock of this filesystem (its name, what is wrong).
+    #[error("not an {0} filesystem: {1}")]
+    NotThisFs(&'static str, String),
+    /// Reading the device failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// The device and what was read.
+        what: String,
+        /// The device's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A feature the reader does not support.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A structure on disk is malformed.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// [`FsError::Corrupt`].
+pub fn corrupt(msg: impl Into<String>) -> FsError {
+    FsError::Corrupt(msg.into())
+}
+
+impl FsError {
+    /// As a [`SourceError`] about `path`: device errors stay I/O errors.
+    pub fn at(self, path: &Path) -> SourceError {
+        match self {
+            FsError::Io { what, source } => SourceError::io(
+                path,
+                io::Error::new(source.kind(), format!("{what}: {source}")),
+            ),
+            other => SourceError::invalid(path, other.to_string()),
+        }
+    }
+
+    /// As an `io::Error` of a file read from inode `ino`; `name_ino`: the inode is named
+    /// in messages about malformed data too.
+    pub fn into_io(self, ino: u64, name_ino: bool) -> io::Error {
+        match self {
+            FsError::Io { what, source } => {
+                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
+            }
+            other if name_ino => {
+                io::Error::new(io::ErrorKind::InvalidData, format!("inode {ino}: {other}"))
+            }
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        }
+    }
+}
+
+type FsResult<T> = std::result::Result<T, FsError>;
+
 /// What differs between inode filesystems; [`InodeSource`] does the rest.
 pub trait InodeFs: Send + Sync + fmt::Debug + Sized + 'static {
     /// An inode as read from disk.
     type Inode: Send + Sync;
-    /// The reader's error (its message is what [`Source`] errors carry).
-    type Error: fmt::Display;
     /// The state of one open regular file.
     type File: Send + 'static;
     /// What the reader says about the filesystem ([`InodeSource::report`]).
     type Report;
 
     /// Opens the filesystem on `dev` (superblock and whatever must be checked first).
-    fn open(dev: Arc<dyn BlockDevice>) -> std::result::Result<Self, Self::Error>;
+    fn open(dev: Arc<dyn BlockDevice>) -> FsResult<Self>;
     /// `<kind> filesystem on <device>`.
     fn describe(&self) -> String;
     /// The report, with every problem met so far.
@@ -66,23 +121,21 @@ pub trait InodeFs: Send + Sync + fmt::Debug + Sized + 'static {
     fn open_warnings(&self) -> &[String];
     /// Records a problem that did not prevent reading.
     fn warn(&self, msg: String);
-    /// The error as a [`SourceError`] about `path`.
-    fn source_error(path: &Path, e: Self::Error) -> SourceError;
 
     /// The root directory's inode number.
     fn root_ino(&self) -> u64;
     /// Reads inode `ino`.
-    fn read_inode(&self, ino: u64) -> std::result::Result<Self::Inode, Self::Error>;
+    fn read_inode(&self, ino: u64) -> FsResult<Self::Inode>;
     /// The inode's number.
     fn ino(inode: &Self::Inode) -> u64;
     /// The inode's kind (an unknown mode type is an error).
-    fn kind(inode: &Self::Inode) -> std::result::Result<FileKind, Self::Error>;
+    fn kind(inode: &Self::Inode) -> FsResult<FileKind>;
     /// `lstat` of the inode.
-    fn metadata(&self, inode: &Self::Inode) -> std::result::Result<Metadata, Self::Error>;
+    fn metadata(&self, inode: &Self::Inode) -> FsResult<Metadata>;
     /// Whether directory records carry a usable file type.
     fn has_ftype(&self) -> bool;
     /// The records of directory `dir`, sorted by name (sorted again, stably, here).
-    fn read_dir_raw(&self, dir: &Self::Inode) -> std::result::Result<Vec<RawEntry>, Self::Error>;
+    fn read_dir_raw(&self, dir: &Self::Inode) -> FsResult<Vec<RawEntry>>;
     /// Opens regular file `inode` (refusing what the reader cannot read) for `path`.
     fn open_file(&self, path: &Path, inode: Self::Inode) -> Result<Self::File>;
     /// Reads at the file's position and advances it.
@@ -90,12 +143,9 @@ pub trait InodeFs: Send + Sync + fmt::Debug + Sized + 'static {
     /// The file's position (to move it) and its size.
     fn file_position(file: &mut Self::File) -> (&mut u64, u64);
     /// The target of symlink `inode`.
-    fn symlink_target(&self, inode: &Self::Inode) -> std::result::Result<Vec<u8>, Self::Error>;
+    fn symlink_target(&self, inode: &Self::Inode) -> FsResult<Vec<u8>>;
     /// The inode's extended attributes, in the order they are reported.
-    fn xattrs(
-        &self,
-        inode: &Self::Inode,
-    ) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, Self::Error>;
+    fn xattrs(&self, inode: &Self::Inode) -> FsResult<Vec<(Vec<u8>, Vec<u8>)>>;
 }
 
 /// Directory entries kept in the directory cache before it is emptied.
@@ -136,7 +186,7 @@ impl<F: InodeFs> fmt::Debug for InodeSource<F> {
 
 impl<F: InodeFs> InodeSource<F> {
     /// Opens the filesystem on `dev` ([`InodeFs::open`]).
-    pub fn open(dev: Arc<dyn BlockDevice>) -> std::result::Result<Self, F::Error> {
+    pub fn open(dev: Arc<dyn BlockDevice>) -> FsResult<Self> {
         Ok(Self::new(F::open(dev)?))
     }
 
@@ -162,7 +212,7 @@ impl<F: InodeFs> InodeSource<F> {
     }
 
     /// `lstat` by inode number (for callers that walk by inode).
-    pub fn metadata_by_ino(&self, ino: u64) -> std::result::Result<Metadata, F::Error> {
+    pub fn metadata_by_ino(&self, ino: u64) -> FsResult<Metadata> {
         let fs = &self.inner.fs;
         fs.metadata(&fs.read_inode(ino)?)
     }
@@ -170,7 +220,7 @@ impl<F: InodeFs> InodeSource<F> {
 
 impl<F: InodeFs> Shared<F> {
     /// The entries of directory `inode`, sorted by name (cached).
-    fn dir_entries(&self, inode: &F::Inode) -> std::result::Result<Arc<Vec<RawEntry>>, F::Error> {
+    fn dir_entries(&self, inode: &F::Inode) -> FsResult<Arc<Vec<RawEntry>>> {
         let ino = F::ino(inode);
         if let Some(d) = self
             .dir_cache
@@ -195,7 +245,7 @@ impl<F: InodeFs> Shared<F> {
     }
 
     fn lookup(&self, path: &Path) -> Result<F::Inode> {
-        let err = |e| F::source_error(path, e);
+        let err = |e: FsError| e.at(path);
         let norm = normalize(path)?;
         // Start from the parent directory when it was looked up before (a walk looks up
         // the children of the directory it just listed), else from the root.
@@ -243,7 +293,7 @@ impl<F: InodeFs> Shared<F> {
     /// Looks `path` up and checks that it is a `want`.
     fn lookup_kind(&self, path: &Path, want: FileKind) -> Result<F::Inode> {
         let inode = self.lookup(path)?;
-        let kind = F::kind(&inode).map_err(|e| F::source_error(path, e))?;
+        let kind = F::kind(&inode).map_err(|e| e.at(path))?;
         SourceError::expect_kind(path, kind, want)?;
         Ok(inode)
     }
@@ -276,19 +326,13 @@ impl<F: InodeFs> Source for InodeSource<F> {
 
     fn metadata(&self, path: &Path) -> Result<Metadata> {
         let inode = self.inner.lookup(path)?;
-        self.inner
-            .fs
-            .metadata(&inode)
-            .map_err(|e| F::source_error(path, e))
+        self.inner.fs.metadata(&inode).map_err(|e| e.at(path))
     }
 
     fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
         let fs = &self.inner.fs;
         let inode = self.inner.lookup_kind(path, FileKind::Dir)?;
-        let entries = self
-            .inner
-            .dir_entries(&inode)
-            .map_err(|e| F::source_error(path, e))?;
+        let entries = self.inner.dir_entries(&inode).map_err(|e| e.at(path))?;
         let ftype = fs.has_ftype();
         let mut out = Vec::with_capacity(entries.len());
         for e in entries.iter() {
@@ -329,17 +373,13 @@ impl<F: InodeFs> Source for InodeSource<F> {
             .inner
             .fs
             .symlink_target(&inode)
-            .map_err(|e| F::source_error(path, e))?;
+            .map_err(|e| e.at(path))?;
         Ok(PathBuf::from(OsString::from_vec(t)))
     }
 
     fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
         let inode = self.inner.lookup(path)?;
-        let list = self
-            .inner
-            .fs
-            .xattrs(&inode)
-            .map_err(|e| F::source_error(path, e))?;
+        let list = self.inner.fs.xattrs(&inode).map_err(|e| e.at(path))?;
         Ok(list
             .into_iter()
             .map(|(n, v)| (OsString::from_vec(n), v))

@@ -88,26 +88,10 @@ pub use log::LogStatus;
 /// Longest symlink target XFS stores (`XFS_SYMLINK_MAXLEN`).
 pub const MAX_SYMLINK_LEN: u64 = 1024;
 
-/// Errors from opening or reading an XFS filesystem.
-#[derive(Debug, thiserror::Error)]
-pub enum XfsError {
-    #[error("not an XFS filesystem: {0}")]
-    NotXfs(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-    #[error("corrupt: {0}")]
-    Corrupt(String),
-}
+/// Errors from opening or reading an XFS filesystem (one type for both readers).
+pub type XfsError = salvor_source::inode::FsError;
 
-pub(crate) fn corrupt(msg: impl Into<String>) -> XfsError {
-    XfsError::Corrupt(msg.into())
-}
+pub(crate) use salvor_source::inode::corrupt;
 
 pub(crate) fn be16(b: &[u8], off: usize) -> u16 {
     u16::from_be_bytes([b[off], b[off + 1]])
@@ -119,16 +103,6 @@ pub(crate) fn be64(b: &[u8], off: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[off..off + 8]);
     u64::from_be_bytes(a)
-}
-
-fn to_source_err(path: &Path, e: XfsError) -> SourceError {
-    match e {
-        XfsError::Io { what, source } => SourceError::io(
-            path,
-            io::Error::new(source.kind(), format!("{what}: {source}")),
-        ),
-        other => SourceError::invalid(path, other.to_string()),
-    }
 }
 
 /// What [`Xfs::report`] says about the filesystem.
@@ -348,7 +322,6 @@ impl XfsFs {
 
 impl InodeFs for XfsFs {
     type Inode = Inode;
-    type Error = XfsError;
     type File = FileState;
     type Report = XfsReport;
 
@@ -451,9 +424,6 @@ impl InodeFs for XfsFs {
     fn warn(&self, msg: String) {
         self.diag.warn(msg);
     }
-    fn source_error(path: &Path, e: XfsError) -> SourceError {
-        to_source_err(path, e)
-    }
     fn root_ino(&self) -> u64 {
         self.sb.rootino
     }
@@ -547,16 +517,11 @@ impl InodeFs for XfsFs {
                 ),
             ));
         }
-        FileState::new(self, inode).map_err(|e| to_source_err(path, e))
+        FileState::new(self, inode).map_err(|e| e.at(path))
     }
     fn read_file(&self, file: &mut FileState, buf: &mut [u8]) -> io::Result<usize> {
         let ino = file.inode.ino;
-        file.read(self, buf).map_err(|e| match e {
-            XfsError::Io { what, source } => {
-                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
-            }
-            other => io::Error::new(io::ErrorKind::InvalidData, format!("inode {ino}: {other}")),
-        })
+        file.read(self, buf).map_err(|e| e.into_io(ino, true))
     }
     fn file_position(file: &mut FileState) -> (&mut u64, u64) {
         (&mut file.pos, file.inode.size)
