@@ -91,12 +91,9 @@ pub enum FsOpenError {
         /// The device's description.
         device: String,
     },
-    /// The ext2/3/4 reader refused it.
+    /// The ext2/3/4 or XFS reader refused it.
     #[error(transparent)]
-    Ext4(#[from] salvor_ext4::Ext4Error),
-    /// The XFS reader refused it.
-    #[error(transparent)]
-    Xfs(#[from] salvor_xfs::XfsError),
+    Fs(#[from] salvor_source::inode::FsError),
 }
 
 /// Opens the filesystem on `dev` with the reader its superblock magic names
