@@ -5,9 +5,10 @@
 //!
 //! * [`Ext4`]: an opened filesystem. [`Ext4::open`] reads the superblock and the block
 //!   group descriptors, and, when the filesystem was not cleanly unmounted
-//!   (`needs_recovery`), replays the jbd2 journal **in memory** (see below). It then
-//!   answers the [`Source`] calls (`metadata` = lstat, `read_dir`, `open`, `read_link`,
-//!   `xattrs`) with the path rules of `salvor-source`: paths are normalised, `..` is
+//!   (`needs_recovery`), replays the jbd2 journal **in memory** (see below). It is an
+//!   [`InodeSource`] over [`Ext4Fs`]: the skeleton shared with `salvor-xfs` answers the
+//!   [`Source`](salvor_source::Source) calls (`metadata` = lstat, `read_dir`, `open`,
+//!   `read_link`, `xattrs`) with the path rules of `salvor-source`: paths are normalised, `..` is
 //!   [`SourceError::Escape`], a symlink in an intermediate component is
 //!   [`SourceError::SymlinkInPath`], and only regular files are opened.
 //! * [`Ext4Report`]: what was found while opening and reading: features, geometry,

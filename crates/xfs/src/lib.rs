@@ -6,8 +6,9 @@
 //! * [`Xfs`]: an opened filesystem. [`Xfs::open`] reads and validates the primary
 //!   superblock, checks every allocation group's AGF/AGI headers, and looks at the
 //!   internal log to say whether it is clean (see [`LogStatus`]; the log is **never
-//!   replayed**). It then answers the [`Source`] calls (`metadata` = lstat, `read_dir`,
-//!   `open`, `read_link`, `xattrs`) with the path rules of `salvor-source`: paths are
+//!   replayed**). It is an [`InodeSource`] over [`XfsFs`]: the skeleton shared with
+//!   `salvor-ext4` answers the [`Source`](salvor_source::Source) calls (`metadata` = lstat,
+//!   `read_dir`, `open`, `read_link`, `xattrs`) with the path rules of `salvor-source`: paths are
 //!   normalised, `..` is [`SourceError::Escape`], a symlink in an intermediate component
 //!   is [`SourceError::SymlinkInPath`], and only regular files are opened.
 //! * [`XfsReport`]: version, geometry, features, log state, checksum failures, warnings.
