@@ -313,8 +313,7 @@ pub(crate) fn sniff(path: &Path) -> anyhow::Result<Kind> {
     // A raw disk: a partition table, an ext superblock, XFS, or an LVM label.
     let raw_disk = at(510, &[0x55, 0xaa])
         || at(512, b"EFI PART")
-        || at(1080, &[0x53, 0xef])
-        || at(0, b"XFSB")
+        || salvor_source::identify_head(&head).is_some()
         || (0..4).any(|s| at(s * 512, b"LABELONE"));
     Ok(if raw_disk {
         Kind::DiskImage
@@ -636,12 +635,11 @@ pub fn open_filesystem(
     content: &Content,
     dev: Arc<dyn salvor_source::BlockDevice>,
 ) -> anyhow::Result<Arc<dyn Source>> {
-    match content {
-        Content::Ext { .. } => Ok(Arc::new(salvor_ext4::Ext4::open(dev)?)),
-        Content::Xfs { .. } => Ok(Arc::new(salvor_xfs::Xfs::open(dev)?)),
-        other => bail!(
+    match content.fs_kind() {
+        Some(kind) => Ok(salvor_disk::fs::open_as(kind, dev)?),
+        None => bail!(
             "not a filesystem salvor reads: {}",
-            serde_json::to_string(other).unwrap_or_default()
+            serde_json::to_string(content).unwrap_or_default()
         ),
     }
 }

@@ -9,7 +9,7 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use salvor_source::BlockDevice;
 
@@ -25,58 +25,6 @@ fn not_in_build(path: &Path, what: &str, feature: &str) -> DiskError {
         path.display().to_string(),
         format!("{what} images are not supported in this build (cargo feature `{feature}` of salvor-disk is disabled)"),
     )
-}
-
-/// A `Read + Seek` reader behind a mutex, as a positioned [`BlockDevice`].
-#[cfg_attr(not(any(feature = "vmdk", feature = "vhdx")), allow(dead_code))]
-struct SeekDevice<R> {
-    inner: Mutex<R>,
-    size: u64,
-    desc: String,
-}
-
-impl<R> std::fmt::Debug for SeekDevice<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.desc)
-    }
-}
-
-impl<R: io::Read + io::Seek + Send> BlockDevice for SeekDevice<R> {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if offset >= self.size || buf.is_empty() {
-            return Ok(0);
-        }
-        let n = (self.size - offset).min(buf.len() as u64) as usize;
-        let mut r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        r.seek(io::SeekFrom::Start(offset))?;
-        let mut done = 0;
-        while done < n {
-            match r.read(&mut buf[done..n]) {
-                Ok(0) => break,
-                Ok(k) => done += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(io::Error::new(e.kind(), format!("{}: {e}", self.desc)));
-                }
-            }
-        }
-        if done == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{}: no data at offset {offset} inside the virtual disk",
-                    self.desc
-                ),
-            ));
-        }
-        Ok(done)
-    }
-    fn describe(&self) -> String {
-        self.desc.clone()
-    }
 }
 
 #[cfg(feature = "vmdk")]
@@ -96,11 +44,7 @@ pub(crate) fn open_vhdx(path: &Path, file: std::fs::File) -> Result<Image> {
         .map_err(|e| DiskError::invalid(what, "VHDX", e.to_string()))?;
     let size = r.virtual_disk_size();
     let detail = format!("{}-byte logical sectors", r.logical_sector_size());
-    let dev = SeekDevice {
-        inner: Mutex::new(r),
-        size,
-        desc: format!("vhdx {}", path.display()),
-    };
+    let dev = salvor_source::SeekDevice::virtual_disk(r, size, format!("vhdx {}", path.display()));
     Ok(Image::plain(path, Format::Vhdx, Arc::new(dev), detail))
 }
 

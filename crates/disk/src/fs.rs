@@ -1,6 +1,9 @@
-//! What a volume holds, found by superblock magic.
+//! What a volume holds, found by superblock magic, and the one way to open the
+//! filesystems salvor reads ([`open_filesystem`]).
 
-use salvor_source::BlockDevice;
+use std::sync::Arc;
+
+use salvor_source::{identify_head, BlockDevice, FsKind, Source};
 use serde::Serialize;
 
 /// The content of a volume.
@@ -56,6 +59,15 @@ impl Content {
     pub fn is_candidate(&self) -> bool {
         matches!(self, Content::Ext { .. } | Content::Xfs { .. })
     }
+    /// The reader for this content, if salvor has one (ext2/3/4, XFS).
+    pub fn fs_kind(&self) -> Option<FsKind> {
+        match self {
+            Content::Ext { .. } => Some(FsKind::Ext),
+            Content::Xfs { .. } => Some(FsKind::Xfs),
+            _ => None,
+        }
+    }
+    /// A short name (`ext4`, `xfs (v5)`, `LUKS2`…).
     pub fn short_name(&self) -> String {
         match self {
             Content::Ext { version, .. } => version.clone(),
@@ -70,16 +82,43 @@ impl Content {
     }
 }
 
+/// Errors from [`open_filesystem`] and [`open_as`].
+#[derive(Debug, thiserror::Error)]
+pub enum FsOpenError {
+    /// Neither an ext2/3/4 nor an XFS superblock at the start of the device.
+    #[error("{device}: no ext2/3/4 or XFS filesystem on it")]
+    NotAFilesystem {
+        /// The device's description.
+        device: String,
+    },
+    /// The ext2/3/4 or XFS reader refused it.
+    #[error(transparent)]
+    Fs(#[from] salvor_source::inode::FsError),
+}
+
+/// Opens the filesystem on `dev` with the reader its superblock magic names
+/// ([`salvor_source::identify`]).
+pub fn open_filesystem(dev: Arc<dyn BlockDevice>) -> Result<Arc<dyn Source>, FsOpenError> {
+    match salvor_source::identify(dev.as_ref()) {
+        Some(kind) => open_as(kind, dev),
+        None => Err(FsOpenError::NotAFilesystem {
+            device: dev.describe(),
+        }),
+    }
+}
+
+/// Opens `dev` as a `kind` filesystem.
+pub fn open_as(kind: FsKind, dev: Arc<dyn BlockDevice>) -> Result<Arc<dyn Source>, FsOpenError> {
+    Ok(match kind {
+        FsKind::Ext => Arc::new(salvor_ext4::Ext4::open(dev)?),
+        FsKind::Xfs => Arc::new(salvor_xfs::Xfs::open(dev)?),
+    })
+}
+
 fn uuid_str(b: &[u8]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    b.try_into()
+        .map(salvor_source::inode::uuid_string)
+        .unwrap_or_default()
 }
 
 fn cstr(b: &[u8]) -> String {
@@ -127,7 +166,8 @@ pub fn identify(dev: &dyn BlockDevice) -> Content {
             }
         }
     }
-    if at(0, b"XFSB") && head.len() >= 512 {
+    let fs = identify_head(&head);
+    if fs == Some(FsKind::Xfs) && head.len() >= 512 {
         let be16 = |o: usize| u16::from_be_bytes([head[o], head[o + 1]]);
         let be32 = |o: usize| u32::from_be_bytes(head[o..o + 4].try_into().unwrap());
         let be64 = |o: usize| u64::from_be_bytes(head[o..o + 8].try_into().unwrap());
@@ -140,7 +180,7 @@ pub fn identify(dev: &dyn BlockDevice) -> Content {
             log_clean: None,
         };
     }
-    if head.len() >= 2048 && u16::from_le_bytes([head[1024 + 0x38], head[1024 + 0x39]]) == 0xef53 {
+    if fs == Some(FsKind::Ext) && head.len() >= 2048 {
         let sb = &head[1024..2048];
         let le32 = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap());
         let compat = le32(0x5c);

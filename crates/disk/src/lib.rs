@@ -79,7 +79,7 @@ pub use container::{
     MAX_BACKING_DEPTH,
 };
 pub use error::{DiskError, Result};
-pub use fs::{identify, Content};
+pub use fs::{identify, open_filesystem, Content, FsOpenError};
 pub use lvm::{LogicalVolume, VolumeGroup};
 pub use parts::{read_partition_table, Partition, PartitionTable, Scheme};
 pub use salvor_dmthin::ThinPool;

@@ -62,7 +62,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -681,7 +681,8 @@ impl ThinPool {
 
 /// The size in bytes an ext2/3/4 or XFS superblock at the start of a device claims.
 fn filesystem_size(head: &[u8]) -> Option<u64> {
-    if head.len() >= 2048 && head[1024 + 0x38..1024 + 0x3a] == [0x53, 0xef] {
+    let kind = salvor_source::identify_head(head);
+    if kind == Some(salvor_source::FsKind::Ext) && head.len() >= 2048 {
         let sb = &head[1024..];
         let lo = le32(sb, 4) as u64;
         let log = le32(sb, 0x18);
@@ -696,7 +697,7 @@ fn filesystem_size(head: &[u8]) -> Option<u64> {
         }
         return ((hi << 32) | lo).checked_mul(1024u64 << log);
     }
-    if head.len() >= 16 && &head[0..4] == b"XFSB" {
+    if kind == Some(salvor_source::FsKind::Xfs) && head.len() >= 16 {
         let bsize = u32::from_be_bytes(head[4..8].try_into().unwrap()) as u64;
         let dblocks = u64::from_be_bytes(head[8..16].try_into().unwrap());
         return dblocks.checked_mul(bsize);
@@ -748,20 +749,8 @@ impl BlockDevice for ThinDevice {
 /// A regular file inside a [`Source`] as a [`BlockDevice`] (positioned reads through a
 /// locked reader), so that a pool's loop files can be read from a mounted data-root, a tar
 /// archive, or a filesystem inside a disk image alike.
-pub struct SourceFile {
-    reader: Mutex<Box<dyn FileReader>>,
-    size: u64,
-    desc: String,
-}
-
-impl fmt::Debug for SourceFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceFile")
-            .field("file", &self.desc)
-            .field("size", &self.size)
-            .finish()
-    }
-}
+#[derive(Debug)]
+pub struct SourceFile(salvor_source::SeekDevice<Box<dyn FileReader>>);
 
 impl SourceFile {
     /// Opens regular file `path` of `source`.
@@ -776,41 +765,22 @@ impl SourceFile {
             .into());
         }
         let reader = source.open(path)?;
-        Ok(SourceFile {
-            reader: Mutex::new(reader),
-            size: md.size,
-            desc: format!("{} in {}", path.display(), source.describe()),
-        })
+        let desc = format!("{} in {}", path.display(), source.describe());
+        Ok(SourceFile(salvor_source::SeekDevice::new(
+            reader, md.size, desc,
+        )))
     }
 }
 
 impl BlockDevice for SourceFile {
     fn size(&self) -> u64 {
-        self.size
+        self.0.size()
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if offset >= self.size || buf.is_empty() {
-            return Ok(0);
-        }
-        let n = (self.size - offset).min(buf.len() as u64) as usize;
-        let mut r = self
-            .reader
-            .lock()
-            .map_err(|_| io::Error::other("reader lock poisoned"))?;
-        r.seek(SeekFrom::Start(offset))?;
-        let mut done = 0;
-        while done < n {
-            match r.read(&mut buf[done..n]) {
-                Ok(0) => break,
-                Ok(k) => done += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
+        self.0.read_at(offset, buf)
     }
     fn describe(&self) -> String {
-        self.desc.clone()
+        self.0.describe()
     }
 }
 

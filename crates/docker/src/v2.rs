@@ -658,16 +658,11 @@ fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
         };
     }
     let opened: std::result::Result<(String, Arc<dyn Source>), String> =
-        if head[1080..1082] == [0x53, 0xef] {
-            salvor_ext4::Ext4::open(dev)
-                .map(|fs| ("ext4".to_string(), Arc::new(fs) as Arc<dyn Source>))
-                .map_err(|e| e.to_string())
-        } else if head.starts_with(b"XFSB") {
-            salvor_xfs::Xfs::open(dev)
-                .map(|fs| ("xfs".to_string(), Arc::new(fs) as Arc<dyn Source>))
-                .map_err(|e| e.to_string())
-        } else {
-            Err("no ext4 or XFS filesystem on it".to_string())
+        match salvor_source::identify_head(&head) {
+            Some(kind) => salvor_disk::fs::open_as(kind, dev)
+                .map(|fs| (kind.name().to_string(), fs))
+                .map_err(|e| e.to_string()),
+            None => Err("no ext4 or XFS filesystem on it".to_string()),
         };
     match opened {
         Ok((filesystem, fs)) => LayerFiles::ThinDevice {

@@ -1,38 +1,17 @@
 //! Directories: linear scan of every block (htree index blocks look like empty entries
 //! and are skipped), inline directories, the `metadata_csum` dirent tail.
 
-use salvor_source::FileKind;
+use salvor_source::inode::RawEntry;
 
 use crate::inode::{Inode, FL_INDEX, FL_INLINE_DATA};
 use crate::map::Run;
-use crate::{corrupt, le16, le32, sb, Ext4Error, Inner};
+use crate::{corrupt, le16, le32, sb, Ext4Error, Ext4Fs};
 
 /// Most entries one directory may have (a hostile directory whose blocks cover the
 /// whole filesystem cannot make the reader allocate without bound).
 pub const MAX_DIR_ENTRIES: usize = 16 << 20;
 
-/// One directory entry as stored (without `.` and `..`).
-#[derive(Debug, Clone)]
-pub(crate) struct RawEntry {
-    pub name: Vec<u8>,
-    pub ino: u32,
-    pub ftype: u8,
-}
-
-pub(crate) fn kind_of_ftype(t: u8) -> Option<FileKind> {
-    Some(match t {
-        1 => FileKind::Regular,
-        2 => FileKind::Dir,
-        3 => FileKind::CharDevice,
-        4 => FileKind::BlockDevice,
-        5 => FileKind::Fifo,
-        6 => FileKind::Socket,
-        7 => FileKind::Symlink,
-        _ => return None,
-    })
-}
-
-impl Inner {
+impl Ext4Fs {
     pub(crate) fn read_dir_raw(&self, inode: &Inode) -> Result<Vec<RawEntry>, Ext4Error> {
         let ino = inode.ino;
         let mut out = Vec::new();
@@ -146,7 +125,7 @@ impl Inner {
                 } else {
                     out.push(RawEntry {
                         name: name.to_vec(),
-                        ino,
+                        ino: ino as u64,
                         ftype,
                     });
                 }

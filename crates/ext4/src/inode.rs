@@ -13,7 +13,7 @@ pub(crate) const FL_ENCRYPT: u32 = 0x800;
 
 /// One inode, decoded, with its raw bytes kept for the in-inode xattr area.
 #[derive(Debug, Clone)]
-pub(crate) struct Inode {
+pub struct Inode {
     pub ino: u64,
     pub mode: u16,
     pub uid: u32,

@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::inode::Inode;
 use crate::map::Run;
-use crate::{be32, sb, Ext4Error, Inner};
+use salvor_source::inode::InodeFs;
+
+use crate::{be32, sb, Ext4Error, Ext4Fs};
 
 pub(crate) const JBD2_MAGIC: u32 = 0xC03B_3998;
 
@@ -76,7 +78,7 @@ struct Tag {
 }
 
 struct Journal<'a> {
-    fs: &'a Inner,
+    fs: &'a Ext4Fs,
     inode: Inode,
     first: u64,
     last: u64,
@@ -127,7 +129,7 @@ impl Journal<'_> {
 /// Replays the journal of `fs` into a block map. Never fails: problems become a
 /// [`JournalStatus::NotReplayed`] and warnings.
 pub(crate) fn replay(
-    fs: &Inner,
+    fs: &Ext4Fs,
     warnings: &mut Vec<String>,
 ) -> (JournalStatus, BTreeMap<u64, Remap>) {
     let s = &fs.sb;
@@ -177,7 +179,7 @@ pub(crate) fn replay(
 
 type ScanResult = (JournalStatus, BTreeMap<u64, Remap>, Vec<String>);
 
-fn scan(fs: &Inner) -> Result<ScanResult, Ext4Error> {
+fn scan(fs: &Ext4Fs) -> Result<ScanResult, Ext4Error> {
     let mut notes = Vec::new();
     let inode = fs.read_inode(fs.sb.journal_inum as u64)?;
     let bs = fs.sb.block_size as usize;

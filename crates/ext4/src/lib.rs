@@ -5,9 +5,10 @@
 //!
 //! * [`Ext4`]: an opened filesystem. [`Ext4::open`] reads the superblock and the block
 //!   group descriptors, and, when the filesystem was not cleanly unmounted
-//!   (`needs_recovery`), replays the jbd2 journal **in memory** (see below). It then
-//!   answers the [`Source`] calls (`metadata` = lstat, `read_dir`, `open`, `read_link`,
-//!   `xattrs`) with the path rules of `salvor-source`: paths are normalised, `..` is
+//!   (`needs_recovery`), replays the jbd2 journal **in memory** (see below). It is an
+//!   [`InodeSource`] over [`Ext4Fs`]: the skeleton shared with `salvor-xfs` answers the
+//!   [`Source`](salvor_source::Source) calls (`metadata` = lstat, `read_dir`, `open`,
+//!   `read_link`, `xattrs`) with the path rules of `salvor-source`: paths are normalised, `..` is
 //!   [`SourceError::Escape`], a symlink in an intermediate component is
 //!   [`SourceError::SymlinkInPath`], and only regular files are opened.
 //! * [`Ext4Report`]: what was found while opening and reading: features, geometry,
@@ -41,27 +42,27 @@
 //! * Not supported (refused with a clear error): `ea_inode` xattr values, encrypted
 //!   files, `compression`, `dirdata`, external journals (reported, not replayed).
 
-use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
 
-use salvor_source::{
-    normalize, BlockDevice, DirEntry, FileKind, FileReader, Metadata, Source, SourceError,
+use salvor_source::inode::{
+    truncation_warning, BlockCache, Diagnostics, InodeFs, InodeSource, RawEntry,
 };
+use salvor_source::{BlockDevice, FileKind, Metadata, SourceError};
 
 mod crc;
 mod dir;
+mod file;
 mod inode;
 mod journal;
 mod map;
 mod sb;
 mod xattr;
 
+use file::FileState;
 use inode::Inode;
-use map::Run;
 use sb::Superblock;
 
 pub use dir::MAX_DIR_ENTRIES;
@@ -72,26 +73,10 @@ pub const ROOT_INO: u64 = 2;
 /// Longest symlink target read (Linux' `PATH_MAX`).
 pub const MAX_SYMLINK_LEN: u64 = 4096;
 
-/// Errors from opening or reading an ext2/3/4 filesystem.
-#[derive(Debug, thiserror::Error)]
-pub enum Ext4Error {
-    #[error("not an ext2/3/4 filesystem: {0}")]
-    NotExt4(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-    #[error("corrupt: {0}")]
-    Corrupt(String),
-}
+/// Errors from opening or reading an ext2/3/4 filesystem (one type for both readers).
+pub type Ext4Error = salvor_source::inode::FsError;
 
-pub(crate) fn corrupt(msg: impl Into<String>) -> Ext4Error {
-    Ext4Error::Corrupt(msg.into())
-}
+pub(crate) use salvor_source::inode::corrupt;
 
 pub(crate) fn le16(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
@@ -101,16 +86,6 @@ pub(crate) fn le32(b: &[u8], off: usize) -> u32 {
 }
 pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-fn to_source_err(path: &Path, e: Ext4Error) -> SourceError {
-    match e {
-        Ext4Error::Io { what, source } => SourceError::io(
-            path,
-            io::Error::new(source.kind(), format!("{what}: {source}")),
-        ),
-        other => SourceError::invalid(path, other.to_string()),
-    }
 }
 
 /// What [`Ext4::report`] says about the filesystem.
@@ -143,42 +118,22 @@ pub struct Ext4Report {
     pub warnings: Vec<String>,
 }
 
-/// Most warnings kept in memory (the failure counter keeps counting).
-const MAX_WARNINGS: usize = 1000;
-/// Metadata blocks kept in the cache before it is emptied.
-const CACHE_BLOCKS: usize = 4096;
-/// Directory entries kept in the directory cache before it is emptied.
-const DIR_CACHE_ENTRIES: usize = 1 << 21;
-
-#[derive(Default)]
-struct Runtime {
-    checksum_failures: u64,
-    warnings: Vec<String>,
-}
-
-#[derive(Default)]
-struct DirCache {
-    entries: usize,
-    dirs: HashMap<u64, Arc<Vec<dir::RawEntry>>>,
-}
-
-pub(crate) struct Inner {
+/// The ext2/3/4 side of [`Ext4`]: superblock, group descriptors, journal overlay and the
+/// block cache; [`InodeSource`] does the path walking.
+pub struct Ext4Fs {
     dev: Arc<dyn BlockDevice>,
     pub(crate) sb: Superblock,
     /// First block of each group's inode table (0: unusable).
     inode_tables: Vec<u64>,
     /// Journal replay: filesystem block → its latest committed copy in the journal.
     overlay: BTreeMap<u64, journal::Remap>,
-    cache: Mutex<HashMap<u64, Arc<[u8]>>>,
-    dir_cache: Mutex<DirCache>,
-    /// Resolved directory paths: lookups start from a known parent.
-    path_cache: salvor_source::DirPathCache,
-    runtime: Mutex<Runtime>,
+    cache: BlockCache,
+    diag: Diagnostics,
     open_warnings: Vec<String>,
     journal_status: JournalStatus,
 }
 
-impl std::fmt::Debug for Inner {
+impl std::fmt::Debug for Ext4Fs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ext4")
             .field("device", &self.dev.describe())
@@ -188,20 +143,13 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-impl Inner {
+impl Ext4Fs {
     pub(crate) fn warn(&self, msg: String) {
-        let mut rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        if rt.warnings.len() < MAX_WARNINGS {
-            rt.warnings.push(msg);
-        }
+        self.diag.warn(msg);
     }
 
     pub(crate) fn csum_failure(&self, msg: String) {
-        let mut rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        rt.checksum_failures += 1;
-        if rt.warnings.len() < MAX_WARNINGS {
-            rt.warnings.push(format!("checksum mismatch: {msg}"));
-        }
+        self.diag.checksum_failure(msg);
     }
 
     fn bs(&self) -> u64 {
@@ -235,23 +183,10 @@ impl Inner {
 
     /// A metadata block, through the cache.
     pub(crate) fn read_meta_block(&self, blk: u64) -> Result<Arc<[u8]>, Ext4Error> {
-        if let Some(b) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&blk)
-        {
-            return Ok(b.clone());
-        }
-        let mut buf = vec![0u8; self.sb.block_size as usize];
-        self.read_block_into(blk, &mut buf)?;
-        let b: Arc<[u8]> = buf.into();
-        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if c.len() >= CACHE_BLOCKS {
-            c.clear();
-        }
-        c.insert(blk, b.clone());
-        Ok(b)
+        self.cache.get_or_read(blk, || {
+            let mut buf = vec![0u8; self.sb.block_size as usize];
+            self.read_block_into(blk, &mut buf).map(|()| buf)
+        })
     }
 
     /// Reads `buf.len()` bytes of file data starting `off` bytes into physical block `phys`.
@@ -288,7 +223,204 @@ impl Inner {
         crc::crc32c(s, &inode.generation.to_le_bytes())
     }
 
-    pub(crate) fn read_inode(&self, ino: u64) -> Result<Inode, Ext4Error> {
+    /// Inline data of an `inline_data` inode: `i_block` then the `system.data` xattr.
+    pub(crate) fn inline_data(&self, inode: &Inode) -> Result<Vec<u8>, Ext4Error> {
+        let mut data = inode.block.to_vec();
+        if let Some(extra) = self.ibody_system_data(inode)? {
+            data.extend_from_slice(&extra);
+        }
+        Ok(data)
+    }
+}
+
+/// An opened ext2/3/4 filesystem. See the crate documentation.
+pub type Ext4 = InodeSource<Ext4Fs>;
+
+impl Ext4Fs {}
+
+fn check_features(sb: &Superblock, warnings: &mut Vec<String>) -> Result<(), Ext4Error> {
+    if sb.incompat & sb::INCOMPAT_JOURNAL_DEV != 0 {
+        return Err(Ext4Error::Unsupported(
+            "this is an external journal device, not a filesystem".into(),
+        ));
+    }
+    if sb.incompat & sb::INCOMPAT_COMPRESSION != 0 {
+        return Err(Ext4Error::Unsupported("the compression feature".into()));
+    }
+    if sb.incompat & sb::INCOMPAT_DIRDATA != 0 {
+        return Err(Ext4Error::Unsupported(
+            "the dirdata feature (Lustre)".into(),
+        ));
+    }
+    let known_incompat = 0x1
+        | 0x2
+        | 0x4
+        | 0x8
+        | 0x10
+        | 0x40
+        | 0x80
+        | 0x100
+        | 0x200
+        | 0x400
+        | 0x1000
+        | 0x2000
+        | 0x4000
+        | 0x8000
+        | 0x10000
+        | 0x20000;
+    if sb.incompat & !known_incompat != 0 {
+        warnings.push(format!(
+            "unknown incompatible features {:#x}: reading may be wrong",
+            sb.incompat & !known_incompat
+        ));
+    }
+    Ok(())
+}
+
+impl Ext4Fs {
+    fn load_groups(&self, warnings: &mut Vec<String>) -> Result<Vec<u64>, Ext4Error> {
+        let sb = &self.sb;
+        let mut tables = Vec::with_capacity(sb.group_count as usize);
+        let itable_blocks =
+            (sb.inodes_per_group as u64 * sb.inode_size as u64).div_ceil(sb.block_size as u64);
+        for g in 0..sb.group_count {
+            let (blk, off) = sb.desc_location(g);
+            let block = match self.read_meta_block(blk) {
+                Ok(b) => b,
+                Err(e) => {
+                    warnings.push(format!("group {g}: descriptor unreadable: {e}"));
+                    tables.push(0);
+                    continue;
+                }
+            };
+            let d = &block[off..off + sb.desc_size as usize];
+            let mut table = le32(d, 0x8) as u64;
+            if sb.desc_size >= 64 {
+                table |= (le32(d, 0x28) as u64) << 32;
+            }
+            if sb.has_csum() {
+                let mut copy = d.to_vec();
+                copy[0x1E] = 0;
+                copy[0x1F] = 0;
+                let s = crc::crc32c(sb.csum_seed, &(g as u32).to_le_bytes());
+                let got = crc::crc32c(s, &copy) & 0xFFFF;
+                let want = le16(d, 0x1E) as u32;
+                if got != want {
+                    self.csum_failure(format!(
+                        "group {g}: descriptor checksum {want:#06x}, computed {got:#06x}"
+                    ));
+                }
+            }
+            if table == 0 || table.saturating_add(itable_blocks) > sb.blocks_count {
+                warnings.push(format!(
+                    "group {g}: inode table at block {table} is outside the filesystem; its inodes are unreadable"
+                ));
+                table = 0;
+            }
+            tables.push(table);
+        }
+        Ok(tables)
+    }
+}
+
+impl InodeFs for Ext4Fs {
+    type Inode = Inode;
+    type File = FileState;
+    type Report = Ext4Report;
+
+    fn open(dev: Arc<dyn BlockDevice>) -> Result<Ext4Fs, Ext4Error> {
+        let mut raw = vec![0u8; 1024];
+        dev.read_exact_at(1024, &mut raw)
+            .map_err(|e| Ext4Error::Io {
+                what: format!("{}: superblock", dev.describe()),
+                source: e,
+            })?;
+        let sb = Superblock::parse(&raw)?;
+        let mut warnings = Vec::new();
+        check_features(&sb, &mut warnings)?;
+        let mut csum_failures = 0u64;
+        if sb.has_csum() && sb.stored_csum != sb.computed_csum {
+            csum_failures += 1;
+            warnings.push(format!(
+                "checksum mismatch: superblock {:#010x}, computed {:#010x}",
+                sb.stored_csum, sb.computed_csum
+            ));
+        }
+        let need = sb.blocks_count.saturating_mul(sb.block_size as u64);
+        warnings.extend(truncation_warning(need, dev.as_ref()));
+        let mut inner = Ext4Fs {
+            dev,
+            sb,
+            inode_tables: Vec::new(),
+            overlay: BTreeMap::new(),
+            cache: BlockCache::default(),
+            diag: Diagnostics::with_failures(csum_failures),
+            open_warnings: Vec::new(),
+            journal_status: JournalStatus::None,
+        };
+        // Group descriptors are needed to find the journal inode.
+        inner.inode_tables = inner.load_groups(&mut Vec::new())?;
+        let (status, overlay) = journal::replay(&inner, &mut warnings);
+        inner.journal_status = status;
+        if !overlay.is_empty() {
+            inner.overlay = overlay;
+            inner.cache.clear();
+            // The journal may hold newer copies of the superblock and descriptors.
+            let mut buf = vec![0u8; 1024];
+            let bs = inner.bs();
+            let sb_blk = 1024 / bs;
+            let mut blk = vec![0u8; bs as usize];
+            if inner.read_block_into(sb_blk, &mut blk).is_ok() {
+                let off = (1024 % bs) as usize;
+                buf.copy_from_slice(&blk[off..off + 1024]);
+                match Superblock::parse(&buf) {
+                    Ok(new) if new.block_size == inner.sb.block_size => inner.sb = new,
+                    Ok(_) | Err(_) => warnings.push(
+                        "the journal's copy of the superblock is unusable; the on-disk one is used"
+                            .into(),
+                    ),
+                }
+            }
+        }
+        inner.inode_tables = inner.load_groups(&mut warnings)?;
+        inner.open_warnings = warnings;
+        Ok(inner)
+    }
+    fn describe(&self) -> String {
+        format!("ext4 filesystem on {}", self.dev.describe())
+    }
+    fn report(&self) -> Ext4Report {
+        let i = self;
+        let (checksum_failures, warnings) = i.diag.snapshot(&i.open_warnings);
+        Ext4Report {
+            device: i.dev.describe(),
+            volume_name: i.sb.volume_name.clone(),
+            uuid: salvor_source::inode::uuid_string(&i.sb.uuid),
+            block_size: i.sb.block_size,
+            blocks_count: i.sb.blocks_count,
+            inodes_count: i.sb.inodes_count,
+            inode_size: i.sb.inode_size,
+            group_count: i.sb.group_count,
+            features: i.sb.feature_names(),
+            clean: i.sb.state & 1 != 0 && i.sb.state & 2 == 0,
+            errors_recorded: i.sb.state & 2 != 0,
+            needs_recovery: i.sb.incompat & sb::INCOMPAT_RECOVER != 0,
+            journal: i.journal_status.clone(),
+            checksums_verified: i.sb.has_csum(),
+            checksum_failures,
+            warnings,
+        }
+    }
+    fn open_warnings(&self) -> &[String] {
+        &self.open_warnings
+    }
+    fn warn(&self, msg: String) {
+        self.diag.warn(msg);
+    }
+    fn root_ino(&self) -> u64 {
+        ROOT_INO
+    }
+    fn read_inode(&self, ino: u64) -> Result<Inode, Ext4Error> {
         if ino == 0 || ino > self.sb.inodes_count as u64 {
             return Err(corrupt(format!(
                 "inode number {ino} out of range (1..={})",
@@ -337,89 +469,13 @@ impl Inner {
         }
         Ok(inode)
     }
-
-    /// The entries of directory `inode`, sorted by name (cached).
-    fn dir_entries(&self, inode: &Inode) -> Result<Arc<Vec<dir::RawEntry>>, Ext4Error> {
-        if let Some(d) = self
-            .dir_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .dirs
-            .get(&inode.ino)
-        {
-            return Ok(d.clone());
-        }
-        let mut entries = self.read_dir_raw(inode)?;
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let entries = Arc::new(entries);
-        let mut c = self.dir_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if c.entries + entries.len() > DIR_CACHE_ENTRIES {
-            c.dirs.clear();
-            c.entries = 0;
-        }
-        c.entries += entries.len();
-        c.dirs.insert(inode.ino, entries.clone());
-        Ok(entries)
+    fn ino(inode: &Inode) -> u64 {
+        inode.ino
     }
-
-    /// Inline data of an `inline_data` inode: `i_block` then the `system.data` xattr.
-    pub(crate) fn inline_data(&self, inode: &Inode) -> Result<Vec<u8>, Ext4Error> {
-        let mut data = inode.block.to_vec();
-        if let Some(extra) = self.ibody_system_data(inode)? {
-            data.extend_from_slice(&extra);
-        }
-        Ok(data)
+    fn kind(inode: &Inode) -> Result<FileKind, Ext4Error> {
+        inode.kind()
     }
-
-    fn lookup(&self, path: &Path) -> Result<Inode, SourceError> {
-        let norm = normalize(path)?;
-        // Start from the parent directory when it was looked up before (a walk looks up
-        // the children of the directory it just listed), else from the root.
-        let (mut walked, start_ino, skip) =
-            self.path_cache
-                .start(&norm)
-                .unwrap_or((PathBuf::new(), ROOT_INO, 0));
-        let mut cur = self
-            .read_inode(start_ino)
-            .map_err(|e| to_source_err(path, e))?;
-        for c in norm.components().skip(skip) {
-            let kind = cur.kind().map_err(|e| to_source_err(path, e))?;
-            match kind {
-                FileKind::Dir => {}
-                FileKind::Symlink => {
-                    return Err(SourceError::SymlinkInPath {
-                        path: path.to_path_buf(),
-                    })
-                }
-                k => {
-                    return Err(SourceError::WrongKind {
-                        path: walked,
-                        expected: "directory",
-                        found: k,
-                    })
-                }
-            }
-            let name = c.as_os_str().as_bytes();
-            let entries = self.dir_entries(&cur).map_err(|e| to_source_err(path, e))?;
-            let ino = match entries.binary_search_by(|e| e.name.as_slice().cmp(name)) {
-                Ok(i) => entries[i].ino as u64,
-                Err(_) => {
-                    return Err(SourceError::NotFound {
-                        path: path.to_path_buf(),
-                    })
-                }
-            };
-            walked.push(c);
-            cur = self.read_inode(ino).map_err(|e| to_source_err(path, e))?;
-        }
-        // A directory looked up is likely listed next, and its children looked up.
-        if cur.kind().ok() == Some(FileKind::Dir) {
-            self.path_cache.remember(walked, cur.ino);
-        }
-        Ok(cur)
-    }
-
-    fn to_metadata(&self, inode: &Inode) -> Result<Metadata, Ext4Error> {
+    fn metadata(&self, inode: &Inode) -> Result<Metadata, Ext4Error> {
         let kind = inode.kind()?;
         let (rdev_major, rdev_minor) = match kind {
             FileKind::CharDevice | FileKind::BlockDevice => inode.rdev(),
@@ -442,8 +498,28 @@ impl Inner {
             btime: inode.crtime,
         })
     }
-
-    /// The target of symlink `inode`.
+    fn has_ftype(&self) -> bool {
+        self.sb.incompat & sb::INCOMPAT_FILETYPE != 0
+    }
+    fn read_dir_raw(&self, dir: &Inode) -> Result<Vec<RawEntry>, Ext4Error> {
+        Ext4Fs::read_dir_raw(self, dir)
+    }
+    fn open_file(&self, path: &Path, inode: Inode) -> salvor_source::Result<FileState> {
+        if inode.flags & inode::FL_ENCRYPT != 0 {
+            return Err(SourceError::invalid(
+                path,
+                format!("inode {}: the file is encrypted (fscrypt)", inode.ino),
+            ));
+        }
+        Ok(FileState::new(inode))
+    }
+    fn read_file(&self, file: &mut FileState, buf: &mut [u8]) -> io::Result<usize> {
+        let ino = file.inode.ino;
+        file.read(self, buf).map_err(|e| e.into_io(ino, false))
+    }
+    fn file_position(file: &mut FileState) -> (&mut u64, u64) {
+        (&mut file.pos, file.inode.size)
+    }
     fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>, Ext4Error> {
         let ino = inode.ino;
         if inode.size > MAX_SYMLINK_LEN {
@@ -481,396 +557,7 @@ impl Inner {
         }
         Ok(out)
     }
-}
-
-/// An opened ext2/3/4 filesystem. See the crate documentation.
-#[derive(Debug, Clone)]
-pub struct Ext4 {
-    inner: Arc<Inner>,
-}
-
-impl Ext4 {
-    /// Opens the filesystem on `dev`: superblock, group descriptors and, when
-    /// `needs_recovery` is set, an in-memory replay of the journal.
-    pub fn open(dev: Arc<dyn BlockDevice>) -> Result<Ext4, Ext4Error> {
-        let mut raw = vec![0u8; 1024];
-        dev.read_exact_at(1024, &mut raw)
-            .map_err(|e| Ext4Error::Io {
-                what: format!("{}: superblock", dev.describe()),
-                source: e,
-            })?;
-        let sb = Superblock::parse(&raw)?;
-        let mut warnings = Vec::new();
-        check_features(&sb, &mut warnings)?;
-        let mut csum_failures = 0u64;
-        if sb.has_csum() && sb.stored_csum != sb.computed_csum {
-            csum_failures += 1;
-            warnings.push(format!(
-                "checksum mismatch: superblock {:#010x}, computed {:#010x}",
-                sb.stored_csum, sb.computed_csum
-            ));
-        }
-        let need = sb.blocks_count.saturating_mul(sb.block_size as u64);
-        if need > dev.size() {
-            warnings.push(format!(
-                "the filesystem is {need} bytes but {} holds only {} (truncated image?): blocks past the end cannot be read",
-                dev.describe(),
-                dev.size()
-            ));
-        }
-        let mut inner = Inner {
-            dev,
-            sb,
-            inode_tables: Vec::new(),
-            overlay: BTreeMap::new(),
-            cache: Mutex::new(HashMap::new()),
-            dir_cache: Mutex::default(),
-            path_cache: Default::default(),
-            runtime: Mutex::new(Runtime {
-                checksum_failures: csum_failures,
-                warnings: Vec::new(),
-            }),
-            open_warnings: Vec::new(),
-            journal_status: JournalStatus::None,
-        };
-        // Group descriptors are needed to find the journal inode.
-        inner.inode_tables = inner.load_groups(&mut Vec::new())?;
-        let (status, overlay) = journal::replay(&inner, &mut warnings);
-        inner.journal_status = status;
-        if !overlay.is_empty() {
-            inner.overlay = overlay;
-            inner
-                .cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-            // The journal may hold newer copies of the superblock and descriptors.
-            let mut buf = vec![0u8; 1024];
-            let bs = inner.bs();
-            let sb_blk = 1024 / bs;
-            let mut blk = vec![0u8; bs as usize];
-            if inner.read_block_into(sb_blk, &mut blk).is_ok() {
-                let off = (1024 % bs) as usize;
-                buf.copy_from_slice(&blk[off..off + 1024]);
-                match Superblock::parse(&buf) {
-                    Ok(new) if new.block_size == inner.sb.block_size => inner.sb = new,
-                    Ok(_) | Err(_) => warnings.push(
-                        "the journal's copy of the superblock is unusable; the on-disk one is used"
-                            .into(),
-                    ),
-                }
-            }
-        }
-        inner.inode_tables = inner.load_groups(&mut warnings)?;
-        inner.open_warnings = warnings;
-        Ok(Ext4 {
-            inner: Arc::new(inner),
-        })
-    }
-
-    /// What is known about the filesystem, including every problem met so far.
-    pub fn report(&self) -> Ext4Report {
-        let i = &self.inner;
-        let rt = i.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        let u = &i.sb.uuid;
-        let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-        let uuid = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
-        let mut warnings = i.open_warnings.clone();
-        warnings.extend(rt.warnings.iter().cloned());
-        Ext4Report {
-            device: i.dev.describe(),
-            volume_name: i.sb.volume_name.clone(),
-            uuid,
-            block_size: i.sb.block_size,
-            blocks_count: i.sb.blocks_count,
-            inodes_count: i.sb.inodes_count,
-            inode_size: i.sb.inode_size,
-            group_count: i.sb.group_count,
-            features: i.sb.feature_names(),
-            clean: i.sb.state & 1 != 0 && i.sb.state & 2 == 0,
-            errors_recorded: i.sb.state & 2 != 0,
-            needs_recovery: i.sb.incompat & sb::INCOMPAT_RECOVER != 0,
-            journal: i.journal_status.clone(),
-            checksums_verified: i.sb.has_csum(),
-            checksum_failures: rt.checksum_failures,
-            warnings,
-        }
-    }
-
-    /// `lstat` by inode number (for callers that walk by inode).
-    pub fn metadata_by_ino(&self, ino: u64) -> Result<Metadata, Ext4Error> {
-        let inode = self.inner.read_inode(ino)?;
-        self.inner.to_metadata(&inode)
-    }
-}
-
-fn check_features(sb: &Superblock, warnings: &mut Vec<String>) -> Result<(), Ext4Error> {
-    if sb.incompat & sb::INCOMPAT_JOURNAL_DEV != 0 {
-        return Err(Ext4Error::Unsupported(
-            "this is an external journal device, not a filesystem".into(),
-        ));
-    }
-    if sb.incompat & sb::INCOMPAT_COMPRESSION != 0 {
-        return Err(Ext4Error::Unsupported("the compression feature".into()));
-    }
-    if sb.incompat & sb::INCOMPAT_DIRDATA != 0 {
-        return Err(Ext4Error::Unsupported(
-            "the dirdata feature (Lustre)".into(),
-        ));
-    }
-    let known_incompat = 0x1
-        | 0x2
-        | 0x4
-        | 0x8
-        | 0x10
-        | 0x40
-        | 0x80
-        | 0x100
-        | 0x200
-        | 0x400
-        | 0x1000
-        | 0x2000
-        | 0x4000
-        | 0x8000
-        | 0x10000
-        | 0x20000;
-    if sb.incompat & !known_incompat != 0 {
-        warnings.push(format!(
-            "unknown incompatible features {:#x}: reading may be wrong",
-            sb.incompat & !known_incompat
-        ));
-    }
-    Ok(())
-}
-
-impl Inner {
-    fn load_groups(&self, warnings: &mut Vec<String>) -> Result<Vec<u64>, Ext4Error> {
-        let sb = &self.sb;
-        let mut tables = Vec::with_capacity(sb.group_count as usize);
-        let itable_blocks =
-            (sb.inodes_per_group as u64 * sb.inode_size as u64).div_ceil(sb.block_size as u64);
-        for g in 0..sb.group_count {
-            let (blk, off) = sb.desc_location(g);
-            let block = match self.read_meta_block(blk) {
-                Ok(b) => b,
-                Err(e) => {
-                    warnings.push(format!("group {g}: descriptor unreadable: {e}"));
-                    tables.push(0);
-                    continue;
-                }
-            };
-            let d = &block[off..off + sb.desc_size as usize];
-            let mut table = le32(d, 0x8) as u64;
-            if sb.desc_size >= 64 {
-                table |= (le32(d, 0x28) as u64) << 32;
-            }
-            if sb.has_csum() {
-                let mut copy = d.to_vec();
-                copy[0x1E] = 0;
-                copy[0x1F] = 0;
-                let s = crc::crc32c(sb.csum_seed, &(g as u32).to_le_bytes());
-                let got = crc::crc32c(s, &copy) & 0xFFFF;
-                let want = le16(d, 0x1E) as u32;
-                if got != want {
-                    self.csum_failure(format!(
-                        "group {g}: descriptor checksum {want:#06x}, computed {got:#06x}"
-                    ));
-                }
-            }
-            if table == 0 || table.saturating_add(itable_blocks) > sb.blocks_count {
-                warnings.push(format!(
-                    "group {g}: inode table at block {table} is outside the filesystem; its inodes are unreadable"
-                ));
-                table = 0;
-            }
-            tables.push(table);
-        }
-        Ok(tables)
-    }
-}
-
-/// Position and current mapping run of an open file.
-struct FileState {
-    inode: Inode,
-    pos: u64,
-    /// The last run mapped: its first logical block and where it lives.
-    cur: Option<(u64, Run)>,
-    inline: Option<Vec<u8>>,
-}
-
-impl FileState {
-    fn new(inode: Inode) -> FileState {
-        FileState {
-            inode,
-            pos: 0,
-            cur: None,
-            inline: None,
-        }
-    }
-
-    fn read(&mut self, fs: &Inner, buf: &mut [u8]) -> Result<usize, Ext4Error> {
-        let size = self.inode.size;
-        if buf.is_empty() || self.pos >= size {
-            return Ok(0);
-        }
-        if self.inode.flags & inode::FL_INLINE_DATA != 0 {
-            if self.inline.is_none() {
-                self.inline = Some(fs.inline_data(&self.inode)?);
-            }
-            // Past the inline bytes the file reads as zeros (as the kernel does).
-            let data = self.inline.as_deref().unwrap_or_default();
-            let n = (buf.len() as u64).min(size - self.pos) as usize;
-            let p = self.pos;
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = usize::try_from(p + i as u64)
-                    .ok()
-                    .and_then(|x| data.get(x))
-                    .copied()
-                    .unwrap_or(0);
-            }
-            self.pos += n as u64;
-            return Ok(n);
-        }
-        let bs = fs.bs();
-        let lblk = self.pos / bs;
-        let (start, run) = match self.cur {
-            Some((s, r)) if s <= lblk && lblk - s < r.len() => (s, r),
-            _ => {
-                let r = fs.map_block(&self.inode, lblk)?;
-                self.cur = Some((lblk, r));
-                (lblk, r)
-            }
-        };
-        let in_run = (lblk - start) * bs + self.pos % bs;
-        let run_bytes = run.len().saturating_mul(bs);
-        let avail = run_bytes.saturating_sub(in_run);
-        let n = (buf.len() as u64).min(avail).min(size - self.pos) as usize;
-        match run {
-            Run::Zero { .. } => buf[..n].fill(0),
-            Run::Data { phys, .. } => fs.read_data(phys, in_run, &mut buf[..n])?,
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// A regular file opened with [`Source::open`]: reads lazily, run of blocks by run.
-struct Ext4File {
-    fs: Arc<Inner>,
-    state: FileState,
-}
-
-impl Read for Ext4File {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let ino = self.state.inode.ino;
-        self.state.read(&self.fs, buf).map_err(|e| match e {
-            Ext4Error::Io { what, source } => {
-                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
-            }
-            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
-        })
-    }
-}
-
-impl Seek for Ext4File {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.state.pos = salvor_source::seek_position(pos, self.state.pos, self.state.inode.size)?;
-        Ok(self.state.pos)
-    }
-}
-
-impl Source for Ext4 {
-    fn describe(&self) -> String {
-        format!("ext4 filesystem on {}", self.inner.dev.describe())
-    }
-
-    fn metadata(&self, path: &Path) -> salvor_source::Result<Metadata> {
-        let inode = self.inner.lookup(path)?;
-        self.inner
-            .to_metadata(&inode)
-            .map_err(|e| to_source_err(path, e))
-    }
-
-    fn read_dir(&self, path: &Path) -> salvor_source::Result<Vec<DirEntry>> {
-        let inode = self.inner.lookup(path)?;
-        let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        SourceError::expect_kind(path, kind, FileKind::Dir)?;
-        let entries = self
-            .inner
-            .dir_entries(&inode)
-            .map_err(|e| to_source_err(path, e))?;
-        let filetype = self.inner.sb.incompat & sb::INCOMPAT_FILETYPE != 0;
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries.iter() {
-            let kind = match (filetype, dir::kind_of_ftype(e.ftype)) {
-                (true, Some(k)) => k,
-                _ => match self.inner.read_inode(e.ino as u64).and_then(|i| i.kind()) {
-                    Ok(k) => k,
-                    Err(err) => {
-                        self.inner.warn(format!(
-                            "{}: entry {:?} left out: {err}",
-                            path.display(),
-                            String::from_utf8_lossy(&e.name)
-                        ));
-                        continue;
-                    }
-                },
-            };
-            out.push(DirEntry {
-                name: OsString::from_vec(e.name.clone()),
-                kind,
-            });
-        }
-        Ok(out)
-    }
-
-    fn open(&self, path: &Path) -> salvor_source::Result<Box<dyn FileReader>> {
-        let inode = self.inner.lookup(path)?;
-        let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        SourceError::expect_kind(path, kind, FileKind::Regular)?;
-        if inode.flags & inode::FL_ENCRYPT != 0 {
-            return Err(SourceError::invalid(
-                path,
-                format!("inode {}: the file is encrypted (fscrypt)", inode.ino),
-            ));
-        }
-        Ok(Box::new(Ext4File {
-            fs: self.inner.clone(),
-            state: FileState::new(inode),
-        }))
-    }
-
-    fn read_link(&self, path: &Path) -> salvor_source::Result<PathBuf> {
-        let inode = self.inner.lookup(path)?;
-        let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-        SourceError::expect_kind(path, kind, FileKind::Symlink)?;
-        let t = self
-            .inner
-            .symlink_target(&inode)
-            .map_err(|e| to_source_err(path, e))?;
-        Ok(PathBuf::from(OsString::from_vec(t)))
-    }
-
-    fn xattrs(&self, path: &Path) -> salvor_source::Result<Vec<(OsString, Vec<u8>)>> {
-        let inode = self.inner.lookup(path)?;
-        let list = self
-            .inner
-            .xattrs(&inode)
-            .map_err(|e| to_source_err(path, e))?;
-        Ok(list
-            .into_iter()
-            .map(|(n, v)| (OsString::from_vec(n), v))
-            .collect())
-    }
-
-    fn warnings(&self) -> &[String] {
-        &self.inner.open_warnings
+    fn xattrs(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Ext4Error> {
+        Ext4Fs::xattrs(self, inode)
     }
 }

@@ -2,7 +2,7 @@
 //! as zeros) and ext2/3 block maps (direct, indirect, double, triple; holes anywhere).
 
 use crate::inode::{Inode, FL_EXTENTS};
-use crate::{corrupt, le16, le32, Ext4Error, Inner};
+use crate::{corrupt, le16, le32, Ext4Error, Ext4Fs};
 
 /// Where a run of logical blocks, starting at the block asked for, lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub(crate) const MAX_EXTENT_DEPTH: u16 = 5;
 /// Logical block numbers in extents are 32-bit.
 const EXTENT_LIMIT: u64 = 1 << 32;
 
-impl Inner {
+impl Ext4Fs {
     /// Maps logical block `lblk` of `inode`.
     pub(crate) fn map_block(&self, inode: &Inode, lblk: u64) -> Result<Run, Ext4Error> {
         if inode.flags & FL_EXTENTS != 0 {

@@ -106,15 +106,16 @@ const MAX_GROUPS: u64 = 1 << 24;
 impl Superblock {
     pub(crate) fn parse(b: &[u8]) -> Result<Superblock, Ext4Error> {
         if b.len() < 1024 {
-            return Err(Ext4Error::NotExt4(
+            return Err(Ext4Error::NotThisFs(
+                "ext2/3/4",
                 "superblock shorter than 1024 bytes".into(),
             ));
         }
         if le16(b, 0x38) != MAGIC {
-            return Err(Ext4Error::NotExt4(format!(
-                "bad superblock magic {:#06x}",
-                le16(b, 0x38)
-            )));
+            return Err(Ext4Error::NotThisFs(
+                "ext2/3/4",
+                format!("bad superblock magic {:#06x}", le16(b, 0x38)),
+            ));
         }
         let log_bs = le32(b, 0x18);
         if log_bs > 6 {

@@ -3,7 +3,7 @@
 //! compact form to the VFS form `getxattr(2)` returns.
 
 use crate::inode::Inode;
-use crate::{corrupt, le16, le32, Ext4Error, Inner};
+use crate::{corrupt, le16, le32, Ext4Error, Ext4Fs};
 
 pub(crate) const XATTR_MAGIC: u32 = 0xEA02_0000;
 /// Largest value returned (as `salvor_source::MAX_XATTR_SIZE`).
@@ -119,7 +119,7 @@ fn acl_to_vfs(v: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-impl Inner {
+impl Ext4Fs {
     fn ibody_xattrs(&self, inode: &Inode) -> Result<Vec<RawXattr>, Ext4Error> {
         let a = &inode.ibody_xattr;
         if a.len() < 4 || le32(a, 0) != XATTR_MAGIC {

@@ -49,14 +49,19 @@ use std::path::{Path, PathBuf};
 
 mod checksum;
 mod dir;
+mod identify;
+pub mod inode;
 mod pathcache;
 mod resolve;
+mod seekdev;
 mod tarsrc;
 
 pub use checksum::crc32c;
 pub use dir::{DirSource, MAX_XATTR_SIZE};
+pub use identify::{identify, identify_head, FsKind, HEAD_LEN};
 pub use pathcache::{DirPathCache, PATH_CACHE_ENTRIES};
 pub use resolve::{normalize, resolve_in_root, MAX_SYMLINK_HOPS};
+pub use seekdev::SeekDevice;
 pub use tarsrc::{
     default_spool_limit, parse_size, Compression, TarOptions, TarSource, MAX_EXTENSION_HEADER,
     SPOOL_LIMIT_FLOOR, SPOOL_LIMIT_MULTIPLE, SPOOL_RESERVE,

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use crate::bmap::{self, Extent};
 use crate::inode::{Inode, FMT_BTREE, FMT_EXTENTS, FMT_LOCAL};
-use crate::{be16, be32, corrupt, Inner, XfsError};
+use crate::{be16, be32, corrupt, XfsError, XfsFs};
 
 const ATTR_LOCAL: u8 = 0x01;
 const ATTR_ROOT: u8 = 0x02;
@@ -45,7 +45,7 @@ fn full_name(flags: u8, name: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// All attributes of `inode` as (full name, value), in on-disk order.
-pub(crate) fn xattrs(fs: &Inner, inode: &Inode) -> Result<Attrs, XfsError> {
+pub(crate) fn xattrs(fs: &XfsFs, inode: &Inode) -> Result<Attrs, XfsError> {
     let Some(fork) = inode.attr_fork() else {
         return Ok(Vec::new());
     };
@@ -101,7 +101,7 @@ fn shortform(ino: u64, fork: &[u8]) -> Result<Attrs, XfsError> {
     Ok(out)
 }
 
-fn tree(fs: &Inner, ino: u64, ext: &[Extent]) -> Result<Attrs, XfsError> {
+fn tree(fs: &XfsFs, ino: u64, ext: &[Extent]) -> Result<Attrs, XfsError> {
     let v5 = fs.sb.has_crc();
     let bs = fs.bs() as usize;
     let read = |lblk: u64| -> Result<Vec<u8>, XfsError> {
@@ -162,7 +162,7 @@ fn tree(fs: &Inner, ino: u64, ext: &[Extent]) -> Result<Attrs, XfsError> {
 }
 
 fn leaf(
-    fs: &Inner,
+    fs: &XfsFs,
     ino: u64,
     ext: &[Extent],
     lblk: u64,
@@ -235,7 +235,7 @@ fn leaf(
 }
 
 fn remote_value(
-    fs: &Inner,
+    fs: &XfsFs,
     ino: u64,
     ext: &[Extent],
     valueblk: u64,

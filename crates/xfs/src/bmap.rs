@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::{be16, be64, corrupt, Inner, XfsError};
+use crate::{be16, be64, corrupt, XfsError, XfsFs};
 
 const BMAP_MAGIC: u32 = 0x424d_4150; // "BMAP"
 const BMAP3_MAGIC: u32 = 0x424d_4133; // "BMA3"
@@ -38,7 +38,7 @@ impl Extent {
 /// The extents of a fork in `EXTENTS` or `BTREE` format, sorted by logical block,
 /// overlaps and invalid records dropped with a warning.
 pub(crate) fn fork_extents(
-    fs: &Inner,
+    fs: &XfsFs,
     ino: u64,
     fork: &[u8],
     format: u8,
@@ -92,7 +92,7 @@ pub(crate) fn fork_extents(
 }
 
 fn walk(
-    fs: &Inner,
+    fs: &XfsFs,
     ino: u64,
     which: &str,
     fsb: u64,
@@ -161,7 +161,7 @@ fn walk(
 }
 
 /// Sorts, drops zero-length, out-of-filesystem and overlapping extents (with a warning).
-fn normalize(fs: &Inner, ino: u64, which: &str, mut v: Vec<Extent>) -> Vec<Extent> {
+fn normalize(fs: &XfsFs, ino: u64, which: &str, mut v: Vec<Extent>) -> Vec<Extent> {
     v.sort_by_key(|e| e.off);
     let mut out: Vec<Extent> = Vec::with_capacity(v.len());
     for e in v {

@@ -4,10 +4,10 @@
 //! below the 32 GiB "leaf offset" of the data fork; the leaf/node/free blocks above it
 //! only index them. A linear scan of the data blocks therefore lists every form.
 
-use salvor_source::FileKind;
+use salvor_source::inode::RawEntry;
 
 use crate::inode::{Inode, FMT_BTREE, FMT_EXTENTS, FMT_LOCAL};
-use crate::{be16, be32, be64, corrupt, Inner, XfsError};
+use crate::{be16, be32, be64, corrupt, XfsError, XfsFs};
 
 /// Most entries read from one directory.
 pub const MAX_DIR_ENTRIES: usize = 1 << 22;
@@ -19,29 +19,8 @@ const XDD3: u32 = 0x5844_4433; // v5 data block
 /// Byte offset of the leaf section of a directory's data fork.
 const LEAF_OFFSET: u64 = 32 << 30;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RawEntry {
-    pub name: Vec<u8>,
-    pub ino: u64,
-    pub ftype: u8,
-}
-
-/// The file kind of a directory entry's `ftype`.
-pub(crate) fn kind_of_ftype(t: u8) -> Option<FileKind> {
-    Some(match t {
-        1 => FileKind::Regular,
-        2 => FileKind::Dir,
-        3 => FileKind::CharDevice,
-        4 => FileKind::BlockDevice,
-        5 => FileKind::Fifo,
-        6 => FileKind::Socket,
-        7 => FileKind::Symlink,
-        _ => return None,
-    })
-}
-
 /// All entries of directory `inode` except `.` and `..`, in on-disk order.
-pub(crate) fn read_dir(fs: &Inner, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
+pub(crate) fn read_dir(fs: &XfsFs, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
     match inode.format {
         FMT_LOCAL => shortform(fs, inode),
         FMT_EXTENTS | FMT_BTREE => blocks(fs, inode),
@@ -52,7 +31,7 @@ pub(crate) fn read_dir(fs: &Inner, inode: &Inode) -> Result<Vec<RawEntry>, XfsEr
     }
 }
 
-fn shortform(fs: &Inner, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
+fn shortform(fs: &XfsFs, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
     let ino = inode.ino;
     let fork = inode.data_fork();
     let len = (inode.size as usize).min(fork.len());
@@ -99,7 +78,7 @@ fn shortform(fs: &Inner, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
     Ok(out)
 }
 
-fn blocks(fs: &Inner, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
+fn blocks(fs: &XfsFs, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
     let ino = inode.ino;
     let ext = fs.data_extents(inode)?;
     let bs = fs.bs();
@@ -140,7 +119,7 @@ fn blocks(fs: &Inner, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
 }
 
 fn data_block(
-    fs: &Inner,
+    fs: &XfsFs,
     ino: u64,
     lblk: u64,
     b: &[u8],

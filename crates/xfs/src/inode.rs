@@ -20,7 +20,7 @@ const DIFLAG2_NREXT64: u64 = 0x10;
 const BIGTIME_EPOCH_OFFSET: i64 = 1 << 31;
 
 #[derive(Debug, Clone)]
-pub(crate) struct Inode {
+pub struct Inode {
     pub ino: u64,
     pub mode: u16,
     pub version: u8,

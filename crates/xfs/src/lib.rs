@@ -6,8 +6,9 @@
 //! * [`Xfs`]: an opened filesystem. [`Xfs::open`] reads and validates the primary
 //!   superblock, checks every allocation group's AGF/AGI headers, and looks at the
 //!   internal log to say whether it is clean (see [`LogStatus`]; the log is **never
-//!   replayed**). It then answers the [`Source`] calls (`metadata` = lstat, `read_dir`,
-//!   `open`, `read_link`, `xattrs`) with the path rules of `salvor-source`: paths are
+//!   replayed**). It is an [`InodeSource`] over [`XfsFs`]: the skeleton shared with
+//!   `salvor-ext4` answers the [`Source`](salvor_source::Source) calls (`metadata` = lstat,
+//!   `read_dir`, `open`, `read_link`, `xattrs`) with the path rules of `salvor-source`: paths are
 //!   normalised, `..` is [`SourceError::Escape`], a symlink in an intermediate component
 //!   is [`SourceError::SymlinkInPath`], and only regular files are opened.
 //! * [`XfsReport`]: version, geometry, features, log state, checksum failures, warnings.
@@ -59,26 +60,26 @@
 //!   naming the inode; overlapping or empty extents are dropped with a warning.
 //! * Not supported (refused with a clear error): files on the realtime device.
 
-use std::collections::HashMap;
-use std::ffi::OsString;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
 
-use salvor_source::{
-    normalize, BlockDevice, DirEntry, FileKind, FileReader, Metadata, Source, SourceError,
+use salvor_source::inode::{
+    truncation_warning, BlockCache, Diagnostics, InodeFs, InodeSource, RawEntry,
 };
+use salvor_source::{BlockDevice, FileKind, Metadata, SourceError};
 
 mod attr;
 mod bmap;
 mod crc;
 mod dir;
+mod file;
 mod inode;
 mod log;
 mod sb;
 
 use bmap::Extent;
+use file::FileState;
 use inode::Inode;
 use sb::Superblock;
 
@@ -88,26 +89,10 @@ pub use log::LogStatus;
 /// Longest symlink target XFS stores (`XFS_SYMLINK_MAXLEN`).
 pub const MAX_SYMLINK_LEN: u64 = 1024;
 
-/// Errors from opening or reading an XFS filesystem.
-#[derive(Debug, thiserror::Error)]
-pub enum XfsError {
-    #[error("not an XFS filesystem: {0}")]
-    NotXfs(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-    #[error("corrupt: {0}")]
-    Corrupt(String),
-}
+/// Errors from opening or reading an XFS filesystem (one type for both readers).
+pub type XfsError = salvor_source::inode::FsError;
 
-pub(crate) fn corrupt(msg: impl Into<String>) -> XfsError {
-    XfsError::Corrupt(msg.into())
-}
+pub(crate) use salvor_source::inode::corrupt;
 
 pub(crate) fn be16(b: &[u8], off: usize) -> u16 {
     u16::from_be_bytes([b[off], b[off + 1]])
@@ -119,16 +104,6 @@ pub(crate) fn be64(b: &[u8], off: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[off..off + 8]);
     u64::from_be_bytes(a)
-}
-
-fn to_source_err(path: &Path, e: XfsError) -> SourceError {
-    match e {
-        XfsError::Io { what, source } => SourceError::io(
-            path,
-            io::Error::new(source.kind(), format!("{what}: {source}")),
-        ),
-        other => SourceError::invalid(path, other.to_string()),
-    }
 }
 
 /// What [`Xfs::report`] says about the filesystem.
@@ -168,38 +143,18 @@ pub struct XfsReport {
     pub warnings: Vec<String>,
 }
 
-/// Most warnings kept in memory (the failure counter keeps counting).
-const MAX_WARNINGS: usize = 1000;
-/// Metadata blocks kept in the cache before it is emptied.
-const CACHE_BLOCKS: usize = 4096;
-/// Directory entries kept in the directory cache before it is emptied.
-const DIR_CACHE_ENTRIES: usize = 1 << 21;
-
-#[derive(Default)]
-struct Runtime {
-    checksum_failures: u64,
-    warnings: Vec<String>,
-}
-
-#[derive(Default)]
-struct DirCache {
-    entries: usize,
-    dirs: HashMap<u64, Arc<Vec<dir::RawEntry>>>,
-}
-
-pub(crate) struct Inner {
+/// The XFS side of [`Xfs`]: superblock, AG geometry, log state and the block cache;
+/// [`InodeSource`] does the path walking.
+pub struct XfsFs {
     dev: Arc<dyn BlockDevice>,
     pub(crate) sb: Superblock,
-    cache: Mutex<HashMap<u64, Arc<[u8]>>>,
-    dir_cache: Mutex<DirCache>,
-    /// Resolved directory paths: lookups start from a known parent.
-    path_cache: salvor_source::DirPathCache,
-    runtime: Mutex<Runtime>,
+    cache: BlockCache,
+    diag: Diagnostics,
     open_warnings: Vec<String>,
     log: LogStatus,
 }
 
-impl std::fmt::Debug for Inner {
+impl std::fmt::Debug for XfsFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Xfs")
             .field("device", &self.dev.describe())
@@ -209,20 +164,13 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-impl Inner {
+impl XfsFs {
     pub(crate) fn warn(&self, msg: String) {
-        let mut rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        if rt.warnings.len() < MAX_WARNINGS {
-            rt.warnings.push(msg);
-        }
+        self.diag.warn(msg);
     }
 
     pub(crate) fn csum_failure(&self, msg: String) {
-        let mut rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        rt.checksum_failures += 1;
-        if rt.warnings.len() < MAX_WARNINGS {
-            rt.warnings.push(format!("checksum mismatch: {msg}"));
-        }
+        self.diag.checksum_failure(msg);
     }
 
     /// Verifies the little-endian CRC-32C stored at `off` in `buf` (v5 only).
@@ -280,23 +228,11 @@ impl Inner {
     }
 
     fn read_meta_at(&self, byte: u64) -> Result<Arc<[u8]>, XfsError> {
-        if let Some(b) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&byte)
-        {
-            return Ok(b.clone());
-        }
-        let mut buf = vec![0u8; self.sb.block_size as usize];
-        self.dev_read(byte, &mut buf, || format!("block at byte {byte}"))?;
-        let b: Arc<[u8]> = buf.into();
-        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if c.len() >= CACHE_BLOCKS {
-            c.clear();
-        }
-        c.insert(byte, b.clone());
-        Ok(b)
+        self.cache.get_or_read(byte, || {
+            let mut buf = vec![0u8; self.sb.block_size as usize];
+            self.dev_read(byte, &mut buf, || format!("block at byte {byte}"))
+                .map(|()| buf)
+        })
     }
 
     /// Reads `nblocks` logical blocks from `lblk` of a fork (metadata: a hole or an
@@ -328,7 +264,171 @@ impl Inner {
         Ok(out)
     }
 
-    pub(crate) fn read_inode(&self, ino: u64) -> Result<Inode, XfsError> {
+    /// Extents of the data fork of `inode` (`EXTENTS` or `BTREE` format).
+    pub(crate) fn data_extents(&self, inode: &Inode) -> Result<Vec<Extent>, XfsError> {
+        bmap::fork_extents(
+            self,
+            inode.ino,
+            inode.data_fork(),
+            inode.format,
+            inode.nextents,
+            "data",
+        )
+    }
+}
+
+/// (stored, computed) CRC-32C of `buf` with the 4-byte field at `off` taken as zero.
+pub(crate) fn crc_of(buf: &[u8], off: usize) -> (u32, u32) {
+    let c = crc::crc32c(!0, &buf[..off]);
+    let c = crc::crc32c(c, &[0; 4]);
+    let c = !crc::crc32c(c, &buf[off + 4..]);
+    let want = u32::from_le_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]);
+    (want, c)
+}
+
+/// An opened XFS filesystem. See the crate documentation.
+pub type Xfs = InodeSource<XfsFs>;
+
+impl XfsFs {}
+
+impl XfsFs {
+    /// Checks each AG's AGF and AGI (magic, sequence number, v5 CRC); problems are
+    /// warnings: the headers are not needed to read files.
+    fn check_ags(&self, warnings: &mut Vec<String>) {
+        let ss = self.sb.sectsize as usize;
+        let mut buf = vec![0u8; ss];
+        for ag in 0..self.sb.agcount as u64 {
+            let base = ag * self.sb.agblocks as u64 * self.bs();
+            for (idx, name, magic, crc_off) in [
+                (1u64, "AGF", 0x5841_4746u32, 216usize),
+                (2, "AGI", 0x5841_4749, 312),
+            ] {
+                let off = base + idx * ss as u64;
+                if self
+                    .dev_read(off, &mut buf, || format!("AG {ag} {name}"))
+                    .is_err()
+                {
+                    warnings.push(format!("AG {ag}: {name} unreadable"));
+                    continue;
+                }
+                if be32(&buf, 0) != magic || be32(&buf, 8) as u64 != ag {
+                    warnings.push(format!("AG {ag}: {name} has bad magic or sequence number"));
+                    continue;
+                }
+                self.check_crc(&buf, crc_off, || format!("AG {ag} {name}"));
+            }
+        }
+    }
+}
+
+impl InodeFs for XfsFs {
+    type Inode = Inode;
+    type File = FileState;
+    type Report = XfsReport;
+
+    fn open(dev: Arc<dyn BlockDevice>) -> Result<XfsFs, XfsError> {
+        let mut raw = vec![0u8; 512];
+        dev.read_exact_at(0, &mut raw).map_err(|e| XfsError::Io {
+            what: format!("{}: superblock", dev.describe()),
+            source: e,
+        })?;
+        let sectsize = be16(&raw, 102);
+        if (512..=32768).contains(&sectsize) && sectsize.is_power_of_two() && sectsize > 512 {
+            raw = vec![0u8; sectsize as usize];
+            dev.read_exact_at(0, &mut raw).map_err(|e| XfsError::Io {
+                what: format!("{}: superblock", dev.describe()),
+                source: e,
+            })?;
+        }
+        let sb = Superblock::parse(&raw)?;
+        let mut warnings = Vec::new();
+        let mut csum_failures = 0u64;
+        if sb.has_crc() && sb.stored_crc != sb.computed_crc {
+            csum_failures += 1;
+            warnings.push(format!(
+                "checksum mismatch: superblock: stored {:#010x}, computed {:#010x}",
+                sb.stored_crc, sb.computed_crc
+            ));
+        }
+        if sb.unknown_incompat() != 0 {
+            warnings.push(format!(
+                "unknown incompatible features {:#x}: reading may be wrong",
+                sb.unknown_incompat()
+            ));
+        }
+        if sb.inprogress != 0 {
+            warnings.push("sb_inprogress is set: mkfs did not finish".into());
+        }
+        let need = sb.dblocks.saturating_mul(sb.block_size as u64);
+        warnings.extend(truncation_warning(need, dev.as_ref()));
+        let inner = XfsFs {
+            dev,
+            sb,
+            cache: BlockCache::default(),
+            diag: Diagnostics::with_failures(csum_failures),
+            open_warnings: Vec::new(),
+            log: LogStatus::Unknown {
+                reason: String::new(),
+            },
+        };
+        let mut inner = inner;
+        inner.check_ags(&mut warnings);
+        inner.log = log::inspect(&inner);
+        match &inner.log {
+            LogStatus::Dirty { .. } => warnings.push(
+                "the log is dirty (not cleanly unmounted): metadata may be stale; the log is not replayed".into(),
+            ),
+            LogStatus::Unknown { reason } => {
+                warnings.push(format!("log state unknown: {reason}"))
+            }
+            _ => {}
+        }
+        inner.open_warnings = warnings;
+        // The root inode must be readable for anything to work.
+        inner
+            .read_inode(inner.sb.rootino)
+            .map_err(|e| corrupt(format!("root inode {}: {e}", inner.sb.rootino)))?;
+        Ok(inner)
+    }
+    fn describe(&self) -> String {
+        format!("XFS filesystem on {}", self.dev.describe())
+    }
+    fn report(&self) -> XfsReport {
+        let i = self;
+        let (checksum_failures, warnings) = i.diag.snapshot(&i.open_warnings);
+        let uuid = salvor_source::inode::uuid_string(&i.sb.uuid);
+        XfsReport {
+            device: i.dev.describe(),
+            version: i.sb.version(),
+            label: i.sb.label.clone(),
+            uuid,
+            block_size: i.sb.block_size,
+            sector_size: i.sb.sectsize,
+            data_blocks: i.sb.dblocks,
+            ag_count: i.sb.agcount,
+            ag_blocks: i.sb.agblocks,
+            inode_size: i.sb.inodesize,
+            dir_block_size: i.sb.block_size << i.sb.dirblklog,
+            root_ino: i.sb.rootino,
+            features: i.sb.feature_names(),
+            log: i.log.clone(),
+            mkfs_in_progress: i.sb.inprogress != 0,
+            needs_repair: i.sb.incompat & sb::INCOMPAT_NEEDSREPAIR != 0,
+            checksums_verified: i.sb.has_crc(),
+            checksum_failures,
+            warnings,
+        }
+    }
+    fn open_warnings(&self) -> &[String] {
+        &self.open_warnings
+    }
+    fn warn(&self, msg: String) {
+        self.diag.warn(msg);
+    }
+    fn root_ino(&self) -> u64 {
+        self.sb.rootino
+    }
+    fn read_inode(&self, ino: u64) -> Result<Inode, XfsError> {
         let sb = &self.sb;
         let shift = sb.agblklog as u32 + sb.inopblog as u32;
         let agno = ino >> shift;
@@ -357,104 +457,13 @@ impl Inner {
         }
         Ok(inode)
     }
-
-    /// Extents of the data fork of `inode` (`EXTENTS` or `BTREE` format).
-    pub(crate) fn data_extents(&self, inode: &Inode) -> Result<Vec<Extent>, XfsError> {
-        bmap::fork_extents(
-            self,
-            inode.ino,
-            inode.data_fork(),
-            inode.format,
-            inode.nextents,
-            "data",
-        )
+    fn ino(inode: &Inode) -> u64 {
+        inode.ino
     }
-
-    /// The entries of directory `inode`, sorted by name (cached).
-    fn dir_entries(&self, inode: &Inode) -> Result<Arc<Vec<dir::RawEntry>>, XfsError> {
-        if let Some(d) = self
-            .dir_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .dirs
-            .get(&inode.ino)
-        {
-            return Ok(d.clone());
-        }
-        let mut entries = dir::read_dir(self, inode)?;
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        entries.dedup_by(|a, b| {
-            if a.name == b.name {
-                self.warn(format!(
-                    "directory inode {}: duplicate entry {:?} ignored",
-                    inode.ino,
-                    String::from_utf8_lossy(&a.name)
-                ));
-                true
-            } else {
-                false
-            }
-        });
-        let entries = Arc::new(entries);
-        let mut c = self.dir_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if c.entries + entries.len() > DIR_CACHE_ENTRIES {
-            c.dirs.clear();
-            c.entries = 0;
-        }
-        c.entries += entries.len();
-        c.dirs.insert(inode.ino, entries.clone());
-        Ok(entries)
+    fn kind(inode: &Inode) -> Result<FileKind, XfsError> {
+        inode.kind()
     }
-
-    fn lookup(&self, path: &Path) -> Result<Inode, SourceError> {
-        let norm = normalize(path)?;
-        // Start from the parent directory when it was looked up before (a walk looks up
-        // the children of the directory it just listed), else from the root.
-        let (mut walked, start_ino, skip) =
-            self.path_cache
-                .start(&norm)
-                .unwrap_or((PathBuf::new(), self.sb.rootino, 0));
-        let mut cur = self
-            .read_inode(start_ino)
-            .map_err(|e| to_source_err(path, e))?;
-        for c in norm.components().skip(skip) {
-            let kind = cur.kind().map_err(|e| to_source_err(path, e))?;
-            match kind {
-                FileKind::Dir => {}
-                FileKind::Symlink => {
-                    return Err(SourceError::SymlinkInPath {
-                        path: path.to_path_buf(),
-                    })
-                }
-                k => {
-                    return Err(SourceError::WrongKind {
-                        path: walked,
-                        expected: "directory",
-                        found: k,
-                    })
-                }
-            }
-            let name = c.as_os_str().as_bytes();
-            let entries = self.dir_entries(&cur).map_err(|e| to_source_err(path, e))?;
-            let ino = match entries.binary_search_by(|e| e.name.as_slice().cmp(name)) {
-                Ok(i) => entries[i].ino,
-                Err(_) => {
-                    return Err(SourceError::NotFound {
-                        path: path.to_path_buf(),
-                    })
-                }
-            };
-            walked.push(c);
-            cur = self.read_inode(ino).map_err(|e| to_source_err(path, e))?;
-        }
-        // A directory looked up is likely listed next, and its children looked up.
-        if cur.kind().ok() == Some(FileKind::Dir) {
-            self.path_cache.remember(walked, cur.ino);
-        }
-        Ok(cur)
-    }
-
-    fn to_metadata(&self, inode: &Inode) -> Result<Metadata, XfsError> {
+    fn metadata(&self, inode: &Inode) -> Result<Metadata, XfsError> {
         let kind = inode.kind()?;
         let (rdev_major, rdev_minor) = match kind {
             FileKind::CharDevice | FileKind::BlockDevice => inode.rdev(),
@@ -479,8 +488,45 @@ impl Inner {
             btime: inode.crtime,
         })
     }
-
-    /// The target of symlink `inode`.
+    fn has_ftype(&self) -> bool {
+        self.sb.has_ftype()
+    }
+    fn read_dir_raw(&self, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
+        let mut entries = dir::read_dir(self, inode)?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| {
+            if a.name == b.name {
+                self.warn(format!(
+                    "directory inode {}: duplicate entry {:?} ignored",
+                    inode.ino,
+                    String::from_utf8_lossy(&a.name)
+                ));
+                true
+            } else {
+                false
+            }
+        });
+        Ok(entries)
+    }
+    fn open_file(&self, path: &Path, inode: Inode) -> salvor_source::Result<FileState> {
+        if inode.flags & inode::DIFLAG_REALTIME != 0 {
+            return Err(SourceError::invalid(
+                path,
+                format!(
+                    "inode {}: the file's data is on the realtime device (not supported)",
+                    inode.ino
+                ),
+            ));
+        }
+        FileState::new(self, inode).map_err(|e| e.at(path))
+    }
+    fn read_file(&self, file: &mut FileState, buf: &mut [u8]) -> io::Result<usize> {
+        let ino = file.inode.ino;
+        file.read(self, buf).map_err(|e| e.into_io(ino, true))
+    }
+    fn file_position(file: &mut FileState) -> (&mut u64, u64) {
+        (&mut file.pos, file.inode.size)
+    }
     fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>, XfsError> {
         let ino = inode.ino;
         if inode.size == 0 || inode.size > MAX_SYMLINK_LEN {
@@ -544,365 +590,9 @@ impl Inner {
             ))),
         }
     }
-}
-
-/// (stored, computed) CRC-32C of `buf` with the 4-byte field at `off` taken as zero.
-pub(crate) fn crc_of(buf: &[u8], off: usize) -> (u32, u32) {
-    let c = crc::crc32c(!0, &buf[..off]);
-    let c = crc::crc32c(c, &[0; 4]);
-    let c = !crc::crc32c(c, &buf[off + 4..]);
-    let want = u32::from_le_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]);
-    (want, c)
-}
-
-/// An opened XFS filesystem. See the crate documentation.
-#[derive(Debug, Clone)]
-pub struct Xfs {
-    inner: Arc<Inner>,
-}
-
-impl Xfs {
-    /// Opens the filesystem on `dev`: superblock, AG headers, log state.
-    pub fn open(dev: Arc<dyn BlockDevice>) -> Result<Xfs, XfsError> {
-        let mut raw = vec![0u8; 512];
-        dev.read_exact_at(0, &mut raw).map_err(|e| XfsError::Io {
-            what: format!("{}: superblock", dev.describe()),
-            source: e,
-        })?;
-        let sectsize = be16(&raw, 102);
-        if (512..=32768).contains(&sectsize) && sectsize.is_power_of_two() && sectsize > 512 {
-            raw = vec![0u8; sectsize as usize];
-            dev.read_exact_at(0, &mut raw).map_err(|e| XfsError::Io {
-                what: format!("{}: superblock", dev.describe()),
-                source: e,
-            })?;
-        }
-        let sb = Superblock::parse(&raw)?;
-        let mut warnings = Vec::new();
-        let mut csum_failures = 0u64;
-        if sb.has_crc() && sb.stored_crc != sb.computed_crc {
-            csum_failures += 1;
-            warnings.push(format!(
-                "checksum mismatch: superblock: stored {:#010x}, computed {:#010x}",
-                sb.stored_crc, sb.computed_crc
-            ));
-        }
-        if sb.unknown_incompat() != 0 {
-            warnings.push(format!(
-                "unknown incompatible features {:#x}: reading may be wrong",
-                sb.unknown_incompat()
-            ));
-        }
-        if sb.inprogress != 0 {
-            warnings.push("sb_inprogress is set: mkfs did not finish".into());
-        }
-        let need = sb.dblocks.saturating_mul(sb.block_size as u64);
-        if need > dev.size() {
-            warnings.push(format!(
-                "the filesystem is {need} bytes but {} holds only {} (truncated image?): blocks past the end cannot be read",
-                dev.describe(),
-                dev.size()
-            ));
-        }
-        let inner = Inner {
-            dev,
-            sb,
-            cache: Mutex::new(HashMap::new()),
-            dir_cache: Mutex::default(),
-            path_cache: Default::default(),
-            runtime: Mutex::new(Runtime {
-                checksum_failures: csum_failures,
-                warnings: Vec::new(),
-            }),
-            open_warnings: Vec::new(),
-            log: LogStatus::Unknown {
-                reason: String::new(),
-            },
-        };
-        let mut inner = inner;
-        inner.check_ags(&mut warnings);
-        inner.log = log::inspect(&inner);
-        match &inner.log {
-            LogStatus::Dirty { .. } => warnings.push(
-                "the log is dirty (not cleanly unmounted): metadata may be stale; the log is not replayed".into(),
-            ),
-            LogStatus::Unknown { reason } => {
-                warnings.push(format!("log state unknown: {reason}"))
-            }
-            _ => {}
-        }
-        inner.open_warnings = warnings;
-        // The root inode must be readable for anything to work.
-        inner
-            .read_inode(inner.sb.rootino)
-            .map_err(|e| corrupt(format!("root inode {}: {e}", inner.sb.rootino)))?;
-        Ok(Xfs {
-            inner: Arc::new(inner),
-        })
-    }
-
-    /// What is known about the filesystem, including every problem met so far.
-    pub fn report(&self) -> XfsReport {
-        let i = &self.inner;
-        let rt = i.runtime.lock().unwrap_or_else(|p| p.into_inner());
-        let hex: String = i.sb.uuid.iter().map(|b| format!("{b:02x}")).collect();
-        let uuid = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
-        let mut warnings = i.open_warnings.clone();
-        warnings.extend(rt.warnings.iter().cloned());
-        XfsReport {
-            device: i.dev.describe(),
-            version: i.sb.version(),
-            label: i.sb.label.clone(),
-            uuid,
-            block_size: i.sb.block_size,
-            sector_size: i.sb.sectsize,
-            data_blocks: i.sb.dblocks,
-            ag_count: i.sb.agcount,
-            ag_blocks: i.sb.agblocks,
-            inode_size: i.sb.inodesize,
-            dir_block_size: i.sb.block_size << i.sb.dirblklog,
-            root_ino: i.sb.rootino,
-            features: i.sb.feature_names(),
-            log: i.log.clone(),
-            mkfs_in_progress: i.sb.inprogress != 0,
-            needs_repair: i.sb.incompat & sb::INCOMPAT_NEEDSREPAIR != 0,
-            checksums_verified: i.sb.has_crc(),
-            checksum_failures: rt.checksum_failures,
-            warnings,
-        }
-    }
-
-    /// `lstat` by inode number (for callers that walk by inode).
-    pub fn metadata_by_ino(&self, ino: u64) -> Result<Metadata, XfsError> {
-        let inode = self.inner.read_inode(ino)?;
-        self.inner.to_metadata(&inode)
-    }
-}
-
-impl Inner {
-    /// Checks each AG's AGF and AGI (magic, sequence number, v5 CRC); problems are
-    /// warnings: the headers are not needed to read files.
-    fn check_ags(&self, warnings: &mut Vec<String>) {
-        let ss = self.sb.sectsize as usize;
-        let mut buf = vec![0u8; ss];
-        for ag in 0..self.sb.agcount as u64 {
-            let base = ag * self.sb.agblocks as u64 * self.bs();
-            for (idx, name, magic, crc_off) in [
-                (1u64, "AGF", 0x5841_4746u32, 216usize),
-                (2, "AGI", 0x5841_4749, 312),
-            ] {
-                let off = base + idx * ss as u64;
-                if self
-                    .dev_read(off, &mut buf, || format!("AG {ag} {name}"))
-                    .is_err()
-                {
-                    warnings.push(format!("AG {ag}: {name} unreadable"));
-                    continue;
-                }
-                if be32(&buf, 0) != magic || be32(&buf, 8) as u64 != ag {
-                    warnings.push(format!("AG {ag}: {name} has bad magic or sequence number"));
-                    continue;
-                }
-                self.check_crc(&buf, crc_off, || format!("AG {ag} {name}"));
-            }
-        }
-    }
-}
-
-/// Position and mapping of an open file.
-struct FileState {
-    inode: Inode,
-    pos: u64,
-    extents: Arc<Vec<Extent>>,
-    /// Inline (`LOCAL`) file data.
-    inline: Option<Vec<u8>>,
-}
-
-impl FileState {
-    fn new(fs: &Inner, inode: Inode) -> Result<FileState, XfsError> {
-        let (extents, inline) = match inode.format {
-            inode::FMT_LOCAL => (Vec::new(), Some(inode.data_fork().to_vec())),
-            _ => (fs.data_extents(&inode)?, None),
-        };
-        Ok(FileState {
-            inode,
-            pos: 0,
-            extents: Arc::new(extents),
-            inline,
-        })
-    }
-
-    fn read(&mut self, fs: &Inner, buf: &mut [u8]) -> Result<usize, XfsError> {
-        let size = self.inode.size;
-        if buf.is_empty() || self.pos >= size {
-            return Ok(0);
-        }
-        let n = (buf.len() as u64).min(size - self.pos);
-        if let Some(data) = &self.inline {
-            let n = n as usize;
-            let p = self.pos;
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = usize::try_from(p + i as u64)
-                    .ok()
-                    .and_then(|x| data.get(x))
-                    .copied()
-                    .unwrap_or(0);
-            }
-            self.pos += n as u64;
-            return Ok(n);
-        }
-        let bs = fs.bs();
-        let lblk = self.pos / bs;
-        let within = self.pos % bs;
-        let n = match bmap::find(&self.extents, lblk) {
-            Ok(i) => {
-                let e = self.extents[i];
-                let avail = (e.off + e.len - lblk) * bs - within;
-                let n = n.min(avail) as usize;
-                if e.unwritten {
-                    buf[..n].fill(0);
-                } else {
-                    let byte = fs.fsb_run_valid(e.fsb, e.len)? + (lblk - e.off) * bs + within;
-                    fs.dev_read(byte, &mut buf[..n], || {
-                        format!("inode {}: data at byte {byte}", self.inode.ino)
-                    })?;
-                }
-                n
-            }
-            Err(i) => {
-                let next = self.extents.get(i).map_or(u64::MAX, |e| e.off);
-                let avail = (next - lblk).saturating_mul(bs) - within;
-                let n = n.min(avail) as usize;
-                buf[..n].fill(0);
-                n
-            }
-        };
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// A regular file opened with [`Source::open`]: reads lazily, extent by extent.
-struct XfsFile {
-    fs: Arc<Inner>,
-    state: FileState,
-}
-
-impl Read for XfsFile {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let ino = self.state.inode.ino;
-        self.state.read(&self.fs, buf).map_err(|e| match e {
-            XfsError::Io { what, source } => {
-                io::Error::new(source.kind(), format!("inode {ino}: {what}: {source}"))
-            }
-            other => io::Error::new(io::ErrorKind::InvalidData, format!("inode {ino}: {other}")),
-        })
-    }
-}
-
-impl Seek for XfsFile {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.state.pos = salvor_source::seek_position(pos, self.state.pos, self.state.inode.size)?;
-        Ok(self.state.pos)
-    }
-}
-
-fn expect_kind(path: &Path, inode: &Inode, want: FileKind) -> salvor_source::Result<()> {
-    let kind = inode.kind().map_err(|e| to_source_err(path, e))?;
-    SourceError::expect_kind(path, kind, want)
-}
-
-impl Source for Xfs {
-    fn describe(&self) -> String {
-        format!("XFS filesystem on {}", self.inner.dev.describe())
-    }
-
-    fn metadata(&self, path: &Path) -> salvor_source::Result<Metadata> {
-        let inode = self.inner.lookup(path)?;
-        self.inner
-            .to_metadata(&inode)
-            .map_err(|e| to_source_err(path, e))
-    }
-
-    fn read_dir(&self, path: &Path) -> salvor_source::Result<Vec<DirEntry>> {
-        let inode = self.inner.lookup(path)?;
-        expect_kind(path, &inode, FileKind::Dir)?;
-        let entries = self
-            .inner
-            .dir_entries(&inode)
-            .map_err(|e| to_source_err(path, e))?;
-        let ftype = self.inner.sb.has_ftype();
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries.iter() {
-            let kind = match (ftype, dir::kind_of_ftype(e.ftype)) {
-                (true, Some(k)) => k,
-                _ => match self.inner.read_inode(e.ino).and_then(|i| i.kind()) {
-                    Ok(k) => k,
-                    Err(err) => {
-                        self.inner.warn(format!(
-                            "{}: entry {:?} left out: {err}",
-                            path.display(),
-                            String::from_utf8_lossy(&e.name)
-                        ));
-                        continue;
-                    }
-                },
-            };
-            out.push(DirEntry {
-                name: OsString::from_vec(e.name.clone()),
-                kind,
-            });
-        }
-        Ok(out)
-    }
-
-    fn open(&self, path: &Path) -> salvor_source::Result<Box<dyn FileReader>> {
-        let inode = self.inner.lookup(path)?;
-        expect_kind(path, &inode, FileKind::Regular)?;
-        if inode.flags & inode::DIFLAG_REALTIME != 0 {
-            return Err(SourceError::invalid(
-                path,
-                format!(
-                    "inode {}: the file's data is on the realtime device (not supported)",
-                    inode.ino
-                ),
-            ));
-        }
-        let state = FileState::new(&self.inner, inode).map_err(|e| to_source_err(path, e))?;
-        Ok(Box::new(XfsFile {
-            fs: self.inner.clone(),
-            state,
-        }))
-    }
-
-    fn read_link(&self, path: &Path) -> salvor_source::Result<PathBuf> {
-        let inode = self.inner.lookup(path)?;
-        expect_kind(path, &inode, FileKind::Symlink)?;
-        let t = self
-            .inner
-            .symlink_target(&inode)
-            .map_err(|e| to_source_err(path, e))?;
-        Ok(PathBuf::from(OsString::from_vec(t)))
-    }
-
-    fn xattrs(&self, path: &Path) -> salvor_source::Result<Vec<(OsString, Vec<u8>)>> {
-        let inode = self.inner.lookup(path)?;
-        let mut list = attr::xattrs(&self.inner, &inode).map_err(|e| to_source_err(path, e))?;
+    fn xattrs(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, Vec<u8>)>, XfsError> {
+        let mut list = attr::xattrs(self, inode)?;
         list.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(list
-            .into_iter()
-            .map(|(n, v)| (OsString::from_vec(n), v))
-            .collect())
-    }
-
-    fn warnings(&self) -> &[String] {
-        &self.inner.open_warnings
+        Ok(list)
     }
 }

@@ -10,7 +10,7 @@
 //! after `xfs_db logformat -c N`). Anything else is a dirty log: the kernel would replay
 //! it from its tail. This matches `xfs_logprint -t`'s CLEAN/DIRTY verdict.
 
-use crate::{be32, be64, Inner};
+use crate::{be32, be64, XfsFs};
 
 const XLOG_HEADER_MAGIC: u32 = 0xFEED_BABE;
 const XLOG_UNMOUNT_TRANS: u8 = 0x20;
@@ -50,7 +50,7 @@ impl LogStatus {
 }
 
 struct Log<'a> {
-    fs: &'a Inner,
+    fs: &'a XfsFs,
     start: u64,
     nbb: u64,
 }
@@ -75,7 +75,7 @@ impl Log<'_> {
     }
 }
 
-pub(crate) fn inspect(fs: &Inner) -> LogStatus {
+pub(crate) fn inspect(fs: &XfsFs) -> LogStatus {
     let sb = &fs.sb;
     if sb.logstart == 0 {
         return LogStatus::External;

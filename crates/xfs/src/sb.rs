@@ -51,13 +51,17 @@ impl Superblock {
     /// Parses and validates the geometry of a superblock sector (`raw` is one sector).
     pub(crate) fn parse(raw: &[u8]) -> Result<Superblock, XfsError> {
         if raw.len() < 512 {
-            return Err(XfsError::NotXfs("superblock sector too short".into()));
+            return Err(XfsError::NotThisFs(
+                "XFS",
+                "superblock sector too short".into(),
+            ));
         }
         let magic = be32(raw, 0);
         if magic != XFS_SB_MAGIC {
-            return Err(XfsError::NotXfs(format!(
-                "bad superblock magic {magic:#010x}"
-            )));
+            return Err(XfsError::NotThisFs(
+                "XFS",
+                format!("bad superblock magic {magic:#010x}"),
+            ));
         }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&raw[32..48]);
