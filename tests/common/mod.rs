@@ -119,9 +119,18 @@ pub fn docker_rmi(refs: &[String]) {
 pub struct Bounded {
     pub code: Option<i32>,
     pub seconds: f64,
-    /// Peak resident set size of the child, bytes (`ru_maxrss` from `wait4`).
+    /// Peak resident set size of the child, bytes: its `VmHWM` (the kernel's high-water
+    /// mark, which only grows), read every few milliseconds until it exits.
     pub max_rss: u64,
     pub stderr: String,
+}
+
+/// The `VmHWM` line of `/proc/PID/status`, bytes (`None` once the process is gone).
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Runs salvor with `args`, stdout to `stdout_to`, killed after `deadline` (the test then
@@ -136,7 +145,7 @@ pub fn salvor_bounded(args: &[&str], stdout_to: &Path, deadline: std::time::Dura
         .stderr(Stdio::piped())
         .spawn()
         .expect("run salvor");
-    let pid = child.id() as libc::pid_t;
+    let pid = child.id();
     let mut err = child.stderr.take().expect("stderr");
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -144,39 +153,33 @@ pub fn salvor_bounded(args: &[&str], stdout_to: &Path, deadline: std::time::Dura
         s
     });
     let t0 = std::time::Instant::now();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let d2 = done.clone();
-    let watchdog = std::thread::spawn(move || {
-        while t0.elapsed() < deadline {
-            if d2.load(std::sync::atomic::Ordering::SeqCst) {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut max_rss = 0u64;
+    let mut killed = false;
+    // The child is polled, never waited for blindly: it is ours and not reaped until
+    // try_wait says it exited, so the kill can only reach it.
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
         }
-        // Only our own child, by its pid, and only while it has not been reaped.
-        if !d2.load(std::sync::atomic::Ordering::SeqCst) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return true;
+        if let Some(hwm) = vm_hwm(pid) {
+            max_rss = max_rss.max(hwm);
         }
-        false
-    });
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(r, pid, "wait4");
+        if !killed && t0.elapsed() >= deadline {
+            let _ = child.kill();
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
     let seconds = t0.elapsed().as_secs_f64();
-    let killed = watchdog.join().expect("watchdog");
     let stderr = reader.join().expect("stderr reader");
     assert!(
         !killed,
         "salvor {args:?} did not finish within {deadline:?}\nstderr:\n{stderr}"
     );
-    std::mem::forget(child); // reaped above
     Bounded {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        code: status.code(),
         seconds,
-        max_rss: ru.ru_maxrss as u64 * 1024,
+        max_rss,
         stderr,
     }
 }
