@@ -41,6 +41,7 @@ use salvor_source::{Source, SourceError};
 pub mod audit;
 pub mod containers;
 pub mod copy;
+pub mod devicemapper;
 pub mod digest;
 mod jsondup;
 pub mod legacy;
@@ -49,6 +50,7 @@ pub mod logs;
 pub mod rebuild;
 pub mod reference;
 pub mod resolve;
+mod time;
 mod v2;
 pub mod volumes;
 
@@ -340,7 +342,7 @@ pub struct Store {
 
 /// The devicemapper pool of a store, or why it cannot be opened; set once.
 pub(crate) type ThinPoolCell =
-    std::sync::OnceLock<std::result::Result<Arc<salvor_dmthin::DockerDevicemapper>, String>>;
+    std::sync::OnceLock<std::result::Result<Arc<devicemapper::DockerDevicemapper>, String>>;
 
 impl Store {
     /// The devicemapper driver's pool and device records, opened on first use: the pool
@@ -348,9 +350,9 @@ impl Store {
     /// why they cannot be read.
     pub fn devicemapper(
         &self,
-    ) -> &std::result::Result<Arc<salvor_dmthin::DockerDevicemapper>, String> {
+    ) -> &std::result::Result<Arc<devicemapper::DockerDevicemapper>, String> {
         self.thin_pool.get_or_init(|| {
-            salvor_dmthin::DockerDevicemapper::open(self.source.as_ref(), &self.root)
+            devicemapper::DockerDevicemapper::open(self.source.as_ref(), &self.root)
                 .map(Arc::new)
                 .map_err(|e| format!("devicemapper thin pool: {e} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])"))
         })
@@ -359,7 +361,7 @@ impl Store {
     /// True when the data-root has devicemapper loop files (`devicemapper/devicemapper/
     /// {metadata,data}`): loopback mode. Direct-lvm hosts have none.
     pub fn has_thin_pool_loop_files(&self) -> bool {
-        let (meta, data) = salvor_dmthin::loop_files(&self.root);
+        let (meta, data) = devicemapper::loop_files(&self.root);
         self.source.exists(&meta) && self.source.exists(&data)
     }
 
@@ -385,7 +387,7 @@ impl Store {
         pool: salvor_dmthin::ThinPool,
         origin: String,
     ) -> Result<Store> {
-        let dm = salvor_dmthin::DockerDevicemapper::with_pool(source.as_ref(), &root, pool, origin)
+        let dm = devicemapper::DockerDevicemapper::with_pool(source.as_ref(), &root, pool, origin)
             .map_err(|e| StoreError::Invalid {
                 path: root.join("devicemapper/metadata"),
                 reason: e.to_string(),
