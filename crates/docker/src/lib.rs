@@ -46,6 +46,7 @@ pub mod digest;
 mod jsondup;
 pub mod legacy;
 pub mod locate;
+pub mod model;
 pub mod logs;
 pub mod rebuild;
 pub mod reference;
@@ -57,8 +58,9 @@ pub mod volumes;
 pub use audit::{AuditFinding, AuditKind, AuditReport};
 pub use containers::{Container, ContainerState, MountPoint, RwLayer};
 pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
-pub use rebuild::{
-    as_found_spool_limit, LayerFileGetter, RebuildReport, RebuildStatus, SpoolError, SpooledLayer,
+pub use rebuild::{as_found_spool_limit, LayerFileGetter, SpoolError, SpooledLayer};
+pub use salvor_model::{
+    FileFinding, FileFindingKind, Problem, RebuildReport, RebuildStatus,
 };
 pub use resolve::{Candidate, Kind, ResolveError, Resolved, SaveTarget, Target, Want};
 pub use volumes::{BindMount, Volume};
@@ -309,14 +311,6 @@ impl Image {
         let hex = self.id.strip_prefix("sha256:").unwrap_or(&self.id);
         &hex[..hex.len().min(12)]
     }
-}
-
-/// A piece of evidence that could not be read or does not add up.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct Problem {
-    /// The file or directory it is about (relative to the evidence root).
-    pub path: PathBuf,
-    pub what: String,
 }
 
 /// The data-root, read.
