@@ -12,7 +12,6 @@ use salvor_source::{BlockDevice, FileKind, Source};
 /// Largest devicemapper metadata JSON file read.
 pub const MAX_JSON_SIZE: u64 = 1 << 20;
 
-
 /// `devicemapper/metadata/<id>` of Docker's devicemapper driver (`devInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct DmDeviceMeta {

@@ -18,10 +18,10 @@
 //! [`rebuild::LayerFileGetter`] that resolves every name *inside* the layer's directory, and
 //! hashes the output to check it against the layer's diff_id.
 //!
-//! [`audit`] ([`Store::audit_layer`]) is the tamper audit: it compares a layer's files on
-//! disk with the tar headers of its tar-split (mode, owner, mtime, symlink targets, devices,
-//! `security.capability`, whiteouts, opaque markers, added and missing files), knowing what
-//! the engine itself changes when it extracts a layer.
+//! [`model`]: the store as an implementation of the engine-neutral
+//! [`salvor_model::ContainerStore`] (layer views and recorded tar headers for the tamper audit
+//! of `salvor-forensic`, proven layer content, records of images, layers, containers,
+//! volumes).
 //!
 //! Containers, their logs and volumes are read on demand (not in [`Store::open`]):
 //! [`containers`] ([`Store::containers`], [`Store::find_container`]; a [`Container`] from
@@ -38,16 +38,14 @@ use std::sync::Arc;
 
 use salvor_source::{Source, SourceError};
 
-pub mod audit;
 pub mod containers;
-pub mod copy;
 pub mod devicemapper;
 pub mod digest;
 mod jsondup;
 pub mod legacy;
 pub mod locate;
-pub mod model;
 pub mod logs;
+pub mod model;
 pub mod rebuild;
 pub mod reference;
 pub mod resolve;
@@ -55,14 +53,11 @@ mod time;
 mod v2;
 pub mod volumes;
 
-pub use audit::{AuditFinding, AuditKind, AuditReport};
 pub use containers::{Container, ContainerState, MountPoint, RwLayer};
 pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
 pub use rebuild::{as_found_spool_limit, LayerFileGetter, SpoolError, SpooledLayer};
-pub use salvor_model::{
-    FileFinding, FileFindingKind, Problem, RebuildReport, RebuildStatus,
-};
 pub use resolve::{Candidate, Kind, ResolveError, Resolved, SaveTarget, Target, Want};
+pub use salvor_model::{FileFinding, FileFindingKind, Problem, RebuildReport, RebuildStatus};
 pub use volumes::{BindMount, Volume};
 
 /// Upper bound on metadata files we read whole (configs, JSON indexes).

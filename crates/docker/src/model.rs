@@ -40,8 +40,8 @@ pub fn remap_of(root: &Path) -> (i64, i64) {
 pub fn layer_record(l: &Layer) -> LayerRecord {
     LayerRecord {
         id: l.chain_id.clone(),
-        diff_id: l.diff_id.clone(),
-        chain_id: Some(l.chain_id.clone()),
+        diff_id: l.diff_id.as_deref().and_then(|d| d.parse().ok()),
+        chain_id: l.chain_id.parse().ok(),
         parent: l.parent.clone(),
         size: l.size,
         proof: match &l.tar_split {
@@ -295,5 +295,19 @@ impl ContainerStore for Store {
             ModelError::NotFound(format!("container {}: no read-write layer", c.id))
         })?;
         Ok(self.view_of(&rw.files, rw.parent.as_deref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remap_dir() {
+        assert_eq!(
+            remap_of(Path::new("var/lib/docker/100000.100000")),
+            (100000, 100000)
+        );
+        assert_eq!(remap_of(Path::new("var/lib/docker")), (0, 0));
     }
 }

@@ -3,7 +3,6 @@
 
 use salvor_source::Timestamp;
 
-
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

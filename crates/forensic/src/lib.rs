@@ -10,7 +10,7 @@
 //!              │                                   spills sorted runs to $TMPDIR, merges)
 //!              └─► bodyfile lines (mactime) or JSON lines (ns precision)
 //!
-//! Store ──► report::write_report ──► verify::check (rayon: Store::rebuild_layer + audit_layer)
+//! Store ──► report::write_report ──► verify::check (rayon: ContainerStore::rebuild_layer + audit::audit_layer)
 //!                                 ├─► inventory.json, verify.json, timeline.jsonl, summary.md
 //!                                 └─► MANIFEST.sha256 (sha256 of every file written)
 //! ```
@@ -34,6 +34,8 @@
 //!   never inside the evidence; committed only when complete) and returns a
 //!   [`report::ReportSummary`].
 
+pub mod audit;
+pub mod copy;
 pub mod report;
 pub mod sort;
 pub mod timeline;

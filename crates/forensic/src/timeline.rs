@@ -31,9 +31,9 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use salvor_source::{FileKind, Metadata, Source, Timestamp};
 use salvor_docker::logs::{format_rfc3339_nano_fixed, parse_time, LogReader, Stream};
 use salvor_docker::{Container, LayerFiles, Layout, Problem, Store};
+use salvor_source::{FileKind, Metadata, Source, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::sort::{ExternalSorter, Item};

@@ -32,6 +32,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use salvor_oci::{ChainId, DiffId, Digest};
 pub use salvor_source::{EvidenceDamage, Source};
 pub use salvor_whiteout::WhiteoutStyle;
 
@@ -155,8 +156,8 @@ pub enum LayerProof {
     /// The engine kept the compressed layer blob (containerd's content store): its sha256
     /// proves the distribution digest, its decompressed sha256 the diff_id.
     Blob {
-        /// `sha256:<hex>` of the blob.
-        digest: String,
+        /// The blob's digest.
+        digest: Digest,
         /// The blob's media type (`application/vnd.oci.image.layer.v1.tar+gzip` …).
         media_type: String,
     },
@@ -172,10 +173,10 @@ pub enum LayerProof {
 pub struct LayerRecord {
     /// The store's key for the layer (Docker: the chain id).
     pub id: String,
-    /// `sha256:<hex>` of the uncompressed layer tar, when known.
-    pub diff_id: Option<String>,
+    /// The digest of the uncompressed layer tar, when known (and well-formed).
+    pub diff_id: Option<DiffId>,
     /// The OCI chain id, where the engine keys layers by it.
-    pub chain_id: Option<String>,
+    pub chain_id: Option<ChainId>,
     /// The parent layer's [`id`](Self::id).
     pub parent: Option<String>,
     /// The size the engine recorded (bytes of the layer's files, or of its tar).
@@ -343,8 +344,7 @@ impl LayerView {
 
 /// The file headers of a layer's tar stream as the engine recorded them.
 pub type HeaderStream = Box<
-    dyn Iterator<Item = Result<salvor_tarsplit::FileHeader, salvor_tarsplit::TarSplitError>>
-        + Send,
+    dyn Iterator<Item = Result<salvor_tarsplit::FileHeader, salvor_tarsplit::TarSplitError>> + Send,
 >;
 
 /// What the engine recorded of a layer's tar headers (the tamper audit's reference).
@@ -594,7 +594,10 @@ impl Host {
 
     /// The stores holding an image with id `id` (the same image can be in several).
     pub fn find_image(&self, id: &str) -> Vec<(usize, ImageRecord)> {
-        self.images().into_iter().filter(|(_, r)| r.id == id).collect()
+        self.images()
+            .into_iter()
+            .filter(|(_, r)| r.id == id)
+            .collect()
     }
 
     /// Every container of every store, with the index of its store; a store whose
@@ -674,12 +677,12 @@ mod tests {
     #[test]
     fn proof_json() {
         let p = LayerProof::Blob {
-            digest: "sha256:ab".into(),
+            digest: Digest::sha256_of(b""),
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
-            r#"{"kind":"blob","digest":"sha256:ab","media_type":"application/vnd.oci.image.layer.v1.tar+gzip"}"#
+            r#"{"kind":"blob","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","media_type":"application/vnd.oci.image.layer.v1.tar+gzip"}"#
         );
     }
 }
