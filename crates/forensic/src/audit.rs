@@ -1,8 +1,10 @@
 //! The tamper audit: every way a layer's files on disk differ from the engine's own record.
 //!
-//! [`Store::audit_layer`] compares a layer's directory with the tar headers stored in its
-//! tar-split (streamed with [`salvor_tarsplit::headers`]; file contents are never read —
-//! content is the rebuild's job, `salvor_docker::rebuild`, [`salvor_model::ContainerStore::rebuild_layer`]). It names each path that was
+//! [`audit_layer`] compares a layer's directory (the store's
+//! [`ContainerStore::layer_view`]) with the tar headers the engine recorded
+//! ([`ContainerStore::recorded_headers`]: Docker's tar-split, streamed with
+//! [`salvor_tarsplit::headers`]); file contents are never read — content is the store's
+//! proof, [`ContainerStore::rebuild_layer`]. It names each path that was
 //!
 //! * **changed in its metadata**: permission bits with setuid/setgid/sticky, owner, group,
 //!   mtime (whole seconds; nanoseconds too when the header has a PAX sub-second mtime and
@@ -45,8 +47,8 @@
 //!   this layer. Unlisted paths not explained by the parent are "added"; parent paths
 //!   missing from the snapshot without a whiteout are "missing". The parent's own snapshot
 //!   is audited as its own layer.
-//! * userns-remap: a data-root named `<uid>.<gid>` (the engine's remapped root) shifts the
-//!   expected owner by that uid/gid.
+//! * userns-remap: the view's `id_offset` (Docker: a data-root named `<uid>.<gid>`, the
+//!   engine's remapped root) shifts the expected owner by that uid/gid.
 //! * Evidence that was copied (`cp -r`, `rsync -a`, a collector under a umask) differs from
 //!   the record in ways the copy explains. The audit still reports every difference as a
 //!   finding; [`crate::copy`] decides, from the audits of all layers together, which of

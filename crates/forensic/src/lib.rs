@@ -1,7 +1,9 @@
 //! Forensic findings from a Docker data-root: timelines and case reports.
 //!
-//! This crate sits on top of `salvor-docker` (the model of the data-root) and
-//! `salvor-source` (the read-only view of the evidence) and never writes to the evidence.
+//! This crate sits on top of `salvor-model` (the engine-neutral [`salvor_model::ContainerStore`]:
+//! what [`verify`] and the tamper [`audit`] consume), `salvor-docker` (still needed by the
+//! timeline and the case report, which read Docker's own records) and `salvor-source` (the
+//! read-only view of the evidence), and never writes to the evidence.
 //!
 //! ```text
 //! Store ──► timeline::write_timeline ──► Collector (walk + host events) ──► Entry
