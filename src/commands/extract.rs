@@ -14,8 +14,8 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use salvor_export::{ExportError, Format, ImageToExport, LayerError, LayerRef, LayerSource};
 use salvor_docker::{Layer, RebuildReport, RebuildStatus, Store};
+use salvor_export::{ExportError, Format, ImageToExport, LayerError, LayerRef, LayerSource};
 use serde_json::json;
 
 use crate::commands::verify::{check_with_progress, verify_layers};
@@ -533,7 +533,7 @@ fn commit(
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
     let (digest, size) = crate::commands::rootfs::commit_layer(store, c, &o.names, &mut w)?;
     w.flush()?;
-    let empty = digest == salvor_tarsplit::EMPTY_LAYER_DIFF_ID;
+    let empty = digest == salvor_oci::EMPTY_LAYER.as_str();
     let pcfg: serde_json::Value = parent.and_then(|p| p.config_json()).unwrap_or(json!({}));
     let created = c
         .state

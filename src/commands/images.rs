@@ -130,14 +130,14 @@ fn repo_tag_rows(img: &salvor_docker::Image) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = img
         .repo_tags
         .iter()
-        .filter_map(|t| Reference::parse(t))
+        .filter_map(|t| Reference::parse(t).ok())
         .map(|r| (r.familiar_name(), r.tag.unwrap_or_else(|| "<none>".into())))
         .collect();
     if rows.is_empty() {
         let repo = img
             .repo_digests
             .iter()
-            .filter_map(|d| Reference::parse(d))
+            .filter_map(|d| Reference::parse(d).ok())
             .map(|r| r.familiar_name())
             .next();
         rows.push((repo.unwrap_or_else(|| "<none>".into()), "<none>".into()));

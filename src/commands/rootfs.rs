@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use salvor_source::Source;
 use salvor_docker::{Container, Driver, Image, LayerFiles, Store};
+use salvor_source::Source;
 use salvor_whiteout::{LayerDir, TarNames, WhiteoutStyle};
 
 use crate::output::{print_json, printable};
@@ -347,32 +347,10 @@ pub fn commit_layer(
     })
 }
 
-/// Seconds since the epoch of an RFC 3339 UTC time (`2026-11-22T08:09:48.123Z`).
+/// Seconds since the epoch of an RFC 3339 time (`2026-11-22T08:09:48.123Z`), read as
+/// `salvor_oci::Time::parse_lenient` reads it.
 pub fn rfc3339_secs(t: &str) -> Option<i64> {
-    let b = t.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[10] != b'T' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<i64>().ok());
-    let (y, mo, d, h, mi, s) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if y < 1 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + mi * 60 + s)
+    salvor_oci::Time::parse_lenient(t).map(|t| t.unix())
 }
 
 #[cfg(test)]

@@ -704,11 +704,14 @@ impl Store {
         // Image id.
         let (image_id, image_v1_id) = match raw_image.as_deref() {
             Some(s) if s.starts_with("sha256:") => {
-                (Digest::parse(s).map(|d| d.as_str().to_string()), None)
+                (Digest::parse(s).ok().map(|d| d.as_str().to_string()), None)
             }
             Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 if self.layout == Layout::V2 && !legacy_config {
-                    (Digest::parse_loose(s).map(|d| d.as_str().to_string()), None)
+                    (
+                        Digest::parse_loose(s).ok().map(|d| d.as_str().to_string()),
+                        None,
+                    )
                 } else {
                     (self.image_of_v1(s), Some(s.to_string()))
                 }
@@ -817,7 +820,7 @@ impl Store {
             };
             let parent = match read_small(src, &mounts.join("parent")) {
                 Ok(s) if s.is_empty() => None,
-                Ok(s) => match Digest::parse(&s) {
+                Ok(s) => match Digest::parse(&s).ok() {
                     Some(d) => Some(d.as_str().to_string()),
                     None => {
                         problems.push(Problem {

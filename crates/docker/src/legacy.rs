@@ -21,6 +21,7 @@ use crate::v2::{is_not_found, is_safe_id, layer_files, EMPTY_LAYER};
 use crate::{
     read_json, read_small, Driver, Image, Layer, Layout, Result, Store, TarSplitRef, MAX_JSON_BYTES,
 };
+use salvor_oci::GoJson;
 
 struct V1 {
     parent: Option<String>,
@@ -234,7 +235,7 @@ pub(crate) fn load(
         let chain = chain_id(parent_chain.as_deref(), &diff);
         layer.chain_id = chain.clone();
         layer.diff_id = Some(diff.clone());
-        if !matches!(layer.tar_split, TarSplitRef::Gz { .. }) && diff == EMPTY_LAYER {
+        if !matches!(layer.tar_split, TarSplitRef::Gz { .. }) && diff == EMPTY_LAYER.as_str() {
             layer.tar_split = TarSplitRef::EmptyLayer;
         }
         store.layers.insert(chain.clone(), layer);
@@ -311,7 +312,7 @@ pub(crate) fn load(
                         } else {
                             format!("{name}:{tag}")
                         };
-                        match (target, Reference::parse(&r)) {
+                        match (target, Reference::parse(&r).ok()) {
                             (Some(img_id), Some(parsed)) => {
                                 if let Some(img) = store.images.iter_mut().find(|i| &i.id == img_id)
                                 {
@@ -356,7 +357,7 @@ fn history_entry(v: &serde_json::Value) -> String {
         .and_then(|c| c.as_str())
         .unwrap_or("0001-01-01T00:00:00Z");
     s.push_str("\"created\":");
-    s.push_str(&go_json_string(created));
+    s.push_str(&GO_JSON.quote(created));
     for (key, val) in [
         (
             "author",
@@ -375,7 +376,7 @@ fn history_entry(v: &serde_json::Value) -> String {
         ),
     ] {
         if !val.is_empty() {
-            s.push_str(&format!(",\"{key}\":{}", go_json_string(&val)));
+            s.push_str(&format!(",\"{key}\":{}", GO_JSON.quote(&val)));
         }
     }
     s.push('}');
@@ -404,7 +405,7 @@ fn make_config(v1_json: &[u8], diff_ids: &[String], history: &[String]) -> Resul
         "{{\"type\":\"layers\",\"diff_ids\":[{}]}}",
         diff_ids
             .iter()
-            .map(|d| go_json_string(d))
+            .map(|d| GO_JSON.quote(d))
             .collect::<Vec<_>>()
             .join(",")
     );
@@ -423,7 +424,7 @@ fn make_config(v1_json: &[u8], diff_ids: &[String], history: &[String]) -> Resul
             out.push(',');
         }
         first = false;
-        out.push_str(&go_json_string(&k));
+        out.push_str(&GO_JSON.quote(&k));
         out.push(':');
         out.push_str(&v);
     }
@@ -464,29 +465,9 @@ fn compact(raw: &str) -> String {
     out
 }
 
-/// A string encoded as Go's `encoding/json` does (HTML-safe).
-pub fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// The Go JSON string encoder of the configs rebuilt here: `\u0008`/`\u000c` for U+0008/U+000C,
+/// as Go before 1.22 wrote them (the engines that migrated v1 stores were built with such Go).
+const GO_JSON: GoJson = GoJson::PRE_GO_1_22;
 
 #[cfg(test)]
 mod tests {
@@ -494,9 +475,10 @@ mod tests {
     #[test]
     fn go_json_escapes_html() {
         assert_eq!(
-            go_json_string("a<b>&\"\n"),
+            GO_JSON.quote("a<b>&\"\n"),
             "\"a\\u003cb\\u003e\\u0026\\\"\\n\""
         );
+        assert_eq!(GO_JSON.quote("\u{8}\u{c}"), r#""\u0008\u000c""#);
         assert_eq!(
             compact("{ \"a\" : [1, 2], \"b\":\"x y<\" }"),
             "{\"a\":[1,2],\"b\":\"x y\\u003c\"}"

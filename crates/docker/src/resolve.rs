@@ -574,7 +574,7 @@ impl SaveResolved<'_> {
 /// The tagged images of repository `q` when `q` is a bare repository name (no tag, no
 /// digest), with their tags in that repository; empty otherwise.
 fn repository_images<'a>(images: &'a [Image], q: &str) -> Vec<(&'a Image, Vec<String>)> {
-    let Some(r) = reference::Reference::parse(q) else {
+    let Some(r) = reference::Reference::parse(q).ok() else {
         return Vec::new();
     };
     let has_tag = q.rsplit('/').next().is_some_and(|last| last.contains(':')) && r.tag.is_some();
@@ -588,6 +588,7 @@ fn repository_images<'a>(images: &'a [Image], q: &str) -> Vec<(&'a Image, Vec<St
             .iter()
             .filter(|t| {
                 reference::Reference::parse(t)
+                    .ok()
                     .is_some_and(|tr| tr.domain == r.domain && tr.path == r.path)
             })
             .cloned()

@@ -14,9 +14,7 @@ use crate::{
     MAX_JSON_BYTES,
 };
 
-/// The diff id of the empty layer (1024 zero bytes).
-pub const EMPTY_LAYER: &str =
-    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+pub use salvor_oci::EMPTY_LAYER;
 
 fn dir_names(source: &dyn Source, dir: &Path) -> Vec<String> {
     source
@@ -115,7 +113,7 @@ pub(crate) fn load(
     let mut raw: BTreeMap<String, RawLayer> = BTreeMap::new();
     for name in dir_names(src, &layerdb) {
         let dir = layerdb.join(&name);
-        let Some(chain) = Digest::parse_loose(&name) else {
+        let Some(chain) = Digest::parse_loose(&name).ok() else {
             if !name.ends_with("-removing") && name != "tmp" {
                 store.problem(
                     &dir,
@@ -125,7 +123,7 @@ pub(crate) fn load(
             continue;
         };
         let diff = match read_small(src, &dir.join("diff")) {
-            Ok(s) => match Digest::parse(&s) {
+            Ok(s) => match Digest::parse(&s).ok() {
                 Some(d) => d.as_str().to_string(),
                 None => {
                     store.problem(dir.join("diff"), format!("not a sha256 digest: {s:?}"));
@@ -138,7 +136,7 @@ pub(crate) fn load(
             }
         };
         let parent = match read_small(src, &dir.join("parent")) {
-            Ok(s) => match Digest::parse(&s) {
+            Ok(s) => match Digest::parse(&s).ok() {
                 Some(d) => Some(d.as_str().to_string()),
                 None => {
                     store.problem(dir.join("parent"), format!("not a sha256 digest: {s:?}"));
@@ -251,7 +249,7 @@ pub(crate) fn load(
             TarSplitRef::Gz {
                 path: dir.join("tar-split.json.gz"),
             }
-        } else if diff == EMPTY_LAYER {
+        } else if diff == EMPTY_LAYER.as_str() {
             TarSplitRef::EmptyLayer
         } else {
             store.problem(
@@ -295,10 +293,10 @@ pub(crate) fn load(
                 for (_repo, refs) in merge_repositories(&mut store, &repos_path, file) {
                     for (r, id) in refs {
                         let id = match &id {
-                            Node::String(s) => Digest::parse_loose(s),
+                            Node::String(s) => Digest::parse_loose(s).ok(),
                             _ => None,
                         };
-                        let (Some(id), Some(parsed)) = (id, Reference::parse(&r)) else {
+                        let (Some(id), Some(parsed)) = (id, Reference::parse(&r).ok()) else {
                             store.problem(&repos_path, format!("unreadable entry {r:?}"));
                             continue;
                         };
@@ -321,7 +319,7 @@ pub(crate) fn load(
     let content = image_root.join("imagedb/content/sha256");
     for name in file_names(src, &content) {
         let path = content.join(&name);
-        let Some(id) = Digest::parse_loose(&name) else {
+        let Some(id) = Digest::parse_loose(&name).ok() else {
             store.problem(&path, "image config whose name is not a sha256 id; ignored");
             continue;
         };
@@ -370,7 +368,7 @@ pub(crate) fn load(
             .and_then(|v| v.as_array())
             .map(|a| {
                 a.iter()
-                    .filter_map(|d| d.as_str().and_then(Digest::parse))
+                    .filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
                     .map(|d| d.as_str().to_string())
                     .collect()
             })
@@ -392,7 +390,7 @@ pub(crate) fn load(
         let meta = image_root.join("imagedb/metadata/sha256").join(id.hex());
         let parent = read_small(src, &meta.join("parent"))
             .ok()
-            .and_then(|s| Digest::parse(&s))
+            .and_then(|s| Digest::parse(&s).ok())
             .map(|d| d.as_str().to_string());
         let (mut repo_tags, mut repo_digests) = tags.remove(id.as_str()).unwrap_or_default();
         repo_tags.sort();

@@ -8,38 +8,20 @@
 
 use std::collections::BTreeMap;
 
+use salvor_oci::GoJson;
+
+/// The string encoder: Go >= 1.22 (`\b` and `\f` for U+0008 and U+000C), what salvor's
+/// archives have always carried.
+const GO_JSON: GoJson = GoJson::GO_1_22;
+
 /// Append `s` as a Go-escaped JSON string (with quotes).
 pub(crate) fn string(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // Go >= 1.22 writes \b and \f; older releases wrote \u0008 / \u000c.
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\u{0}'..='\u{1f}' => {
-                let v = c as u32;
-                out.push_str("\\u");
-                for shift in [12u32, 8, 4, 0] {
-                    out.push(HEX[((v >> shift) & 0xf) as usize] as char);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    GO_JSON.write_string(out, s);
 }
 
 /// Owned helper returning a quoted string.
 pub(crate) fn quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    string(&mut o, s);
-    o
+    GO_JSON.quote(s)
 }
 
 /// A JSON object under construction whose members are written in insertion
@@ -123,5 +105,6 @@ mod tests {
             quote("q\"\\\n\u{1}\u{2028}é"),
             "\"q\\\"\\\\\\n\\u0001\\u2028é\""
         );
+        assert_eq!(quote("\u{8}\u{c}"), r#""\b\f""#);
     }
 }

@@ -103,10 +103,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use v1::{Flavor, V1Image};
 
-const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const MT_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+use salvor_oci::spec::{
+    ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_OCI_CONFIG as MT_CONFIG,
+    MEDIA_TYPE_OCI_INDEX as MT_INDEX, MEDIA_TYPE_OCI_LAYER as MT_LAYER,
+    MEDIA_TYPE_OCI_MANIFEST as MT_MANIFEST,
+};
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion": "1.0.0"}"#;
 
 /// Archive format.
@@ -393,23 +394,13 @@ impl Plan {
 }
 
 fn hex_of(digest: &str) -> Option<&str> {
-    let h = digest.strip_prefix("sha256:")?;
-    (h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))).then_some(h)
+    salvor_oci::Digest::parse(digest)
+        .is_ok()
+        .then(|| &digest["sha256:".len()..])
 }
 
 fn chain_ids(diff_ids: &[&str]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.to_string(),
-            Some(prev) => format!(
-                "sha256:{}",
-                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
-            ),
-        };
-        out.push(next);
-    }
-    out
+    salvor_oci::chain_ids_text(diff_ids)
 }
 
 /// A validated image.
@@ -836,11 +827,8 @@ fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportEr
                 }
                 for t in &p.tags {
                     let mut a = BTreeMap::new();
-                    a.insert("io.containerd.image.name".to_string(), t.full());
-                    a.insert(
-                        "org.opencontainers.image.ref.name".to_string(),
-                        t.tag.clone(),
-                    );
+                    a.insert(ANNOTATION_CONTAINERD_IMAGE_NAME.to_string(), t.full());
+                    a.insert(ANNOTATION_REF_NAME.to_string(), t.tag.clone());
                     let mut d = plain_desc(MT_MANIFEST, &mdigest, mlen);
                     d.raw("annotations", &annotations_json(&a));
                     index.push(d.finish());

@@ -1,4 +1,4 @@
-//! Minimal `distribution/reference` normalisation for `repo:tag` strings.
+//! `repo:tag` strings as `docker save` records them, over `salvor_oci::Reference`.
 
 /// A parsed, normalised `name:tag` reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,78 +22,18 @@ impl TagRef {
     }
 }
 
-fn valid_tag(t: &str) -> bool {
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-fn valid_path_component(c: &str) -> bool {
-    // [a-z0-9]+ separated by '.', '_', '__' or '-'+ ; checked loosely.
-    let b = c.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
-        && b.last()
-            .is_some_and(|l| l.is_ascii_lowercase() || l.is_ascii_digit())
-        && b.iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-        })
-}
-
-/// Parse a tag reference like docker's `ParseNormalizedNamed` + `TagNameOnly`.
-/// Digest references (`@sha256:…`) are rejected: the engine does not record
-/// them in `RepoTags`.
+/// Parse a tag reference like docker's `ParseNormalizedNamed` + `TagNameOnly`
+/// (`salvor_oci::Reference`). Digest references (`@sha256:…`) are rejected: the engine does
+/// not record them in `RepoTags`.
 pub(crate) fn parse(s: &str) -> Result<TagRef, String> {
     if s.contains('@') {
         return Err(format!("{s:?}: digest references cannot be tags"));
     }
-    let last_slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (name, tag) = match s[last_slash..].rfind(':') {
-        Some(i) => (&s[..last_slash + i], &s[last_slash + i + 1..]),
-        None => (s, "latest"),
-    };
-    if !valid_tag(tag) {
-        return Err(format!("{s:?}: invalid tag {tag:?}"));
-    }
-    let (domain, path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.bytes().any(|c| c.is_ascii_uppercase()) =>
-        {
-            (first, rest.to_string())
-        }
-        _ => ("docker.io", name.to_string()),
-    };
-    let domain = if domain == "index.docker.io" {
-        "docker.io"
-    } else {
-        domain
-    };
-    let path = if domain == "docker.io" && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path
-    };
-    if domain.is_empty() || !path.split('/').all(valid_path_component) {
-        return Err(format!("{s:?}: invalid repository name"));
-    }
-    let familiar_name = if domain == "docker.io" {
-        match path.strip_prefix("library/") {
-            Some(rest) if !rest.contains('/') => rest.to_string(),
-            _ => path.clone(),
-        }
-    } else {
-        format!("{domain}/{path}")
-    };
+    let r = salvor_oci::Reference::parse(s).map_err(|e| e.to_string())?;
     Ok(TagRef {
-        full_name: format!("{domain}/{path}"),
-        familiar_name,
-        tag: tag.to_string(),
+        full_name: r.name(),
+        familiar_name: r.familiar_name(),
+        tag: r.tag.unwrap_or_else(|| "latest".to_string()),
     })
 }
 

@@ -23,149 +23,8 @@ pub(crate) enum Flavor {
 
 /// A Go `time.Time` as decoded from RFC 3339 text; re-encoded with
 /// `RFC3339Nano` (trailing fractional zeros trimmed, offset preserved, `Z` for
-/// offset 0).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct GoTime {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    min: u32,
-    sec: u32,
-    nanos: u32,
-    offset_secs: i32,
-}
-
-impl GoTime {
-    pub(crate) fn epoch() -> Self {
-        GoTime {
-            year: 1970,
-            month: 1,
-            day: 1,
-            hour: 0,
-            min: 0,
-            sec: 0,
-            nanos: 0,
-            offset_secs: 0,
-        }
-    }
-    fn zero() -> Self {
-        GoTime {
-            year: 1,
-            ..GoTime::epoch()
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<GoTime> {
-        let b = s.as_bytes();
-        let num = |r: std::ops::Range<usize>| -> Option<u32> {
-            let part = b.get(r)?;
-            if part.is_empty() || !part.iter().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            std::str::from_utf8(part).ok()?.parse().ok()
-        };
-        if b.len() < 20
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || !(b[10] == b'T' || b[10] == b't')
-            || b[13] != b':'
-            || b[16] != b':'
-        {
-            return None;
-        }
-        let year = num(0..4)? as i64;
-        let month = num(5..7)?;
-        let day = num(8..10)?;
-        let hour = num(11..13)?;
-        let min = num(14..16)?;
-        let sec = num(17..19)?;
-        let mut i = 19;
-        let mut nanos = 0u32;
-        if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
-            i += 1;
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i == start {
-                return None;
-            }
-            let mut digits: String = s.get(start..i)?.chars().take(9).collect();
-            while digits.len() < 9 {
-                digits.push('0');
-            }
-            nanos = digits.parse().ok()?;
-        }
-        let rest = b.get(i..)?;
-        let offset_secs = match rest {
-            [b'Z'] | [b'z'] => 0,
-            [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-                let h = num(i + 1..i + 3)? as i32;
-                let m = num(i + 4..i + 6)? as i32;
-                let v = h * 3600 + m * 60;
-                if *sign == b'-' {
-                    -v
-                } else {
-                    v
-                }
-            }
-            _ => return None,
-        };
-        if !(1..=12).contains(&month) || day == 0 || day > 31 || hour > 23 || min > 59 || sec > 59 {
-            return None;
-        }
-        Some(GoTime {
-            year,
-            month,
-            day,
-            hour,
-            min,
-            sec,
-            nanos,
-            offset_secs,
-        })
-    }
-
-    /// RFC3339Nano as Go's `Time.MarshalJSON` writes it (without quotes).
-    pub(crate) fn format(&self) -> String {
-        let mut s = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.min, self.sec
-        );
-        if self.nanos != 0 {
-            let f = format!("{:09}", self.nanos);
-            s.push('.');
-            s.push_str(f.trim_end_matches('0'));
-        }
-        if self.offset_secs == 0 {
-            s.push('Z');
-        } else {
-            let sign = if self.offset_secs < 0 { '-' } else { '+' };
-            let o = self.offset_secs.unsigned_abs();
-            s.push_str(&format!("{}{:02}:{:02}", sign, o / 3600, (o % 3600) / 60));
-        }
-        s
-    }
-
-    /// Seconds since the Unix epoch (may be negative).
-    pub(crate) fn unix(&self) -> i64 {
-        // days_from_civil (Howard Hinnant)
-        let y = if self.month <= 2 {
-            self.year - 1
-        } else {
-            self.year
-        };
-        let era = if y >= 0 { y } else { y - 399 } / 400;
-        let yoe = y - era * 400;
-        let m = self.month as i64;
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + self.day as i64 - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146097 + doe - 719468;
-        days * 86400 + self.hour as i64 * 3600 + self.min as i64 * 60 + self.sec as i64
-            - self.offset_secs as i64
-    }
-}
+/// offset 0): `salvor_oci::Time`, parsed strictly.
+pub(crate) use salvor_oci::Time as GoTime;
 
 #[derive(Default, Clone, Debug)]
 struct Health {
@@ -459,7 +318,7 @@ impl V1Image {
     /// A non-top layer's v1 image: only `Created` = Unix epoch (UTC).
     pub(crate) fn epoch() -> Self {
         V1Image {
-            created: Some(GoTime::epoch()),
+            created: Some(GoTime::EPOCH),
             ..Default::default()
         }
     }
@@ -544,7 +403,7 @@ impl V1Image {
         oe(&mut m, "comment", &self.comment);
         let created = match (&self.created, flavor) {
             (Some(t), _) => gojson::quote(&t.format()),
-            (None, Flavor::Legacy) => gojson::quote(&GoTime::zero().format()),
+            (None, Flavor::Legacy) => gojson::quote(&GoTime::ZERO.format()),
             (None, Flavor::Modern) => "null".to_string(),
         };
         m.push(("created", created));
@@ -694,7 +553,7 @@ mod tests {
         ] {
             assert_eq!(GoTime::parse(i).map(|t| t.format()).as_deref(), Some(o));
         }
-        assert_eq!(GoTime::epoch().unix(), 0);
+        assert_eq!(GoTime::EPOCH.unix(), 0);
         assert_eq!(
             GoTime::parse("2000-03-01T01:00:00+01:00").map(|t| t.unix()),
             Some(951868800)

@@ -31,7 +31,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use salvor_docker::logs::{format_rfc3339_nano_fixed, parse_time, LogReader, Stream};
+use salvor_docker::logs::{parse_time, LogReader, Stream};
 use salvor_docker::{Container, LayerFiles, Layout, Problem, Store};
 use salvor_source::{FileKind, Metadata, Source, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -82,10 +82,7 @@ impl From<Timestamp> for Time {
 impl Time {
     /// RFC 3339 in UTC, nine fractional digits.
     pub fn rfc3339(self) -> String {
-        format_rfc3339_nano_fixed(Timestamp {
-            sec: self.sec,
-            nsec: self.nsec,
-        })
+        salvor_oci::time::format_utc_nano_fixed(self.sec, self.nsec)
     }
     /// Seconds as the bodyfile writes them: `1700000000` or `1700000000.123456789`.
     pub fn bodyfile(self) -> String {

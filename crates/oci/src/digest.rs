@@ -269,6 +269,25 @@ impl DiffId {
     }
 }
 
+/// [`chain_id`] on text as found in a store, unvalidated: the engine never validates the
+/// diff ids it chains (`sha256("<parent> <diff_id>")`, or `diff_id` itself for no parent).
+pub fn chain_id_text(parent: Option<&str>, diff_id: &str) -> String {
+    match parent {
+        None => diff_id.to_string(),
+        Some(p) => Digest::sha256_of(format!("{p} {diff_id}").as_bytes()).into_string(),
+    }
+}
+
+/// [`chain_ids`] on text as found in a store, unvalidated (see [`chain_id_text`]).
+pub fn chain_ids_text<S: AsRef<str>>(diff_ids: &[S]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = chain_id_text(out.last().map(String::as_str), d.as_ref());
+        out.push(next);
+    }
+    out
+}
+
 /// The chain id of `diff_id` on top of `parent` (OCI image-spec): the diff id itself for a
 /// bottom layer, else `sha256("<parent> <diff_id>")`.
 pub fn chain_id(parent: Option<&ChainId>, diff_id: &DiffId) -> ChainId {

@@ -8,10 +8,11 @@
 //!   tar digest and its position-dependent identity, as moby's `layer` package keeps them),
 //!   with [`chain_id`] / [`ChainId::of`] computing the OCI image-spec chain id;
 //! - [`EMPTY_LAYER`]: the diff id of the empty layer (1024 zero bytes);
-//! - [`reference`]: image references, normalised like `distribution/reference`;
+//! - [`reference`](mod@reference): image references, normalised like `distribution/reference`;
 //! - [`GoJson`]: Go `encoding/json` string escaping, with the Go 1.22 `\b`/`\f` change as an
 //!   explicit option;
-//! - [`time`]: one RFC 3339 parser and Go-compatible formatters.
+//! - [`time`]: one RFC 3339 parser and Go-compatible formatters;
+//! - [`spec`]: media types, descriptors, manifests, indexes and image configs (for reading).
 //!
 //! ```
 //! use salvor_oci::{ChainId, DiffId, Digest};
@@ -36,9 +37,13 @@
 mod digest;
 pub mod gojson;
 pub mod reference;
+pub mod spec;
 pub mod time;
 
-pub use digest::{chain_id, chain_ids, ChainId, DiffId, Digest, DigestError, EMPTY_LAYER};
+pub use digest::{
+    chain_id, chain_id_text, chain_ids, chain_ids_text, ChainId, DiffId, Digest, DigestError,
+    EMPTY_LAYER,
+};
 pub use gojson::GoJson;
 pub use reference::{Reference, ReferenceError};
 pub use time::Time;

@@ -14,9 +14,9 @@ use crate::Digest;
 /// Why a string is not an image reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
-    /// Empty, or longer than the 4096 bytes salvor accepts.
-    #[error("{0:?}: not a reference (empty or too long)")]
-    Empty(String),
+    /// Longer than the 4096 bytes salvor accepts (the first 64 characters are kept).
+    #[error("{0:?}…: not a reference (longer than 4096 bytes)")]
+    TooLong(String),
     /// The part after `@` is not a sha256 digest.
     #[error("{0:?}: invalid digest")]
     Digest(String),
@@ -69,8 +69,8 @@ fn valid_path_component(c: &str) -> bool {
 impl Reference {
     /// Parses and normalises a reference (`ParseNormalizedNamed`).
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
-        if s.is_empty() || s.len() > 4096 {
-            return Err(ReferenceError::Empty(s.chars().take(64).collect()));
+        if s.len() > 4096 {
+            return Err(ReferenceError::TooLong(s.chars().take(64).collect()));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => (
@@ -271,6 +271,11 @@ mod tests {
         assert!(matches!(
             Reference::parse("A"),
             Err(ReferenceError::Name(_))
+        ));
+        assert!(matches!(Reference::parse(""), Err(ReferenceError::Name(_))));
+        assert!(matches!(
+            Reference::parse(&"a".repeat(4097)),
+            Err(ReferenceError::TooLong(_))
         ));
         assert_eq!(
             Reference::parse("a:-x").unwrap_err().to_string(),

@@ -82,11 +82,7 @@ pub fn rooted_clean(name: &[u8]) -> Vec<u8> {
     parts.join(&b'/')
 }
 
-/// The diff_id of the empty layer (a tar of just two zero blocks).
-pub const EMPTY_LAYER_DIFF_ID: &str =
-    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
-
-/// The empty layer tar: 1024 zero bytes.
+/// The empty layer tar: 1024 zero bytes (its diff id is `salvor_oci::EMPTY_LAYER`).
 pub fn empty_layer_tar() -> [u8; 1024] {
     [0u8; 1024]
 }
@@ -99,6 +95,9 @@ mod tests {
     #[test]
     fn empty_layer() {
         let d = sha2::Sha256::digest(empty_layer_tar());
-        assert_eq!(format!("sha256:{}", hex::encode(d)), EMPTY_LAYER_DIFF_ID);
+        assert_eq!(
+            format!("sha256:{}", hex::encode(d)),
+            salvor_oci::EMPTY_LAYER.as_str()
+        );
     }
 }

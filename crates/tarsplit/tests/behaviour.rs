@@ -424,7 +424,7 @@ fn empty_layer() {
     use sha2::Digest;
     assert_eq!(
         format!("sha256:{}", hex::encode(sha2::Sha256::digest(&out))),
-        EMPTY_LAYER_DIFF_ID
+        salvor_oci::EMPTY_LAYER.as_str()
     );
 }
 
