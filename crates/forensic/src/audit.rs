@@ -173,7 +173,7 @@ pub struct AuditFinding {
     pub expected: String,
     /// What is on disk.
     pub found: String,
-    /// `finding`, or `copy-artifact` when [`classify`] found it explained by the way the
+    /// `finding`, or `copy-artifact` when [`crate::copy::classify`] found it explained by the way the
     /// evidence was copied (see [`crate::copy`]). The audit itself always says `finding`.
     pub class: FindingClass,
     /// The path on disk is a directory (mtime rules differ for directories).
