@@ -494,8 +494,8 @@ impl Store {
             c.host_data_root = c.stored_host_data_root().or_else(|| hint.clone());
         }
         out.sort_by(|a, b| {
-            let ka = a.created.as_deref().and_then(crate::logs::parse_time);
-            let kb = b.created.as_deref().and_then(crate::logs::parse_time);
+            let ka = a.created.as_deref().and_then(crate::time::parse_time);
+            let kb = b.created.as_deref().and_then(crate::time::parse_time);
             kb.cmp(&ka).then_with(|| a.id.cmp(&b.id))
         });
         problems.sort();

@@ -216,7 +216,7 @@ pub(crate) fn load(
                 if report
                     .findings
                     .iter()
-                    .all(|f| f.kind == "lossy-name-recovered") =>
+                    .all(|f| f.kind == salvor_model::FileFindingKind::LossyNameRecovered) =>
             {
                 a.clone()
             }

@@ -18,10 +18,10 @@
 //! [`rebuild::LayerFileGetter`] that resolves every name *inside* the layer's directory, and
 //! hashes the output to check it against the layer's diff_id.
 //!
-//! [`audit`] ([`Store::audit_layer`]) is the tamper audit: it compares a layer's files on
-//! disk with the tar headers of its tar-split (mode, owner, mtime, symlink targets, devices,
-//! `security.capability`, whiteouts, opaque markers, added and missing files), knowing what
-//! the engine itself changes when it extracts a layer.
+//! [`model`]: the store as an implementation of the engine-neutral
+//! [`salvor_model::ContainerStore`] (layer views and recorded tar headers for the tamper audit
+//! of `salvor-forensic`, proven layer content, records of images, layers, containers,
+//! volumes).
 //!
 //! Containers, their logs and volumes are read on demand (not in [`Store::open`]):
 //! [`containers`] ([`Store::containers`], [`Store::find_container`]; a [`Container`] from
@@ -38,27 +38,26 @@ use std::sync::Arc;
 
 use salvor_source::{Source, SourceError};
 
-pub mod audit;
 pub mod containers;
-pub mod copy;
+pub mod devicemapper;
 pub mod digest;
 mod jsondup;
 pub mod legacy;
 pub mod locate;
 pub mod logs;
+pub mod model;
 pub mod rebuild;
 pub mod reference;
 pub mod resolve;
+mod time;
 mod v2;
 pub mod volumes;
 
-pub use audit::{AuditFinding, AuditKind, AuditReport};
 pub use containers::{Container, ContainerState, MountPoint, RwLayer};
 pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
-pub use rebuild::{
-    as_found_spool_limit, LayerFileGetter, RebuildReport, RebuildStatus, SpoolError, SpooledLayer,
-};
+pub use rebuild::{as_found_spool_limit, LayerFileGetter, SpoolError, SpooledLayer};
 pub use resolve::{Candidate, Kind, ResolveError, Resolved, SaveTarget, Target, Want};
+pub use salvor_model::{FileFinding, FileFindingKind, Problem, RebuildReport, RebuildStatus};
 pub use volumes::{BindMount, Volume};
 
 /// Upper bound on metadata files we read whole (configs, JSON indexes).
@@ -309,14 +308,6 @@ impl Image {
     }
 }
 
-/// A piece of evidence that could not be read or does not add up.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct Problem {
-    /// The file or directory it is about (relative to the evidence root).
-    pub path: PathBuf,
-    pub what: String,
-}
-
 /// The data-root, read.
 #[derive(Debug)]
 pub struct Store {
@@ -340,7 +331,7 @@ pub struct Store {
 
 /// The devicemapper pool of a store, or why it cannot be opened; set once.
 pub(crate) type ThinPoolCell =
-    std::sync::OnceLock<std::result::Result<Arc<salvor_dmthin::DockerDevicemapper>, String>>;
+    std::sync::OnceLock<std::result::Result<Arc<devicemapper::DockerDevicemapper>, String>>;
 
 impl Store {
     /// The devicemapper driver's pool and device records, opened on first use: the pool
@@ -348,9 +339,9 @@ impl Store {
     /// why they cannot be read.
     pub fn devicemapper(
         &self,
-    ) -> &std::result::Result<Arc<salvor_dmthin::DockerDevicemapper>, String> {
+    ) -> &std::result::Result<Arc<devicemapper::DockerDevicemapper>, String> {
         self.thin_pool.get_or_init(|| {
-            salvor_dmthin::DockerDevicemapper::open(self.source.as_ref(), &self.root)
+            devicemapper::DockerDevicemapper::open(self.source.as_ref(), &self.root)
                 .map(Arc::new)
                 .map_err(|e| format!("devicemapper thin pool: {e} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])"))
         })
@@ -359,7 +350,7 @@ impl Store {
     /// True when the data-root has devicemapper loop files (`devicemapper/devicemapper/
     /// {metadata,data}`): loopback mode. Direct-lvm hosts have none.
     pub fn has_thin_pool_loop_files(&self) -> bool {
-        let (meta, data) = salvor_dmthin::loop_files(&self.root);
+        let (meta, data) = devicemapper::loop_files(&self.root);
         self.source.exists(&meta) && self.source.exists(&data)
     }
 
@@ -385,7 +376,7 @@ impl Store {
         pool: salvor_dmthin::ThinPool,
         origin: String,
     ) -> Result<Store> {
-        let dm = salvor_dmthin::DockerDevicemapper::with_pool(source.as_ref(), &root, pool, origin)
+        let dm = devicemapper::DockerDevicemapper::with_pool(source.as_ref(), &root, pool, origin)
             .map_err(|e| StoreError::Invalid {
                 path: root.join("devicemapper/metadata"),
                 reason: e.to_string(),

@@ -17,6 +17,7 @@ use salvor_source::{resolve_in_root, FileKind, Source};
 use salvor_tarsplit::{FileGetter, FileReader, GetError};
 
 use crate::{Layer, Result, Store, StoreError, TarSplitRef};
+use salvor_model::{FileFinding, FileFindingKind, RebuildReport, RebuildStatus};
 
 /// Looks files up in a layer's directories, first match wins.
 pub struct LayerFileGetter<'a> {
@@ -63,94 +64,48 @@ impl FileGetter for LayerFileGetter<'_> {
     }
 }
 
-/// How a rebuild ended.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RebuildStatus {
-    /// sha256 of the rebuilt stream equals the diff id and every file's CRC matched.
-    Verified,
-    /// The stream was rebuilt but its sha256 is not the diff id (findings say why).
-    Mismatch,
-    /// The layer could not be rebuilt at all (no tar-split, unreadable tar-split).
-    Unrebuildable,
-}
-
-/// What happened when one layer was rebuilt.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RebuildReport {
-    pub chain_id: String,
-    pub diff_id: Option<String>,
-    /// `sha256:<hex>` of the stream actually produced: the recorded entries with the files'
-    /// bytes cut or zero-padded to their **recorded** sizes, so a file that grew can still
-    /// give `actual == diff_id` (its size finding then decides the verdict).
-    pub actual: Option<String>,
-    /// `sha256:<hex>` of the layer as the disk holds it now ([`Store::write_as_found`]: every
-    /// file with its current bytes and size, planted files included, missing ones absent),
-    /// computed when the layer does not verify and its files can be read. This is the digest
-    /// `extract --force` gives the layer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub as_found: Option<String>,
-    pub bytes: u64,
-    pub files: u64,
-    pub status: RebuildStatus,
-    /// Per-file findings (missing, changed, …), in stream order.
-    pub findings: Vec<FileFinding>,
-    /// Why the layer is unrebuildable, when it is.
-    pub error: Option<String>,
-}
-
-/// One per-file finding, serialisable.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FileFinding {
-    /// The file name as stored (lossy UTF-8 for display; `name_hex` is exact).
-    pub path: String,
-    pub name_hex: Option<String>,
-    pub kind: String,
-    pub detail: String,
-}
-
-impl From<&salvor_tarsplit::Finding> for FileFinding {
-    fn from(f: &salvor_tarsplit::Finding) -> Self {
-        let path = String::from_utf8_lossy(&f.name).into_owned();
-        let name_hex = if std::str::from_utf8(&f.name).is_err() {
-            Some(hex::encode(&f.name))
-        } else {
-            None
-        };
-        let (kind, detail) = describe_finding(&f.kind);
-        FileFinding {
-            path,
-            name_hex,
-            kind: kind.to_string(),
-            detail,
-        }
+/// A tar-split finding as a [`FileFinding`] of the model.
+pub fn file_finding(f: &salvor_tarsplit::Finding) -> FileFinding {
+    let path = String::from_utf8_lossy(&f.name).into_owned();
+    let name_hex = if std::str::from_utf8(&f.name).is_err() {
+        Some(hex::encode(&f.name))
+    } else {
+        None
+    };
+    let (kind, detail) = describe_finding(&f.kind);
+    FileFinding {
+        path,
+        name_hex,
+        kind,
+        detail,
     }
 }
 
-fn describe_finding(k: &salvor_tarsplit::FindingKind) -> (&'static str, String) {
+fn describe_finding(k: &salvor_tarsplit::FindingKind) -> (FileFindingKind, String) {
     use salvor_tarsplit::FindingKind as K;
+    use FileFindingKind as F;
     match k {
-        K::Missing { detail } => ("missing", detail.clone()),
-        K::NotRegular { detail } => ("not-regular", detail.clone()),
+        K::Missing { detail } => (F::Missing, detail.clone()),
+        K::NotRegular { detail } => (F::NotRegular, detail.clone()),
         K::SizeMismatch { expected, found } => (
-            "size-changed",
+            F::SizeChanged,
             format!("expected {expected} bytes, found {found}"),
         ),
         K::CrcMismatch { expected, found } => (
-            "content-changed",
+            F::ContentChanged,
             format!(
                 "CRC-64 expected {}, found {}",
                 hex::encode(expected),
                 hex::encode(found)
             ),
         ),
-        K::ReadError { detail } => ("read-error", detail.clone()),
-        K::SparseUnsupported { detail } => ("sparse-unsupported", detail.clone()),
+        K::ReadError { detail } => (F::ReadError, detail.clone()),
+        K::SparseUnsupported { detail } => (F::SparseUnsupported, detail.clone()),
         K::LossyNameRecovered { lossy } => (
-            "lossy-name-recovered",
+            F::LossyNameRecovered,
             format!("stored name {lossy:?} recovered from the raw header"),
         ),
-        K::Amplification { detail } => ("amplification", detail.clone()),
+        K::Amplification { detail } => (F::Amplification, detail.clone()),
     }
 }
 
@@ -267,7 +222,7 @@ impl Store {
                 {
                     Ok(r) => {
                         report.files = r.files;
-                        report.findings = r.findings.iter().map(FileFinding::from).collect();
+                        report.findings = r.findings.iter().map(file_finding).collect();
                         if let Some(why) = &r.stopped {
                             let at = r
                                 .findings
@@ -308,7 +263,7 @@ impl Store {
             && !report
                 .findings
                 .iter()
-                .any(|f| f.kind != "lossy-name-recovered")
+                .any(|f| f.kind != FileFindingKind::LossyNameRecovered)
         {
             RebuildStatus::Verified
         } else {

@@ -11,7 +11,7 @@ use salvor_source::FileKind;
 use serde::Serialize;
 
 use crate::containers::Container;
-use crate::logs::format_rfc3339_seconds;
+use crate::time::format_rfc3339_seconds;
 use crate::{Problem, Store};
 
 /// A container that mounts a volume.

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use salvor_source::TarSource;
 use salvor_docker::{LayerFiles, Store};
+use salvor_source::TarSource;
 
 fn fixture(name: &str) -> Store {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

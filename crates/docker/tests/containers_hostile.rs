@@ -5,12 +5,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use salvor_source::DirSource;
 use salvor_docker::logs::{self, encode_local_record, LogOptions, LogReader};
 use salvor_docker::resolve::How;
 use salvor_docker::{
     Kind, LayerFiles, ResolveError, Resolved, SaveTarget, Store, StoreError, Target, Want,
 };
+use salvor_source::DirSource;
 
 fn id(n: u8) -> String {
     format!("{:x}", n % 16).repeat(64)

@@ -1,7 +1,9 @@
 //! Forensic findings from a Docker data-root: timelines and case reports.
 //!
-//! This crate sits on top of `salvor-docker` (the model of the data-root) and
-//! `salvor-source` (the read-only view of the evidence) and never writes to the evidence.
+//! This crate sits on top of `salvor-model` (the engine-neutral [`salvor_model::ContainerStore`]:
+//! what [`verify`] and the tamper [`audit`] consume), `salvor-docker` (still needed by the
+//! timeline and the case report, which read Docker's own records) and `salvor-source` (the
+//! read-only view of the evidence), and never writes to the evidence.
 //!
 //! ```text
 //! Store ──► timeline::write_timeline ──► Collector (walk + host events) ──► Entry
@@ -10,7 +12,7 @@
 //!              │                                   spills sorted runs to $TMPDIR, merges)
 //!              └─► bodyfile lines (mactime) or JSON lines (ns precision)
 //!
-//! Store ──► report::write_report ──► verify::check (rayon: Store::rebuild_layer + audit_layer)
+//! Store ──► report::write_report ──► verify::check (rayon: ContainerStore::rebuild_layer + audit::audit_layer)
 //!                                 ├─► inventory.json, verify.json, timeline.jsonl, summary.md
 //!                                 └─► MANIFEST.sha256 (sha256 of every file written)
 //! ```
@@ -34,6 +36,8 @@
 //!   never inside the evidence; committed only when complete) and returns a
 //!   [`report::ReportSummary`].
 
+pub mod audit;
+pub mod copy;
 pub mod report;
 pub mod sort;
 pub mod timeline;

@@ -18,8 +18,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use salvor_sink::{DirSink, Tagged};
 use salvor_docker::Store;
+use salvor_sink::{DirSink, Tagged};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -338,7 +338,7 @@ fn write_files(
             s.push_str(&format!(
                 "- {}: {} ({})\n",
                 md(&f.path),
-                md(&f.kind),
+                md(f.kind.as_str()),
                 md(&f.detail)
             ));
         }
@@ -350,7 +350,7 @@ fn write_files(
                     md(f.kind.as_str()),
                     md(&f.expected),
                     md(&f.found),
-                    if f.class == salvor_docker::audit::FindingClass::CopyArtifact {
+                    if f.class == crate::audit::FindingClass::CopyArtifact {
                         " — copy-artifact"
                     } else {
                         ""

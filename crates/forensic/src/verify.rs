@@ -3,13 +3,13 @@
 //!
 //! A layer's verdict has two independent parts:
 //!
-//! * **content** — the tar-split rebuild ([`salvor_docker::Store::rebuild_layer`]): every
+//! * **content** — the store's proof of the layer ([`ContainerStore::rebuild_layer`]): every
 //!   file's CRC-64 and size, the stream's sha256 against the diff_id. This alone decides
 //!   whether the layer is *verified* (`verified`, `mismatch`, `unrebuildable`).
-//! * **metadata** — the audit ([`salvor_docker::Store::audit_layer`]): mode, owner, mtime,
+//! * **metadata** — the audit ([`crate::audit::audit_layer`]): mode, owner, mtime,
 //!   xattrs, links, planted and missing files (`clean`, `explained`, `findings`,
 //!   `not-audited`). Every layer of the store is audited, whatever was asked, so that the
-//!   copy artifacts ([`salvor_docker::copy`]) are detected on the evidence as a whole and a
+//!   copy artifacts ([`crate::copy`]) are detected on the evidence as a whole and a
 //!   layer gets the same verdict from every command. Findings a detected copy artifact
 //!   explains are classed `copy-artifact` (`explained`); any other is a finding.
 //!
@@ -20,9 +20,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use rayon::prelude::*;
-use salvor_docker::audit::{AuditReport, FindingClass};
-use salvor_docker::copy::{ArtifactClass, CopyArtifacts};
-use salvor_docker::{Image, RebuildReport, RebuildStatus, Store};
+use salvor_docker::Image;
+use salvor_model::{ContainerStore, Problem, RebuildReport, RebuildStatus};
+
+use crate::audit::{AuditReport, FindingClass};
+use crate::copy::{ArtifactClass, CopyArtifacts};
 use serde::Serialize;
 use serde_json::json;
 
@@ -40,13 +42,13 @@ impl Write for Counting<'_> {
 /// Rebuilds the given layers in parallel; reports keyed by chain id. `progress` is called
 /// with the number of bytes rebuilt as they are produced.
 pub fn verify_layers(
-    store: &Store,
+    store: &dyn ContainerStore,
     chain_ids: &[String],
     progress: &(dyn Fn(u64) + Sync),
 ) -> BTreeMap<String, RebuildReport> {
-    let layers: Vec<_> = chain_ids
+    let layers: Vec<&String> = chain_ids
         .iter()
-        .filter_map(|c| store.layers.get(c))
+        .filter(|c| store.layer(c).is_some())
         .collect();
     let reports: Vec<RebuildReport> = layers
         .par_iter()
@@ -93,14 +95,17 @@ pub fn chains_of(images: &[&Image]) -> Vec<String> {
 
 /// Audits the given layers in parallel (a metadata walk; no file content is read, except
 /// both names of a broken hard link, compared byte for byte).
-pub fn audit_layers(store: &Store, chain_ids: &[String]) -> BTreeMap<String, AuditReport> {
-    let layers: Vec<_> = chain_ids
+pub fn audit_layers(
+    store: &dyn ContainerStore,
+    chain_ids: &[String],
+) -> BTreeMap<String, AuditReport> {
+    let layers: Vec<&String> = chain_ids
         .iter()
-        .filter_map(|c| store.layers.get(c))
+        .filter(|c| store.layer(c).is_some())
         .collect();
     layers
         .par_iter()
-        .map(|l| (l.chain_id.clone(), store.audit_layer(l)))
+        .map(|l| ((*l).clone(), crate::audit::audit_layer(store, l)))
         .collect::<Vec<_>>()
         .into_iter()
         .collect()
@@ -339,13 +344,14 @@ impl Check {
 
     /// The verify JSON (`salvor verify --json`, the report's verify.json): `ok`,
     /// `copy_artifacts`, `images`, `layers`, `metadata_problems`.
-    pub fn json(&self, verdicts: &[ImageVerdict], store: &Store) -> serde_json::Value {
+    pub fn json(&self, verdicts: &[ImageVerdict], store: &dyn ContainerStore) -> serde_json::Value {
+        let problems: Vec<Problem> = store.problems();
         json!({
             "ok": verdicts.iter().all(|v| v.ok) && self.all_ok(),
             "copy_artifacts": self.artifacts_json(),
             "images": verdicts,
             "layers": self.layers.values().map(LayerVerdict::json).collect::<Vec<_>>(),
-            "metadata_problems": store.problems,
+            "metadata_problems": problems,
         })
     }
 }
@@ -361,9 +367,13 @@ fn join_and(v: &[String]) -> String {
 /// The check behind every verdict: rebuilds `chain_ids` (content, in parallel, `progress`
 /// gets the bytes rebuilt) while auditing *every* layer of the store (metadata), detects
 /// the copy artifacts of the evidence from all the audits
-/// ([`salvor_docker::copy::detect`]) and classes each finding.
-pub fn check(store: &Store, chain_ids: &[String], progress: &(dyn Fn(u64) + Sync)) -> Check {
-    let all: Vec<String> = store.layers.keys().cloned().collect();
+/// ([`crate::copy::detect`]) and classes each finding.
+pub fn check(
+    store: &dyn ContainerStore,
+    chain_ids: &[String],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Check {
+    let all: Vec<String> = store.layers().into_iter().map(|l| l.id).collect();
     let (reports, audits) = rayon::join(
         || verify_layers(store, chain_ids, progress),
         || audit_layers(store, &all),
@@ -374,8 +384,8 @@ pub fn check(store: &Store, chain_ids: &[String], progress: &(dyn Fn(u64) + Sync
 /// The audits [`check`] needs: every layer of the store (copy artifacts are detected on
 /// the whole evidence). For a caller that rebuilds the layers itself (`extract` hashes
 /// what it writes) and then calls [`assemble`].
-pub fn audit_store(store: &Store) -> BTreeMap<String, AuditReport> {
-    let all: Vec<String> = store.layers.keys().cloned().collect();
+pub fn audit_store(store: &dyn ContainerStore) -> BTreeMap<String, AuditReport> {
+    let all: Vec<String> = store.layers().into_iter().map(|l| l.id).collect();
     audit_layers(store, &all)
 }
 
@@ -387,10 +397,10 @@ pub fn assemble(
     mut reports: BTreeMap<String, RebuildReport>,
     mut audits: BTreeMap<String, AuditReport>,
 ) -> Check {
-    let artifacts = salvor_docker::copy::detect(audits.values().map(|a| &a.stats));
+    let artifacts = crate::copy::detect(audits.values().map(|a| &a.stats));
     let mut explained: BTreeMap<ArtifactClass, u64> = BTreeMap::new();
     for a in audits.values_mut() {
-        for (k, n) in salvor_docker::copy::classify(a, &artifacts) {
+        for (k, n) in crate::copy::classify(a, &artifacts) {
             *explained.entry(k).or_insert(0) += n;
         }
     }

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use salvor_source::TarSource;
 use salvor_docker::Store;
+use salvor_forensic::audit::audit_layer;
+use salvor_source::TarSource;
 
 fn fixture(driver: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,7 +20,7 @@ fn audit_clean(driver: &str) {
     let store = Store::open(Arc::new(src)).expect("open store");
     let (mut entries, mut walked, mut bad) = (0, 0, Vec::new());
     for layer in store.layers.values() {
-        let r = store.audit_layer(layer);
+        let r = audit_layer(&store, &layer.chain_id);
         entries += r.entries;
         walked += r.walked;
         assert!(

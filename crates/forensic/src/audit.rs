@@ -1,8 +1,10 @@
 //! The tamper audit: every way a layer's files on disk differ from the engine's own record.
 //!
-//! [`Store::audit_layer`] compares a layer's directory with the tar headers stored in its
-//! tar-split (streamed with [`salvor_tarsplit::headers`]; file contents are never read —
-//! content is the rebuild's job, [`crate::rebuild`]). It names each path that was
+//! [`audit_layer`] compares a layer's directory (the store's
+//! [`ContainerStore::layer_view`]) with the tar headers the engine recorded
+//! ([`ContainerStore::recorded_headers`]: Docker's tar-split, streamed with
+//! [`salvor_tarsplit::headers`]); file contents are never read — content is the store's
+//! proof, [`ContainerStore::rebuild_layer`]. It names each path that was
 //!
 //! * **changed in its metadata**: permission bits with setuid/setgid/sticky, owner, group,
 //!   mtime (whole seconds; nanoseconds too when the header has a PAX sub-second mtime and
@@ -45,8 +47,8 @@
 //!   this layer. Unlisted paths not explained by the parent are "added"; parent paths
 //!   missing from the snapshot without a whiteout are "missing". The parent's own snapshot
 //!   is audited as its own layer.
-//! * userns-remap: a data-root named `<uid>.<gid>` (the engine's remapped root) shifts the
-//!   expected owner by that uid/gid.
+//! * userns-remap: the view's `id_offset` (Docker: a data-root named `<uid>.<gid>`, the
+//!   engine's remapped root) shifts the expected owner by that uid/gid.
 //! * Evidence that was copied (`cp -r`, `rsync -a`, a collector under a umask) differs from
 //!   the record in ways the copy explains. The audit still reports every difference as a
 //!   finding; [`crate::copy`] decides, from the audits of all layers together, which of
@@ -70,7 +72,7 @@ use salvor_source::{FileKind, Metadata, Source};
 use salvor_tarsplit::{FileHeader, TarHeader};
 
 use crate::copy::CopyStats;
-use crate::{Layer, LayerFiles, Store, TarSplitRef};
+use salvor_model::{ContainerStore, RecordedHeaders, ViewFiles};
 
 /// Names of a layer kept for the search of added files.
 pub const MAX_LISTED_NAMES: usize = 4_000_000;
@@ -171,7 +173,7 @@ pub struct AuditFinding {
     pub expected: String,
     /// What is on disk.
     pub found: String,
-    /// `finding`, or `copy-artifact` when [`classify`] found it explained by the way the
+    /// `finding`, or `copy-artifact` when [`crate::copy::classify`] found it explained by the way the
     /// evidence was copied (see [`crate::copy`]). The audit itself always says `finding`.
     pub class: FindingClass,
     /// The path on disk is a directory (mtime rules differ for directories).
@@ -1093,127 +1095,107 @@ impl Ctx<'_> {
 }
 
 /// userns-remap: the engine keeps a remapped data-root in `<uid>.<gid>`.
-fn remap_of(root: &Path) -> (i64, i64) {
-    let name = root.file_name().map(|n| n.to_string_lossy().into_owned());
-    if let Some((u, g)) = name.as_deref().and_then(|n| n.split_once('.')) {
-        if let (Ok(u), Ok(g)) = (u.parse::<u32>(), g.parse::<u32>()) {
-            return (i64::from(u), i64::from(g));
+/// Audits layer `layer_id` of `store`: its files on disk ([`ContainerStore::layer_view`])
+/// against the tar headers the engine recorded ([`ContainerStore::recorded_headers`]). See
+/// the [module documentation](self) for what is compared and what the engine may change.
+/// Never fails: problems reading the evidence are findings or notes.
+pub fn audit_layer(store: &dyn ContainerStore, layer_id: &str) -> AuditReport {
+    let mut report = AuditReport {
+        chain_id: layer_id.to_string(),
+        ..AuditReport::default()
+    };
+    let view = match store.layer_view(layer_id) {
+        Ok(v) => v,
+        Err(e) => {
+            report.notes.push(format!("not audited: {e}"));
+            return report;
         }
-    }
-    (0, 0)
-}
-
-impl Store {
-    /// Audits one layer: its files on disk against the headers of its tar-split. See the
-    /// [module documentation](self) for what is compared and what the engine may change.
-    /// Never fails: problems reading the evidence are findings or notes.
-    pub fn audit_layer(&self, layer: &Layer) -> AuditReport {
-        let mut report = AuditReport {
-            chain_id: layer.chain_id.clone(),
-            ..AuditReport::default()
-        };
-        let (root, snapshot, parent_root) = match &layer.files {
-            LayerFiles::Overlay { diff, .. } => (diff.clone(), false, None),
-            LayerFiles::Aufs { diff } => (diff.clone(), false, None),
-            LayerFiles::OverlayUpper { upper, .. } => (upper.clone(), false, None),
-            LayerFiles::Snapshot { root } => {
-                let parent = layer
-                    .parent
-                    .as_ref()
-                    .and_then(|p| self.layers.get(p))
-                    .and_then(|l| match &l.files {
-                        LayerFiles::Snapshot { root } => Some(root.clone()),
-                        _ => None,
-                    });
-                if layer.parent.is_some() && parent.is_none() {
-                    report.notes.push(
-                        "the parent layer's snapshot is not available: unlisted files were not compared"
-                            .into(),
-                    );
-                }
-                (root.clone(), true, parent)
-            }
-            LayerFiles::Unavailable { reason } => {
-                report.notes.push(format!("not audited: {reason}"));
-                return report;
-            }
-            LayerFiles::ThinDevice { .. } => {
+    };
+    let (root, snapshot, parent_root) = match &view.files {
+        ViewFiles::Diff { dir, .. } if view.not_auditable.is_none() => (dir.clone(), false, None),
+        ViewFiles::Snapshot {
+            root,
+            has_parent,
+            parent_root,
+        } if view.not_auditable.is_none() => {
+            if *has_parent && parent_root.is_none() {
                 report.notes.push(
-                    "not audited: devicemapper thin-device layers are checked by content (CRC, size, diff_id) only"
+                    "the parent layer's snapshot is not available: unlisted files were not compared"
                         .into(),
                 );
-                return report;
             }
-        };
-        let mut cx = Ctx {
-            source: self.source.as_ref(),
-            root,
-            remap: remap_of(&self.root),
-            report,
-            listed: HashMap::new(),
-            listed_bytes: 0,
-            listing_complete: true,
-            deferred: HashMap::new(),
-            snapshot,
-            inheriting: false,
-        };
-        match &layer.tar_split {
-            TarSplitRef::Missing { reason } => {
-                cx.report.notes.push(format!("not audited: {reason}"));
-                return cx.report;
-            }
-            TarSplitRef::EmptyLayer => {}
-            TarSplitRef::Gz { path } => {
-                let f = match self.source.open(path) {
-                    Ok(f) => f,
+            (root.clone(), true, parent_root.clone())
+        }
+        ViewFiles::Unavailable { reason } => {
+            report.notes.push(format!("not audited: {reason}"));
+            return report;
+        }
+        _ => {
+            let why = view.not_auditable.clone().unwrap_or_default();
+            report.notes.push(format!("not audited: {why}"));
+            return report;
+        }
+    };
+    let mut cx = Ctx {
+        source: view.source.as_ref(),
+        root,
+        remap: view.id_offset,
+        report,
+        listed: HashMap::new(),
+        listed_bytes: 0,
+        listing_complete: true,
+        deferred: HashMap::new(),
+        snapshot,
+        inheriting: false,
+    };
+    match store.recorded_headers(layer_id) {
+        RecordedHeaders::Unavailable { reason } => {
+            cx.report.notes.push(format!("not audited: {reason}"));
+            return cx.report;
+        }
+        RecordedHeaders::Empty => {}
+        RecordedHeaders::Stream { path, headers } => {
+            for fh in headers {
+                match fh {
+                    Ok(fh) => cx.header(fh),
                     Err(e) => {
-                        cx.report.notes.push(format!("not audited: {e}"));
+                        cx.report.notes.push(format!(
+                            "{}: tar-split unreadable after {} entries: {e}; the rest was not audited",
+                            path.display(),
+                            cx.report.entries
+                        ));
                         return cx.report;
-                    }
-                };
-                for fh in salvor_tarsplit::headers(salvor_tarsplit::open_gz(f)) {
-                    match fh {
-                        Ok(fh) => cx.header(fh),
-                        Err(e) => {
-                            cx.report.notes.push(format!(
-                                "{}: tar-split unreadable after {} entries: {e}; the rest was not audited",
-                                path.display(),
-                                cx.report.entries
-                            ));
-                            return cx.report;
-                        }
                     }
                 }
             }
         }
-        cx.finish_deferred();
-        if match cx.source.metadata(&cx.root) {
-            Ok(m) => m.is_dir(),
-            Err(_) => false,
-        } {
-            if !cx.listing_complete {
-                // Names were not kept: nothing to compare the walk with.
-            } else if snapshot {
-                let parent_root = parent_root.clone();
-                cx.walk_snapshot(&[], parent_root.as_deref(), false);
-            } else {
-                cx.walk_own(&[]);
-            }
-        } else {
-            let root = cx.root.clone();
-            cx.push(
-                &[],
-                AuditKind::Missing,
-                format!("the layer directory {}", root.display()),
-                "nothing".into(),
-            );
-        }
-        let mut r = cx.report;
-        r.findings.sort_by(|a, b| {
-            (a.path_bytes.as_slice(), a.kind).cmp(&(b.path_bytes.as_slice(), b.kind))
-        });
-        r
     }
+    cx.finish_deferred();
+    if match cx.source.metadata(&cx.root) {
+        Ok(m) => m.is_dir(),
+        Err(_) => false,
+    } {
+        if !cx.listing_complete {
+            // Names were not kept: nothing to compare the walk with.
+        } else if snapshot {
+            let parent_root = parent_root.clone();
+            cx.walk_snapshot(&[], parent_root.as_deref(), false);
+        } else {
+            cx.walk_own(&[]);
+        }
+    } else {
+        let root = cx.root.clone();
+        cx.push(
+            &[],
+            AuditKind::Missing,
+            format!("the layer directory {}", root.display()),
+            "nothing".into(),
+        );
+    }
+    let mut r = cx.report;
+    r.findings
+        .sort_by(|a, b| (a.path_bytes.as_slice(), a.kind).cmp(&(b.path_bytes.as_slice(), b.kind)));
+    r
 }
 
 #[cfg(test)]
@@ -1226,15 +1208,6 @@ mod tests {
         assert_eq!(clean(b"../../etc/x"), b"etc/x");
         assert_eq!(clean(b"./"), b"");
         assert_eq!(split_parent(b"a/b/.wh.c"), (&b"a/b"[..], &b".wh.c"[..]));
-    }
-
-    #[test]
-    fn remap_dir() {
-        assert_eq!(
-            remap_of(Path::new("var/lib/docker/100000.100000")),
-            (100000, 100000)
-        );
-        assert_eq!(remap_of(Path::new("var/lib/docker")), (0, 0));
     }
 
     #[test]
