@@ -121,6 +121,7 @@ fn run(root: &Path, extra: &[&str], cmd: &[String]) -> (Option<i32>, String) {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the evidence images at test time; CI runs it"]
 fn no_output_onto_or_into_the_evidence() {
     let r = build_roots(true);
     assert!(r.e02.exists(), "the E01 set has several segments");

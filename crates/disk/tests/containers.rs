@@ -389,6 +389,7 @@ fn check_same_as_qemu(names: &[&str], format: Format) {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn qcow2_equals_qemu_img() {
     check_same_as_qemu(
         &[
@@ -408,6 +409,7 @@ fn qcow2_equals_qemu_img() {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn qcow2_backing_chain_equals_qemu_img() {
     check_same_as_qemu(
         &["ov1.qcow2", "ov2.qcow2", "ovraw.qcow2", "grow.qcow2"],
@@ -424,6 +426,7 @@ fn qcow2_backing_chain_equals_qemu_img() {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn vmdk_equals_qemu_img() {
     check_same_as_qemu(
         &[
@@ -438,11 +441,13 @@ fn vmdk_equals_qemu_img() {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn vhdx_equals_qemu_img() {
     check_same_as_qemu(&["dyn.vhdx", "fixed.vhdx"], Format::Vhdx);
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn e01_equals_source_and_ewfexport() {
     let f = fixture();
     assert!(
@@ -470,6 +475,7 @@ fn e01_equals_source_and_ewfexport() {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn detection_is_by_magic_not_extension() {
     let f = fixture();
     std::fs::copy(f.dir.join("zlib.qcow2"), f.dir.join("disguised.raw")).unwrap();
@@ -539,6 +545,7 @@ fn our_parts(t: &salvor_disk::PartitionTable) -> Vec<P> {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn gpt_matches_sfdisk_and_probe_finds_filesystems() {
     let f = fixture();
     let expected = sfdisk_parts(&f.dir, "gpt.raw");
@@ -588,6 +595,7 @@ fn gpt_matches_sfdisk_and_probe_finds_filesystems() {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn mbr_with_logical_partitions_matches_sfdisk() {
     let f = fixture();
     let expected = sfdisk_parts(&f.dir, "mbr.raw");
@@ -610,6 +618,7 @@ fn mbr_with_logical_partitions_matches_sfdisk() {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn whole_disk_filesystem() {
     let f = fixture();
     let disk = Disk::open(&f.dir.join("fs.img")).unwrap();
@@ -621,6 +630,7 @@ fn whole_disk_filesystem() {
 }
 
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn backing_files_outside_the_directory_are_refused_unless_explicit() {
     let f = fixture();
     let sub = f.dir.join("sub");
@@ -885,6 +895,7 @@ fn ex01_equals_source_and_libewf_export() {
 
 /// `Disk::files()` / `Image::files()`: every file read for the disk, canonical, each once.
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn files_lists_every_file_of_the_evidence() {
     let f = fixture();
     let canon = |n: &str| std::fs::canonicalize(f.dir.join(n)).unwrap();
@@ -938,6 +949,7 @@ fn files_lists_every_file_of_the_evidence() {
 
 /// A cut copy of a raw or qcow2 image is damage, said while opening; clean images have none.
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn truncated_images_are_damage() {
     use salvor_source::DamageKind;
     let f = fixture();
@@ -995,6 +1007,7 @@ fn truncated_images_are_damage() {
 
 /// An E01 set copied without its last segment, or with one in the middle missing: damage.
 #[test]
+#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn incomplete_e01_sets_are_damage() {
     use salvor_source::DamageKind;
     let f = fixture();

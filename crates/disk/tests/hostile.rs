@@ -387,6 +387,7 @@ fn fix_gpt_crc(b: &mut [u8], hdr: usize) {
 }
 
 #[test]
+#[ignore = "needs sgdisk (gdisk), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the images it damages at test time; CI runs it"]
 fn gpt_damage() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -486,6 +487,7 @@ fn corpus() -> &'static Corpus {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
+    #[ignore = "needs sgdisk (gdisk), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the images it damages at test time; CI runs it"]
     fn random_byte_flips_never_panic(
         which in 0usize..4,
         flips in proptest::collection::vec((any::<u32>(), any::<u8>()), 1..24),
@@ -879,6 +881,7 @@ fn acquire(dir: &Path, raw: &str, name: &str) {
 }
 
 #[test]
+#[ignore = "needs sgdisk (gdisk), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the images it damages at test time; CI runs it"]
 fn e01_segments_of_another_acquisition_are_refused() {
     let (_tmp, ev, out) = set_tree();
     let mk = |dir: &Path, len: u32, seed: u8| {
@@ -976,6 +979,7 @@ fn e01_segments_of_another_acquisition_are_refused() {
 }
 
 #[test]
+#[ignore = "needs sgdisk (gdisk), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the images it damages at test time; CI runs it"]
 fn fifos_in_a_set_are_refused_without_hanging() {
     let (_tmp, ev, _out) = set_tree();
     let fifo = |p: &Path| run(&ev, &["mkfifo", p.to_str().unwrap()]);

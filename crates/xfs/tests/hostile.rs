@@ -126,6 +126,7 @@ fn walk_budget(fs: &Xfs) -> usize {
 }
 
 #[test]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): builds the images it damages at test time; CI runs it"]
 fn intact_images_walk_cleanly() {
     for img in images() {
         let fs = open_mem(img.bytes.clone()).unwrap();
@@ -139,6 +140,7 @@ fn intact_images_walk_cleanly() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
+    #[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): builds the images it damages at test time; CI runs it"]
     fn random_byte_flips_never_panic(
         which in 0usize..3,
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..512, any::<u8>()), 1..40),
@@ -166,6 +168,7 @@ proptest! {
 /// Deterministic flips concentrated on used sectors past the superblock: most images
 /// still open, and the walk gets through them (errors and warnings, no panic).
 #[test]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): builds the images it damages at test time; CI runs it"]
 fn metadata_flips_walk_with_budget() {
     let imgs = images();
     if imgs.is_empty() {
@@ -226,6 +229,7 @@ fn inode_offset(fs: &Xfs, ino: u64) -> usize {
 }
 
 #[test]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): builds the images it damages at test time; CI runs it"]
 fn targeted_corruption_names_the_inode_and_reports_checksums() {
     let imgs = images();
     if imgs.is_empty() {
