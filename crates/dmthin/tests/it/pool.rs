@@ -1,0 +1,339 @@
+//! A pool built with `thin_restore`: mappings checked against `thin_dump`, device bytes
+//! against the original ext4 images, files against the source trees; the Docker layout
+//! read through `DirSource` and `TarSource`.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::*;
+use salvor_dmthin::{
+    read_docker_devicemapper_metadata, read_docker_deviceset_metadata, DockerDevicemapper, Mapping,
+    ThinPool,
+};
+use salvor_source::{BlockDevice, DirSource, FileDevice, FileKind, Source};
+
+fn open(p: &Pool) -> ThinPool {
+    let meta: Arc<dyn BlockDevice> = Arc::new(FileDevice::open(&p.metadata).unwrap());
+    let data: Arc<dyn BlockDevice> = Arc::new(FileDevice::open(&p.data).unwrap());
+    ThinPool::open(meta, data).unwrap()
+}
+
+fn mappings(pool: &ThinPool, dev: u64) -> Vec<Mapping> {
+    let mut v = Vec::new();
+    pool.for_each_mapping(dev, &mut |m| v.push(m)).unwrap();
+    v
+}
+
+/// Reads a whole device in odd-sized chunks that straddle data blocks.
+fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
+    let mut out = vec![0u8; dev.size() as usize];
+    let mut off = 0usize;
+    while off < out.len() {
+        let n = 100_003.min(out.len() - off);
+        dev.read_exact_at(off as u64, &mut out[off..off + n])
+            .unwrap();
+        off += n;
+    }
+    let mut past = [0u8; 16];
+    assert_eq!(dev.read_at(dev.size(), &mut past).unwrap(), 0);
+    out
+}
+
+#[test]
+#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
+fn mappings_equal_thin_dump() {
+    let p = build_pool();
+    let pool = open(&p);
+    let dump = thin_dump(&p.metadata);
+    let sb = pool.superblock();
+    assert_eq!(dump.superblock["time"], sb.time.to_string());
+    assert_eq!(
+        dump.superblock["transaction"],
+        sb.transaction_id.to_string()
+    );
+    assert_eq!(
+        dump.superblock["data_block_size"],
+        sb.data_block_size.to_string()
+    );
+    assert_eq!(
+        dump.superblock["nr_data_blocks"],
+        sb.nr_data_blocks.to_string()
+    );
+    assert_eq!(pool.data_block_size(), BS);
+
+    let devs = pool.devices();
+    assert_eq!(
+        devs.iter().map(|d| d.dev_id).collect::<Vec<_>>(),
+        dump.devices.keys().copied().collect::<Vec<_>>()
+    );
+    let mut total = 0;
+    for info in &devs {
+        let (attrs, dumped) = &dump.devices[&info.dev_id];
+        let d = info.details.expect("details");
+        assert_eq!(attrs["mapped_blocks"], d.mapped_blocks.to_string());
+        assert_eq!(attrs["transaction"], d.transaction_id.to_string());
+        assert_eq!(attrs["creation_time"], d.creation_time.to_string());
+        assert_eq!(attrs["snap_time"], d.snapshotted_time.to_string());
+        let ours = mappings(&pool, info.dev_id);
+        assert_eq!(
+            &ours, dumped,
+            "device {}: mappings differ from thin_dump",
+            info.dev_id
+        );
+        assert_eq!(
+            ours, p.devices[&info.dev_id].mappings,
+            "device {}: mappings differ from the XML",
+            info.dev_id
+        );
+        assert_eq!(
+            pool.highest_mapped_block(info.dev_id).unwrap(),
+            ours.last().map(|m| m.virt_block)
+        );
+        // Point lookups agree with the walk, and unmapped blocks are None.
+        for m in ours.iter().step_by(97) {
+            assert_eq!(pool.lookup(info.dev_id, m.virt_block).unwrap(), Some(*m));
+        }
+        let mapped: std::collections::HashSet<u64> = ours.iter().map(|m| m.virt_block).collect();
+        for v in (0..ours.last().unwrap().virt_block + 3).step_by(101) {
+            assert_eq!(
+                pool.lookup(info.dev_id, v).unwrap().is_some(),
+                mapped.contains(&v)
+            );
+        }
+        eprintln!(
+            "device {}: {} mappings equal to thin_dump",
+            info.dev_id,
+            ours.len()
+        );
+        total += ours.len();
+    }
+    eprintln!(
+        "{} devices, {total} mappings equal to thin_dump",
+        devs.len()
+    );
+    assert!(pool.report().warnings.is_empty(), "{:?}", pool.report());
+    assert!(matches!(
+        pool.device(42),
+        Err(salvor_dmthin::ThinError::NoSuchDevice(42))
+    ));
+}
+
+#[test]
+#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
+fn devices_read_as_the_images() {
+    let p = build_pool();
+    let pool = open(&p);
+    for (id, dev) in &p.devices {
+        let Some(expected) = &dev.expected else {
+            continue;
+        };
+        let sized = pool.device_with_size(*id, expected.len() as u64).unwrap();
+        let got = read_all(&*sized);
+        assert_eq!(sha256(&got), sha256(expected), "device {id} (sized)");
+        // Without a size: the ext4 superblock's size (or the highest mapped block).
+        let auto = pool.device(*id).unwrap();
+        assert_eq!(auto.size(), expected.len() as u64, "device {id}: size");
+        assert_eq!(sha256(&read_all(&*auto)), sha256(expected), "device {id}");
+        eprintln!(
+            "device {id}: {} bytes, sha256 {} equal",
+            got.len(),
+            &sha256(&got)[..16]
+        );
+    }
+    // The images themselves are what the pool was built from.
+    assert_eq!(
+        sha256(&std::fs::read(&p.base_img).unwrap()),
+        sha256(p.devices[&BASE_DEV].expected.as_ref().unwrap())
+    );
+    // Past the mapped blocks of a sized device: zeros.
+    let big = pool.device_with_size(RAW_DEV, 1 << 40).unwrap();
+    let mut buf = vec![1u8; 4096];
+    big.read_exact_at((1 << 40) - 4096, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+    // The wide device: spot checks against the data file.
+    let wide = pool.device(WIDE_DEV).unwrap();
+    let data = std::fs::read(&p.data).unwrap();
+    for m in p.devices[&WIDE_DEV].mappings.iter().step_by(1009) {
+        let mut b = vec![0u8; 4096];
+        wide.read_exact_at(m.virt_block * BS + 8192, &mut b)
+            .unwrap();
+        let at = (m.data_block * BS + 8192) as usize;
+        assert_eq!(b, data[at..at + 4096]);
+        wide.read_exact_at((m.virt_block + 1) * BS, &mut b).unwrap();
+        if p.devices[&WIDE_DEV]
+            .mappings
+            .binary_search_by_key(&(m.virt_block + 1), |m| m.virt_block)
+            .is_err()
+        {
+            assert!(b.iter().all(|&x| x == 0));
+        }
+    }
+}
+
+/// Walks a `Source` tree: path → (kind, content or link target).
+fn walk_source(src: &dyn Source, root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in src.read_dir(&dir).unwrap() {
+            let p = dir.join(&e.name);
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let content = match e.kind {
+                FileKind::Dir => {
+                    stack.push(p.clone());
+                    Vec::new()
+                }
+                FileKind::Regular => {
+                    let mut v = Vec::new();
+                    src.open(&p).unwrap().read_to_end(&mut v).unwrap();
+                    v
+                }
+                FileKind::Symlink => src.read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
+                _ => Vec::new(),
+            };
+            out.insert(rel, (e.kind, content));
+        }
+    }
+    out
+}
+
+fn walk_host(root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
+    let src = DirSource::new(root).unwrap();
+    walk_source(&src, Path::new(""))
+}
+
+#[test]
+#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
+fn ext4_on_thin_devices_lists_rootfs() {
+    let p = build_pool();
+    let pool = open(&p);
+    for (dev, src, id) in [
+        (BASE_DEV, &p.base_src, BASE_ID),
+        (CHILD_DEV, &p.child_src, CHILD_ID),
+    ] {
+        let fs = salvor_ext4::Ext4::open(pool.device(dev).unwrap()).unwrap();
+        let names: Vec<_> = fs
+            .read_dir(Path::new("/"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert!(
+            names.iter().any(|n| n == "rootfs") && names.iter().any(|n| n == "id"),
+            "{names:?}"
+        );
+        assert_eq!(
+            fs.read_limited(Path::new("id"), 100).unwrap(),
+            id.as_bytes()
+        );
+        let ours = walk_source(&fs, Path::new("rootfs"));
+        let want = walk_host(&src.join("rootfs"));
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "device {dev}"
+        );
+        assert!(ours == want, "device {dev}: file contents differ");
+        eprintln!(
+            "device {dev}: {} entries of rootfs/ equal to the source tree",
+            ours.len()
+        );
+    }
+}
+
+/// Lays out a devicemapper data-root: loop files, per-layer JSON, deviceset metadata.
+fn docker_root(p: &Pool) -> PathBuf {
+    let root = p.dir.path().join("docker");
+    let dm = root.join("devicemapper");
+    std::fs::create_dir_all(dm.join("devicemapper")).unwrap();
+    std::fs::create_dir_all(dm.join("metadata")).unwrap();
+    std::fs::copy(&p.metadata, dm.join("devicemapper/metadata")).unwrap();
+    std::fs::copy(&p.data, dm.join("devicemapper/data")).unwrap();
+    let rec = |id: u64, tx: u64| {
+        format!("{{\"device_id\":{id},\"size\":{IMAGE_SIZE},\"transaction_id\":{tx},\"initialized\":true,\"deleted\":false}}")
+    };
+    std::fs::write(dm.join("metadata/base"), rec(BASE_DEV, 1)).unwrap();
+    std::fs::write(dm.join("metadata").join(CHILD_ID), rec(CHILD_DEV, 2)).unwrap();
+    std::fs::write(
+        dm.join("metadata/deviceset-metadata"),
+        r#"{"next_device_id":8,"BaseDeviceUUID":"6f0a2c5e-1b2d-4e3f-8a9b-0c1d2e3f4a5b","BaseDeviceFilesystem":"ext4"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dm.join("metadata/transaction-metadata"),
+        r#"{"open_transaction_id":5,"device_hash":"","device_id":0}"#,
+    )
+    .unwrap();
+    std::fs::write(dm.join("metadata/.tmp12345"), "partial").unwrap();
+    root
+}
+
+fn check_docker(src: &dyn Source, data_root: &Path, p: &Pool) {
+    let recs = read_docker_devicemapper_metadata(src, data_root).unwrap();
+    assert_eq!(
+        recs.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec![CHILD_ID, BASE_ID]
+    );
+    assert_eq!(recs[BASE_ID].device_id, BASE_DEV);
+    assert_eq!(recs[CHILD_ID].size, IMAGE_SIZE);
+    assert!(recs[CHILD_ID].initialized && !recs[CHILD_ID].deleted);
+    let ds = read_docker_deviceset_metadata(src, data_root)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ds.next_device_id, Some(8));
+    assert_eq!(ds.base_device_filesystem.as_deref(), Some("ext4"));
+
+    let dm = DockerDevicemapper::open(src, data_root).unwrap();
+    assert!(dm.warnings.is_empty(), "{:?}", dm.warnings);
+    for (id, tree) in [(BASE_ID, &p.base_src), (CHILD_ID, &p.child_src)] {
+        let dev = dm.layer_device(id).unwrap();
+        assert_eq!(dev.size(), IMAGE_SIZE);
+        let fs = salvor_ext4::Ext4::open(dev).unwrap();
+        assert_eq!(
+            fs.read_limited(Path::new("id"), 100).unwrap(),
+            id.as_bytes()
+        );
+        assert!(
+            walk_source(&fs, Path::new("rootfs")) == walk_host(&tree.join("rootfs")),
+            "{id}"
+        );
+    }
+    assert!(dm.layer_device("nope").is_err());
+}
+
+#[test]
+#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
+fn docker_layout_through_dir_source() {
+    let p = build_pool();
+    let root = docker_root(&p);
+    let src = DirSource::new(&root).unwrap();
+    check_docker(&src, Path::new(""), &p);
+    // A data-root below the evidence root.
+    let src = DirSource::new(p.dir.path()).unwrap();
+    check_docker(&src, Path::new("docker"), &p);
+    // Direct-lvm (no loop files): a clear error.
+    let err = DockerDevicemapper::open(&src, Path::new("base-src"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("direct-lvm"), "{err}");
+}
+
+#[test]
+#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
+fn docker_layout_through_tar_source() {
+    let p = build_pool();
+    let root = docker_root(&p);
+    let tar = p.dir.path().join("docker.tar");
+    sh(&format!(
+        "tar -C '{}' -cf '{}' .",
+        root.display(),
+        tar.display()
+    ));
+    let src = salvor_source::TarSource::open(&tar).unwrap();
+    check_docker(&src, Path::new(""), &p);
+}
