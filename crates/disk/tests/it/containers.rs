@@ -507,8 +507,12 @@ struct P {
 }
 
 fn sfdisk_parts(dir: &Path, name: &str) -> Vec<P> {
-    let j: serde_json::Value =
-        serde_json::from_str(&run(dir, &["sfdisk", "--json", name])).unwrap();
+    parse_sfdisk_json(&run(dir, &["sfdisk", "--json", name]), name)
+}
+
+/// `sfdisk --json NAME` (run in NAME's directory), as partitions.
+fn parse_sfdisk_json(json: &str, name: &str) -> Vec<P> {
+    let j: serde_json::Value = serde_json::from_str(json).unwrap();
     j["partitiontable"]["partitions"]
         .as_array()
         .unwrap()
@@ -594,13 +598,15 @@ fn gpt_matches_sfdisk_and_probe_finds_filesystems() {
     assert_eq!(json["volumes"][0]["content"]["type"], "ext");
 }
 
+/// The committed MBR disk (`fixtures/disk/mbr.raw.zst`, written by sfdisk) against
+/// sfdisk's committed answer about it (`mbr.sfdisk.json`).
 #[test]
-#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn mbr_with_logical_partitions_matches_sfdisk() {
-    let f = fixture();
-    let expected = sfdisk_parts(&f.dir, "mbr.raw");
+    let tmp = tempfile::tempdir().unwrap();
+    let mbr = unpack_fixture(tmp.path(), "mbr.raw");
+    let expected = parse_sfdisk_json(&committed_sfdisk_json("mbr.raw"), "mbr.raw");
     assert_eq!(expected.len(), 5, "{expected:?}");
-    let disk = Disk::open(&f.dir.join("mbr.raw")).unwrap();
+    let disk = Disk::open(&mbr).unwrap();
     let t = disk.partition_table.as_ref().unwrap();
     assert_eq!(our_parts(t), expected);
     assert!(t.partitions[0].bootable);
@@ -617,11 +623,11 @@ fn mbr_with_logical_partitions_matches_sfdisk() {
     assert!(disk.select(&VolumeSpec::Partition(9)).is_err());
 }
 
+/// The committed ext4 image (`fixtures/disk/fs.img.zst`) as a whole disk.
 #[test]
-#[ignore = "needs sfdisk (fdisk), sgdisk (gdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): compares with the tools' own images and answers; CI runs it"]
 fn whole_disk_filesystem() {
-    let f = fixture();
-    let disk = Disk::open(&f.dir.join("fs.img")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = Disk::open(&unpack_fixture(tmp.path(), "fs.img")).unwrap();
     assert!(disk.partition_table.is_none());
     assert_eq!(disk.volumes.len(), 1);
     assert_eq!(disk.volumes[0].spec, "disk");
@@ -1051,4 +1057,46 @@ fn incomplete_e01_sets_are_damage() {
         }
         other => panic!("expected damage, got {other}"),
     }
+}
+
+/// `fixtures/disk/make-disks.sh` re-run into a temporary directory writes the committed
+/// files byte for byte (the tools are deterministic there), and sfdisk's fresh answer about
+/// the committed MBR disk is the committed one.
+#[test]
+#[ignore = "needs mke2fs and debugfs (e2fsprogs), sfdisk (fdisk), zstd: re-makes fixtures/disk/make-disks.sh and compares; CI runs it"]
+fn disk_fixtures_remade_by_the_tools_are_the_committed_ones() {
+    need("mke2fs", "e2fsprogs");
+    need("sfdisk", "fdisk");
+    need("zstd", "zstd");
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("fresh");
+    let script = disk_fixtures().join("make-disks.sh");
+    let o = std::process::Command::new("bash")
+        .arg(&script)
+        .env("FX_OUT_DIR", &fresh)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for name in [
+        "fs.img.zst",
+        "mbr.raw.zst",
+        "mbr.sfdisk.json",
+        "lvm-mbr.raw.zst",
+        "lvm-mbr.sfdisk.json",
+    ] {
+        let committed = std::fs::read(disk_fixtures().join(name)).unwrap();
+        let again = std::fs::read(fresh.join(name)).unwrap();
+        assert!(committed == again, "{name}: the fresh run differs from the committed file");
+    }
+    let d = tmp.path();
+    unpack_fixture(d, "mbr.raw");
+    assert_eq!(
+        sfdisk_parts(d, "mbr.raw"),
+        parse_sfdisk_json(&committed_sfdisk_json("mbr.raw"), "mbr.raw")
+    );
 }

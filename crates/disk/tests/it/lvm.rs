@@ -6,24 +6,20 @@ use crate::common;
 use common::*;
 use salvor_disk::{Content, Disk, VolumeSpec};
 
+/// The committed ext4 image (`fixtures/disk/fs.img.zst`, made by `mke2fs -d`).
 fn fs_image(dir: &std::path::Path) -> Vec<u8> {
-    make_ext4(dir, "fs.img", "6M");
-    std::fs::read(dir.join("fs.img")).unwrap()
+    std::fs::read(unpack_fixture(dir, "fs.img")).unwrap()
 }
 
+/// On the committed MBR disk `fixtures/disk/lvm-mbr.raw.zst` (sfdisk: one 8e partition at
+/// 1 MiB), a hand-written PV holding the committed ext4 image.
 #[test]
-#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs): builds the MBR disk at test time; CI runs it"]
 fn lv_in_mbr_partition_maps_to_the_filesystem() {
-    need("sfdisk", "fdisk");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let fs = fs_image(d);
-    run(d, &["truncate", "-s", "16M", "lvm.raw"]);
-    run_stdin(
-        d,
-        &["sfdisk", "-q", "lvm.raw"],
-        Some("label: dos\nstart=2048, size=28672, type=8e\n"),
-    );
+    let lvm_raw = unpack_fixture(d, "lvm-mbr.raw");
+    std::fs::rename(&lvm_raw, d.join("lvm.raw")).unwrap();
     // Metadata text placed so that it wraps around the end of the circular buffer.
     let mda_size = (1u64 << 20) - 4096;
     let pv = pv_with_fs(&fs, mda_size - 1000);

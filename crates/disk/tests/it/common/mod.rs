@@ -311,3 +311,26 @@ pub fn pv_with_fs(fs: &[u8], text_off: u64) -> Vec<u8> {
     pv[base + 2 * ext..base + 6 * ext].copy_from_slice(&fs[8 * ext..]);
     pv
 }
+
+/// `fixtures/disk` (made by `fixtures/disk/make-disks.sh`), or `SALVOR_DISK_FIXTURES`.
+pub fn disk_fixtures() -> std::path::PathBuf {
+    std::env::var_os("SALVOR_DISK_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/disk"))
+}
+
+/// Decompresses the committed `fixtures/disk/NAME.zst` into `dir/NAME`; returns its path.
+pub fn unpack_fixture(dir: &Path, name: &str) -> std::path::PathBuf {
+    let src = disk_fixtures().join(format!("{name}.zst"));
+    let bytes = std::fs::read(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let raw = zstd::decode_all(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let out = dir.join(name);
+    std::fs::write(&out, raw).unwrap();
+    out
+}
+
+/// The committed `sfdisk --json` answer about `fixtures/disk/NAME`.
+pub fn committed_sfdisk_json(name: &str) -> String {
+    let p = disk_fixtures().join(format!("{}.sfdisk.json", name.trim_end_matches(".raw")));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
