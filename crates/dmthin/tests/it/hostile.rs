@@ -137,7 +137,6 @@ fn exercise(pool: &ThinPool) {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool metadata at test time; CI runs it"]
 fn wide_device_tree_has_three_levels() {
     let f = fixture();
     let root = dev_root(&f.meta, WIDE_DEV);
@@ -154,7 +153,6 @@ fn wide_device_tree_has_three_levels() {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool metadata at test time; CI runs it"]
 fn not_metadata() {
     let f = fixture();
     assert!(matches!(
@@ -172,7 +170,6 @@ fn not_metadata() {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool metadata at test time; CI runs it"]
 fn superblock_checksum_strict_and_lenient() {
     let f = fixture();
     let mut m = f.meta.clone();
@@ -196,7 +193,6 @@ fn superblock_checksum_strict_and_lenient() {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool metadata at test time; CI runs it"]
 fn superblock_fields_validated() {
     let f = fixture();
     let cases: Vec<(&str, Mutation)> = vec![
@@ -228,7 +224,6 @@ fn superblock_fields_validated() {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool metadata at test time; CI runs it"]
 fn hostile_nodes() {
     let f = fixture();
     let root = dev_root(&f.meta, WIDE_DEV);
@@ -347,7 +342,6 @@ fn hostile_nodes() {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool metadata at test time; CI runs it"]
 fn truncated_devices() {
     let f = fixture();
     // Data device shorter than the pool: a warning, then I/O errors for blocks past it.
@@ -377,8 +371,7 @@ fn used_blocks(m: &[u8]) -> Vec<u64> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
     #[test]
-    #[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool metadata at test time; CI runs it"]
-    fn flipped_metadata_never_panics(flips in prop::collection::vec((any::<prop::sample::Index>(), 0usize..BS4K, 1u8..=255), 1..8), refix in any::<bool>()) {
+        fn flipped_metadata_never_panics(flips in prop::collection::vec((any::<prop::sample::Index>(), 0usize..BS4K, 1u8..=255), 1..8), refix in any::<bool>()) {
         let f = FIXTURE.with(|f| (f.meta.clone(), f.data.clone()));
         let (mut m, data) = f;
         let used = used_blocks(&m);

@@ -1,4 +1,5 @@
-//! A pool built with `thin_restore`: mappings checked against `thin_dump`, device bytes
+//! A pool built with `thin_restore` (committed): mappings checked against `thin_dump`'s
+//! committed answer, device bytes
 //! against the original ext4 images, files against the source trees; the Docker layout
 //! read through `DirSource` and `TarSource`.
 
@@ -45,11 +46,10 @@ fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
 fn mappings_equal_thin_dump() {
     let p = build_pool();
     let pool = open(&p);
-    let dump = thin_dump(&p.metadata);
+    let dump = committed_thin_dump();
     let sb = pool.superblock();
     assert_eq!(dump.superblock["time"], sb.time.to_string());
     assert_eq!(
@@ -124,7 +124,6 @@ fn mappings_equal_thin_dump() {
 }
 
 #[test]
-#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
 fn devices_read_as_the_images() {
     let p = build_pool();
     let pool = open(&p);
@@ -208,7 +207,6 @@ fn walk_host(root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
 }
 
 #[test]
-#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
 fn ext4_on_thin_devices_lists_rootfs() {
     let p = build_pool();
     let pool = open(&p);
@@ -307,7 +305,6 @@ fn check_docker(src: &dyn Source, data_root: &Path, p: &Pool) {
 }
 
 #[test]
-#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
 fn docker_layout_through_dir_source() {
     let p = build_pool();
     let root = docker_root(&p);
@@ -324,7 +321,6 @@ fn docker_layout_through_dir_source() {
 }
 
 #[test]
-#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs): builds the pool at test time and compares with thin_dump; CI runs it"]
 fn docker_layout_through_tar_source() {
     let p = build_pool();
     let root = docker_root(&p);
@@ -336,4 +332,63 @@ fn docker_layout_through_tar_source() {
     ));
     let src = salvor_source::TarSource::open(&tar).unwrap();
     check_docker(&src, Path::new(""), &p);
+}
+
+/// `fixtures/dmthin/make-pool.sh` re-run writes the committed images byte for byte;
+/// thin_restore of the XML this test computes writes the committed metadata, and
+/// thin_dump of it gives the committed answer. With `SALVOR_DMTHIN_WRITE=DIR` (the
+/// script's second step) it writes `metadata.zst` and `thin_dump.xml.zst` into DIR.
+#[test]
+#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs and debugfs (e2fsprogs), zstd, python3: re-makes fixtures/dmthin/make-pool.sh and compares; CI runs it"]
+fn pool_fixture_remade_by_the_tools_is_the_committed_one() {
+    let write = std::env::var_os("SALVOR_DMTHIN_WRITE").map(PathBuf::from);
+    if write.is_none() {
+        let fresh = tempfile::tempdir().unwrap();
+        let script = dmthin_fixtures().join("make-pool.sh");
+        let o = std::process::Command::new("bash")
+            .arg(&script)
+            .env("FX_OUT_DIR", fresh.path())
+            .env("FX_SKIP_METADATA", "1")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            script.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            std::fs::read(fresh.path().join("images.zst")).unwrap()
+                == std::fs::read(dmthin_fixtures().join("images.zst")).unwrap(),
+            "images.zst: the fresh run differs from the committed file"
+        );
+    }
+    let p = build_pool();
+    let fresh_meta = p.dir.path().join("metadata.fresh");
+    sh(&format!(
+        "truncate -s 16M '{m}' && thin_restore -q -i '{x}' -o '{m}' || thin_restore -i '{x}' -o '{m}' >/dev/null",
+        m = fresh_meta.display(),
+        x = p.dir.path().join("pool.xml").display()
+    ));
+    let xml = sh_out(&format!("thin_dump '{}'", fresh_meta.display()));
+    if let Some(dir) = write {
+        let meta = std::fs::read(&fresh_meta).unwrap();
+        std::fs::write(dir.join("metadata.zst"), zstd::encode_all(&meta[..], 19).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("thin_dump.xml.zst"),
+            zstd::encode_all(xml.as_bytes(), 19).unwrap(),
+        )
+        .unwrap();
+        return;
+    }
+    assert!(
+        std::fs::read(&fresh_meta).unwrap() == std::fs::read(&p.metadata).unwrap(),
+        "thin_restore wrote other metadata than fixtures/dmthin/metadata.zst"
+    );
+    let committed = committed("thin_dump.xml.zst").unwrap();
+    assert_eq!(xml.as_bytes(), &committed[..], "thin_dump's answer changed");
+    let dump = parse_thin_dump(&xml);
+    for (id, dev) in &p.devices {
+        assert_eq!(dump.devices[id].1, dev.mappings, "device {id}");
+    }
 }

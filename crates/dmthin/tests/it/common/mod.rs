@@ -1,8 +1,8 @@
-//! Builds a dm-thin pool at test time without root or device-mapper: ext4 images made
-//! with `mke2fs -d`, a `thin_restore` XML written by hand mapping their 64 KiB blocks to
-//! data blocks (a snapshot child sharing most blocks with its parent, holes where the
-//! image is zero), a `data` file laid out accordingly, and `thin_restore` for the
-//! metadata.
+//! Builds a dm-thin pool without root or device-mapper: the committed ext4 images made
+//! with `mke2fs -d` and debugfs (`fixtures/dmthin/make-pool.sh`), a `thin_restore` XML
+//! written here mapping their 64 KiB blocks to data blocks (a snapshot child sharing most
+//! blocks with its parent, holes where the image is zero), a `data` file laid out
+//! accordingly, and the metadata `thin_restore` wrote from that XML (committed).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -100,12 +100,18 @@ fn write_tree(root: &Path, id: &str, child: bool) {
     }
 }
 
-fn mke2fs(src: &Path, img: &Path) {
-    sh(&format!(
-        "truncate -s {IMAGE_SIZE} '{img}' && mke2fs -q -F -t ext4 -b 4096 -E root_owner=0:0 -U 6f0a2c5e-1b2d-4e3f-8a9b-0c1d2e3f4a5b -d '{src}' '{img}'",
-        src = src.display(),
-        img = img.display()
-    ));
+/// `fixtures/dmthin` (made by `fixtures/dmthin/make-pool.sh`), or `SALVOR_DMTHIN_FIXTURES`.
+pub fn dmthin_fixtures() -> PathBuf {
+    std::env::var_os("SALVOR_DMTHIN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/dmthin"))
+}
+
+/// Decompresses a committed `fixtures/dmthin/NAME` (zstd); `None` when it is not there.
+pub fn committed(name: &str) -> Option<Vec<u8>> {
+    let p = dmthin_fixtures().join(name);
+    let bytes = std::fs::read(&p).ok()?;
+    Some(zstd::decode_all(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
 }
 
 /// Builds the pool in a temporary directory.
@@ -118,32 +124,13 @@ pub fn build_pool() -> Pool {
     write_tree(&child_src, CHILD_ID, true);
     let base_img = d.join("base.img");
     let child_img = d.join("child.img");
-    mke2fs(&base_src, &base_img);
-    // The child starts as a block-for-block snapshot of the parent and is then changed
-    // in place (debugfs), as the kernel would change a snapshot: most blocks stay equal.
-    std::fs::copy(&base_img, &child_img).unwrap();
-    let added = d.join("added");
-    std::fs::write(&added, noise(3, 70_000)).unwrap();
-    let hostname = d.join("hostname");
-    std::fs::write(&hostname, "changed-by-child\n").unwrap();
-    let idf = d.join("idfile");
-    std::fs::write(&idf, CHILD_ID).unwrap();
-    let cmds = d.join("debugfs.cmds");
-    std::fs::write(
-        &cmds,
-        format!(
-            "rm /rootfs/etc/hostname\nwrite {} /rootfs/etc/hostname\nwrite {} /rootfs/etc/added\nrm /rootfs/etc/os-release\nrm /id\nwrite {} /id\n",
-            hostname.display(),
-            added.display(),
-            idf.display()
-        ),
-    )
-    .unwrap();
-    sh(&format!(
-        "debugfs -w -f '{}' '{}' >/dev/null 2>&1",
-        cmds.display(),
-        child_img.display()
-    ));
+    // The ext4 images mke2fs and debugfs wrote (fixtures/dmthin/make-pool.sh): the base
+    // layer and its snapshot child changed in place, as the kernel would change a snapshot
+    // (most blocks stay equal).
+    let images = committed("images.zst").expect("fixtures/dmthin/images.zst");
+    assert_eq!(images.len() as u64, 2 * IMAGE_SIZE, "images.zst: base.img + child.img");
+    std::fs::write(&base_img, &images[..IMAGE_SIZE as usize]).unwrap();
+    std::fs::write(&child_img, &images[IMAGE_SIZE as usize..]).unwrap();
 
     let base = std::fs::read(&base_img).unwrap();
     let child = std::fs::read(&child_img).unwrap();
@@ -319,12 +306,12 @@ pub fn build_pool() -> Pool {
     xml.push_str("</superblock>\n");
     let xml_path = d.join("pool.xml");
     std::fs::write(&xml_path, xml).unwrap();
+    // The metadata thin_restore wrote from this XML (fixtures/dmthin/metadata.zst; the
+    // ignored test pool_fixture_remade_by_the_tools_is_the_committed_one makes it again).
     let metadata = d.join("metadata");
-    sh(&format!(
-        "truncate -s 16M '{m}' && thin_restore -q -i '{x}' -o '{m}' || thin_restore -i '{x}' -o '{m}' >/dev/null",
-        m = metadata.display(),
-        x = xml_path.display()
-    ));
+    if let Some(m) = committed("metadata.zst") {
+        std::fs::write(&metadata, m).unwrap();
+    }
     Pool {
         dir,
         metadata,
@@ -361,8 +348,19 @@ fn attrs(line: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// `thin_dump` run on `metadata` (needs thin-provisioning-tools).
 pub fn thin_dump(metadata: &Path) -> Dump {
-    let xml = sh_out(&format!("thin_dump '{}'", metadata.display()));
+    parse_thin_dump(&sh_out(&format!("thin_dump '{}'", metadata.display())))
+}
+
+/// thin_dump's committed answer about the committed metadata (`fixtures/dmthin/thin_dump.xml.zst`).
+pub fn committed_thin_dump() -> Dump {
+    let xml = committed("thin_dump.xml.zst").expect("fixtures/dmthin/thin_dump.xml.zst");
+    parse_thin_dump(std::str::from_utf8(&xml).expect("thin_dump.xml is UTF-8"))
+}
+
+/// Parses thin_dump's XML.
+pub fn parse_thin_dump(xml: &str) -> Dump {
     let mut dump = Dump {
         superblock: BTreeMap::new(),
         devices: BTreeMap::new(),
