@@ -25,17 +25,7 @@ fn unpack(fixture: &str, dest: &Path) {
         .join("fixtures/engine")
         .join(fixture)
         .join("data-root.tar.zst");
-    std::fs::create_dir_all(dest).expect("mkdir");
-    let st = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C '{}' -xf -",
-            src.display(),
-            dest.display()
-        ))
-        .status()
-        .expect("zstd | tar (see tests/REQUIRES.txt)");
-    assert!(st.success(), "unpacking {} failed", src.display());
+    untar_zst(&src, dest, true);
 }
 
 fn rename_driver(

@@ -180,3 +180,32 @@ pub fn salvor_bounded(args: &[&str], stdout_to: &Path, deadline: std::time::Dura
         stderr,
     }
 }
+
+/// Unpacks a committed `.tar.zst` into `dest` with GNU tar (`--xattrs` when asked),
+/// decompressing with the zstd crate (no `zstd` tool needed).
+pub fn untar_zst(src: &Path, dest: &Path, xattrs: bool) {
+    std::fs::create_dir_all(dest).expect("mkdir");
+    let f = std::fs::File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let mut z = zstd::stream::read::Decoder::new(f).expect("zstd");
+    let mut cmd = Command::new("tar");
+    if xattrs {
+        cmd.args(["--xattrs", "--xattrs-include=*"]);
+    }
+    let mut child = cmd
+        .args(["--numeric-owner", "-C"])
+        .arg(dest)
+        .args(["-xf", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("tar");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::copy(&mut z, &mut stdin)
+            .unwrap_or_else(|e| panic!("{}: cannot decompress into tar: {e}", src.display()));
+    }
+    assert!(
+        child.wait().expect("tar").success(),
+        "unpacking {} failed",
+        src.display()
+    );
+}

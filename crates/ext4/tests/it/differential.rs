@@ -277,6 +277,7 @@ fn ext4_128_byte_inodes() {
 }
 
 #[test]
+#[ignore = "needs mke2fs and debugfs (e2fsprogs): builds the image at test time; CI runs it"]
 fn unwritten_extents_read_as_zeros() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -323,6 +324,7 @@ fn unwritten_extents_read_as_zeros() {
 }
 
 #[test]
+#[ignore = "needs mke2fs and debugfs (e2fsprogs): builds the image at test time; CI runs it"]
 fn dirty_journal_replayed_in_memory() {
     for (csum, opts) in [
         ("", "-t ext4 -b 4096"),
@@ -398,6 +400,7 @@ fn dirty_journal_replayed_in_memory() {
 /// A journaled directory block (metadata) is seen; a block revoked by a later
 /// transaction is not replayed; both agree with e2fsck's replay.
 #[test]
+#[ignore = "needs mke2fs and debugfs (e2fsprogs): builds the image at test time; CI runs it"]
 fn dirty_journal_metadata_and_revoke() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");

@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::common::{repo, salvor, sha256_file};
+use super::common::{repo, salvor, sha256_file, untar_zst};
 
 fn sh(script: &str) {
     let out = Command::new("bash")
@@ -66,10 +66,7 @@ fn build_roots(with_images: bool) -> Roots {
     let dir = t.join("dir");
     fs::create_dir_all(&dir).unwrap();
     let d = t.display();
-    sh(&format!(
-        "zstd -dcf '{}' | tar --numeric-owner -C {d}/dir -xf -",
-        archive.display()
-    ));
+    untar_zst(&archive, &dir, false);
     if with_images {
         sh(&format!(
             "mkdir -p {d}/host/var/lib/docker {d}/img
