@@ -35,35 +35,61 @@ impl BlockDevice for MemDevice {
     }
 }
 
-/// Small images built once: (name, bytes).
+/// `fixtures/ext4` (made by `fixtures/ext4/make-hostile-images.sh`), or `SALVOR_EXT4_FIXTURES`.
+fn ext4_fixtures() -> PathBuf {
+    std::env::var_os("SALVOR_EXT4_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/ext4"))
+}
+
+const HOSTILE_IMAGES: [&str; 3] = ["ext4", "ext3", "ext4-4k"];
+
+/// The three small committed images (mke2fs -d of the test tree without its big files):
+/// (name, bytes), decompressed once.
 fn images() -> &'static Vec<(&'static str, Vec<u8>)> {
     static IMGS: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
     IMGS.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let src = tmp.path().join("src");
-        build_src(&src, 120, false);
-        // Keep the images small: drop the big files.
-        for f in ["big", "medium", "sparse", "hugesparse"] {
-            std::fs::remove_file(src.join(f)).unwrap();
-        }
-        let mut out = Vec::new();
-        for (name, opts) in [
-            ("ext4", "-t ext4 -b 1024 -O inline_data"),
-            ("ext3", "-t ext3 -b 1024"),
-            ("ext4-4k", "-t ext4 -b 4096"),
-        ] {
-            let img = tmp.path().join(name);
-            mkfs(&src, &img, opts, "6M");
-            if name == "ext4-4k" {
-                sh(&format!(
-                    "e2fsck -fyD {} >/dev/null 2>&1 || true",
-                    img.display()
-                ));
-            }
-            out.push((name, std::fs::read(&img).unwrap()));
-        }
-        out
+        HOSTILE_IMAGES
+            .iter()
+            .map(|name| {
+                let p = ext4_fixtures().join(format!("hostile-{name}.img.zst"));
+                let z = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                let raw =
+                    zstd::decode_all(&z[..]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                (*name, raw)
+            })
+            .collect()
     })
+}
+
+/// `fixtures/ext4/make-hostile-images.sh` re-run into a temporary directory writes the
+/// committed images and e2fsck answers byte for byte.
+#[test]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs), setfattr (attr), zstd, python3, root: re-makes fixtures/ext4/make-hostile-images.sh and compares; CI runs it"]
+fn hostile_images_remade_by_the_tools_are_the_committed_ones() {
+    let fresh = tempfile::tempdir().unwrap();
+    let script = ext4_fixtures().join("make-hostile-images.sh");
+    let o = std::process::Command::new("bash")
+        .arg(&script)
+        .env("FX_OUT_DIR", fresh.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut names: Vec<String> = HOSTILE_IMAGES
+        .iter()
+        .map(|n| format!("hostile-{n}.img.zst"))
+        .collect();
+    names.push("hostile-e2fsck.txt".into());
+    for name in names {
+        let committed = std::fs::read(ext4_fixtures().join(&name)).unwrap();
+        let again = std::fs::read(fresh.path().join(&name)).unwrap();
+        assert!(committed == again, "{name}: the fresh run differs from the committed file");
+    }
 }
 
 fn open_mem(bytes: Vec<u8>) -> Result<Ext4, salvor_ext4::Ext4Error> {
@@ -113,7 +139,6 @@ fn walk_budget(fs: &Ext4) -> usize {
 }
 
 #[test]
-#[ignore = "needs mke2fs and debugfs (e2fsprogs), setfattr (attr): builds the images it damages at test time; CI runs it"]
 fn intact_images_walk_cleanly() {
     for (name, bytes) in images() {
         let fs = open_mem(bytes.clone()).unwrap();
@@ -127,8 +152,7 @@ fn intact_images_walk_cleanly() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
-    #[ignore = "needs mke2fs and debugfs (e2fsprogs), setfattr (attr): builds the images it damages at test time; CI runs it"]
-    fn random_byte_flips_never_panic(
+        fn random_byte_flips_never_panic(
         which in 0usize..3,
         flips in proptest::collection::vec((0usize..(600 * 1024), any::<u8>()), 1..40),
         anywhere in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..10),
@@ -297,7 +321,6 @@ fn not_ext4_is_refused() {
 /// Deterministic flips concentrated on metadata: most images still open, and the walk
 /// gets through them (errors and warnings, no panic).
 #[test]
-#[ignore = "needs mke2fs and debugfs (e2fsprogs), setfattr (attr): builds the images it damages at test time; CI runs it"]
 fn metadata_flips_walk_with_budget() {
     let mut seed = 0x1234_5678_9abc_def0u64;
     let mut rnd = move || {
