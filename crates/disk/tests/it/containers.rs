@@ -1091,7 +1091,10 @@ fn disk_fixtures_remade_by_the_tools_are_the_committed_ones() {
     ] {
         let committed = std::fs::read(disk_fixtures().join(name)).unwrap();
         let again = std::fs::read(fresh.join(name)).unwrap();
-        assert!(committed == again, "{name}: the fresh run differs from the committed file");
+        assert!(
+            committed == again,
+            "{name}: the fresh run differs from the committed file"
+        );
     }
     let d = tmp.path();
     unpack_fixture(d, "mbr.raw");

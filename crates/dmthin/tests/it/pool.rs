@@ -373,7 +373,11 @@ fn pool_fixture_remade_by_the_tools_is_the_committed_one() {
     let xml = sh_out(&format!("thin_dump '{}'", fresh_meta.display()));
     if let Some(dir) = write {
         let meta = std::fs::read(&fresh_meta).unwrap();
-        std::fs::write(dir.join("metadata.zst"), zstd::encode_all(&meta[..], 19).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("metadata.zst"),
+            zstd::encode_all(&meta[..], 19).unwrap(),
+        )
+        .unwrap();
         std::fs::write(
             dir.join("thin_dump.xml.zst"),
             zstd::encode_all(xml.as_bytes(), 19).unwrap(),

@@ -88,7 +88,10 @@ fn hostile_images_remade_by_the_tools_are_the_committed_ones() {
     for name in names {
         let committed = std::fs::read(ext4_fixtures().join(&name)).unwrap();
         let again = std::fs::read(fresh.path().join(&name)).unwrap();
-        assert!(committed == again, "{name}: the fresh run differs from the committed file");
+        assert!(
+            committed == again,
+            "{name}: the fresh run differs from the committed file"
+        );
     }
 }
 

@@ -128,7 +128,11 @@ pub fn build_pool() -> Pool {
     // layer and its snapshot child changed in place, as the kernel would change a snapshot
     // (most blocks stay equal).
     let images = committed("images.zst").expect("fixtures/dmthin/images.zst");
-    assert_eq!(images.len() as u64, 2 * IMAGE_SIZE, "images.zst: base.img + child.img");
+    assert_eq!(
+        images.len() as u64,
+        2 * IMAGE_SIZE,
+        "images.zst: base.img + child.img"
+    );
     std::fs::write(&base_img, &images[..IMAGE_SIZE as usize]).unwrap();
     std::fs::write(&child_img, &images[IMAGE_SIZE as usize..]).unwrap();
 
