@@ -1,0 +1,214 @@
+//! Helpers shared by the CLI integration tests.
+#![allow(dead_code)]
+
+pub mod shapes;
+pub mod synth;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` (or `$SALVOR_SHARED`); panics when absent, so a missing corpus fails loudly.
+pub fn shared() -> PathBuf {
+    let p = std::env::var_os("SALVOR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"));
+    assert!(
+        p.join("corpus").is_dir(),
+        "shared corpus not found at {} (set SALVOR_SHARED)",
+        p.display()
+    );
+    p
+}
+
+/// The engine fixtures committed under fixtures/engine/<name>/.
+pub fn engine_fixtures() -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(repo().join("fixtures/engine"))
+        .expect("fixtures/engine")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("data-root.tar.zst").is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    v.sort();
+    assert!(
+        v.len() >= 3,
+        "expected the overlay2, fuse-overlayfs and vfs fixtures, found {v:?}"
+    );
+    v
+}
+
+pub fn salvor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(args)
+        .env_remove("SALVOR_ROOT")
+        .output()
+        .expect("run salvor")
+}
+
+/// Runs salvor and asserts exit code `code`; returns stdout.
+pub fn salvor_ok(args: &[&str], code: i32) -> String {
+    let out = salvor(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "salvor {args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8 stdout")
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut f = std::fs::File::open(p).expect("open");
+    std::io::copy(&mut f, &mut h).expect("read");
+    hex::encode(h.finalize())
+}
+
+pub fn engine_tests_enabled() -> bool {
+    std::env::var("SALVOR_ENGINE_TESTS")
+        .map(|v| v == "1")
+        .unwrap_or(false)
+}
+
+/// `docker load -i` an archive; returns the ids the engine reports for `refs`.
+pub fn docker_load_ids(archive: &Path, refs: &[String]) -> Vec<String> {
+    let out = Command::new("docker")
+        .arg("load")
+        .arg("-i")
+        .arg(archive)
+        .output()
+        .expect("docker load");
+    assert!(
+        out.status.success(),
+        "docker load failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    refs.iter()
+        .map(|r| {
+            let o = Command::new("docker")
+                .args(["image", "inspect", "--format", "{{.Id}}", r])
+                .output()
+                .expect("inspect");
+            assert!(
+                o.status.success(),
+                "docker image inspect {r}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        })
+        .collect()
+}
+
+pub fn docker_rmi(refs: &[String]) {
+    let _ = Command::new("docker")
+        .arg("rmi")
+        .arg("-f")
+        .args(refs)
+        .output();
+}
+
+/// What one bounded run of the salvor binary used.
+#[derive(Debug)]
+pub struct Bounded {
+    pub code: Option<i32>,
+    pub seconds: f64,
+    /// Peak resident set size of the child, bytes: its `VmHWM` (the kernel's high-water
+    /// mark, which only grows), read every few milliseconds until it exits.
+    pub max_rss: u64,
+    pub stderr: String,
+}
+
+/// The `VmHWM` line of `/proc/PID/status`, bytes (`None` once the process is gone).
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs salvor with `args`, stdout to `stdout_to`, killed after `deadline` (the test then
+/// fails): the exit code, the wall time and the child's own peak RSS.
+pub fn salvor_bounded(args: &[&str], stdout_to: &Path, deadline: std::time::Duration) -> Bounded {
+    use std::process::Stdio;
+    let out = std::fs::File::create(stdout_to).expect("stdout file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(args)
+        .env_remove("SALVOR_ROOT")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run salvor");
+    let pid = child.id();
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let t0 = std::time::Instant::now();
+    let mut max_rss = 0u64;
+    let mut killed = false;
+    // The child is polled, never waited for blindly: it is ours and not reaped until
+    // try_wait says it exited, so the kill can only reach it.
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if let Some(hwm) = vm_hwm(pid) {
+            max_rss = max_rss.max(hwm);
+        }
+        if !killed && t0.elapsed() >= deadline {
+            let _ = child.kill();
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let seconds = t0.elapsed().as_secs_f64();
+    let stderr = reader.join().expect("stderr reader");
+    assert!(
+        !killed,
+        "salvor {args:?} did not finish within {deadline:?}\nstderr:\n{stderr}"
+    );
+    Bounded {
+        code: status.code(),
+        seconds,
+        max_rss,
+        stderr,
+    }
+}
+
+/// Unpacks a committed `.tar.zst` into `dest` with GNU tar (`--xattrs` when asked),
+/// decompressing with the zstd crate (no `zstd` tool needed).
+pub fn untar_zst(src: &Path, dest: &Path, xattrs: bool) {
+    std::fs::create_dir_all(dest).expect("mkdir");
+    let f = std::fs::File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let mut z = zstd::stream::read::Decoder::new(f).expect("zstd");
+    let mut cmd = Command::new("tar");
+    if xattrs {
+        cmd.args(["--xattrs", "--xattrs-include=*"]);
+    }
+    let mut child = cmd
+        .args(["--numeric-owner", "-C"])
+        .arg(dest)
+        .args(["-xf", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("tar");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::copy(&mut z, &mut stdin)
+            .unwrap_or_else(|e| panic!("{}: cannot decompress into tar: {e}", src.display()));
+    }
+    assert!(
+        child.wait().expect("tar").success(),
+        "unpacking {} failed",
+        src.display()
+    );
+}

@@ -1,0 +1,389 @@
+//! Container filesystems against the engine: `salvor diff` vs `docker diff`, `salvor export`
+//! vs `docker export` (entry by entry, with offsets: the same bytes), and the offline commit
+//! vs `docker commit` (the same layer digest) on a live engine's data-root.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn root(fx: &Path) -> String {
+    fx.join("data-root.tar.zst").to_string_lossy().into_owned()
+}
+
+fn containers(fx: &Path) -> Vec<String> {
+    let v: Value = serde_json::from_str(&salvor_ok(
+        &["--root", &root(fx), "containers", "--json"],
+        0,
+    ))
+    .expect("json");
+    v.as_array()
+        .expect("a")
+        .iter()
+        .map(|c| c["Names"].as_str().expect("Names").to_string())
+        .collect()
+}
+
+/// The engine prints siblings in Go map order (random per run); compare the lines as a set,
+/// and check that every listed path's parent directory comes before it, as the engine does.
+#[test]
+fn diff_matches_docker_diff() {
+    let mut compared = 0;
+    for (name, fx) in engine_fixtures() {
+        for c in containers(&fx) {
+            let expected = fx.join("expected/diff").join(format!("{c}.txt"));
+            let theirs: BTreeSet<String> = std::fs::read_to_string(&expected)
+                .expect("diff")
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let out = salvor_ok(&["--root", &root(&fx), "diff", &c], 0);
+            let lines: Vec<&str> = out.lines().collect();
+            let mut seen = BTreeSet::new();
+            for l in &lines {
+                let p = &l[2..];
+                let parent = p.rsplit_once('/').map(|(a, _)| a).unwrap_or("");
+                assert!(
+                    parent.is_empty()
+                        || seen.contains(parent)
+                        || !theirs.iter().any(|t| &t[2..] == parent),
+                    "{name}/{c}: {l} before its parent"
+                );
+                seen.insert(p.to_string());
+            }
+            let ours: BTreeSet<String> = lines.iter().map(|s| s.to_string()).collect();
+            // fuse-overlayfs c-exit0: the engine's diff leaves out four deletions under a
+            // recreated directory although its own export shows them gone (fuse-overlayfs'
+            // lossy diff, fixtures/engine/NOTES.md); salvor reports them.
+            let known_extra: BTreeSet<String> = if name == "fuse-overlayfs" && c == "c-exit0" {
+                [
+                    "D /data/opaque/new",
+                    "D /data/opaque/old1",
+                    "D /data/opaque/old2",
+                    "D /data/opaque/olddir",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+            } else {
+                BTreeSet::new()
+            };
+            let extra: BTreeSet<String> = ours.difference(&theirs).cloned().collect();
+            assert_eq!(
+                extra, known_extra,
+                "{name}/{c}: lines the engine did not print"
+            );
+            assert!(
+                theirs.is_subset(&ours),
+                "{name}/{c}: missing {:?}",
+                theirs.difference(&ours).collect::<Vec<_>>()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 10, "{compared} containers compared");
+}
+
+/// `salvor export --names container` writes what `docker export` (Docker 20.10) wrote:
+/// every header field, every content hash, every offset.
+#[test]
+fn export_matches_docker_export() {
+    let mut entries = 0;
+    for (name, fx) in engine_fixtures() {
+        for e in std::fs::read_dir(fx.join("expected/export")).expect("export") {
+            let p = e.expect("e").path();
+            let Some(c) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".headers.jsonl"))
+            else {
+                continue;
+            };
+            let theirs: Vec<Value> = std::fs::read_to_string(&p)
+                .expect("r")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("jsonl"))
+                .collect();
+            let tmp = tempfile::tempdir().expect("tmp");
+            let out = tmp.path().join("rootfs.tar");
+            salvor_ok(
+                &[
+                    "-q",
+                    "--root",
+                    &root(&fx),
+                    "export",
+                    c,
+                    "--names",
+                    "container",
+                    "-o",
+                    &out.to_string_lossy(),
+                ],
+                0,
+            );
+            let mut ar = tar::Archive::new(std::fs::File::open(&out).expect("open"));
+            let mut i = 0;
+            for ent in ar.entries().expect("entries") {
+                let mut ent = ent.expect("entry");
+                let t = theirs
+                    .get(i)
+                    .unwrap_or_else(|| panic!("{name}/{c}: more entries than the engine wrote"));
+                let h = ent.header().clone();
+                let path = String::from_utf8_lossy(&ent.path_bytes()).into_owned();
+                let link = ent
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+                    .unwrap_or_default();
+                let mut data = Vec::new();
+                ent.read_to_end(&mut data).expect("read");
+                use sha2::{Digest, Sha256};
+                let ctx = format!("{name}/{c} entry {i} {path}");
+                assert_eq!(
+                    path.trim_end_matches('/'),
+                    t["name"].as_str().expect("name").trim_end_matches('/'),
+                    "{ctx}"
+                );
+                assert_eq!(
+                    format!("0o{:o}", h.mode().expect("mode")),
+                    t["mode"].as_str().expect("mode"),
+                    "{ctx}: mode"
+                );
+                assert_eq!(
+                    h.uid().expect("uid"),
+                    t["uid"].as_u64().expect("uid"),
+                    "{ctx}: uid"
+                );
+                assert_eq!(
+                    h.gid().expect("gid"),
+                    t["gid"].as_u64().expect("gid"),
+                    "{ctx}: gid"
+                );
+                assert_eq!(
+                    h.username().ok().flatten().unwrap_or(""),
+                    t["uname"].as_str().expect("u"),
+                    "{ctx}: uname"
+                );
+                assert_eq!(
+                    h.mtime().expect("mtime"),
+                    t["mtime"].as_u64().expect("mtime"),
+                    "{ctx}: mtime"
+                );
+                if let Some(sha) = t["sha256"].as_str() {
+                    assert_eq!(hex::encode(Sha256::digest(&data)), sha, "{ctx}: content");
+                } else {
+                    assert!(data.is_empty(), "{ctx}: data where the engine wrote none");
+                }
+                assert_eq!(link, t["linkname"].as_str().unwrap_or(""), "{ctx}: link");
+                assert_eq!(
+                    ent.raw_file_position(),
+                    t["offset_data"].as_u64().expect("offset_data"),
+                    "{ctx}: data offset"
+                );
+                i += 1;
+            }
+            assert_eq!(i, theirs.len(), "{name}/{c}: entry count");
+            entries += i;
+        }
+    }
+    assert!(entries > 400, "{entries} entries compared");
+}
+
+/// `salvor extract CONTAINER` commits it offline: the archive loads, holds the image's
+/// layers plus one new layer, and the new layer's tar has the container's changes.
+#[test]
+fn extract_container_commits_it() {
+    let fx = repo().join("fixtures/engine/overlay2");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("c.tar");
+    let v: Value = serde_json::from_str(&salvor_ok(
+        &[
+            "--root",
+            &root(&fx),
+            "extract",
+            "c-exit0",
+            "--tag",
+            "offline/c-exit0:1",
+            "-o",
+            &out.to_string_lossy(),
+            "--json",
+        ],
+        0,
+    ))
+    .expect("json");
+    let committed = &v["committed"][0];
+    assert_eq!(committed["tags"], serde_json::json!(["offline/c-exit0:1"]));
+    let layer = committed["layer"].as_str().expect("a new layer");
+    let mut ar = tar::Archive::new(std::fs::File::open(&out).expect("open"));
+    let mut found = None;
+    let mut manifest = None;
+    for ent in ar.entries().expect("entries") {
+        let mut ent = ent.expect("e");
+        let p = ent.path().expect("p").to_string_lossy().into_owned();
+        if p == format!("blobs/sha256/{}", &layer[7..]) {
+            let mut d = Vec::new();
+            ent.read_to_end(&mut d).expect("r");
+            found = Some(d);
+        } else if p == "manifest.json" {
+            let mut d = Vec::new();
+            ent.read_to_end(&mut d).expect("r");
+            manifest = Some(d);
+        }
+    }
+    let manifest: Value = serde_json::from_slice(&manifest.expect("manifest.json")).expect("json");
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        serde_json::json!(["offline/c-exit0:1"])
+    );
+    assert_eq!(
+        manifest[0]["Layers"].as_array().expect("layers").len(),
+        4,
+        "3 image layers + the commit"
+    );
+    let layer_tar = found.expect("the committed layer blob");
+    let names: BTreeSet<String> = tar::Archive::new(&layer_tar[..])
+        .entries()
+        .expect("e")
+        .map(|e| {
+            e.expect("e")
+                .path()
+                .expect("p")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for want in [
+        "added.txt",
+        "data/keep.txt",
+        "data/.wh.hard1",
+        "data/opaque/",
+        "data/opaque/.wh..wh..opq",
+        "data/opaque/recreated",
+    ] {
+        assert!(
+            names.contains(want),
+            "{want} missing from the committed layer: {names:?}"
+        );
+    }
+}
+
+/// On a live overlay2 data-root (made by `.ci/run` re-running the fixture script, so hard
+/// links between the kernel's whiteouts are intact), the offline commit of `c-exit0` has
+/// exactly the diff id of the engine's own `docker commit` of it (with the daemon host's
+/// user names, as Docker 20.10 wrote them).
+#[test]
+#[ignore = "needs a fresh engine data-root from the fixture scripts (cargo test -- --include-ignored)"]
+fn offline_commit_equals_docker_commit_on_a_live_data_root() {
+    let dr = repo().join("fixtures/work/overlay2/data-root");
+    assert!(
+        dr.join("image").is_dir(),
+        "run fixtures/engine/make-overlay2.sh first"
+    );
+    let r = dr.to_string_lossy().into_owned();
+    let images: Value =
+        serde_json::from_str(&salvor_ok(&["--root", &r, "images", "--json"], 0)).expect("json");
+    let engine_layer = images
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|i| {
+            i["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "salvor/committed:1"))
+        })
+        .and_then(|i| {
+            i["diff_ids"]
+                .as_array()
+                .and_then(|d| d.last())
+                .and_then(|d| d.as_str())
+        })
+        .expect("salvor/committed:1")
+        .to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let v: Value = serde_json::from_str(&salvor_ok(
+        &[
+            "--root",
+            &r,
+            "extract",
+            "c-exit0",
+            "--passwd",
+            "/etc/passwd",
+            "--group",
+            "/etc/group",
+            "-o",
+            &tmp.path().join("c.tar").to_string_lossy(),
+            "--json",
+        ],
+        0,
+    ))
+    .expect("json");
+    assert_eq!(
+        v["committed"][0]["layer"].as_str(),
+        Some(engine_layer.as_str())
+    );
+}
+
+/// `export --with-volumes`: the named volume's files appear at the mount point.
+#[test]
+fn export_with_volumes_includes_the_volume() {
+    let fx = repo().join("fixtures/engine/overlay2");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("x.tar");
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &root(&fx),
+            "export",
+            "c-exit0",
+            "--with-volumes",
+            "-o",
+            &out.to_string_lossy(),
+        ],
+        0,
+    );
+    let mut found = None;
+    for ent in tar::Archive::new(std::fs::File::open(&out).expect("open"))
+        .entries()
+        .expect("e")
+    {
+        let mut ent = ent.expect("e");
+        if ent.path().expect("p").to_string_lossy() == "vol/file-in-volume" {
+            let mut d = String::new();
+            ent.read_to_string(&mut d).expect("r");
+            found = Some(d);
+        }
+    }
+    assert_eq!(found.as_deref(), Some("vol\n"));
+    // Without the flag the mount point is empty, as in `docker export`.
+    let plain = tmp.path().join("p.tar");
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &root(&fx),
+            "export",
+            "c-exit0",
+            "-o",
+            &plain.to_string_lossy(),
+        ],
+        0,
+    );
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&plain).expect("open"))
+        .entries()
+        .expect("e")
+        .map(|e| {
+            e.expect("e")
+                .path()
+                .expect("p")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("vol/") && n.len() > 4),
+        "{names:?}"
+    );
+}
