@@ -100,7 +100,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List images like `docker images -a`: REPOSITORY TAG IMAGE ID CREATED SIZE.
+    /// List images like `docker images -a`, every store of the host in one table: ENGINE
+    /// (NAMESPACE where the engine has one) REPOSITORY TAG IMAGE ID CREATED SIZE.
     Images {
         #[arg(long)]
         json: bool,
@@ -209,7 +210,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = commands::rootfs::NamesArg::None)]
         names: commands::rootfs::NamesArg,
     },
-    /// List containers like `docker ps -a` (CREATED and STATUS as absolute UTC times).
+    /// List containers like `docker ps -a`, ENGINE first (CREATED and STATUS as absolute UTC
+    /// times).
     Containers {
         #[arg(long)]
         json: bool,

@@ -31,12 +31,31 @@ pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Resu
             printable(&p.what)
         );
     }
+    let ident = salvor_model::ContainerStore::identity(store);
+    let engine = ident.engine.as_str();
     if json_out {
-        let v: Vec<Value> = list.iter().map(ps_json).collect();
+        let v: Vec<Value> = list
+            .iter()
+            .map(|c| {
+                let mut v = ps_json(c);
+                if let Value::Object(m) = &mut v {
+                    m.insert("engine".into(), json!(engine));
+                    if let Some(ns) = &ident.namespace {
+                        m.insert("namespace".into(), json!(ns));
+                    }
+                }
+                v
+            })
+            .collect();
         print_json(&v)?;
         return Ok(0);
     }
-    let mut t = Table::new(&[
+    let with_ns = ident.namespace.is_some();
+    let mut head = vec!["ENGINE"];
+    if with_ns {
+        head.push("NAMESPACE");
+    }
+    head.extend([
         "CONTAINER ID",
         "IMAGE",
         "COMMAND",
@@ -45,6 +64,7 @@ pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Resu
         "PORTS",
         "NAMES",
     ]);
+    let mut t = Table::new(&head);
     for c in &list {
         let cmd = if no_trunc {
             c.command()
@@ -56,7 +76,11 @@ pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Resu
         } else {
             c.image.clone()
         };
-        t.row(vec![
+        let mut row = vec![engine.to_string()];
+        if with_ns {
+            row.push(printable(ident.namespace.as_deref().unwrap_or("")));
+        }
+        row.extend([
             if no_trunc {
                 c.id.clone()
             } else {
@@ -69,6 +93,7 @@ pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Resu
             ports(c),
             printable(&c.name),
         ]);
+        t.row(row);
     }
     t.print(&mut std::io::stdout().lock())?;
     Ok(0)

@@ -83,11 +83,15 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
 
 pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
     let imgs = salvor_core::images::newest_first(store);
+    let ident = salvor_model::ContainerStore::identity(store);
+    let engine = ident.engine.as_str();
     if json {
         let v: Vec<_> = imgs
             .iter()
             .map(|i| {
                 json!({
+                    "engine": engine,
+                    "namespace": ident.namespace,
                     "id": i.id,
                     "tags": i.repo_tags,
                     "digests": i.repo_digests,
@@ -106,7 +110,14 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
         print_json(&v)?;
         return Ok(0);
     }
-    let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+    // NAMESPACE only where an engine has one (containerd's); Docker's graphdriver has none.
+    let with_ns = ident.namespace.is_some();
+    let mut head = vec!["ENGINE"];
+    if with_ns {
+        head.push("NAMESPACE");
+    }
+    head.extend(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+    let mut t = Table::new(&head);
     for img in imgs {
         let id = if no_trunc {
             img.id.clone()
@@ -114,7 +125,11 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
             short_id(&img.id)
         };
         for (repo, tag) in salvor_core::images::repo_tag_rows(img) {
-            t.row(vec![
+            let mut row = vec![engine.to_string()];
+            if with_ns {
+                row.push(printable(ident.namespace.as_deref().unwrap_or("")));
+            }
+            row.extend([
                 printable(&repo),
                 printable(&tag),
                 id.clone(),
@@ -125,6 +140,7 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
                 },
                 human_size(img.size),
             ]);
+            t.row(row);
         }
     }
     t.print(&mut std::io::stdout().lock())?;

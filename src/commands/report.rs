@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use rayon::prelude::*;
-use salvor_forensic::{write_report, ReportOptions, TimelineOptions};
 use salvor_docker::Store;
+use salvor_forensic::{write_report, ReportOptions, TimelineOptions};
 
 use crate::commands::EXIT_FINDINGS;
 use crate::progress::bytes_bar;

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use salvor_forensic::{write_timeline, TimelineFormat, TimelineOptions};
 use salvor_docker::Store;
+use salvor_forensic::{write_timeline, TimelineFormat, TimelineOptions};
 
 use crate::{Cli, TimelineFormatArg};
 

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use salvor_forensic::verify::{chains_of, check, image_verdicts, Check, LayerVerdict};
 use salvor_forensic::audit::FindingClass;
+use salvor_forensic::verify::{chains_of, check, image_verdicts, Check, LayerVerdict};
 
 use rayon::prelude::*;
 use salvor_docker::{Image, RebuildReport, Store};

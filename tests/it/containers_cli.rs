@@ -82,7 +82,14 @@ fn containers_match_docker_ps_a() {
         // The table has the same rows.
         let table = salvor_ok(&["--root", &root(&fx), "containers"], 0);
         assert_eq!(table.lines().count(), want.len() + 1, "{name}: table rows");
-        assert!(table.starts_with("CONTAINER ID   IMAGE"), "{table}");
+        assert!(
+            table.starts_with("ENGINE   CONTAINER ID   IMAGE"),
+            "{table}"
+        );
+        assert!(
+            table.lines().skip(1).all(|l| l.starts_with("docker ")),
+            "{name}: ENGINE column: {table}"
+        );
     }
     eprintln!("ps -a fields compared: {compared}");
     assert!(compared >= 100);

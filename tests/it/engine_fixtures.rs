@@ -454,7 +454,8 @@ fn images_table_matches_docker_image_ls() {
         let out = salvor_ok(&["--root", &root(&fx), "images"], 0);
         let mut lines = out.lines();
         let header = lines.next().expect("header");
-        assert!(header.starts_with("REPOSITORY"), "{header}");
+        // ENGINE first (every store of the host in one table), then docker's columns.
+        assert!(header.starts_with("ENGINE   REPOSITORY"), "{header}");
         let ours: BTreeSet<(String, String, String, String)> = lines
             .map(|l| {
                 let c: Vec<&str> = l
@@ -462,9 +463,37 @@ fn images_table_matches_docker_image_ls() {
                     .map(str::trim)
                     .filter(|c| !c.is_empty())
                     .collect();
-                (c[0].into(), c[1].into(), c[2].into(), c[c.len() - 1].into())
+                assert_eq!(c[0], "docker", "{name}: ENGINE of {l}");
+                (c[1].into(), c[2].into(), c[3].into(), c[c.len() - 1].into())
             })
             .collect();
         assert_eq!(ours, theirs, "{name}");
+    }
+}
+
+/// Every image and container row names the engine whose store holds it: `engine` in the
+/// JSON (and `namespace`, `null` for Docker's graphdriver store, which has none).
+#[test]
+fn images_and_containers_name_their_engine() {
+    for (name, fx) in engine_fixtures() {
+        let imgs: Value =
+            serde_json::from_str(&salvor_ok(&["--root", &root(&fx), "images", "--json"], 0))
+                .expect("json");
+        let imgs = imgs.as_array().expect("array");
+        assert!(!imgs.is_empty(), "{name}");
+        for i in imgs {
+            assert_eq!(i["engine"], "docker", "{name}: {i}");
+            assert!(i["namespace"].is_null(), "{name}: {i}");
+        }
+        let ctrs: Value = serde_json::from_str(&salvor_ok(
+            &["--root", &root(&fx), "containers", "--json"],
+            0,
+        ))
+        .expect("json");
+        let ctrs = ctrs.as_array().expect("array");
+        assert!(!ctrs.is_empty(), "{name}");
+        for c in ctrs {
+            assert_eq!(c["engine"], "docker", "{name}: {c}");
+        }
     }
 }

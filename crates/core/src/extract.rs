@@ -31,7 +31,11 @@ pub fn why_not_verified(r: &RebuildReport) -> String {
             ));
         }
     }
-    if let Some(f) = r.findings.iter().find(|f| f.kind != salvor_docker::FileFindingKind::LossyNameRecovered) {
+    if let Some(f) = r
+        .findings
+        .iter()
+        .find(|f| f.kind != salvor_docker::FileFindingKind::LossyNameRecovered)
+    {
         if !s.is_empty() {
             s.push_str("; ");
         }

@@ -1,14 +1,17 @@
-//! The stores found on a host: for now the one Docker data-root of the [`Evidence`],
-//! opened once (with the LVM thin pool a devicemapper store in direct-lvm mode needs).
+//! The stores found on a host, behind the engine-neutral model ([`salvor_model::Host`]):
+//! for now the one Docker data-root of the [`Evidence`], opened once (with the LVM thin
+//! pool a devicemapper store in direct-lvm mode needs). A new engine's store is one more
+//! entry in [`Host::stores`].
 
 use salvor_docker::Store;
+use salvor_model::{ContainerStore, EngineKind};
 use salvor_source::EvidenceDamage;
 
 use crate::evidence::{choose_thin_pool, Evidence, EvidenceError};
 
 /// Every container store found in the evidence.
 pub struct Host {
-    docker: Store,
+    stores: salvor_model::Host,
     notes: Vec<String>,
 }
 
@@ -32,14 +35,34 @@ impl Host {
             store.add_damage(damage);
         }
         Ok(Host {
-            docker: store,
+            stores: salvor_model::Host::new(vec![Box::new(store)]),
             notes: chosen.note.into_iter().collect(),
         })
     }
 
-    /// The Docker store.
+    /// Every store found, engine-neutral, in the order found.
+    pub fn stores(&self) -> &salvor_model::Host {
+        &self.stores
+    }
+
+    /// The Docker graphdriver stores (their own type, for what only Docker has: `docker
+    /// inspect`'s fields, the IMAGE/CONTAINER resolver), in the order found.
+    pub fn docker_stores(&self) -> impl Iterator<Item = &Store> {
+        self.stores
+            .stores
+            .iter()
+            .filter(|s| s.identity().engine == EngineKind::Docker)
+            .filter_map(|s| s.as_any().downcast_ref::<Store>())
+    }
+
+    /// The Docker store. [`Host::open`] fails when there is none, so a `Host` always
+    /// holds one.
     pub fn docker(&self) -> &Store {
-        &self.docker
+        match self.docker_stores().next() {
+            Some(s) => s,
+            // Unreachable: `open` is the only constructor and always adds a Docker store.
+            None => unreachable!("a Host always holds the Docker store it was opened with"),
+        }
     }
 
     /// What opening the stores has to tell the user (the thin pool read, or why none).
@@ -49,13 +72,13 @@ impl Host {
 
     /// Damage of the evidence, as the stores carry it.
     pub fn damage(&self) -> &[EvidenceDamage] {
-        &self.docker.damage
+        &self.docker().damage
     }
 
     /// How many pieces of metadata could not be read: (missing or cut because the evidence
     /// is damaged, others).
     pub fn metadata_problems(&self) -> (usize, usize) {
-        let store = &self.docker;
+        let store = self.docker();
         let consequences = store
             .problems
             .iter()

@@ -177,6 +177,10 @@ fn unknown_layer(id: &str) -> RebuildReport {
 }
 
 impl ContainerStore for Store {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn identity(&self) -> StoreIdentity {
         StoreIdentity {
             engine: EngineKind::Docker,

@@ -4,7 +4,6 @@
 
 use salvor_source::Timestamp;
 
-
 /// Parses RFC 3339 (`2026-11-22T08:09:48.901289091Z`, `…+02:00`, fraction optional), leniently
 /// (`salvor_oci::Time::parse_lenient`: surrounding whitespace, a space for `T`, leap seconds).
 pub fn parse_time(s: &str) -> Option<Timestamp> {

@@ -504,6 +504,9 @@ pub enum ModelError {
 pub trait ContainerStore: Send + Sync {
     /// Which store this is.
     fn identity(&self) -> StoreIdentity;
+    /// The store as its own type, for what only that engine has (a façade asking the
+    /// Docker store for `docker inspect`'s fields): `store.as_any().downcast_ref::<T>()`.
+    fn as_any(&self) -> &dyn std::any::Any;
     /// The evidence the store was read from.
     fn source(&self) -> &Arc<dyn Source>;
     /// Images, sorted by id.

@@ -22,7 +22,11 @@ fn fixture(name: &str) -> Store {
 
 #[test]
 fn docker_store_as_the_model() {
-    for (name, snapshot) in [("overlay2", false), ("fuse-overlayfs", false), ("vfs", true)] {
+    for (name, snapshot) in [
+        ("overlay2", false),
+        ("fuse-overlayfs", false),
+        ("vfs", true),
+    ] {
         let store = fixture(name);
         let m: &dyn ContainerStore = &store;
         let id = m.identity();
@@ -33,7 +37,10 @@ fn docker_store_as_the_model() {
         for (r, i) in images.iter().zip(&store.images) {
             assert_eq!(r.id, i.id);
             assert_eq!(r.layers, i.chain_ids);
-            assert_eq!(m.config_bytes(&r.id).unwrap().as_slice(), i.config.as_slice());
+            assert_eq!(
+                m.config_bytes(&r.id).unwrap().as_slice(),
+                i.config.as_slice()
+            );
             assert!(m.manifest_bytes(&r.id).unwrap().is_none());
             assert_eq!(m.image_layers(&r.id).unwrap().len(), i.chain_ids.len());
         }
@@ -45,7 +52,10 @@ fn docker_store_as_the_model() {
                 l.diff_id.as_ref().map(|d| d.to_string()),
                 store.layers[&l.id].diff_id
             );
-            assert_eq!(l.chain_id.as_ref().map(|c| c.to_string()), Some(l.id.clone()));
+            assert_eq!(
+                l.chain_id.as_ref().map(|c| c.to_string()),
+                Some(l.id.clone())
+            );
             let r = m.verify_layer(&l.id);
             assert_eq!(r.status, RebuildStatus::Verified, "{name} {}: {r:?}", l.id);
             let v = m.layer_view(&l.id).unwrap();
