@@ -83,26 +83,32 @@ pub struct Cli {
     /// archive's size, at least 1 GiB; 64 MiB of free space is always kept.
     #[arg(long, value_name = "SIZE", env = "SALVOR_SPOOL_LIMIT", global = true, value_parser = salvor_source::parse_size)]
     pub spool_limit: Option<u64>,
+    /// The sub-command to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
+/// salvor's sub-commands, one per question an investigator asks of the evidence.
 pub enum Command {
     /// What the evidence is: for a disk image, its container format, partitions, LVM
     /// volumes, filesystems (journal state) and on which volume the Docker data-root is.
     Probe {
+        /// Print the report as JSON (container format, partitions, volumes, filesystems).
         #[arg(long)]
         json: bool,
     },
     /// What salvor found: data-root, layout, storage driver, counts, unreadable metadata.
     Info {
+        /// Print what was found as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List images like `docker images -a`, every store of the host in one table: ENGINE
     /// (NAMESPACE where the engine has one) REPOSITORY TAG IMAGE ID CREATED SIZE.
     Images {
+        /// One JSON object per image: engine, namespace, id, tags, digests, diff ids, chain ids,
+        /// parent, created, size, platform, and whether the config was unreadable.
         #[arg(long)]
         json: bool,
         /// Show full image ids.
@@ -111,6 +117,7 @@ pub enum Command {
     },
     /// The layer tree: chain ids, diff ids, sizes, and which images use which layers.
     Tree {
+        /// Print the layer tree as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -129,8 +136,11 @@ pub enum Command {
     History {
         /// `repo:tag`, `repo@sha256:…`, or an image id (full or a unique prefix).
         image: String,
+        /// One JSON object per history entry, newest first: id, created, created_by, author,
+        /// comment, empty_layer, size.
         #[arg(long)]
         json: bool,
+        /// Full image ids and untruncated CREATED BY commands.
         #[arg(long)]
         no_trunc: bool,
     },
@@ -142,6 +152,7 @@ pub enum Command {
     Verify {
         /// Images (`repo:tag`, `repo`, `repo@sha256:…`, id or unique id prefix).
         images: Vec<String>,
+        /// Print each image's and layer's verdict as JSON (CONTENT, METADATA, findings).
         #[arg(long)]
         json: bool,
     },
@@ -158,6 +169,8 @@ pub enum Command {
         /// Never the evidence or inside it; an existing file needs --overwrite.
         #[arg(long, short = 'o')]
         output: PathBuf,
+        /// Archive format: `docker` (docker save of Engine >= 25), `docker-legacy` (<= 24)
+        /// or `oci` (a plain OCI image layout).
         #[arg(long, value_enum, default_value_t = FormatArg::Docker)]
         format: FormatArg,
         /// Write a directory instead of a tar.
@@ -180,6 +193,8 @@ pub enum Command {
         /// the default, empty names, is what Engine >= 23 writes).
         #[arg(long)]
         passwd: Option<PathBuf>,
+        /// For a CONTAINER: the group file for the committed layer's gname fields (with
+        /// --passwd).
         #[arg(long)]
         group: Option<PathBuf>,
     },
@@ -188,6 +203,8 @@ pub enum Command {
     Diff {
         /// Container name or id (full or a unique prefix).
         container: String,
+        /// Print the changes as JSON: `kind` (A, C or D), `path`, and `path_hex` for a name
+        /// that is not UTF-8.
         #[arg(long)]
         json: bool,
     },
@@ -213,6 +230,8 @@ pub enum Command {
     /// List containers like `docker ps -a`, ENGINE first (CREATED and STATUS as absolute UTC
     /// times).
     Containers {
+        /// One JSON object per container, the fields of `docker ps -a --format json`, plus
+        /// `engine`.
         #[arg(long)]
         json: bool,
         /// Full ids and commands.
@@ -240,6 +259,7 @@ pub enum Command {
     /// Volumes like `docker volume ls`, with the containers that mount them, and bind mounts
     /// (host paths, never followed).
     Volumes {
+        /// Print volumes and bind mounts as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -249,6 +269,8 @@ pub enum Command {
     /// Sleuth Kit bodyfile (`mactime -b FILE -d`) or JSON lines; sorted by time, then name.
     #[command(after_help = EXIT_CODES_HELP)]
     Timeline {
+        /// `bodyfile` for Sleuth Kit's `mactime -b FILE -d`, or `jsonl` (one JSON object per
+        /// file and time, nanosecond precision).
         #[arg(long, value_enum, default_value_t = TimelineFormatArg::Bodyfile)]
         format: TimelineFormatArg,
         /// Only these containers (name or id prefix; repeatable). Default: all.
@@ -287,6 +309,7 @@ pub enum Command {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// The timeline's output format.
 pub enum TimelineFormatArg {
     /// Sleuth Kit bodyfile (TSK 3: MD5|name|inode|mode|UID|GID|size|atime|mtime|ctime|crtime).
     Bodyfile,
@@ -295,6 +318,7 @@ pub enum TimelineFormatArg {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// The archive layout `extract` writes.
 pub enum FormatArg {
     /// `docker save` of Engine ≥ 25: OCI layout plus manifest.json.
     Docker,
