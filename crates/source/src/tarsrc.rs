@@ -64,12 +64,12 @@ use base64::Engine as _;
 
 use crate::*;
 
-mod stream;
 mod header;
 mod index;
-use stream::*;
+mod stream;
 use header::*;
 use index::*;
+use stream::*;
 
 /// Largest PAX extended header or GNU long name/link accepted.
 pub const MAX_EXTENSION_HEADER: u64 = 1024 * 1024;
