@@ -324,13 +324,13 @@ pub enum ExportError {
         reported: String,
         actual: String,
     },
-    #[error("layer {diff_id}: {source}")]
+    #[error("layer {diff_id}")]
     Layer {
         diff_id: String,
         #[source]
         source: LayerError,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -100,7 +100,7 @@ pub enum SinkError {
     },
     /// Writing the output failed (a full disk, an I/O error): nothing claiming success is
     /// left behind.
-    #[error("cannot write {}: {source}", output.display())]
+    #[error("cannot write {}", output.display())]
     Write {
         /// The output as given (for a file inside a directory output: that file's final
         /// path).
@@ -110,7 +110,7 @@ pub enum SinkError {
         source: io::Error,
     },
     /// Creating, opening or renaming the output failed.
-    #[error("{}: {source}", output.display())]
+    #[error("{}", output.display())]
     Io {
         /// The output as given.
         output: PathBuf,

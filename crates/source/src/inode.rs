@@ -52,7 +52,7 @@ pub enum FsError {
     #[error("not an {0} filesystem: {1}")]
     NotThisFs(&'static str, String),
     /// Reading the device failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// The device and what was read.
         what: String,
@@ -342,9 +342,10 @@ impl<F: InodeFs> Source for InodeSource<F> {
                     Ok(k) => k,
                     Err(err) => {
                         fs.warn(format!(
-                            "{}: entry {:?} left out: {err}",
+                            "{}: entry {:?} left out: {}",
                             path.display(),
-                            String::from_utf8_lossy(&e.name)
+                            String::from_utf8_lossy(&e.name),
+                            crate::error_chain(&err)
                         ));
                         continue;
                     }

@@ -84,7 +84,7 @@ pub enum SourceError {
     },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -112,6 +112,32 @@ pub enum SourceError {
         needed: u64,
         reserve: u64,
     },
+}
+
+/// `e` and its causes (`source()`s) joined with `": "`, each cause once: a cause whose
+/// text is already part of the message is skipped, as `salvor`'s `main` prints an error.
+/// For errors rendered into output (JSON `error` fields, problems, warnings, notes),
+/// where the message alone would lose the cause.
+///
+/// ```
+/// let e = salvor_source::SourceError::io("a/b", std::io::Error::other("Input/output error"));
+/// assert_eq!(e.to_string(), "a/b");
+/// assert_eq!(salvor_source::error_chain(&e), "a/b: Input/output error");
+/// ```
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
 }
 
 impl SourceError {

@@ -25,7 +25,7 @@ impl fmt::Display for EntryAt {
 #[derive(Debug, thiserror::Error)]
 pub enum TarSplitError {
     /// Reading the (compressed) tar-split stream failed: bad gzip, truncated file, I/O error.
-    #[error("cannot read tar-split stream at {at}: {source}")]
+    #[error("cannot read tar-split stream at {at}")]
     Read {
         /// Entry being read.
         at: EntryAt,
@@ -50,7 +50,7 @@ pub enum TarSplitError {
         detail: String,
     },
     /// Writing the output failed.
-    #[error("cannot write output at {at}: {source}")]
+    #[error("cannot write output at {at}")]
     Write {
         /// Entry being written.
         at: EntryAt,
@@ -79,7 +79,7 @@ pub enum TarSplitError {
         entry: u64,
     },
     /// Reading the tar or writing the JSON failed during disassembly.
-    #[error("I/O error during disassembly at tar byte offset {offset}: {source}")]
+    #[error("I/O error during disassembly at tar byte offset {offset}")]
     DisassemblyIo {
         /// Byte offset in the tar.
         offset: u64,

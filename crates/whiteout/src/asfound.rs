@@ -109,7 +109,7 @@ impl AsFoundReport {
 #[derive(Debug, thiserror::Error)]
 pub enum AsFoundError {
     /// The tar-split cannot be read any further.
-    #[error("tar-split: {0}")]
+    #[error("tar-split")]
     TarSplit(#[from] TarSplitError),
     /// Reading the layer directory or writing the tar failed.
     #[error(transparent)]
@@ -227,7 +227,7 @@ impl Writer<'_, '_, '_> {
                 self.report.note(
                     name,
                     AsFoundKind::Unreadable {
-                        detail: e.to_string(),
+                        detail: salvor_source::error_chain(&e),
                     },
                 );
                 None

@@ -128,13 +128,13 @@ pub enum WhiteoutError {
     BadName { path: PathBuf, name: String },
     #[error("{path}: cannot write tar header: {reason}")]
     Tar { path: String, reason: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("writing the archive: {0}")]
+    #[error("writing the archive")]
     Output(#[source] std::io::Error),
     #[error("no layers given")]
     NoLayers,
