@@ -166,6 +166,7 @@ pub const FORCED_FILE: &str = "salvor-forced.json";
 
 /// Errors of [`rewrite_diff_ids`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RewriteError {
     /// The config is not a JSON object with a `rootfs.diff_ids` array of strings.
     #[error("image config: {0}")]
@@ -246,6 +247,7 @@ pub fn rewrite_diff_ids(config: &[u8], new: &[String]) -> Result<Vec<u8>, Rewrit
 
 /// Error of a [`LayerSource`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayerError {
     /// The source has no such layer.
     #[error("layer not available: {0}")]
@@ -307,6 +309,7 @@ pub struct ExportReport {
 
 /// Errors of [`export`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExportError {
     #[error("image {image}: {reason}")]
     InvalidImage { image: String, reason: String },

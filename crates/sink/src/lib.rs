@@ -63,6 +63,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Errors of this crate. Each names the output path as the user gave it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SinkError {
     /// The output is, lies inside, or contains a file or directory salvor reads.
     #[error("refusing to write {}: {relation} {} (the evidence is never written)", output.display(), protected.display())]

@@ -47,6 +47,7 @@ pub fn kind_of_ftype(t: u8) -> Option<FileKind> {
 
 /// Errors from opening or reading an inode filesystem (the readers' error type).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FsError {
     /// No superblock of this filesystem (its name, what is wrong).
     #[error("not an {0} filesystem: {1}")]

@@ -164,8 +164,11 @@ fn human_bytes(n: u64) -> String {
 /// How the archive file is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// A plain tar, read in place.
     None,
+    /// gzip (magic `1f 8b`), spooled once.
     Gzip,
+    /// zstd (magic `28 b5 2f fd`), spooled once.
     Zstd,
 }
 

@@ -23,6 +23,7 @@ impl fmt::Display for EntryAt {
 
 /// Everything that can make a tar-split unusable, or a tar undecomposable.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TarSplitError {
     /// Reading the (compressed) tar-split stream failed: bad gzip, truncated file, I/O error.
     #[error("cannot read tar-split stream at {at}")]

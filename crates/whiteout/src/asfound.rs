@@ -107,6 +107,7 @@ impl AsFoundReport {
 
 /// Errors of [`write_as_found`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AsFoundError {
     /// The tar-split cannot be read any further.
     #[error("tar-split")]

@@ -117,6 +117,7 @@ pub const MAX_DEPTH: usize = 4096;
 
 /// Errors. Each names the path it is about.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WhiteoutError {
     #[error(transparent)]
     Source(#[from] SourceError),
