@@ -173,7 +173,12 @@ pub enum RewriteError {
     Malformed(String),
     /// The replacement list does not have one entry per diff_id.
     #[error("image config has {have} diff_ids, {given} replacements given")]
-    Count { have: usize, given: usize },
+    Count {
+        /// Number of `rootfs.diff_ids` in the config.
+        have: usize,
+        /// Number of replacements given.
+        given: usize,
+    },
 }
 
 /// The exact byte range of each top-level member value of a JSON object, by key.
@@ -288,7 +293,9 @@ pub enum Output {
 /// Options of [`export`].
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
+    /// The archive's layout.
     pub format: Format,
+    /// Where it is written.
     pub output: Output,
     /// Write layers concurrently (only for [`Output::Dir`]).
     pub parallel: bool,
@@ -311,34 +318,61 @@ pub struct ExportReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
+    /// An image to export is inconsistent (its config, tags or layers).
     #[error("image {image}: {reason}")]
-    InvalidImage { image: String, reason: String },
-    #[error("layer {diff_id}: content has digest {actual}")]
-    DigestMismatch { diff_id: String, actual: String },
-    #[error("layer {diff_id}: declared size {expected} bytes, source wrote {actual}")]
-    SizeMismatch {
-        diff_id: String,
-        expected: u64,
-        actual: u64,
+    InvalidImage {
+        /// The image id.
+        image: String,
+        /// What is wrong.
+        reason: String,
     },
-    #[error("layer {diff_id}: source reported digest {reported} but wrote {actual}")]
-    SourceDigestMismatch {
+    /// The bytes the layer source wrote do not hash to the layer's diff_id.
+    #[error("layer {diff_id}: content has digest {actual}")]
+    DigestMismatch {
+        /// The layer's diff_id (`sha256:<hex>`).
         diff_id: String,
-        reported: String,
+        /// The digest of what was written.
         actual: String,
     },
+    /// The layer source wrote another number of bytes than the layer's declared size.
+    #[error("layer {diff_id}: declared size {expected} bytes, source wrote {actual}")]
+    SizeMismatch {
+        /// The layer's diff_id.
+        diff_id: String,
+        /// Declared size ([`LayerRef::size`]), in bytes.
+        expected: u64,
+        /// Bytes written (one more than the declared size when it wrote too many).
+        actual: u64,
+    },
+    /// The layer source returned another digest than that of the bytes it wrote.
+    #[error("layer {diff_id}: source reported digest {reported} but wrote {actual}")]
+    SourceDigestMismatch {
+        /// The layer's diff_id.
+        diff_id: String,
+        /// The digest the source returned.
+        reported: String,
+        /// The digest of what it wrote.
+        actual: String,
+    },
+    /// The layer source failed.
     #[error("layer {diff_id}")]
     Layer {
+        /// The layer's diff_id.
         diff_id: String,
+        /// The source's error.
         #[source]
         source: LayerError,
     },
+    /// Writing the output (the tar, or a file of a directory output) failed.
     #[error("{}", path.display())]
     Io {
+        /// The output (the tar, or the file of the directory output).
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// [`export`] to a directory that exists and is not empty.
     #[error("output {} exists and is not an empty directory", .0.display())]
     OutputExists(PathBuf),
     /// Opening, writing or placing the output failed (names the output, never the

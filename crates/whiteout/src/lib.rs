@@ -119,34 +119,80 @@ pub const MAX_DEPTH: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WhiteoutError {
+    /// Reading the evidence failed.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The tree nests deeper than [`MAX_DEPTH`].
     #[error("{path}: nesting deeper than {max} directories", max = MAX_DEPTH)]
-    TooDeep { path: PathBuf },
+    TooDeep {
+        /// The directory past the limit.
+        path: PathBuf,
+    },
+    /// Something this crate refuses rather than get wrong (overlay redirect/metacopy …).
     #[error("{path}: unsupported: {what}")]
-    Unsupported { path: PathBuf, what: String },
+    Unsupported {
+        /// The entry concerned.
+        path: PathBuf,
+        /// What it is and why it is refused.
+        what: String,
+    },
+    /// A directory listing returned a name with a `/` or that is `.`/`..`/empty.
     #[error("{path}: directory entry {name:?} is not a single path component")]
-    BadName { path: PathBuf, name: String },
+    BadName {
+        /// The directory listed.
+        path: PathBuf,
+        /// The entry's name (lossy UTF-8).
+        name: String,
+    },
+    /// The entry cannot be put in a tar header (Go's `archive/tar` would refuse it too).
     #[error("{path}: cannot write tar header: {reason}")]
-    Tar { path: String, reason: String },
+    Tar {
+        /// The entry's path in the tar.
+        path: String,
+        /// Why the header cannot be written.
+        reason: String,
+    },
+    /// Reading a file's content from the evidence failed.
     #[error("{path}")]
     Read {
+        /// The file being read.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Writing the output failed (the output's error, not the evidence's).
     #[error("writing the archive")]
     Output(#[source] std::io::Error),
+    /// A function that needs at least one layer was given none.
     #[error("no layers given")]
     NoLayers,
+    /// An allocation (a directory's listing, the list of changes) failed.
     #[error("{path}: out of memory {what}")]
-    OutOfMemory { path: PathBuf, what: String },
+    OutOfMemory {
+        /// The path being walked.
+        path: PathBuf,
+        /// What could not be allocated.
+        what: String,
+    },
+    /// A mount point of [`write_flattened_tar_with_mounts`] is refused.
     #[error("mount point {mount:?}: {reason}")]
-    BadMount { mount: String, reason: String },
+    BadMount {
+        /// The mount point as given (lossy UTF-8).
+        mount: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// [`write_layer_tar`] was given a layer style that needs [`write_naive_layer_tar`].
     #[error(
         "{path}: a {style:?} layer has no native diff in the engine; use write_naive_layer_tar with its lower layers"
     )]
-    NeedsLowers { path: PathBuf, style: WhiteoutStyle },
+    NeedsLowers {
+        /// The layer directory.
+        path: PathBuf,
+        /// Its whiteout style.
+        style: WhiteoutStyle,
+    },
 }
 
 /// How a layer directory marks deletions.
@@ -171,12 +217,16 @@ pub enum WhiteoutStyle {
 /// One layer directory inside a [`Source`].
 #[derive(Debug, Clone, Copy)]
 pub struct LayerDir<'a> {
+    /// The evidence holding the directory.
     pub source: &'a dyn Source,
+    /// The layer directory's path in `source` (an overlay2 `diff/`, a vfs snapshot …).
     pub root: &'a std::path::Path,
+    /// How the directory marks deletions.
     pub style: WhiteoutStyle,
 }
 
 impl<'a> LayerDir<'a> {
+    /// The layer directory at `root` in `source`, read with `style`.
     pub fn new(source: &'a dyn Source, root: &'a std::path::Path, style: WhiteoutStyle) -> Self {
         LayerDir {
             source,
@@ -189,8 +239,11 @@ impl<'a> LayerDir<'a> {
 /// What happened to a path (`docker diff`'s `A`, `C`, `D`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ChangeKind {
+    /// `A`: the path is new in the upper layer.
     Added,
+    /// `C`: the path (or something below a directory) changed.
     Modified,
+    /// `D`: the path was deleted (a whiteout, or gone from a snapshot).
     Deleted,
 }
 
@@ -208,7 +261,9 @@ impl ChangeKind {
 /// One change: an absolute path (`/a/b`, raw bytes) and its kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Change {
+    /// The absolute path in the container (`/a/b`, raw bytes).
     pub path: Vec<u8>,
+    /// Added, modified or deleted.
     pub kind: ChangeKind,
 }
 
@@ -228,7 +283,9 @@ impl std::fmt::Display for Change {
 /// like Engine ≥ 23; Docker ≤ 20.10 wrote the names the **daemon host** resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TarNames {
+    /// uid → user name (tar `uname`).
     pub users: BTreeMap<u32, String>,
+    /// gid → group name (tar `gname`).
     pub groups: BTreeMap<u32, String>,
 }
 
@@ -269,10 +326,12 @@ impl TarNames {
         }
     }
 
+    /// The user name of `uid`, empty when unknown.
     pub fn user(&self, uid: u32) -> &str {
         self.users.get(&uid).map(String::as_str).unwrap_or("")
     }
 
+    /// The group name of `gid`, empty when unknown.
     pub fn group(&self, gid: u32) -> &str {
         self.groups.get(&gid).map(String::as_str).unwrap_or("")
     }
@@ -281,7 +340,9 @@ impl TarNames {
 /// Something in a layer directory worth reporting (see [`inspect_layer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// The entry's path in the evidence.
     pub path: PathBuf,
+    /// What it is and what it means, in words.
     pub what: String,
 }
 
