@@ -58,6 +58,48 @@
 //!   daemon ran in another zone produce other v1 ids.
 //! * `Parent` is kept only if the parent image is also exported (as the engine).
 //!
+//! ## Example
+//!
+//! One image with the empty layer, written as Engine >= 25's `docker save` would:
+//!
+//! ```
+//! use salvor_export::{export, ExportOptions, Format, ImageToExport, LayerError, LayerRef,
+//!     LayerSource, Output};
+//! use salvor_oci::{Digest, EMPTY_LAYER};
+//!
+//! // The caller's layer tars: here only the empty layer (1024 zero bytes).
+//! struct Empty;
+//! impl LayerSource for Empty {
+//!     fn write_layer(&self, diff_id: &str, out: &mut dyn std::io::Write)
+//!         -> Result<String, LayerError> {
+//!         assert_eq!(diff_id, EMPTY_LAYER.as_str());
+//!         out.write_all(&[0u8; 1024])?;
+//!         Ok(diff_id.to_string())
+//!     }
+//! }
+//!
+//! let config = format!(
+//!     r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+//!     EMPTY_LAYER.as_str()
+//! );
+//! let image = ImageToExport {
+//!     id: Digest::sha256_of(config.as_bytes()),
+//!     config: config.into_bytes(),
+//!     repo_tags: vec!["example:latest".into()],
+//!     layers: vec![LayerRef { diff_id: EMPTY_LAYER, size: 1024, descriptor: None, forced_from: None }],
+//!     parent: None,
+//! };
+//! let dir = tempfile::tempdir().unwrap();
+//! let opts = ExportOptions {
+//!     format: Format::Docker,
+//!     output: Output::Tar(dir.path().join("example.tar")),
+//!     parallel: false,
+//! };
+//! let report = export(&[image], &Empty, &opts).unwrap();
+//! assert_eq!(report.layers_written, 1);
+//! assert!(report.files.iter().any(|(path, _, _)| path == "manifest.json"));
+//! ```
+//!
 //! ## Other entry points
 //! [`metadata_files`] renders the non-layer files of an archive without a layer
 //! source (dry runs, golden tests); [`legacy_v1_ids`] and [`chain_id`] expose

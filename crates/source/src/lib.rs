@@ -41,6 +41,34 @@
 //!   in any order; the spool is capped ([`TarOptions::spool_limit`]) and the free space
 //!   of `$TMPDIR` is checked before and while spooling; see [`TarSource`].
 //! * Errors name the path they are about (and the archive, for archive-level errors).
+//!
+//! # Example
+//!
+//! ```
+//! use salvor_source::{FileKind, Source, TarSource};
+//! use std::path::Path;
+//!
+//! // A tar archive of a data-root (built here; normally a triage collector's output).
+//! let dir = tempfile::tempdir().unwrap();
+//! let archive = dir.path().join("evidence.tar");
+//! let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+//! let mut h = tar::Header::new_ustar();
+//! h.set_path("var/lib/docker/engine-id").unwrap();
+//! h.set_size(5);
+//! h.set_mode(0o600);
+//! h.set_cksum();
+//! b.append(&h, &b"ab12\n"[..]).unwrap();
+//! b.into_inner().unwrap();
+//!
+//! let src = TarSource::open(&archive).unwrap();
+//! let md = src.metadata(Path::new("var/lib/docker/engine-id")).unwrap();
+//! assert_eq!((md.kind, md.size, md.mode), (FileKind::Regular, 5, 0o600));
+//! // Directories the archive implies exist; `..` never leaves the root.
+//! assert!(src.metadata(Path::new("var/lib")).unwrap().is_dir());
+//! assert!(src.metadata(Path::new("../etc")).is_err());
+//! let bytes = src.read_limited(Path::new("/var/lib/docker/engine-id"), 1024).unwrap();
+//! assert_eq!(bytes, b"ab12\n");
+//! ```
 
 use std::ffi::OsString;
 use std::fmt;

@@ -84,6 +84,34 @@
 //! * Output is deterministic for the same evidence.
 //! * Overlay `redirect` / `metacopy` xattrs make every operation fail with
 //!   [`WhiteoutError::Unsupported`] explaining what they mean, instead of a wrong result.
+//!
+//! # Example
+//!
+//! `docker diff` of an aufs-style upper layer (`.wh.` files mark deletions) over one
+//! lower layer:
+//!
+//! ```
+//! use salvor_source::DirSource;
+//! use salvor_whiteout::{changes, LayerDir, WhiteoutStyle};
+//! use std::path::Path;
+//!
+//! let ev = tempfile::tempdir().unwrap();
+//! std::fs::create_dir_all(ev.path().join("lower/etc")).unwrap();
+//! std::fs::write(ev.path().join("lower/etc/motd"), "hi").unwrap();
+//! std::fs::create_dir_all(ev.path().join("upper/etc")).unwrap();
+//! std::fs::write(ev.path().join("upper/etc/.wh.motd"), "").unwrap();
+//! std::fs::write(ev.path().join("upper/new"), "x").unwrap();
+//!
+//! let src = DirSource::new(ev.path()).unwrap();
+//! let upper = LayerDir::new(&src, Path::new("upper"), WhiteoutStyle::Aufs);
+//! let lower = LayerDir::new(&src, Path::new("lower"), WhiteoutStyle::Aufs);
+//! let diff: Vec<String> = changes(&upper, &[lower])
+//!     .unwrap()
+//!     .iter()
+//!     .map(|c| c.to_string())
+//!     .collect();
+//! assert_eq!(diff, ["C /etc", "D /etc/motd", "A /new"]);
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::Write;
