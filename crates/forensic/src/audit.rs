@@ -806,7 +806,7 @@ impl Ctx<'_> {
                     &name,
                     AuditKind::HeaderUnreadable,
                     "a tar header".into(),
-                    why,
+                    why.reason,
                 );
             }
         };

@@ -91,8 +91,8 @@ pub use pathcache::{DirPathCache, PATH_CACHE_ENTRIES};
 pub use resolve::{normalize, resolve_in_root, MAX_SYMLINK_HOPS};
 pub use seekdev::SeekDevice;
 pub use tarsrc::{
-    default_spool_limit, parse_size, Compression, TarOptions, TarSource, MAX_EXTENSION_HEADER,
-    SPOOL_LIMIT_FLOOR, SPOOL_LIMIT_MULTIPLE, SPOOL_RESERVE,
+    default_spool_limit, parse_size, Compression, SizeError, TarOptions, TarSource,
+    MAX_EXTENSION_HEADER, SPOOL_LIMIT_FLOOR, SPOOL_LIMIT_MULTIPLE, SPOOL_RESERVE,
 };
 
 /// Errors from reading evidence. Every variant names the path it is about.

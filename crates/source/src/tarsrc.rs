@@ -98,9 +98,24 @@ pub fn default_spool_limit(compressed: u64) -> u64 {
         .max(SPOOL_LIMIT_FLOOR)
 }
 
+/// Why [`parse_size`] refused its input (the input, as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SizeError {
+    /// The unit is not one of K, M, G, T (with optional `B`/`iB`).
+    #[error("{0:?}: unknown size unit (use K, M, G or T)")]
+    Unit(String),
+    /// The number is not a decimal number.
+    #[error("{0:?}: not a size (e.g. 500M, 10G)")]
+    Number(String),
+    /// The size is below one byte or does not fit in 64 bits.
+    #[error("{0:?}: size out of range")]
+    Range(String),
+}
+
 /// Parses a size such as `10G`, `500M`, `64MiB`, `4096` (bytes) or `1.5T`; units are
 /// binary (K = 1024). `unlimited` (or `none`) is `u64::MAX`.
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+pub fn parse_size(s: &str) -> std::result::Result<u64, SizeError> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("none") {
         return Ok(u64::MAX);
@@ -115,14 +130,12 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("{s:?}: unknown size unit (use K, M, G or T)")),
+        _ => return Err(SizeError::Unit(s.to_string())),
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: not a size (e.g. 500M, 10G)"))?;
+    let v: f64 = num.parse().map_err(|_| SizeError::Number(s.to_string()))?;
     let bytes = v * mult as f64;
     if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
-        return Err(format!("{s:?}: size out of range"));
+        return Err(SizeError::Range(s.to_string()));
     }
     Ok(bytes as u64)
 }
