@@ -428,13 +428,13 @@ fn open_disk(
         let fs = match open_filesystem(&v.content, v.device.clone()) {
             Ok(fs) => fs,
             Err(e) => {
-                tried.push(format!("{}: {e}", v.spec));
+                tried.push(format!("{}: {}", v.spec, salvor_source::error_chain(&*e)));
                 continue;
             }
         };
         match data_root_in(fs.as_ref(), wanted) {
             Ok(data_root) => return Ok((fs, data_root, v.spec.clone())),
-            Err(e) => tried.push(format!("{}: {e}", v.spec)),
+            Err(e) => tried.push(format!("{}: {}", v.spec, salvor_source::error_chain(&*e))),
         }
     }
     // A data-root below a mount point of another volume: follow the host's /etc/fstab.

@@ -111,7 +111,7 @@ pub fn probe(
                     .map(|p| format!("/{}", p.display()));
                 (dr, Some(fs.describe()), None)
             }
-            Err(e) => (None, None, Some(e.to_string())),
+            Err(e) => (None, None, Some(salvor_source::error_chain(&*e))),
         };
         vols.push(VolumeProbe {
             volume: v.spec.clone(),

@@ -127,7 +127,7 @@ impl ThinError {
             ThinError::Io { what, source } => {
                 io::Error::new(source.kind(), format!("{what}: {source}"))
             }
-            e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+            e => io::Error::new(io::ErrorKind::InvalidData, salvor_source::error_chain(&e)),
         }
     }
 }

@@ -418,7 +418,7 @@ fn read_object(source: &dyn Source, path: &Path) -> Result<Value, StoreError> {
         .map_err(|e| match e {
             e if e.is_not_found() => StoreError::Source(e),
             e => {
-                let msg = e.to_string();
+                let msg = salvor_source::error_chain(&e);
                 let prefix = format!("{}: ", path.display());
                 StoreError::invalid(path, msg.strip_prefix(&prefix).unwrap_or(&msg).to_string())
             }
@@ -459,7 +459,7 @@ impl Store {
             Err(e) => {
                 problems.push(Problem {
                     path: dir,
-                    what: e.to_string(),
+                    what: salvor_source::error_chain(&e),
                 });
                 return (out, problems);
             }

@@ -114,7 +114,7 @@ fn read_metadata(
                 }
             }
             Err(e) => match warnings.as_deref_mut() {
-                Some(w) => w.push(e.to_string()),
+                Some(w) => w.push(salvor_source::error_chain(&e)),
                 None => return Err(e),
             },
         }
@@ -155,7 +155,7 @@ fn read_metadata(
                 out.insert(name.to_string(), d);
             }
             Err(e) => match warnings.as_deref_mut() {
-                Some(w) => w.push(e.to_string()),
+                Some(w) => w.push(salvor_source::error_chain(&e)),
                 None => return Err(e),
             },
         }
@@ -243,7 +243,7 @@ impl DockerDevicemapper {
         let deviceset = match read_docker_deviceset_metadata(source, data_root) {
             Ok(d) => d,
             Err(e) => {
-                warnings.push(e.to_string());
+                warnings.push(salvor_source::error_chain(&e));
                 None
             }
         };

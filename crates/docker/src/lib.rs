@@ -343,7 +343,7 @@ impl Store {
         self.thin_pool.get_or_init(|| {
             devicemapper::DockerDevicemapper::open(self.source.as_ref(), &self.root)
                 .map(Arc::new)
-                .map_err(|e| format!("devicemapper thin pool: {e} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])"))
+                .map_err(|e| format!("devicemapper thin pool: {} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])", salvor_source::error_chain(&e)))
         })
     }
 
@@ -379,7 +379,7 @@ impl Store {
         let dm = devicemapper::DockerDevicemapper::with_pool(source.as_ref(), &root, pool, origin)
             .map_err(|e| StoreError::Invalid {
                 path: root.join("devicemapper/metadata"),
-                reason: e.to_string(),
+                reason: salvor_source::error_chain(&e),
             })?;
         Self::open_with(source, root, std::sync::OnceLock::from(Ok(Arc::new(dm))))
     }

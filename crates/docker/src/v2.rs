@@ -131,7 +131,7 @@ pub(crate) fn load(
                 }
             },
             Err(e) => {
-                store.problem(dir.join("diff"), e.to_string());
+                store.problem(dir.join("diff"), salvor_source::error_chain(&e));
                 continue;
             }
         };
@@ -145,7 +145,7 @@ pub(crate) fn load(
             },
             Err(e) if is_not_found(&e) => None,
             Err(e) => {
-                store.problem(dir.join("parent"), e.to_string());
+                store.problem(dir.join("parent"), salvor_source::error_chain(&e));
                 None
             }
         };
@@ -159,7 +159,7 @@ pub(crate) fn load(
                 String::new()
             }
             Err(e) => {
-                store.problem(dir.join("cache-id"), e.to_string());
+                store.problem(dir.join("cache-id"), salvor_source::error_chain(&e));
                 String::new()
             }
         };
@@ -312,7 +312,7 @@ pub(crate) fn load(
             Err(e) => store.problem(&repos_path, format!("not valid JSON: {e}")),
         },
         Err(e) if e.is_not_found() => {}
-        Err(e) => store.problem(&repos_path, e.to_string()),
+        Err(e) => store.problem(&repos_path, salvor_source::error_chain(&e)),
     }
 
     // Images.
@@ -326,7 +326,7 @@ pub(crate) fn load(
         let bytes = match src.read_limited(&path, MAX_JSON_BYTES) {
             Ok(b) => b,
             Err(e) => {
-                store.problem(&path, e.to_string());
+                store.problem(&path, salvor_source::error_chain(&e));
                 continue;
             }
         };
@@ -647,7 +647,7 @@ fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
         Ok(d) => d,
         Err(e) => {
             return LayerFiles::Unavailable {
-                reason: e.to_string(),
+                reason: salvor_source::error_chain(&e),
             }
         }
     };
@@ -661,7 +661,7 @@ fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
         match salvor_source::identify_head(&head) {
             Some(kind) => salvor_disk::fs::open_as(kind, dev)
                 .map(|fs| (kind.name().to_string(), fs))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| salvor_source::error_chain(&e)),
             None => Err("no ext4 or XFS filesystem on it".to_string()),
         };
     match opened {

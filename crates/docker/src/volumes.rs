@@ -85,7 +85,7 @@ impl Store {
             Err(e) => {
                 problems.push(Problem {
                     path: dir.clone(),
-                    what: e.to_string(),
+                    what: salvor_source::error_chain(&e),
                 });
                 Vec::new()
             }

@@ -58,6 +58,48 @@
 //!   daemon ran in another zone produce other v1 ids.
 //! * `Parent` is kept only if the parent image is also exported (as the engine).
 //!
+//! ## Example
+//!
+//! One image with the empty layer, written as Engine >= 25's `docker save` would:
+//!
+//! ```
+//! use salvor_export::{export, ExportOptions, Format, ImageToExport, LayerError, LayerRef,
+//!     LayerSource, Output};
+//! use salvor_oci::{Digest, EMPTY_LAYER};
+//!
+//! // The caller's layer tars: here only the empty layer (1024 zero bytes).
+//! struct Empty;
+//! impl LayerSource for Empty {
+//!     fn write_layer(&self, diff_id: &str, out: &mut dyn std::io::Write)
+//!         -> Result<String, LayerError> {
+//!         assert_eq!(diff_id, EMPTY_LAYER.as_str());
+//!         out.write_all(&[0u8; 1024])?;
+//!         Ok(diff_id.to_string())
+//!     }
+//! }
+//!
+//! let config = format!(
+//!     r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+//!     EMPTY_LAYER.as_str()
+//! );
+//! let image = ImageToExport {
+//!     id: Digest::sha256_of(config.as_bytes()),
+//!     config: config.into_bytes(),
+//!     repo_tags: vec!["example:latest".into()],
+//!     layers: vec![LayerRef { diff_id: EMPTY_LAYER, size: 1024, descriptor: None, forced_from: None }],
+//!     parent: None,
+//! };
+//! let dir = tempfile::tempdir().unwrap();
+//! let opts = ExportOptions {
+//!     format: Format::Docker,
+//!     output: Output::Tar(dir.path().join("example.tar")),
+//!     parallel: false,
+//! };
+//! let report = export(&[image], &Empty, &opts).unwrap();
+//! assert_eq!(report.layers_written, 1);
+//! assert!(report.files.iter().any(|(path, _, _)| path == "manifest.json"));
+//! ```
+//!
 //! ## Other entry points
 //! [`metadata_files`] renders the non-layer files of an archive without a layer
 //! source (dry runs, golden tests); [`legacy_v1_ids`] and [`chain_id`] expose
@@ -166,13 +208,19 @@ pub const FORCED_FILE: &str = "salvor-forced.json";
 
 /// Errors of [`rewrite_diff_ids`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RewriteError {
     /// The config is not a JSON object with a `rootfs.diff_ids` array of strings.
     #[error("image config: {0}")]
     Malformed(String),
     /// The replacement list does not have one entry per diff_id.
     #[error("image config has {have} diff_ids, {given} replacements given")]
-    Count { have: usize, given: usize },
+    Count {
+        /// Number of `rootfs.diff_ids` in the config.
+        have: usize,
+        /// Number of replacements given.
+        given: usize,
+    },
 }
 
 /// The exact byte range of each top-level member value of a JSON object, by key.
@@ -246,6 +294,7 @@ pub fn rewrite_diff_ids(config: &[u8], new: &[String]) -> Result<Vec<u8>, Rewrit
 
 /// Error of a [`LayerSource`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayerError {
     /// The source has no such layer.
     #[error("layer not available: {0}")]
@@ -286,7 +335,9 @@ pub enum Output {
 /// Options of [`export`].
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
+    /// The archive's layout.
     pub format: Format,
+    /// Where it is written.
     pub output: Output,
     /// Write layers concurrently (only for [`Output::Dir`]).
     pub parallel: bool,
@@ -307,35 +358,63 @@ pub struct ExportReport {
 
 /// Errors of [`export`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExportError {
+    /// An image to export is inconsistent (its config, tags or layers).
     #[error("image {image}: {reason}")]
-    InvalidImage { image: String, reason: String },
-    #[error("layer {diff_id}: content has digest {actual}")]
-    DigestMismatch { diff_id: String, actual: String },
-    #[error("layer {diff_id}: declared size {expected} bytes, source wrote {actual}")]
-    SizeMismatch {
-        diff_id: String,
-        expected: u64,
-        actual: u64,
+    InvalidImage {
+        /// The image id.
+        image: String,
+        /// What is wrong.
+        reason: String,
     },
-    #[error("layer {diff_id}: source reported digest {reported} but wrote {actual}")]
-    SourceDigestMismatch {
+    /// The bytes the layer source wrote do not hash to the layer's diff_id.
+    #[error("layer {diff_id}: content has digest {actual}")]
+    DigestMismatch {
+        /// The layer's diff_id (`sha256:<hex>`).
         diff_id: String,
-        reported: String,
+        /// The digest of what was written.
         actual: String,
     },
-    #[error("layer {diff_id}: {source}")]
-    Layer {
+    /// The layer source wrote another number of bytes than the layer's declared size.
+    #[error("layer {diff_id}: declared size {expected} bytes, source wrote {actual}")]
+    SizeMismatch {
+        /// The layer's diff_id.
         diff_id: String,
+        /// Declared size ([`LayerRef::size`]), in bytes.
+        expected: u64,
+        /// Bytes written (one more than the declared size when it wrote too many).
+        actual: u64,
+    },
+    /// The layer source returned another digest than that of the bytes it wrote.
+    #[error("layer {diff_id}: source reported digest {reported} but wrote {actual}")]
+    SourceDigestMismatch {
+        /// The layer's diff_id.
+        diff_id: String,
+        /// The digest the source returned.
+        reported: String,
+        /// The digest of what it wrote.
+        actual: String,
+    },
+    /// The layer source failed.
+    #[error("layer {diff_id}")]
+    Layer {
+        /// The layer's diff_id.
+        diff_id: String,
+        /// The source's error.
         #[source]
         source: LayerError,
     },
-    #[error("{}: {source}", path.display())]
+    /// Writing the output (the tar, or a file of a directory output) failed.
+    #[error("{}", path.display())]
     Io {
+        /// The output (the tar, or the file of the directory output).
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// [`export`] to a directory that exists and is not empty.
     #[error("output {} exists and is not an empty directory", .0.display())]
     OutputExists(PathBuf),
     /// Opening, writing or placing the output failed (names the output, never the
@@ -349,850 +428,10 @@ fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ExportError {
     move |source| ExportError::Io { path, source }
 }
 
-// ---------------------------------------------------------------------------
-// Plan
-
-enum Content {
-    Dir,
-    Bytes(Vec<u8>),
-    Layer { diff_id: String, size: u64 },
-    Symlink(String),
-}
-
-struct Entry {
-    path: String,
-    content: Content,
-    mtime: i64,
-}
-
-/// Archive entries keyed by path components (WalkDir order).
-#[derive(Default)]
-struct Plan {
-    entries: BTreeMap<Vec<String>, Entry>,
-}
-
-impl Plan {
-    fn add(&mut self, path: &str, content: Content, mtime: i64, dir_mtime: i64) {
-        let comps: Vec<String> = path.split('/').map(str::to_string).collect();
-        for n in 1..comps.len() {
-            let key = comps[..n].to_vec();
-            self.entries.entry(key.clone()).or_insert_with(|| Entry {
-                path: key.join("/"),
-                content: Content::Dir,
-                mtime: dir_mtime,
-            });
-        }
-        self.entries.entry(comps).or_insert_with(|| Entry {
-            path: path.to_string(),
-            content,
-            mtime,
-        });
-    }
-    fn has(&self, path: &str) -> bool {
-        let comps: Vec<String> = path.split('/').map(str::to_string).collect();
-        self.entries.contains_key(&comps)
-    }
-}
-
-fn hex_of<S: AsRef<str> + ?Sized>(digest: &S) -> Option<&str> {
-    let digest = digest.as_ref();
-    salvor_oci::Digest::parse(digest)
-        .is_ok()
-        .then(|| &digest["sha256:".len()..])
-}
-
-fn chain_ids(diff_ids: &[&str]) -> Vec<String> {
-    salvor_oci::chain_ids_text(diff_ids)
-}
-
-/// A validated image.
-struct Prepared<'a> {
-    img: &'a ImageToExport,
-    tags: Vec<reference::TagRef>,
-    v1: V1Image,
-    created: i64,
-}
-
-fn prepare(img: &ImageToExport) -> Result<Prepared<'_>, ExportError> {
-    let bad = |reason: String| ExportError::InvalidImage {
-        image: img.id.to_string(),
-        reason,
-    };
-    let id_hex = hex_of(&img.id).ok_or_else(|| bad("id is not sha256:<64 hex>".into()))?;
-    let actual = hex::encode(Sha256::digest(&img.config));
-    if actual != id_hex {
-        return Err(bad(format!("config has digest sha256:{actual}")));
-    }
-    let config: Value = serde_json::from_slice(&img.config)
-        .map_err(|e| bad(format!("config is not valid JSON: {e}")))?;
-    let diff_ids: Vec<&str> = config
-        .get("rootfs")
-        .and_then(|r| r.get("diff_ids"))
-        .and_then(Value::as_array)
-        .map(|a| a.iter().map(|d| d.as_str().unwrap_or("")).collect())
-        .unwrap_or_default();
-    let given: Vec<&str> = img.layers.iter().map(|l| l.diff_id.as_str()).collect();
-    if diff_ids != given {
-        return Err(bad(format!(
-            "config rootfs.diff_ids {diff_ids:?} differ from the layers given {given:?}"
-        )));
-    }
-    if img.layers.is_empty() {
-        return Err(bad("image has no layers (the engine cannot save it)".into()));
-    }
-    for l in &img.layers {
-        if hex_of(&l.diff_id).is_none()
-            || l.forced_from
-                .as_ref()
-                .map(DiffId::as_str)
-                .is_some_and(|f| hex_of(f).is_none())
-        {
-            return Err(bad(format!(
-                "layer diff_id {:?} (forced from {:?}) is not sha256:<64 hex>",
-                l.diff_id, l.forced_from
-            )));
-        }
-    }
-    let tags = img
-        .repo_tags
-        .iter()
-        .map(|t| reference::parse(t).map_err(|e| bad(format!("tag {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let v1 = V1Image::from_config(&config).map_err(|e| bad(format!("config: {e}")))?;
-    let created = v1.created_unix().unwrap_or(0).max(0);
-    Ok(Prepared {
-        img,
-        tags,
-        v1,
-        created,
-    })
-}
-
-/// Go's `distribution.Descriptor` fields, decoded from `descriptor.json`.
-struct Desc {
-    media_type: String,
-    size: i64,
-    digest: String,
-    urls: Option<Vec<String>>,
-    annotations: Option<BTreeMap<String, String>>,
-    platform: Option<String>,
-}
-
-fn platform_json(v: &Value) -> Option<String> {
-    let o = v.as_object()?;
-    let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let mut p = Obj::new();
-    p.str("architecture", &s("architecture"))
-        .str("os", &s("os"))
-        .str_oe("os.version", &s("os.version"));
-    if let Some(f) = o.get("os.features").and_then(Value::as_array) {
-        if !f.is_empty() {
-            let v: Vec<String> = f
-                .iter()
-                .map(|x| x.as_str().unwrap_or("").to_string())
-                .collect();
-            p.raw("os.features", &gojson::str_slice(Some(&v)));
-        }
-    }
-    p.str_oe("variant", &s("variant"));
-    Some(p.finish())
-}
-
-fn layer_desc(l: &LayerRef) -> Desc {
-    let d = l.descriptor.as_ref();
-    let s = |k: &str| {
-        d.and_then(|d| d.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let mut desc = Desc {
-        media_type: s("mediaType"),
-        size: d
-            .and_then(|d| d.get("size"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0),
-        digest: s("digest"),
-        urls: d
-            .and_then(|d| d.get("urls"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|x| x.as_str().unwrap_or("").to_string())
-                    .collect()
-            }),
-        annotations: d
-            .and_then(|d| d.get("annotations"))
-            .and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            }),
-        platform: d.and_then(|d| d.get("platform")).and_then(platform_json),
-    };
-    if desc.digest.is_empty() || l.forced_from.is_some() {
-        desc.digest = l.diff_id.to_string();
-        desc.size = i64::try_from(l.size).unwrap_or(i64::MAX);
-    }
-    if let Some(orig) = &l.forced_from {
-        // The recorded descriptor (media type, urls) described the original blob.
-        desc.media_type = MT_LAYER.to_string();
-        desc.urls = None;
-        let a = desc.annotations.get_or_insert_with(BTreeMap::new);
-        a.insert(ANNOTATION_FORCED.to_string(), "as-found".to_string());
-        a.insert(ANNOTATION_ORIGINAL_DIFF_ID.to_string(), orig.to_string());
-    }
-    if desc.media_type.is_empty() {
-        desc.media_type = MT_LAYER.to_string();
-    }
-    desc
-}
-
-fn annotations_json(a: &BTreeMap<String, String>) -> String {
-    let m: BTreeMap<String, String> = a
-        .iter()
-        .map(|(k, v)| (k.clone(), gojson::quote(v)))
-        .collect();
-    gojson::map_raw(&m)
-}
-
-impl Desc {
-    fn tail(&self, o: &mut Obj) {
-        if let Some(u) = self.urls.as_ref().filter(|u| !u.is_empty()) {
-            o.raw("urls", &gojson::str_slice(Some(u)));
-        }
-        if let Some(a) = self.annotations.as_ref().filter(|a| !a.is_empty()) {
-            o.raw("annotations", &annotations_json(a));
-        }
-        if let Some(p) = &self.platform {
-            o.raw("platform", p);
-        }
-    }
-    /// `distribution.Descriptor` (mediaType, size, digest, … all omitempty).
-    fn distribution_json(&self) -> String {
-        let mut o = Obj::new();
-        o.str_oe("mediaType", &self.media_type);
-        if self.size != 0 {
-            o.raw("size", &self.size.to_string());
-        }
-        o.str_oe("digest", &self.digest);
-        self.tail(&mut o);
-        o.finish()
-    }
-    /// `ocispec.Descriptor` (mediaType, digest, size, urls, annotations, …).
-    fn oci_json(&self) -> String {
-        let mut o = Obj::new();
-        o.str("mediaType", &self.media_type)
-            .str("digest", &self.digest)
-            .raw("size", &self.size.to_string());
-        self.tail(&mut o);
-        o.finish()
-    }
-}
-
-fn plain_desc(mt: &str, digest: &str, size: usize) -> Obj {
-    let mut o = Obj::new();
-    o.str("mediaType", mt)
-        .str("digest", digest)
-        .raw("size", &size.to_string());
-    o
-}
-
-struct ManifestItem {
-    config: String,
-    repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
-    parent: Option<String>,
-    layer_sources: BTreeMap<String, String>,
-}
-
-fn manifest_json(items: &[ManifestItem]) -> Vec<u8> {
-    let mut s = String::from("[");
-    for (i, it) in items.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let mut o = Obj::new();
-        o.str("Config", &it.config)
-            .raw("RepoTags", &gojson::str_slice(it.repo_tags.as_deref()))
-            .raw("Layers", &gojson::str_slice(Some(&it.layers)));
-        if let Some(p) = &it.parent {
-            o.str("Parent", p);
-        }
-        if !it.layer_sources.is_empty() {
-            o.raw("LayerSources", &gojson::map_raw(&it.layer_sources));
-        }
-        s.push_str(&o.finish());
-    }
-    s.push_str("]\n");
-    s.into_bytes()
-}
-
-fn repositories_json(repos: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<u8> {
-    let m: BTreeMap<String, String> = repos
-        .iter()
-        .map(|(name, tags)| {
-            let t: BTreeMap<String, String> = tags
-                .iter()
-                .map(|(k, v)| (k.clone(), gojson::quote(v)))
-                .collect();
-            (name.clone(), gojson::map_raw(&t))
-        })
-        .collect();
-    let mut s = gojson::map_raw(&m);
-    s.push('\n');
-    s.into_bytes()
-}
-
-/// The [`FORCED_FILE`] of an archive, when some layer is exported as found.
-fn forced_json(images: &[ImageToExport]) -> Option<Vec<u8>> {
-    let mut by_layer: BTreeMap<(&str, &str), (u64, Vec<&str>)> = BTreeMap::new();
-    for img in images {
-        for l in &img.layers {
-            if let Some(orig) = &l.forced_from {
-                let e = by_layer
-                    .entry((l.diff_id.as_str(), orig.as_str()))
-                    .or_insert((l.size, Vec::new()));
-                if !e.1.contains(&img.id.as_str()) {
-                    e.1.push(img.id.as_str());
-                }
-            }
-        }
-    }
-    if by_layer.is_empty() {
-        return None;
-    }
-    let layers: Vec<Value> = by_layer
-        .into_iter()
-        .map(|((diff_id, orig), (size, imgs))| {
-            serde_json::json!({
-                "status": "FORCED",
-                "diff_id": diff_id,
-                "original_diff_id": orig,
-                "size": size,
-                "images": imgs,
-                "meaning": "the layer as the evidence holds it now; it does not hash to original_diff_id",
-            })
-        })
-        .collect();
-    let mut out =
-        serde_json::to_vec_pretty(&serde_json::json!({ "forced_layers": layers })).ok()?;
-    out.push(b'\n');
-    Some(out)
-}
-
-fn merge_images(images: &[ImageToExport]) -> Vec<ImageToExport> {
-    let mut out: Vec<ImageToExport> = Vec::new();
-    let mut idx: HashMap<&str, usize> = HashMap::new();
-    for img in images {
-        match idx.get(img.id.as_str()) {
-            Some(&i) => {
-                for t in &img.repo_tags {
-                    if !out[i].repo_tags.contains(t) {
-                        out[i].repo_tags.push(t.clone());
-                    }
-                }
-            }
-            None => {
-                idx.insert(img.id.as_str(), out.len());
-                let mut c = img.clone();
-                let mut seen = HashSet::new();
-                c.repo_tags.retain(|t| seen.insert(t.clone()));
-                out.push(c);
-            }
-        }
-    }
-    out
-}
-
-fn build_plan(images: &[ImageToExport], format: Format) -> Result<Plan, ExportError> {
-    let prepared = images.iter().map(prepare).collect::<Result<Vec<_>, _>>()?;
-    // layer sizes must agree across images
-    let mut sizes: HashMap<&str, u64> = HashMap::new();
-    for p in &prepared {
-        for l in &p.img.layers {
-            if let Some(s) = sizes.insert(l.diff_id.as_str(), l.size) {
-                if s != l.size {
-                    return Err(ExportError::InvalidImage {
-                        image: p.img.id.to_string(),
-                        reason: format!(
-                            "layer {} declared with sizes {s} and {}",
-                            l.diff_id, l.size
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    let ids: HashSet<&str> = prepared.iter().map(|p| p.img.id.as_str()).collect();
-    let mut plan = Plan::default();
-    let mut items: Vec<ManifestItem> = Vec::new();
-    let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut index: Vec<String> = Vec::new();
-    // legacy: diff_id -> v1id that holds the real layer.tar
-    let mut diff_paths: HashMap<String, String> = HashMap::new();
-
-    for p in &prepared {
-        let img = p.img;
-        let ts = p.created;
-        let diff_ids: Vec<&str> = img.layers.iter().map(|l| l.diff_id.as_str()).collect();
-        let chains = chain_ids(&diff_ids);
-        let top_hex = diff_ids.last().and_then(|d| hex_of(d)).unwrap_or("");
-        let id_hex = hex_of(&img.id).unwrap_or("");
-        let parent = img
-            .parent
-            .as_ref()
-            .filter(|par| **par != img.id && ids.contains(par.as_str()))
-            .map(Digest::to_string);
-        let repo_tags: Option<Vec<String>> =
-            (!p.tags.is_empty()).then(|| p.tags.iter().map(|t| t.familiar()).collect());
-
-        // v1 ids (legacy ids also for the Engine >= 25 v1 JSON blobs)
-        let flavor = if format == Format::DockerLegacy {
-            Flavor::Legacy
-        } else {
-            Flavor::Modern
-        };
-        let mut v1_jsons: Vec<(String, String)> = Vec::new(); // (v1id, json)
-        if format != Format::Oci {
-            let mut parent_v1: Option<String> = None;
-            for (i, chain) in chains.iter().enumerate() {
-                let mut v = if i + 1 == chains.len() {
-                    p.v1.clone()
-                } else {
-                    V1Image::epoch()
-                };
-                let id = v1::create_id(&v, flavor, chain, parent_v1.as_deref());
-                v.id = id.clone();
-                v.parent = parent_v1.clone().unwrap_or_default();
-                v.os = p.v1.os.clone();
-                v1_jsons.push((id.clone(), v.marshal(flavor)));
-                parent_v1 = Some(id);
-            }
-        }
-
-        let mut layer_sources = BTreeMap::new();
-        match format {
-            Format::Docker | Format::Oci => {
-                plan.add(
-                    &format!("blobs/sha256/{id_hex}"),
-                    Content::Bytes(img.config.clone()),
-                    ts,
-                    0,
-                );
-                let mut layer_descs = Vec::new();
-                for (i, l) in img.layers.iter().enumerate() {
-                    if format == Format::Docker {
-                        if let Some((_, js)) = v1_jsons.get(i) {
-                            let h = hex::encode(Sha256::digest(js.as_bytes()));
-                            plan.add(
-                                &format!("blobs/sha256/{h}"),
-                                Content::Bytes(js.clone().into_bytes()),
-                                ts,
-                                0,
-                            );
-                        }
-                    }
-                    let h = hex_of(l.diff_id.as_str()).unwrap_or("");
-                    plan.add(
-                        &format!("blobs/sha256/{h}"),
-                        Content::Layer {
-                            diff_id: l.diff_id.to_string(),
-                            size: l.size,
-                        },
-                        ts,
-                        0,
-                    );
-                    let d = layer_desc(l);
-                    layer_sources.insert(l.diff_id.to_string(), d.distribution_json());
-                    layer_descs.push(d.oci_json());
-                }
-                let mut m = Obj::new();
-                m.raw("schemaVersion", "2")
-                    .str("mediaType", MT_MANIFEST)
-                    .raw(
-                        "config",
-                        &plain_desc(MT_CONFIG, img.id.as_str(), img.config.len()).finish(),
-                    )
-                    .raw("layers", &format!("[{}]", layer_descs.join(",")));
-                let manifest = m.finish().into_bytes();
-                let mdigest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
-                let mlen = manifest.len();
-                plan.add(
-                    &format!("blobs/sha256/{}", &mdigest[7..]),
-                    Content::Bytes(manifest),
-                    0,
-                    0,
-                );
-                if p.tags.is_empty() {
-                    index.push(plain_desc(MT_MANIFEST, &mdigest, mlen).finish());
-                }
-                for t in &p.tags {
-                    let mut a = BTreeMap::new();
-                    a.insert(ANNOTATION_CONTAINERD_IMAGE_NAME.to_string(), t.full());
-                    a.insert(ANNOTATION_REF_NAME.to_string(), t.tag.clone());
-                    let mut d = plain_desc(MT_MANIFEST, &mdigest, mlen);
-                    d.raw("annotations", &annotations_json(&a));
-                    index.push(d.finish());
-                    repos
-                        .entry(t.familiar_name.clone())
-                        .or_default()
-                        .insert(t.tag.clone(), top_hex.to_string());
-                }
-                items.push(ManifestItem {
-                    config: format!("blobs/sha256/{id_hex}"),
-                    repo_tags,
-                    layers: img
-                        .layers
-                        .iter()
-                        .map(|l| {
-                            format!("blobs/sha256/{}", hex_of(l.diff_id.as_str()).unwrap_or(""))
-                        })
-                        .collect(),
-                    parent,
-                    layer_sources,
-                });
-            }
-            Format::DockerLegacy => {
-                let mut layers = Vec::new();
-                for (l, (v1id, js)) in img.layers.iter().zip(&v1_jsons) {
-                    layers.push(format!("{v1id}/layer.tar"));
-                    if l.descriptor.is_some() || l.forced_from.is_some() {
-                        layer_sources
-                            .insert(l.diff_id.to_string(), layer_desc(l).distribution_json());
-                    }
-                    if plan.has(v1id) {
-                        continue;
-                    }
-                    plan.add(v1id, Content::Dir, ts, ts);
-                    plan.add(
-                        &format!("{v1id}/VERSION"),
-                        Content::Bytes(b"1.0".to_vec()),
-                        ts,
-                        ts,
-                    );
-                    plan.add(
-                        &format!("{v1id}/json"),
-                        Content::Bytes(js.clone().into_bytes()),
-                        ts,
-                        ts,
-                    );
-                    let content = match diff_paths.get(l.diff_id.as_str()) {
-                        Some(other) => Content::Symlink(format!("../{other}/layer.tar")),
-                        None => {
-                            diff_paths.insert(l.diff_id.to_string(), v1id.clone());
-                            Content::Layer {
-                                diff_id: l.diff_id.to_string(),
-                                size: l.size,
-                            }
-                        }
-                    };
-                    plan.add(&format!("{v1id}/layer.tar"), content, ts, ts);
-                }
-                plan.add(
-                    &format!("{id_hex}.json"),
-                    Content::Bytes(img.config.clone()),
-                    ts,
-                    0,
-                );
-                let top_v1 = v1_jsons
-                    .last()
-                    .map(|(id, _)| id.clone())
-                    .unwrap_or_default();
-                for t in &p.tags {
-                    repos
-                        .entry(t.familiar_name.clone())
-                        .or_default()
-                        .insert(t.tag.clone(), top_v1.clone());
-                }
-                items.push(ManifestItem {
-                    config: format!("{id_hex}.json"),
-                    repo_tags,
-                    layers,
-                    parent,
-                    layer_sources,
-                });
-            }
-        }
-    }
-
-    if format != Format::DockerLegacy {
-        plan.add("oci-layout", Content::Bytes(OCI_LAYOUT.into()), 0, 0);
-        let mut idx = Obj::new();
-        idx.raw("schemaVersion", "2")
-            .str("mediaType", MT_INDEX)
-            .raw("manifests", &format!("[{}]", index.join(",")));
-        plan.add(
-            "index.json",
-            Content::Bytes(idx.finish().into_bytes()),
-            0,
-            0,
-        );
-    }
-    if let Some(forced) = forced_json(images) {
-        plan.add(FORCED_FILE, Content::Bytes(forced), 0, 0);
-    }
-    if format != Format::Oci {
-        plan.add("manifest.json", Content::Bytes(manifest_json(&items)), 0, 0);
-        if !repos.is_empty() {
-            plan.add(
-                "repositories",
-                Content::Bytes(repositories_json(&repos)),
-                0,
-                0,
-            );
-        }
-    }
-    Ok(plan)
-}
-
-// ---------------------------------------------------------------------------
-// Writing
-
-/// Counts, hashes and bounds the bytes of one layer on their way to `inner`.
-struct LayerPipe<'a> {
-    inner: &'a mut dyn Write,
-    hasher: Option<Sha256>,
-    written: u64,
-    limit: u64,
-    overflow: bool,
-}
-
-impl Write for LayerPipe<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.written + buf.len() as u64 > self.limit {
-            self.overflow = true;
-            return Err(io::Error::other(
-                "layer source wrote more than the declared size",
-            ));
-        }
-        let n = self.inner.write(buf)?;
-        if let Some(h) = &mut self.hasher {
-            h.update(&buf[..n]);
-        }
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Stream one layer into `out`, verify it; returns the hex digest.
-fn stream_layer(
-    src: &dyn LayerSource,
-    diff_id: &str,
-    size: u64,
-    out: &mut dyn Write,
-) -> Result<String, ExportError> {
-    let trust = src.digests_what_it_writes();
-    let mut pipe = LayerPipe {
-        inner: out,
-        hasher: (!trust).then(Sha256::new),
-        written: 0,
-        limit: size,
-        overflow: false,
-    };
-    let res = src.write_layer(diff_id, &mut pipe);
-    let actual = match (&pipe.hasher, &res) {
-        (Some(h), _) => format!("sha256:{}", hex::encode(h.clone().finalize())),
-        (None, Ok(reported)) => reported.to_ascii_lowercase(),
-        (None, Err(_)) => String::new(),
-    };
-    let actual_hex = actual
-        .strip_prefix("sha256:")
-        .unwrap_or(&actual)
-        .to_string();
-    if pipe.overflow || (res.is_ok() && pipe.written != size) {
-        return Err(ExportError::SizeMismatch {
-            diff_id: diff_id.to_string(),
-            expected: size,
-            actual: pipe.written + u64::from(pipe.overflow),
-        });
-    }
-    let reported = res.map_err(|source| ExportError::Layer {
-        diff_id: diff_id.to_string(),
-        source,
-    })?;
-    if actual != diff_id {
-        return Err(ExportError::DigestMismatch {
-            diff_id: diff_id.to_string(),
-            actual,
-        });
-    }
-    if !reported.eq_ignore_ascii_case(&actual) {
-        return Err(ExportError::SourceDigestMismatch {
-            diff_id: diff_id.to_string(),
-            reported,
-            actual,
-        });
-    }
-    Ok(actual_hex)
-}
-
-fn write_tar<W: Write>(
-    plan: &Plan,
-    src: &dyn LayerSource,
-    w: W,
-    label: &Path,
-) -> Result<(W, ExportReport), ExportError> {
-    let mut t = tarw::TarOut::new(w);
-    let mut report = ExportReport::default();
-    let e = |source: io::Error| ExportError::Io {
-        path: label.to_path_buf(),
-        source,
-    };
-    for entry in plan.entries.values() {
-        match &entry.content {
-            Content::Dir => {
-                let h = tarw::header(
-                    &format!("{}/", entry.path),
-                    tarw::Kind::Dir,
-                    0,
-                    entry.mtime,
-                    "",
-                )
-                .map_err(e)?;
-                t.write_all(&h).map_err(e)?;
-            }
-            Content::Symlink(target) => {
-                let h = tarw::header(&entry.path, tarw::Kind::Symlink, 0, entry.mtime, target)
-                    .map_err(e)?;
-                t.write_all(&h).map_err(e)?;
-            }
-            Content::Bytes(b) => {
-                let h = tarw::header(
-                    &entry.path,
-                    tarw::Kind::File,
-                    b.len() as u64,
-                    entry.mtime,
-                    "",
-                )
-                .map_err(e)?;
-                t.write_all(&h).map_err(e)?;
-                t.write_all(b).map_err(e)?;
-                t.pad(b.len() as u64).map_err(e)?;
-                report.files.push((
-                    entry.path.clone(),
-                    hex::encode(Sha256::digest(b)),
-                    b.len() as u64,
-                ));
-            }
-            Content::Layer { diff_id, size } => {
-                let h = tarw::header(&entry.path, tarw::Kind::File, *size, entry.mtime, "")
-                    .map_err(e)?;
-                t.write_all(&h).map_err(e)?;
-                let hx = stream_layer(src, diff_id, *size, &mut t)?;
-                t.pad(*size).map_err(e)?;
-                report.files.push((entry.path.clone(), hx, *size));
-                report.layers_written += 1;
-            }
-        }
-    }
-    let (w, digest, bytes) = t.finish().map_err(e)?;
-    report.archive_sha256 = Some(digest);
-    report.bytes = bytes;
-    Ok((w, report))
-}
-
-fn set_mtime(path: &Path, shown: &Path, mtime: i64) -> Result<(), ExportError> {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err(shown))?;
-    f.set_modified(t).map_err(io_err(shown))
-}
-
-fn write_dir(
-    plan: &Plan,
-    src: &dyn LayerSource,
-    sink: &DirSink,
-    parallel: bool,
-) -> Result<ExportReport, ExportError> {
-    let root = sink.path();
-    let mut report = ExportReport::default();
-    let mut layers: Vec<(&Entry, &str, u64)> = Vec::new();
-    for entry in plan.entries.values() {
-        let p = root.join(&entry.path);
-        let shown = sink.final_path(&entry.path);
-        match &entry.content {
-            Content::Dir => std::fs::create_dir_all(&p).map_err(io_err(&shown))?,
-            Content::Bytes(b) => {
-                let mut f = sink.create_file(&entry.path)?;
-                if f.write_all(b).is_err() {
-                    if let Some(e) = f.error() {
-                        return Err(e.into());
-                    }
-                }
-                drop(f);
-                set_mtime(&p, &shown, entry.mtime)?;
-            }
-            Content::Symlink(target) => {
-                #[cfg(unix)]
-                std::os::unix::fs::symlink(target, &p).map_err(io_err(&shown))?;
-                #[cfg(not(unix))]
-                return Err(ExportError::Io {
-                    path: shown,
-                    source: io::Error::other(format!("cannot create symlink to {target}")),
-                });
-            }
-            Content::Layer { diff_id, size } => layers.push((entry, diff_id, *size)),
-        }
-    }
-    let one = |(entry, diff_id, size): &(&Entry, &str, u64)| -> Result<String, ExportError> {
-        let path = root.join(&entry.path);
-        let f = sink.create_file(&entry.path)?;
-        let mut w = io::BufWriter::with_capacity(1 << 20, f);
-        let res = stream_layer(src, diff_id, *size, &mut w);
-        let flushed = w.flush();
-        // A write error is the output's, whatever the layer source made of it.
-        if let Some(e) = w.get_ref().error() {
-            return Err(e.into());
-        }
-        let hx = res?;
-        flushed.map_err(io_err(sink.final_path(&entry.path)))?;
-        let f = w.into_inner().map_err(|e| ExportError::Io {
-            path: sink.final_path(&entry.path),
-            source: e.into_error(),
-        })?;
-        f.get_ref()
-            .sync_all()
-            .map_err(io_err(sink.final_path(&entry.path)))?;
-        drop(f);
-        set_mtime(&path, &sink.final_path(&entry.path), entry.mtime)?;
-        Ok(hx)
-    };
-    let digests: Vec<String> = if parallel {
-        layers.par_iter().map(one).collect::<Result<Vec<_>, _>>()?
-    } else {
-        layers.iter().map(one).collect::<Result<Vec<_>, _>>()?
-    };
-    let by_path: HashMap<&str, (String, u64)> = layers
-        .iter()
-        .zip(digests)
-        .map(|((e, _, s), d)| (e.path.as_str(), (d, *s)))
-        .collect();
-    report.layers_written = layers.len();
-    for entry in plan.entries.values() {
-        match &entry.content {
-            Content::Bytes(b) => report.files.push((
-                entry.path.clone(),
-                hex::encode(Sha256::digest(b)),
-                b.len() as u64,
-            )),
-            Content::Layer { .. } => {
-                if let Some((d, s)) = by_path.get(entry.path.as_str()) {
-                    report.files.push((entry.path.clone(), d.clone(), *s));
-                }
-            }
-            _ => {}
-        }
-    }
-    report.bytes = report.files.iter().map(|f| f.2).sum();
-    Ok(report)
-}
+mod plan;
+mod write;
+use plan::*;
+use write::*;
 
 /// Writes `images` as one tar archive into `out` (typically a [`salvor_sink::FileSink`]);
 /// `label` names the output in errors. The caller commits the output.

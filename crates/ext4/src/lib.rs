@@ -288,7 +288,10 @@ impl Ext4Fs {
             let block = match self.read_meta_block(blk) {
                 Ok(b) => b,
                 Err(e) => {
-                    warnings.push(format!("group {g}: descriptor unreadable: {e}"));
+                    warnings.push(format!(
+                        "group {g}: descriptor unreadable: {}",
+                        salvor_source::error_chain(&e)
+                    ));
                     tables.push(0);
                     continue;
                 }

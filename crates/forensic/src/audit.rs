@@ -391,7 +391,12 @@ impl Ctx<'_> {
                 Some(None)
             }
             Err(e) => {
-                self.push(rel, AuditKind::ReadError, "readable".into(), e.to_string());
+                self.push(
+                    rel,
+                    AuditKind::ReadError,
+                    "readable".into(),
+                    salvor_source::error_chain(&e),
+                );
                 None
             }
         }
@@ -505,7 +510,7 @@ impl Ctx<'_> {
                     path,
                     AuditKind::ReadError,
                     "readable xattrs".into(),
-                    e.to_string(),
+                    salvor_source::error_chain(&e),
                 );
                 return;
             }
@@ -568,7 +573,7 @@ impl Ctx<'_> {
                     path,
                     AuditKind::ReadError,
                     "a symlink".into(),
-                    err.to_string(),
+                    salvor_source::error_chain(&err),
                 ),
             }
         }
@@ -801,7 +806,7 @@ impl Ctx<'_> {
                     &name,
                     AuditKind::HeaderUnreadable,
                     "a tar header".into(),
-                    why,
+                    why.reason,
                 );
             }
         };
@@ -859,7 +864,7 @@ impl Ctx<'_> {
                     rel,
                     AuditKind::ReadError,
                     "a readable directory".into(),
-                    e.to_string(),
+                    salvor_source::error_chain(&e),
                 );
                 Vec::new()
             }
@@ -1107,7 +1112,9 @@ pub fn audit_layer(store: &dyn ContainerStore, layer_id: &str) -> AuditReport {
     let view = match store.layer_view(layer_id) {
         Ok(v) => v,
         Err(e) => {
-            report.notes.push(format!("not audited: {e}"));
+            report
+                .notes
+                .push(format!("not audited: {}", salvor_source::error_chain(&e)));
             return report;
         }
     };
@@ -1160,9 +1167,10 @@ pub fn audit_layer(store: &dyn ContainerStore, layer_id: &str) -> AuditReport {
                     Ok(fh) => cx.header(fh),
                     Err(e) => {
                         cx.report.notes.push(format!(
-                            "{}: tar-split unreadable after {} entries: {e}; the rest was not audited",
+                            "{}: tar-split unreadable after {} entries: {}; the rest was not audited",
                             path.display(),
-                            cx.report.entries
+                            cx.report.entries,
+                            salvor_source::error_chain(&e)
                         ));
                         return cx.report;
                     }

@@ -327,7 +327,7 @@ impl Collector<'_> {
         let md = match self.src.metadata(root) {
             Ok(m) => m,
             Err(e) => {
-                self.problem(root, e.to_string());
+                self.problem(root, salvor_source::error_chain(&e));
                 return Ok(());
             }
         };
@@ -360,7 +360,7 @@ impl Collector<'_> {
             let md = match self.src.metadata(&ev) {
                 Ok(m) => m,
                 Err(err) => {
-                    self.problem(&ev, err.to_string());
+                    self.problem(&ev, salvor_source::error_chain(&err));
                     continue;
                 }
             };
@@ -410,7 +410,7 @@ impl Collector<'_> {
         match self.src.read_dir(dir) {
             Ok(e) => Some(e.into_iter()),
             Err(e) => {
-                self.problem(dir, e.to_string());
+                self.problem(dir, salvor_source::error_chain(&e));
                 None
             }
         }
@@ -440,7 +440,7 @@ impl Collector<'_> {
             match self.src.read_link(ev) {
                 Ok(t) => Some(clean_bytes(t.as_os_str().as_bytes())),
                 Err(e) => {
-                    self.problem(ev, e.to_string());
+                    self.problem(ev, salvor_source::error_chain(&e));
                     None
                 }
             }
@@ -590,7 +590,7 @@ impl Collector<'_> {
                         _ => self.problem(&p, "not an RFC 3339 time"),
                     },
                     Err(e) if e.is_not_found() => {}
-                    Err(e) => self.problem(&p, e.to_string()),
+                    Err(e) => self.problem(&p, salvor_source::error_chain(&e)),
                 }
             }
             let Some(cfg) = img.config_json() else {
@@ -656,7 +656,7 @@ impl Collector<'_> {
         let reader = match LogReader::for_container(self.store, c) {
             Ok(r) => r,
             Err(e) => {
-                self.problem(&c.dir, format!("logs: {e}"));
+                self.problem(&c.dir, format!("logs: {}", salvor_source::error_chain(&e)));
                 return Ok(());
             }
         };

@@ -12,6 +12,7 @@ const HEX_LEN: usize = 64;
 
 /// Why a string is not a [`Digest`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DigestError {
     /// The algorithm prefix is missing or is not `sha256:`.
     #[error("{0:?}: not a sha256 digest (expected \"sha256:\" and 64 lowercase hex digits)")]

@@ -13,6 +13,7 @@ use crate::Digest;
 
 /// Why a string is not an image reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReferenceError {
     /// Longer than the 4096 bytes salvor accepts (the first 64 characters are kept).
     #[error("{0:?}…: not a reference (longer than 4096 bytes)")]

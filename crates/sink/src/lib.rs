@@ -63,6 +63,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Errors of this crate. Each names the output path as the user gave it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SinkError {
     /// The output is, lies inside, or contains a file or directory salvor reads.
     #[error("refusing to write {}: {relation} {} (the evidence is never written)", output.display(), protected.display())]
@@ -100,7 +101,7 @@ pub enum SinkError {
     },
     /// Writing the output failed (a full disk, an I/O error): nothing claiming success is
     /// left behind.
-    #[error("cannot write {}: {source}", output.display())]
+    #[error("cannot write {}", output.display())]
     Write {
         /// The output as given (for a file inside a directory output: that file's final
         /// path).
@@ -110,7 +111,7 @@ pub enum SinkError {
         source: io::Error,
     },
     /// Creating, opening or renaming the output failed.
-    #[error("{}: {source}", output.display())]
+    #[error("{}", output.display())]
     Io {
         /// The output as given.
         output: PathBuf,

@@ -194,6 +194,8 @@ fn tagged_keeps_first_error() {
     // A producer wrapping this error with its own file name still carries the output.
     let wrapped = format!("/evidence/etc/passwd: {e}");
     assert!(wrapped.contains("/out/x.tar"));
-    let s = t.error().unwrap().to_string();
-    assert_eq!(s, "cannot write /out/x.tar: No space left on device");
+    let e = t.error().unwrap();
+    assert_eq!(e.to_string(), "cannot write /out/x.tar");
+    let cause = std::error::Error::source(&e).map(|c| c.to_string());
+    assert_eq!(cause.as_deref(), Some("No space left on device"));
 }

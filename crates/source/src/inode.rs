@@ -47,12 +47,13 @@ pub fn kind_of_ftype(t: u8) -> Option<FileKind> {
 
 /// Errors from opening or reading an inode filesystem (the readers' error type).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FsError {
     /// No superblock of this filesystem (its name, what is wrong).
     #[error("not an {0} filesystem: {1}")]
     NotThisFs(&'static str, String),
     /// Reading the device failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// The device and what was read.
         what: String,
@@ -342,9 +343,10 @@ impl<F: InodeFs> Source for InodeSource<F> {
                     Ok(k) => k,
                     Err(err) => {
                         fs.warn(format!(
-                            "{}: entry {:?} left out: {err}",
+                            "{}: entry {:?} left out: {}",
                             path.display(),
-                            String::from_utf8_lossy(&e.name)
+                            String::from_utf8_lossy(&e.name),
+                            crate::error_chain(&err)
                         ));
                         continue;
                     }

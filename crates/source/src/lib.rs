@@ -41,6 +41,34 @@
 //!   in any order; the spool is capped ([`TarOptions::spool_limit`]) and the free space
 //!   of `$TMPDIR` is checked before and while spooling; see [`TarSource`].
 //! * Errors name the path they are about (and the archive, for archive-level errors).
+//!
+//! # Example
+//!
+//! ```
+//! use salvor_source::{FileKind, Source, TarSource};
+//! use std::path::Path;
+//!
+//! // A tar archive of a data-root (built here; normally a triage collector's output).
+//! let dir = tempfile::tempdir().unwrap();
+//! let archive = dir.path().join("evidence.tar");
+//! let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+//! let mut h = tar::Header::new_ustar();
+//! h.set_path("var/lib/docker/engine-id").unwrap();
+//! h.set_size(5);
+//! h.set_mode(0o600);
+//! h.set_cksum();
+//! b.append(&h, &b"ab12\n"[..]).unwrap();
+//! b.into_inner().unwrap();
+//!
+//! let src = TarSource::open(&archive).unwrap();
+//! let md = src.metadata(Path::new("var/lib/docker/engine-id")).unwrap();
+//! assert_eq!((md.kind, md.size, md.mode), (FileKind::Regular, 5, 0o600));
+//! // Directories the archive implies exist; `..` never leaves the root.
+//! assert!(src.metadata(Path::new("var/lib")).unwrap().is_dir());
+//! assert!(src.metadata(Path::new("../etc")).is_err());
+//! let bytes = src.read_limited(Path::new("/var/lib/docker/engine-id"), 1024).unwrap();
+//! assert_eq!(bytes, b"ab12\n");
+//! ```
 
 use std::ffi::OsString;
 use std::fmt;
@@ -63,64 +91,132 @@ pub use pathcache::{DirPathCache, PATH_CACHE_ENTRIES};
 pub use resolve::{normalize, resolve_in_root, MAX_SYMLINK_HOPS};
 pub use seekdev::SeekDevice;
 pub use tarsrc::{
-    default_spool_limit, parse_size, Compression, TarOptions, TarSource, MAX_EXTENSION_HEADER,
-    SPOOL_LIMIT_FLOOR, SPOOL_LIMIT_MULTIPLE, SPOOL_RESERVE,
+    default_spool_limit, parse_size, Compression, SizeError, TarOptions, TarSource,
+    MAX_EXTENSION_HEADER, SPOOL_LIMIT_FLOOR, SPOOL_LIMIT_MULTIPLE, SPOOL_RESERVE,
 };
 
 /// Errors from reading evidence. Every variant names the path it is about.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
+    /// The path does not exist in the evidence.
     #[error("{path}: no such file or directory")]
-    NotFound { path: PathBuf },
+    NotFound {
+        /// The path asked for (as shown: the evidence path, or the path inside the archive).
+        path: PathBuf,
+    },
+    /// The path has a `..` component that would leave the evidence root.
     #[error("{path}: path leaves the evidence root")]
-    Escape { path: PathBuf },
+    Escape {
+        /// The path asked for.
+        path: PathBuf,
+    },
+    /// An intermediate component of the path is a symlink (never followed).
     #[error("{path}: a component of the path is a symlink (not followed: evidence is never read through links)")]
-    SymlinkInPath { path: PathBuf },
+    SymlinkInPath {
+        /// The path asked for.
+        path: PathBuf,
+    },
+    /// The path is not the kind of file the operation needs (reading a directory …).
     #[error("{path}: is a {found}, expected {expected}")]
     WrongKind {
+        /// The path asked for.
         path: PathBuf,
+        /// The kind needed, in words ("regular file", "directory", …).
         expected: &'static str,
+        /// The kind the path has.
         found: FileKind,
     },
+    /// The file or the structure read is malformed or beyond a limit.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
-    Io {
+    Invalid {
+        /// The file concerned.
         path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// The operating system (or the device below a filesystem reader) failed a read.
+    #[error("{path}")]
+    Io {
+        /// The file being read.
+        path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
     /// The evidence is so damaged that nothing in it can be read.
     #[error("{damage}")]
-    Damaged { damage: EvidenceDamage },
+    Damaged {
+        /// What is damaged and how.
+        damage: EvidenceDamage,
+    },
     /// Decompressing a compressed archive would take more temporary space than allowed.
     #[error("{archive}: decompressing it needs more than the spool limit of {limit} bytes ({limit_human}) in {spool_dir} (stopped after {written} bytes; the archive is {compressed} bytes compressed); if the evidence really is that large, raise the limit with --spool-limit SIZE (e.g. --spool-limit 500G)")]
     SpoolLimit {
+        /// The compressed archive.
         archive: PathBuf,
+        /// The spool limit, in bytes ([`TarOptions::spool_limit`]).
         limit: u64,
+        /// The limit in human units ("32.0 GiB").
         limit_human: String,
+        /// Bytes of uncompressed tar spooled before stopping.
         written: u64,
+        /// Size of the compressed archive, in bytes.
         compressed: u64,
+        /// The directory holding the spool (`$TMPDIR`).
         spool_dir: PathBuf,
     },
     /// The spool directory has too little free space left.
     #[error("{archive}: not enough free space in {spool_dir} to decompress it: {available} bytes free, {needed} needed (including a reserve of {reserve} bytes kept free); point TMPDIR at a larger disk")]
     SpoolNoSpace {
+        /// The compressed archive.
         archive: PathBuf,
+        /// The directory holding the spool (`$TMPDIR`).
         spool_dir: PathBuf,
+        /// Free bytes on the spool's filesystem when checked.
         available: u64,
+        /// Bytes needed at that point, the reserve included.
         needed: u64,
+        /// Bytes always kept free ([`SPOOL_RESERVE`]).
         reserve: u64,
     },
 }
 
+/// `e` and its causes (`source()`s) joined with `": "`, each cause once: a cause whose
+/// text is already part of the message is skipped, as `salvor`'s `main` prints an error.
+/// For errors rendered into output (JSON `error` fields, problems, warnings, notes),
+/// where the message alone would lose the cause.
+///
+/// ```
+/// let e = salvor_source::SourceError::io("a/b", std::io::Error::other("Input/output error"));
+/// assert_eq!(e.to_string(), "a/b");
+/// assert_eq!(salvor_source::error_chain(&e), "a/b: Input/output error");
+/// ```
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
+}
+
 impl SourceError {
+    /// [`SourceError::Io`] about `path`.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         SourceError::Io {
             path: path.into(),
             source,
         }
     }
+    /// [`SourceError::Invalid`] about `path`, with what is wrong.
     pub fn invalid(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         SourceError::Invalid {
             path: path.into(),
@@ -158,17 +254,25 @@ impl SourceError {
     }
 }
 
+/// The result of reading evidence.
 pub type Result<T, E = SourceError> = std::result::Result<T, E>;
 
 /// What kind of inode a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FileKind {
+    /// A regular file (`S_IFREG`).
     Regular,
+    /// A directory (`S_IFDIR`).
     Dir,
+    /// A symbolic link (`S_IFLNK`), never followed.
     Symlink,
+    /// A character device node (`S_IFCHR`; 0/0 is an overlay whiteout).
     CharDevice,
+    /// A block device node (`S_IFBLK`).
     BlockDevice,
+    /// A named pipe (`S_IFIFO`).
     Fifo,
+    /// A Unix-domain socket (`S_IFSOCK`).
     Socket,
 }
 
@@ -218,6 +322,7 @@ impl fmt::Display for DamageKind {
 pub struct EvidenceDamage {
     /// The evidence file that is damaged (the archive, the image, the segment).
     pub file: PathBuf,
+    /// Whether the file is cut short, does not decode, or is missing.
     pub kind: DamageKind,
     /// Byte offset in `file` where the damage was met, when known (for a compressed
     /// archive: in the compressed file).
@@ -241,17 +346,22 @@ impl fmt::Display for EvidenceDamage {
 /// A point in time with nanosecond precision (seconds may be negative).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Timestamp {
+    /// Seconds since the Unix epoch (UTC).
     pub sec: i64,
+    /// Nanoseconds within the second (0..1_000_000_000).
     pub nsec: u32,
 }
 
 /// `lstat` of one path: never the target of a symlink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metadata {
+    /// The inode's type.
     pub kind: FileKind,
     /// Permission bits plus setuid/setgid/sticky (`mode & 0o7777`).
     pub mode: u32,
+    /// Numeric owner (as recorded: the host's ids, not the container's names).
     pub uid: u32,
+    /// Numeric group.
     pub gid: u32,
     /// Size in bytes (regular files; for symlinks the length of the target).
     pub size: u64,
@@ -259,24 +369,32 @@ pub struct Metadata {
     pub dev: u64,
     /// Inode number; equal numbers on the same `dev` are hardlinks.
     pub ino: u64,
+    /// Number of names (hard links) the inode has.
     pub nlink: u64,
     /// Device numbers of a character or block device node (0/0 is an overlay whiteout).
     pub rdev_major: u32,
+    /// Minor device number of a device node (0 otherwise).
     pub rdev_minor: u32,
+    /// Last modification of the content.
     pub mtime: Timestamp,
+    /// Last access (0 where the source does not record it).
     pub atime: Timestamp,
+    /// Last change of the inode (0 where the source does not record it).
     pub ctime: Timestamp,
     /// Birth time, where the source knows it.
     pub btime: Option<Timestamp>,
 }
 
 impl Metadata {
+    /// A directory.
     pub fn is_dir(&self) -> bool {
         self.kind == FileKind::Dir
     }
+    /// A regular file.
     pub fn is_file(&self) -> bool {
         self.kind == FileKind::Regular
     }
+    /// A symbolic link (the link itself: never its target).
     pub fn is_symlink(&self) -> bool {
         self.kind == FileKind::Symlink
     }
@@ -291,6 +409,7 @@ impl Metadata {
 pub struct DirEntry {
     /// The file name (one component, arbitrary bytes).
     pub name: OsString,
+    /// The entry's type, as the listing (or an `lstat`) gives it.
     pub kind: FileKind,
 }
 
@@ -429,6 +548,7 @@ pub struct FileDevice {
 }
 
 impl FileDevice {
+    /// Opens the file at `path` read-only (with `O_NOATIME` where the kernel allows it).
     pub fn open(path: &Path) -> Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         // O_NOATIME: reading evidence must not change its access time (retried without it

@@ -15,6 +15,7 @@ impl<T: Read + Seek + Send + ?Sized> FileReader for T {}
 
 /// Why a file could not be opened. The strings are human descriptions naming the path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GetError {
     /// No such file in the layer.
     #[error("not found: {0}")]

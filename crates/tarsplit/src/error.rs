@@ -23,9 +23,10 @@ impl fmt::Display for EntryAt {
 
 /// Everything that can make a tar-split unusable, or a tar undecomposable.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TarSplitError {
     /// Reading the (compressed) tar-split stream failed: bad gzip, truncated file, I/O error.
-    #[error("cannot read tar-split stream at {at}: {source}")]
+    #[error("cannot read tar-split stream at {at}")]
     Read {
         /// Entry being read.
         at: EntryAt,
@@ -50,7 +51,7 @@ pub enum TarSplitError {
         detail: String,
     },
     /// Writing the output failed.
-    #[error("cannot write output at {at}: {source}")]
+    #[error("cannot write output at {at}")]
     Write {
         /// Entry being written.
         at: EntryAt,
@@ -79,7 +80,7 @@ pub enum TarSplitError {
         entry: u64,
     },
     /// Reading the tar or writing the JSON failed during disassembly.
-    #[error("I/O error during disassembly at tar byte offset {offset}: {source}")]
+    #[error("I/O error during disassembly at tar byte offset {offset}")]
     DisassemblyIo {
         /// Byte offset in the tar.
         offset: u64,

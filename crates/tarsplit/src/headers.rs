@@ -109,10 +109,18 @@ pub struct FileHeader {
     pub crc: Option<[u8; 8]>,
     /// The parsed header, or why it could not be parsed (no header bytes before the
     /// entry, a malformed block, more than 8 MiB of raw header bytes).
-    pub header: Result<TarHeader, String>,
+    pub header: Result<TarHeader, HeaderError>,
     /// The member's raw header blocks exactly as archived (extended headers and the main
     /// block, without the previous member's padding); empty when the header is not parsed.
     pub raw_header: Vec<u8>,
+}
+
+/// Why a file entry's tar header could not be parsed ([`FileHeader::header`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct HeaderError {
+    /// What is wrong, in words (no header bytes before the entry, a malformed block …).
+    pub reason: String,
 }
 
 impl FileHeader {
@@ -359,7 +367,9 @@ impl<R: Read> Iterator for HeaderIter<R> {
                         position,
                         entry_size: size,
                         crc,
-                        header: parsed.map(|(h, _, _)| h),
+                        header: parsed
+                            .map(|(h, _, _)| h)
+                            .map_err(|reason| HeaderError { reason }),
                         raw_header,
                     }));
                 }

@@ -38,6 +38,46 @@
 //!
 //! Nothing here touches the host file system: names are handed to the
 //! [`FileGetter`] as raw bytes, exactly as stored.
+//!
+//! # Example
+//!
+//! A tar, its tar-split, and the tar rebuilt byte for byte from the tar-split and the
+//! files alone:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::io::Cursor;
+//! use salvor_tarsplit::{assemble, disassemble, FileGetter, FileReader, GetError, Unpacker};
+//!
+//! let mut b = tar::Builder::new(Vec::new());
+//! let mut h = tar::Header::new_ustar();
+//! h.set_path("etc/hostname").unwrap();
+//! h.set_size(4);
+//! h.set_mode(0o644);
+//! h.set_cksum();
+//! b.append(&h, &b"box\n"[..]).unwrap();
+//! let tar = b.into_inner().unwrap();
+//! let mut json = Vec::new();
+//! disassemble(&tar[..], &mut json).unwrap();
+//!
+//! // The layer's files, as the engine extracted them.
+//! struct Files(HashMap<Vec<u8>, Vec<u8>>);
+//! impl FileGetter for Files {
+//!     fn get(&self, name: &[u8]) -> Result<Box<dyn FileReader>, GetError> {
+//!         match self.0.get(name) {
+//!             Some(b) => Ok(Box::new(Cursor::new(b.clone()))),
+//!             None => Err(GetError::NotFound(String::from_utf8_lossy(name).into_owned())),
+//!         }
+//!     }
+//! }
+//! let files = Files(HashMap::from([(b"etc/hostname".to_vec(), b"box\n".to_vec())]));
+//!
+//! let mut out = Vec::new();
+//! let report = assemble(Unpacker::new(&json[..]), &files, &mut out).unwrap();
+//! assert_eq!(out, tar);
+//! assert_eq!((report.files, report.file_bytes), (1, 4));
+//! assert!(report.findings.is_empty());
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -57,7 +97,7 @@ pub use assemble::{
 pub use crc64::{crc64_go_iso, Crc64Hasher};
 pub use disassemble::{disassemble, Disassembler, DisassemblyReport, FileChunk, FilePutter};
 pub use error::{EntryAt, TarSplitError};
-pub use headers::{headers, FileHeader, HeaderIter, TarHeader};
+pub use headers::{headers, FileHeader, HeaderError, HeaderIter, TarHeader};
 pub use unpack::{open_gz, Entry, Unpacker, MAX_FILE_SIZE, MAX_NAME_LEN, MAX_SEGMENT_PAYLOAD};
 
 /// A tar member name as a path relative to the layer root: Go's `path.Clean("/" + name)`

@@ -41,28 +41,55 @@ pub enum AsFoundKind {
     /// On the disk, not recorded: appended.
     Planted,
     /// The file's size differs (its current bytes are written).
-    Size { recorded: u64, found: u64 },
+    Size {
+        /// Size the tar-split records, in bytes.
+        recorded: u64,
+        /// Size of the file on the disk, in bytes.
+        found: u64,
+    },
     /// Permission bits (with setuid/setgid/sticky) differ.
-    Mode { recorded: u32, found: u32 },
+    Mode {
+        /// Permission bits the tar-split records.
+        recorded: u32,
+        /// Permission bits on the disk.
+        found: u32,
+    },
     /// Owner or group differ.
     Owner {
+        /// (uid, gid) the tar-split records.
         recorded: (i64, i64),
+        /// (uid, gid) on the disk.
         found: (u32, u32),
     },
     /// A symlink's target (or a hard link's partner) differs.
-    LinkTarget { recorded: String, found: String },
+    LinkTarget {
+        /// The link name the tar-split records (lossy UTF-8).
+        recorded: String,
+        /// The link target (or partner) on the disk (lossy UTF-8).
+        found: String,
+    },
     /// Device numbers differ.
     Device {
+        /// (major, minor) the tar-split records.
         recorded: (i64, i64),
+        /// (major, minor) on the disk.
         found: (u32, u32),
     },
     /// The type differs (a file replaced by a directory, a symlink …): written from the disk.
-    Type { recorded: String, found: String },
+    Type {
+        /// The kind the tar-split records ("regular file", "directory", …).
+        recorded: String,
+        /// The kind on the disk.
+        found: String,
+    },
     /// A snapshot layer (vfs, btrfs, zfs …) lost a file its parent holds, and the tar-split
     /// records no whiteout for it: a whiteout is written, as the engine's naive diff would.
     Deleted,
     /// The entry could not be read; left out.
-    Unreadable { detail: String },
+    Unreadable {
+        /// Why, with the error's causes.
+        detail: String,
+    },
 }
 
 /// One difference of the as-found layer.
@@ -107,9 +134,10 @@ impl AsFoundReport {
 
 /// Errors of [`write_as_found`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AsFoundError {
     /// The tar-split cannot be read any further.
-    #[error("tar-split: {0}")]
+    #[error("tar-split")]
     TarSplit(#[from] TarSplitError),
     /// Reading the layer directory or writing the tar failed.
     #[error(transparent)]
@@ -227,7 +255,7 @@ impl Writer<'_, '_, '_> {
                 self.report.note(
                     name,
                     AsFoundKind::Unreadable {
-                        detail: e.to_string(),
+                        detail: salvor_source::error_chain(&e),
                     },
                 );
                 None

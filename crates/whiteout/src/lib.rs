@@ -84,6 +84,34 @@
 //! * Output is deterministic for the same evidence.
 //! * Overlay `redirect` / `metacopy` xattrs make every operation fail with
 //!   [`WhiteoutError::Unsupported`] explaining what they mean, instead of a wrong result.
+//!
+//! # Example
+//!
+//! `docker diff` of an aufs-style upper layer (`.wh.` files mark deletions) over one
+//! lower layer:
+//!
+//! ```
+//! use salvor_source::DirSource;
+//! use salvor_whiteout::{changes, LayerDir, WhiteoutStyle};
+//! use std::path::Path;
+//!
+//! let ev = tempfile::tempdir().unwrap();
+//! std::fs::create_dir_all(ev.path().join("lower/etc")).unwrap();
+//! std::fs::write(ev.path().join("lower/etc/motd"), "hi").unwrap();
+//! std::fs::create_dir_all(ev.path().join("upper/etc")).unwrap();
+//! std::fs::write(ev.path().join("upper/etc/.wh.motd"), "").unwrap();
+//! std::fs::write(ev.path().join("upper/new"), "x").unwrap();
+//!
+//! let src = DirSource::new(ev.path()).unwrap();
+//! let upper = LayerDir::new(&src, Path::new("upper"), WhiteoutStyle::Aufs);
+//! let lower = LayerDir::new(&src, Path::new("lower"), WhiteoutStyle::Aufs);
+//! let diff: Vec<String> = changes(&upper, &[lower])
+//!     .unwrap()
+//!     .iter()
+//!     .map(|c| c.to_string())
+//!     .collect();
+//! assert_eq!(diff, ["C /etc", "D /etc/motd", "A /new"]);
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -101,6 +129,14 @@ pub use asfound::{write_as_found, AsFoundChange, AsFoundError, AsFoundKind, AsFo
 use gotar::GoTarWriter;
 use view::{abs, depth_of, join, Node, View};
 
+mod commit;
+mod diff;
+mod flatten;
+use commit::*;
+pub use commit::{write_layer_tar, write_naive_layer_tar};
+pub use diff::changes;
+pub use flatten::{write_flattened_tar, write_flattened_tar_with_mounts, MAX_MOUNTS};
+
 /// An iterative walk: per open directory, its path and its remaining (name, entry) children.
 type WalkStack<T> = Vec<(Vec<u8>, std::vec::IntoIter<(Vec<u8>, T)>)>;
 
@@ -109,35 +145,82 @@ pub const MAX_DEPTH: usize = 4096;
 
 /// Errors. Each names the path it is about.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WhiteoutError {
+    /// Reading the evidence failed.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The tree nests deeper than [`MAX_DEPTH`].
     #[error("{path}: nesting deeper than {max} directories", max = MAX_DEPTH)]
-    TooDeep { path: PathBuf },
-    #[error("{path}: unsupported: {what}")]
-    Unsupported { path: PathBuf, what: String },
-    #[error("{path}: directory entry {name:?} is not a single path component")]
-    BadName { path: PathBuf, name: String },
-    #[error("{path}: cannot write tar header: {reason}")]
-    Tar { path: String, reason: String },
-    #[error("{path}: {source}")]
-    Read {
+    TooDeep {
+        /// The directory past the limit.
         path: PathBuf,
+    },
+    /// Something this crate refuses rather than get wrong (overlay redirect/metacopy …).
+    #[error("{path}: unsupported: {what}")]
+    Unsupported {
+        /// The entry concerned.
+        path: PathBuf,
+        /// What it is and why it is refused.
+        what: String,
+    },
+    /// A directory listing returned a name with a `/` or that is `.`/`..`/empty.
+    #[error("{path}: directory entry {name:?} is not a single path component")]
+    BadName {
+        /// The directory listed.
+        path: PathBuf,
+        /// The entry's name (lossy UTF-8).
+        name: String,
+    },
+    /// The entry cannot be put in a tar header (Go's `archive/tar` would refuse it too).
+    #[error("{path}: cannot write tar header: {reason}")]
+    Tar {
+        /// The entry's path in the tar.
+        path: String,
+        /// Why the header cannot be written.
+        reason: String,
+    },
+    /// Reading a file's content from the evidence failed.
+    #[error("{path}")]
+    Read {
+        /// The file being read.
+        path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
-    #[error("writing the archive: {0}")]
+    /// Writing the output failed (the output's error, not the evidence's).
+    #[error("writing the archive")]
     Output(#[source] std::io::Error),
+    /// A function that needs at least one layer was given none.
     #[error("no layers given")]
     NoLayers,
+    /// An allocation (a directory's listing, the list of changes) failed.
     #[error("{path}: out of memory {what}")]
-    OutOfMemory { path: PathBuf, what: String },
+    OutOfMemory {
+        /// The path being walked.
+        path: PathBuf,
+        /// What could not be allocated.
+        what: String,
+    },
+    /// A mount point of [`write_flattened_tar_with_mounts`] is refused.
     #[error("mount point {mount:?}: {reason}")]
-    BadMount { mount: String, reason: String },
+    BadMount {
+        /// The mount point as given (lossy UTF-8).
+        mount: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// [`write_layer_tar`] was given a layer style that needs [`write_naive_layer_tar`].
     #[error(
         "{path}: a {style:?} layer has no native diff in the engine; use write_naive_layer_tar with its lower layers"
     )]
-    NeedsLowers { path: PathBuf, style: WhiteoutStyle },
+    NeedsLowers {
+        /// The layer directory.
+        path: PathBuf,
+        /// Its whiteout style.
+        style: WhiteoutStyle,
+    },
 }
 
 /// How a layer directory marks deletions.
@@ -162,12 +245,16 @@ pub enum WhiteoutStyle {
 /// One layer directory inside a [`Source`].
 #[derive(Debug, Clone, Copy)]
 pub struct LayerDir<'a> {
+    /// The evidence holding the directory.
     pub source: &'a dyn Source,
+    /// The layer directory's path in `source` (an overlay2 `diff/`, a vfs snapshot …).
     pub root: &'a std::path::Path,
+    /// How the directory marks deletions.
     pub style: WhiteoutStyle,
 }
 
 impl<'a> LayerDir<'a> {
+    /// The layer directory at `root` in `source`, read with `style`.
     pub fn new(source: &'a dyn Source, root: &'a std::path::Path, style: WhiteoutStyle) -> Self {
         LayerDir {
             source,
@@ -180,8 +267,11 @@ impl<'a> LayerDir<'a> {
 /// What happened to a path (`docker diff`'s `A`, `C`, `D`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ChangeKind {
+    /// `A`: the path is new in the upper layer.
     Added,
+    /// `C`: the path (or something below a directory) changed.
     Modified,
+    /// `D`: the path was deleted (a whiteout, or gone from a snapshot).
     Deleted,
 }
 
@@ -199,7 +289,9 @@ impl ChangeKind {
 /// One change: an absolute path (`/a/b`, raw bytes) and its kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Change {
+    /// The absolute path in the container (`/a/b`, raw bytes).
     pub path: Vec<u8>,
+    /// Added, modified or deleted.
     pub kind: ChangeKind,
 }
 
@@ -219,7 +311,9 @@ impl std::fmt::Display for Change {
 /// like Engine ≥ 23; Docker ≤ 20.10 wrote the names the **daemon host** resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TarNames {
+    /// uid → user name (tar `uname`).
     pub users: BTreeMap<u32, String>,
+    /// gid → group name (tar `gname`).
     pub groups: BTreeMap<u32, String>,
 }
 
@@ -260,10 +354,12 @@ impl TarNames {
         }
     }
 
+    /// The user name of `uid`, empty when unknown.
     pub fn user(&self, uid: u32) -> &str {
         self.users.get(&uid).map(String::as_str).unwrap_or("")
     }
 
+    /// The group name of `gid`, empty when unknown.
     pub fn group(&self, gid: u32) -> &str {
         self.groups.get(&gid).map(String::as_str).unwrap_or("")
     }
@@ -272,7 +368,9 @@ impl TarNames {
 /// Something in a layer directory worth reporting (see [`inspect_layer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// The entry's path in the evidence.
     pub path: PathBuf,
+    /// What it is and what it means, in words.
     pub what: String,
 }
 
@@ -283,350 +381,6 @@ fn too_deep(layer: &LayerDir, rel: &[u8]) -> Result<(), WhiteoutError> {
         });
     }
     Ok(())
-}
-
-fn same_fs_time(a: &Metadata, b: &Metadata) -> bool {
-    a.mtime == b.mtime || (a.mtime.sec == b.mtime.sec && (a.mtime.nsec == 0 || b.mtime.nsec == 0))
-}
-
-/// moby `statDifferent`.
-fn stat_different(old: &Metadata, new: &Metadata) -> bool {
-    st_mode(old) != st_mode(new)
-        || old.uid != new.uid
-        || old.gid != new.gid
-        || (old.rdev_major, old.rdev_minor) != (new.rdev_major, new.rdev_minor)
-        || (old.kind != FileKind::Dir && (!same_fs_time(old, new) || old.size != new.size))
-}
-
-/// One directory of the diff walk.
-struct Frame<'c, 'v, 'a> {
-    rel: Vec<u8>,
-    /// Real changes in `out` when the frame was entered.
-    real_at_entry: usize,
-    /// Where this directory's own `C` goes when changes are found below it (a slot
-    /// reserved in `out`), for a directory neither added nor already modified.
-    slot: Option<usize>,
-    /// The new view's children (`None`: not a directory, or a pruned subtree).
-    children: Option<view::Children<'c, 'v, 'a>>,
-    /// The old view's children, and the next one not yet matched.
-    old: Option<view::Children<'c, 'v, 'a>>,
-    old_next: Option<(Vec<u8>, Node)>,
-    /// Old children the new view does not have, in name order.
-    deleted: Vec<Vec<u8>>,
-}
-
-impl Frame<'_, '_, '_> {
-    /// The old child named `name`, if any; old children before it are deleted.
-    fn take_old(&mut self, name: &[u8]) -> Result<Option<Node>, WhiteoutError> {
-        while let Some((n, _)) = &self.old_next {
-            match n.as_slice().cmp(name) {
-                std::cmp::Ordering::Less => {
-                    if let Some((n, _)) = self.old_next.take() {
-                        self.deleted.push(n);
-                    }
-                    self.pull_old()?;
-                }
-                std::cmp::Ordering::Equal => {
-                    let found = self.old_next.take().map(|(_, node)| node);
-                    self.pull_old()?;
-                    return Ok(found);
-                }
-                std::cmp::Ordering::Greater => break,
-            }
-        }
-        Ok(None)
-    }
-
-    fn pull_old(&mut self) -> Result<(), WhiteoutError> {
-        self.old_next = match &mut self.old {
-            Some(o) => o.next()?,
-            None => None,
-        };
-        Ok(())
-    }
-}
-
-/// Whether two nodes of the two views are provably the same subtree (same lower layers).
-fn same_subtree(new: &Node, old: &Node, new_off: usize) -> bool {
-    new.layer >= new_off
-        && new.layer - new_off == old.layer
-        && new.contrib.len() == old.contrib.len()
-        && new
-            .contrib
-            .iter()
-            .zip(&old.contrib)
-            .all(|(a, b)| *a >= new_off && a - new_off == *b)
-}
-
-/// `docker diff`: the changes of `upper` over `lowers` (nearest first: for a container
-/// `[init layer, image top layer, …, base]`; for vfs `[init snapshot]` with `upper` the
-/// container snapshot). See the crate documentation for the rules and the order.
-///
-/// Linear in the size of the trees: one directory listing per layer and level is held
-/// at a time (names only), and the two views' sorted listings are merged.
-pub fn changes(upper: &LayerDir, lowers: &[LayerDir]) -> Result<Vec<Change>, WhiteoutError> {
-    let mut new_layers: Vec<&LayerDir> = vec![upper];
-    new_layers.extend(lowers.iter());
-    let old_layers: Vec<&LayerDir> = lowers.iter().collect();
-    let new_view = View::new(&new_layers);
-    let old_view = View::new(&old_layers);
-    let new_root = new_view.root()?;
-    let old_root = if old_layers.is_empty() {
-        None
-    } else {
-        Some(old_view.root()?)
-    };
-    // The prune shortcut needs the old view to be exactly the new view minus the upper.
-    let new_off = 1;
-    // Changes in walk order; `None` is a slot reserved for a directory's `C` that turned
-    // out not to be needed.
-    let mut out: Vec<Option<Change>> = Vec::new();
-    let mut real = 0usize;
-    let snapshots = upper.style == WhiteoutStyle::Snapshot
-        && lowers.iter().all(|l| l.style == WhiteoutStyle::Snapshot);
-
-    let push = |out: &mut Vec<Option<Change>>, c: Change, path: &[u8]| {
-        out.try_reserve(1).map_err(|_| WhiteoutError::OutOfMemory {
-            path: upper.path(path),
-            what: format!("holding {} changes", out.len()),
-        })?;
-        out.push(Some(c));
-        Ok::<(), WhiteoutError>(())
-    };
-
-    let mut stack: Vec<Frame> = Vec::new();
-    // The root: compared only through its children.
-    let mut root = Frame {
-        rel: Vec::new(),
-        real_at_entry: 0,
-        slot: None,
-        children: Some(new_view.children(b"", &new_root)?),
-        old: match &old_root {
-            Some(o) => Some(old_view.children(b"", o)?),
-            None => None,
-        },
-        old_next: None,
-        deleted: Vec::new(),
-    };
-    root.pull_old()?;
-    stack.push(root);
-    while let Some(top) = stack.last_mut() {
-        let next = match &mut top.children {
-            Some(c) => c.next()?,
-            None => None,
-        };
-        if let Some((name, nc)) = next {
-            let rel = join(&top.rel, &name);
-            too_deep(upper, &rel)?;
-            let oc = top.take_old(&name)?;
-            let mut modified = false;
-            if let Some(o) = &oc {
-                if snapshots
-                    && inode_key(new_layers[nc.layer], &nc.md)
-                        == inode_key(old_layers[o.layer], &o.md)
-                {
-                    // The engine's walker prunes names with the same inode on one device.
-                    continue;
-                }
-                if stat_different(&o.md, &nc.md)
-                    || new_view.capability(&rel, &nc)? != old_view.capability(&rel, o)?
-                {
-                    push(
-                        &mut out,
-                        Change {
-                            path: abs(&rel),
-                            kind: ChangeKind::Modified,
-                        },
-                        &rel,
-                    )?;
-                    real += 1;
-                    modified = true;
-                }
-            }
-            let added = oc.is_none();
-            if added {
-                push(
-                    &mut out,
-                    Change {
-                        path: abs(&rel),
-                        kind: ChangeKind::Added,
-                    },
-                    &rel,
-                )?;
-                real += 1;
-            }
-            let mut f = Frame {
-                rel,
-                real_at_entry: real,
-                slot: None,
-                children: None,
-                old: None,
-                old_next: None,
-                deleted: Vec::new(),
-            };
-            if nc.is_dir() {
-                let pruned = matches!(&oc, Some(o) if o.is_dir() && same_subtree(&nc, o, new_off));
-                if !pruned {
-                    f.children = Some(new_view.children(&f.rel, &nc)?);
-                    if let Some(o) = oc.as_ref().filter(|o| o.is_dir()) {
-                        f.old = Some(old_view.children(&f.rel, o)?);
-                        f.pull_old()?;
-                    }
-                    // A directory neither added nor modified gets a `C` (before its
-                    // children's changes) when anything below it changed.
-                    if !added && !modified {
-                        out.try_reserve(1).map_err(|_| WhiteoutError::OutOfMemory {
-                            path: upper.path(&f.rel),
-                            what: format!("holding {} changes", out.len()),
-                        })?;
-                        f.slot = Some(out.len());
-                        out.push(None);
-                    }
-                }
-            }
-            stack.push(f);
-        } else {
-            let Some(mut f) = stack.pop() else { break };
-            // Old children after the last new one are deleted too.
-            while let Some((n, _)) = f.old_next.take() {
-                f.deleted.push(n);
-                f.pull_old()?;
-            }
-            for name in std::mem::take(&mut f.deleted) {
-                let rel = join(&f.rel, &name);
-                push(
-                    &mut out,
-                    Change {
-                        path: abs(&rel),
-                        kind: ChangeKind::Deleted,
-                    },
-                    &rel,
-                )?;
-                real += 1;
-            }
-            if let Some(i) = f.slot {
-                if real > f.real_at_entry {
-                    out[i] = Some(Change {
-                        path: abs(&f.rel),
-                        kind: ChangeKind::Modified,
-                    });
-                }
-            }
-        }
-    }
-    Ok(out.into_iter().flatten().collect())
-}
-
-/// `docker commit`'s layer for a layer whose driver has a native diff: overlay
-/// ([`WhiteoutStyle::Overlay`], overlay2) and aufs. Streams the tar into `out`; returns
-/// (`sha256:<hex>` of the tar = its diff_id, size in bytes).
-pub fn write_layer_tar(
-    upper: &LayerDir,
-    names: &TarNames,
-    out: &mut dyn Write,
-) -> Result<(String, u64), WhiteoutError> {
-    let overlay = match upper.style {
-        WhiteoutStyle::Overlay => true,
-        WhiteoutStyle::Aufs => false,
-        style => {
-            return Err(WhiteoutError::NeedsLowers {
-                path: upper.path(b""),
-                style,
-            })
-        }
-    };
-    let mut app = Appender {
-        tw: GoTarWriter::new(out),
-        names,
-        seen: Default::default(),
-        overlay_converter: overlay,
-    };
-    upper.check_unsupported(b"")?;
-    // Iterative WalkDir of the upper directory itself (no merging): one listing (names
-    // only) per level; each entry's metadata is read when it is written.
-    let mut stack: WalkStack<FileKind> = vec![(Vec::new(), raw_children(upper, b"")?.into_iter())];
-    while let Some((dir, it)) = stack.last_mut() {
-        let Some((name, _)) = it.next() else {
-            stack.pop();
-            continue;
-        };
-        if !overlay
-            && dir.is_empty()
-            && name.starts_with(view::WH_META_PREFIX)
-            && name != view::WH_OPAQUE
-        {
-            continue; // aufs Diff: Exclude ".wh..wh.*" (root level), "!.wh..wh..opq"
-        }
-        let rel = join(dir, &name);
-        let Some(md) = upper.lstat(&rel)? else {
-            continue; // gone since the listing
-        };
-        upper.check_unsupported(&rel)?;
-        app.add(upper, &rel, &rel, &md)?;
-        if md.is_dir() {
-            too_deep(upper, &rel)?;
-            let ch = raw_children(upper, &rel)?;
-            stack.push((rel, ch.into_iter()));
-        }
-    }
-    app.tw.finish().map_err(WhiteoutError::Output)
-}
-
-/// The names (and listed kinds) of one directory of a layer, sorted by bytes.
-fn raw_children(layer: &LayerDir, rel: &[u8]) -> Result<Vec<(Vec<u8>, FileKind)>, WhiteoutError> {
-    use std::os::unix::ffi::OsStringExt;
-    let dir = layer.path(rel);
-    let entries = layer.source.read_dir(&dir)?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(entries.len())
-        .map_err(|_| WhiteoutError::OutOfMemory {
-            path: dir.clone(),
-            what: format!("holding the listing of {} entries", entries.len()),
-        })?;
-    for e in entries {
-        let name = e.name.into_vec();
-        view::check_name(&dir, &name)?;
-        v.push((name, e.kind));
-    }
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(v)
-}
-
-/// The engine's naive diff (`NaiveDiffDriver.Diff`: `ChangesDirs` + `ExportChanges`), used
-/// for vfs/btrfs/zfs and fuse-overlayfs commits: entries sorted by path, each changed
-/// path added from the new merged view, deletions as `.wh.<name>` (mode 0, owner 0, empty
-/// names). The engine stamps those whiteouts with `time.Now()`; `whiteout_mtime` (Unix
-/// seconds) stands in for it, so the digest cannot match the engine's when the layer has
-/// deletions.
-pub fn write_naive_layer_tar(
-    upper: &LayerDir,
-    lowers: &[LayerDir],
-    names: &TarNames,
-    whiteout_mtime: i64,
-    out: &mut dyn Write,
-) -> Result<(String, u64), WhiteoutError> {
-    let mut ch = changes(upper, lowers)?;
-    ch.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut new_layers: Vec<&LayerDir> = vec![upper];
-    new_layers.extend(lowers.iter());
-    let view = View::new(&new_layers);
-    let mut app = Appender {
-        tw: GoTarWriter::new(out),
-        names,
-        seen: Default::default(),
-        overlay_converter: false,
-    };
-    for c in &ch {
-        let rel = &c.path[1..];
-        if c.kind == ChangeKind::Deleted {
-            app.add_whiteout(rel, whiteout_mtime)?;
-            continue;
-        }
-        if let Some((layer, md)) = resolve(&view, rel)? {
-            app.add(new_layers[layer], rel, rel, &md)?;
-        }
-    }
-    app.tw.finish().map_err(WhiteoutError::Output)
 }
 
 /// Looks one path up in a merged view.
@@ -653,307 +407,6 @@ fn resolve(view: &View, rel: &[u8]) -> Result<Option<(usize, Metadata)>, Whiteou
         node = n;
     }
     Ok(Some((node.layer, node.md)))
-}
-
-/// `docker export`: the flattened root filesystem of `layers_top_first` (for a container:
-/// `[container upper, init layer, image top, …, base]`; for vfs `[container snapshot]`),
-/// whiteouts and opaque directories applied. Returns the number of bytes written.
-/// The same code path as [`write_flattened_tar_with_mounts`] with no mounts.
-pub fn write_flattened_tar(
-    layers_top_first: &[LayerDir],
-    names: &TarNames,
-    out: &mut dyn Write,
-) -> Result<u64, WhiteoutError> {
-    write_flattened_tar_with_mounts(layers_top_first, &[], names, out)
-}
-
-/// Most mounts accepted by [`write_flattened_tar_with_mounts`].
-pub const MAX_MOUNTS: usize = 4096;
-
-/// Normalises a mount point (container path bytes): must be absolute; empty and `.`
-/// components are dropped (`/a//b/./` → `a/b`); `..`, NUL bytes, `/` itself and nesting
-/// deeper than [`MAX_DEPTH`] are refused. Returns the relative form (`a/b`).
-fn normalise_mount_point(p: &[u8]) -> Result<Vec<u8>, WhiteoutError> {
-    let bad = |reason: &str| WhiteoutError::BadMount {
-        mount: String::from_utf8_lossy(p).into_owned(),
-        reason: reason.into(),
-    };
-    if p.contains(&0) {
-        return Err(bad("contains a NUL byte"));
-    }
-    if p.first() != Some(&b'/') {
-        return Err(bad("not an absolute container path"));
-    }
-    let mut comps: Vec<&[u8]> = Vec::new();
-    for c in p.split(|&c| c == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return Err(bad("has a `..` component")),
-            c => comps.push(c),
-        }
-        if comps.len() > MAX_DEPTH {
-            return Err(bad(&format!("nested deeper than {MAX_DEPTH} directories")));
-        }
-    }
-    if comps.is_empty() {
-        return Err(bad(
-            "is the container's root `/`, which docker refuses as a destination",
-        ));
-    }
-    Ok(comps.join(&b'/'))
-}
-
-/// One entry of the export walk: a node of filesystem `fs` (0 = the layers' merged view,
-/// `1 + i` = mount `i`) at `rel` inside that filesystem, or a directory no filesystem
-/// has (a missing parent of a mount point).
-enum Entry {
-    Node { fs: usize, rel: Vec<u8>, node: Node },
-    Synth,
-}
-
-/// The merged view of the layers plus the mounts, one filesystem each.
-struct Mounted<'v, 'a> {
-    /// `views[0]`: the layers; `views[1 + i]`: mount `i` (a single Snapshot layer).
-    views: Vec<View<'v, 'a>>,
-    /// Normalised mount points (`a/b`) with their mount index, sorted by bytes, so the
-    /// mounts below a directory are one contiguous run.
-    points: Vec<(Vec<u8>, usize)>,
-}
-
-impl<'v, 'a> Mounted<'v, 'a> {
-    fn layer(&self, fs: usize, node: &Node) -> &LayerDir<'_> {
-        self.views[fs].layers[node.layer]
-    }
-
-    /// The children of the directory at tar path `tar`, in name order: the entries of
-    /// `base` (filesystem, path inside it, node; `None` for a synthesised directory) with
-    /// mount points below `tar` applied. A mount point child is replaced by the mount's
-    /// root; a child on the way to a deeper mount point stays when it is a directory and
-    /// is otherwise replaced by a synthesised directory (created when missing).
-    fn children(
-        &self,
-        tar: &[u8],
-        base: Option<(usize, &[u8], &Node)>,
-    ) -> Result<MountedChildren<'_, 'v, 'a>, WhiteoutError> {
-        let base = match base {
-            Some((fs, rel, node)) => Some((fs, rel.to_vec(), self.views[fs].children(rel, node)?)),
-            None => None,
-        };
-        let prefix: Vec<u8> = if tar.is_empty() {
-            Vec::new()
-        } else {
-            join(tar, b"")
-        };
-        let start = self
-            .points
-            .partition_point(|(p, _)| p.as_slice() < prefix.as_slice());
-        let below = self.points[start..]
-            .iter()
-            .take_while(|(p, _)| p.starts_with(&prefix));
-        // name → Some(mount index) for a mount point, None for a component on the way.
-        let mut over: BTreeMap<Vec<u8>, Option<usize>> = BTreeMap::new();
-        for (p, m) in below {
-            let rest = &p[prefix.len()..];
-            match rest.iter().position(|&c| c == b'/') {
-                None => {
-                    over.insert(rest.to_vec(), Some(*m));
-                }
-                Some(i) => {
-                    over.entry(rest[..i].to_vec()).or_insert(None);
-                }
-            }
-        }
-        let mut c = MountedChildren {
-            base,
-            base_next: None,
-            over: over.into_iter().collect::<Vec<_>>().into_iter(),
-            over_next: None,
-        };
-        c.pull_base()?;
-        c.over_next = c.over.next();
-        Ok(c)
-    }
-}
-
-/// The children of one directory of the export walk, in name order (see
-/// [`Mounted::children`]): the merged view's children, lazily, with the mount points.
-struct MountedChildren<'c, 'v, 'a> {
-    /// (filesystem, path of the directory inside it, its children).
-    base: Option<(usize, Vec<u8>, view::Children<'c, 'v, 'a>)>,
-    base_next: Option<(Vec<u8>, Node)>,
-    over: std::vec::IntoIter<(Vec<u8>, Option<usize>)>,
-    over_next: Option<(Vec<u8>, Option<usize>)>,
-}
-
-impl MountedChildren<'_, '_, '_> {
-    fn pull_base(&mut self) -> Result<(), WhiteoutError> {
-        self.base_next = match &mut self.base {
-            Some((_, _, c)) => c.next()?,
-            None => None,
-        };
-        Ok(())
-    }
-
-    fn next(&mut self, m: &Mounted) -> Result<Option<(Vec<u8>, Entry)>, WhiteoutError> {
-        use std::cmp::Ordering;
-        let order = match (&self.base_next, &self.over_next) {
-            (None, None) => return Ok(None),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some((b, _)), Some((o, _))) => b.cmp(o),
-        };
-        let base_entry = |me: &mut Self| -> Result<Option<(Vec<u8>, Entry)>, WhiteoutError> {
-            let Some((name, node)) = me.base_next.take() else {
-                return Ok(None);
-            };
-            let (fs, rel) = match &me.base {
-                Some((fs, rel, _)) => (*fs, join(rel, &name)),
-                None => return Ok(None),
-            };
-            me.pull_base()?;
-            Ok(Some((name, Entry::Node { fs, rel, node })))
-        };
-        if order == Ordering::Less {
-            return base_entry(self);
-        }
-        let Some((name, mount)) = self.over_next.take() else {
-            return Ok(None);
-        };
-        self.over_next = self.over.next();
-        let keep_base = order == Ordering::Equal
-            && mount.is_none()
-            && matches!(&self.base_next, Some((_, n)) if n.is_dir());
-        if keep_base {
-            return base_entry(self);
-        }
-        if order == Ordering::Equal {
-            self.pull_base()?; // the layers' entry is hidden by the mount or a directory
-        }
-        let entry = match mount {
-            Some(i) => {
-                let fs = 1 + i;
-                Entry::Node {
-                    fs,
-                    rel: Vec::new(),
-                    node: m.views[fs].root()?,
-                }
-            }
-            None => Entry::Synth,
-        };
-        Ok(Some((name, entry)))
-    }
-}
-
-/// `docker export` of the merged view of `layers_top_first`, with each mount's directory
-/// mounted at its mount point (container path bytes like `/vol` or `/data/cache`): what
-/// `tar` run inside the running container would have seen, in the engine's export format.
-///
-/// * The mount hides whatever the layers have at and below the mount point; the mount
-///   point's own directory header takes the mounted directory's metadata (as `stat`
-///   inside a running container would show it), and the mount's files follow in
-///   `WalkDir` order (name-byte order, parents first) at their place in the tree.
-/// * A mount is not a layer: its directory is read as [`WhiteoutStyle::Snapshot`]
-///   whatever style the caller gave, so whiteout-looking entries in it (`.wh.*` files,
-///   char 0/0 devices) are exported as what they are. Its root must be a directory.
-/// * Mount points are normalised (`/a//b/./` = `/a/b`); relative paths, `..` components,
-///   NUL bytes, `/` itself, duplicates (after normalisation), nesting deeper than
-///   [`MAX_DEPTH`] and more than [`MAX_MOUNTS`] mounts fail with
-///   [`WhiteoutError::BadMount`] naming the mount point as given.
-/// * Mount points (and their parents) missing from the layers are created, as runc does:
-///   directories with mode 0755, uid/gid 0, mtime 0 and no xattrs (uname/gname those of
-///   uid/gid 0 in `names`). The mount point itself then carries the mount's metadata.
-/// * Non-directories in the way: a file, device or **symlink** at a mount point or at one
-///   of its parents in the layers is overlaid, not refused: the mount (or a synthesised
-///   directory for a parent) takes its place at the literal path and the layers' entry is
-///   hidden. (The engine would have failed to start such a container, or runc would have
-///   resolved the symlink inside the root filesystem and mounted elsewhere; symlinks are
-///   never followed here, so the evidence of the volume is kept at the path the
-///   container configuration names.)
-/// * Nested mounts: the deeper one wins below its point, whether its parent is in the
-///   layers or in another mount (a missing parent inside a mount is synthesised as above).
-/// * Hard links are tracked per filesystem: the layers' merged view is one, each mount
-///   another (even two mounts of the same directory), so a mount's inode numbers never
-///   link to the layers'.
-///
-/// Returns the number of bytes written.
-pub fn write_flattened_tar_with_mounts(
-    layers_top_first: &[LayerDir],
-    mounts: &[(&[u8], LayerDir)],
-    names: &TarNames,
-    out: &mut dyn Write,
-) -> Result<u64, WhiteoutError> {
-    if mounts.len() > MAX_MOUNTS {
-        return Err(WhiteoutError::BadMount {
-            mount: format!("({} mounts)", mounts.len()),
-            reason: format!("more than {MAX_MOUNTS} mounts"),
-        });
-    }
-    let mut points: Vec<(Vec<u8>, usize)> = Vec::with_capacity(mounts.len());
-    for (i, (p, _)) in mounts.iter().enumerate() {
-        points.push((normalise_mount_point(p)?, i));
-    }
-    points.sort();
-    if let Some(w) = points.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(WhiteoutError::BadMount {
-            mount: String::from_utf8_lossy(mounts[w[1].1].0).into_owned(),
-            reason: format!(
-                "the same mount point as {:?} (docker refuses duplicate mount points)",
-                String::from_utf8_lossy(mounts[w[0].1].0)
-            ),
-        });
-    }
-    let layers: Vec<&LayerDir> = layers_top_first.iter().collect();
-    let mount_dirs: Vec<LayerDir> = mounts
-        .iter()
-        .map(|(_, l)| LayerDir {
-            style: WhiteoutStyle::Snapshot,
-            ..*l
-        })
-        .collect();
-    let singles: Vec<[&LayerDir; 1]> = mount_dirs.iter().map(|l| [l]).collect();
-    let mut views = vec![View::new(&layers)];
-    views.extend(singles.iter().map(|s| View::new(s)));
-    let mounted = Mounted { views, points };
-
-    let root = mounted.views[0].root()?;
-    let mut app = Appender {
-        tw: GoTarWriter::new(out),
-        names,
-        seen: Default::default(),
-        overlay_converter: false,
-    };
-    // One directory per level: its merged listing (names only) and mount points.
-    let mut stack: Vec<(Vec<u8>, MountedChildren)> =
-        vec![(Vec::new(), mounted.children(b"", Some((0, b"", &root)))?)];
-    while let Some((dir, it)) = stack.last_mut() {
-        let Some((name, entry)) = it.next(&mounted)? else {
-            stack.pop();
-            continue;
-        };
-        let tar = join(dir, &name);
-        let ch = match &entry {
-            Entry::Node { fs, rel, node } => {
-                let layer = mounted.layer(*fs, node);
-                app.add_in(*fs, layer, rel, &tar, &node.md)?;
-                if !node.is_dir() {
-                    continue;
-                }
-                if depth_of(&tar) > MAX_DEPTH {
-                    return Err(WhiteoutError::TooDeep {
-                        path: layer.path(rel),
-                    });
-                }
-                mounted.children(&tar, Some((*fs, rel, node)))?
-            }
-            Entry::Synth => {
-                app.add_synth_dir(&tar)?;
-                // Mount points are at most MAX_DEPTH deep, so synthesised parents are too.
-                mounted.children(&tar, None)?
-            }
-        };
-        stack.push((tar, ch));
-    }
-    Ok(app.tw.finish().map_err(WhiteoutError::Output)?.1)
 }
 
 /// Reads a regular file of the merged view of `layers_top_first` (e.g. `etc/passwd` of a

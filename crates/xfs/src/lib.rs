@@ -385,9 +385,13 @@ impl InodeFs for XfsFs {
         }
         inner.open_warnings = warnings;
         // The root inode must be readable for anything to work.
-        inner
-            .read_inode(inner.sb.rootino)
-            .map_err(|e| corrupt(format!("root inode {}: {e}", inner.sb.rootino)))?;
+        inner.read_inode(inner.sb.rootino).map_err(|e| {
+            corrupt(format!(
+                "root inode {}: {}",
+                inner.sb.rootino,
+                salvor_source::error_chain(&e)
+            ))
+        })?;
         Ok(inner)
     }
     fn describe(&self) -> String {

@@ -409,7 +409,7 @@ fn a_failing_output_is_not_blamed_on_the_file_read() {
         let e = write_flattened_tar(&[upper], &TarNames::empty(), &mut FullAfter(room))
             .expect_err("the output is full");
         assert!(matches!(e, WhiteoutError::Output(_)), "{room}: {e:?}");
-        let msg = e.to_string();
+        let msg = salvor_source::error_chain(&e);
         assert!(!msg.contains("etc/big") && !msg.contains("upper"), "{msg}");
         assert!(msg.contains("No space left on device"), "{msg}");
     }

@@ -318,8 +318,8 @@ fn targeted_corruption_names_the_inode_and_reports_checksums() {
     let e = fs2
         .read_limited(Path::new("/exact4k"), 1 << 20)
         .map(|v| v.len())
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    let e = salvor_source::error_chain(&e);
     assert!(e.contains(&format!("inode {ino}")), "{e}");
     let r = fs2.report();
     assert!(r.checksum_failures >= 1, "{:?}", r.warnings);
