@@ -207,8 +207,18 @@ pub(crate) fn open_ro(path: &Path) -> Result<File> {
     crate::files::open_evidence(path)
 }
 
+/// A container format recognised by its magic but refused ([`detect`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct UnsupportedFormat {
+    /// What the file is and why it is not read (`VHD (dynamic or differencing) is not
+    /// supported; …`).
+    pub reason: &'static str,
+}
+
 /// Detects the container format from the first bytes of a file.
-pub fn detect(head: &[u8]) -> Result<Format, String> {
+pub fn detect(head: &[u8]) -> Result<Format, UnsupportedFormat> {
+    let refuse = |reason| Err(UnsupportedFormat { reason });
     let starts = |m: &[u8]| head.len() >= m.len() && &head[..m.len()] == m;
     if starts(&crate::qcow2::MAGIC) {
         Ok(Format::Qcow2)
@@ -219,11 +229,11 @@ pub fn detect(head: &[u8]) -> Result<Format, String> {
     } else if starts(b"EVF\x09\x0d\x0a\xff\x00") || starts(b"EVF2\x0d\x0a\x81\x00") {
         Ok(Format::Ewf)
     } else if starts(b"LVF\x09\x0d\x0a\xff\x00") || starts(b"LEF2\x0d\x0a\x81\x00") {
-        Err("EWF logical evidence file (L01/Lx01) holds files, not a disk".into())
+        refuse("EWF logical evidence file (L01/Lx01) holds files, not a disk")
     } else if starts(b"conectix") {
-        Err("VHD (dynamic or differencing) is not supported; convert it with qemu-img".into())
+        refuse("VHD (dynamic or differencing) is not supported; convert it with qemu-img")
     } else if starts(b"QFI") {
-        Err("qcow (version 1) image".into())
+        refuse("qcow (version 1) image")
     } else {
         Ok(Format::Raw)
     }
@@ -252,15 +262,15 @@ fn open_inner(
     let n = crate::read_full(&file, 0, &mut head).map_err(|e| DiskError::io(path, e))?;
     let format = match forced {
         Some(f) => f,
-        None => {
-            detect(&head[..n]).map_err(|r| DiskError::unsupported(path.display().to_string(), r))?
-        }
+        None => detect(&head[..n])
+            .map_err(|r| DiskError::unsupported(path.display().to_string(), r.reason))?,
     };
     let what = path.display().to_string();
     match format {
         Format::Raw => {
-            let dev = FileDevice::from_file(path, file)
-                .map_err(|e| DiskError::io(path, std::io::Error::other(e.to_string())))?;
+            let dev = FileDevice::from_file(path, file).map_err(|e| {
+                DiskError::io(path, std::io::Error::other(crate::error::error_text(&e)))
+            })?;
             let info = ContainerInfo {
                 path: path.to_path_buf(),
                 format,

@@ -84,6 +84,7 @@ impl Content {
 
 /// Errors from [`open_filesystem`] and [`open_as`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FsOpenError {
     /// Neither an ext2/3/4 nor an XFS superblock at the start of the device.
     #[error("{device}: no ext2/3/4 or XFS filesystem on it")]

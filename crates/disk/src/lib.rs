@@ -78,6 +78,7 @@ pub use container::{
     detect, open_image, open_image_with, BackingInfo, ContainerInfo, Format, Image, OpenOptions,
     MAX_BACKING_DEPTH,
 };
+use error::error_text;
 pub use error::{DiskError, Result};
 pub use fs::{identify, open_filesystem, Content, FsOpenError};
 pub use lvm::{LogicalVolume, VolumeGroup};
@@ -142,10 +143,18 @@ pub enum VolumeSpec {
     Lv { vg: String, lv: String },
 }
 
+/// A volume spec that is none of `auto`, `disk`, `pN`, `N` or `lv:VG/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("volume spec {spec:?}: expected auto, disk, pN or lv:VG/NAME")]
+pub struct VolumeSpecError {
+    /// The spec as given.
+    pub spec: String,
+}
+
 impl FromStr for VolumeSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("volume spec {s:?}: expected auto, disk, pN or lv:VG/NAME");
+    type Err = VolumeSpecError;
+    fn from_str(s: &str) -> Result<Self, VolumeSpecError> {
+        let bad = || VolumeSpecError { spec: s.into() };
         if s == "auto" || s.is_empty() {
             return Ok(VolumeSpec::Auto);
         }
@@ -349,7 +358,7 @@ impl Disk {
         let table = match read_partition_table(&*dev) {
             Ok(t) => t,
             Err(e) => {
-                warnings.push(format!("partition table unreadable: {e}"));
+                warnings.push(format!("partition table unreadable: {}", error_text(&e)));
                 None
             }
         };
@@ -420,11 +429,11 @@ impl Disk {
                                     .push(format!("{}: LVM metadata: {e}", v.device.describe())),
                             },
                             Ok(None) => {}
-                            Err(e) => warnings.push(e.to_string()),
+                            Err(e) => warnings.push(error_text(&e)),
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => warnings.push(e.to_string()),
+                    Err(e) => warnings.push(error_text(&e)),
                 }
             }
         }
@@ -462,7 +471,11 @@ impl Disk {
                                     }
                                     Some(pool) => {
                                         pool.device_with_size(dev_id, lv.size).map_err(|e| {
-                                            format!("thin device {dev_id} of {}: {e}", tp.spec)
+                                            format!(
+                                                "thin device {dev_id} of {}: {}",
+                                                tp.spec,
+                                                error_text(&e)
+                                            )
                                         })
                                     }
                                 }
@@ -480,7 +493,7 @@ impl Disk {
                     None => match lvm::map_lv(vg, lv, &pv_devs) {
                         Ok(map) => Arc::new(map),
                         Err(e) => {
-                            warnings.push(e.to_string());
+                            warnings.push(error_text(&e));
                             continue;
                         }
                     },
@@ -650,21 +663,21 @@ fn open_thin_pool(
             .ok_or_else(|| format!("its LV {name:?} is not in the volume group"))?;
         lvm::map_lv(vg, l, pv_devs)
             .map(|m| Arc::new(m) as Arc<dyn BlockDevice>)
-            .map_err(|e| e.to_string())
+            .map_err(|e| error_text(&e))
     };
     let opened = sub(&tp.metadata_lv).and_then(|meta| {
         let data = sub(&tp.data_lv)?;
         match salvor_dmthin::ThinPool::open(meta.clone(), data.clone()) {
             Ok(p) => Ok(p),
             Err(salvor_dmthin::ThinError::Checksum { .. }) => {
-                let p =
-                    salvor_dmthin::ThinPool::open_lenient(meta, data).map_err(|e| e.to_string())?;
+                let p = salvor_dmthin::ThinPool::open_lenient(meta, data)
+                    .map_err(|e| error_text(&e))?;
                 warnings.push(format!(
                     "thin pool {spec}: metadata checksums do not match; read anyway"
                 ));
                 Ok(p)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(error_text(&e)),
         }
     });
     match opened {

@@ -509,8 +509,20 @@ impl LogicalVolume {
     }
 }
 
+/// Metadata text that does not parse as a volume group ([`parse_metadata`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct MetadataError {
+    /// What did not parse (the section, key or value, the limit exceeded).
+    pub reason: String,
+}
+
 /// Parses the metadata text of one volume group.
-pub fn parse_metadata(text: &str) -> Result<VolumeGroup, String> {
+pub fn parse_metadata(text: &str) -> Result<VolumeGroup, MetadataError> {
+    parse_vg(text).map_err(|reason| MetadataError { reason })
+}
+
+fn parse_vg(text: &str) -> Result<VolumeGroup, String> {
     if text.len() as u64 > MAX_METADATA {
         return Err(format!(
             "{} bytes of metadata exceeds {MAX_METADATA}",
@@ -712,5 +724,6 @@ pub fn map_lv(
             device_offset: off,
         });
     }
-    ExtentMap::new(runs, format!("logical volume {}/{}", vg.name, lv.name)).map_err(bad)
+    ExtentMap::new(runs, format!("logical volume {}/{}", vg.name, lv.name))
+        .map_err(|e| bad(e.to_string()))
 }

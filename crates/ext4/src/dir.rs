@@ -41,7 +41,8 @@ impl Ext4Fs {
                     let blk = phys + k;
                     if let Err(e) = self.read_block_into(blk, &mut buf) {
                         self.warn(format!(
-                            "directory inode {ino}: block {blk} unreadable: {e}"
+                            "directory inode {ino}: block {blk} unreadable: {}",
+                            crate::error_text(&e)
                         ));
                         continue;
                     }

@@ -168,7 +168,7 @@ pub(crate) fn replay(
             (status, map)
         }
         Err(e) => {
-            let reason = format!("journal unreadable: {e}");
+            let reason = format!("journal unreadable: {}", crate::error_text(&e));
             warnings.push(format!(
                 "needs_recovery is set but the {reason}; metadata may be stale"
             ));
@@ -318,7 +318,8 @@ fn scan(fs: &Ext4Fs) -> Result<ScanResult, Ext4Error> {
                         Ok(p) => p,
                         Err(e) => {
                             notes.push(format!(
-                                "journal block {pos} unreadable ({e}): scan stopped"
+                                "journal block {pos} unreadable ({}): scan stopped",
+                                crate::error_text(&e)
                             ));
                             break 'outer;
                         }

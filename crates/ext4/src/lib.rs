@@ -288,7 +288,10 @@ impl Ext4Fs {
             let block = match self.read_meta_block(blk) {
                 Ok(b) => b,
                 Err(e) => {
-                    warnings.push(format!("group {g}: descriptor unreadable: {e}"));
+                    warnings.push(format!(
+                        "group {g}: descriptor unreadable: {}",
+                        error_text(&e)
+                    ));
                     tables.push(0);
                     continue;
                 }
@@ -560,4 +563,21 @@ impl InodeFs for Ext4Fs {
     fn xattrs(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Ext4Error> {
         Ext4Fs::xattrs(self, inode)
     }
+}
+
+/// `e` and its chain of `source()`s joined with ": ", each cause once (a cause whose text
+/// is already in the message is skipped): how errors are rendered into warnings and
+/// reasons, the same text whether or not a message repeats its source.
+pub(crate) fn error_text(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cause = c.source();
+    }
+    msg
 }

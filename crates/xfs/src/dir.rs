@@ -101,7 +101,8 @@ fn blocks(fs: &XfsFs, inode: &Inode) -> Result<Vec<RawEntry>, XfsError> {
                 Ok(d) => d,
                 Err(err) => {
                     fs.warn(format!(
-                        "directory inode {ino}: directory block at {lblk} unreadable: {err}"
+                        "directory inode {ino}: directory block at {lblk} unreadable: {}",
+                        crate::error_text(&err)
                     ));
                     continue;
                 }

@@ -385,9 +385,13 @@ impl InodeFs for XfsFs {
         }
         inner.open_warnings = warnings;
         // The root inode must be readable for anything to work.
-        inner
-            .read_inode(inner.sb.rootino)
-            .map_err(|e| corrupt(format!("root inode {}: {e}", inner.sb.rootino)))?;
+        inner.read_inode(inner.sb.rootino).map_err(|e| {
+            corrupt(format!(
+                "root inode {}: {}",
+                inner.sb.rootino,
+                error_text(&e)
+            ))
+        })?;
         Ok(inner)
     }
     fn describe(&self) -> String {
@@ -595,4 +599,21 @@ impl InodeFs for XfsFs {
         list.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(list)
     }
+}
+
+/// `e` and its chain of `source()`s joined with ": ", each cause once (a cause whose text
+/// is already in the message is skipped): how errors are rendered into warnings and
+/// reasons, the same text whether or not a message repeats its source.
+pub(crate) fn error_text(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cause = c.source();
+    }
+    msg
 }

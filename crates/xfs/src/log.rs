@@ -83,7 +83,7 @@ pub(crate) fn inspect(fs: &XfsFs) -> LogStatus {
     let unknown = |r: String| LogStatus::Unknown { reason: r };
     let start = match fs.fsb_run_valid(sb.logstart, sb.logblocks as u64) {
         Ok(s) => s,
-        Err(e) => return unknown(format!("log location: {e}")),
+        Err(e) => return unknown(format!("log location: {}", crate::error_text(&e))),
     };
     let nbb = sb.logblocks as u64 * fs.bs() / BB;
     if nbb < 2 {
