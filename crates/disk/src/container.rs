@@ -54,9 +54,13 @@ pub const MAX_BACKING_DEPTH: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// Raw bytes: the file is the disk.
     Raw,
+    /// QEMU copy-on-write version 2 or 3 (our own reader).
     Qcow2,
+    /// VMware VMDK: a text descriptor with flat or sparse extents, or a monolithic sparse file.
     Vmdk,
+    /// Microsoft Hyper-V VHDX.
     Vhdx,
     /// Expert Witness Format (E01, Ex01).
     Ewf,
@@ -88,7 +92,9 @@ pub struct OpenOptions {
 /// What a container is, for the probe report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ContainerInfo {
+    /// The image file as given.
     pub path: PathBuf,
+    /// The container format, detected by magic.
     pub format: Format,
     /// Size of the virtual disk in bytes.
     pub virtual_size: u64,
@@ -96,6 +102,7 @@ pub struct ContainerInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The qcow2 header's fields (qcow2 images only).
     pub qcow2: Option<Qcow2Info>,
     /// The backing image, if any (recursively: the whole chain).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,13 +139,16 @@ pub struct BackingInfo {
     pub recorded_name: String,
     /// True when the file came from [`OpenOptions::backing_files`].
     pub explicit: bool,
+    /// The backing image itself (which may have its own backing file).
     pub image: ContainerInfo,
 }
 
 /// An opened disk image: the virtual disk as a block device, and what it is.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The virtual disk's bytes.
     pub device: Arc<dyn BlockDevice>,
+    /// What the container is (format, size, backing chain, files).
     pub info: ContainerInfo,
     /// Damage of the image file itself found while opening it (structures past the end
     /// of a cut copy), the backing chain's included.

@@ -104,11 +104,16 @@ pub(crate) fn read_full(file: &File, off: u64, buf: &mut [u8]) -> io::Result<usi
 pub enum VolumeKind {
     /// The whole disk (no partition table).
     WholeDisk,
+    /// A partition of the partition table.
     Partition {
+        /// The partition's number (`p3` is 3).
         index: u32,
     },
+    /// An LVM logical volume.
     LogicalVolume {
+        /// Volume group name.
         vg: String,
+        /// Logical volume name.
         lv: String,
     },
 }
@@ -119,11 +124,14 @@ pub struct Volume {
     /// The spec that selects it: `disk`, `p3`, `lv:vg/root`.
     pub spec: String,
     #[serde(flatten)]
+    /// Where the volume comes from (serialised flat: `kind`, and `index` or `vg`/`lv`).
     pub kind: VolumeKind,
     /// Byte offset on the disk (partitions and the whole disk; `None` for LVs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// Size in bytes.
     pub size: u64,
+    /// What the volume holds, by superblock magic.
     pub content: Content,
     /// The volume's bytes.
     #[serde(skip)]
@@ -140,7 +148,12 @@ pub enum VolumeSpec {
     /// Partition N (`p3`, or just `3`).
     Partition(u32),
     /// A logical volume (`lv:vg/name`).
-    Lv { vg: String, lv: String },
+    Lv {
+        /// Volume group name.
+        vg: String,
+        /// Logical volume name.
+        lv: String,
+    },
 }
 
 /// A volume spec that is none of `auto`, `disk`, `pN`, `N` or `lv:VG/NAME`.
@@ -200,7 +213,9 @@ impl std::fmt::Display for VolumeSpec {
 pub struct ThinPoolVolume {
     /// `lv:vg/pool`.
     pub spec: String,
+    /// Volume group name.
     pub vg: String,
+    /// The pool LV's name.
     pub lv: String,
     /// The hidden LV with the dm-thin metadata (`pool_tmeta`).
     pub metadata_lv: String,
@@ -242,10 +257,15 @@ impl ThinPoolVolume {
 /// What `salvor probe` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {
+    /// The image container (format, size, backing chain, files read).
     pub container: ContainerInfo,
+    /// The partition table, if the disk has one.
     pub partition_table: Option<PartitionTable>,
+    /// LVM volume groups found on the disk's physical volumes.
     pub volume_groups: Vec<VolumeGroup>,
+    /// Every readable volume: partitions (or the whole disk), then logical volumes.
     pub volumes: Vec<Volume>,
+    /// LVM thin pools, opened through their hidden sub-volumes.
     pub thin_pools: Vec<ThinPoolVolume>,
     /// Damage met that did not stop the scan (bad primary GPT, unreadable LVM metadata).
     pub warnings: Vec<String>,
@@ -256,12 +276,19 @@ pub struct ProbeReport {
 /// An opened, scanned disk image.
 #[derive(Debug, Clone)]
 pub struct Disk {
+    /// The image container (format, size, backing chain, files read).
     pub container: ContainerInfo,
+    /// The virtual disk's bytes.
     pub device: Arc<dyn BlockDevice>,
+    /// The partition table, if the disk has one.
     pub partition_table: Option<PartitionTable>,
+    /// LVM volume groups found on the disk's physical volumes.
     pub volume_groups: Vec<VolumeGroup>,
+    /// Every readable volume: partitions (or the whole disk), then logical volumes.
     pub volumes: Vec<Volume>,
+    /// LVM thin pools, opened through their hidden sub-volumes.
     pub thin_pools: Vec<ThinPoolVolume>,
+    /// Damage met that did not stop the scan (bad primary GPT, unreadable LVM metadata).
     pub warnings: Vec<String>,
     /// Damage of the image itself (a cut copy: structures the container format or the
     /// partition table place past its end). The evidence is read up to the damage.
@@ -344,6 +371,7 @@ impl Disk {
         Self::open_with(path, &OpenOptions::default())
     }
 
+    /// Opens an image with explicit [`OpenOptions`] (backing files, segments) and scans it.
     pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Disk> {
         let img = open_image_with(path, opts)?;
         Ok(Self::scan(img))

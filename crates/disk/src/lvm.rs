@@ -57,6 +57,7 @@ pub struct PvLabel {
     pub sector: u64,
     /// PV UUID, in LVM's dashed form.
     pub uuid: String,
+    /// The PV's size in bytes, as the label records it.
     pub device_size: u64,
     /// Data areas (offset, size) in bytes.
     pub data_areas: Vec<(u64, u64)>,
@@ -415,35 +416,48 @@ impl Parser<'_> {
 /// A volume group, as its metadata describes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeGroup {
+    /// Volume group name.
     pub name: String,
+    /// VG UUID, in LVM's dashed form.
     pub uuid: String,
+    /// Metadata sequence number (the highest copy across the PVs wins).
     pub seqno: u64,
     /// Extent size in bytes.
     pub extent_size: u64,
+    /// The PVs the metadata lists.
     pub physical_volumes: Vec<PhysicalVolume>,
+    /// The LVs the metadata lists, hidden ones (`_tmeta`, `_tdata`) included.
     pub logical_volumes: Vec<LogicalVolume>,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// A physical volume of a volume group, as the VG metadata lists it.
 pub struct PhysicalVolume {
     /// The name used in segment `stripes` lists (`pv0`).
     pub name: String,
+    /// PV UUID, in LVM's dashed form.
     pub uuid: String,
     /// The device path on the original host (a hint only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_hint: Option<String>,
     /// Start of the first extent, in bytes from the start of the PV.
     pub pe_start: u64,
+    /// Number of physical extents.
     pub pe_count: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// A logical volume, as the VG metadata describes it.
 pub struct LogicalVolume {
+    /// LV name.
     pub name: String,
+    /// LV UUID, in LVM's dashed form.
     pub uuid: String,
+    /// Status flags as recorded (`READ`, `WRITE`, `VISIBLE`).
     pub status: Vec<String>,
     /// Size in bytes (sum of the segments).
     pub size: u64,
+    /// The LV's segments, in logical order.
     pub segments: Vec<Segment>,
     /// Why this LV cannot be read as a block device, if it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -451,16 +465,21 @@ pub struct LogicalVolume {
 }
 
 impl LogicalVolume {
+    /// True when LVM shows the LV to users (`VISIBLE` status); pool sub-volumes are hidden.
     pub fn visible(&self) -> bool {
         self.status.iter().any(|s| s == "VISIBLE")
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// One segment of a logical volume: a run of logical extents and where they live.
 pub struct Segment {
+    /// First logical extent of the segment.
     pub start_extent: u64,
+    /// Number of extents.
     pub extent_count: u64,
     #[serde(rename = "type")]
+    /// Segment type as recorded (`striped`, `thin-pool`, `thin`, `raid1`, …).
     pub kind: String,
     /// (PV name, first physical extent) per stripe.
     pub stripes: Vec<(String, u64)>,

@@ -34,6 +34,7 @@ impl Slice {
             desc: desc.into(),
         }
     }
+    /// Where the slice starts in the inner device, in bytes.
     pub fn offset(&self) -> u64 {
         self.offset
     }
@@ -59,9 +60,13 @@ impl BlockDevice for Slice {
 /// `device` at `device_offset` (`None`: an unmapped run, reads as zeros).
 #[derive(Debug, Clone)]
 pub struct Extent {
+    /// Byte offset of the run in the mapped device.
     pub start: u64,
+    /// Length of the run in bytes.
     pub len: u64,
+    /// The device the bytes come from (`None`: zeros).
     pub device: Option<Arc<dyn BlockDevice>>,
+    /// Byte offset in `device`.
     pub device_offset: u64,
 }
 
@@ -118,6 +123,7 @@ impl ExtentMap {
             desc: desc.into(),
         })
     }
+    /// The runs, in order, gaps included as unmapped runs.
     pub fn extents(&self) -> &[Extent] {
         &self.extents
     }

@@ -199,11 +199,15 @@ fn le64(b: &[u8], off: usize) -> u64 {
 /// The fields of the pool superblock (`struct thin_disk_superblock`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Superblock {
+    /// Superblock flags (bit 0: `NEEDS_CHECK`).
     pub flags: u32,
+    /// Pool UUID (usually all zero: the kernel does not set it).
     pub uuid: [u8; 16],
+    /// Metadata format version (1 or 2).
     pub version: u32,
     /// The pool's current time (snapshot counter), stored in each mapping's low 24 bits.
     pub time: u32,
+    /// Transaction id of the last metadata commit (userspace, e.g. Docker, sets it).
     pub transaction_id: u64,
     /// Root of a userspace-held metadata snapshot (0 if none).
     pub held_root: u64,
@@ -211,30 +215,41 @@ pub struct Superblock {
     pub nr_data_blocks: u64,
     /// Data blocks allocated (from the data space map root).
     pub nr_data_blocks_allocated: u64,
+    /// Root block of the two-level mapping tree (device id → device's mapping tree).
     pub data_mapping_root: u64,
+    /// Root block of the device-details tree (device id → [`DeviceDetails`]).
     pub device_details_root: u64,
     /// Data block size in 512-byte sectors.
     pub data_block_size: u32,
     /// Metadata block size in 512-byte sectors (always 8).
     pub metadata_block_size: u32,
+    /// Metadata blocks in the metadata device, as the metadata space map records it.
     pub metadata_nr_blocks: u64,
+    /// Compatible feature flags.
     pub compat_flags: u32,
+    /// Read-only-compatible feature flags.
     pub compat_ro_flags: u32,
+    /// Incompatible feature flags (none are defined; nonzero is refused).
     pub incompat_flags: u32,
 }
 
 /// A thin device's record in the device-details tree (`struct disk_device_details`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceDetails {
+    /// Blocks the device maps, as recorded (may lag after a crash).
     pub mapped_blocks: u64,
+    /// Transaction id when the device was last changed.
     pub transaction_id: u64,
+    /// Pool time when the device was created.
     pub creation_time: u32,
+    /// Pool time when the device was last snapshotted.
     pub snapshotted_time: u32,
 }
 
 /// One thin device of the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinDeviceInfo {
+    /// The thin device id (24-bit), as `dmsetup` and Docker name it.
     pub dev_id: u64,
     /// `None` when the device has mappings but no details record (damage).
     pub details: Option<DeviceDetails>,
@@ -246,8 +261,11 @@ pub struct ThinDeviceInfo {
 /// `data_block`; `time` is the pool time when it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Mapping {
+    /// Virtual block of the thin device (units of the pool's data block size).
     pub virt_block: u64,
+    /// Data block of the pool's data device.
     pub data_block: u64,
+    /// Pool time when the block was written (24 bits).
     pub time: u32,
 }
 
@@ -257,6 +275,7 @@ pub struct ThinReport {
     /// Metadata blocks whose checksum did not match (only counted by a lenient pool; a
     /// strict one fails instead).
     pub checksum_failures: u64,
+    /// Damage read past (bad checksums, a NEEDS_CHECK flag, truncated devices), at most 1000.
     pub warnings: Vec<String>,
 }
 

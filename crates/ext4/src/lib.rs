@@ -93,13 +93,19 @@ pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
 pub struct Ext4Report {
     /// The device description.
     pub device: String,
+    /// Volume label (`s_volume_name`), empty when none.
     pub volume_name: String,
     /// The filesystem UUID, hyphenated hex.
     pub uuid: String,
+    /// Block size in bytes.
     pub block_size: u32,
+    /// Blocks in the filesystem (`s_blocks_count`).
     pub blocks_count: u64,
+    /// Inodes in the filesystem (`s_inodes_count`).
     pub inodes_count: u32,
+    /// On-disk inode size in bytes.
     pub inode_size: u16,
+    /// Block groups.
     pub group_count: u64,
     /// Feature names as `mke2fs`/`dumpe2fs` spell them (`unknown_0x…` for unknown bits).
     pub features: Vec<String>,
@@ -109,6 +115,7 @@ pub struct Ext4Report {
     pub errors_recorded: bool,
     /// The `needs_recovery` feature: the journal holds transactions not yet checkpointed.
     pub needs_recovery: bool,
+    /// What happened to the journal (clean, replayed in memory, or not replayed and why).
     pub journal: JournalStatus,
     /// `metadata_csum` is on, so checksums were verified.
     pub checksums_verified: bool,

@@ -113,19 +113,25 @@ pub struct XfsReport {
     pub device: String,
     /// Superblock version: 4 or 5 (v5 = metadata CRCs).
     pub version: u16,
+    /// Filesystem label (`sb_fname`), empty when none.
     pub label: String,
     /// The filesystem UUID, hyphenated hex.
     pub uuid: String,
+    /// Block size in bytes.
     pub block_size: u32,
+    /// Sector size in bytes.
     pub sector_size: u16,
     /// Data blocks in the filesystem.
     pub data_blocks: u64,
+    /// Allocation groups.
     pub ag_count: u32,
     /// Blocks per allocation group (the last AG may be shorter).
     pub ag_blocks: u32,
+    /// On-disk inode size in bytes.
     pub inode_size: u16,
     /// Directory block size in bytes.
     pub dir_block_size: u32,
+    /// Inode number of the root directory.
     pub root_ino: u64,
     /// Feature names as `mkfs.xfs`/`xfs_info` spell them.
     pub features: Vec<String>,
