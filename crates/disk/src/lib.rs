@@ -31,6 +31,30 @@
 //!   by [`VolumeSpec`]; [`Disk::report`] / [`probe`] give the serialisable [`ProbeReport`]
 //!   behind `salvor probe`.
 //!
+//! # Example
+//!
+//! Scan the committed MBR test disk (`fixtures/disk/mbr.raw.zst`: p1, an extended
+//! partition holding p5 = an ext4 filesystem, p6 swap, p7 an LVM PV) and pick the
+//! filesystem salvor can read:
+//!
+//! ```
+//! use salvor_disk::{Content, Disk, VolumeSpec};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let zst = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/disk/mbr.raw.zst");
+//! let image = tempfile::NamedTempFile::new()?;
+//! std::fs::write(image.path(), zstd::decode_all(std::fs::File::open(zst)?)?)?;
+//!
+//! let disk = Disk::open(image.path())?;
+//! let specs: Vec<&str> = disk.volumes.iter().map(|v| v.spec.as_str()).collect();
+//! assert!(specs.contains(&"p5"));
+//! let chosen = disk.select(&"p5".parse::<VolumeSpec>()?)?;
+//! assert!(matches!(&chosen[0].content, Content::Ext { label, .. } if label == "salvortest"));
+//! // `salvor_disk::open_filesystem(chosen[0].device.clone())` opens it as a `Source`.
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Guarantees
 //!
 //! * Images are opened read-only (`O_NOATIME` where allowed), never written and never

@@ -21,6 +21,43 @@
 //!   this crate.
 //! * [`ThinError`]: every error names the metadata block, the device or the file at fault.
 //!
+//! # Example
+//!
+//! Open the committed pool metadata (`fixtures/dmthin/metadata.zst`, written by
+//! `thin_restore`) over an all-zero data device, list its thin devices and their
+//! mappings:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use salvor_dmthin::ThinPool;
+//! use salvor_source::{BlockDevice, FileDevice};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let zst = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/dmthin/metadata.zst");
+//! let meta = tempfile::NamedTempFile::new()?;
+//! std::fs::write(meta.path(), zstd::decode_all(std::fs::File::open(zst)?)?)?;
+//! let data = tempfile::NamedTempFile::new()?;
+//! data.as_file().set_len(200 * 64 * 1024)?; // 200 data blocks of 64 KiB, sparse
+//!
+//! let pool = ThinPool::open(
+//!     Arc::new(FileDevice::open(meta.path())?),
+//!     Arc::new(FileDevice::open(data.path())?),
+//! )?;
+//! assert_eq!(pool.data_block_size(), 64 * 1024);
+//! let ids: Vec<u64> = pool.devices().iter().map(|d| d.dev_id).collect();
+//! assert_eq!(ids, [1, 2, 3, 7]);
+//!
+//! let mut mapped = 0;
+//! pool.for_each_mapping(1, &mut |_m| mapped += 1)?;
+//! assert_eq!(mapped, 33);
+//! let dev = pool.device(1)?; // a BlockDevice: unmapped blocks read as zeros
+//! let mut head = [0u8; 512];
+//! dev.read_exact_at(0, &mut head)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Data flow
 //!
 //! ```text

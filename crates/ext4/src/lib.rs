@@ -16,6 +16,34 @@
 //! * [`Ext4Error`]: errors from opening; errors from the `Source` calls are
 //!   [`SourceError`]s naming the path (and the inode or block at fault).
 //!
+//! # Example
+//!
+//! Open the committed test filesystem (`fixtures/disk/fs.img.zst`, 6 MiB of ext4) and
+//! read a file:
+//!
+//! ```
+//! use std::io::Read;
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use salvor_ext4::Ext4;
+//! use salvor_source::{FileDevice, Source};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let zst = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/disk/fs.img.zst");
+//! let image = tempfile::NamedTempFile::new()?;
+//! std::fs::write(image.path(), zstd::decode_all(std::fs::File::open(zst)?)?)?;
+//!
+//! let fs = Ext4::open(Arc::new(FileDevice::open(image.path())?))?;
+//! assert_eq!(fs.report().volume_name, "salvortest");
+//! let mut text = String::new();
+//! fs.open(Path::new("var/lib/docker/hello.txt"))?
+//!     .read_to_string(&mut text)?;
+//! assert_eq!(text, "hello from salvor\n");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Data flow
 //!
 //! ```text

@@ -15,6 +15,33 @@
 //! * [`XfsError`]: errors from opening; errors from the `Source` calls are
 //!   [`SourceError`]s naming the path (and the inode or block at fault).
 //!
+//! # Example
+//!
+//! Open a committed test filesystem (`fixtures/xfs/hostile-v5.img.zst`, 36 MiB of XFS
+//! v5 made by `mkfs.xfs` from a protofile) and read a file:
+//!
+//! ```
+//! use std::io::Read;
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use salvor_source::{FileDevice, Source};
+//! use salvor_xfs::Xfs;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let zst = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/xfs/hostile-v5.img.zst");
+//! let image = tempfile::NamedTempFile::new()?;
+//! std::fs::write(image.path(), zstd::decode_all(std::fs::File::open(zst)?)?)?;
+//!
+//! let fs = Xfs::open(Arc::new(FileDevice::open(image.path())?))?;
+//! assert_eq!(fs.report().version, 5);
+//! let mut text = String::new();
+//! fs.open(Path::new("etc/file.txt"))?.read_to_string(&mut text)?;
+//! assert_eq!(text, "hello\n");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Data flow
 //!
 //! ```text
