@@ -6,7 +6,7 @@
 //!
 //! * [`ThinPool`]: an opened pool. [`ThinPool::open`] takes the **metadata** device and
 //!   the **data** device (any [`BlockDevice`]: a loop file, an LVM `tmeta`/`tdata` logical
-//!   volume from `salvor-disk`, a file inside an evidence [`Source`] through
+//!   volume from `salvor-disk`, a file inside an evidence [`Source`](salvor_source::Source) through
 //!   [`SourceFile`]), checks the superblock and collects the thin devices.
 //! * [`ThinDeviceInfo`]: one thin device: id, its device-details record
 //!   ([`DeviceDetails`]: mapped blocks, transaction id, creation/snapshot times) and
@@ -86,7 +86,7 @@
 //!   them (structural checks still apply) and counts them in [`ThinPool::report`], for
 //!   salvaging damaged metadata.
 //! * Nothing panics on malformed input: every failure is a [`ThinError`] or, from
-//!   [`BlockDevice::read_at`], an [`io::Error`] carrying the `ThinError` text.
+//!   [`BlockDevice::read_at`], an [`io::Error`](std::io::Error) carrying the `ThinError` text.
 //!
 //! # What a thin device's size is
 //!
@@ -98,16 +98,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salvor_source::{BlockDevice, FileKind, FileReader, Source, SourceError};
+use salvor_source::BlockDevice;
 
 mod btree;
+mod device;
+mod error;
 
 pub use btree::MAX_BTREE_DEPTH;
+pub use device::{SourceFile, ThinDevice};
+pub use error::ThinError;
+
+use device::filesystem_size;
+use error::error_text;
 
 use btree::{Node, NodeReader};
 
@@ -121,104 +126,6 @@ pub const NODE_CACHE_BLOCKS: usize = 1024;
 /// Thin device ids are 24-bit.
 pub const MAX_DEV_ID: u64 = (1 << 24) - 1;
 const DETAILS_SIZE: usize = 24;
-
-/// Errors from reading a thin pool.
-///
-/// Messages do not repeat their cause: print the chain (`e` and its `source()`s joined
-/// with ": ") to see the underlying I/O error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ThinError {
-    /// Block 0 of the metadata device is not a thin-pool superblock (the text says which
-    /// device and what magic was found).
-    #[error("not dm-thin metadata: {0}")]
-    NotThinMetadata(String),
-    /// A superblock or B-tree node whose crc32c does not match (strict pools only).
-    #[error("metadata block {block}: {what} checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
-    Checksum {
-        /// `superblock` or `B-tree node`.
-        what: &'static str,
-        /// The metadata block number.
-        block: u64,
-        /// The checksum stored in the block.
-        stored: u32,
-        /// The checksum of the block's bytes.
-        computed: u32,
-    },
-    /// A metadata block whose contents do not add up (bad flags, sizes, keys, loops).
-    #[error("metadata block {block}: {reason}")]
-    Corrupt {
-        /// The metadata block number (0: the superblock, or the pool as a whole).
-        block: u64,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A metadata or data block number past the pool's or the device's end.
-    #[error("{what} {block} is out of range (limit {limit})")]
-    OutOfRange {
-        /// `metadata block` or `data block`.
-        what: &'static str,
-        /// The block number found.
-        block: u64,
-        /// The number of blocks there are.
-        limit: u64,
-    },
-    /// A valid pool using something this reader refuses to guess at (metadata version,
-    /// block size, incompatible features).
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-    /// The thin device id is not in the pool's mapping tree.
-    #[error("thin device {0} is not in the pool")]
-    NoSuchDevice(u64),
-    /// Reading the metadata or data device failed.
-    #[error("{what}")]
-    Io {
-        /// The device and what was being read (`meta.img: metadata block 7`).
-        what: String,
-        /// The device's error.
-        #[source]
-        source: io::Error,
-    },
-    /// Opening a pool file inside an evidence [`Source`] failed ([`SourceFile::open`]).
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    /// Docker's devicemapper records (read by `salvor-docker`) do not add up.
-    #[error("{path}: {reason}")]
-    Docker {
-        /// The record file (`devicemapper/metadata/<id>`, `deviceset-metadata`).
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-impl ThinError {
-    fn into_io(self) -> io::Error {
-        match self {
-            ThinError::Io { what, source } => {
-                io::Error::new(source.kind(), format!("{what}: {source}"))
-            }
-            e => io::Error::new(io::ErrorKind::InvalidData, error_text(&e)),
-        }
-    }
-}
-
-/// `e` and its chain of `source()`s joined with ": ", each cause once (a cause whose text
-/// is already in the message is skipped): the text these errors had when their messages
-/// still repeated their source.
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let t = c.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        cause = c.source();
-    }
-    msg
-}
 
 /// crc32c as persistent-data computes it: `crc32c(~0, data) ^ xor` without the final
 /// inversion.
@@ -783,110 +690,5 @@ impl ThinPool {
             root,
             size,
         }))
-    }
-}
-
-/// The size in bytes an ext2/3/4 or XFS superblock at the start of a device claims.
-fn filesystem_size(head: &[u8]) -> Option<u64> {
-    let kind = salvor_source::identify_head(head);
-    if kind == Some(salvor_source::FsKind::Ext) && head.len() >= 2048 {
-        let sb = &head[1024..];
-        let lo = le32(sb, 4) as u64;
-        let log = le32(sb, 0x18);
-        let incompat = le32(sb, 0x60);
-        let hi = if incompat & 0x80 != 0 {
-            le32(sb, 0x150) as u64
-        } else {
-            0
-        };
-        if log > 6 {
-            return None;
-        }
-        return ((hi << 32) | lo).checked_mul(1024u64 << log);
-    }
-    if kind == Some(salvor_source::FsKind::Xfs) && head.len() >= 16 {
-        let bsize = u32::from_be_bytes(head[4..8].try_into().unwrap()) as u64;
-        let dblocks = u64::from_be_bytes(head[8..16].try_into().unwrap());
-        return dblocks.checked_mul(bsize);
-    }
-    None
-}
-
-/// A thin device: reads go through the device's mapping tree; unmapped blocks are zeros.
-pub struct ThinDevice {
-    inner: Arc<Inner>,
-    dev_id: u64,
-    root: u64,
-    size: u64,
-}
-
-impl fmt::Debug for ThinDevice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThinDevice")
-            .field("dev_id", &self.dev_id)
-            .field("size", &self.size)
-            .field("pool_data", &self.inner.data.describe())
-            .finish()
-    }
-}
-
-impl BlockDevice for ThinDevice {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if offset >= self.size {
-            return Ok(0);
-        }
-        let n = (self.size - offset).min(buf.len() as u64) as usize;
-        self.inner
-            .read_virtual(self.root, self.dev_id, offset, &mut buf[..n])
-            .map_err(ThinError::into_io)?;
-        Ok(n)
-    }
-    fn describe(&self) -> String {
-        format!(
-            "thin device {} of pool {}",
-            self.dev_id,
-            self.inner.data.describe()
-        )
-    }
-}
-
-/// A regular file inside a [`Source`] as a [`BlockDevice`] (positioned reads through a
-/// locked reader), so that a pool's loop files can be read from a mounted data-root, a tar
-/// archive, or a filesystem inside a disk image alike.
-#[derive(Debug)]
-pub struct SourceFile(salvor_source::SeekDevice<Box<dyn FileReader>>);
-
-impl SourceFile {
-    /// Opens regular file `path` of `source`.
-    pub fn open(source: &dyn Source, path: &Path) -> Result<SourceFile, ThinError> {
-        let md = source.metadata(path)?;
-        if md.kind != FileKind::Regular {
-            return Err(SourceError::WrongKind {
-                path: path.to_path_buf(),
-                expected: "regular file",
-                found: md.kind,
-            }
-            .into());
-        }
-        let reader = source.open(path)?;
-        let desc = format!("{} in {}", path.display(), source.describe());
-        Ok(SourceFile(salvor_source::SeekDevice::new(
-            reader, md.size, desc,
-        )))
-    }
-}
-
-impl BlockDevice for SourceFile {
-    fn size(&self) -> u64 {
-        self.0.size()
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_at(offset, buf)
-    }
-    fn describe(&self) -> String {
-        self.0.describe()
     }
 }
