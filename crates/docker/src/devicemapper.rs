@@ -274,3 +274,20 @@ impl DockerDevicemapper {
         }
     }
 }
+
+/// `e` and its chain of `source()`s joined with ": ", each cause once: how a
+/// [`ThinError`] is rendered into reasons and messages (its own message no longer repeats
+/// its I/O cause).
+pub(crate) fn error_text(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cause = c.source();
+    }
+    msg
+}

@@ -343,7 +343,7 @@ impl Store {
         self.thin_pool.get_or_init(|| {
             devicemapper::DockerDevicemapper::open(self.source.as_ref(), &self.root)
                 .map(Arc::new)
-                .map_err(|e| format!("devicemapper thin pool: {e} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])"))
+                .map_err(|e| format!("devicemapper thin pool: {} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])", devicemapper::error_text(&e)))
         })
     }
 

@@ -647,7 +647,7 @@ fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
         Ok(d) => d,
         Err(e) => {
             return LayerFiles::Unavailable {
-                reason: e.to_string(),
+                reason: crate::devicemapper::error_text(&e),
             }
         }
     };
