@@ -101,8 +101,8 @@ pub struct ContainerInfo {
     /// Format details (VMDK create type, E01 segment count, VHDX sector size).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The qcow2 header's fields (qcow2 images only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub qcow2: Option<Qcow2Info>,
     /// The backing image, if any (recursively: the whole chain).
     #[serde(skip_serializing_if = "Option::is_none")]

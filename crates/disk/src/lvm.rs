@@ -430,8 +430,8 @@ pub struct VolumeGroup {
     pub logical_volumes: Vec<LogicalVolume>,
 }
 
-#[derive(Debug, Clone, Serialize)]
 /// A physical volume of a volume group, as the VG metadata lists it.
+#[derive(Debug, Clone, Serialize)]
 pub struct PhysicalVolume {
     /// The name used in segment `stripes` lists (`pv0`).
     pub name: String,
@@ -446,8 +446,8 @@ pub struct PhysicalVolume {
     pub pe_count: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
 /// A logical volume, as the VG metadata describes it.
+#[derive(Debug, Clone, Serialize)]
 pub struct LogicalVolume {
     /// LV name.
     pub name: String,
@@ -471,15 +471,15 @@ impl LogicalVolume {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
 /// One segment of a logical volume: a run of logical extents and where they live.
+#[derive(Debug, Clone, Serialize)]
 pub struct Segment {
     /// First logical extent of the segment.
     pub start_extent: u64,
     /// Number of extents.
     pub extent_count: u64,
-    #[serde(rename = "type")]
     /// Segment type as recorded (`striped`, `thin-pool`, `thin`, `raid1`, …).
+    #[serde(rename = "type")]
     pub kind: String,
     /// (PV name, first physical extent) per stripe.
     pub stripes: Vec<(String, u64)>,

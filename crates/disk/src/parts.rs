@@ -18,9 +18,9 @@ pub const MAX_LOGICAL: usize = 1024;
 
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
+/// The kind of partition table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-/// The kind of partition table.
 pub enum Scheme {
     /// Master boot record (with extended/logical partitions).
     Mbr,

@@ -52,7 +52,7 @@ const EXT_DATA_FILE: u32 = 0x4441_5441;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
-    /// zlib deflate (raw, no header), qcow2's default.
+    /// Raw deflate (no zlib header), qcow2's default.
     Deflate,
     /// Zstandard (`compression_type` 1).
     Zstd,

@@ -34,8 +34,8 @@ pub enum VolumeKind {
 pub struct Volume {
     /// The spec that selects it: `disk`, `p3`, `lv:vg/root`.
     pub spec: String,
-    #[serde(flatten)]
     /// Where the volume comes from (serialised flat: `kind`, and `index` or `vg`/`lv`).
+    #[serde(flatten)]
     pub kind: VolumeKind,
     /// Byte offset on the disk (partitions and the whole disk; `None` for LVs).
     #[serde(skip_serializing_if = "Option::is_none")]

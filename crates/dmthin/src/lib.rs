@@ -145,7 +145,7 @@ fn le64(b: &[u8], off: usize) -> u64 {
 pub struct Superblock {
     /// Superblock flags (bit 0: `NEEDS_CHECK`).
     pub flags: u32,
-    /// Pool UUID (usually all zero: the kernel does not set it).
+    /// Pool UUID (all zero when none was set).
     pub uuid: [u8; 16],
     /// Metadata format version (1 or 2).
     pub version: u32,
@@ -167,7 +167,7 @@ pub struct Superblock {
     pub data_block_size: u32,
     /// Metadata block size in 512-byte sectors (always 8).
     pub metadata_block_size: u32,
-    /// Metadata blocks in the metadata device, as the metadata space map records it.
+    /// Blocks of the metadata device (`metadata_nr_blocks`).
     pub metadata_nr_blocks: u64,
     /// Compatible feature flags.
     pub compat_flags: u32,
@@ -180,7 +180,7 @@ pub struct Superblock {
 /// A thin device's record in the device-details tree (`struct disk_device_details`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceDetails {
-    /// Blocks the device maps, as recorded (may lag after a crash).
+    /// Blocks the device maps, as its details record says.
     pub mapped_blocks: u64,
     /// Transaction id when the device was last changed.
     pub transaction_id: u64,

@@ -34,7 +34,7 @@ pub enum LogStatus {
         head: (u32, u64),
         /// Tail as (cycle, basic block within the log).
         tail: (u32, u64),
-        /// What the log holds past the tail (records, transactions).
+        /// Why the log is dirty (the last record and its op count).
         reason: String,
     },
     /// The log is on a separate device; its state cannot be known from this one.
