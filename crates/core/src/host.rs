@@ -4,7 +4,7 @@
 //! entry in [`Host::stores`].
 
 use salvor_docker::Store;
-use salvor_model::{ContainerStore, EngineKind};
+use salvor_model::EngineKind;
 use salvor_source::EvidenceDamage;
 
 use crate::evidence::{choose_thin_pool, Evidence, EvidenceError};

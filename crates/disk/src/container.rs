@@ -54,9 +54,13 @@ pub const MAX_BACKING_DEPTH: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// Raw bytes: the file is the disk.
     Raw,
+    /// QEMU copy-on-write version 2 or 3 (our own reader).
     Qcow2,
+    /// VMware VMDK: a text descriptor with flat or sparse extents, or a monolithic sparse file.
     Vmdk,
+    /// Microsoft Hyper-V VHDX.
     Vhdx,
     /// Expert Witness Format (E01, Ex01).
     Ewf,
@@ -88,13 +92,16 @@ pub struct OpenOptions {
 /// What a container is, for the probe report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ContainerInfo {
+    /// The image file as given.
     pub path: PathBuf,
+    /// The container format, detected by magic.
     pub format: Format,
     /// Size of the virtual disk in bytes.
     pub virtual_size: u64,
     /// Format details (VMDK create type, E01 segment count, VHDX sector size).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The qcow2 header's fields (qcow2 images only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qcow2: Option<Qcow2Info>,
     /// The backing image, if any (recursively: the whole chain).
@@ -132,13 +139,16 @@ pub struct BackingInfo {
     pub recorded_name: String,
     /// True when the file came from [`OpenOptions::backing_files`].
     pub explicit: bool,
+    /// The backing image itself (which may have its own backing file).
     pub image: ContainerInfo,
 }
 
 /// An opened disk image: the virtual disk as a block device, and what it is.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The virtual disk's bytes.
     pub device: Arc<dyn BlockDevice>,
+    /// What the container is (format, size, backing chain, files).
     pub info: ContainerInfo,
     /// Damage of the image file itself found while opening it (structures past the end
     /// of a cut copy), the backing chain's included.
@@ -207,8 +217,18 @@ pub(crate) fn open_ro(path: &Path) -> Result<File> {
     crate::files::open_evidence(path)
 }
 
+/// A container format recognised by its magic but refused ([`detect`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct UnsupportedFormat {
+    /// What the file is and why it is not read (`VHD (dynamic or differencing) is not
+    /// supported; …`).
+    pub reason: &'static str,
+}
+
 /// Detects the container format from the first bytes of a file.
-pub fn detect(head: &[u8]) -> Result<Format, String> {
+pub fn detect(head: &[u8]) -> Result<Format, UnsupportedFormat> {
+    let refuse = |reason| Err(UnsupportedFormat { reason });
     let starts = |m: &[u8]| head.len() >= m.len() && &head[..m.len()] == m;
     if starts(&crate::qcow2::MAGIC) {
         Ok(Format::Qcow2)
@@ -219,11 +239,11 @@ pub fn detect(head: &[u8]) -> Result<Format, String> {
     } else if starts(b"EVF\x09\x0d\x0a\xff\x00") || starts(b"EVF2\x0d\x0a\x81\x00") {
         Ok(Format::Ewf)
     } else if starts(b"LVF\x09\x0d\x0a\xff\x00") || starts(b"LEF2\x0d\x0a\x81\x00") {
-        Err("EWF logical evidence file (L01/Lx01) holds files, not a disk".into())
+        refuse("EWF logical evidence file (L01/Lx01) holds files, not a disk")
     } else if starts(b"conectix") {
-        Err("VHD (dynamic or differencing) is not supported; convert it with qemu-img".into())
+        refuse("VHD (dynamic or differencing) is not supported; convert it with qemu-img")
     } else if starts(b"QFI") {
-        Err("qcow (version 1) image".into())
+        refuse("qcow (version 1) image")
     } else {
         Ok(Format::Raw)
     }
@@ -252,15 +272,15 @@ fn open_inner(
     let n = crate::read_full(&file, 0, &mut head).map_err(|e| DiskError::io(path, e))?;
     let format = match forced {
         Some(f) => f,
-        None => {
-            detect(&head[..n]).map_err(|r| DiskError::unsupported(path.display().to_string(), r))?
-        }
+        None => detect(&head[..n])
+            .map_err(|r| DiskError::unsupported(path.display().to_string(), r.reason))?,
     };
     let what = path.display().to_string();
     match format {
         Format::Raw => {
-            let dev = FileDevice::from_file(path, file)
-                .map_err(|e| DiskError::io(path, std::io::Error::other(e.to_string())))?;
+            let dev = FileDevice::from_file(path, file).map_err(|e| {
+                DiskError::io(path, std::io::Error::other(salvor_source::error_chain(&e)))
+            })?;
             let info = ContainerInfo {
                 path: path.to_path_buf(),
                 format,

@@ -3,11 +3,18 @@ use std::path::PathBuf;
 
 /// Errors from opening and mapping disk images. Every variant names the file (or the
 /// device description) and, for malformed input, the structure that did not add up.
+///
+/// Messages do not repeat their cause: print the chain (`e` and its `source()`s joined
+/// with ": ", as `salvor`'s `main` does) to see the underlying I/O error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DiskError {
-    #[error("{path}: {source}")]
+    /// Opening, reading or inspecting a file of the image failed.
+    #[error("{path}")]
     Io {
+        /// The file (image, segment, extent, backing file, or its directory).
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
@@ -18,11 +25,17 @@ pub enum DiskError {
         what: String,
         /// The structure (`qcow2 header`, `GPT header`, `LVM metadata area`).
         structure: &'static str,
+        /// What is wrong with it (values found, limits exceeded).
         reason: String,
     },
     /// A valid image that uses something this build refuses to read rather than mis-read.
     #[error("{what}: not supported: {reason}")]
-    Unsupported { what: String, reason: String },
+    Unsupported {
+        /// The file or device.
+        what: String,
+        /// The feature or format refused (`qcow2 encryption`, `VHD`).
+        reason: String,
+    },
     /// A file an image names (backing file, VMDK extent, E01/Ex01 segment) that the
     /// opening policy refuses: outside the image's directory, a symlink leading out, not
     /// a regular file, or unreadable.
@@ -34,18 +47,23 @@ pub enum DiskError {
         kind: &'static str,
         /// The name as recorded.
         name: String,
+        /// Why the policy refused it.
         reason: String,
     },
     /// The image is too damaged to open (a segment of an EWF set is missing).
     #[error("{damage}")]
     Damaged {
+        /// What is missing and what it costs.
         damage: salvor_source::EvidenceDamage,
     },
     /// A volume spec (`p3`, `lv:vg/root`) that names nothing on the disk.
     #[error("{what}: no volume {spec}: {reason}")]
     NoVolume {
+        /// The image's path.
         what: String,
+        /// The spec as given (`p3`, `lv:vg/root`, `auto`).
         spec: String,
+        /// The volumes there are, or why the one named cannot be read.
         reason: String,
     },
 }
@@ -84,4 +102,6 @@ impl DiskError {
     }
 }
 
+/// The result of this crate's fallible functions.
 pub type Result<T, E = DiskError> = std::result::Result<T, E>;
+

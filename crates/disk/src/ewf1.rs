@@ -115,10 +115,15 @@ pub(crate) fn open_segments(
 /// identifier (all zero when the writer recorded none, as `ewfacquire -f encase6` does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetIdentity {
+    /// Chunks in the acquired media.
     pub chunk_count: u32,
+    /// Sectors per chunk.
     pub sectors_per_chunk: u32,
+    /// Bytes per sector (usually 512).
     pub bytes_per_sector: u32,
+    /// Sectors in the acquired media.
     pub sector_count: u64,
+    /// The set identifier (GUID) shared by every segment of one acquisition.
     pub set_identifier: [u8; 16],
 }
 

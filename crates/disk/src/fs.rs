@@ -14,38 +14,55 @@ pub enum Content {
     Ext {
         /// `ext2`, `ext3` or `ext4`, from the feature flags.
         version: String,
+        /// Volume label (`s_volume_name`), empty when none.
         label: String,
+        /// Filesystem UUID, hyphenated hex.
         uuid: String,
+        /// Block size in bytes (0 when the superblock's `s_log_block_size` is absurd).
         block_size: u64,
+        /// Block count (`s_blocks_count`, 64-bit with the `64bit` feature).
         blocks: u64,
+        /// `s_feature_compat` bits.
         feature_compat: u32,
+        /// `s_feature_incompat` bits.
         feature_incompat: u32,
+        /// `s_feature_ro_compat` bits.
         feature_ro_compat: u32,
         /// `s_feature_incompat & RECOVER`: the journal holds transactions not yet applied.
         needs_recovery: bool,
+        /// `s_feature_compat & HAS_JOURNAL`: an internal journal exists.
         has_journal: bool,
     },
     /// XFS (`XFSB`).
     Xfs {
         /// Superblock version (4 or 5).
         version: u16,
+        /// Filesystem label (`sb_fname`), empty when none.
         label: String,
+        /// Filesystem UUID, hyphenated hex.
         uuid: String,
+        /// Block size in bytes (`sb_blocksize`).
         block_size: u32,
+        /// Data blocks (`sb_dblocks`).
         blocks: u64,
         /// `None`: the log state was not checked (no log reader in this crate).
         log_clean: Option<bool>,
     },
+    /// btrfs (`_BHRfS_M` in the superblock at 64 KiB): recognised, not read.
     Btrfs {
+        /// Filesystem label, empty when none.
         label: String,
     },
+    /// A Linux swap area (`SWAPSPACE2`/`SWAP-SPACE` at the end of the first page).
     Swap,
     /// LUKS encrypted volume (version 1 or 2).
     Luks {
+        /// LUKS header version.
         version: u16,
     },
     /// An LVM2 physical volume (its LVs are listed separately).
     LvmPv {
+        /// PV UUID, in LVM's dashed form.
         uuid: String,
     },
     /// device-mapper thin-pool metadata (Docker's `devicemapper` driver).
@@ -84,6 +101,7 @@ impl Content {
 
 /// Errors from [`open_filesystem`] and [`open_as`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FsOpenError {
     /// Neither an ext2/3/4 nor an XFS superblock at the start of the device.
     #[error("{device}: no ext2/3/4 or XFS filesystem on it")]

@@ -57,6 +57,7 @@ pub struct PvLabel {
     pub sector: u64,
     /// PV UUID, in LVM's dashed form.
     pub uuid: String,
+    /// The PV's size in bytes, as the label records it.
     pub device_size: u64,
     /// Data areas (offset, size) in bytes.
     pub data_areas: Vec<(u64, u64)>,
@@ -415,35 +416,48 @@ impl Parser<'_> {
 /// A volume group, as its metadata describes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeGroup {
+    /// Volume group name.
     pub name: String,
+    /// VG UUID, in LVM's dashed form.
     pub uuid: String,
+    /// Metadata sequence number (the highest copy across the PVs wins).
     pub seqno: u64,
     /// Extent size in bytes.
     pub extent_size: u64,
+    /// The PVs the metadata lists.
     pub physical_volumes: Vec<PhysicalVolume>,
+    /// The LVs the metadata lists, hidden ones (`_tmeta`, `_tdata`) included.
     pub logical_volumes: Vec<LogicalVolume>,
 }
 
+/// A physical volume of a volume group, as the VG metadata lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhysicalVolume {
     /// The name used in segment `stripes` lists (`pv0`).
     pub name: String,
+    /// PV UUID, in LVM's dashed form.
     pub uuid: String,
     /// The device path on the original host (a hint only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_hint: Option<String>,
     /// Start of the first extent, in bytes from the start of the PV.
     pub pe_start: u64,
+    /// Number of physical extents.
     pub pe_count: u64,
 }
 
+/// A logical volume, as the VG metadata describes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogicalVolume {
+    /// LV name.
     pub name: String,
+    /// LV UUID, in LVM's dashed form.
     pub uuid: String,
+    /// Status flags as recorded (`READ`, `WRITE`, `VISIBLE`).
     pub status: Vec<String>,
     /// Size in bytes (sum of the segments).
     pub size: u64,
+    /// The LV's segments, in logical order.
     pub segments: Vec<Segment>,
     /// Why this LV cannot be read as a block device, if it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -451,15 +465,20 @@ pub struct LogicalVolume {
 }
 
 impl LogicalVolume {
+    /// True when LVM shows the LV to users (`VISIBLE` status); pool sub-volumes are hidden.
     pub fn visible(&self) -> bool {
         self.status.iter().any(|s| s == "VISIBLE")
     }
 }
 
+/// One segment of a logical volume: a run of logical extents and where they live.
 #[derive(Debug, Clone, Serialize)]
 pub struct Segment {
+    /// First logical extent of the segment.
     pub start_extent: u64,
+    /// Number of extents.
     pub extent_count: u64,
+    /// Segment type as recorded (`striped`, `thin-pool`, `thin`, `raid1`, …).
     #[serde(rename = "type")]
     pub kind: String,
     /// (PV name, first physical extent) per stripe.
@@ -509,8 +528,20 @@ impl LogicalVolume {
     }
 }
 
+/// Metadata text that does not parse as a volume group ([`parse_metadata`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct MetadataError {
+    /// What did not parse (the section, key or value, the limit exceeded).
+    pub reason: String,
+}
+
 /// Parses the metadata text of one volume group.
-pub fn parse_metadata(text: &str) -> Result<VolumeGroup, String> {
+pub fn parse_metadata(text: &str) -> Result<VolumeGroup, MetadataError> {
+    parse_vg(text).map_err(|reason| MetadataError { reason })
+}
+
+fn parse_vg(text: &str) -> Result<VolumeGroup, String> {
     if text.len() as u64 > MAX_METADATA {
         return Err(format!(
             "{} bytes of metadata exceeds {MAX_METADATA}",
@@ -712,5 +743,6 @@ pub fn map_lv(
             device_offset: off,
         });
     }
-    ExtentMap::new(runs, format!("logical volume {}/{}", vg.name, lv.name)).map_err(bad)
+    ExtentMap::new(runs, format!("logical volume {}/{}", vg.name, lv.name))
+        .map_err(|e| bad(e.to_string()))
 }

@@ -18,10 +18,13 @@ pub const MAX_LOGICAL: usize = 1024;
 
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
+/// The kind of partition table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
+    /// Master boot record (with extended/logical partitions).
     Mbr,
+    /// GUID partition table.
     Gpt,
 }
 
@@ -41,6 +44,7 @@ pub struct Partition {
     pub size: u64,
     /// First sector and sector count, in units of the table's sector size.
     pub start_sector: u64,
+    /// Sector count.
     pub sectors: u64,
     /// GPT partition name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,11 +62,14 @@ pub struct Partition {
 /// A partition table.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionTable {
+    /// MBR or GPT.
     pub scheme: Scheme,
+    /// Logical sector size in bytes the table was read with (512 or 4096).
     pub sector_size: u64,
     /// GPT disk GUID, or the MBR disk signature (`0x1234abcd`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_id: Option<String>,
+    /// The partitions, in table order (MBR logical partitions after the primaries).
     pub partitions: Vec<Partition>,
     /// Damage that did not prevent reading the table (bad primary GPT, overlaps).
     pub warnings: Vec<String>,

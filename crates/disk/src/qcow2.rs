@@ -52,16 +52,22 @@ const EXT_DATA_FILE: u32 = 0x4441_5441;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Raw deflate (no zlib header), qcow2's default.
     Deflate,
+    /// Zstandard (`compression_type` 1).
     Zstd,
 }
 
 /// What the qcow2 header says (for the probe report).
 #[derive(Debug, Clone, Serialize)]
 pub struct Qcow2Info {
+    /// qcow2 version (2 or 3).
     pub version: u32,
+    /// Cluster size in bytes (`1 << cluster_bits`).
     pub cluster_size: u64,
+    /// Size of the virtual disk in bytes.
     pub virtual_size: u64,
+    /// How compressed clusters are compressed.
     pub compression: Compression,
     /// The backing file name exactly as recorded in the image.
     pub backing_file: Option<String>,
@@ -353,6 +359,7 @@ impl Qcow2 {
         })
     }
 
+    /// What the header says.
     pub fn info(&self) -> &Qcow2Info {
         &self.info
     }

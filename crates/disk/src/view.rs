@@ -34,6 +34,7 @@ impl Slice {
             desc: desc.into(),
         }
     }
+    /// Where the slice starts in the inner device, in bytes.
     pub fn offset(&self) -> u64 {
         self.offset
     }
@@ -59,9 +60,13 @@ impl BlockDevice for Slice {
 /// `device` at `device_offset` (`None`: an unmapped run, reads as zeros).
 #[derive(Debug, Clone)]
 pub struct Extent {
+    /// Byte offset of the run in the mapped device.
     pub start: u64,
+    /// Length of the run in bytes.
     pub len: u64,
+    /// The device the bytes come from (`None`: zeros).
     pub device: Option<Arc<dyn BlockDevice>>,
+    /// Byte offset in `device`.
     pub device_offset: u64,
 }
 
@@ -75,17 +80,31 @@ pub struct ExtentMap {
     desc: String,
 }
 
+/// Runs that do not make an [`ExtentMap`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtentError {
+    /// A run starts before the previous one ends.
+    #[error("overlapping extents at byte {at}")]
+    Overlap {
+        /// Virtual byte offset where the overlapping run starts.
+        at: u64,
+    },
+    /// A run's end is past `u64::MAX`.
+    #[error("extent end overflows")]
+    Overflow,
+}
+
 impl ExtentMap {
-    /// Builds the map. Overlapping runs are an error (returned as a message); gaps read as
-    /// zeros.
-    pub fn new(mut runs: Vec<Extent>, desc: impl Into<String>) -> Result<Self, String> {
+    /// Builds the map. Overlapping runs are an error; gaps read as zeros.
+    pub fn new(mut runs: Vec<Extent>, desc: impl Into<String>) -> Result<Self, ExtentError> {
         runs.retain(|r| r.len > 0);
         runs.sort_by_key(|r| r.start);
         let mut extents = Vec::with_capacity(runs.len());
         let mut pos = 0u64;
         for r in runs {
             if r.start < pos {
-                return Err(format!("overlapping extents at byte {}", r.start));
+                return Err(ExtentError::Overlap { at: r.start });
             }
             if r.start > pos {
                 extents.push(Extent {
@@ -95,10 +114,7 @@ impl ExtentMap {
                     device_offset: 0,
                 });
             }
-            pos = r
-                .start
-                .checked_add(r.len)
-                .ok_or_else(|| "extent end overflows".to_string())?;
+            pos = r.start.checked_add(r.len).ok_or(ExtentError::Overflow)?;
             extents.push(r);
         }
         Ok(ExtentMap {
@@ -107,6 +123,7 @@ impl ExtentMap {
             desc: desc.into(),
         })
     }
+    /// The runs, in order, gaps included as unmapped runs.
     pub fn extents(&self) -> &[Extent] {
         &self.extents
     }

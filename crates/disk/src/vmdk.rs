@@ -56,8 +56,11 @@ pub const CREATE_TYPES: &[&str] = &[
 /// An extent's access mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// `RW`: read-write.
     Rw,
+    /// `RDONLY`: read-only.
     RdOnly,
+    /// `NOACCESS`: not to be read (reads as zeros).
     NoAccess,
 }
 
@@ -77,8 +80,11 @@ pub enum ExtentType {
 pub struct Extent {
     /// 1-based line number in the descriptor.
     pub line: usize,
+    /// The access mode (`RW`, `RDONLY`, `NOACCESS`).
     pub access: Access,
+    /// Size of the extent in 512-byte sectors.
     pub sectors: u64,
+    /// The extent's type (`FLAT`, `SPARSE`, `ZERO`, …).
     pub kind: ExtentType,
     /// The file name exactly as recorded (quotes removed).
     pub name: Option<String>,
@@ -89,7 +95,9 @@ pub struct Extent {
 /// A parsed text descriptor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Descriptor {
+    /// The `createType` (`monolithicSparse`, `twoGbMaxExtentFlat`, …).
     pub create_type: Option<String>,
+    /// The extent lines, in order.
     pub extents: Vec<Extent>,
 }
 

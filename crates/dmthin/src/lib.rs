@@ -6,7 +6,7 @@
 //!
 //! * [`ThinPool`]: an opened pool. [`ThinPool::open`] takes the **metadata** device and
 //!   the **data** device (any [`BlockDevice`]: a loop file, an LVM `tmeta`/`tdata` logical
-//!   volume from `salvor-disk`, a file inside an evidence [`Source`] through
+//!   volume from `salvor-disk`, a file inside an evidence [`Source`](salvor_source::Source) through
 //!   [`SourceFile`]), checks the superblock and collects the thin devices.
 //! * [`ThinDeviceInfo`]: one thin device: id, its device-details record
 //!   ([`DeviceDetails`]: mapped blocks, transaction id, creation/snapshot times) and
@@ -20,6 +20,43 @@
 //!   read by `salvor-docker` (`salvor_docker::devicemapper`), which opens pools through
 //!   this crate.
 //! * [`ThinError`]: every error names the metadata block, the device or the file at fault.
+//!
+//! # Example
+//!
+//! Open the committed pool metadata (`fixtures/dmthin/metadata.zst`, written by
+//! `thin_restore`) over an all-zero data device, list its thin devices and their
+//! mappings:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use salvor_dmthin::ThinPool;
+//! use salvor_source::{BlockDevice, FileDevice};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let zst = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/dmthin/metadata.zst");
+//! let meta = tempfile::NamedTempFile::new()?;
+//! std::fs::write(meta.path(), zstd::decode_all(std::fs::File::open(zst)?)?)?;
+//! let data = tempfile::NamedTempFile::new()?;
+//! data.as_file().set_len(200 * 64 * 1024)?; // 200 data blocks of 64 KiB, sparse
+//!
+//! let pool = ThinPool::open(
+//!     Arc::new(FileDevice::open(meta.path())?),
+//!     Arc::new(FileDevice::open(data.path())?),
+//! )?;
+//! assert_eq!(pool.data_block_size(), 64 * 1024);
+//! let ids: Vec<u64> = pool.devices().iter().map(|d| d.dev_id).collect();
+//! assert_eq!(ids, [1, 2, 3, 7]);
+//!
+//! let mut mapped = 0;
+//! pool.for_each_mapping(1, &mut |_m| mapped += 1)?;
+//! assert_eq!(mapped, 33);
+//! let dev = pool.device(1)?; // a BlockDevice: unmapped blocks read as zeros
+//! let mut head = [0u8; 512];
+//! dev.read_exact_at(0, &mut head)?;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Data flow
 //!
@@ -49,7 +86,7 @@
 //!   them (structural checks still apply) and counts them in [`ThinPool::report`], for
 //!   salvaging damaged metadata.
 //! * Nothing panics on malformed input: every failure is a [`ThinError`] or, from
-//!   [`BlockDevice::read_at`], an [`io::Error`] carrying the `ThinError` text.
+//!   [`BlockDevice::read_at`], an [`io::Error`](std::io::Error) carrying the `ThinError` text.
 //!
 //! # What a thin device's size is
 //!
@@ -61,16 +98,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salvor_source::{BlockDevice, FileKind, FileReader, Source, SourceError};
+use salvor_source::BlockDevice;
 
 mod btree;
+mod device;
+mod error;
 
 pub use btree::MAX_BTREE_DEPTH;
+pub use device::{SourceFile, ThinDevice};
+pub use error::ThinError;
+
+use device::filesystem_size;
 
 use btree::{Node, NodeReader};
 
@@ -84,53 +125,6 @@ pub const NODE_CACHE_BLOCKS: usize = 1024;
 /// Thin device ids are 24-bit.
 pub const MAX_DEV_ID: u64 = (1 << 24) - 1;
 const DETAILS_SIZE: usize = 24;
-
-/// Errors from reading a thin pool.
-#[derive(Debug, thiserror::Error)]
-pub enum ThinError {
-    #[error("not dm-thin metadata: {0}")]
-    NotThinMetadata(String),
-    #[error("metadata block {block}: {what} checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
-    Checksum {
-        what: &'static str,
-        block: u64,
-        stored: u32,
-        computed: u32,
-    },
-    #[error("metadata block {block}: {reason}")]
-    Corrupt { block: u64, reason: String },
-    #[error("{what} {block} is out of range (limit {limit})")]
-    OutOfRange {
-        what: &'static str,
-        block: u64,
-        limit: u64,
-    },
-    #[error("unsupported: {0}")]
-    Unsupported(String),
-    #[error("thin device {0} is not in the pool")]
-    NoSuchDevice(u64),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error("{path}: {reason}")]
-    Docker { path: PathBuf, reason: String },
-}
-
-impl ThinError {
-    fn into_io(self) -> io::Error {
-        match self {
-            ThinError::Io { what, source } => {
-                io::Error::new(source.kind(), format!("{what}: {source}"))
-            }
-            e => io::Error::new(io::ErrorKind::InvalidData, salvor_source::error_chain(&e)),
-        }
-    }
-}
 
 /// crc32c as persistent-data computes it: `crc32c(~0, data) ^ xor` without the final
 /// inversion.
@@ -148,11 +142,15 @@ fn le64(b: &[u8], off: usize) -> u64 {
 /// The fields of the pool superblock (`struct thin_disk_superblock`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Superblock {
+    /// Superblock flags (bit 0: `NEEDS_CHECK`).
     pub flags: u32,
+    /// Pool UUID (all zero when none was set).
     pub uuid: [u8; 16],
+    /// Metadata format version (1 or 2).
     pub version: u32,
     /// The pool's current time (snapshot counter), stored in each mapping's low 24 bits.
     pub time: u32,
+    /// Transaction id of the last metadata commit (userspace, e.g. Docker, sets it).
     pub transaction_id: u64,
     /// Root of a userspace-held metadata snapshot (0 if none).
     pub held_root: u64,
@@ -160,30 +158,41 @@ pub struct Superblock {
     pub nr_data_blocks: u64,
     /// Data blocks allocated (from the data space map root).
     pub nr_data_blocks_allocated: u64,
+    /// Root block of the two-level mapping tree (device id → device's mapping tree).
     pub data_mapping_root: u64,
+    /// Root block of the device-details tree (device id → [`DeviceDetails`]).
     pub device_details_root: u64,
     /// Data block size in 512-byte sectors.
     pub data_block_size: u32,
     /// Metadata block size in 512-byte sectors (always 8).
     pub metadata_block_size: u32,
+    /// Blocks of the metadata device (`metadata_nr_blocks`).
     pub metadata_nr_blocks: u64,
+    /// Compatible feature flags.
     pub compat_flags: u32,
+    /// Read-only-compatible feature flags.
     pub compat_ro_flags: u32,
+    /// Incompatible feature flags (none are defined; nonzero is refused).
     pub incompat_flags: u32,
 }
 
 /// A thin device's record in the device-details tree (`struct disk_device_details`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceDetails {
+    /// Blocks the device maps, as its details record says.
     pub mapped_blocks: u64,
+    /// Transaction id when the device was last changed.
     pub transaction_id: u64,
+    /// Pool time when the device was created.
     pub creation_time: u32,
+    /// Pool time when the device was last snapshotted.
     pub snapshotted_time: u32,
 }
 
 /// One thin device of the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinDeviceInfo {
+    /// The thin device id (24-bit), as `dmsetup` and Docker name it.
     pub dev_id: u64,
     /// `None` when the device has mappings but no details record (damage).
     pub details: Option<DeviceDetails>,
@@ -195,8 +204,11 @@ pub struct ThinDeviceInfo {
 /// `data_block`; `time` is the pool time when it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Mapping {
+    /// Virtual block of the thin device (units of the pool's data block size).
     pub virt_block: u64,
+    /// Data block of the pool's data device.
     pub data_block: u64,
+    /// Pool time when the block was written (24 bits).
     pub time: u32,
 }
 
@@ -206,6 +218,7 @@ pub struct ThinReport {
     /// Metadata blocks whose checksum did not match (only counted by a lenient pool; a
     /// strict one fails instead).
     pub checksum_failures: u64,
+    /// Damage read past (bad checksums, a NEEDS_CHECK flag, truncated devices), at most 1000.
     pub warnings: Vec<String>,
 }
 
@@ -559,7 +572,10 @@ impl ThinPool {
         );
         if let Err(e) = details {
             // The details are informational; the mappings are what reading needs.
-            inner.warn(format!("device details tree unreadable: {e}"));
+            inner.warn(format!(
+                "device details tree unreadable: {}",
+                salvor_source::error_chain(&e)
+            ));
         }
         Ok(ThinPool {
             inner,
@@ -673,110 +689,5 @@ impl ThinPool {
             root,
             size,
         }))
-    }
-}
-
-/// The size in bytes an ext2/3/4 or XFS superblock at the start of a device claims.
-fn filesystem_size(head: &[u8]) -> Option<u64> {
-    let kind = salvor_source::identify_head(head);
-    if kind == Some(salvor_source::FsKind::Ext) && head.len() >= 2048 {
-        let sb = &head[1024..];
-        let lo = le32(sb, 4) as u64;
-        let log = le32(sb, 0x18);
-        let incompat = le32(sb, 0x60);
-        let hi = if incompat & 0x80 != 0 {
-            le32(sb, 0x150) as u64
-        } else {
-            0
-        };
-        if log > 6 {
-            return None;
-        }
-        return ((hi << 32) | lo).checked_mul(1024u64 << log);
-    }
-    if kind == Some(salvor_source::FsKind::Xfs) && head.len() >= 16 {
-        let bsize = u32::from_be_bytes(head[4..8].try_into().unwrap()) as u64;
-        let dblocks = u64::from_be_bytes(head[8..16].try_into().unwrap());
-        return dblocks.checked_mul(bsize);
-    }
-    None
-}
-
-/// A thin device: reads go through the device's mapping tree; unmapped blocks are zeros.
-pub struct ThinDevice {
-    inner: Arc<Inner>,
-    dev_id: u64,
-    root: u64,
-    size: u64,
-}
-
-impl fmt::Debug for ThinDevice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThinDevice")
-            .field("dev_id", &self.dev_id)
-            .field("size", &self.size)
-            .field("pool_data", &self.inner.data.describe())
-            .finish()
-    }
-}
-
-impl BlockDevice for ThinDevice {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if offset >= self.size {
-            return Ok(0);
-        }
-        let n = (self.size - offset).min(buf.len() as u64) as usize;
-        self.inner
-            .read_virtual(self.root, self.dev_id, offset, &mut buf[..n])
-            .map_err(ThinError::into_io)?;
-        Ok(n)
-    }
-    fn describe(&self) -> String {
-        format!(
-            "thin device {} of pool {}",
-            self.dev_id,
-            self.inner.data.describe()
-        )
-    }
-}
-
-/// A regular file inside a [`Source`] as a [`BlockDevice`] (positioned reads through a
-/// locked reader), so that a pool's loop files can be read from a mounted data-root, a tar
-/// archive, or a filesystem inside a disk image alike.
-#[derive(Debug)]
-pub struct SourceFile(salvor_source::SeekDevice<Box<dyn FileReader>>);
-
-impl SourceFile {
-    /// Opens regular file `path` of `source`.
-    pub fn open(source: &dyn Source, path: &Path) -> Result<SourceFile, ThinError> {
-        let md = source.metadata(path)?;
-        if md.kind != FileKind::Regular {
-            return Err(SourceError::WrongKind {
-                path: path.to_path_buf(),
-                expected: "regular file",
-                found: md.kind,
-            }
-            .into());
-        }
-        let reader = source.open(path)?;
-        let desc = format!("{} in {}", path.display(), source.describe());
-        Ok(SourceFile(salvor_source::SeekDevice::new(
-            reader, md.size, desc,
-        )))
-    }
-}
-
-impl BlockDevice for SourceFile {
-    fn size(&self) -> u64 {
-        self.0.size()
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_at(offset, buf)
-    }
-    fn describe(&self) -> String {
-        self.0.describe()
     }
 }

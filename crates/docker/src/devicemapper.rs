@@ -274,3 +274,4 @@ impl DockerDevicemapper {
         }
     }
 }
+

@@ -68,7 +68,11 @@ pub enum JournalStatus {
         bad_checksums: u64,
     },
     /// Recovery was needed but could not be done; metadata may be stale.
-    NotReplayed { reason: String },
+    NotReplayed {
+        /// Why (the journal superblock or a block could not be read, an unsupported
+        /// feature).
+        reason: String,
+    },
 }
 
 struct Tag {

@@ -16,6 +16,34 @@
 //! * [`Ext4Error`]: errors from opening; errors from the `Source` calls are
 //!   [`SourceError`]s naming the path (and the inode or block at fault).
 //!
+//! # Example
+//!
+//! Open the committed test filesystem (`fixtures/disk/fs.img.zst`, 6 MiB of ext4) and
+//! read a file:
+//!
+//! ```
+//! use std::io::Read;
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use salvor_ext4::Ext4;
+//! use salvor_source::{FileDevice, Source};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let zst = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/disk/fs.img.zst");
+//! let image = tempfile::NamedTempFile::new()?;
+//! std::fs::write(image.path(), zstd::decode_all(std::fs::File::open(zst)?)?)?;
+//!
+//! let fs = Ext4::open(Arc::new(FileDevice::open(image.path())?))?;
+//! assert_eq!(fs.report().volume_name, "salvortest");
+//! let mut text = String::new();
+//! fs.open(Path::new("var/lib/docker/hello.txt"))?
+//!     .read_to_string(&mut text)?;
+//! assert_eq!(text, "hello from salvor\n");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Data flow
 //!
 //! ```text
@@ -93,13 +121,19 @@ pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
 pub struct Ext4Report {
     /// The device description.
     pub device: String,
+    /// Volume label (`s_volume_name`), empty when none.
     pub volume_name: String,
     /// The filesystem UUID, hyphenated hex.
     pub uuid: String,
+    /// Block size in bytes.
     pub block_size: u32,
+    /// Blocks in the filesystem (`s_blocks_count`).
     pub blocks_count: u64,
+    /// Inodes in the filesystem (`s_inodes_count`).
     pub inodes_count: u32,
+    /// On-disk inode size in bytes.
     pub inode_size: u16,
+    /// Block groups.
     pub group_count: u64,
     /// Feature names as `mke2fs`/`dumpe2fs` spell them (`unknown_0x…` for unknown bits).
     pub features: Vec<String>,
@@ -109,6 +143,7 @@ pub struct Ext4Report {
     pub errors_recorded: bool,
     /// The `needs_recovery` feature: the journal holds transactions not yet checkpointed.
     pub needs_recovery: bool,
+    /// What happened to the journal (clean, replayed in memory, or not replayed and why).
     pub journal: JournalStatus,
     /// `metadata_csum` is on, so checksums were verified.
     pub checksums_verified: bool,
@@ -564,3 +599,4 @@ impl InodeFs for Ext4Fs {
         Ext4Fs::xattrs(self, inode)
     }
 }
+

@@ -15,6 +15,33 @@
 //! * [`XfsError`]: errors from opening; errors from the `Source` calls are
 //!   [`SourceError`]s naming the path (and the inode or block at fault).
 //!
+//! # Example
+//!
+//! Open a committed test filesystem (`fixtures/xfs/hostile-v5.img.zst`, 36 MiB of XFS
+//! v5 made by `mkfs.xfs` from a protofile) and read a file:
+//!
+//! ```
+//! use std::io::Read;
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use salvor_source::{FileDevice, Source};
+//! use salvor_xfs::Xfs;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let zst = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/xfs/hostile-v5.img.zst");
+//! let image = tempfile::NamedTempFile::new()?;
+//! std::fs::write(image.path(), zstd::decode_all(std::fs::File::open(zst)?)?)?;
+//!
+//! let fs = Xfs::open(Arc::new(FileDevice::open(image.path())?))?;
+//! assert_eq!(fs.report().version, 5);
+//! let mut text = String::new();
+//! fs.open(Path::new("etc/file.txt"))?.read_to_string(&mut text)?;
+//! assert_eq!(text, "hello\n");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Data flow
 //!
 //! ```text
@@ -113,19 +140,25 @@ pub struct XfsReport {
     pub device: String,
     /// Superblock version: 4 or 5 (v5 = metadata CRCs).
     pub version: u16,
+    /// Filesystem label (`sb_fname`), empty when none.
     pub label: String,
     /// The filesystem UUID, hyphenated hex.
     pub uuid: String,
+    /// Block size in bytes.
     pub block_size: u32,
+    /// Sector size in bytes.
     pub sector_size: u16,
     /// Data blocks in the filesystem.
     pub data_blocks: u64,
+    /// Allocation groups.
     pub ag_count: u32,
     /// Blocks per allocation group (the last AG may be shorter).
     pub ag_blocks: u32,
+    /// On-disk inode size in bytes.
     pub inode_size: u16,
     /// Directory block size in bytes.
     pub dir_block_size: u32,
+    /// Inode number of the root directory.
     pub root_ino: u64,
     /// Feature names as `mkfs.xfs`/`xfs_info` spell them.
     pub features: Vec<String>,
@@ -600,3 +633,4 @@ impl InodeFs for XfsFs {
         Ok(list)
     }
 }
+

@@ -30,20 +30,28 @@ pub enum LogStatus {
     /// The log holds transactions that were not checkpointed: the metadata on disk may
     /// be stale or inconsistent (the kernel would replay the log at mount).
     Dirty {
+        /// Head as (cycle, basic block within the log).
         head: (u32, u64),
+        /// Tail as (cycle, basic block within the log).
         tail: (u32, u64),
+        /// Why the log is dirty (the last record and its op count).
         reason: String,
     },
     /// The log is on a separate device; its state cannot be known from this one.
     External,
     /// The log could not be interpreted.
-    Unknown { reason: String },
+    Unknown {
+        /// What could not be read or did not add up.
+        reason: String,
+    },
 }
 
 impl LogStatus {
+    /// True when the log says the filesystem was cleanly unmounted.
     pub fn is_clean(&self) -> bool {
         matches!(self, LogStatus::Clean { .. })
     }
+    /// True when the log holds transactions not checkpointed.
     pub fn is_dirty(&self) -> bool {
         matches!(self, LogStatus::Dirty { .. })
     }
