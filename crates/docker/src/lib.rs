@@ -66,6 +66,7 @@ pub const MAX_JSON_BYTES: u64 = 64 << 20;
 pub const MAX_SMALL_FILE: u64 = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error(transparent)]
     Source(#[from] SourceError),

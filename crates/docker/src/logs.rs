@@ -527,8 +527,17 @@ enum Field<'a> {
     Other,
 }
 
+/// Why a `local` log record's `LogEntry` protobuf could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+#[non_exhaustive]
+pub struct DecodeError {
+    /// What is wrong with the message (a truncated varint, a field with the wrong wire type …).
+    pub reason: String,
+}
+
 /// Decodes one `LogEntry` protobuf message.
-pub fn decode_entry(b: &[u8]) -> Result<ProtoEntry, String> {
+pub fn decode_entry(b: &[u8]) -> Result<ProtoEntry, DecodeError> {
     let mut e = ProtoEntry::default();
     fields(b, |num, f| {
         match (num, f) {
@@ -551,7 +560,8 @@ pub fn decode_entry(b: &[u8]) -> Result<ProtoEntry, String> {
             _ => {}
         }
         Ok(())
-    })?;
+    })
+    .map_err(|reason| DecodeError { reason })?;
     Ok(e)
 }
 

@@ -472,9 +472,10 @@ pub struct SpooledLayer {
 
 /// Errors of [`Store::spool_as_found`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpoolError {
     /// The temporary file could not be created or written.
-    #[error("cannot spool a forced layer in {}: {source}", path.display())]
+    #[error("cannot spool a forced layer in {}", path.display())]
     Spool {
         path: PathBuf,
         #[source]
@@ -488,7 +489,7 @@ pub enum SpoolError {
         recorded: u64,
     },
     /// The layer could not be read as found.
-    #[error("layer {chain_id} cannot be read as found: {source}")]
+    #[error("layer {chain_id} cannot be read as found")]
     Layer {
         chain_id: String,
         #[source]

@@ -254,6 +254,7 @@ fn try_hint(wanted: Want) -> &'static str {
 
 /// Why an argument names no single image or container.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// The argument is empty (or only white space).
     #[error("empty {wanted} name or id")]

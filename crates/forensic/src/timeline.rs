@@ -161,8 +161,9 @@ pub struct TimelineSummary {
 
 /// Errors that stop a timeline (evidence problems do not: they become [`Problem`]s).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TimelineError {
-    #[error("writing the timeline: {0}")]
+    #[error("writing the timeline")]
     Io(#[from] io::Error),
     #[error(transparent)]
     Store(#[from] salvor_docker::StoreError),

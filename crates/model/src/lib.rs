@@ -491,6 +491,7 @@ pub struct FileFinding {
 
 /// An error of a store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// An image, layer or container the store does not hold.
     #[error("{0}")]
