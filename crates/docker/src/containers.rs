@@ -30,16 +30,27 @@ pub struct ContainerState {
     /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead` (the
     /// engine's `StateString`).
     pub status: String,
+    /// `State.Running`: the container was running when the engine last wrote its state.
     pub running: bool,
+    /// `State.Paused`: its processes were frozen (`docker pause`).
     pub paused: bool,
+    /// `State.Restarting`: the engine was restarting it under its restart policy.
     pub restarting: bool,
+    /// `State.OOMKilled`: its last process was killed for running out of memory.
     pub oom_killed: bool,
+    /// `State.Dead`: removal failed and the engine gave up on it.
     pub dead: bool,
+    /// `State.RemovalInProgress`: `docker rm` had begun when the state was written.
     pub removal_in_progress: bool,
+    /// `State.Pid`: the host process id of its init process (0 when not running).
     pub pid: i64,
+    /// `State.ExitCode`: the exit status of its last run (0 if it never exited).
     pub exit_code: i64,
+    /// `State.Error`: the engine's last error starting or running it (empty when none).
     pub error: String,
+    /// `State.StartedAt`, RFC 3339 as stored (`0001-01-01T00:00:00Z` if never started).
     pub started_at: Option<String>,
+    /// `State.FinishedAt`, RFC 3339 as stored (the zero time while it runs or never ran).
     pub finished_at: Option<String>,
     /// Health status (`healthy`, `unhealthy`, `starting`) when a healthcheck ran.
     pub health: Option<String>,
@@ -55,21 +66,28 @@ pub struct MountPoint {
     pub name: String,
     /// Source on the host as the engine recorded it (a host path, never followed).
     pub source: String,
+    /// Path inside the container where it is mounted.
     pub destination: String,
     /// Volume driver (`local`), empty for binds.
     pub driver: String,
+    /// Mounted read-write (`false`: read-only).
     pub rw: bool,
     /// `Relabel` (`z`, `Z`) as docker inspect's `Mode`.
     pub mode: String,
+    /// Bind propagation (`rprivate`, `rshared` …), empty when not set.
     pub propagation: String,
 }
 
 /// A published port (`NetworkSettings.Ports`, only set while a container runs).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Port {
+    /// Host address the port is published on (`HostIp`; `0.0.0.0` or empty for all).
     pub ip: String,
+    /// The port inside the container.
     pub private_port: u16,
+    /// The host port it is published on (`HostPort`), `None` when only exposed.
     pub public_port: Option<u16>,
+    /// `tcp`, `udp` or `sctp`.
     #[serde(rename = "type")]
     pub proto: String,
 }
@@ -106,30 +124,43 @@ pub struct Container {
     /// `sha256:<hex>` of the image config (for pre-1.10 containers: the migrated id, when the
     /// image is in the store; `image_v1_id` keeps the v1 id).
     pub image_id: Option<String>,
+    /// The pre-1.10 v1 image id (`Image` of `config.json`), for containers of the legacy layout.
     pub image_v1_id: Option<String>,
+    /// `Path`: the executable the container runs (the entrypoint or command's first word).
     pub path: String,
+    /// `Args`: the arguments after `path`.
     pub args: Vec<String>,
     /// RFC 3339 as stored.
     pub created: Option<String>,
+    /// Its last recorded state (`State`).
     pub state: ContainerState,
+    /// `Driver`: the storage driver its read-write layer was created with (`overlay2` …).
     pub driver: String,
+    /// `Platform` (`linux`), when recorded.
     pub platform: Option<String>,
+    /// `RestartCount`: how often the engine restarted it under its restart policy.
     pub restart_count: i64,
+    /// Its mounts (`MountPoints`), sorted by destination.
     pub mounts: Vec<MountPoint>,
     /// `LogPath` as stored (a path on the host).
     pub log_path: Option<String>,
     /// `HostConfig.LogConfig.Type` (`json-file`, `local`, `journald` …; empty = daemon default).
     pub log_driver: Option<String>,
+    /// `Config.Labels`.
     pub labels: BTreeMap<String, String>,
+    /// Published ports (`NetworkSettings.Ports`), sorted.
     pub ports: Vec<Port>,
+    /// Names of the networks it is attached to (`NetworkSettings.Networks`), in stored order.
     pub networks: Vec<String>,
     /// `containers/<id>` relative to the evidence root.
     pub dir: PathBuf,
     /// `config.v2.json` (or `config.json`) relative to the evidence root.
     pub config_path: PathBuf,
+    /// `hostconfig.json` relative to the evidence root, when present.
     pub hostconfig_path: Option<PathBuf>,
     /// Read from the pre-1.10 `config.json`.
     pub legacy_config: bool,
+    /// Its read-write layer, `None` when it could not be located (a [`Problem`] says why).
     pub rw_layer: Option<RwLayer>,
     /// The data-root the engine used on its host (`/var/lib/docker`), from this container's
     /// stored paths or, for a container that never ran, from the other containers'.
@@ -143,6 +174,7 @@ pub struct Container {
 }
 
 impl Container {
+    /// The first 12 hex digits of the id, as `docker ps` shows it.
     pub fn short_id(&self) -> &str {
         &self.id[..self.id.len().min(12)]
     }

@@ -40,7 +40,9 @@ pub const MAX_LOG_LINE: usize = 16 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
@@ -48,6 +50,7 @@ pub enum Stream {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
+    /// The `json-file` driver's one JSON object per line (`{"log":…,"stream":…,"time":…}`).
     JsonFile,
     /// The `local` driver's protobuf records (also the dual-logging cache).
     Local,
@@ -56,19 +59,24 @@ pub enum LogFormat {
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
+    /// When the engine received the line, `None` if the entry has no readable time.
     pub time: Option<Timestamp>,
+    /// Which stream the container wrote it to.
     pub stream: Stream,
     /// The bytes `docker logs` prints for this entry (newline included where it prints one).
     pub line: Vec<u8>,
     /// Where the entry was read (the file, and the offset in its decompressed bytes).
     pub file: PathBuf,
+    /// Offset of the entry in the file's decompressed bytes.
     pub offset: u64,
 }
 
 /// The log files of one container, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LogFiles {
+    /// Their format (one driver per container).
     pub format: LogFormat,
+    /// The files relative to the evidence root, oldest first (`<id>-json.log.2.gz`, …, `<id>-json.log`).
     pub files: Vec<PathBuf>,
     /// Entries named like a log file that are not regular files (FIFO, socket, symlink,
     /// directory …): not read; a [`LogReader`] yields an error naming each and its kind.
@@ -184,6 +192,7 @@ struct Open {
 }
 
 impl LogReader {
+    /// A reader of `files` in `source`, oldest first; nothing is opened until the first entry is read.
     pub fn new(source: Arc<dyn Source>, files: &LogFiles) -> Self {
         LogReader {
             source,
@@ -455,12 +464,19 @@ fn next_local(cur: &mut Open) -> Step {
 /// A decoded `LogEntry` protobuf.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProtoEntry {
+    /// Field 1, `source`: `stdout` or `stderr`.
     pub source: String,
+    /// Field 2, `time_nano`: nanoseconds since the Unix epoch.
     pub time_nano: i64,
+    /// Field 3, `line`: the bytes written, without the newline.
     pub line: Vec<u8>,
+    /// Field 4, `partial`: the line was split (longer than the engine's buffer or no newline yet).
     pub partial: bool,
+    /// `partial_log_metadata.last`: the last piece of a split line.
     pub last: bool,
+    /// `partial_log_metadata.id`: ties the pieces of a split line together.
     pub partial_id: String,
+    /// `partial_log_metadata.ordinal`: the piece's position in the split line, from 1.
     pub ordinal: i64,
 }
 
@@ -596,16 +612,20 @@ pub fn encode_local_record(source: &str, time_nano: i64, line: &[u8], partial: b
 /// Options of `docker logs`.
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
+    /// Only entries at or after this time (`--since`).
     pub since: Option<Timestamp>,
+    /// Only entries at or before this time (`--until`); reading stops at the first later one.
     pub until: Option<Timestamp>,
     /// Only the last N entries (before `since`/`until` are applied, as the engine does).
     pub tail: Option<usize>,
+    /// Prefix each line with its RFC 3339 time in nanoseconds (`--timestamps`).
     pub timestamps: bool,
 }
 
 /// What [`write_logs`] did.
 #[derive(Debug, Clone, Default)]
 pub struct LogSummary {
+    /// Entries written (after the filters).
     pub entries: u64,
     /// Damage met (each names the file and offset); the rest was still written.
     pub errors: Vec<String>,

@@ -21,7 +21,9 @@ use salvor_model::{FileFinding, FileFindingKind, RebuildReport, RebuildStatus};
 
 /// Looks files up in a layer's directories, first match wins.
 pub struct LayerFileGetter<'a> {
+    /// The filesystem the roots are in (the evidence, or a thin device's filesystem).
     pub source: &'a dyn Source,
+    /// The layer's directories, looked in in order (the layer's own first).
     pub roots: Vec<PathBuf>,
 }
 
@@ -113,10 +115,12 @@ fn describe_finding(k: &salvor_tarsplit::FindingKind) -> (FileFindingKind, Strin
 pub struct HashingWriter<W> {
     inner: W,
     sha: Sha256,
+    /// Bytes written so far.
     pub bytes: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// A writer that passes everything to `inner`.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
@@ -124,6 +128,7 @@ impl<W: Write> HashingWriter<W> {
             bytes: 0,
         }
     }
+    /// The `sha256:<hex>` digest and length of what was written, and the inner writer.
     pub fn finish(self) -> (String, u64, W) {
         (
             format!("sha256:{}", hex::encode(self.sha.finalize())),
@@ -477,21 +482,28 @@ pub enum SpoolError {
     /// The temporary file could not be created or written.
     #[error("cannot spool a forced layer in {}", path.display())]
     Spool {
+        /// The spool directory (or the temporary file in it).
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
     /// The layer as found is larger than the spool may hold.
     #[error("layer {chain_id} as found exceeds the spool limit of {limit} bytes (2 × its recorded {recorded} bytes + 4 GiB); not exported")]
     TooLarge {
+        /// The layer's chain id.
         chain_id: String,
+        /// The spool limit in bytes ([`as_found_spool_limit`]).
         limit: u64,
+        /// The layer's recorded tar length in bytes.
         recorded: u64,
     },
     /// The layer could not be read as found.
     #[error("layer {chain_id} cannot be read as found")]
     Layer {
+        /// The layer's chain id.
         chain_id: String,
+        /// Why it could not be read.
         #[source]
         source: Box<StoreError>,
     },
