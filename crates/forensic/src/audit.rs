@@ -166,8 +166,10 @@ pub struct AuditFinding {
     /// Hex of the exact path bytes, when they are not UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_hex: Option<String>,
+    /// The exact path bytes inside the layer.
     #[serde(skip)]
     pub path_bytes: Vec<u8>,
+    /// What differs.
     pub kind: AuditKind,
     /// What the tar-split (or the parent snapshot) says.
     pub expected: String,
@@ -220,11 +222,13 @@ impl std::fmt::Display for AuditFinding {
 /// The audit of one layer.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct AuditReport {
+    /// The layer's chain id (`sha256:<hex>`).
     pub chain_id: String,
     /// Tar-split entries compared with the disk.
     pub entries: u64,
     /// Paths walked on disk.
     pub walked: u64,
+    /// The differences found, at most [`MAX_FINDINGS`], in walk order.
     pub findings: Vec<AuditFinding>,
     /// Findings beyond [`MAX_FINDINGS`], not kept.
     pub omitted: u64,

@@ -42,20 +42,28 @@ pub struct ReportSummary {
     pub files: Vec<(String, String)>,
     /// Every image and layer verified.
     pub all_verified: bool,
+    /// Images that did not verify.
     pub images_failed: usize,
+    /// Layers that did not verify (by content or by metadata).
     pub layers_failed: usize,
+    /// Problems met reading the evidence (listed in summary.md).
     pub problems: usize,
 }
 
+/// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
+    /// A file of the report could not be written.
     #[error("{path}")]
     Io {
+        /// The file of the report (its final path in the output directory).
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The timeline could not be written.
     #[error(transparent)]
     Timeline(#[from] crate::timeline::TimelineError),
     /// The output: refused, or writing it failed (names the output path).

@@ -66,7 +66,9 @@ pub struct TimelineOptions {
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 pub struct Time {
+    /// Seconds since the Unix epoch (negative before 1970).
     pub sec: i64,
+    /// Nanoseconds within the second (0..1e9).
     pub nsec: u32,
 }
 
@@ -120,18 +122,27 @@ pub struct Entry {
     pub deleted: bool,
     /// A directory marked opaque (or an opaque marker).
     pub opaque: bool,
+    /// A symlink's target as stored (lossy UTF-8).
     pub link_target: Option<String>,
     /// Where the file (or the metadata the event comes from) is in the evidence.
     pub evidence: Option<String>,
     /// `ls -l` style (`-rw-r--r--`, `c---------`), empty for events.
     pub mode: String,
+    /// Owner uid as found (0 for events).
     pub uid: u32,
+    /// Owner gid as found (0 for events).
     pub gid: u32,
+    /// Size in bytes (0 for events).
     pub size: u64,
+    /// Inode number in the evidence's filesystem (0 for events).
     pub inode: u64,
+    /// Last modification (for an event: its time, as are the other three).
     pub mtime: Option<Time>,
+    /// Last access, when the evidence keeps it.
     pub atime: Option<Time>,
+    /// Last inode change, when the evidence keeps it.
     pub ctime: Option<Time>,
+    /// Creation (birth), when the evidence's filesystem records it.
     pub btime: Option<Time>,
 }
 
@@ -140,10 +151,13 @@ pub struct Entry {
 pub struct JsonLine {
     /// RFC 3339, nanoseconds, UTC.
     pub time: String,
+    /// `time` as seconds since the Unix epoch.
     pub sec: i64,
+    /// Nanoseconds within the second.
     pub nsec: u32,
     /// Which of the entry's times are at `time`, mactime style (`m.c.`, `macb`).
     pub macb: String,
+    /// The entry (its fields flattened into the line).
     #[serde(flatten)]
     pub entry: Entry,
 }
@@ -163,8 +177,10 @@ pub struct TimelineSummary {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TimelineError {
+    /// Writing the output, or spilling the sort to `$TMPDIR`, failed.
     #[error("writing the timeline")]
     Io(#[from] io::Error),
+    /// The Docker metadata needed could not be read.
     #[error(transparent)]
     Store(#[from] salvor_docker::StoreError),
 }

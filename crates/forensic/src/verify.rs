@@ -73,10 +73,15 @@ pub fn verify_layers(
 /// The verdict on one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageVerdict {
+    /// The image id (`sha256:<hex>`).
     pub id: String,
+    /// Its tags in familiar form.
     pub tags: Vec<String>,
+    /// No problem found: the config hashes to the id and every layer verified.
     pub ok: bool,
+    /// What failed, one line each (`layer <short>: content did not verify (…)`).
     pub problems: Vec<String>,
+    /// Its layers' chain ids, base layer first.
     pub chain_ids: Vec<String>,
 }
 
@@ -114,6 +119,7 @@ pub fn audit_layers(
 /// The verdict on one layer: its rebuild (content) and its audit (metadata).
 #[derive(Debug, Clone)]
 pub struct LayerVerdict {
+    /// The layer's rebuild: whether its content hashes to its diff id.
     pub rebuild: RebuildReport,
     /// `None` when the layer could not be audited at all (not in the store).
     pub audit: Option<AuditReport>,
