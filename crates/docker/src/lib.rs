@@ -30,6 +30,30 @@
 //! (json-file and `local` logs, rotated and gzip'd, streamed like `docker logs`) and
 //! [`volumes`] ([`Store::volumes`], [`Store::bind_mounts`]: bind sources are host paths,
 //! reported and never followed out of the evidence).
+//!
+//! # Example
+//!
+//! The overlay2 data-root a real engine left (a committed fixture, read as an archive):
+//! its images with their tags, and one layer rebuilt byte-exact from its tar-split and
+//! checked against its diff_id.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use salvor_docker::{Driver, Layout, RebuildStatus, Store};
+//!
+//! let archive = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/engine/overlay2/data-root.tar.zst");
+//! let source = salvor_source::TarSource::open(std::path::Path::new(archive))?;
+//! let store = Store::open(Arc::new(source))?;
+//! assert_eq!((store.layout, &store.driver), (Layout::V2, &Driver::Overlay2));
+//!
+//! let image = store.find_image("salvor/imported:1")?;
+//! assert_eq!(image.short_id(), "9da4660c028a");
+//! let layers = store.image_layers(image)?;
+//! let report = store.verify_layer(layers[0]);
+//! assert_eq!(report.status, RebuildStatus::Verified);
+//! assert_eq!(report.actual, layers[0].diff_id);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
