@@ -118,7 +118,7 @@ fn read_metadata(
                 }
             }
             Err(e) => match warnings.as_deref_mut() {
-                Some(w) => w.push(e.to_string()),
+                Some(w) => w.push(salvor_model::error_chain(&e)),
                 None => return Err(e),
             },
         }
@@ -151,7 +151,7 @@ fn read_metadata(
                     reason: format!("device_id {} exceeds 24 bits", d.device_id),
                 };
                 match warnings.as_deref_mut() {
-                    Some(w) => w.push(e.to_string()),
+                    Some(w) => w.push(salvor_model::error_chain(&e)),
                     None => return Err(e),
                 }
             }
@@ -159,7 +159,7 @@ fn read_metadata(
                 out.insert(name.to_string(), d);
             }
             Err(e) => match warnings.as_deref_mut() {
-                Some(w) => w.push(e.to_string()),
+                Some(w) => w.push(salvor_model::error_chain(&e)),
                 None => return Err(e),
             },
         }
@@ -249,7 +249,7 @@ impl DockerDevicemapper {
         let deviceset = match read_docker_deviceset_metadata(source, data_root) {
             Ok(d) => d,
             Err(e) => {
-                warnings.push(e.to_string());
+                warnings.push(salvor_model::error_chain(&e));
                 None
             }
         };

@@ -431,7 +431,16 @@ pub struct Store {
 
 /// The devicemapper pool of a store, or why it cannot be opened; set once.
 pub(crate) type ThinPoolCell =
-    std::sync::OnceLock<std::result::Result<Arc<devicemapper::DockerDevicemapper>, String>>;
+    std::sync::OnceLock<std::result::Result<Arc<devicemapper::DockerDevicemapper>, ThinPoolError>>;
+
+/// Why the devicemapper thin pool of a data-root could not be opened ([`Store::devicemapper`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("devicemapper thin pool: {reason} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])")]
+#[non_exhaustive]
+pub struct ThinPoolError {
+    /// What failed reading the pool's loop files (the error and its causes, one line).
+    pub reason: String,
+}
 
 impl Store {
     /// The devicemapper driver's pool and device records, opened on first use: the pool
@@ -439,11 +448,13 @@ impl Store {
     /// why they cannot be read.
     pub fn devicemapper(
         &self,
-    ) -> &std::result::Result<Arc<devicemapper::DockerDevicemapper>, String> {
+    ) -> &std::result::Result<Arc<devicemapper::DockerDevicemapper>, ThinPoolError> {
         self.thin_pool.get_or_init(|| {
             devicemapper::DockerDevicemapper::open(self.source.as_ref(), &self.root)
                 .map(Arc::new)
-                .map_err(|e| format!("devicemapper thin pool: {e} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])"))
+                .map_err(|e| ThinPoolError {
+                    reason: salvor_model::error_chain(&e),
+                })
         })
     }
 
@@ -479,7 +490,7 @@ impl Store {
         let dm = devicemapper::DockerDevicemapper::with_pool(source.as_ref(), &root, pool, origin)
             .map_err(|e| StoreError::Invalid {
                 path: root.join("devicemapper/metadata"),
-                reason: e.to_string(),
+                reason: salvor_model::error_chain(&e),
             })?;
         Self::open_with(source, root, std::sync::OnceLock::from(Ok(Arc::new(dm))))
     }

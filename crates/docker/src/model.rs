@@ -283,7 +283,7 @@ impl ContainerStore for Store {
                     headers: Box::new(salvor_tarsplit::headers(salvor_tarsplit::open_gz(f))),
                 },
                 Err(e) => RecordedHeaders::Unavailable {
-                    reason: e.to_string(),
+                    reason: salvor_model::error_chain(&e),
                 },
             },
         }

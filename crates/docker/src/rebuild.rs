@@ -40,12 +40,23 @@ impl FileGetter for LayerFileGetter<'_> {
             let phys = match resolve_in_root(self.source, root, rel, false) {
                 Ok(p) => p,
                 Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(GetError::Io(format!("{shown}: {e}"))),
+                Err(e) => {
+                    return Err(GetError::Io(format!(
+                        "{shown}: {}",
+                        salvor_model::error_chain(&e)
+                    )))
+                }
             };
             let md = match self.source.metadata(&phys) {
                 Ok(m) => m,
                 Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(GetError::Io(format!("{}: {e}", phys.display()))),
+                Err(e) => {
+                    return Err(GetError::Io(format!(
+                        "{}: {}",
+                        phys.display(),
+                        salvor_model::error_chain(&e)
+                    )))
+                }
             };
             if md.kind != FileKind::Regular {
                 return Err(GetError::NotRegular(format!(
@@ -56,7 +67,7 @@ impl FileGetter for LayerFileGetter<'_> {
             }
             return match self.source.open(&phys) {
                 Ok(f) => Ok(Box::new(f)),
-                Err(e) => Err(GetError::Io(e.to_string())),
+                Err(e) => Err(GetError::Io(salvor_model::error_chain(&e))),
             };
         }
         Err(GetError::NotFound(format!(
@@ -183,7 +194,7 @@ impl Store {
             }
             TarSplitRef::Gz { path } => {
                 salvor_tarsplit::assembled_size(open_tar_split(self, path)?)
-                    .map_err(|e| StoreError::invalid(path, e.to_string()))
+                    .map_err(|e| StoreError::invalid(path, salvor_model::error_chain(&e)))
             }
         }
     }
@@ -215,7 +226,7 @@ impl Store {
                 let entries = match open_tar_split(self, path) {
                     Ok(e) => e,
                     Err(e) => {
-                        report.error = Some(e.to_string());
+                        report.error = Some(salvor_model::error_chain(&e));
                         return Ok(report);
                     }
                 };
@@ -251,7 +262,11 @@ impl Store {
                         if let salvor_tarsplit::TarSplitError::Write { source: ioe, .. } = e {
                             return Err(ioe);
                         }
-                        report.error = Some(format!("{}: {e}", path.display()));
+                        report.error = Some(format!(
+                            "{}: {}",
+                            path.display(),
+                            salvor_model::error_chain(&e)
+                        ));
                         let (actual, bytes, _) = hw.finish();
                         report.actual = Some(actual);
                         report.bytes = bytes;
@@ -357,7 +372,7 @@ impl Store {
             salvor_whiteout::AsFoundError::Layer(salvor_whiteout::WhiteoutError::Output(ioe)) => {
                 StoreError::Source(salvor_source::SourceError::io(path, ioe))
             }
-            e => StoreError::invalid(path, e.to_string()),
+            e => StoreError::invalid(path, salvor_model::error_chain(&e)),
         };
         match &layer.tar_split {
             TarSplitRef::Gz { path } => {
@@ -399,7 +414,7 @@ impl Store {
                 files: 0,
                 status: RebuildStatus::Unrebuildable,
                 findings: Vec::new(),
-                error: Some(e.to_string()),
+                error: Some(salvor_model::error_chain(&e)),
             },
         }
     }

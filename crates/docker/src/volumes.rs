@@ -97,7 +97,7 @@ impl Store {
             Err(e) => {
                 problems.push(Problem {
                     path: dir.clone(),
-                    what: e.to_string(),
+                    what: salvor_model::error_chain(&e),
                 });
                 Vec::new()
             }

@@ -58,7 +58,7 @@ pub fn verify_layers(
                 Ok(r) => r,
                 Err(e) => {
                     let mut r = store.verify_layer(l);
-                    r.error.get_or_insert_with(|| e.to_string());
+                    r.error.get_or_insert_with(|| salvor_model::error_chain(&e));
                     r
                 }
             }

@@ -99,6 +99,32 @@ pub use salvor_oci::{ChainId, DiffId, Digest};
 pub use salvor_source::{EvidenceDamage, Source};
 pub use salvor_whiteout::WhiteoutStyle;
 
+/// An error as one line: its message, then each of its causes
+/// ([`std::error::Error::source`]) after `": "`, a cause whose text the line already holds
+/// skipped (so an error that still repeats its cause in its own message reads the same).
+/// What problem reasons, report notes and JSON `error` fields record, as `salvor`'s `main`
+/// prints an error.
+///
+/// ```
+/// let e = std::io::Error::other("disk full");
+/// assert_eq!(salvor_model::error_chain(&e), "disk full");
+/// ```
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut line = String::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cur = c.source();
+    }
+    line
+}
+
 /// Which engine wrote a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]

@@ -283,7 +283,7 @@ pub(super) fn read_object(source: &dyn Source, path: &Path) -> Result<Value, Sto
         .map_err(|e| match e {
             e if e.is_not_found() => StoreError::Source(e),
             e => {
-                let msg = e.to_string();
+                let msg = salvor_model::error_chain(&e);
                 let prefix = format!("{}: ", path.display());
                 StoreError::invalid(path, msg.strip_prefix(&prefix).unwrap_or(&msg).to_string())
             }

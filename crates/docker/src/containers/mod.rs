@@ -353,7 +353,7 @@ impl Store {
             Err(e) => {
                 problems.push(Problem {
                     path: dir,
-                    what: e.to_string(),
+                    what: salvor_model::error_chain(&e),
                 });
                 return (out, problems);
             }
@@ -426,11 +426,11 @@ fn problem_of(e: StoreError, fallback: &Path) -> Problem {
         StoreError::Invalid { path, reason } => Problem { path, what: reason },
         StoreError::Source(s) => Problem {
             path: fallback.to_path_buf(),
-            what: s.to_string(),
+            what: salvor_model::error_chain(&s),
         },
         other => Problem {
             path: fallback.to_path_buf(),
-            what: other.to_string(),
+            what: salvor_model::error_chain(&other),
         },
     }
 }

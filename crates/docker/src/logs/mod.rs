@@ -335,7 +335,13 @@ fn next_json(cur: &mut Open) -> Step {
     loop {
         let start = cur.offset;
         match read_line(cur, &mut buf) {
-            Err(e) => return Step::Fatal(at(cur, cur.offset, format!("read error: {e}"))),
+            Err(e) => {
+                return Step::Fatal(at(
+                    cur,
+                    cur.offset,
+                    format!("read error: {}", salvor_model::error_chain(&e)),
+                ))
+            }
             Ok(None) => return Step::Eof,
             Ok(Some(true)) => {
                 return Step::Skip(at(
@@ -540,7 +546,7 @@ pub fn write_logs(
                     }
                     Err(e) => {
                         on_error(&e);
-                        summary.errors.push(e.to_string());
+                        summary.errors.push(salvor_model::error_chain(&e));
                     }
                 }
             }
@@ -560,7 +566,7 @@ pub fn write_logs(
                     }
                     Err(e) => {
                         on_error(&e);
-                        summary.errors.push(e.to_string());
+                        summary.errors.push(salvor_model::error_chain(&e));
                     }
                 }
             }

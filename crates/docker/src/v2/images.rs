@@ -29,7 +29,7 @@ pub(super) fn load(
         let bytes = match src.read_limited(&path, MAX_JSON_BYTES) {
             Ok(b) => b,
             Err(e) => {
-                store.problem(&path, e.to_string());
+                store.problem(&path, salvor_model::error_chain(&e));
                 continue;
             }
         };

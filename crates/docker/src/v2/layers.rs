@@ -46,7 +46,7 @@ pub(super) fn load(store: &mut Store, src: &dyn Source, image_root: &Path) {
                 }
             },
             Err(e) => {
-                store.problem(dir.join("diff"), e.to_string());
+                store.problem(dir.join("diff"), salvor_model::error_chain(&e));
                 continue;
             }
         };
@@ -60,7 +60,7 @@ pub(super) fn load(store: &mut Store, src: &dyn Source, image_root: &Path) {
             },
             Err(e) if is_not_found(&e) => None,
             Err(e) => {
-                store.problem(dir.join("parent"), e.to_string());
+                store.problem(dir.join("parent"), salvor_model::error_chain(&e));
                 None
             }
         };
@@ -74,7 +74,7 @@ pub(super) fn load(store: &mut Store, src: &dyn Source, image_root: &Path) {
                 String::new()
             }
             Err(e) => {
-                store.problem(dir.join("cache-id"), e.to_string());
+                store.problem(dir.join("cache-id"), salvor_model::error_chain(&e));
                 String::new()
             }
         };

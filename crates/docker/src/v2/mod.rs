@@ -204,7 +204,11 @@ pub(crate) fn layer_files(store: &Store, cache_id: &str, lower_caches: &[String]
 fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
     let dm = match store.devicemapper() {
         Ok(dm) => dm,
-        Err(e) => return LayerFiles::Unavailable { reason: e.clone() },
+        Err(e) => {
+            return LayerFiles::Unavailable {
+                reason: e.to_string(),
+            }
+        }
     };
     let device_id = dm
         .devices
@@ -215,7 +219,7 @@ fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
         Ok(d) => d,
         Err(e) => {
             return LayerFiles::Unavailable {
-                reason: e.to_string(),
+                reason: salvor_model::error_chain(&e),
             }
         }
     };
@@ -229,7 +233,7 @@ fn thin_device_files(store: &Store, cache_id: &str) -> LayerFiles {
         match salvor_source::identify_head(&head) {
             Some(kind) => salvor_disk::fs::open_as(kind, dev)
                 .map(|fs| (kind.name().to_string(), fs))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| salvor_model::error_chain(&e)),
             None => Err("no ext4 or XFS filesystem on it".to_string()),
         };
     match opened {

@@ -43,7 +43,7 @@ pub(super) fn load(store: &mut Store, src: &dyn Source, image_root: &Path) -> (T
             Err(e) => store.problem(&repos_path, format!("not valid JSON: {e}")),
         },
         Err(e) if e.is_not_found() => {}
-        Err(e) => store.problem(&repos_path, e.to_string()),
+        Err(e) => store.problem(&repos_path, salvor_model::error_chain(&e)),
     }
     (tags, repos_path)
 }

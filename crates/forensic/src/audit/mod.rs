@@ -398,7 +398,12 @@ impl Ctx<'_> {
                 Some(None)
             }
             Err(e) => {
-                self.push(rel, AuditKind::ReadError, "readable".into(), e.to_string());
+                self.push(
+                    rel,
+                    AuditKind::ReadError,
+                    "readable".into(),
+                    salvor_model::error_chain(&e),
+                );
                 None
             }
         }
@@ -442,7 +447,9 @@ pub fn audit_layer(store: &dyn ContainerStore, layer_id: &str) -> AuditReport {
     let view = match store.layer_view(layer_id) {
         Ok(v) => v,
         Err(e) => {
-            report.notes.push(format!("not audited: {e}"));
+            report
+                .notes
+                .push(format!("not audited: {}", salvor_model::error_chain(&e)));
             return report;
         }
     };
@@ -495,9 +502,10 @@ pub fn audit_layer(store: &dyn ContainerStore, layer_id: &str) -> AuditReport {
                     Ok(fh) => cx.header(fh),
                     Err(e) => {
                         cx.report.notes.push(format!(
-                            "{}: tar-split unreadable after {} entries: {e}; the rest was not audited",
+                            "{}: tar-split unreadable after {} entries: {}; the rest was not audited",
                             path.display(),
-                            cx.report.entries
+                            cx.report.entries,
+                            salvor_model::error_chain(&e),
                         ));
                         return cx.report;
                     }

@@ -92,7 +92,7 @@ impl Ctx<'_> {
                     path,
                     AuditKind::ReadError,
                     "readable xattrs".into(),
-                    e.to_string(),
+                    salvor_model::error_chain(&e),
                 );
                 return;
             }
@@ -155,7 +155,7 @@ impl Ctx<'_> {
                     path,
                     AuditKind::ReadError,
                     "a symlink".into(),
-                    err.to_string(),
+                    salvor_model::error_chain(&err),
                 ),
             }
         }

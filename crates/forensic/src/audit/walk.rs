@@ -20,7 +20,7 @@ impl Ctx<'_> {
                     rel,
                     AuditKind::ReadError,
                     "a readable directory".into(),
-                    e.to_string(),
+                    salvor_model::error_chain(&e),
                 );
                 Vec::new()
             }

@@ -48,7 +48,7 @@ impl Collector<'_> {
         let md = match self.src.metadata(root) {
             Ok(m) => m,
             Err(e) => {
-                self.problem(root, e.to_string());
+                self.problem(root, salvor_model::error_chain(&e));
                 return Ok(());
             }
         };
@@ -81,7 +81,7 @@ impl Collector<'_> {
             let md = match self.src.metadata(&ev) {
                 Ok(m) => m,
                 Err(err) => {
-                    self.problem(&ev, err.to_string());
+                    self.problem(&ev, salvor_model::error_chain(&err));
                     continue;
                 }
             };
@@ -134,7 +134,7 @@ impl Collector<'_> {
         match self.src.read_dir(dir) {
             Ok(e) => Some(e.into_iter()),
             Err(e) => {
-                self.problem(dir, e.to_string());
+                self.problem(dir, salvor_model::error_chain(&e));
                 None
             }
         }
@@ -164,7 +164,7 @@ impl Collector<'_> {
             match self.src.read_link(ev) {
                 Ok(t) => Some(clean_bytes(t.as_os_str().as_bytes())),
                 Err(e) => {
-                    self.problem(ev, e.to_string());
+                    self.problem(ev, salvor_model::error_chain(&e));
                     None
                 }
             }
@@ -314,7 +314,7 @@ impl Collector<'_> {
                         _ => self.problem(&p, "not an RFC 3339 time"),
                     },
                     Err(e) if e.is_not_found() => {}
-                    Err(e) => self.problem(&p, e.to_string()),
+                    Err(e) => self.problem(&p, salvor_model::error_chain(&e)),
                 }
             }
             let Some(cfg) = img.config_json() else {
@@ -380,7 +380,7 @@ impl Collector<'_> {
         let reader = match LogReader::for_container(self.store, c) {
             Ok(r) => r,
             Err(e) => {
-                self.problem(&c.dir, format!("logs: {e}"));
+                self.problem(&c.dir, format!("logs: {}", salvor_model::error_chain(&e)));
                 return Ok(());
             }
         };
@@ -406,7 +406,9 @@ impl Collector<'_> {
                         Some(&ev),
                     )?;
                 }
-                Err(err) => self.problem(&c.dir, format!("logs: {err}")),
+                Err(err) => {
+                    self.problem(&c.dir, format!("logs: {}", salvor_model::error_chain(&err)))
+                }
             }
         }
         Ok(())
