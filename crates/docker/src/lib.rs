@@ -96,16 +96,16 @@ pub enum StoreError {
     /// The evidence could not be read (the message names the file).
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("{path}: {reason}")]
     /// A metadata file is malformed.
+    #[error("{path}: {reason}")]
     Invalid {
         /// The file, relative to the evidence root.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
-    #[error("no Docker data-root found in {evidence}: looked for {looked}")]
     /// The evidence holds no Docker data-root.
+    #[error("no Docker data-root found in {evidence}: looked for {looked}")]
     NoDataRoot {
         /// The evidence as described by its source.
         evidence: String,
