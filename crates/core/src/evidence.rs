@@ -126,6 +126,7 @@ impl Evidence {
 
 /// Why [`Evidence::open`] (or [`crate::Host::open`]) failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvidenceError {
     /// The evidence is damaged and nothing usable could be read before the damage.
     #[error(transparent)]

@@ -91,7 +91,9 @@ pub fn info(store: &Store) -> Info {
             device_records: dm.devices.len(),
             warnings: dm.warnings.clone(),
         },
-        Err(e) => ThinPoolInfo::Unreadable { error: e.clone() },
+        Err(e) => ThinPoolInfo::Unreadable {
+            error: e.to_string(),
+        },
     });
     Info {
         evidence: EvidenceInfo {

@@ -4,6 +4,27 @@
 //! and its volume, the host's fstab, LVM thin pools), finding the stores on the host
 //! ([`Host::open`]), the commands' logic, and the id resolver ([`target`]). The `salvor`
 //! binary parses arguments, calls this crate, and prints.
+//!
+//! Principal types: [`Evidence`] (what `--root` names, opened read-only, with its damage and
+//! the data-root found in it; [`EvidenceOptions`] are the global options about it,
+//! [`EvidenceError`] why it could not be opened) and [`Host`] (the stores found in it).
+//!
+//! # Example
+//!
+//! ```
+//! use salvor_core::{Evidence, EvidenceOptions, Host};
+//!
+//! // A real engine's data-root, archived (a committed fixture; decompressed into $TMPDIR).
+//! let archive = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/engine/overlay2/data-root.tar.zst");
+//! let evidence = Evidence::open(archive.as_ref(), EvidenceOptions::default())?;
+//! assert!(evidence.volume().is_none() && evidence.damage().is_empty());
+//! assert_eq!(evidence.data_root(), std::path::Path::new("")); // the archive is the data-root
+//!
+//! let host = Host::open(&evidence)?;
+//! assert!(host.damage().is_empty());
+//! assert_eq!(host.metadata_problems(), (0, 0)); // nothing unreadable
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 

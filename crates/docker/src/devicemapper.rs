@@ -20,8 +20,10 @@ pub struct DmDeviceMeta {
     /// Virtual size of the thin device in bytes.
     #[serde(default)]
     pub size: u64,
+    /// `transaction_id`: the pool transaction that last changed the device.
     #[serde(default)]
     pub transaction_id: u64,
+    /// `initialized`: the device's filesystem was created (only the base device records it).
     #[serde(default)]
     pub initialized: bool,
     /// Marked for (deferred) deletion; the thin device may still hold data.
@@ -32,8 +34,10 @@ pub struct DmDeviceMeta {
 /// `devicemapper/metadata/deviceset-metadata`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct DmDeviceSetMeta {
+    /// `NextDeviceId`: the thin device id the driver would have allocated next.
     #[serde(default)]
     pub next_device_id: Option<u64>,
+    /// `BaseDeviceUUID`: the filesystem UUID of the base device.
     #[serde(default, rename = "BaseDeviceUUID")]
     pub base_device_uuid: Option<String>,
     /// `ext4` or `xfs` (empty on old daemons).
@@ -114,7 +118,7 @@ fn read_metadata(
                 }
             }
             Err(e) => match warnings.as_deref_mut() {
-                Some(w) => w.push(salvor_source::error_chain(&e)),
+                Some(w) => w.push(salvor_model::error_chain(&e)),
                 None => return Err(e),
             },
         }
@@ -147,7 +151,7 @@ fn read_metadata(
                     reason: format!("device_id {} exceeds 24 bits", d.device_id),
                 };
                 match warnings.as_deref_mut() {
-                    Some(w) => w.push(e.to_string()),
+                    Some(w) => w.push(salvor_model::error_chain(&e)),
                     None => return Err(e),
                 }
             }
@@ -155,7 +159,7 @@ fn read_metadata(
                 out.insert(name.to_string(), d);
             }
             Err(e) => match warnings.as_deref_mut() {
-                Some(w) => w.push(salvor_source::error_chain(&e)),
+                Some(w) => w.push(salvor_model::error_chain(&e)),
                 None => return Err(e),
             },
         }
@@ -209,11 +213,13 @@ pub fn open_docker_pool(source: &dyn Source, data_root: &Path) -> Result<ThinPoo
 /// Docker's devicemapper driver state of a data-root: the pool and the device records.
 #[derive(Debug, Clone)]
 pub struct DockerDevicemapper {
+    /// The thin pool (metadata and data devices), opened read-only.
     pub pool: ThinPool,
     /// Where the pool was read from (the loop files, or an LVM thin pool).
     pub origin: String,
     /// Cache id (`base` for the base device) → record.
     pub devices: BTreeMap<String, DmDeviceMeta>,
+    /// `deviceset-metadata`, when present and readable.
     pub deviceset: Option<DmDeviceSetMeta>,
     /// Records that could not be read.
     pub warnings: Vec<String>,
@@ -243,7 +249,7 @@ impl DockerDevicemapper {
         let deviceset = match read_docker_deviceset_metadata(source, data_root) {
             Ok(d) => d,
             Err(e) => {
-                warnings.push(salvor_source::error_chain(&e));
+                warnings.push(salvor_model::error_chain(&e));
                 None
             }
         };

@@ -93,7 +93,7 @@ pub(crate) fn load(
         let json = match src.read_limited(&dir.join("json"), MAX_JSON_BYTES) {
             Ok(b) => b,
             Err(e) => {
-                store.problem(dir.join("json"), salvor_source::error_chain(&e));
+                store.problem(dir.join("json"), salvor_model::error_chain(&e));
                 continue;
             }
         };
@@ -333,7 +333,7 @@ pub(crate) fn load(
             }
         }
         Err(e) if is_not_found(&e) => {}
-        Err(e) => store.problem(&repos, salvor_source::error_chain(&e)),
+        Err(e) => store.problem(&repos, salvor_model::error_chain(&e)),
     }
     for img in &mut store.images {
         img.repo_tags.sort();

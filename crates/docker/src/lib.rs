@@ -30,6 +30,30 @@
 //! (json-file and `local` logs, rotated and gzip'd, streamed like `docker logs`) and
 //! [`volumes`] ([`Store::volumes`], [`Store::bind_mounts`]: bind sources are host paths,
 //! reported and never followed out of the evidence).
+//!
+//! # Example
+//!
+//! The overlay2 data-root a real engine left (a committed fixture, read as an archive):
+//! its images with their tags, and one layer rebuilt byte-exact from its tar-split and
+//! checked against its diff_id.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use salvor_docker::{Driver, Layout, RebuildStatus, Store};
+//!
+//! let archive = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/engine/overlay2/data-root.tar.zst");
+//! let source = salvor_source::TarSource::open(std::path::Path::new(archive))?;
+//! let store = Store::open(Arc::new(source))?;
+//! assert_eq!((store.layout, &store.driver), (Layout::V2, &Driver::Overlay2));
+//!
+//! let image = store.find_image("salvor/imported:1")?;
+//! assert_eq!(image.short_id(), "9da4660c028a");
+//! let layers = store.image_layers(image)?;
+//! let report = store.verify_layer(layers[0]);
+//! assert_eq!(report.status, RebuildStatus::Verified);
+//! assert_eq!(report.actual, layers[0].diff_id);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -65,16 +89,33 @@ pub const MAX_JSON_BYTES: u64 = 64 << 20;
 /// Upper bound on one-line metadata files (`diff`, `cache-id`, `size`, `link` …).
 pub const MAX_SMALL_FILE: u64 = 64 << 10;
 
+/// Why the data-root, or a part of it, could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
+    /// The evidence could not be read (the message names the file).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A metadata file is malformed.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file, relative to the evidence root.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The evidence holds no Docker data-root.
     #[error("no Docker data-root found in {evidence}: looked for {looked}")]
-    NoDataRoot { evidence: String, looked: String },
+    NoDataRoot {
+        /// The evidence as described by its source.
+        evidence: String,
+        /// The places searched, listed.
+        looked: String,
+    },
+    /// An image, layer or container the store does not hold (the message names it).
     #[error("{0}")]
     NotFound(String),
+    /// An argument that matches several objects (the message lists them).
     #[error("{0}")]
     Ambiguous(String),
     /// An image or container argument that names nothing, or more than one thing.
@@ -83,6 +124,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A [`StoreError::Invalid`] for `path`.
     pub fn invalid(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         StoreError::Invalid {
             path: path.into(),
@@ -91,6 +133,7 @@ impl StoreError {
     }
 }
 
+/// The result type of this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Which metadata layout the data-root uses.
@@ -106,19 +149,30 @@ pub enum Layout {
 /// A storage (graph) driver.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Driver {
+    /// `overlay2`, the default on Linux.
     Overlay2,
+    /// `fuse-overlayfs` (rootless engines): overlay2's layout.
     FuseOverlayfs,
+    /// `overlay`, the first overlay driver (one `root/` or `upper/` per layer).
     Overlay,
+    /// `aufs`: `aufs/diff/<id>` branches.
     Aufs,
+    /// `vfs`: a full copy of the root filesystem per layer.
     Vfs,
+    /// `btrfs`: a subvolume snapshot per layer.
     Btrfs,
+    /// `zfs`: a dataset per layer (mounted under `zfs/graph/`).
     Zfs,
+    /// `devicemapper`: a thin device per layer in a thin pool.
     Devicemapper,
+    /// `windowsfilter` (Windows containers; not readable offline).
     Windowsfilter,
+    /// Any other driver name, as found.
     Other(String),
 }
 
 impl Driver {
+    /// The driver called `name` in `image/<name>/` (an unknown name is [`Driver::Other`]).
     pub fn from_name(name: &str) -> Driver {
         match name {
             "overlay2" => Driver::Overlay2,
@@ -133,6 +187,7 @@ impl Driver {
             other => Driver::Other(other.to_string()),
         }
     }
+    /// The driver's name as the engine spells it (`overlay2`, `fuse-overlayfs` …).
     pub fn name(&self) -> &str {
         match self {
             Driver::Overlay2 => "overlay2",
@@ -167,23 +222,45 @@ impl serde::Serialize for Driver {
 pub enum LayerFiles {
     /// overlay2 / fuse-overlayfs: the layer's own `diff/`, then the lower layers' `diff/`
     /// nearest first (the merged view the engine would read through a mount).
-    Overlay { diff: PathBuf, lowers: Vec<PathBuf> },
+    Overlay {
+        /// `overlay2/<cache-id>/diff`.
+        diff: PathBuf,
+        /// The lower layers' `diff/` directories, nearest first.
+        lowers: Vec<PathBuf>,
+    },
     /// aufs: `aufs/diff/<id>` holds exactly the layer's files.
-    Aufs { diff: PathBuf },
+    Aufs {
+        /// `aufs/diff/<cache-id>`.
+        diff: PathBuf,
+    },
     /// A full root filesystem of the layer (vfs, btrfs, zfs, overlay v1 `root/`).
-    Snapshot { root: PathBuf },
+    Snapshot {
+        /// The snapshot's root directory (`vfs/dir/<id>`, `btrfs/subvolumes/<id>` …).
+        root: PathBuf,
+    },
     /// overlay v1 layer that is not a snapshot: `upper/` over the `lower-id` layer's `root/`.
-    OverlayUpper { upper: PathBuf, lower_root: PathBuf },
+    OverlayUpper {
+        /// `overlay/<cache-id>/upper`.
+        upper: PathBuf,
+        /// `overlay/<lower-id>/root`, the snapshot it lies over.
+        lower_root: PathBuf,
+    },
     /// devicemapper: the layer's thin device holds a filesystem whose `rootfs/` is the
     /// layer's full root filesystem.
     ThinDevice {
+        /// The thin device's id in the pool (`device_id` of its metadata record).
         device_id: u64,
+        /// The filesystem found on it (`ext4` or `xfs`).
         filesystem: String,
+        /// That filesystem, opened read-only.
         #[serde(skip)]
         source: SourceHandle,
     },
     /// The files cannot be reached offline by this build (the reason says why).
-    Unavailable { reason: String },
+    Unavailable {
+        /// Why (names the driver or the missing file).
+        reason: String,
+    },
 }
 
 /// A filesystem other than the evidence's own (a devicemapper thin device's), shared.
@@ -238,11 +315,17 @@ impl LayerFiles {
 pub enum TarSplitRef {
     /// A gzip'd tar-split file (`layerdb/sha256/<chain>/tar-split.json.gz`,
     /// `graph/<id>/tar-data.json.gz`).
-    Gz { path: PathBuf },
+    Gz {
+        /// The file, relative to the evidence root.
+        path: PathBuf,
+    },
     /// The well-known empty layer (1024 zero bytes), synthesised.
     EmptyLayer,
     /// No tar-split: the layer cannot be rebuilt byte-exact.
-    Missing { reason: String },
+    Missing {
+        /// Why (names the missing file).
+        reason: String,
+    },
 }
 
 /// One read-only image layer.
@@ -253,12 +336,15 @@ pub struct Layer {
     /// `sha256:<hex>` of the uncompressed layer tar. `None` only for a legacy layer whose
     /// diff id has not been computed yet.
     pub diff_id: Option<String>,
+    /// Chain id of the layer below (`parent`), `None` for a base layer.
     pub parent: Option<String>,
     /// The storage driver's id for the layer's files.
     pub cache_id: String,
     /// `size` as the engine recorded it (bytes of the layer's files).
     pub size: Option<u64>,
+    /// Where the layer's tar-split is (what makes the rebuild byte-exact).
     pub tar_split: TarSplitRef,
+    /// Where the layer's files are in the storage driver.
     pub files: LayerFiles,
     /// `descriptor.json` (foreign layers and layers loaded from Engine ≥ 25 archives).
     pub descriptor: Option<serde_json::Value>,
@@ -275,17 +361,24 @@ pub struct Image {
     pub repo_tags: Vec<String>,
     /// Digests in familiar form (`busybox@sha256:…`).
     pub repo_digests: Vec<String>,
+    /// `rootfs.diff_ids` of the config, base layer first.
     pub diff_ids: Vec<String>,
+    /// The chain ids of those layers (keys of [`Store::layers`]), base layer first.
     pub chain_ids: Vec<String>,
+    /// `created` of the config, RFC 3339 as stored.
     pub created: Option<String>,
+    /// The image it was built from (`imagedb/metadata/sha256/<id>/parent`; locally built images only).
     pub parent: Option<String>,
+    /// `architecture` of the config (`amd64`, `arm64` …).
     pub architecture: Option<String>,
+    /// `os` of the config (`linux` …).
     pub os: Option<String>,
     /// Sum of the recorded sizes of the image's layers.
     pub size: u64,
     /// Where the config bytes are (relative to the evidence root), or `None` when the
     /// config was synthesised (legacy layout).
     pub config_path: Option<PathBuf>,
+    /// The config bytes as found (or as synthesised, see `synthesised`).
     #[serde(skip)]
     pub config: Arc<Vec<u8>>,
     /// `true` when the config bytes were synthesised from v1 metadata.
@@ -299,9 +392,11 @@ pub struct Image {
 }
 
 impl Image {
+    /// The config parsed as JSON, `None` when it does not parse.
     pub fn config_json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.config).ok()
     }
+    /// The first 12 hex digits of the id, as `docker images` shows it.
     pub fn short_id(&self) -> &str {
         let hex = self.id.strip_prefix("sha256:").unwrap_or(&self.id);
         &hex[..hex.len().min(12)]
@@ -311,14 +406,19 @@ impl Image {
 /// The data-root, read.
 #[derive(Debug)]
 pub struct Store {
+    /// The evidence the data-root was read from.
     pub source: Arc<dyn Source>,
     /// The data-root inside the source ("" when the source is the data-root itself).
     pub root: PathBuf,
+    /// Which metadata layout it uses.
     pub layout: Layout,
+    /// The storage driver whose metadata was read (the one with the most images).
     pub driver: Driver,
     /// Images sorted by id.
     pub images: Vec<Image>,
+    /// Layers by chain id.
     pub layers: BTreeMap<String, Layer>,
+    /// Metadata that could not be read, each naming its file (loading goes on past them).
     pub problems: Vec<Problem>,
     /// Damage of the evidence itself (a truncated or corrupt archive or disk image): the
     /// source's own ([`Source::damage`]) plus any the caller adds ([`Store::add_damage`],
@@ -331,7 +431,16 @@ pub struct Store {
 
 /// The devicemapper pool of a store, or why it cannot be opened; set once.
 pub(crate) type ThinPoolCell =
-    std::sync::OnceLock<std::result::Result<Arc<devicemapper::DockerDevicemapper>, String>>;
+    std::sync::OnceLock<std::result::Result<Arc<devicemapper::DockerDevicemapper>, ThinPoolError>>;
+
+/// Why the devicemapper thin pool of a data-root could not be opened ([`Store::devicemapper`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("devicemapper thin pool: {reason} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])")]
+#[non_exhaustive]
+pub struct ThinPoolError {
+    /// What failed reading the pool's loop files (the error and its causes, one line).
+    pub reason: String,
+}
 
 impl Store {
     /// The devicemapper driver's pool and device records, opened on first use: the pool
@@ -339,11 +448,13 @@ impl Store {
     /// why they cannot be read.
     pub fn devicemapper(
         &self,
-    ) -> &std::result::Result<Arc<devicemapper::DockerDevicemapper>, String> {
+    ) -> &std::result::Result<Arc<devicemapper::DockerDevicemapper>, ThinPoolError> {
         self.thin_pool.get_or_init(|| {
             devicemapper::DockerDevicemapper::open(self.source.as_ref(), &self.root)
                 .map(Arc::new)
-                .map_err(|e| format!("devicemapper thin pool: {} (direct-lvm hosts keep the pool on an LVM thin pool, dm.thinpooldev: read the disk image holding it, or name it with --thin-pool IMAGE[:VG/LV])", salvor_source::error_chain(&e)))
+                .map_err(|e| ThinPoolError {
+                    reason: salvor_model::error_chain(&e),
+                })
         })
     }
 
@@ -379,7 +490,7 @@ impl Store {
         let dm = devicemapper::DockerDevicemapper::with_pool(source.as_ref(), &root, pool, origin)
             .map_err(|e| StoreError::Invalid {
                 path: root.join("devicemapper/metadata"),
-                reason: salvor_source::error_chain(&e),
+                reason: salvor_model::error_chain(&e),
             })?;
         Self::open_with(source, root, std::sync::OnceLock::from(Ok(Arc::new(dm))))
     }

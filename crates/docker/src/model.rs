@@ -287,7 +287,7 @@ impl ContainerStore for Store {
                     headers: Box::new(salvor_tarsplit::headers(salvor_tarsplit::open_gz(f))),
                 },
                 Err(e) => RecordedHeaders::Unavailable {
-                    reason: salvor_source::error_chain(&e),
+                    reason: salvor_model::error_chain(&e),
                 },
             },
         }

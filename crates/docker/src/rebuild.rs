@@ -21,7 +21,9 @@ use salvor_model::{FileFinding, FileFindingKind, RebuildReport, RebuildStatus};
 
 /// Looks files up in a layer's directories, first match wins.
 pub struct LayerFileGetter<'a> {
+    /// The filesystem the roots are in (the evidence, or a thin device's filesystem).
     pub source: &'a dyn Source,
+    /// The layer's directories, looked in in order (the layer's own first).
     pub roots: Vec<PathBuf>,
 }
 
@@ -41,7 +43,7 @@ impl FileGetter for LayerFileGetter<'_> {
                 Err(e) => {
                     return Err(GetError::Io(format!(
                         "{shown}: {}",
-                        salvor_source::error_chain(&e)
+                        salvor_model::error_chain(&e)
                     )))
                 }
             };
@@ -52,7 +54,7 @@ impl FileGetter for LayerFileGetter<'_> {
                     return Err(GetError::Io(format!(
                         "{}: {}",
                         phys.display(),
-                        salvor_source::error_chain(&e)
+                        salvor_model::error_chain(&e)
                     )))
                 }
             };
@@ -65,7 +67,7 @@ impl FileGetter for LayerFileGetter<'_> {
             }
             return match self.source.open(&phys) {
                 Ok(f) => Ok(Box::new(f)),
-                Err(e) => Err(GetError::Io(salvor_source::error_chain(&e))),
+                Err(e) => Err(GetError::Io(salvor_model::error_chain(&e))),
             };
         }
         Err(GetError::NotFound(format!(
@@ -124,10 +126,12 @@ fn describe_finding(k: &salvor_tarsplit::FindingKind) -> (FileFindingKind, Strin
 pub struct HashingWriter<W> {
     inner: W,
     sha: Sha256,
+    /// Bytes written so far.
     pub bytes: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// A writer that passes everything to `inner`.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
@@ -135,6 +139,7 @@ impl<W: Write> HashingWriter<W> {
             bytes: 0,
         }
     }
+    /// The `sha256:<hex>` digest and length of what was written, and the inner writer.
     pub fn finish(self) -> (String, u64, W) {
         (
             format!("sha256:{}", hex::encode(self.sha.finalize())),
@@ -189,7 +194,7 @@ impl Store {
             }
             TarSplitRef::Gz { path } => {
                 salvor_tarsplit::assembled_size(open_tar_split(self, path)?)
-                    .map_err(|e| StoreError::invalid(path, salvor_source::error_chain(&e)))
+                    .map_err(|e| StoreError::invalid(path, salvor_model::error_chain(&e)))
             }
         }
     }
@@ -221,7 +226,7 @@ impl Store {
                 let entries = match open_tar_split(self, path) {
                     Ok(e) => e,
                     Err(e) => {
-                        report.error = Some(salvor_source::error_chain(&e));
+                        report.error = Some(salvor_model::error_chain(&e));
                         return Ok(report);
                     }
                 };
@@ -260,7 +265,7 @@ impl Store {
                         report.error = Some(format!(
                             "{}: {}",
                             path.display(),
-                            salvor_source::error_chain(&e)
+                            salvor_model::error_chain(&e)
                         ));
                         let (actual, bytes, _) = hw.finish();
                         report.actual = Some(actual);
@@ -367,7 +372,7 @@ impl Store {
             salvor_whiteout::AsFoundError::Layer(salvor_whiteout::WhiteoutError::Output(ioe)) => {
                 StoreError::Source(salvor_source::SourceError::io(path, ioe))
             }
-            e => StoreError::invalid(path, salvor_source::error_chain(&e)),
+            e => StoreError::invalid(path, salvor_model::error_chain(&e)),
         };
         match &layer.tar_split {
             TarSplitRef::Gz { path } => {
@@ -409,7 +414,7 @@ impl Store {
                 files: 0,
                 status: RebuildStatus::Unrebuildable,
                 findings: Vec::new(),
-                error: Some(e.to_string()),
+                error: Some(salvor_model::error_chain(&e)),
             },
         }
     }
@@ -487,25 +492,33 @@ pub struct SpooledLayer {
 
 /// Errors of [`Store::spool_as_found`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpoolError {
     /// The temporary file could not be created or written.
-    #[error("cannot spool a forced layer in {}: {source}", path.display())]
+    #[error("cannot spool a forced layer in {}", path.display())]
     Spool {
+        /// The spool directory (or the temporary file in it).
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
     /// The layer as found is larger than the spool may hold.
     #[error("layer {chain_id} as found exceeds the spool limit of {limit} bytes (2 × its recorded {recorded} bytes + 4 GiB); not exported")]
     TooLarge {
+        /// The layer's chain id.
         chain_id: String,
+        /// The spool limit in bytes ([`as_found_spool_limit`]).
         limit: u64,
+        /// The layer's recorded tar length in bytes.
         recorded: u64,
     },
     /// The layer could not be read as found.
-    #[error("layer {chain_id} cannot be read as found: {source}")]
+    #[error("layer {chain_id} cannot be read as found")]
     Layer {
+        /// The layer's chain id.
         chain_id: String,
+        /// Why it could not be read.
         #[source]
         source: Box<StoreError>,
     },

@@ -48,7 +48,9 @@ use crate::{Container, Image, Store};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// An image (`sha256:<hex>`, a tag or digest reference).
     Image,
+    /// A container (64 hex digits or a name).
     Container,
 }
 
@@ -71,7 +73,10 @@ pub enum Want {
     /// Either kind (`inspect`, `export`, `extract`). `prefer` decides only between exact
     /// matches (full id or name/tag) of both kinds, as docker's command would; prefixes
     /// matching both kinds are ambiguous whatever `prefer` says.
-    Either { prefer: Kind },
+    Either {
+        /// The kind that wins when both kinds match exactly.
+        prefer: Kind,
+    },
 }
 
 impl Want {
@@ -135,6 +140,7 @@ impl fmt::Display for How {
 /// One object an argument matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Candidate {
+    /// Image or container.
     pub kind: Kind,
     /// `sha256:<hex>` for an image, 64 hex digits for a container.
     pub id: String,
@@ -254,10 +260,14 @@ fn try_hint(wanted: Want) -> &'static str {
 
 /// Why an argument names no single image or container.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// The argument is empty (or only white space).
     #[error("empty {wanted} name or id")]
-    Empty { wanted: Want },
+    Empty {
+        /// What the command wanted.
+        wanted: Want,
+    },
     /// Nothing of the kind(s) looked for matches; `other` is what of the other kind would
     /// have matched (for a command that takes only one kind).
     #[error("no {wanted} matches {query:?}{}", match other.is_empty() {
@@ -265,16 +275,22 @@ pub enum ResolveError {
         false => format!("; it matches {}", list(other, false)),
     })]
     NotFound {
+        /// The argument as given.
         query: String,
+        /// What the command wanted.
         wanted: Want,
+        /// Objects of the kind not wanted that the argument matches (for the hint).
         other: Vec<Candidate>,
     },
     /// Several objects match at the deciding tier (a prefix of several ids, of one kind or
     /// both; or two exact matches docker has no order for). Every candidate is listed.
     #[error("{query:?} is ambiguous: it matches {} {}: {}; give more of the id, or a full id, name or tag", candidates.len(), plural(*wanted), list(candidates, true))]
     Ambiguous {
+        /// The argument as given.
         query: String,
+        /// What the command wanted.
         wanted: Want,
+        /// Every object that matched at the deciding tier.
         candidates: Vec<Candidate>,
     },
 }
@@ -282,11 +298,14 @@ pub enum ResolveError {
 /// What an argument resolved to.
 #[derive(Debug, Clone)]
 pub enum Target<'a> {
+    /// An image of the store.
     Image(&'a Image),
+    /// A container (read on demand, so owned).
     Container(Box<Container>),
 }
 
 impl Target<'_> {
+    /// Whether it is an image or a container.
     pub fn kind(&self) -> Kind {
         match self {
             Target::Image(_) => Kind::Image,
@@ -298,6 +317,7 @@ impl Target<'_> {
 /// A resolved argument.
 #[derive(Debug, Clone)]
 pub struct Resolved<'a> {
+    /// What the argument names.
     pub target: Target<'a>,
     /// How the argument matched it.
     pub how: How,
@@ -327,7 +347,9 @@ impl Resolved<'_> {
 
 /// The resolver over a list of images and a list of containers.
 pub struct Resolver<'a, 'c> {
+    /// The images to match against.
     pub images: &'a [Image],
+    /// The containers to match against.
     pub containers: &'c [Container],
 }
 
@@ -545,6 +567,7 @@ pub enum SaveTarget<'a> {
 /// A resolved `extract` argument.
 #[derive(Debug, Clone)]
 pub struct SaveResolved<'a> {
+    /// What the argument names.
     pub target: SaveTarget<'a>,
     /// What else the argument matched (see [`Resolved::also`]).
     pub also: Vec<Candidate>,

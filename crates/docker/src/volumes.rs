@@ -17,17 +17,24 @@ use crate::{Problem, Store};
 /// A container that mounts a volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VolumeUser {
+    /// The container's id (64 hex digits).
     pub container_id: String,
+    /// The container's name, without the leading `/`.
     pub container_name: String,
+    /// Where the volume is mounted in the container.
     pub destination: String,
+    /// Mounted read-write (`false`: read-only).
     pub rw: bool,
 }
 
 /// One volume of the `local` driver.
 #[derive(Debug, Clone, Serialize)]
 pub struct Volume {
+    /// The volume's name (`volumes/<name>`; 64 hex digits for an anonymous volume).
     pub name: String,
+    /// Its driver (`local`).
     pub driver: String,
+    /// Its scope (`local`).
     pub scope: String,
     /// `<host data-root>/volumes/<name>/_data`, as `docker volume inspect` shows it (the host
     /// data-root is taken from the containers' stored paths; `/var/lib/docker` if unknown).
@@ -40,17 +47,22 @@ pub struct Volume {
     pub anonymous: bool,
     /// Labels and options live in `metadata.db`, which is not parsed.
     pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// The containers that mount it, as recorded in their `MountPoints`.
     pub used_by: Vec<VolumeUser>,
 }
 
 /// One bind mount of a container (a host path).
 #[derive(Debug, Clone, Serialize)]
 pub struct BindMount {
+    /// The container's id (64 hex digits).
     pub container_id: String,
+    /// The container's name, without the leading `/`.
     pub container_name: String,
     /// The host path as stored; never followed.
     pub source: String,
+    /// Where it is mounted in the container.
     pub destination: String,
+    /// Mounted read-write (`false`: read-only).
     pub rw: bool,
     /// Where that host path is in the evidence, when the evidence holds the host's root
     /// directory (or the path is under the data-root) and the path exists there (`lstat`,
@@ -85,7 +97,7 @@ impl Store {
             Err(e) => {
                 problems.push(Problem {
                     path: dir.clone(),
-                    what: salvor_source::error_chain(&e),
+                    what: salvor_model::error_chain(&e),
                 });
                 Vec::new()
             }

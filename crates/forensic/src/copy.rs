@@ -37,7 +37,9 @@ pub const MIN_SAMPLES: u64 = 3;
 /// Mtime comparisons of one class of paths.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MtimeStats {
+    /// Paths whose mtime was compared.
     pub checked: u64,
+    /// Of those, the paths whose mtime on disk equals the recorded one.
     pub matched: u64,
     /// The oldest mtime found on disk (seconds).
     pub oldest_found: Option<i64>,
@@ -50,11 +52,15 @@ pub struct CopyStats {
     pub modes: BTreeMap<(u32, u32), u64>,
     /// More than [`MAX_MODE_PAIRS`] distinct pairs.
     pub modes_overflow: bool,
+    /// Paths whose owner was compared.
     pub owners_checked: u64,
     /// Distinct uids (gids) found on disk, at most a few.
     pub uids: BTreeSet<u32>,
+    /// Distinct gids found on disk (`u32::MAX` stands for "more than a few").
     pub gids: BTreeSet<u32>,
+    /// Compared paths whose uid on disk differs from the record.
     pub uid_diffs: u64,
+    /// Compared paths whose gid on disk differs from the record.
     pub gid_diffs: u64,
     /// `[non-directories, directories]`.
     pub mtimes: [MtimeStats; 2],
@@ -66,10 +72,13 @@ pub struct CopyStats {
     pub xattrs_present: u64,
     /// Recorded capabilities absent on disk, and kept.
     pub caps_lost: u64,
+    /// Recorded capabilities still present on disk.
     pub caps_kept: u64,
     /// Hard links of the tar-split compared, intact, and broken into identical copies.
     pub links: u64,
+    /// Hard links still one inode on disk.
     pub links_intact: u64,
+    /// Hard links broken into byte-identical copies (same size, mode and owner).
     pub links_identical: u64,
 }
 
@@ -145,11 +154,15 @@ pub struct CopyArtifacts {
     pub mode_mask: Option<u32>,
     /// The one uid (gid) that owns every path.
     pub uid: Option<u32>,
+    /// The one gid that owns every path.
     pub gid: Option<u32>,
     /// No file (directory) kept its mtime; every one is newer than its layer's record.
     pub file_mtimes_reset: bool,
+    /// No directory kept its mtime; every one is newer than its layer's record.
     pub dir_mtimes_reset: bool,
+    /// Every recorded extended attribute is absent on disk (a copy that drops xattrs).
     pub xattrs_lost: bool,
+    /// Every recorded hard link was broken into identical copies (a copy that does not keep hard links).
     pub hardlinks_not_kept: bool,
     /// setuid/setgid cleared and every recorded file capability gone with them (what
     /// the kernel does on `chown`, or to a copy made without the privilege to keep them).
@@ -159,10 +172,15 @@ pub struct CopyArtifacts {
 /// The kinds of difference a copy artifact explains, for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ArtifactClass {
+    /// Permission bits (a umask applied by the copy).
     Mode,
+    /// uid or gid (a copy made as one user).
     Owner,
+    /// Modification times (a copy that does not keep them).
     Mtime,
+    /// Extended attributes, capabilities included.
     Xattr,
+    /// Hard links broken into copies.
     HardLink,
 }
 

@@ -24,7 +24,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::timeline::{clean_bytes, write_timeline, TimelineFormat, TimelineOptions};
-use crate::verify::{chains_of, check, image_verdicts};
+use crate::verify::{check, layers_of, verdicts};
 
 /// What goes into a report.
 #[derive(Debug, Clone, Default)]
@@ -42,19 +42,28 @@ pub struct ReportSummary {
     pub files: Vec<(String, String)>,
     /// Every image and layer verified.
     pub all_verified: bool,
+    /// Images that did not verify.
     pub images_failed: usize,
+    /// Layers that did not verify (by content or by metadata).
     pub layers_failed: usize,
+    /// Problems met reading the evidence (listed in summary.md).
     pub problems: usize,
 }
 
+/// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReportError {
-    #[error("{path}: {source}")]
+    /// A file of the report could not be written.
+    #[error("{path}")]
     Io {
+        /// The file of the report (its final path in the output directory).
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The timeline could not be written.
     #[error(transparent)]
     Timeline(#[from] crate::timeline::TimelineError),
     /// The output: refused, or writing it failed (names the output path).
@@ -163,16 +172,16 @@ fn write_files(
     let warnings: Vec<String> = store.source.warnings().to_vec();
 
     // Verification.
-    let images: Vec<_> = store.images.iter().collect();
+    let images = salvor_model::ContainerStore::images(store);
     // Every layer of every image, then layers no image uses (still evidence).
-    let mut chains = chains_of(&images);
+    let mut chains = layers_of(&images);
     for c in store.layers.keys() {
         if !chains.contains(c) {
             chains.push(c.clone());
         }
     }
     let checked = check(store, &chains, progress);
-    let verdicts = image_verdicts(&images, &checked);
+    let verdicts = verdicts(store, &images, &checked);
     let all_ok = verdicts.iter().all(|v| v.ok) && checked.all_ok();
 
     // timeline.jsonl first: its problems go into the summary.

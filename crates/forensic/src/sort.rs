@@ -19,10 +19,15 @@ pub const RUN_BYTES: usize = 32 << 20;
 /// One output line with its sort key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Item {
+    /// Seconds since the Unix epoch (the primary sort key).
     pub sec: i64,
+    /// Nanoseconds within the second.
     pub nsec: u32,
+    /// The entry's name (second key).
     pub name: String,
+    /// Last key before the line itself (the mactime letters of a JSON line; empty for the bodyfile).
     pub tie: String,
+    /// The finished output line, without its newline.
     pub line: String,
 }
 
@@ -47,6 +52,7 @@ impl Default for ExternalSorter {
 }
 
 impl ExternalSorter {
+    /// A sorter that spills a run to disk once `limit` bytes of items are held (at least 1).
     pub fn with_limit(limit: usize) -> Self {
         ExternalSorter {
             buf: Vec::new(),
@@ -56,6 +62,7 @@ impl ExternalSorter {
         }
     }
 
+    /// Adds an item; spills a sorted run to a temporary file when the memory limit is reached.
     pub fn push(&mut self, item: Item) -> io::Result<()> {
         self.bytes += item.weight();
         self.buf.push(item);

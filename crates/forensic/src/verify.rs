@@ -21,7 +21,7 @@ use std::io::{self, Write};
 
 use rayon::prelude::*;
 use salvor_docker::Image;
-use salvor_model::{ContainerStore, Problem, RebuildReport, RebuildStatus};
+use salvor_model::{ContainerStore, ImageRecord, Problem, RebuildReport, RebuildStatus};
 
 use crate::audit::{AuditReport, FindingClass};
 use crate::copy::{ArtifactClass, CopyArtifacts};
@@ -58,7 +58,7 @@ pub fn verify_layers(
                 Ok(r) => r,
                 Err(e) => {
                     let mut r = store.verify_layer(l);
-                    r.error.get_or_insert_with(|| e.to_string());
+                    r.error.get_or_insert_with(|| salvor_model::error_chain(&e));
                     r
                 }
             }
@@ -73,14 +73,34 @@ pub fn verify_layers(
 /// The verdict on one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageVerdict {
+    /// The image id (`sha256:<hex>`).
     pub id: String,
+    /// Its tags in familiar form.
     pub tags: Vec<String>,
+    /// No problem found: the config hashes to the id and every layer verified.
     pub ok: bool,
+    /// What failed, one line each (`layer <short>: content did not verify (…)`).
     pub problems: Vec<String>,
+    /// Its layers' chain ids, base layer first.
     pub chain_ids: Vec<String>,
 }
 
-/// Every layer of `images`, each once, in image order.
+/// Every layer of the engine-neutral `images` ([`ImageRecord::layers`]), each once, in
+/// image order.
+pub fn layers_of(images: &[ImageRecord]) -> Vec<String> {
+    let mut layers: Vec<String> = Vec::new();
+    for img in images {
+        for l in &img.layers {
+            if !layers.contains(l) {
+                layers.push(l.clone());
+            }
+        }
+    }
+    layers
+}
+
+/// Every layer of Docker's `images`, each once, in image order ([`layers_of`] for callers
+/// still holding `salvor_docker` images).
 pub fn chains_of(images: &[&Image]) -> Vec<String> {
     let mut chains: Vec<String> = Vec::new();
     for img in images {
@@ -114,6 +134,7 @@ pub fn audit_layers(
 /// The verdict on one layer: its rebuild (content) and its audit (metadata).
 #[derive(Debug, Clone)]
 pub struct LayerVerdict {
+    /// The layer's rebuild: whether its content hashes to its diff id.
     pub rebuild: RebuildReport,
     /// `None` when the layer could not be audited at all (not in the store).
     pub audit: Option<AuditReport>,
@@ -419,39 +440,71 @@ pub fn assemble(
     }
 }
 
-/// An image verifies when its config hashes to its id and every layer is ok
-/// ([`LayerVerdict::ok`]).
+/// The verdict on each of the engine-neutral `images` of `store`: an image verifies when
+/// its config ([`ContainerStore::config_bytes`], where the engine keeps it as stored) hashes
+/// to its id and every layer is ok ([`LayerVerdict::ok`]).
+pub fn verdicts(
+    store: &dyn ContainerStore,
+    images: &[ImageRecord],
+    check: &Check,
+) -> Vec<ImageVerdict> {
+    images
+        .iter()
+        .map(|img| {
+            let config_ok = !img.config_as_stored
+                || store
+                    .config_bytes(&img.id)
+                    .is_ok_and(|b| salvor_oci::Digest::sha256_of(&b).as_str() == img.id);
+            verdict(&img.id, &img.names, &img.layers, config_ok, check)
+        })
+        .collect()
+}
+
+/// [`verdicts`] for callers still holding Docker's images: an image verifies when its
+/// config hashes to its id and every layer is ok ([`LayerVerdict::ok`]).
 pub fn image_verdicts(images: &[&Image], check: &Check) -> Vec<ImageVerdict> {
     images
         .iter()
         .map(|img| {
-            let mut problems = Vec::new();
-            if !img.synthesised && salvor_docker::sha256_hex(&img.config) != img.id {
-                problems.push("config bytes do not hash to the image id".to_string());
-            }
-            for c in &img.chain_ids {
-                let short = c.strip_prefix("sha256:").unwrap_or(c);
-                let short = &short[..short.len().min(12)];
-                match check.layers.get(c) {
-                    Some(v) if v.ok() => {}
-                    Some(v) if v.content() == "verified" => problems.push(format!(
-                        "layer {short}: content verified, {} metadata finding(s)",
-                        v.metadata_findings()
-                    )),
-                    Some(v) => problems.push(format!(
-                        "layer {short}: content did not verify ({})",
-                        v.content()
-                    )),
-                    None => problems.push(format!("layer {short} is not in the layer store")),
-                }
-            }
-            ImageVerdict {
-                id: img.id.clone(),
-                tags: img.repo_tags.clone(),
-                ok: problems.is_empty(),
-                problems,
-                chain_ids: img.chain_ids.clone(),
-            }
+            let config_ok = img.synthesised || salvor_docker::sha256_hex(&img.config) == img.id;
+            verdict(&img.id, &img.repo_tags, &img.chain_ids, config_ok, check)
         })
         .collect()
+}
+
+/// One image's verdict: its config check, then each of its layers' verdicts in order.
+fn verdict(
+    id: &str,
+    tags: &[String],
+    layers: &[String],
+    config_ok: bool,
+    check: &Check,
+) -> ImageVerdict {
+    let mut problems = Vec::new();
+    if !config_ok {
+        problems.push("config bytes do not hash to the image id".to_string());
+    }
+    for c in layers {
+        let short = c.strip_prefix("sha256:").unwrap_or(c);
+        let short = &short[..short.len().min(12)];
+        match check.layers.get(c) {
+            Some(v) if v.ok() => {}
+            Some(v) if v.content() == "verified" => problems.push(format!(
+                "layer {short}: content verified, {} metadata finding(s)",
+                v.metadata_findings()
+            )),
+            Some(v) => problems.push(format!(
+                "layer {short}: content did not verify ({})",
+                v.content()
+            )),
+            None => problems.push(format!("layer {short} is not in the layer store")),
+        }
+    }
+    ImageVerdict {
+        id: id.to_string(),
+        tags: tags.to_vec(),
+        ok: problems.is_empty(),
+        problems,
+        chain_ids: layers.to_vec(),
+    }
 }

@@ -24,6 +24,69 @@
 //! Layer and image ids are the store's own keys (`sha256:<hex>` chain ids for Docker's
 //! graphdriver, layer ids for containers/storage, snapshot keys for containerd): they are
 //! only compared for equality within one store.
+//!
+//! # Example
+//!
+//! A new engine plugs in by implementing [`ContainerStore`]; consumers only see the trait
+//! and the records. Here an in-memory store with one image and nothing else, in a [`Host`]:
+//!
+//! ```
+//! use std::io::{self, Write};
+//! use std::sync::Arc;
+//! use salvor_model::*;
+//!
+//! struct Tiny { source: Arc<dyn Source>, config: Arc<Vec<u8>> }
+//!
+//! impl ContainerStore for Tiny {
+//!     fn identity(&self) -> StoreIdentity {
+//!         StoreIdentity { engine: EngineKind::Podman, namespace: None,
+//!             root: "var/lib/containers/storage".into(), driver: "overlay".into(),
+//!             rootless_owner: None }
+//!     }
+//!     fn source(&self) -> &Arc<dyn Source> { &self.source }
+//!     fn images(&self) -> Vec<ImageRecord> {
+//!         vec![ImageRecord { id: "sha256:1".into(), names: vec!["tiny:1".into()],
+//!             digests: vec![], layers: vec![], created: None, config_as_stored: true,
+//!             config_path: None }]
+//!     }
+//!     fn layers(&self) -> Vec<LayerRecord> { vec![] }
+//!     fn layer(&self, _id: &str) -> Option<LayerRecord> { None }
+//!     fn containers(&self) -> Result<Vec<ContainerRecord>, ModelError> { Ok(vec![]) }
+//!     fn volumes(&self) -> Result<Vec<VolumeRecord>, ModelError> { Ok(vec![]) }
+//!     fn problems(&self) -> Vec<Problem> { vec![] }
+//!     fn damage(&self) -> Vec<EvidenceDamage> { vec![] }
+//!     fn config_bytes(&self, _id: &str) -> Result<Arc<Vec<u8>>, ModelError> {
+//!         Ok(self.config.clone())
+//!     }
+//!     fn manifest_bytes(&self, _id: &str) -> Result<Option<Vec<u8>>, ModelError> { Ok(None) }
+//!     fn rebuild_layer(&self, id: &str, _out: &mut dyn Write) -> io::Result<RebuildReport> {
+//!         Ok(self.verify_layer(id))
+//!     }
+//!     fn verify_layer(&self, id: &str) -> RebuildReport {
+//!         RebuildReport { chain_id: id.into(), diff_id: None, actual: None, as_found: None,
+//!             bytes: 0, files: 0, status: RebuildStatus::Unrebuildable, findings: vec![],
+//!             error: Some(format!("no layer {id}")) }
+//!     }
+//!     fn layer_view(&self, id: &str) -> Result<LayerView, ModelError> {
+//!         Err(ModelError::NotFound(format!("no layer {id}")))
+//!     }
+//!     fn recorded_headers(&self, id: &str) -> RecordedHeaders {
+//!         RecordedHeaders::Unavailable { reason: format!("no layer {id}") }
+//!     }
+//!     fn rw_layer_view(&self, id: &str) -> Result<LayerView, ModelError> {
+//!         Err(ModelError::NotFound(format!("no container {id}")))
+//!     }
+//! }
+//!
+//! let source = Arc::new(salvor_source::DirSource::new(env!("CARGO_MANIFEST_DIR").as_ref())?);
+//! let host = Host::new(vec![Box::new(Tiny { source, config: Arc::new(b"{}".to_vec()) })]);
+//! assert_eq!(host.identities()[0].to_string(), "podman at var/lib/containers/storage (overlay)");
+//! let found = host.find_image("sha256:1");
+//! assert_eq!((found[0].0, found[0].1.names.as_slice()), (0, &["tiny:1".to_string()][..]));
+//! assert_eq!(host.stores[0].image_layers("sha256:1")?, vec![]);
+//! assert!(host.stores[0].layer_view("x").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
@@ -35,6 +98,11 @@ use std::sync::Arc;
 pub use salvor_oci::{ChainId, DiffId, Digest};
 pub use salvor_source::{EvidenceDamage, Source};
 pub use salvor_whiteout::WhiteoutStyle;
+
+/// An error and its causes on one line, each cause once: the one helper, re-exported from
+/// [`salvor_source::error_chain`] for engine crates that render problems.
+pub use salvor_source::error_chain;
+
 
 /// Which engine wrote a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -491,6 +559,7 @@ pub struct FileFinding {
 
 /// An error of a store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// An image, layer or container the store does not hold.
     #[error("{0}")]

@@ -436,7 +436,7 @@ fn kinds(e: &ResolveError) -> Vec<(Kind, String)> {
         | ResolveError::NotFound {
             other: candidates, ..
         } => candidates.iter().map(|c| (c.kind, c.id.clone())).collect(),
-        ResolveError::Empty { .. } => vec![],
+        _ => vec![],
     }
 }
 

@@ -19,6 +19,10 @@
 //! partial message that is not the last part; `--timestamps` prefixes
 //! `2006-01-02T15:04:05.000000000Z07:00` (always nine digits) and a space.
 
+mod proto;
+
+pub use proto::{decode_entry, encode_local_record, DecodeError, ProtoEntry};
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -40,7 +44,9 @@ pub const MAX_LOG_LINE: usize = 16 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
@@ -48,6 +54,7 @@ pub enum Stream {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
+    /// The `json-file` driver's one JSON object per line (`{"log":…,"stream":…,"time":…}`).
     JsonFile,
     /// The `local` driver's protobuf records (also the dual-logging cache).
     Local,
@@ -56,19 +63,24 @@ pub enum LogFormat {
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
+    /// When the engine received the line, `None` if the entry has no readable time.
     pub time: Option<Timestamp>,
+    /// Which stream the container wrote it to.
     pub stream: Stream,
     /// The bytes `docker logs` prints for this entry (newline included where it prints one).
     pub line: Vec<u8>,
     /// Where the entry was read (the file, and the offset in its decompressed bytes).
     pub file: PathBuf,
+    /// Offset of the entry in the file's decompressed bytes.
     pub offset: u64,
 }
 
 /// The log files of one container, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LogFiles {
+    /// Their format (one driver per container).
     pub format: LogFormat,
+    /// The files relative to the evidence root, oldest first (`<id>-json.log.2.gz`, …, `<id>-json.log`).
     pub files: Vec<PathBuf>,
     /// Entries named like a log file that are not regular files (FIFO, socket, symlink,
     /// directory …): not read; a [`LogReader`] yields an error naming each and its kind.
@@ -184,6 +196,7 @@ struct Open {
 }
 
 impl LogReader {
+    /// A reader of `files` in `source`, oldest first; nothing is opened until the first entry is read.
     pub fn new(source: Arc<dyn Source>, files: &LogFiles) -> Self {
         LogReader {
             source,
@@ -322,7 +335,13 @@ fn next_json(cur: &mut Open) -> Step {
     loop {
         let start = cur.offset;
         match read_line(cur, &mut buf) {
-            Err(e) => return Step::Fatal(at(cur, cur.offset, format!("read error: {e}"))),
+            Err(e) => {
+                return Step::Fatal(at(
+                    cur,
+                    cur.offset,
+                    format!("read error: {}", salvor_model::error_chain(&e)),
+                ))
+            }
             Ok(None) => return Step::Eof,
             Ok(Some(true)) => {
                 return Step::Skip(at(
@@ -452,150 +471,23 @@ fn next_local(cur: &mut Open) -> Step {
     }
 }
 
-/// A decoded `LogEntry` protobuf.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ProtoEntry {
-    pub source: String,
-    pub time_nano: i64,
-    pub line: Vec<u8>,
-    pub partial: bool,
-    pub last: bool,
-    pub partial_id: String,
-    pub ordinal: i64,
-}
-
-fn varint(b: &[u8], i: &mut usize) -> Result<u64, String> {
-    let mut v: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let Some(&byte) = b.get(*i) else {
-            return Err("truncated varint".into());
-        };
-        *i += 1;
-        if shift == 63 && byte > 1 {
-            return Err("varint overflows 64 bits".into());
-        }
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err("varint too long".into())
-}
-
-fn fields(b: &[u8], mut f: impl FnMut(u64, Field<'_>) -> Result<(), String>) -> Result<(), String> {
-    let mut i = 0;
-    while i < b.len() {
-        let key = varint(b, &mut i)?;
-        let (num, wt) = (key >> 3, key & 7);
-        let field = match wt {
-            0 => Field::Varint(varint(b, &mut i)?),
-            1 => {
-                i = i
-                    .checked_add(8)
-                    .filter(|e| *e <= b.len())
-                    .ok_or("truncated fixed64")?;
-                Field::Other
-            }
-            2 => {
-                let n = varint(b, &mut i)?;
-                let end = usize::try_from(n)
-                    .ok()
-                    .and_then(|n| i.checked_add(n))
-                    .filter(|e| *e <= b.len())
-                    .ok_or("length-delimited field runs past the record")?;
-                let s = &b[i..end];
-                i = end;
-                Field::Bytes(s)
-            }
-            5 => {
-                i = i
-                    .checked_add(4)
-                    .filter(|e| *e <= b.len())
-                    .ok_or("truncated fixed32")?;
-                Field::Other
-            }
-            other => return Err(format!("unsupported wire type {other}")),
-        };
-        f(num, field)?;
-    }
-    Ok(())
-}
-
-enum Field<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    Other,
-}
-
-/// Decodes one `LogEntry` protobuf message.
-pub fn decode_entry(b: &[u8]) -> Result<ProtoEntry, String> {
-    let mut e = ProtoEntry::default();
-    fields(b, |num, f| {
-        match (num, f) {
-            (1, Field::Bytes(s)) => e.source = String::from_utf8_lossy(s).into_owned(),
-            (2, Field::Varint(v)) => e.time_nano = v as i64,
-            (3, Field::Bytes(s)) => e.line = s.to_vec(),
-            (4, Field::Varint(v)) => e.partial = v != 0,
-            (5, Field::Bytes(s)) => fields(s, |n, f| {
-                match (n, f) {
-                    (1, Field::Varint(v)) => e.last = v != 0,
-                    (2, Field::Bytes(s)) => e.partial_id = String::from_utf8_lossy(s).into_owned(),
-                    (3, Field::Varint(v)) => e.ordinal = v as i32 as i64,
-                    _ => {}
-                }
-                Ok(())
-            })?,
-            (1 | 3 | 5, _) | (2 | 4, Field::Bytes(_)) => {
-                return Err(format!("field {num} has the wrong wire type"))
-            }
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(e)
-}
-
-/// Encodes a `LogEntry` record with its framing (used by tests and tools).
-pub fn encode_local_record(source: &str, time_nano: i64, line: &[u8], partial: bool) -> Vec<u8> {
-    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    let mut m = Vec::new();
-    m.push(0x0a);
-    put_varint(&mut m, source.len() as u64);
-    m.extend_from_slice(source.as_bytes());
-    m.push(0x10);
-    put_varint(&mut m, time_nano as u64);
-    m.push(0x1a);
-    put_varint(&mut m, line.len() as u64);
-    m.extend_from_slice(line);
-    if partial {
-        m.extend_from_slice(&[0x20, 1]);
-    }
-    let n = (m.len() as u32).to_be_bytes();
-    let mut out = n.to_vec();
-    out.extend_from_slice(&m);
-    out.extend_from_slice(&n);
-    out
-}
-
 /// Options of `docker logs`.
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
+    /// Only entries at or after this time (`--since`).
     pub since: Option<Timestamp>,
+    /// Only entries at or before this time (`--until`); reading stops at the first later one.
     pub until: Option<Timestamp>,
     /// Only the last N entries (before `since`/`until` are applied, as the engine does).
     pub tail: Option<usize>,
+    /// Prefix each line with its RFC 3339 time in nanoseconds (`--timestamps`).
     pub timestamps: bool,
 }
 
 /// What [`write_logs`] did.
 #[derive(Debug, Clone, Default)]
 pub struct LogSummary {
+    /// Entries written (after the filters).
     pub entries: u64,
     /// Damage met (each names the file and offset); the rest was still written.
     pub errors: Vec<String>,
@@ -654,7 +546,7 @@ pub fn write_logs(
                     }
                     Err(e) => {
                         on_error(&e);
-                        summary.errors.push(e.to_string());
+                        summary.errors.push(salvor_model::error_chain(&e));
                     }
                 }
             }
@@ -674,7 +566,7 @@ pub fn write_logs(
                     }
                     Err(e) => {
                         on_error(&e);
-                        summary.errors.push(e.to_string());
+                        summary.errors.push(salvor_model::error_chain(&e));
                     }
                 }
             }

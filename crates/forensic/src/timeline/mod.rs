@@ -1,0 +1,311 @@
+//! File-system and host-event timelines.
+//!
+//! [`write_timeline`] walks the directories named by [`TimelineOptions`] through the
+//! evidence's [`Source`] (`lstat` only: a symlink is reported with its target and never
+//! followed) and reads the engine's metadata for host events. Every file and event becomes
+//! an [`Entry`]; entries are rendered as Sleuth Kit bodyfile lines or JSON lines and sorted
+//! in bounded memory ([`crate::sort`]).
+//!
+//! What is walked:
+//!
+//! * every container's read-write layer (`[container NAME rw]`: overlay2 / fuse-overlayfs
+//!   `diff/`, aufs `diff/<id>`, the vfs/btrfs/zfs snapshot) and its **init layer**
+//!   (`[container NAME init]`: the `/etc/hosts`, `/etc/resolv.conf`, `/.dockerenv`
+//!   placeholders the engine wrote when it created the container — their times date the
+//!   creation independently of `config.v2.json`);
+//! * with `volumes`, every volume's `_data` (`[volume NAME]`);
+//! * with `images`, every image layer's own directory (`[layer CHAINID]`).
+//!
+//! Whiteouts (overlay char device 0/0, or a `.wh.NAME` file) are shown as the deleted
+//! path with ` (deleted)`; opaque markers (`.wh..wh..opq`, `.wh..opq`, the `*.opaque=y`
+//! xattr on a directory) as ` (opaque: lower layers' contents hidden)`.
+//!
+//! Host events: image created (config `created`), image last updated (pulled, loaded or
+//! tagged: `imagedb/metadata/sha256/<id>/lastUpdated`), image history entries (each
+//! distinct `created`+`created_by` once), container created / started / finished
+//! (`config.v2.json`), and with `logs` every log line. A host event has one time, written
+//! into all four time fields (mactime shows it as `macb`).
+
+mod collect;
+mod render;
+
+use render::clean_str;
+pub use render::{bodyfile_line, clean_bytes, json_lines, ls_mode};
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use salvor_docker::logs::{parse_time, LogReader, Stream};
+use salvor_docker::{Container, LayerFiles, Layout, Problem, Store};
+use salvor_source::{FileKind, Metadata, Source, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::sort::{ExternalSorter, Item};
+
+/// Output format of a timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimelineFormat {
+    /// Sleuth Kit 3+ bodyfile, one line per file or event, for `mactime -b`.
+    #[default]
+    Bodyfile,
+    /// One JSON object per (file, distinct time), nanosecond precision.
+    Jsonl,
+}
+
+/// What goes into a timeline.
+#[derive(Debug, Clone, Default)]
+pub struct TimelineOptions {
+    /// Container names or ids (prefixes) whose layers are walked; empty = all containers.
+    pub containers: Vec<String>,
+    /// Also walk every image layer's directory.
+    pub images: bool,
+    /// Also walk every volume's `_data`.
+    pub volumes: bool,
+    /// Also one event per container log line.
+    pub logs: bool,
+}
+
+/// A point in time, nanoseconds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Time {
+    /// Seconds since the Unix epoch (negative before 1970).
+    pub sec: i64,
+    /// Nanoseconds within the second (0..1e9).
+    pub nsec: u32,
+}
+
+impl From<Timestamp> for Time {
+    fn from(t: Timestamp) -> Self {
+        Time {
+            sec: t.sec,
+            nsec: t.nsec,
+        }
+    }
+}
+
+impl Time {
+    /// RFC 3339 in UTC, nine fractional digits.
+    pub fn rfc3339(self) -> String {
+        salvor_oci::time::format_utc_nano_fixed(self.sec, self.nsec)
+    }
+    /// Seconds as the bodyfile writes them: `1700000000` or `1700000000.123456789`.
+    pub fn bodyfile(self) -> String {
+        if self.nsec == 0 {
+            self.sec.to_string()
+        } else if self.sec >= 0 {
+            format!("{}.{:09}", self.sec, self.nsec)
+        } else {
+            // -1.25 s is sec -2, nsec 750000000.
+            let total = self.sec as i128 * 1_000_000_000 + self.nsec as i128;
+            let a = total.unsigned_abs();
+            format!("-{}.{:09}", a / 1_000_000_000, a % 1_000_000_000)
+        }
+    }
+}
+
+/// One file (or host event) of a timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// What the bodyfile's name column shows: `[SCOPE] PATH[ -> TARGET][ (deleted)]…
+    /// (evidence: EVIDENCE-PATH)`.
+    pub name: String,
+    /// `container c-exit0 rw`, `container c-exit0 init`, `volume NAME`, `layer CHAIN`,
+    /// `image ID TAG`, `container NAME`, `container NAME log stdout`.
+    pub scope: String,
+    /// The path as the container saw it (`/etc/passwd`), or what happened, for events.
+    pub path: String,
+    /// `file`, `dir`, `symlink`, `char-device`, `block-device`, `fifo`, `socket`,
+    /// `whiteout`, `opaque-marker`, `event`.
+    pub kind: String,
+    /// For events: `image-created`, `image-last-updated`, `image-history`,
+    /// `container-created`, `container-started`, `container-finished`, `log-line`.
+    pub event: Option<String>,
+    /// A whiteout: `path` was deleted in this layer.
+    pub deleted: bool,
+    /// A directory marked opaque (or an opaque marker).
+    pub opaque: bool,
+    /// A symlink's target as stored (lossy UTF-8).
+    pub link_target: Option<String>,
+    /// Where the file (or the metadata the event comes from) is in the evidence.
+    pub evidence: Option<String>,
+    /// `ls -l` style (`-rw-r--r--`, `c---------`), empty for events.
+    pub mode: String,
+    /// Owner uid as found (0 for events).
+    pub uid: u32,
+    /// Owner gid as found (0 for events).
+    pub gid: u32,
+    /// Size in bytes (0 for events).
+    pub size: u64,
+    /// Inode number in the evidence's filesystem (0 for events).
+    pub inode: u64,
+    /// Last modification (for an event: its time, as are the other three).
+    pub mtime: Option<Time>,
+    /// Last access, when the evidence keeps it.
+    pub atime: Option<Time>,
+    /// Last inode change, when the evidence keeps it.
+    pub ctime: Option<Time>,
+    /// Creation (birth), when the evidence's filesystem records it.
+    pub btime: Option<Time>,
+}
+
+/// One JSON line of a timeline: an [`Entry`] at one of its times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonLine {
+    /// RFC 3339, nanoseconds, UTC.
+    pub time: String,
+    /// `time` as seconds since the Unix epoch.
+    pub sec: i64,
+    /// Nanoseconds within the second.
+    pub nsec: u32,
+    /// Which of the entry's times are at `time`, mactime style (`m.c.`, `macb`).
+    pub macb: String,
+    /// The entry (its fields flattened into the line).
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// What a timeline run found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TimelineSummary {
+    /// Files and events.
+    pub entries: u64,
+    /// Output lines.
+    pub lines: u64,
+    /// Directories, files or metadata that could not be read (the rest was still walked).
+    pub problems: Vec<Problem>,
+}
+
+/// Errors that stop a timeline (evidence problems do not: they become [`Problem`]s).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimelineError {
+    /// Writing the output, or spilling the sort to `$TMPDIR`, failed.
+    #[error("writing the timeline")]
+    Io(#[from] io::Error),
+    /// The Docker metadata needed could not be read.
+    #[error(transparent)]
+    Store(#[from] salvor_docker::StoreError),
+}
+
+/// Walks the evidence per `opts` and writes a sorted timeline to `out`.
+pub fn write_timeline(
+    store: &Store,
+    opts: &TimelineOptions,
+    format: TimelineFormat,
+    out: &mut dyn Write,
+) -> Result<TimelineSummary, TimelineError> {
+    let mut c = Collector {
+        store,
+        src: store.source.as_ref(),
+        format,
+        sorter: ExternalSorter::default(),
+        summary: TimelineSummary::default(),
+    };
+    let (all, problems) = store.containers();
+    c.summary.problems.extend(problems);
+    let selected: Vec<Container> = if opts.containers.is_empty() {
+        all.clone()
+    } else {
+        let mut ids = BTreeSet::new();
+        let mut v = Vec::new();
+        for q in &opts.containers {
+            // The one resolver, containers only (images are there to say what else `q` names).
+            let found = salvor_docker::resolve::Resolver {
+                images: &store.images,
+                containers: &all,
+            }
+            .resolve(q, salvor_docker::Want::Container)
+            .map_err(salvor_docker::StoreError::from)?;
+            let salvor_docker::Target::Container(found) = found.target else {
+                continue;
+            };
+            let found = *found;
+            if ids.insert(found.id.clone()) {
+                v.push(found);
+            }
+        }
+        v
+    };
+    let mut selected = selected;
+    selected.sort_by(|a, b| a.id.cmp(&b.id));
+
+    c.image_events()?;
+    for ct in &selected {
+        c.container_events(ct)?;
+        let label = container_label(ct);
+        match &ct.rw_layer {
+            Some(rw) => {
+                c.walk_layer(&format!("container {label} rw"), &rw.files, &ct.dir)?;
+                if let Some(init) = &rw.init_files {
+                    c.walk_layer(&format!("container {label} init"), init, &ct.dir)?;
+                }
+            }
+            None => c.problem(&ct.dir, "container without a read-write layer; not walked"),
+        }
+        if opts.logs {
+            c.log_events(ct, &label)?;
+        }
+    }
+    if opts.volumes {
+        let (vols, problems) = store.volumes(&all);
+        c.summary.problems.extend(problems);
+        for v in vols {
+            if let Some(data) = &v.data {
+                let name = if v.anonymous {
+                    v.name[..12].to_string()
+                } else {
+                    clean_str(&v.name)
+                };
+                c.walk(&format!("volume {name}"), data)?;
+            }
+        }
+    }
+    if opts.images {
+        for layer in store.layers.values() {
+            let short = short_hex(&layer.chain_id);
+            c.walk_layer(&format!("layer {short}"), &layer.files, &layer.meta_dir)?;
+        }
+    }
+
+    let Collector {
+        sorter,
+        mut summary,
+        ..
+    } = c;
+    let mut lines = 0u64;
+    sorter.finish(|it| {
+        lines += 1;
+        out.write_all(it.line.as_bytes())?;
+        out.write_all(b"\n")
+    })?;
+    out.flush()?;
+    summary.lines = lines;
+    summary.problems.sort();
+    summary.problems.dedup();
+    Ok(summary)
+}
+
+fn container_label(c: &Container) -> String {
+    if c.name.is_empty() {
+        c.short_id().to_string()
+    } else {
+        clean_str(&c.name)
+    }
+}
+
+fn short_hex(id: &str) -> String {
+    let h = id.strip_prefix("sha256:").unwrap_or(id);
+    h[..h.len().min(12)].to_string()
+}
+
+struct Collector<'a> {
+    store: &'a Store,
+    src: &'a dyn Source,
+    format: TimelineFormat,
+    sorter: ExternalSorter,
+    summary: TimelineSummary,
+}
