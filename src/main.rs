@@ -353,17 +353,9 @@ fn main() -> ExitCode {
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // The error chain, each cause once (library errors often repeat their source).
-            let mut msg = String::new();
-            for cause in e.chain() {
-                let c = cause.to_string();
-                if !msg.contains(&c) {
-                    if !msg.is_empty() {
-                        msg.push_str(": ");
-                    }
-                    msg.push_str(&c);
-                }
-            }
+            // The error chain on one line, each cause once (`salvor_source::error_chain`:
+            // messages never repeat their cause, so this is anyhow's `{:#}`).
+            let msg = salvor_source::error_chain(e.as_ref());
             // Not eprintln!: a closed stderr must not turn the error into a panic.
             let _ = writeln!(std::io::stderr(), "salvor: error: {msg}");
             ExitCode::from(salvor_core::evidence::error_exit_code(&e))
