@@ -43,6 +43,7 @@
 //!             root: "var/lib/containers/storage".into(), driver: "overlay".into(),
 //!             rootless_owner: None }
 //!     }
+//!     fn as_any(&self) -> &dyn std::any::Any { self }
 //!     fn source(&self) -> &Arc<dyn Source> { &self.source }
 //!     fn images(&self) -> Vec<ImageRecord> {
 //!         vec![ImageRecord { id: "sha256:1".into(), names: vec!["tiny:1".into()],
