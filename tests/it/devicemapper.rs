@@ -115,12 +115,14 @@ fn build_devicemapper_root(tmp: &Path, scratch: bool) -> std::path::PathBuf {
     // The metadata thin_restore wrote from this very XML.
     let k = devices.len();
     let committed_xml = fs::read_to_string(fx.join(format!("pool-{k}.xml"))).expect("pool xml");
-    assert_eq!(xml, committed_xml, "the pool's XML is not the one given to thin_restore");
+    assert_eq!(
+        xml, committed_xml,
+        "the pool's XML is not the one given to thin_restore"
+    );
     let meta = dm.join("devicemapper/metadata");
-    let bytes = zstd::decode_all(
-        &fs::read(fx.join(format!("metadata-{k}.zst"))).expect("metadata")[..],
-    )
-    .expect("zstd");
+    let bytes =
+        zstd::decode_all(&fs::read(fx.join(format!("metadata-{k}.zst"))).expect("metadata")[..])
+            .expect("zstd");
     assert_eq!(bytes.len() as u64, META_SIZE);
     fs::write(&meta, bytes).expect("meta");
     fs::write(
@@ -270,7 +272,11 @@ fn build_direct_lvm_disk(tmp: &Path, configured: bool) -> std::path::PathBuf {
     // p1 at 1 MiB (48 MiB), p2 (LVM) after it.
     let fx = docker_pool_fixtures();
     let rootfs = tmp.join("root.img");
-    let name = if configured { "root.img.zst" } else { "root-bare.img.zst" };
+    let name = if configured {
+        "root.img.zst"
+    } else {
+        "root-bare.img.zst"
+    };
     fs::write(
         &rootfs,
         zstd::decode_all(&fs::read(fx.join(name)).expect("root image")[..]).expect("zstd"),

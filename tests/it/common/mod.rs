@@ -243,14 +243,22 @@ pub fn docker_disk_fixtures() -> PathBuf {
 /// Decompresses the committed disks (`disks.zst`, named and sized by `disks.txt`) into `dir`
 /// (sparse): overlay2.raw, overlay2.qcow2, vfs.raw, fuse-overlayfs.raw, fstab.raw, xfs-gpt.raw.
 pub fn unpack_docker_disks(dir: &Path) {
-    let fx = docker_disk_fixtures();
+    unpack_docker_disks_from(&docker_disk_fixtures(), dir)
+}
+
+/// [`unpack_docker_disks`] of the fixture directory `fx` (a fresh run of the script).
+pub fn unpack_docker_disks_from(fx: &Path, dir: &Path) {
     let list = std::fs::read_to_string(fx.join("disks.txt")).expect("disks.txt");
     let f = std::fs::File::open(fx.join("disks.zst")).expect("disks.zst");
     let mut z = zstd::stream::read::Decoder::new(f).expect("zstd");
     z.window_log_max(27).expect("zstd window");
     for line in list.lines() {
         let (name, len) = line.split_once(' ').expect("disks.txt: NAME SIZE");
-        copy_sparse(&mut z, &dir.join(name), len.parse().expect("disks.txt: size"));
+        copy_sparse(
+            &mut z,
+            &dir.join(name),
+            len.parse().expect("disks.txt: size"),
+        );
     }
 }
 

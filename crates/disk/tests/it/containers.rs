@@ -113,7 +113,11 @@ fn e01_equals_source_and_ewfexport() {
         assert_eq!(img.info.format, Format::Ewf, "{set}");
         let ours = sha256_dev(&*img.device);
         assert_eq!(ours, source, "{set}");
-        assert_eq!(ours, committed_sha("ewfexport.sha256", set), "{set}: ewfexport");
+        assert_eq!(
+            ours,
+            committed_sha("ewfexport.sha256", set),
+            "{set}: ewfexport"
+        );
     }
 }
 
@@ -740,8 +744,14 @@ fn container_fixtures_remade_by_the_tools_give_the_committed_answers() {
     let varies = |n: &str| {
         n.ends_with(".E01.zst")
             || n.ends_with(".vhdx.zst")
-            || ["flat.vmdk.zst", "sparse.vmdk.zst", "split.vmdk.zst", "splitflat.vmdk.zst", "stream.vmdk.zst"]
-                .contains(&n)
+            || [
+                "flat.vmdk.zst",
+                "sparse.vmdk.zst",
+                "split.vmdk.zst",
+                "splitflat.vmdk.zst",
+                "stream.vmdk.zst",
+            ]
+            .contains(&n)
     };
     fn files(dir: &Path, rel: &str, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir.join(rel)).unwrap() {
@@ -772,9 +782,14 @@ fn container_fixtures_remade_by_the_tools_give_the_committed_answers() {
             bad.push(name.clone());
         }
     }
-    assert!(bad.is_empty(), "the fresh run differs from the committed files: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "the fresh run differs from the committed files: {bad:?}"
+    );
     let d = tmp.path();
-    let raw = zstd::decode_all(&std::fs::read(container_fixtures().join("gpt.raw.zst")).unwrap()[..]).unwrap();
+    let raw =
+        zstd::decode_all(&std::fs::read(container_fixtures().join("gpt.raw.zst")).unwrap()[..])
+            .unwrap();
     std::fs::write(d.join("gpt.raw"), raw).unwrap();
     assert_eq!(
         sfdisk_parts(d, "gpt.raw"),

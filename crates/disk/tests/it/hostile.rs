@@ -619,7 +619,11 @@ fn vmdk_extents_outside_the_directory_are_refused() {
     }
     // A qcow2 in the directory whose backing file is such a descriptor (qemu-img's, 64 MiB,
     // backing "se-abs.vmdk" in vmdk format).
-    std::fs::copy(containers_dir().join("top-vmdk.qcow2"), ev.join("top.qcow2")).unwrap();
+    std::fs::copy(
+        containers_dir().join("top-vmdk.qcow2"),
+        ev.join("top.qcow2"),
+    )
+    .unwrap();
     let before = snapshot(&ev);
     for (file, _, name, why) in &cases {
         let p = ev.join(file);

@@ -364,7 +364,8 @@ pub fn unpack_tree(src: &Path, dest: &Path) {
             }
         } else if let Some(stem) = name.strip_suffix(".zst") {
             let bytes = std::fs::read(&p).unwrap();
-            let raw = zstd::decode_all(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let raw =
+                zstd::decode_all(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             write_sparse(&dest.join(stem), &raw);
         }
     }
