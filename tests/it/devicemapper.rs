@@ -4,7 +4,8 @@
 //! (no device-mapper in this kernel), so the layout is built here from a real engine's vfs
 //! data-root: each vfs snapshot goes into an ext4 image (`mke2fs -d`) with `rootfs/` and `id`,
 //! the images are laid into a pool whose metadata `thin_restore` writes, and the records go
-//! where the driver keeps them. Every layer must rebuild byte-exact from the pool, and the
+//! where the driver keeps them. The images, the metadata, the host root filesystems and the
+//! GPT disk are committed (`fixtures/dmthin/make-docker-pool.sh`); the test lays them out. Every layer must rebuild byte-exact from the pool, and the
 //! archive must be identical to the one made from the vfs directories.
 //!
 //! Direct-lvm: the same pool laid into the `_tmeta`/`_tdata` extents of an LVM physical
@@ -14,7 +15,7 @@
 use crate::common;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -24,6 +25,14 @@ use serde_json::Value;
 const BLOCK: u64 = 64 << 10;
 const DEV_SIZE: u64 = 16 << 20;
 const META_SIZE: u64 = 8 << 20;
+
+/// `fixtures/dmthin/docker` (made by `fixtures/dmthin/make-docker-pool.sh`), or
+/// `SALVOR_DOCKER_POOL`.
+fn docker_pool_fixtures() -> std::path::PathBuf {
+    std::env::var_os("SALVOR_DOCKER_POOL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("fixtures/dmthin/docker"))
+}
 
 fn unpack(fixture: &str, dest: &Path) {
     let f = fs::File::open(
@@ -38,17 +47,6 @@ fn unpack(fixture: &str, dest: &Path) {
     ar.set_preserve_permissions(true);
     ar.unpack(dest)
         .expect("unpack fixture (needs root for device nodes)");
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (install the packages in tests/REQUIRES.txt)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Builds, in `tmp`, a devicemapper data-root at `tmp/dr` (loop-file mode) from the vfs
@@ -92,14 +90,17 @@ fn build_devicemapper_root(tmp: &Path, scratch: bool) -> std::path::PathBuf {
         fs::write(staging.join("hello.txt"), "an LVM thin volume\n").expect("w");
         devices.push((100, staging));
     }
-    for (i, (dev_id, staging)) in devices.iter().enumerate() {
-        let img = tmp.join(format!("dev-{dev_id}.img"));
-        run(Command::new("mke2fs")
-            .args(["-q", "-t", "ext4", "-d"])
-            .arg(staging)
-            .arg(&img)
-            .arg(format!("{}", DEV_SIZE >> 10)));
-        std::io::copy(&mut fs::File::open(&img).expect("img"), &mut data).expect("copy");
+    // The devices' ext4 images as mke2fs -d made them from these trees (committed, in
+    // order: the layers by cache id, then device 100).
+    let fx = docker_pool_fixtures();
+    let mut images = zstd::stream::read::Decoder::new(
+        fs::File::open(fx.join("devices.zst")).expect("devices.zst"),
+    )
+    .expect("zstd");
+    images.window_log_max(27).expect("zstd window");
+    for (i, (dev_id, _staging)) in devices.iter().enumerate() {
+        assert_eq!(*dev_id, if i < caches.len() { i as u64 + 1 } else { 100 });
+        std::io::copy(&mut (&mut images).take(DEV_SIZE), &mut data).expect("copy");
         xml.push_str(&format!(
             "  <device dev_id=\"{dev_id}\" mapped_blocks=\"{blocks_per_dev}\" transaction=\"1\" creation_time=\"0\" snap_time=\"0\">\n    <range_mapping origin_begin=\"0\" data_begin=\"{}\" length=\"{blocks_per_dev}\" time=\"0\"/>\n  </device>\n",
             i as u64 * blocks_per_dev
@@ -111,17 +112,19 @@ fn build_devicemapper_root(tmp: &Path, scratch: bool) -> std::path::PathBuf {
         "<superblock uuid=\"\" time=\"1\" transaction=\"1\" data_block_size=\"{}\" nr_data_blocks=\"{nr}\">\n{xml}</superblock>\n",
         BLOCK / 512
     );
-    fs::write(tmp.join("pool.xml"), xml).expect("xml");
+    // The metadata thin_restore wrote from this very XML.
+    let k = devices.len();
+    let committed_xml = fs::read_to_string(fx.join(format!("pool-{k}.xml"))).expect("pool xml");
+    assert_eq!(
+        xml, committed_xml,
+        "the pool's XML is not the one given to thin_restore"
+    );
     let meta = dm.join("devicemapper/metadata");
-    fs::File::create(&meta)
-        .expect("meta")
-        .set_len(META_SIZE)
-        .expect("size");
-    run(Command::new("thin_restore")
-        .arg("-i")
-        .arg(tmp.join("pool.xml"))
-        .arg("-o")
-        .arg(&meta));
+    let bytes =
+        zstd::decode_all(&fs::read(fx.join(format!("metadata-{k}.zst"))).expect("metadata")[..])
+            .expect("zstd");
+    assert_eq!(bytes.len() as u64, META_SIZE);
+    fs::write(&meta, bytes).expect("meta");
     fs::write(
         dm.join("metadata/deviceset-metadata"),
         format!(
@@ -194,7 +197,6 @@ fn check_answers(r: &str, tmp: &Path, extra: &[&str]) {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs (e2fsprogs), sfdisk (fdisk): builds the thin pool at test time; CI runs it"]
 fn devicemapper_layers_rebuild_from_the_thin_pool() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = build_devicemapper_root(tmp.path(), false);
@@ -266,39 +268,32 @@ fn build_direct_lvm_disk(tmp: &Path, configured: bool) -> std::path::PathBuf {
         )
         .expect("daemon.json");
     }
+    // That host root as mke2fs -d made it (committed), on sfdisk's GPT disk (committed):
+    // p1 at 1 MiB (48 MiB), p2 (LVM) after it.
+    let fx = docker_pool_fixtures();
     let rootfs = tmp.join("root.img");
-    run(Command::new("mke2fs")
-        .args(["-q", "-t", "ext4", "-d"])
-        .arg(&host)
-        .arg(&rootfs)
-        .arg("48M"));
-    // GPT: p1 at 1 MiB (48 MiB), p2 (LVM) after it.
+    let name = if configured {
+        "root.img.zst"
+    } else {
+        "root-bare.img.zst"
+    };
+    fs::write(
+        &rootfs,
+        zstd::decode_all(&fs::read(fx.join(name)).expect("root image")[..]).expect("zstd"),
+    )
+    .expect("root.img");
     let disk = tmp.join("disk.img");
     let p1 = 1u64 << 20;
     let p2 = p1 + (48 << 20);
-    fs::File::create(&disk)
-        .expect("disk")
-        .set_len(p2 + PV_SIZE + (1 << 20))
-        .expect("size");
-    let table = format!(
-        "label: gpt\nstart={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\nstart={}, size={}, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\n",
-        p1 / 512,
-        (48u64 << 20) / 512,
-        p2 / 512,
-        PV_SIZE / 512
+    fs::write(
+        &disk,
+        zstd::decode_all(&fs::read(fx.join("disk-gpt.raw.zst")).expect("disk")[..]).expect("zstd"),
+    )
+    .expect("disk");
+    assert_eq!(
+        fs::metadata(&disk).expect("disk").len(),
+        p2 + PV_SIZE + (1 << 20)
     );
-    let mut sf = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(&disk)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("sfdisk (install the packages in tests/REQUIRES.txt)");
-    sf.stdin
-        .take()
-        .expect("stdin")
-        .write_all(table.as_bytes())
-        .expect("table");
-    assert!(sf.wait().expect("sfdisk").success());
     {
         use std::os::unix::fs::FileExt;
         let f = fs::OpenOptions::new()
@@ -313,7 +308,6 @@ fn build_direct_lvm_disk(tmp: &Path, configured: bool) -> std::path::PathBuf {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs (e2fsprogs), sfdisk (fdisk): builds the thin pool at test time; CI runs it"]
 fn direct_lvm_layers_rebuild_from_the_lvm_thin_pool() {
     let tmp = tempfile::tempdir().expect("tmp");
     let disk = build_direct_lvm_disk(tmp.path(), true);
@@ -422,7 +416,6 @@ fn direct_lvm_layers_rebuild_from_the_lvm_thin_pool() {
 }
 
 #[test]
-#[ignore = "needs thin_restore (thin-provisioning-tools), mke2fs (e2fsprogs), sfdisk (fdisk): builds the thin pool at test time; CI runs it"]
 fn direct_lvm_pool_is_found_without_configuration_or_on_another_disk() {
     let tmp = tempfile::tempdir().expect("tmp");
     let disk = build_direct_lvm_disk(tmp.path(), false);
@@ -474,4 +467,43 @@ fn direct_lvm_pool_is_found_without_configuration_or_on_another_disk() {
         );
     }
     assert_eq!(sha256_file(&disk), before);
+}
+
+/// `fixtures/dmthin/make-docker-pool.sh` re-run into a temporary directory writes the
+/// committed files byte for byte (thin_restore's metadata and thin_dump's answer included).
+#[test]
+#[ignore = "needs thin_restore and thin_dump (thin-provisioning-tools), mke2fs, debugfs and e2fsck (e2fsprogs), sfdisk (fdisk), zstd, tar, root: re-makes fixtures/dmthin/make-docker-pool.sh and compares; CI runs it"]
+fn docker_pool_remade_by_the_tools_is_the_committed_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fresh = tmp.path().join("fresh");
+    let script = repo().join("fixtures/dmthin/make-docker-pool.sh");
+    let o = Command::new("bash")
+        .arg(&script)
+        .env("FX_OUT_DIR", &fresh)
+        .output()
+        .expect("bash");
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let list = |d: &Path| {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let committed = docker_pool_fixtures();
+    let names = list(&committed);
+    assert_eq!(names, list(&fresh), "the fresh run writes other files");
+    for n in &names {
+        assert!(
+            fs::read(committed.join(n)).expect("read") == fs::read(fresh.join(n)).expect("read"),
+            "{n}: the fresh run differs from the committed file"
+        );
+    }
 }

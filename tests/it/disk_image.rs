@@ -1,7 +1,9 @@
 //! Disk images: the demo data-root (a real engine's) put on an ext4 partition of a GPT disk,
 //! as raw and as compressed qcow2, must give exactly the answers the archive of the same
 //! data-root gives: same images, same diff ids, every layer verified, byte-identical archives.
-//! Images are built at test time without mounting (`mke2fs -d`, `sfdisk`, `qemu-img`).
+//! The disks are committed (`fixtures/disk/make-docker-disks.sh`: `mke2fs -d`, `sfdisk`,
+//! `qemu-img`, no mounting); the host trees they are compared with are the fixtures' archives
+//! unpacked at test time.
 
 use crate::common;
 
@@ -30,22 +32,40 @@ fn sh(script: &str) {
         .arg(script));
 }
 
-/// Builds `disk.raw` (GPT, p1 = ext4 holding a host root with the demo data-root at
-/// var/lib/docker) and `disk.qcow2` in `dir`.
+/// `disk.raw` (GPT, p1 = ext4 holding a host root with the demo data-root at
+/// var/lib/docker) and `disk.qcow2` (qemu-img's conversion of it) in `dir`, from the
+/// committed disks; the others are removed.
 fn build(dir: &Path) {
-    let fixture = repo().join("fixtures/engine/overlay2/data-root.tar.zst");
-    let d = dir.display();
-    sh(&format!(
-        "mkdir -p {d}/host/var/lib/docker {d}/host/etc
-         zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C {d}/host/var/lib/docker -xf -
-         echo 'ID=debian' > {d}/host/etc/os-release
-         mke2fs -q -t ext4 -d {d}/host {d}/fs.img 48M
-         truncate -s 64M {d}/disk.raw
-         printf 'label: gpt\\nstart=2048, size=98304, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root\\n' | sfdisk -q {d}/disk.raw
-         dd if={d}/fs.img of={d}/disk.raw bs=512 seek=2048 conv=notrunc status=none
-         qemu-img convert -c -O qcow2 {d}/disk.raw {d}/disk.qcow2",
-        fixture.display()
-    ));
+    unpack_docker_disks(dir);
+    std::fs::rename(dir.join("overlay2.raw"), dir.join("disk.raw")).expect("rename");
+    std::fs::rename(dir.join("overlay2.qcow2"), dir.join("disk.qcow2")).expect("rename");
+    for other in ["vfs.raw", "fuse-overlayfs.raw", "fstab.raw", "xfs-gpt.raw"] {
+        std::fs::remove_file(dir.join(other)).expect("rm");
+    }
+    remove_e01(dir);
+}
+
+/// Removes the E01 set (`acq.E*`) [`unpack_docker_disks`] wrote into `dir`.
+fn remove_e01(dir: &Path) {
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        if e.file_name().to_string_lossy().starts_with("acq.E") {
+            std::fs::remove_file(e.path()).expect("rm");
+        }
+    }
+}
+
+/// A host root like the one on the committed disks: etc/os-release and the engine fixture
+/// `name`'s data-root at var/lib/docker, under `dir/host`.
+fn host_tree(dir: &Path, name: &str) -> std::path::PathBuf {
+    let host = dir.join("host");
+    std::fs::create_dir_all(host.join("etc")).expect("mkdir");
+    std::fs::write(host.join("etc/os-release"), "ID=debian\n").expect("write");
+    untar_zst(
+        &repo().join(format!("fixtures/engine/{name}/data-root.tar.zst")),
+        &host.join("var/lib/docker"),
+        true,
+    );
+    host
 }
 
 fn answers(root: &str) -> (Value, Value, String, String) {
@@ -77,7 +97,6 @@ fn answers(root: &str) -> (Value, Value, String, String) {
 }
 
 #[test]
-#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the disk images at test time; CI runs it"]
 fn disk_images_give_the_same_answers_as_the_directory() {
     let tmp = tempfile::tempdir().expect("tmp");
     build(tmp.path());
@@ -125,7 +144,6 @@ fn disk_images_give_the_same_answers_as_the_directory() {
 }
 
 #[test]
-#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the disk images at test time; CI runs it"]
 fn disk_image_is_never_modified() {
     let tmp = tempfile::tempdir().expect("tmp");
     build(tmp.path());
@@ -151,25 +169,12 @@ fn disk_image_is_never_modified() {
 /// `/srv/containers/docker` in the root partition's daemon.json: found through the root
 /// filesystem's /etc/fstab (by UUID), and read like the directory.
 #[test]
-#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the disk images at test time; CI runs it"]
 fn data_root_on_another_partition_is_found_through_fstab() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let d = tmp.path().display();
     let fixture = repo().join("fixtures/engine/vfs/data-root.tar.zst");
-    let uuid = "0b5c2f4e-6a1d-4c3b-9e8f-7a6b5c4d3e2f";
-    sh(&format!(
-        "mkdir -p {d}/root/etc/docker {d}/srv/containers/docker
-         printf '{{\"data-root\": \"/srv/containers/docker\"}}' > {d}/root/etc/docker/daemon.json
-         printf '# static\\nUUID=11111111-2222-3333-4444-555555555555 / ext4 defaults 0 1\\nUUID={uuid} /srv ext4 defaults 0 2\\n' > {d}/root/etc/fstab
-         zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C {d}/srv/containers/docker -xf -
-         mke2fs -q -t ext4 -U 11111111-2222-3333-4444-555555555555 -d {d}/root {d}/p1.img 8M
-         mke2fs -q -t ext4 -U {uuid} -d {d}/srv {d}/p2.img 24M
-         truncate -s 40M {d}/disk.raw
-         printf 'label: gpt\\nstart=2048, size=16384, name=root\\nstart=18432, size=49152, name=srv\\n' | sfdisk -q {d}/disk.raw
-         dd if={d}/p1.img of={d}/disk.raw bs=512 seek=2048 conv=notrunc status=none
-         dd if={d}/p2.img of={d}/disk.raw bs=512 seek=18432 conv=notrunc status=none",
-        fixture.display()
-    ));
+    unpack_docker_disks(tmp.path());
+    std::fs::rename(tmp.path().join("fstab.raw"), tmp.path().join("disk.raw")).expect("rename");
+    untar_zst(&fixture, &tmp.path().join("srv/containers/docker"), true);
     let disk = tmp.path().join("disk.raw").to_string_lossy().into_owned();
     let info: Value =
         serde_json::from_str(&salvor_ok(&["-q", "--root", &disk, "info", "--json"], 0))
@@ -364,22 +369,20 @@ fn gpt_disk_with(fs: &Path, disk: &Path) {
 /// Every committed engine fixture (overlay2 is covered above) on an ext4 partition gives
 /// the same answers as the host directory tree the filesystem was made from.
 #[test]
-#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the disk images at test time; CI runs it"]
 fn every_engine_fixture_agrees_on_an_ext4_disk() {
     for (name, dir) in engine_fixtures() {
         if name == "overlay2" {
             continue;
         }
-        let archive = dir.join("data-root.tar.zst");
+        let _ = dir;
         let tmp = tempfile::tempdir().expect("tmp");
-        let d = tmp.path().display();
-        sh(&format!(
-            "mkdir -p {d}/host/var/lib/docker {d}/host/etc
-             zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C {d}/host/var/lib/docker -xf -
-             mke2fs -q -t ext4 -d {d}/host {d}/fs.img 64M",
-            archive.display()
-        ));
-        gpt_disk_with(&tmp.path().join("fs.img"), &tmp.path().join("disk.raw"));
+        unpack_docker_disks(tmp.path());
+        std::fs::rename(
+            tmp.path().join(format!("{name}.raw")),
+            tmp.path().join("disk.raw"),
+        )
+        .expect("rename");
+        host_tree(tmp.path(), &name);
         // The mounted-directory equivalent: the same host tree the filesystem was made from.
         let want = full_answers(&tmp.path().join("host").to_string_lossy(), tmp.path());
         let got = full_answers(&tmp.path().join("disk.raw").to_string_lossy(), tmp.path());
@@ -394,19 +397,16 @@ fn every_engine_fixture_agrees_on_an_ext4_disk() {
 /// (`fixtures/xfs/make-xfs-host.sh`; `SALVOR_XFS_FIXTURES` names a fresh run): every answer
 /// equals the directory's, and the image is not modified.
 #[test]
-#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the disk images at test time; CI runs it"]
 fn xfs_host_agrees_with_the_directory() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = std::env::var_os("SALVOR_XFS_FIXTURES")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| repo().join("fixtures/xfs"));
-    let fs = tmp.path().join("fs.img");
-    run(Command::new("zstd")
-        .args(["-q", "-d", "--sparse", "-o"])
-        .arg(&fs)
-        .arg(dir.join("fs.img.zst")));
+    // sfdisk's GPT disk for it (committed), the XFS image written into partition 1.
+    unpack_docker_disks(tmp.path());
     let disk = tmp.path().join("disk.raw");
-    gpt_disk_with(&fs, &disk);
+    std::fs::rename(tmp.path().join("xfs-gpt.raw"), &disk).expect("rename");
+    unzstd_into(&dir.join("fs.img.zst"), &disk, 1 << 20);
     let before = sha256_file(&disk);
     let d = disk.to_string_lossy().into_owned();
     let probe: Value =
@@ -420,12 +420,11 @@ fn xfs_host_agrees_with_the_directory() {
         serde_json::from_str(&salvor_ok(&["-q", "--root", &d, "info", "--json"], 0)).expect("json");
     assert_eq!(info["driver"], "overlay2");
     // The mounted-directory equivalent: the fixture as a host tree (var/lib/docker).
-    let d2 = tmp.path().display();
-    sh(&format!(
-        "mkdir -p {d2}/host/var/lib/docker
-         zstd -dcf '{}' | tar --xattrs --xattrs-include='*' --numeric-owner -C {d2}/host/var/lib/docker -xf -",
-        repo().join("fixtures/engine/overlay2/data-root.tar.zst").display()
-    ));
+    untar_zst(
+        &repo().join("fixtures/engine/overlay2/data-root.tar.zst"),
+        &tmp.path().join("host/var/lib/docker"),
+        true,
+    );
     let want = full_answers(&tmp.path().join("host").to_string_lossy(), tmp.path());
     let got = full_answers(&d, tmp.path());
     assert_eq!(got.len(), want.len());
@@ -505,7 +504,6 @@ fn ewf_acquisitions_agree_with_the_directory() {
 
 /// A cut copy of a raw or qcow2 disk image: said first, exit 3; the whole image exits 0.
 #[test]
-#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the disk images at test time; CI runs it"]
 fn truncated_disk_images_are_said_first_and_exit_3() {
     let tmp = tempfile::tempdir().expect("tmp");
     build(tmp.path());
@@ -525,7 +523,7 @@ fn truncated_disk_images_are_said_first_and_exit_3() {
     };
     let qlen = std::fs::metadata(&q).expect("qcow2").len() as usize;
     for (p, what) in [
-        (cut(&raw, "cut.raw", 40 << 20), "partition 1 ends at byte"),
+        (cut(&raw, "cut.raw", 12 << 20), "partition 1 ends at byte"),
         (cut(&q, "cut.qcow2", qlen / 2), "qcow2"),
     ] {
         for cmd in ["info", "images"] {
@@ -541,5 +539,84 @@ fn truncated_disk_images_are_said_first_and_exit_3() {
                 p.display()
             );
         }
+    }
+}
+
+/// `fixtures/disk/make-docker-disks.sh` re-run into a temporary directory writes the
+/// committed files byte for byte (fixed UUIDs, hash seeds and times), the tools' answers
+/// (`sfdisk --json`, `qemu-img info`, `e2fsck -fn`, `ewfinfo`) included; of `disks.zst`,
+/// every disk but the E01 segments (which hold the acquisition time).
+#[test]
+#[ignore = "needs mke2fs, debugfs and e2fsck (e2fsprogs), sfdisk (fdisk), qemu-img (qemu-utils), ewfacquire and ewfinfo (ewf-tools), zstd, tar, root: re-makes fixtures/disk/make-docker-disks.sh and compares; CI runs it"]
+fn docker_disks_remade_by_the_tools_are_the_committed_ones() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fresh = tmp.path().join("fresh");
+    let script = repo().join("fixtures/disk/make-docker-disks.sh");
+    let o = Command::new("bash")
+        .arg(&script)
+        .env("FX_OUT_DIR", &fresh)
+        .output()
+        .expect("bash");
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let committed = docker_disk_fixtures();
+    let mut names: Vec<String> = std::fs::read_dir(&committed)
+        .expect("fixtures/disk/docker")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut again: Vec<String> = std::fs::read_dir(&fresh)
+        .expect("fresh")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    again.sort();
+    assert_eq!(names, again, "the fresh run writes other files");
+    // disks.txt: the same disks in the same order, the E01 segments' sizes aside (their
+    // header sections are deflated text holding the acquisition time).
+    let listing = |d: &Path| -> Vec<String> {
+        std::fs::read_to_string(d.join("disks.txt"))
+            .expect("disks.txt")
+            .lines()
+            .map(|l| {
+                if l.starts_with("acq.E") {
+                    l.split(' ').next().unwrap_or(l).to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect()
+    };
+    assert_eq!(listing(&committed), listing(&fresh), "disks.txt differs");
+    for n in names
+        .iter()
+        .filter(|n| *n != "disks.zst" && *n != "disks.txt")
+    {
+        assert!(
+            std::fs::read(committed.join(n)).expect("read")
+                == std::fs::read(fresh.join(n)).expect("read"),
+            "{n}: the fresh run differs from the committed file"
+        );
+    }
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).expect("mkdir");
+    std::fs::create_dir_all(&b).expect("mkdir");
+    unpack_docker_disks_from(&committed, &a);
+    unpack_docker_disks_from(&fresh, &b);
+    remove_e01(&a);
+    remove_e01(&b);
+    for e in std::fs::read_dir(&a).expect("dir").flatten() {
+        let n = e.file_name();
+        assert_eq!(
+            sha256_file(&e.path()),
+            sha256_file(&b.join(&n)),
+            "{}: the fresh run's disk differs",
+            n.to_string_lossy()
+        );
     }
 }

@@ -212,3 +212,86 @@ pub fn untar_zst(src: &Path, dest: &Path, xattrs: bool) {
         src.display()
     );
 }
+
+/// Copies `len` bytes of `r` into a new file `path`, seeking over 64 KiB blocks of zeros.
+pub fn copy_sparse(r: &mut impl std::io::Read, path: &Path, len: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut buf = vec![0u8; 64 << 10];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        r.read_exact(&mut buf[..n])
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if buf[..n].iter().all(|&b| b == 0) {
+            f.seek(SeekFrom::Current(n as i64)).expect("seek");
+        } else {
+            f.write_all(&buf[..n]).expect("write");
+        }
+        left -= n as u64;
+    }
+    f.set_len(len).expect("set_len");
+}
+
+/// `fixtures/disk/docker` (made by `fixtures/disk/make-docker-disks.sh`), or `SALVOR_DOCKER_DISKS`.
+pub fn docker_disk_fixtures() -> PathBuf {
+    std::env::var_os("SALVOR_DOCKER_DISKS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("fixtures/disk/docker"))
+}
+
+/// Decompresses the committed disks (`disks.zst`, named and sized by `disks.txt`) into `dir`
+/// (sparse): overlay2.raw, overlay2.qcow2, vfs.raw, fuse-overlayfs.raw, fstab.raw, xfs-gpt.raw.
+pub fn unpack_docker_disks(dir: &Path) {
+    unpack_docker_disks_from(&docker_disk_fixtures(), dir)
+}
+
+/// [`unpack_docker_disks`] of the fixture directory `fx` (a fresh run of the script).
+pub fn unpack_docker_disks_from(fx: &Path, dir: &Path) {
+    let list = std::fs::read_to_string(fx.join("disks.txt")).expect("disks.txt");
+    let f = std::fs::File::open(fx.join("disks.zst")).expect("disks.zst");
+    let mut z = zstd::stream::read::Decoder::new(f).expect("zstd");
+    z.window_log_max(27).expect("zstd window");
+    for line in list.lines() {
+        let (name, len) = line.split_once(' ').expect("disks.txt: NAME SIZE");
+        copy_sparse(
+            &mut z,
+            &dir.join(name),
+            len.parse().expect("disks.txt: size"),
+        );
+    }
+}
+
+/// Decompresses `src` (zstd) into `dst`, sparse, at byte `offset` of an existing file.
+pub fn unzstd_into(src: &Path, dst: &Path, offset: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let f = std::fs::File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let mut z = zstd::stream::read::Decoder::new(f).expect("zstd");
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dst)
+        .unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+    out.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            let k = z.read(&mut buf[n..]).expect("zstd");
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|&b| b == 0) {
+            out.seek(SeekFrom::Current(n as i64)).expect("seek");
+        } else {
+            out.write_all(&buf[..n]).expect("write");
+        }
+        if n < buf.len() {
+            break;
+        }
+    }
+}

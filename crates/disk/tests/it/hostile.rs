@@ -41,49 +41,12 @@ fn get64(b: &[u8], o: usize) -> u64 {
     u64::from_be_bytes(b[o..o + 8].try_into().unwrap())
 }
 
-/// A small qcow2 (2 MiB disk, 4 KiB clusters, data in a few clusters) and a compressed one.
-fn small_qcow2(dir: &Path) -> (Vec<u8>, Vec<u8>) {
-    need("qemu-img", "qemu-utils");
-    let mut raw = vec![0u8; 2 << 20];
-    for (i, b) in raw.iter_mut().enumerate().take(300_000) {
-        *b = (i % 253) as u8;
-    }
-    raw[1 << 20..(1 << 20) + 5000].fill(0x42);
-    std::fs::write(dir.join("small.raw"), &raw).unwrap();
-    run(
-        dir,
-        &[
-            "qemu-img",
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            "-o",
-            "cluster_size=4096",
-            "small.raw",
-            "small.qcow2",
-        ],
-    );
-    run(
-        dir,
-        &[
-            "qemu-img",
-            "convert",
-            "-c",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            "-o",
-            "cluster_size=4096",
-            "small.raw",
-            "smallz.qcow2",
-        ],
-    );
+/// A small qcow2 (2 MiB disk, 4 KiB clusters, data in a few clusters) and a compressed one,
+/// as qemu-img wrote them (`fixtures/disk/make-containers.sh`).
+fn small_qcow2(_dir: &Path) -> (Vec<u8>, Vec<u8>) {
     (
-        std::fs::read(dir.join("small.qcow2")).unwrap(),
-        std::fs::read(dir.join("smallz.qcow2")).unwrap(),
+        std::fs::read(containers_dir().join("small.qcow2")).unwrap(),
+        std::fs::read(containers_dir().join("smallz.qcow2")).unwrap(),
     )
 }
 
@@ -94,7 +57,6 @@ fn open_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Result<salvor_disk::Image
 }
 
 #[test]
-#[ignore = "needs qemu-img (qemu-utils): builds the images it damages at test time; CI runs it"]
 fn qcow2_header_damage_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -194,7 +156,6 @@ fn qcow2_header_damage_is_refused() {
 }
 
 #[test]
-#[ignore = "needs qemu-img (qemu-utils): builds the images it damages at test time; CI runs it"]
 fn qcow2_l2_damage_and_truncation() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -232,50 +193,20 @@ fn qcow2_l2_damage_and_truncation() {
 }
 
 #[test]
-#[ignore = "needs qemu-img (qemu-utils): builds the images it damages at test time; CI runs it"]
 fn backing_loops_and_deep_chains_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    need("qemu-img", "qemu-utils");
-    run(
-        d,
-        &[
-            "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", "b.qcow2", "-F", "qcow2",
-            "a.qcow2", "1M",
-        ],
-    );
-    run(
-        d,
-        &[
-            "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", "a.qcow2", "-F", "qcow2",
-            "b.qcow2", "1M",
-        ],
-    );
+    // qemu-img's empty 1 MiB qcow2s (`make-containers.sh`), the backing name rewritten.
+    let backed = |file: &str, backing: &str| {
+        std::fs::write(d.join(file), qcow2_with_backing("backed.qcow2", backing)).unwrap()
+    };
+    backed("a.qcow2", "b.qcow2");
+    backed("b.qcow2", "a.qcow2");
     let e = open_image(&d.join("a.qcow2")).unwrap_err().to_string();
     assert!(e.contains("loop"), "{e}");
-    run(
-        d,
-        &["qemu-img", "create", "-q", "-f", "qcow2", "c0.qcow2", "1M"],
-    );
+    std::fs::copy(containers_dir().join("empty.qcow2"), d.join("c0.qcow2")).unwrap();
     for i in 1..=18 {
-        let b = format!("c{}.qcow2", i - 1);
-        run(
-            d,
-            &[
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-u",
-                "-b",
-                &b,
-                "-F",
-                "qcow2",
-                &format!("c{i}.qcow2"),
-                "1M",
-            ],
-        );
+        backed(&format!("c{i}.qcow2"), &format!("c{}.qcow2", i - 1));
     }
     assert!(
         open_image(&d.join("c16.qcow2")).is_ok(),
@@ -284,23 +215,7 @@ fn backing_loops_and_deep_chains_are_refused() {
     let e = open_image(&d.join("c17.qcow2")).unwrap_err().to_string();
     assert!(e.contains("deeper than 16"), "{e}");
     // A backing file that does not exist.
-    run(
-        d,
-        &[
-            "qemu-img",
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-u",
-            "-b",
-            "missing.qcow2",
-            "-F",
-            "qcow2",
-            "orphan.qcow2",
-            "1M",
-        ],
-    );
+    backed("orphan.qcow2", "missing.qcow2");
     let e = open_image(&d.join("orphan.qcow2")).unwrap_err().to_string();
     assert!(e.contains("missing.qcow2"), "{e}");
 }
@@ -363,23 +278,9 @@ fn mbr_overlaps_out_of_range_and_ebr_loops() {
     );
 }
 
-fn gpt_disk(dir: &Path) -> Vec<u8> {
-    need("sgdisk", "gdisk");
-    run(dir, &["truncate", "-s", "4M", "g.raw"]);
-    run(
-        dir,
-        &[
-            "sgdisk",
-            "-n",
-            "1:2048:+1M",
-            "-t",
-            "1:8300",
-            "-n",
-            "2:0:0",
-            "g.raw",
-        ],
-    );
-    std::fs::read(dir.join("g.raw")).unwrap()
+/// sgdisk's 4 MiB disk (p1 1 MiB at 2048, p2 the rest; `make-containers.sh`).
+fn gpt_disk(_dir: &Path) -> Vec<u8> {
+    std::fs::read(containers_dir().join("g.raw")).unwrap()
 }
 
 fn fix_gpt_crc(b: &mut [u8], hdr: usize) {
@@ -390,7 +291,6 @@ fn fix_gpt_crc(b: &mut [u8], hdr: usize) {
 }
 
 #[test]
-#[ignore = "needs sgdisk (gdisk), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the images it damages at test time; CI runs it"]
 fn gpt_damage() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -490,7 +390,6 @@ fn corpus() -> &'static Corpus {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
-    #[ignore = "needs sgdisk (gdisk), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the images it damages at test time; CI runs it"]
     fn random_byte_flips_never_panic(
         which in 0usize..4,
         flips in proptest::collection::vec((any::<u32>(), any::<u8>()), 1..24),
@@ -633,7 +532,6 @@ fn descriptor(create_type: &str, extent_lines: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs qemu-img (qemu-utils): builds the images it damages at test time; CI runs it"]
 fn vmdk_extents_outside_the_directory_are_refused() {
     let (_tmp, ev, out) = set_tree();
     let abs_vmdk = out.join("secret.vmdk");
@@ -719,24 +617,13 @@ fn vmdk_extents_outside_the_directory_are_refused() {
     for (file, text, _, _) in &cases {
         std::fs::write(ev.join(file), text).unwrap();
     }
-    // A qcow2 in the directory whose backing file is such a descriptor.
-    run(
-        &ev,
-        &[
-            "qemu-img",
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-u",
-            "-b",
-            "se-abs.vmdk",
-            "-F",
-            "vmdk",
-            "top.qcow2",
-            "64M",
-        ],
-    );
+    // A qcow2 in the directory whose backing file is such a descriptor (qemu-img's, 64 MiB,
+    // backing "se-abs.vmdk" in vmdk format).
+    std::fs::copy(
+        containers_dir().join("top-vmdk.qcow2"),
+        ev.join("top.qcow2"),
+    )
+    .unwrap();
     let before = snapshot(&ev);
     for (file, _, name, why) in &cases {
         let p = ev.join(file);
@@ -850,54 +737,13 @@ fn vmdk_extent_names_parse_and_symlinks_out_are_refused() {
     assert_eq!(before, after, "the evidence changed");
 }
 
-/// `ewfacquire` of `raw` into `dir/name.E01…` in 1 MiB segments (no compression, so a
-/// 3.5 MiB disk makes four segments).
-fn acquire(dir: &Path, raw: &str, name: &str) {
-    need("ewfacquire", "ewf-tools");
-    run(
-        dir,
-        &[
-            "ewfacquire",
-            "-u",
-            "-q",
-            "-t",
-            name,
-            "-f",
-            "encase6",
-            "-c",
-            "none",
-            "-S",
-            "1MiB",
-            "-C",
-            "case",
-            "-D",
-            "desc",
-            "-E",
-            name,
-            "-e",
-            "examiner",
-            "-N",
-            "notes",
-            raw,
-        ],
-    );
-    assert!(dir.join(format!("{name}.E03")).exists());
-}
-
 #[test]
-#[ignore = "needs sgdisk (gdisk), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the images it damages at test time; CI runs it"]
 fn e01_segments_of_another_acquisition_are_refused() {
     let (_tmp, ev, out) = set_tree();
-    let mk = |dir: &Path, len: u32, seed: u8| {
-        let d: Vec<u8> = (0..len).map(|i| (i % 241) as u8 ^ seed).collect();
-        std::fs::write(dir.join("disk.raw"), d).unwrap();
-    };
-    // Acquisition A (3.5 MiB) in ev/, acquisition B (other bytes, 4 MiB) outside.
-    mk(&ev, 7 << 19, 0);
-    acquire(&ev, "disk.raw", "a");
-    std::fs::remove_file(ev.join("disk.raw")).unwrap();
-    mk(&out, 8 << 19, 0x5a);
-    acquire(&out, "disk.raw", "b");
+    // Acquisition A (3.5 MiB) in ev/, acquisition B (other bytes, 4 MiB) outside, both
+    // by ewfacquire in 1 MiB segments (`make-containers.sh`).
+    copy_e01_set("a", &ev, "a");
+    copy_e01_set("b", &out, "b");
     // The set alone opens, and lists its segments.
     let a = open_timed(&ev.join("a.E01"), Default::default()).unwrap();
     assert!(a.files().len() >= 3);
@@ -983,7 +829,6 @@ fn e01_segments_of_another_acquisition_are_refused() {
 }
 
 #[test]
-#[ignore = "needs sgdisk (gdisk), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the images it damages at test time; CI runs it"]
 fn fifos_in_a_set_are_refused_without_hanging() {
     let (_tmp, ev, _out) = set_tree();
     let fifo = |p: &Path| run(&ev, &["mkfifo", p.to_str().unwrap()]);
@@ -995,23 +840,7 @@ fn fifos_in_a_set_are_refused_without_hanging() {
     assert!(e.contains("disk.raw") && e.contains("FIFO"), "{e}");
     // A qcow2 backing file.
     fifo(&ev.join("base.raw"));
-    run(
-        &ev,
-        &[
-            "qemu-img",
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-u",
-            "-b",
-            "base.raw",
-            "-F",
-            "raw",
-            "top.qcow2",
-            "1M",
-        ],
-    );
+    std::fs::copy(containers_dir().join("top-raw.qcow2"), ev.join("top.qcow2")).unwrap();
     let p = ev.join("top.qcow2");
     assert_refused(open_timed(&p, Default::default()), &p, "base.raw", "FIFO");
     // A VMDK extent, flat and sparse.
@@ -1036,9 +865,7 @@ fn fifos_in_a_set_are_refused_without_hanging() {
         assert_refused(open_timed(&p, Default::default()), &p, "extent.raw", "FIFO");
     }
     // An E01 segment.
-    let d: Vec<u8> = (0..(7u32 << 19)).map(|i| (i % 239) as u8).collect();
-    std::fs::write(ev.join("src.raw"), d).unwrap();
-    acquire(&ev, "src.raw", "ev");
+    copy_e01_set("a", &ev, "ev");
     std::fs::remove_file(ev.join("ev.E02")).unwrap();
     fifo(&ev.join("ev.E02"));
     let p = ev.join("ev.E01");

@@ -184,7 +184,7 @@ fn run(v: Variant) -> usize {
 }
 
 #[test]
-#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs) and setfattr (attr): re-makes the image and compares with debugfs; CI runs it"]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs): makes the image with mke2fs -d and compares with debugfs; CI runs it"]
 fn ext4_4k_htree_metadata_csum() {
     run(Variant {
         name: "ext4 4k htree",
@@ -197,7 +197,7 @@ fn ext4_4k_htree_metadata_csum() {
 }
 
 #[test]
-#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs) and setfattr (attr): re-makes the image and compares with debugfs; CI runs it"]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs): makes the image with mke2fs -d and compares with debugfs; CI runs it"]
 fn ext4_1k() {
     run(Variant {
         name: "ext4 1k",
@@ -210,7 +210,7 @@ fn ext4_1k() {
 }
 
 #[test]
-#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs) and setfattr (attr): re-makes the image and compares with debugfs; CI runs it"]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs): makes the image with mke2fs -d and compares with debugfs; CI runs it"]
 fn ext3_block_maps_1k() {
     run(Variant {
         name: "ext3 1k",
@@ -223,7 +223,7 @@ fn ext3_block_maps_1k() {
 }
 
 #[test]
-#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs) and setfattr (attr): re-makes the image and compares with debugfs; CI runs it"]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs): makes the image with mke2fs -d and compares with debugfs; CI runs it"]
 fn ext2_block_maps_4k() {
     run(Variant {
         name: "ext2 4k",
@@ -236,7 +236,7 @@ fn ext2_block_maps_4k() {
 }
 
 #[test]
-#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs) and setfattr (attr): re-makes the image and compares with debugfs; CI runs it"]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs): makes the image with mke2fs -d and compares with debugfs; CI runs it"]
 fn ext4_inline_data() {
     run(Variant {
         name: "ext4 inline_data",
@@ -249,7 +249,7 @@ fn ext4_inline_data() {
 }
 
 #[test]
-#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs) and setfattr (attr): re-makes the image and compares with debugfs; CI runs it"]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs): makes the image with mke2fs -d and compares with debugfs; CI runs it"]
 fn ext4_64bit_meta_bg() {
     run(Variant {
         name: "ext4 64bit meta_bg",
@@ -262,7 +262,7 @@ fn ext4_64bit_meta_bg() {
 }
 
 #[test]
-#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs) and setfattr (attr): re-makes the image and compares with debugfs; CI runs it"]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs): makes the image with mke2fs -d and compares with debugfs; CI runs it"]
 fn ext4_128_byte_inodes() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");

@@ -95,6 +95,46 @@ fn hostile_images_remade_by_the_tools_are_the_committed_ones() {
     }
 }
 
+/// `fixtures/ext4/make-edited-images.sh` re-run into a temporary directory writes the
+/// committed images (debugfs's edits included) and answers byte for byte.
+#[test]
+#[ignore = "needs mke2fs, debugfs, e2fsck (e2fsprogs), zstd: re-makes fixtures/ext4/make-edited-images.sh and compares; CI runs it"]
+fn edited_images_remade_by_the_tools_are_the_committed_ones() {
+    let fresh = tempfile::tempdir().unwrap();
+    let script = ext4_fixtures().join("make-edited-images.sh");
+    let o = std::process::Command::new("bash")
+        .arg(&script)
+        .env("FX_OUT_DIR", fresh.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut names: Vec<String> = [
+        "small-4k",
+        "small-4k-nocsum",
+        "extent-magic",
+        "extent-depth",
+        "extent-past-end",
+    ]
+    .iter()
+    .map(|n| format!("{n}.img.zst"))
+    .collect();
+    names.push("edited-bmap.txt".into());
+    names.push("edited-e2fsck.txt".into());
+    for name in names {
+        let committed = std::fs::read(ext4_fixtures().join(&name)).unwrap();
+        let again = std::fs::read(fresh.path().join(&name)).unwrap();
+        assert!(
+            committed == again,
+            "{name}: the fresh run differs from the committed file"
+        );
+    }
+}
+
 fn open_mem(bytes: Vec<u8>) -> Result<Ext4, salvor_ext4::Ext4Error> {
     Ext4::open(Arc::new(MemDevice(bytes)))
 }
@@ -177,76 +217,63 @@ proptest! {
     }
 }
 
-/// Block of `path` (logical block 0) per debugfs.
-fn bmap(img: &Path, path: &str) -> u64 {
-    sh_out(&format!(
-        "debugfs -R 'bmap {path} 0' {} 2>/dev/null",
-        img.display()
-    ))
-    .trim()
-    .parse()
-    .unwrap()
+/// Block of `path` (logical block 0) in the committed image `name`, as debugfs said
+/// (`fixtures/ext4/edited-bmap.txt`).
+fn bmap(name: &str, path: &str) -> u64 {
+    let p = ext4_fixtures().join("edited-bmap.txt");
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name) && w.next() == Some(path))
+                .then(|| w.next().and_then(|b| b.parse().ok()))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("{}: no bmap of {path} in {name}", p.display()))
 }
 
-fn small_image(tmp: &Path, opts: &str) -> PathBuf {
-    let src = tmp.join("src");
-    std::fs::create_dir_all(src.join("etc")).unwrap();
-    std::fs::write(src.join("etc/file.txt"), b"hello\n").unwrap();
-    std::fs::write(src.join("etc/other.txt"), b"other\n").unwrap();
-    std::fs::write(src.join("big"), vec![7u8; 200_000]).unwrap();
-    let img = tmp.join("img");
-    mkfs(&src, &img, opts, "8M");
+/// The committed image `fixtures/ext4/NAME.img.zst` (`make-edited-images.sh`: the tree
+/// etc/file.txt, etc/other.txt, big on 8 MiB, 4 KiB blocks), decompressed into `tmp`.
+fn edited_image(tmp: &Path, name: &str) -> PathBuf {
+    let src = ext4_fixtures().join(format!("{name}.img.zst"));
+    let z = std::fs::read(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let raw = zstd::decode_all(&z[..]).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    std::fs::create_dir_all(tmp).unwrap();
+    let img = tmp.join(format!("{name}.img"));
+    std::fs::write(&img, raw).unwrap();
     img
 }
 
 #[test]
-#[ignore = "needs mke2fs and debugfs (e2fsprogs): builds the image it damages at test time; CI runs it"]
 fn corrupt_extent_headers_are_errors_naming_the_inode() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = small_image(tmp.path(), "-t ext4 -b 4096");
+    let img = edited_image(tmp.path(), "small-4k");
     let fs = open(&img);
     let ino = fs.metadata(Path::new("/big")).unwrap().ino;
     drop(fs);
-    // Bad magic.
-    let img2 = tmp.path().join("img2");
-    std::fs::copy(&img, &img2).unwrap();
-    debugfs_w(&img2, "sif /big block[0] 0x0004beef\n");
-    let fs = open(&img2);
-    let e = fs
-        .read_limited(Path::new("/big"), 1 << 20)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains(&format!("inode {ino}")) && e.contains("magic"),
-        "{e}"
-    );
-    // Depth 0xffff.
-    let img3 = tmp.path().join("img3");
-    std::fs::copy(&img, &img3).unwrap();
-    debugfs_w(&img3, "sif /big block[1] 0xffff0004\n");
-    let fs = open(&img3);
-    let e = fs
-        .read_limited(Path::new("/big"), 1 << 20)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains(&format!("inode {ino}")) && e.contains("depth"),
-        "{e}"
-    );
-    // Extent pointing past the end of the filesystem.
-    let img4 = tmp.path().join("img4");
-    std::fs::copy(&img, &img4).unwrap();
-    debugfs_w(&img4, "sif /big block[5] 0x7fffffff\n");
-    let fs = open(&img4);
-    let e = fs
-        .read_limited(Path::new("/big"), 1 << 20)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains(&format!("inode {ino}")), "{e}");
+    // The same image with /big's extent tree edited by debugfs (which rewrites the inode
+    // checksum): bad magic, depth 0xffff, an extent past the end of the filesystem.
+    for (name, want) in [
+        ("extent-magic", "magic"),
+        ("extent-depth", "depth"),
+        ("extent-past-end", ""),
+    ] {
+        let fs = open(&edited_image(tmp.path(), name));
+        let e = fs
+            .read_limited(Path::new("/big"), 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("inode {ino}")) && e.contains(want),
+            "{name}: {e}"
+        );
+    }
 }
 
 fn patch_dir_entry(img: &Path, dir: &str, name: &[u8], f: impl FnOnce(&mut [u8])) {
-    let blk = bmap(img, dir);
+    let stem = img.file_stem().and_then(|s| s.to_str()).unwrap();
+    let blk = bmap(stem, dir);
     let mut bytes = std::fs::read(img).unwrap();
     let bs = 4096usize;
     let block = &mut bytes[blk as usize * bs..(blk as usize + 1) * bs];
@@ -256,10 +283,9 @@ fn patch_dir_entry(img: &Path, dir: &str, name: &[u8], f: impl FnOnce(&mut [u8])
 }
 
 #[test]
-#[ignore = "needs mke2fs and debugfs (e2fsprogs): builds the image it damages at test time; CI runs it"]
 fn huge_rec_len_and_out_of_range_inodes_are_skipped_with_warnings() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = small_image(tmp.path(), "-t ext4 -b 4096 -O ^metadata_csum");
+    let img = edited_image(tmp.path(), "small-4k-nocsum");
     patch_dir_entry(&img, "/etc", b"other.txt", |e| {
         e[0..4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes())
     });
@@ -280,7 +306,7 @@ fn huge_rec_len_and_out_of_range_inodes_are_skipped_with_warnings() {
         fs.report().warnings
     );
 
-    let img = small_image(&tmp.path().join("b"), "-t ext4 -b 4096 -O ^metadata_csum");
+    let img = edited_image(&tmp.path().join("b"), "small-4k-nocsum");
     patch_dir_entry(&img, "/etc", b"file.txt", |e| {
         e[4..6].copy_from_slice(&0xFFFCu16.to_le_bytes())
     });
@@ -296,10 +322,9 @@ fn huge_rec_len_and_out_of_range_inodes_are_skipped_with_warnings() {
 }
 
 #[test]
-#[ignore = "needs mke2fs and debugfs (e2fsprogs): builds the image it damages at test time; CI runs it"]
 fn checksum_mismatch_is_reported_not_fatal() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = small_image(tmp.path(), "-t ext4 -b 4096");
+    let img = edited_image(tmp.path(), "small-4k");
     // Change a name byte in /etc's block: the dirent checksum no longer matches.
     patch_dir_entry(&img, "/etc", b"other.txt", |e| e[8] = b'O');
     let fs = open(&img);

@@ -309,19 +309,19 @@ fn run(name: &str, opts: &str, size: &str, block_size: usize, v5: bool) -> Count
 }
 
 #[test]
-#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs), setfattr (attr): re-makes the image and compares with xfs_db; CI runs it"]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): re-makes the image and compares with xfs_db; CI runs it"]
 fn v5_4k() {
     run("v5-4k", "-d agcount=4", "160M", 4096, true);
 }
 
 #[test]
-#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs), setfattr (attr): re-makes the image and compares with xfs_db; CI runs it"]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): re-makes the image and compares with xfs_db; CI runs it"]
 fn v5_1k_blocks() {
     run("v5-1k", "-b size=1024 -d agcount=4", "160M", 1024, true);
 }
 
 #[test]
-#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs), setfattr (attr): re-makes the image and compares with xfs_db; CI runs it"]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): re-makes the image and compares with xfs_db; CI runs it"]
 fn v5_dirblock_8k_nrext64_nobigtime() {
     run(
         "v5-8kdir",
@@ -333,13 +333,13 @@ fn v5_dirblock_8k_nrext64_nobigtime() {
 }
 
 #[test]
-#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs), setfattr (attr): re-makes the image and compares with xfs_db; CI runs it"]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): re-makes the image and compares with xfs_db; CI runs it"]
 fn v4() {
     run("v4", "-m crc=0 -d agcount=4", "160M", 4096, false);
 }
 
 #[test]
-#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs), setfattr (attr): re-makes the image and compares with xfs_db; CI runs it"]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): re-makes the image and compares with xfs_db; CI runs it"]
 fn v4_no_ftype_512_blocks() {
     run(
         "v4-noftype",
@@ -356,7 +356,7 @@ fn v4_no_ftype_512_blocks() {
 /// [300,400) data`; reads (sequential and after seeks) must give the source bytes with
 /// zeros in the holes and the unwritten range.
 #[test]
-#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs), setfattr (attr): re-makes the image and compares with xfs_db; CI runs it"]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): re-makes the image and compares with xfs_db; CI runs it"]
 fn holes_unwritten_and_many_extents() {
     use std::io::{Read, Seek, SeekFrom};
     if !have_xfsprogs() {

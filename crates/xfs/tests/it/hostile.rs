@@ -132,7 +132,7 @@ fn answers(bytes: Vec<u8>) -> Vec<String> {
 /// otherwise the fresh images must give the committed images' answers (mkfs.xfs stamps
 /// UUIDs and times of its own, so the bytes differ).
 #[test]
-#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs), setfattr (attr): re-makes fixtures/xfs/hostile-*.img and compares; CI runs it"]
+#[ignore = "needs mkfs.xfs and xfs_db (xfsprogs): re-makes fixtures/xfs/hostile-*.img and compares; CI runs it"]
 fn hostile_images_remade_by_the_tools_give_the_committed_answers() {
     let fresh = build_images();
     if let Some(dir) = std::env::var_os("SALVOR_XFS_WRITE").map(PathBuf::from) {

@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::common::{repo, salvor, sha256_file, untar_zst};
+use super::common::{repo, salvor, sha256_file, unpack_docker_disks, untar_zst};
 
 fn sh(script: &str) {
     let out = Command::new("bash")
@@ -65,23 +65,40 @@ fn build_roots(with_images: bool) -> Roots {
     fs::copy(repo().join("fixtures/demo/data-root.tar.zst"), &archive).unwrap();
     let dir = t.join("dir");
     fs::create_dir_all(&dir).unwrap();
-    let d = t.display();
     untar_zst(&archive, &dir, false);
     if with_images {
-        sh(&format!(
-            "mkdir -p {d}/host/var/lib/docker {d}/img
-             cp -a {d}/dir/. {d}/host/var/lib/docker/
-             mke2fs -q -t ext4 -d {d}/host {d}/fs.img 24M
-             truncate -s 32M {d}/disk.raw
-             printf 'label: gpt\\nstart=2048, size=49152, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root\\n' | sfdisk -q {d}/disk.raw
-             dd if={d}/fs.img of={d}/disk.raw bs=512 seek=2048 conv=notrunc status=none
-             cd {d}/img
-             qemu-img convert -O qcow2 {d}/disk.raw base.qcow2
-             qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2
-             mkdir {d}/ewf && cd {d}/ewf
-             ewfacquire -q -u -t acq -f encase6 -S 1MiB -c deflate:fast -C case -D d -E e -e x -N n {d}/disk.raw >/dev/null
-             rm -rf {d}/host {d}/fs.img {d}/disk.raw"
-        ));
+        // Committed images (no tool runs): the demo data-root on ext4 on a GPT disk as
+        // qemu-img's qcow2 and as ewfacquire's E01 set of 1 MiB segments
+        // (`fixtures/disk/make-docker-disks.sh`), and an overlay on the qcow2 (qemu-img's
+        // sub/up.qcow2 of `fixtures/disk/make-containers.sh`, its backing name rewritten).
+        fs::create_dir_all(t.join("img")).unwrap();
+        fs::create_dir_all(t.join("ewf")).unwrap();
+        unpack_docker_disks(t);
+        fs::rename(t.join("overlay2.qcow2"), t.join("img/base.qcow2")).unwrap();
+        for n in [
+            "overlay2.raw",
+            "vfs.raw",
+            "fuse-overlayfs.raw",
+            "fstab.raw",
+            "xfs-gpt.raw",
+        ] {
+            fs::remove_file(t.join(n)).unwrap();
+        }
+        let containers = repo().join("fixtures/disk/containers");
+        let unz = |p: PathBuf| zstd::decode_all(&fs::read(&p).unwrap()[..]).unwrap();
+        let mut top = unz(containers.join("sub/up.qcow2.zst"));
+        let off = u64::from_be_bytes(top[8..16].try_into().unwrap()) as usize;
+        let len = u32::from_be_bytes(top[16..20].try_into().unwrap()) as usize;
+        top[off..off + len].fill(0);
+        top[off..off + 10].copy_from_slice(b"base.qcow2");
+        top[16..20].copy_from_slice(&10u32.to_be_bytes());
+        fs::write(t.join("img/top.qcow2"), top).unwrap();
+        for e in fs::read_dir(t).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("acq.E") {
+                fs::rename(e.path(), t.join("ewf").join(&n)).unwrap();
+            }
+        }
     }
     Roots {
         dir,
@@ -118,7 +135,6 @@ fn run(root: &Path, extra: &[&str], cmd: &[String]) -> (Option<i32>, String) {
 }
 
 #[test]
-#[ignore = "needs sfdisk (fdisk), mke2fs (e2fsprogs), qemu-img (qemu-utils), ewfacquire (ewf-tools): builds the evidence images at test time; CI runs it"]
 fn no_output_onto_or_into_the_evidence() {
     let r = build_roots(true);
     assert!(r.e02.exists(), "the E01 set has several segments");

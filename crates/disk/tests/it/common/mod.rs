@@ -334,3 +334,102 @@ pub fn committed_sfdisk_json(name: &str) -> String {
     let p = disk_fixtures().join(format!("{}.sfdisk.json", name.trim_end_matches(".raw")));
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// Writes `bytes` to `path`, seeking over 64 KiB blocks of zeros (the flat images are mostly
+/// holes: the copy takes little disk).
+pub fn write_sparse(path: &Path, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for block in bytes.chunks(64 << 10) {
+        if block.iter().all(|&b| b == 0) {
+            f.seek(SeekFrom::Current(block.len() as i64)).unwrap();
+        } else {
+            f.write_all(block).unwrap();
+        }
+    }
+    f.set_len(bytes.len() as u64).unwrap();
+}
+
+/// Decompresses every `*.zst` under `src` (recursively) into the same place under `dest`,
+/// without the `.zst`.
+pub fn unpack_tree(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for e in std::fs::read_dir(src).unwrap_or_else(|e| panic!("{}: {e}", src.display())) {
+        let e = e.unwrap();
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            if name != "answers" {
+                unpack_tree(&p, &dest.join(&name));
+            }
+        } else if let Some(stem) = name.strip_suffix(".zst") {
+            let bytes = std::fs::read(&p).unwrap();
+            let raw =
+                zstd::decode_all(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            write_sparse(&dest.join(stem), &raw);
+        }
+    }
+}
+
+/// `fixtures/disk/containers` (made by `fixtures/disk/make-containers.sh`).
+pub fn container_fixtures() -> std::path::PathBuf {
+    disk_fixtures().join("containers")
+}
+
+/// The committed containers, decompressed once per test binary into a temporary directory
+/// (with `fs.img` and `mbr.raw` of `make-disks.sh` beside them).
+pub fn containers_dir() -> &'static Path {
+    static D: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        unpack_tree(&container_fixtures(), tmp.path());
+        unpack_fixture(tmp.path(), "fs.img");
+        unpack_fixture(tmp.path(), "mbr.raw");
+        tmp
+    })
+    .path()
+}
+
+/// A committed tool answer, `fixtures/disk/containers/answers/NAME`.
+pub fn container_answer(name: &str) -> String {
+    let p = container_fixtures().join("answers").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The sha256 the committed `answers/FILE` (`<sha256>  <name>` lines) gives for `name`.
+pub fn committed_sha(file: &str, name: &str) -> String {
+    container_answer(file)
+        .lines()
+        .find_map(|l| {
+            let (sha, n) = l.split_once("  ")?;
+            (n == name).then(|| sha.to_string())
+        })
+        .unwrap_or_else(|| panic!("answers/{file} has no line for {name}"))
+}
+
+/// A committed qcow2 of the containers fixture, its backing file name replaced by `name`
+/// (the name is stored after the header extensions, zeros follow it in the header cluster).
+pub fn qcow2_with_backing(fixture: &str, name: &str) -> Vec<u8> {
+    let p = containers_dir().join(fixture);
+    let mut b = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let off = u64::from_be_bytes(b[8..16].try_into().unwrap()) as usize;
+    let len = u32::from_be_bytes(b[16..20].try_into().unwrap()) as usize;
+    assert!(off > 0, "{fixture} has no backing file");
+    b[off..off + len].fill(0);
+    assert!(off + name.len() < 65536, "backing name too long");
+    b[off..off + name.len()].copy_from_slice(name.as_bytes());
+    b[16..20].copy_from_slice(&(name.len() as u32).to_be_bytes());
+    b
+}
+
+/// Copies the committed E01 set `set` (`set.E01`, `set.E02`, …) into `dir` as `as_name.E01…`.
+pub fn copy_e01_set(set: &str, dir: &Path, as_name: &str) {
+    for n in 1..100 {
+        let from = containers_dir().join(format!("{set}.E{n:02}"));
+        if !from.exists() {
+            assert!(n > 3, "{set}: fewer than 3 segments");
+            break;
+        }
+        std::fs::copy(&from, dir.join(format!("{as_name}.E{n:02}"))).unwrap();
+    }
+}

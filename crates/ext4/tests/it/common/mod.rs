@@ -45,14 +45,8 @@ mknod null c 1 3
 mknod sda1 b 8 1
 mknod bigdev c 300 70000
 mkfifo fifo
-setfattr -n trusted.overlay.opaque -v y dir_opaque
-setfattr -n user.overlay.opaque -v y dir_opaque
-setfattr -n trusted.overlay.redirect -v /some/where dir_opaque
 head -c 5000 /dev/urandom > ping
-setfattr -n security.capability -v 0x0100000200200000000000000000000000000000 ping
 chmod 4755 ping
-setfattr -n user.x -v 1 etc/file.txt
-setfattr -n system.posix_acl_access -v 0x0200000001000600ffffffff02000400e803000004000400ffffffff10000400ffffffff20000400ffffffff etc/acl 2>/dev/null || true
 chown 100000:200000 etc/file.txt
 chmod 1777 sticky
 truncate -s 10M sparse
@@ -76,14 +70,31 @@ printf 'x' > "$(printf 'caf\351')"
 printf 'y' > "sp ace"
 "#
     );
-    if big_xattr {
-        s.push_str(
-            "setfattr -n user.big -v \"$(head -c 3000 /dev/zero | tr '\\0' x)\" etc/file.txt\n",
-        );
-    }
     sh(&s);
+    // The xattrs (the `xattr` crate, i.e. setxattr(2); no setfattr needed). The capability is
+    // set after `chmod 4755 ping` instead of before: chmod keeps it either way.
+    let set = |path: &str, name: &str, value: &[u8]| {
+        xattr::set(root.join(path), name, value)
+            .unwrap_or_else(|e| panic!("setxattr {name} on {path}: {e}"))
+    };
+    set("dir_opaque", "trusted.overlay.opaque", b"y");
+    set("dir_opaque", "user.overlay.opaque", b"y");
+    set("dir_opaque", "trusted.overlay.redirect", b"/some/where");
+    set(
+        "ping",
+        "security.capability",
+        &hex::decode("0100000200200000000000000000000000000000").unwrap(),
+    );
+    set("etc/file.txt", "user.x", b"1");
+    if big_xattr {
+        set("etc/file.txt", "user.big", &[b'x'; 3000]);
+    }
     std::fs::write(root.join("etc/acl"), b"acl").ok();
-    sh(&format!("cd {r} && setfattr -n system.posix_acl_access -v 0x0200000001000600ffffffff02000400e803000004000400ffffffff10000400ffffffff20000400ffffffff etc/acl"));
+    set(
+        "etc/acl",
+        "system.posix_acl_access",
+        &hex::decode("0200000001000600ffffffff02000400e803000004000400ffffffff10000400ffffffff20000400ffffffff").unwrap(),
+    );
     // deep tree
     let mut p = root.join("deep");
     for i in 0..40 {
