@@ -31,7 +31,7 @@ pub fn sha256_file(p: &Path) -> String {
 pub fn build_src(root: &Path, files_in_bigdir: usize, big_xattr: bool) {
     let r = root.display();
     std::fs::create_dir_all(root).unwrap();
-    let mut s = format!(
+    let s = format!(
         r#"
 cd {r}
 mkdir -p etc dir_opaque bigdir deep sticky
