@@ -260,10 +260,10 @@ fn corrupt_extent_headers_are_errors_naming_the_inode() {
         ("extent-past-end", ""),
     ] {
         let fs = open(&edited_image(tmp.path(), name));
-        let e = fs
-            .read_limited(Path::new("/big"), 1 << 20)
-            .unwrap_err()
-            .to_string();
+        // The whole chain: the path, then what was wrong with the inode.
+        let e = salvor_source::error_chain(
+            &fs.read_limited(Path::new("/big"), 1 << 20).unwrap_err(),
+        );
         assert!(
             e.contains(&format!("inode {ino}")) && e.contains(want),
             "{name}: {e}"
