@@ -31,7 +31,7 @@
 //! * [`verify::check`]: the one check behind `verify`, `extract` and `report` — the
 //!   asked-for layers rebuilt (CONTENT), every layer audited (METADATA), copy artifacts
 //!   detected on the whole evidence; a [`verify::LayerVerdict`] per layer, a
-//!   [`verify::ImageVerdict`] per image ([`verify::image_verdicts`]).
+//!   [`verify::ImageVerdict`] per image ([`verify::verdicts`]).
 //! * [`report::write_report`] with [`report::ReportOptions`] writes a case directory
 //!   deterministically into a `salvor_sink::DirSink` (the CLI's guarded output: new or empty,
 //!   never inside the evidence; committed only when complete) and returns a
