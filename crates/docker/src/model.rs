@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use salvor_model::{
     ContainerRecord, ContainerStatus, ContainerStore, EngineKind, EvidenceDamage, ImageRecord,
-    LayerProof, LayerRecord, LayerView, ModelError, Problem, RebuildReport, RebuildStatus,
-    RecordedHeaders, StoreIdentity, ViewFiles, VolumeRecord, WhiteoutStyle,
+    LayerProof, LayerRecord, LayerView, LogLine, LogLines, LogStream, ModelError, Problem,
+    RebuildReport, RebuildStatus, RecordedHeaders, RecordedTime, StoreIdentity, ViewFiles,
+    VolumeRecord, WhiteoutStyle,
 };
 use salvor_source::Source;
 
-use crate::{Container, Driver, Image, Layer, LayerFiles, Store, StoreError, TarSplitRef};
+use crate::{Container, Driver, Image, Layer, LayerFiles, Layout, Store, StoreError, TarSplitRef};
 
 impl From<StoreError> for ModelError {
     fn from(e: StoreError) -> Self {
@@ -299,6 +300,89 @@ impl ContainerStore for Store {
             ModelError::NotFound(format!("container {}: no read-write layer", c.id))
         })?;
         Ok(self.view_of(&rw.files, rw.parent.as_deref()))
+    }
+
+    fn init_layer_view(&self, container_id: &str) -> Result<Option<LayerView>, ModelError> {
+        let c = self.container_by_id(container_id)?;
+        Ok(c.rw_layer.as_ref().and_then(|rw| {
+            rw.init_files
+                .as_ref()
+                .map(|init| self.view_of(init, rw.parent.as_deref()))
+        }))
+    }
+
+    fn container_image_name(&self, container_id: &str) -> Option<String> {
+        self.container_by_id(container_id).ok().map(|c| c.image)
+    }
+
+    fn container_logs(&self, container_id: &str) -> Result<LogLines<'_>, ModelError> {
+        let c = self.container_by_id(container_id)?;
+        let reader = crate::logs::LogReader::for_container(self, &c)
+            .map_err(|e| ModelError::Engine(Box::new(e)))?;
+        Ok(Box::new(reader.map(|r| {
+            r.map(|e| LogLine {
+                time: e.time,
+                stream: match e.stream {
+                    crate::logs::Stream::Stdout => LogStream::Stdout,
+                    crate::logs::Stream::Stderr => LogStream::Stderr,
+                },
+                line: e.line,
+                file: e.file,
+                offset: e.offset,
+            })
+            .map_err(|e| ModelError::Engine(Box::new(e)))
+        })))
+    }
+
+    fn image_last_updated(&self, image_id: &str) -> Result<Option<RecordedTime>, Problem> {
+        if self.layout != Layout::V2 {
+            return Ok(None);
+        }
+        let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+        let p = self
+            .path("image")
+            .join(self.driver.name())
+            .join("imagedb/metadata/sha256")
+            .join(hex)
+            .join("lastUpdated");
+        match self.source.read_limited(&p, 4096) {
+            Ok(b) => match std::str::from_utf8(&b).ok().and_then(crate::logs::parse_time) {
+                Some(time) => Ok(Some(RecordedTime { time, path: p })),
+                None => Err(Problem {
+                    path: p,
+                    what: "not an RFC 3339 time".into(),
+                }),
+            },
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(Problem {
+                what: salvor_model::error_chain(&e),
+                path: p,
+            }),
+        }
+    }
+
+    fn layer_meta_path(&self, layer_id: &str) -> Option<PathBuf> {
+        self.layers.get(layer_id).map(|l| l.meta_dir.clone())
+    }
+
+    fn container_problems(&self) -> Vec<Problem> {
+        Store::containers(self).1
+    }
+
+    fn volume_problems(&self) -> Vec<Problem> {
+        let (cs, _) = Store::containers(self);
+        Store::volumes(self, &cs).1
+    }
+}
+
+impl Store {
+    /// The container whose full id is `id` (no prefix or name resolution).
+    fn container_by_id(&self, id: &str) -> Result<Container, ModelError> {
+        Store::containers(self)
+            .0
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| ModelError::NotFound(format!("no container {id}")))
     }
 }
 

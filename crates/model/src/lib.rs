@@ -97,7 +97,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use salvor_oci::{ChainId, DiffId, Digest};
-pub use salvor_source::{EvidenceDamage, Source};
+pub use salvor_source::{EvidenceDamage, Source, Timestamp};
 pub use salvor_whiteout::WhiteoutStyle;
 
 /// An error and its causes on one line, each cause once: the one helper, re-exported from
@@ -628,6 +628,92 @@ pub trait ContainerStore: Send + Sync {
     fn recorded_headers(&self, layer_id: &str) -> RecordedHeaders;
     /// Container `container_id`'s read-write layer over its image's layers.
     fn rw_layer_view(&self, container_id: &str) -> Result<LayerView, ModelError>;
+    /// Container `container_id`'s init layer (the `/etc/hosts`, `/etc/resolv.conf`
+    /// placeholders the engine wrote when it created the container), `None` when the engine
+    /// keeps none.
+    fn init_layer_view(&self, container_id: &str) -> Result<Option<LayerView>, ModelError> {
+        let _ = container_id;
+        Ok(None)
+    }
+    /// The image container `container_id` was created from as the user named it
+    /// (`busybox`, `salvor/app:1`, an id), when the engine recorded it.
+    fn container_image_name(&self, container_id: &str) -> Option<String> {
+        let _ = container_id;
+        None
+    }
+    /// Container `container_id`'s log lines, oldest file first, as the engine wrote them; an
+    /// engine that keeps no logs gives none.
+    fn container_logs(&self, container_id: &str) -> Result<LogLines<'_>, ModelError> {
+        let _ = container_id;
+        Ok(Box::new(std::iter::empty()))
+    }
+    /// When image `image_id` was last pulled, loaded or tagged, where the engine records it:
+    /// `Ok(None)` when it does not, `Err` (naming the file) when the record is unreadable.
+    fn image_last_updated(&self, image_id: &str) -> Result<Option<RecordedTime>, Problem> {
+        let _ = image_id;
+        Ok(None)
+    }
+    /// Where the engine keeps layer `layer_id`'s metadata (a directory or file of the
+    /// evidence), what problems about the layer name; `None` when unknown.
+    fn layer_meta_path(&self, layer_id: &str) -> Option<PathBuf> {
+        let _ = layer_id;
+        None
+    }
+    /// Problems met reading the containers (records that could not be read), sorted.
+    fn container_problems(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+    /// Problems met reading the volumes, sorted.
+    fn volume_problems(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+}
+
+/// A log stream of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogStream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line of a container's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// When the engine received it, `None` when the entry has no readable time.
+    pub time: Option<Timestamp>,
+    /// The stream the container wrote it to.
+    pub stream: LogStream,
+    /// The bytes the container wrote (newline included where the engine kept one).
+    pub line: Vec<u8>,
+    /// The log file it was read from (relative to the evidence root).
+    pub file: PathBuf,
+    /// Its offset in the file's decompressed bytes.
+    pub offset: u64,
+}
+
+/// A container's log lines ([`ContainerStore::container_logs`]); an unreadable file or entry
+/// is an error item, and the lines after it still come.
+pub type LogLines<'a> = Box<dyn Iterator<Item = Result<LogLine, ModelError>> + Send + 'a>;
+
+/// A time the engine recorded in a file of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedTime {
+    /// The time.
+    pub time: Timestamp,
+    /// The file it was read from (relative to the evidence root).
+    pub path: PathBuf,
 }
 
 /// Every store found in the evidence.
