@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use salvor_model::{
     ContainerRecord, ContainerStatus, ContainerStore, EngineKind, EvidenceDamage, ImageRecord,
-    LayerProof, LayerRecord, LayerView, LogLine, LogLines, LogStream, ModelError, Problem,
+    BindMountRecord, LayerProof, LayerRecord, LayerView, LogLine, LogLines, LogStream, ModelError, Problem,
     RebuildReport, RebuildStatus, RecordedHeaders, RecordedTime, StoreIdentity, ViewFiles,
-    VolumeRecord, WhiteoutStyle,
+    VolumeDetails, VolumeRecord, WhiteoutStyle,
 };
 use salvor_source::Source;
 
@@ -363,6 +363,83 @@ impl ContainerStore for Store {
 
     fn layer_meta_path(&self, layer_id: &str) -> Option<PathBuf> {
         self.layers.get(layer_id).map(|l| l.meta_dir.clone())
+    }
+
+    fn layout_description(&self) -> Option<String> {
+        Some(
+            match self.layout {
+                Layout::V2 => "v2 (image/<driver>/imagedb, layerdb; Docker >= 1.10)",
+                Layout::LegacyGraph => "legacy graph/ (Docker < 1.10)",
+            }
+            .to_string(),
+        )
+    }
+
+    fn image_size(&self, image_id: &str) -> Option<u64> {
+        self.image_by_id(image_id).ok().map(|i| i.size)
+    }
+
+    fn volume_details(&self) -> Vec<VolumeDetails> {
+        let (cs, _) = Store::containers(self);
+        let (vs, _) = Store::volumes(self, &cs);
+        vs.into_iter()
+            .map(|v| VolumeDetails {
+                name: v.name,
+                created_at: v.created_at,
+                used_by: v
+                    .used_by
+                    .into_iter()
+                    .map(|u| (u.container_name, u.destination))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn bind_mounts(&self) -> Vec<BindMountRecord> {
+        let (cs, _) = Store::containers(self);
+        Store::bind_mounts(self, &cs)
+            .into_iter()
+            .map(|b| BindMountRecord {
+                container_name: b.container_name,
+                source: b.source,
+                destination: b.destination,
+                inside_evidence: b.inside_evidence,
+            })
+            .collect()
+    }
+
+    /// Docker's own shape: data-root, layout, driver, its images, layers, containers,
+    /// volumes and bind mounts as salvor reads them, every problem, and the evidence's
+    /// damage when there is some.
+    fn inventory_json(&self) -> serde_json::Value {
+        let (containers, container_problems) = Store::containers(self);
+        let (volumes, volume_problems) = Store::volumes(self, &containers);
+        let binds = Store::bind_mounts(self, &containers);
+        let mut problems = self.problems.clone();
+        problems.extend(container_problems);
+        problems.extend(volume_problems);
+        problems.sort();
+        problems.dedup();
+        let mut inventory = serde_json::json!({
+            "evidence": self.source.describe(),
+            "evidence_warnings": self.source.warnings(),
+            "data_root": self.root,
+            "layout": self.layout,
+            "driver": self.driver,
+            "images": self.images,
+            "layers": self.layers.values().collect::<Vec<_>>(),
+            "containers": containers,
+            "volumes": volumes,
+            "bind_mounts": binds,
+            "problems": problems,
+        });
+        // Damage of the evidence itself, only when there is some (clean reports unchanged).
+        if !self.damage.is_empty() {
+            if let Some(o) = inventory.as_object_mut() {
+                o.insert("evidence_damage".into(), serde_json::json!(self.damage));
+            }
+        }
+        inventory
     }
 
     fn container_problems(&self) -> Vec<Problem> {

@@ -659,6 +659,61 @@ pub trait ContainerStore: Send + Sync {
         let _ = layer_id;
         None
     }
+    /// How the engine laid out this store, for people (`v2 (image/<driver>/imagedb …)`),
+    /// when it has more than one layout.
+    fn layout_description(&self) -> Option<String> {
+        None
+    }
+    /// The size of image `image_id` as the engine reports it (bytes), when known.
+    fn image_size(&self, image_id: &str) -> Option<u64> {
+        let _ = image_id;
+        None
+    }
+    /// What a case report says of each volume beyond its record, in [`volumes`](Self::volumes)
+    /// order.
+    fn volume_details(&self) -> Vec<VolumeDetails> {
+        Vec::new()
+    }
+    /// The containers' bind mounts (host paths), in the engine's order.
+    fn bind_mounts(&self) -> Vec<BindMountRecord> {
+        Vec::new()
+    }
+    /// The store described in the engine's own shape, for a case report's `inventory.json`:
+    /// a JSON object. The default is the engine-neutral records.
+    fn inventory_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("evidence".into(), self.source().describe().into());
+        m.insert(
+            "identity".into(),
+            serde_json::to_value(self.identity()).unwrap_or_default(),
+        );
+        m.insert(
+            "images".into(),
+            serde_json::to_value(self.images()).unwrap_or_default(),
+        );
+        m.insert(
+            "layers".into(),
+            serde_json::to_value(self.layers()).unwrap_or_default(),
+        );
+        m.insert(
+            "containers".into(),
+            serde_json::to_value(self.containers().unwrap_or_default()).unwrap_or_default(),
+        );
+        m.insert(
+            "volumes".into(),
+            serde_json::to_value(self.volumes().unwrap_or_default()).unwrap_or_default(),
+        );
+        let mut problems = self.problems();
+        problems.extend(self.container_problems());
+        problems.extend(self.volume_problems());
+        problems.sort();
+        problems.dedup();
+        m.insert(
+            "problems".into(),
+            serde_json::to_value(problems).unwrap_or_default(),
+        );
+        serde_json::Value::Object(m)
+    }
     /// Problems met reading the containers (records that could not be read), sorted.
     fn container_problems(&self) -> Vec<Problem> {
         Vec::new()
@@ -667,6 +722,30 @@ pub trait ContainerStore: Send + Sync {
     fn volume_problems(&self) -> Vec<Problem> {
         Vec::new()
     }
+}
+
+/// What a case report says of a volume beyond its [`VolumeRecord`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VolumeDetails {
+    /// The volume's name.
+    pub name: String,
+    /// When it was created, as the engine reports it (RFC 3339).
+    pub created_at: Option<String>,
+    /// The containers that mount it: (container name, destination in the container).
+    pub used_by: Vec<(String, String)>,
+}
+
+/// One bind mount of a container (a host path, never followed).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BindMountRecord {
+    /// The container's name.
+    pub container_name: String,
+    /// The host path as stored.
+    pub source: String,
+    /// Where it is mounted in the container.
+    pub destination: String,
+    /// The host path is inside the evidence.
+    pub inside_evidence: bool,
 }
 
 /// A log stream of a container.
