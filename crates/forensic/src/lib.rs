@@ -2,9 +2,11 @@
 //! artifacts, timelines and case reports.
 //!
 //! This crate sits on top of `salvor-model` (the engine-neutral [`salvor_model::ContainerStore`]:
-//! what [`verify`] and the tamper [`audit`] consume), `salvor-docker` (still needed by the
-//! timeline and the case report, which read Docker's own records) and `salvor-source` (the
-//! read-only view of the evidence), and never writes to the evidence.
+//! what [`verify`], the tamper [`audit`], the timeline and the case report consume; no
+//! engine's own types) and `salvor-source` (the read-only view of the evidence), and never
+//! writes to the evidence.
+//!
+//! (`Store` below: any `&dyn ContainerStore`.)
 //!
 //! ```text
 //! Store ──► timeline::write_timeline ──► Collector (walk + host events) ──► Entry
