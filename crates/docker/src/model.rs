@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use salvor_model::{
-    ContainerRecord, ContainerStatus, ContainerStore, EngineKind, EvidenceDamage, ImageRecord,
-    BindMountRecord, LayerProof, LayerRecord, LayerView, LogLine, LogLines, LogStream, ModelError, Problem,
-    RebuildReport, RebuildStatus, RecordedHeaders, RecordedTime, StoreIdentity, ViewFiles,
+    BindMountRecord, ContainerRecord, ContainerStatus, ContainerStore, EngineKind, EvidenceDamage,
+    ImageRecord, LayerProof, LayerRecord, LayerView, LogLine, LogLines, LogStream, ModelError,
+    Problem, RebuildReport, RebuildStatus, RecordedHeaders, RecordedTime, StoreIdentity, ViewFiles,
     VolumeDetails, VolumeRecord, WhiteoutStyle,
 };
 use salvor_source::Source;
@@ -346,7 +346,10 @@ impl ContainerStore for Store {
             .join(hex)
             .join("lastUpdated");
         match self.source.read_limited(&p, 4096) {
-            Ok(b) => match std::str::from_utf8(&b).ok().and_then(crate::logs::parse_time) {
+            Ok(b) => match std::str::from_utf8(&b)
+                .ok()
+                .and_then(crate::logs::parse_time)
+            {
                 Some(time) => Ok(Some(RecordedTime { time, path: p })),
                 None => Err(Problem {
                     path: p,

@@ -391,10 +391,7 @@ fn write_files(
             md(c.state.started_at.as_deref().unwrap_or("")),
             md(c.state.finished_at.as_deref().unwrap_or("")),
             md(&c.state.status),
-            c.state
-                .exit_code
-                .map(|x| x.to_string())
-                .unwrap_or_default()
+            c.state.exit_code.map(|x| x.to_string()).unwrap_or_default()
         ));
     }
 

@@ -104,7 +104,6 @@ pub use salvor_whiteout::WhiteoutStyle;
 /// [`salvor_source::error_chain`] for engine crates that render problems.
 pub use salvor_source::error_chain;
 
-
 /// Which engine wrote a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]

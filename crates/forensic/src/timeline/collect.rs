@@ -421,9 +421,7 @@ impl Collector<'_> {
                         Some(&ev),
                     )?;
                 }
-                Err(err) => {
-                    self.problem(dir, format!("logs: {}", salvor_model::error_chain(&err)))
-                }
+                Err(err) => self.problem(dir, format!("logs: {}", salvor_model::error_chain(&err))),
             }
         }
         Ok(())

@@ -226,9 +226,7 @@ pub fn write_timeline(
                 Err(e) => c.problem(&dir, salvor_model::error_chain(&e)),
             }
             match store.init_layer_view(&ct.id) {
-                Ok(Some(view)) => {
-                    c.walk_layer(&format!("container {label} init"), &view, &dir)?
-                }
+                Ok(Some(view)) => c.walk_layer(&format!("container {label} init"), &view, &dir)?,
                 Ok(None) => {}
                 Err(e) => c.problem(&dir, salvor_model::error_chain(&e)),
             }
