@@ -312,12 +312,14 @@ impl ContainerStore for Store {
     }
 
     fn container_image_name(&self, container_id: &str) -> Option<String> {
-        self.container_by_id(container_id).ok().map(|c| c.image)
+        self.container_by_id(container_id)
+            .ok()
+            .map(|c| c.image.clone())
     }
 
     fn container_logs(&self, container_id: &str) -> Result<LogLines<'_>, ModelError> {
         let c = self.container_by_id(container_id)?;
-        let reader = crate::logs::LogReader::for_container(self, &c)
+        let reader = crate::logs::LogReader::for_container(self, c)
             .map_err(|e| ModelError::Engine(Box::new(e)))?;
         Ok(Box::new(reader.map(|r| {
             r.map(|e| LogLine {
@@ -457,10 +459,10 @@ impl ContainerStore for Store {
 
 impl Store {
     /// The container whose full id is `id` (no prefix or name resolution).
-    fn container_by_id(&self, id: &str) -> Result<Container, ModelError> {
-        Store::containers(self)
-            .0
-            .into_iter()
+    fn container_by_id(&self, id: &str) -> Result<&Container, ModelError> {
+        self.containers_read
+            .get_or_init(|| Store::containers(self).0)
+            .iter()
             .find(|c| c.id == id)
             .ok_or_else(|| ModelError::NotFound(format!("no container {id}")))
     }
