@@ -19,8 +19,28 @@ pub fn timeline(
     output: Option<&Path>,
     outputs: &salvor_sink::OutputPolicy,
 ) -> anyhow::Result<u8> {
+    // No -o: standard output, through the sink as well.
+    let mut sink = outputs.file(output.unwrap_or(Path::new("-")))?;
+    // The one resolver, containers only (images are there to say what else a query names).
+    let mut ids: Vec<String> = Vec::new();
+    if !containers.is_empty() {
+        let (all, _) = store.containers();
+        for q in containers {
+            let found = salvor_docker::resolve::Resolver {
+                images: &store.images,
+                containers: &all,
+            }
+            .resolve(q, salvor_docker::Want::Container)
+            .map_err(salvor_docker::StoreError::from)?;
+            if let salvor_docker::Target::Container(found) = found.target {
+                if !ids.contains(&found.id) {
+                    ids.push(found.id.clone());
+                }
+            }
+        }
+    }
     let opts = TimelineOptions {
-        containers: containers.to_vec(),
+        containers: ids,
         images,
         volumes,
         logs,
@@ -29,8 +49,6 @@ pub fn timeline(
         TimelineFormatArg::Bodyfile => TimelineFormat::Bodyfile,
         TimelineFormatArg::Jsonl => TimelineFormat::Jsonl,
     };
-    // No -o: standard output, through the sink as well.
-    let mut sink = outputs.file(output.unwrap_or(Path::new("-")))?;
     let res = write_timeline(store, &opts, format, &mut sink);
     // A write error is the output's (a full disk), whatever the writer made of it.
     if let Some(e) = sink.write_error() {

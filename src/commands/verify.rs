@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use salvor_forensic::audit::FindingClass;
-use salvor_forensic::verify::{chains_of, check, image_verdicts, Check, LayerVerdict};
+use salvor_forensic::verify::{check, layers_of, verdicts, Check, LayerVerdict};
 
 use rayon::prelude::*;
 use salvor_docker::{Image, RebuildReport, Store};
@@ -72,9 +72,13 @@ pub fn verify(
     quiet: bool,
 ) -> anyhow::Result<u8> {
     let images = select_images(store, queries)?;
-    let chains = chains_of(&images);
+    let records: Vec<salvor_model::ImageRecord> = images
+        .iter()
+        .map(|i| salvor_docker::model::image_record(i))
+        .collect();
+    let chains = layers_of(&records);
     let checked = check_with_progress(store, &chains, quiet);
-    let verdicts = image_verdicts(&images, &checked);
+    let verdicts = verdicts(store, &records, &checked);
     let all_ok = verdicts.iter().all(|v| v.ok) && checked.all_ok();
     if json_out {
         print_json(&checked.json(&verdicts, store))?;

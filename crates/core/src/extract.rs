@@ -169,6 +169,7 @@ pub struct Plan<'s> {
     /// Bytes of all layers to write (for a progress bar).
     pub total: u64,
     by_digest: BTreeMap<String, &'s Layer>,
+    store: &'s Store,
     spool_paths: BTreeMap<String, PathBuf>,
     force: bool,
 }
@@ -239,7 +240,11 @@ pub fn plan<'s>(
     // Without --force the content part comes from the export itself (each layer is
     // hashed as it is written: one read of the evidence), the metadata part from audits
     // run beside it; with --force the whole check runs first, to know what to force.
-    let chains = salvor_forensic::verify::chains_of(&images);
+    let records: Vec<salvor_model::ImageRecord> = images
+        .iter()
+        .map(|i| salvor_docker::model::image_record(i))
+        .collect();
+    let chains = salvor_forensic::verify::layers_of(&records);
     let prechecked = force.then(|| precheck(&chains));
     // With --force, the layers that do not verify and what they hash to.
     let mut forced: BTreeMap<String, RebuildReport> = BTreeMap::new();
@@ -369,6 +374,7 @@ pub fn plan<'s>(
         renamed,
         total,
         by_digest,
+        store,
         spool_paths,
         force,
     })
@@ -451,7 +457,12 @@ impl<'s> Plan<'s> {
     /// `verify`: a metadata finding no copy artifact explains is a finding here too,
     /// though the layer was exported).
     pub fn clean(&self, checked: &Check) -> bool {
-        let images_ok = salvor_forensic::verify::image_verdicts(&self.images, checked)
+        let records: Vec<salvor_model::ImageRecord> = self
+            .images
+            .iter()
+            .map(|i| salvor_docker::model::image_record(i))
+            .collect();
+        let images_ok = salvor_forensic::verify::verdicts(self.store, &records, checked)
             .iter()
             .all(|v| v.ok);
         self.forced.is_empty() && images_ok && checked.all_ok()

@@ -71,6 +71,7 @@ pub(crate) fn load(
         problems: Vec::new(),
         damage: Vec::new(),
         thin_pool,
+        containers_read: std::sync::OnceLock::new(),
     };
 
     let graph = root.join("graph");

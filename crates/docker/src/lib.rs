@@ -427,6 +427,10 @@ pub struct Store {
     pub damage: Vec<salvor_source::EvidenceDamage>,
     /// The devicemapper thin pool, opened on first use (devicemapper hosts only).
     pub(crate) thin_pool: ThinPoolCell,
+    /// The containers as read once for the model's per-container questions
+    /// ([`salvor_model::ContainerStore::container_logs`] …), so asking about each of many
+    /// containers does not re-read all of them each time.
+    pub(crate) containers_read: std::sync::OnceLock<Vec<Container>>,
 }
 
 /// The devicemapper pool of a store, or why it cannot be opened; set once.

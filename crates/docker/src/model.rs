@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use salvor_model::{
-    ContainerRecord, ContainerStatus, ContainerStore, EngineKind, EvidenceDamage, ImageRecord,
-    LayerProof, LayerRecord, LayerView, ModelError, Problem, RebuildReport, RebuildStatus,
-    RecordedHeaders, StoreIdentity, ViewFiles, VolumeRecord, WhiteoutStyle,
+    BindMountRecord, ContainerRecord, ContainerStatus, ContainerStore, EngineKind, EvidenceDamage,
+    ImageRecord, LayerProof, LayerRecord, LayerView, LogLine, LogLines, LogStream, ModelError,
+    Problem, RebuildReport, RebuildStatus, RecordedHeaders, RecordedTime, StoreIdentity, ViewFiles,
+    VolumeDetails, VolumeRecord, WhiteoutStyle,
 };
 use salvor_source::Source;
 
-use crate::{Container, Driver, Image, Layer, LayerFiles, Store, StoreError, TarSplitRef};
+use crate::{Container, Driver, Image, Layer, LayerFiles, Layout, Store, StoreError, TarSplitRef};
 
 impl From<StoreError> for ModelError {
     fn from(e: StoreError) -> Self {
@@ -299,6 +300,171 @@ impl ContainerStore for Store {
             ModelError::NotFound(format!("container {}: no read-write layer", c.id))
         })?;
         Ok(self.view_of(&rw.files, rw.parent.as_deref()))
+    }
+
+    fn init_layer_view(&self, container_id: &str) -> Result<Option<LayerView>, ModelError> {
+        let c = self.container_by_id(container_id)?;
+        Ok(c.rw_layer.as_ref().and_then(|rw| {
+            rw.init_files
+                .as_ref()
+                .map(|init| self.view_of(init, rw.parent.as_deref()))
+        }))
+    }
+
+    fn container_image_name(&self, container_id: &str) -> Option<String> {
+        self.container_by_id(container_id)
+            .ok()
+            .map(|c| c.image.clone())
+    }
+
+    fn container_logs(&self, container_id: &str) -> Result<LogLines<'_>, ModelError> {
+        let c = self.container_by_id(container_id)?;
+        let reader = crate::logs::LogReader::for_container(self, c)
+            .map_err(|e| ModelError::Engine(Box::new(e)))?;
+        Ok(Box::new(reader.map(|r| {
+            r.map(|e| LogLine {
+                time: e.time,
+                stream: match e.stream {
+                    crate::logs::Stream::Stdout => LogStream::Stdout,
+                    crate::logs::Stream::Stderr => LogStream::Stderr,
+                },
+                line: e.line,
+                file: e.file,
+                offset: e.offset,
+            })
+            .map_err(|e| ModelError::Engine(Box::new(e)))
+        })))
+    }
+
+    fn image_last_updated(&self, image_id: &str) -> Result<Option<RecordedTime>, Problem> {
+        if self.layout != Layout::V2 {
+            return Ok(None);
+        }
+        let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+        let p = self
+            .path("image")
+            .join(self.driver.name())
+            .join("imagedb/metadata/sha256")
+            .join(hex)
+            .join("lastUpdated");
+        match self.source.read_limited(&p, 4096) {
+            Ok(b) => match std::str::from_utf8(&b)
+                .ok()
+                .and_then(crate::logs::parse_time)
+            {
+                Some(time) => Ok(Some(RecordedTime { time, path: p })),
+                None => Err(Problem {
+                    path: p,
+                    what: "not an RFC 3339 time".into(),
+                }),
+            },
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(Problem {
+                what: salvor_model::error_chain(&e),
+                path: p,
+            }),
+        }
+    }
+
+    fn layer_meta_path(&self, layer_id: &str) -> Option<PathBuf> {
+        self.layers.get(layer_id).map(|l| l.meta_dir.clone())
+    }
+
+    fn layout_description(&self) -> Option<String> {
+        Some(
+            match self.layout {
+                Layout::V2 => "v2 (image/<driver>/imagedb, layerdb; Docker >= 1.10)",
+                Layout::LegacyGraph => "legacy graph/ (Docker < 1.10)",
+            }
+            .to_string(),
+        )
+    }
+
+    fn image_size(&self, image_id: &str) -> Option<u64> {
+        self.image_by_id(image_id).ok().map(|i| i.size)
+    }
+
+    fn volume_details(&self) -> Vec<VolumeDetails> {
+        let (cs, _) = Store::containers(self);
+        let (vs, _) = Store::volumes(self, &cs);
+        vs.into_iter()
+            .map(|v| VolumeDetails {
+                name: v.name,
+                created_at: v.created_at,
+                used_by: v
+                    .used_by
+                    .into_iter()
+                    .map(|u| (u.container_name, u.destination))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn bind_mounts(&self) -> Vec<BindMountRecord> {
+        let (cs, _) = Store::containers(self);
+        Store::bind_mounts(self, &cs)
+            .into_iter()
+            .map(|b| BindMountRecord {
+                container_name: b.container_name,
+                source: b.source,
+                destination: b.destination,
+                inside_evidence: b.inside_evidence,
+            })
+            .collect()
+    }
+
+    /// Docker's own shape: data-root, layout, driver, its images, layers, containers,
+    /// volumes and bind mounts as salvor reads them, every problem, and the evidence's
+    /// damage when there is some.
+    fn inventory_json(&self) -> serde_json::Value {
+        let (containers, container_problems) = Store::containers(self);
+        let (volumes, volume_problems) = Store::volumes(self, &containers);
+        let binds = Store::bind_mounts(self, &containers);
+        let mut problems = self.problems.clone();
+        problems.extend(container_problems);
+        problems.extend(volume_problems);
+        problems.sort();
+        problems.dedup();
+        let mut inventory = serde_json::json!({
+            "evidence": self.source.describe(),
+            "evidence_warnings": self.source.warnings(),
+            "data_root": self.root,
+            "layout": self.layout,
+            "driver": self.driver,
+            "images": self.images,
+            "layers": self.layers.values().collect::<Vec<_>>(),
+            "containers": containers,
+            "volumes": volumes,
+            "bind_mounts": binds,
+            "problems": problems,
+        });
+        // Damage of the evidence itself, only when there is some (clean reports unchanged).
+        if !self.damage.is_empty() {
+            if let Some(o) = inventory.as_object_mut() {
+                o.insert("evidence_damage".into(), serde_json::json!(self.damage));
+            }
+        }
+        inventory
+    }
+
+    fn container_problems(&self) -> Vec<Problem> {
+        Store::containers(self).1
+    }
+
+    fn volume_problems(&self) -> Vec<Problem> {
+        let (cs, _) = Store::containers(self);
+        Store::volumes(self, &cs).1
+    }
+}
+
+impl Store {
+    /// The container whose full id is `id` (no prefix or name resolution).
+    fn container_by_id(&self, id: &str) -> Result<&Container, ModelError> {
+        self.containers_read
+            .get_or_init(|| Store::containers(self).0)
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| ModelError::NotFound(format!("no container {id}")))
     }
 }
 

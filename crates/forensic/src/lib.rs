@@ -2,9 +2,11 @@
 //! artifacts, timelines and case reports.
 //!
 //! This crate sits on top of `salvor-model` (the engine-neutral [`salvor_model::ContainerStore`]:
-//! what [`verify`] and the tamper [`audit`] consume), `salvor-docker` (still needed by the
-//! timeline and the case report, which read Docker's own records) and `salvor-source` (the
-//! read-only view of the evidence), and never writes to the evidence.
+//! what [`verify`], the tamper [`audit`], the timeline and the case report consume; no
+//! engine's own types) and `salvor-source` (the read-only view of the evidence), and never
+//! writes to the evidence.
+//!
+//! (`Store` below: any `&dyn ContainerStore`.)
 //!
 //! ```text
 //! Store ──► timeline::write_timeline ──► Collector (walk + host events) ──► Entry
@@ -31,7 +33,7 @@
 //! * [`verify::check`]: the one check behind `verify`, `extract` and `report` — the
 //!   asked-for layers rebuilt (CONTENT), every layer audited (METADATA), copy artifacts
 //!   detected on the whole evidence; a [`verify::LayerVerdict`] per layer, a
-//!   [`verify::ImageVerdict`] per image ([`verify::image_verdicts`]).
+//!   [`verify::ImageVerdict`] per image ([`verify::verdicts`]).
 //! * [`report::write_report`] with [`report::ReportOptions`] writes a case directory
 //!   deterministically into a `salvor_sink::DirSink` (the CLI's guarded output: new or empty,
 //!   never inside the evidence; committed only when complete) and returns a

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use salvor_docker::Store;
+use salvor_model::ContainerStore;
 use salvor_sink::{DirSink, Tagged};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -69,6 +69,9 @@ pub enum ReportError {
     /// The output: refused, or writing it failed (names the output path).
     #[error(transparent)]
     Sink(#[from] salvor_sink::SinkError),
+    /// The store's containers or volumes could not be read.
+    #[error(transparent)]
+    Store(#[from] salvor_model::ModelError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReportError + '_ {
@@ -139,7 +142,7 @@ fn json_to(path: &str, v: &serde_json::Value, w: &mut Hashed) -> Result<(), Repo
 /// a MANIFEST over a truncated tree. `progress` gets the bytes rebuilt while layers are
 /// verified.
 pub fn write_report(
-    store: &Store,
+    store: &dyn ContainerStore,
     out: DirSink,
     opts: &ReportOptions,
     progress: &(dyn Fn(u64) + Sync),
@@ -150,7 +153,7 @@ pub fn write_report(
 }
 
 fn write_files(
-    store: &Store,
+    store: &dyn ContainerStore,
     out: &DirSink,
     opts: &ReportOptions,
     progress: &(dyn Fn(u64) + Sync),
@@ -161,23 +164,25 @@ fn write_files(
     };
 
     // The model.
-    let (containers, container_problems) = store.containers();
-    let (volumes, volume_problems) = store.volumes(&containers);
-    let binds = store.bind_mounts(&containers);
-    let mut problems = store.problems.clone();
-    problems.extend(container_problems);
-    problems.extend(volume_problems);
+    let containers = store.containers()?;
+    let volumes = store.volumes()?;
+    let binds = store.bind_mounts();
+    let mut problems = store.problems();
+    problems.extend(store.container_problems());
+    problems.extend(store.volume_problems());
     problems.sort();
     problems.dedup();
-    let warnings: Vec<String> = store.source.warnings().to_vec();
+    let warnings: Vec<String> = store.source().warnings().to_vec();
+    let damage = store.damage();
 
     // Verification.
-    let images = salvor_model::ContainerStore::images(store);
+    let images = store.images();
+    let layers = store.layers();
     // Every layer of every image, then layers no image uses (still evidence).
     let mut chains = layers_of(&images);
-    for c in store.layers.keys() {
-        if !chains.contains(c) {
-            chains.push(c.clone());
+    for l in &layers {
+        if !chains.contains(&l.id) {
+            chains.push(l.id.clone());
         }
     }
     let checked = check(store, &chains, progress);
@@ -194,26 +199,16 @@ fn write_files(
         )?)
     })?;
 
-    let mut inventory = json!({
-        "generator": opts.generator,
-        "evidence": store.source.describe(),
-        "evidence_warnings": warnings,
-        "data_root": store.root,
-        "layout": store.layout,
-        "driver": store.driver,
-        "images": store.images,
-        "layers": store.layers.values().collect::<Vec<_>>(),
-        "containers": containers,
-        "volumes": volumes,
-        "bind_mounts": binds,
-        "problems": problems,
-    });
-    // Damage of the evidence itself, only when there is some (clean reports unchanged).
-    if !store.damage.is_empty() {
-        if let Some(o) = inventory.as_object_mut() {
-            o.insert("evidence_damage".into(), json!(store.damage));
+    // The generator, then the store in its engine's own shape.
+    let mut inventory = serde_json::Map::new();
+    inventory.insert("generator".into(), json!(opts.generator));
+    match store.inventory_json() {
+        serde_json::Value::Object(o) => inventory.extend(o),
+        other => {
+            inventory.insert("store".into(), other);
         }
     }
+    let inventory = serde_json::Value::Object(inventory);
     w.file("inventory.json", |h| {
         json_to("inventory.json", &inventory, h)
     })?;
@@ -227,7 +222,7 @@ fn write_files(
     s.push_str("# salvor report\n\n");
     s.push_str(&format!("Written by {}.\n\n", md(&opts.generator)));
     // Damage of the evidence is said before anything else.
-    for d in &store.damage {
+    for d in &damage {
         s.push_str(&format!(
             "**EVIDENCE DAMAGED** ({}): {}. Everything below is read up to the damage; files missing because of it are not findings about the host.\n\n",
             d.kind,
@@ -235,26 +230,26 @@ fn write_files(
         ));
     }
     s.push_str("## Evidence\n\n| | |\n|---|---|\n");
-    let data_root = if store.root.as_os_str().is_empty() {
+    let identity = store.identity();
+    let data_root = if identity.root.as_os_str().is_empty() {
         "/ (the evidence is the data-root)".to_string()
     } else {
-        format!("/{}", store.root.display())
+        format!("/{}", identity.root.display())
     };
-    let layout = match store.layout {
-        salvor_docker::Layout::V2 => "v2 (image/<driver>/imagedb, layerdb; Docker >= 1.10)",
-        salvor_docker::Layout::LegacyGraph => "legacy graph/ (Docker < 1.10)",
-    };
+    let layout = store.layout_description();
     for (k, v) in [
-        ("Evidence", md(&store.source.describe())),
-        ("Data root", md(&data_root)),
-        ("Layout", md(layout)),
-        ("Storage driver", md(store.driver.name())),
-        ("Images", store.images.len().to_string()),
-        ("Layers", store.layers.len().to_string()),
-        ("Containers", containers.len().to_string()),
-        ("Volumes", volumes.len().to_string()),
+        ("Evidence", Some(md(&store.source().describe()))),
+        ("Data root", Some(md(&data_root))),
+        ("Layout", layout.as_deref().map(md)),
+        ("Storage driver", Some(md(&identity.driver))),
+        ("Images", Some(images.len().to_string())),
+        ("Layers", Some(layers.len().to_string())),
+        ("Containers", Some(containers.len().to_string())),
+        ("Volumes", Some(volumes.len().to_string())),
     ] {
-        s.push_str(&format!("| {k} | {v} |\n"));
+        if let Some(v) = v {
+            s.push_str(&format!("| {k} | {v} |\n"));
+        }
     }
     let images_failed = verdicts.iter().filter(|v| !v.ok).count();
     let layers_failed = checked.layers.values().filter(|v| !v.ok()).count();
@@ -287,11 +282,11 @@ fn write_files(
     }
 
     s.push_str("\n## Images\n\n| Image ID | Tags | Created | Size (bytes) | Layers | Verify |\n|---|---|---|---|---|---|\n");
-    for (img, v) in store.images.iter().zip(&verdicts) {
-        let tags = if img.repo_tags.is_empty() {
+    for (img, v) in images.iter().zip(&verdicts) {
+        let tags = if img.names.is_empty() {
             "<none>".to_string()
         } else {
-            img.repo_tags.join(", ")
+            img.names.join(", ")
         };
         let verdict = if v.ok {
             "verified".to_string()
@@ -303,8 +298,11 @@ fn write_files(
             md(&img.id),
             md(&tags),
             md(img.created.as_deref().unwrap_or("")),
-            img.size,
-            img.chain_ids.len(),
+            store
+                .image_size(&img.id)
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            img.layers.len(),
             md(&verdict)
         ));
     }
@@ -386,21 +384,23 @@ fn write_files(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             md(&c.id),
             md(&c.name),
-            md(&c.image),
+            md(&store
+                .container_image_name(&c.id)
+                .unwrap_or_else(|| c.image.clone())),
             md(c.created.as_deref().unwrap_or("")),
             md(c.state.started_at.as_deref().unwrap_or("")),
             md(c.state.finished_at.as_deref().unwrap_or("")),
             md(&c.state.status),
-            c.state.exit_code
+            c.state.exit_code.map(|x| x.to_string()).unwrap_or_default()
         ));
     }
 
     s.push_str("\n## Volumes\n\n| Name | Created | Used by |\n|---|---|---|\n");
-    for v in &volumes {
+    for v in &store.volume_details() {
         let users: Vec<String> = v
             .used_by
             .iter()
-            .map(|u| format!("{} at {}", u.container_name, u.destination))
+            .map(|(name, destination)| format!("{name} at {destination}"))
             .collect();
         s.push_str(&format!(
             "| {} | {} | {} |\n",

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use rayon::prelude::*;
-use salvor_docker::Image;
 use salvor_model::{ContainerStore, ImageRecord, Problem, RebuildReport, RebuildStatus};
 
 use crate::audit::{AuditReport, FindingClass};
@@ -97,20 +96,6 @@ pub fn layers_of(images: &[ImageRecord]) -> Vec<String> {
         }
     }
     layers
-}
-
-/// Every layer of Docker's `images`, each once, in image order ([`layers_of`] for callers
-/// still holding `salvor_docker` images).
-pub fn chains_of(images: &[&Image]) -> Vec<String> {
-    let mut chains: Vec<String> = Vec::new();
-    for img in images {
-        for c in &img.chain_ids {
-            if !chains.contains(c) {
-                chains.push(c.clone());
-            }
-        }
-    }
-    chains
 }
 
 /// Audits the given layers in parallel (a metadata walk; no file content is read, except
@@ -456,18 +441,6 @@ pub fn verdicts(
                     .config_bytes(&img.id)
                     .is_ok_and(|b| salvor_oci::Digest::sha256_of(&b).as_str() == img.id);
             verdict(&img.id, &img.names, &img.layers, config_ok, check)
-        })
-        .collect()
-}
-
-/// [`verdicts`] for callers still holding Docker's images: an image verifies when its
-/// config hashes to its id and every layer is ok ([`LayerVerdict::ok`]).
-pub fn image_verdicts(images: &[&Image], check: &Check) -> Vec<ImageVerdict> {
-    images
-        .iter()
-        .map(|img| {
-            let config_ok = img.synthesised || salvor_docker::sha256_hex(&img.config) == img.id;
-            verdict(&img.id, &img.repo_tags, &img.chain_ids, config_ok, check)
         })
         .collect()
 }

@@ -97,13 +97,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use salvor_oci::{ChainId, DiffId, Digest};
-pub use salvor_source::{EvidenceDamage, Source};
+pub use salvor_source::{EvidenceDamage, Source, Timestamp};
 pub use salvor_whiteout::WhiteoutStyle;
 
 /// An error and its causes on one line, each cause once: the one helper, re-exported from
 /// [`salvor_source::error_chain`] for engine crates that render problems.
 pub use salvor_source::error_chain;
-
 
 /// Which engine wrote a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -628,6 +627,171 @@ pub trait ContainerStore: Send + Sync {
     fn recorded_headers(&self, layer_id: &str) -> RecordedHeaders;
     /// Container `container_id`'s read-write layer over its image's layers.
     fn rw_layer_view(&self, container_id: &str) -> Result<LayerView, ModelError>;
+    /// Container `container_id`'s init layer (the `/etc/hosts`, `/etc/resolv.conf`
+    /// placeholders the engine wrote when it created the container), `None` when the engine
+    /// keeps none.
+    fn init_layer_view(&self, container_id: &str) -> Result<Option<LayerView>, ModelError> {
+        let _ = container_id;
+        Ok(None)
+    }
+    /// The image container `container_id` was created from as the user named it
+    /// (`busybox`, `salvor/app:1`, an id), when the engine recorded it.
+    fn container_image_name(&self, container_id: &str) -> Option<String> {
+        let _ = container_id;
+        None
+    }
+    /// Container `container_id`'s log lines, oldest file first, as the engine wrote them; an
+    /// engine that keeps no logs gives none.
+    fn container_logs(&self, container_id: &str) -> Result<LogLines<'_>, ModelError> {
+        let _ = container_id;
+        Ok(Box::new(std::iter::empty()))
+    }
+    /// When image `image_id` was last pulled, loaded or tagged, where the engine records it:
+    /// `Ok(None)` when it does not, `Err` (naming the file) when the record is unreadable.
+    fn image_last_updated(&self, image_id: &str) -> Result<Option<RecordedTime>, Problem> {
+        let _ = image_id;
+        Ok(None)
+    }
+    /// Where the engine keeps layer `layer_id`'s metadata (a directory or file of the
+    /// evidence), what problems about the layer name; `None` when unknown.
+    fn layer_meta_path(&self, layer_id: &str) -> Option<PathBuf> {
+        let _ = layer_id;
+        None
+    }
+    /// How the engine laid out this store, for people (`v2 (image/<driver>/imagedb …)`),
+    /// when it has more than one layout.
+    fn layout_description(&self) -> Option<String> {
+        None
+    }
+    /// The size of image `image_id` as the engine reports it (bytes), when known.
+    fn image_size(&self, image_id: &str) -> Option<u64> {
+        let _ = image_id;
+        None
+    }
+    /// What a case report says of each volume beyond its record, in [`volumes`](Self::volumes)
+    /// order.
+    fn volume_details(&self) -> Vec<VolumeDetails> {
+        Vec::new()
+    }
+    /// The containers' bind mounts (host paths), in the engine's order.
+    fn bind_mounts(&self) -> Vec<BindMountRecord> {
+        Vec::new()
+    }
+    /// The store described in the engine's own shape, for a case report's `inventory.json`:
+    /// a JSON object. The default is the engine-neutral records.
+    fn inventory_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("evidence".into(), self.source().describe().into());
+        m.insert(
+            "identity".into(),
+            serde_json::to_value(self.identity()).unwrap_or_default(),
+        );
+        m.insert(
+            "images".into(),
+            serde_json::to_value(self.images()).unwrap_or_default(),
+        );
+        m.insert(
+            "layers".into(),
+            serde_json::to_value(self.layers()).unwrap_or_default(),
+        );
+        m.insert(
+            "containers".into(),
+            serde_json::to_value(self.containers().unwrap_or_default()).unwrap_or_default(),
+        );
+        m.insert(
+            "volumes".into(),
+            serde_json::to_value(self.volumes().unwrap_or_default()).unwrap_or_default(),
+        );
+        let mut problems = self.problems();
+        problems.extend(self.container_problems());
+        problems.extend(self.volume_problems());
+        problems.sort();
+        problems.dedup();
+        m.insert(
+            "problems".into(),
+            serde_json::to_value(problems).unwrap_or_default(),
+        );
+        serde_json::Value::Object(m)
+    }
+    /// Problems met reading the containers (records that could not be read), sorted.
+    fn container_problems(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+    /// Problems met reading the volumes, sorted.
+    fn volume_problems(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+}
+
+/// What a case report says of a volume beyond its [`VolumeRecord`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VolumeDetails {
+    /// The volume's name.
+    pub name: String,
+    /// When it was created, as the engine reports it (RFC 3339).
+    pub created_at: Option<String>,
+    /// The containers that mount it: (container name, destination in the container).
+    pub used_by: Vec<(String, String)>,
+}
+
+/// One bind mount of a container (a host path, never followed).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BindMountRecord {
+    /// The container's name.
+    pub container_name: String,
+    /// The host path as stored.
+    pub source: String,
+    /// Where it is mounted in the container.
+    pub destination: String,
+    /// The host path is inside the evidence.
+    pub inside_evidence: bool,
+}
+
+/// A log stream of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogStream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line of a container's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// When the engine received it, `None` when the entry has no readable time.
+    pub time: Option<Timestamp>,
+    /// The stream the container wrote it to.
+    pub stream: LogStream,
+    /// The bytes the container wrote (newline included where the engine kept one).
+    pub line: Vec<u8>,
+    /// The log file it was read from (relative to the evidence root).
+    pub file: PathBuf,
+    /// Its offset in the file's decompressed bytes.
+    pub offset: u64,
+}
+
+/// A container's log lines ([`ContainerStore::container_logs`]); an unreadable file or entry
+/// is an error item, and the lines after it still come.
+pub type LogLines<'a> = Box<dyn Iterator<Item = Result<LogLine, ModelError>> + Send + 'a>;
+
+/// A time the engine recorded in a file of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedTime {
+    /// The time.
+    pub time: Timestamp,
+    /// The file it was read from (relative to the evidence root).
+    pub path: PathBuf,
 }
 
 /// Every store found in the evidence.

@@ -79,6 +79,7 @@ pub(crate) fn load(
         problems: Vec::new(),
         damage: Vec::new(),
         thin_pool,
+        containers_read: std::sync::OnceLock::new(),
     };
     let image_root = root.join("image").join(&driver_name);
     for other in dir_names(src, &root.join("image")) {

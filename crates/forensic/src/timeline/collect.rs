@@ -2,6 +2,15 @@
 //! engine's metadata into [`Entry`]s and feeds them to the sorter.
 
 use super::*;
+use salvor_model::{LogStream, ViewFiles};
+
+/// An RFC 3339 time as engines write it (Go's layout, lenient), to the nanosecond.
+fn parse_time(s: &str) -> Option<Timestamp> {
+    salvor_oci::Time::parse_lenient(s).map(|t| Timestamp {
+        sec: t.unix(),
+        nsec: t.nanos(),
+    })
+}
 
 impl Collector<'_> {
     pub(super) fn problem(&mut self, path: &Path, what: impl Into<String>) {
@@ -18,26 +27,24 @@ impl Collector<'_> {
     pub(super) fn walk_layer(
         &mut self,
         scope: &str,
-        files: &LayerFiles,
+        view: &LayerView,
         meta: &Path,
     ) -> io::Result<()> {
-        // The layer's own files are the first search root (overlay `diff/`, aufs branch,
-        // snapshot root, overlay v1 `upper/`).
-        match files {
-            LayerFiles::Unavailable { reason } => {
+        // The layer's own files (overlay `diff/`, aufs branch, snapshot root, overlay v1
+        // `upper/`).
+        match (&view.files, view.own_root()) {
+            (ViewFiles::Unavailable { reason }, _) => {
                 self.problem(meta, format!("{scope}: files not walked: {reason}"));
                 Ok(())
             }
-            other => match other.search_roots().first() {
-                Some(root) => {
-                    let root = root.to_path_buf();
-                    self.walk(scope, &root)
-                }
-                None => {
-                    self.problem(meta, format!("{scope}: files not reachable; not walked"));
-                    Ok(())
-                }
-            },
+            (_, Some(root)) => {
+                let root = root.to_path_buf();
+                self.walk(scope, &root)
+            }
+            (_, None) => {
+                self.problem(meta, format!("{scope}: files not reachable; not walked"));
+                Ok(())
+            }
         }
     }
 
@@ -277,13 +284,13 @@ impl Collector<'_> {
     pub(super) fn image_events(&mut self) -> io::Result<()> {
         let store = self.store;
         let mut seen_history: BTreeSet<(Time, String, String)> = BTreeSet::new();
-        for img in &store.images {
+        for img in store.images() {
             let tag = img
-                .repo_tags
+                .names
                 .first()
                 .map(|t| clean_str(t))
                 .unwrap_or_else(|| "<none>".into());
-            let scope = format!("image {} {tag}", img.short_id());
+            let scope = format!("image {} {tag}", short_hex(&img.id));
             let config_path = img.config_path.as_deref();
             if let Some(t) = img.created.as_deref().and_then(parse_time).filter(real) {
                 self.event(
@@ -294,30 +301,23 @@ impl Collector<'_> {
                     config_path,
                 )?;
             }
-            if store.layout == Layout::V2 {
-                let hex = img.id.strip_prefix("sha256:").unwrap_or(&img.id);
-                let p = store
-                    .path("image")
-                    .join(store.driver.name())
-                    .join("imagedb/metadata/sha256")
-                    .join(hex)
-                    .join("lastUpdated");
-                match self.src.read_limited(&p, 4096) {
-                    Ok(b) => match std::str::from_utf8(&b).ok().and_then(parse_time) {
-                        Some(t) if real(&t) => self.event(
-                            &scope,
-                            "image-last-updated",
-                            "image pulled, loaded or tagged (lastUpdated)",
-                            t.into(),
-                            Some(&p),
-                        )?,
-                        _ => self.problem(&p, "not an RFC 3339 time"),
-                    },
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => self.problem(&p, salvor_model::error_chain(&e)),
-                }
+            match store.image_last_updated(&img.id) {
+                Ok(Some(r)) if real(&r.time) => self.event(
+                    &scope,
+                    "image-last-updated",
+                    "image pulled, loaded or tagged (lastUpdated)",
+                    r.time.into(),
+                    Some(&r.path),
+                )?,
+                Ok(Some(r)) => self.problem(&r.path, "not an RFC 3339 time"),
+                Ok(None) => {}
+                Err(p) => self.problem(&p.path, p.what),
             }
-            let Some(cfg) = img.config_json() else {
+            let Some(cfg) = store
+                .config_bytes(&img.id)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            else {
                 continue;
             };
             let Some(hist) = cfg.get("history").and_then(|h| h.as_array()) else {
@@ -347,10 +347,19 @@ impl Collector<'_> {
         Ok(())
     }
 
-    pub(super) fn container_events(&mut self, c: &Container) -> io::Result<()> {
+    pub(super) fn container_events(&mut self, c: &ContainerRecord) -> io::Result<()> {
         let scope = format!("container {}", container_label(c));
-        let cfg = Some(c.config_path.as_path());
-        let image = clean_str(&c.image);
+        let cfg = c.config_path.as_deref();
+        let image = clean_str(
+            &self
+                .store
+                .container_image_name(&c.id)
+                .unwrap_or_else(|| c.image.clone()),
+        );
+        let exit = c
+            .state
+            .exit_code
+            .map_or_else(|| "?".to_string(), |x| x.to_string());
         let items = [
             (
                 c.created.as_deref(),
@@ -365,7 +374,7 @@ impl Collector<'_> {
             (
                 c.state.finished_at.as_deref(),
                 "container-finished",
-                format!("container finished (exit code {})", c.state.exit_code),
+                format!("container finished (exit code {exit})"),
             ),
         ];
         for (t, ev, what) in items {
@@ -376,11 +385,17 @@ impl Collector<'_> {
         Ok(())
     }
 
-    pub(super) fn log_events(&mut self, c: &Container, label: &str) -> io::Result<()> {
-        let reader = match LogReader::for_container(self.store, c) {
+    pub(super) fn log_events(
+        &mut self,
+        c: &ContainerRecord,
+        dir: &Path,
+        label: &str,
+    ) -> io::Result<()> {
+        let store = self.store;
+        let reader = match store.container_logs(&c.id) {
             Ok(r) => r,
             Err(e) => {
-                self.problem(&c.dir, format!("logs: {}", salvor_model::error_chain(&e)));
+                self.problem(dir, format!("logs: {}", salvor_model::error_chain(&e)));
                 return Ok(());
             }
         };
@@ -389,8 +404,8 @@ impl Collector<'_> {
                 Ok(e) => {
                     let Some(t) = e.time else { continue };
                     let stream = match e.stream {
-                        Stream::Stdout => "stdout",
-                        Stream::Stderr => "stderr",
+                        LogStream::Stdout => "stdout",
+                        LogStream::Stderr => "stderr",
                     };
                     let mut line = &e.line[..];
                     while let Some(rest) = line.strip_suffix(b"\n") {
@@ -406,9 +421,7 @@ impl Collector<'_> {
                         Some(&ev),
                     )?;
                 }
-                Err(err) => {
-                    self.problem(&c.dir, format!("logs: {}", salvor_model::error_chain(&err)))
-                }
+                Err(err) => self.problem(dir, format!("logs: {}", salvor_model::error_chain(&err))),
             }
         }
         Ok(())

@@ -37,8 +37,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use salvor_docker::logs::{parse_time, LogReader, Stream};
-use salvor_docker::{Container, LayerFiles, Layout, Problem, Store};
+use salvor_model::{ContainerRecord, ContainerStore, LayerView, Problem};
 use salvor_source::{FileKind, Metadata, Source, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +56,8 @@ pub enum TimelineFormat {
 /// What goes into a timeline.
 #[derive(Debug, Clone, Default)]
 pub struct TimelineOptions {
-    /// Container names or ids (prefixes) whose layers are walked; empty = all containers.
+    /// Full ids of the containers whose layers are walked (the caller resolves names and
+    /// prefixes); empty = all containers.
     pub containers: Vec<String>,
     /// Also walk every image layer's directory.
     pub images: bool,
@@ -186,76 +186,64 @@ pub enum TimelineError {
     /// Writing the output, or spilling the sort to `$TMPDIR`, failed.
     #[error("writing the timeline")]
     Io(#[from] io::Error),
-    /// The Docker metadata needed could not be read.
+    /// The engine's metadata needed could not be read.
     #[error(transparent)]
-    Store(#[from] salvor_docker::StoreError),
+    Store(#[from] salvor_model::ModelError),
 }
 
 /// Walks the evidence per `opts` and writes a sorted timeline to `out`.
 pub fn write_timeline(
-    store: &Store,
+    store: &dyn ContainerStore,
     opts: &TimelineOptions,
     format: TimelineFormat,
     out: &mut dyn Write,
 ) -> Result<TimelineSummary, TimelineError> {
     let mut c = Collector {
         store,
-        src: store.source.as_ref(),
+        src: store.source().as_ref(),
         format,
         sorter: ExternalSorter::default(),
         summary: TimelineSummary::default(),
     };
-    let (all, problems) = store.containers();
-    c.summary.problems.extend(problems);
-    let selected: Vec<Container> = if opts.containers.is_empty() {
-        all.clone()
-    } else {
-        let mut ids = BTreeSet::new();
-        let mut v = Vec::new();
-        for q in &opts.containers {
-            // The one resolver, containers only (images are there to say what else `q` names).
-            let found = salvor_docker::resolve::Resolver {
-                images: &store.images,
-                containers: &all,
-            }
-            .resolve(q, salvor_docker::Want::Container)
-            .map_err(salvor_docker::StoreError::from)?;
-            let salvor_docker::Target::Container(found) = found.target else {
-                continue;
-            };
-            let found = *found;
-            if ids.insert(found.id.clone()) {
-                v.push(found);
-            }
-        }
-        v
-    };
-    let mut selected = selected;
+    let all = store.containers()?;
+    c.summary.problems.extend(store.container_problems());
+    let wanted: BTreeSet<&str> = opts.containers.iter().map(String::as_str).collect();
+    let mut selected: Vec<ContainerRecord> = all
+        .into_iter()
+        .filter(|ct| wanted.is_empty() || wanted.contains(ct.id.as_str()))
+        .collect();
     selected.sort_by(|a, b| a.id.cmp(&b.id));
+    selected.dedup_by(|a, b| a.id == b.id);
 
     c.image_events()?;
     for ct in &selected {
         c.container_events(ct)?;
         let label = container_label(ct);
-        match &ct.rw_layer {
-            Some(rw) => {
-                c.walk_layer(&format!("container {label} rw"), &rw.files, &ct.dir)?;
-                if let Some(init) = &rw.init_files {
-                    c.walk_layer(&format!("container {label} init"), init, &ct.dir)?;
-                }
+        let dir = container_dir(ct);
+        if ct.rw_layer.is_some() {
+            match store.rw_layer_view(&ct.id) {
+                Ok(view) => c.walk_layer(&format!("container {label} rw"), &view, &dir)?,
+                Err(e) => c.problem(&dir, salvor_model::error_chain(&e)),
             }
-            None => c.problem(&ct.dir, "container without a read-write layer; not walked"),
+            match store.init_layer_view(&ct.id) {
+                Ok(Some(view)) => c.walk_layer(&format!("container {label} init"), &view, &dir)?,
+                Ok(None) => {}
+                Err(e) => c.problem(&dir, salvor_model::error_chain(&e)),
+            }
+        } else {
+            c.problem(&dir, "container without a read-write layer; not walked");
         }
         if opts.logs {
-            c.log_events(ct, &label)?;
+            c.log_events(ct, &dir, &label)?;
         }
     }
     if opts.volumes {
-        let (vols, problems) = store.volumes(&all);
-        c.summary.problems.extend(problems);
+        let vols = store.volumes()?;
+        c.summary.problems.extend(store.volume_problems());
         for v in vols {
             if let Some(data) = &v.data {
-                let name = if v.anonymous {
+                // An anonymous volume (a 64-hex-digit name) by its short id.
+                let name = if is_hex64(&v.name) {
                     v.name[..12].to_string()
                 } else {
                     clean_str(&v.name)
@@ -265,9 +253,22 @@ pub fn write_timeline(
         }
     }
     if opts.images {
-        for layer in store.layers.values() {
-            let short = short_hex(&layer.chain_id);
-            c.walk_layer(&format!("layer {short}"), &layer.files, &layer.meta_dir)?;
+        for layer in store.layers() {
+            let short = short_hex(&layer.id);
+            let meta = store
+                .layer_meta_path(&layer.id)
+                .unwrap_or_else(|| store.identity().root);
+            let scope = format!("layer {short}");
+            match store.layer_view(&layer.id) {
+                Ok(view) => c.walk_layer(&scope, &view, &meta)?,
+                Err(e) => c.problem(
+                    &meta,
+                    format!(
+                        "{scope}: files not walked: {}",
+                        salvor_model::error_chain(&e)
+                    ),
+                ),
+            }
         }
     }
 
@@ -289,12 +290,26 @@ pub fn write_timeline(
     Ok(summary)
 }
 
-fn container_label(c: &Container) -> String {
+fn container_label(c: &ContainerRecord) -> String {
     if c.name.is_empty() {
-        c.short_id().to_string()
+        c.id[..c.id.len().min(12)].to_string()
     } else {
         clean_str(&c.name)
     }
+}
+
+/// The container's directory of the engine's files (what problems about it name): the
+/// directory of its record.
+fn container_dir(c: &ContainerRecord) -> PathBuf {
+    c.config_path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn short_hex(id: &str) -> String {
@@ -303,7 +318,7 @@ fn short_hex(id: &str) -> String {
 }
 
 struct Collector<'a> {
-    store: &'a Store,
+    store: &'a dyn ContainerStore,
     src: &'a dyn Source,
     format: TimelineFormat,
     sorter: ExternalSorter,
