@@ -104,4 +104,3 @@ impl DiskError {
 
 /// The result of this crate's fallible functions.
 pub type Result<T, E = DiskError> = std::result::Result<T, E>;
-

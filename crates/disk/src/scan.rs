@@ -196,7 +196,10 @@ impl Disk {
         let table = match read_partition_table(&*dev) {
             Ok(t) => t,
             Err(e) => {
-                warnings.push(format!("partition table unreadable: {}", salvor_source::error_chain(&e)));
+                warnings.push(format!(
+                    "partition table unreadable: {}",
+                    salvor_source::error_chain(&e)
+                ));
                 None
             }
         };

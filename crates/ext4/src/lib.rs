@@ -599,4 +599,3 @@ impl InodeFs for Ext4Fs {
         Ext4Fs::xattrs(self, inode)
     }
 }
-

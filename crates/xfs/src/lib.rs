@@ -633,4 +633,3 @@ impl InodeFs for XfsFs {
         Ok(list)
     }
 }
-

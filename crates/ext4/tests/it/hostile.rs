@@ -261,9 +261,8 @@ fn corrupt_extent_headers_are_errors_naming_the_inode() {
     ] {
         let fs = open(&edited_image(tmp.path(), name));
         // The whole chain: the path, then what was wrong with the inode.
-        let e = salvor_source::error_chain(
-            &fs.read_limited(Path::new("/big"), 1 << 20).unwrap_err(),
-        );
+        let e =
+            salvor_source::error_chain(&fs.read_limited(Path::new("/big"), 1 << 20).unwrap_err());
         assert!(
             e.contains(&format!("inode {ino}")) && e.contains(want),
             "{name}: {e}"
