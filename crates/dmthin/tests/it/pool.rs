@@ -6,15 +6,12 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
 use salvor_dmthin::{Mapping, ThinPool};
-use salvor_source::{BlockDevice, DirSource, FileDevice, FileKind, Source};
+use salvor_source::{BlockDevice, FileDevice, Source};
 
 fn open(p: &Pool) -> ThinPool {
     let meta: Arc<dyn BlockDevice> = Arc::new(FileDevice::open(&p.metadata).unwrap());
@@ -170,38 +167,6 @@ fn devices_read_as_the_images() {
             assert!(b.iter().all(|&x| x == 0));
         }
     }
-}
-
-/// Walks a `Source` tree: path → (kind, content or link target).
-fn walk_source(src: &dyn Source, root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in src.read_dir(&dir).unwrap() {
-            let p = dir.join(&e.name);
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            let content = match e.kind {
-                FileKind::Dir => {
-                    stack.push(p.clone());
-                    Vec::new()
-                }
-                FileKind::Regular => {
-                    let mut v = Vec::new();
-                    src.open(&p).unwrap().read_to_end(&mut v).unwrap();
-                    v
-                }
-                FileKind::Symlink => src.read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
-                _ => Vec::new(),
-            };
-            out.insert(rel, (e.kind, content));
-        }
-    }
-    out
-}
-
-fn walk_host(root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
-    let src = DirSource::new(root).unwrap();
-    walk_source(&src, Path::new(""))
 }
 
 #[test]

@@ -5,48 +5,13 @@
 #[path = "../../../dmthin/tests/it/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
 use salvor_docker::devicemapper::{
     read_docker_devicemapper_metadata, read_docker_deviceset_metadata, DockerDevicemapper,
 };
-use salvor_source::{DirSource, FileKind, Source};
-
-/// Walks a `Source` tree: path → (kind, content or link target).
-fn walk_source(src: &dyn Source, root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in src.read_dir(&dir).unwrap() {
-            let p = dir.join(&e.name);
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            let content = match e.kind {
-                FileKind::Dir => {
-                    stack.push(p.clone());
-                    Vec::new()
-                }
-                FileKind::Regular => {
-                    let mut v = Vec::new();
-                    src.open(&p).unwrap().read_to_end(&mut v).unwrap();
-                    v
-                }
-                FileKind::Symlink => src.read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
-                _ => Vec::new(),
-            };
-            out.insert(rel, (e.kind, content));
-        }
-    }
-    out
-}
-
-fn walk_host(root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
-    let src = DirSource::new(root).unwrap();
-    walk_source(&src, Path::new(""))
-}
+use salvor_source::{DirSource, Source};
 
 /// Lays out a devicemapper data-root: loop files, per-layer JSON, deviceset metadata.
 fn docker_root(p: &Pool) -> PathBuf {

@@ -7,11 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use salvor_dmthin::Mapping;
+use salvor_source::{DirSource, FileKind, Source};
 use sha2::{Digest, Sha256};
 
 /// 128 sectors = 64 KiB, Docker's default.
@@ -399,4 +402,37 @@ pub fn parse_thin_dump(xml: &str) -> Dump {
         }
     }
     dump
+}
+
+/// Walks a `Source` tree: path → (kind, content or link target).
+pub fn walk_source(src: &dyn Source, root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in src.read_dir(&dir).unwrap() {
+            let p = dir.join(&e.name);
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let content = match e.kind {
+                FileKind::Dir => {
+                    stack.push(p.clone());
+                    Vec::new()
+                }
+                FileKind::Regular => {
+                    let mut v = Vec::new();
+                    src.open(&p).unwrap().read_to_end(&mut v).unwrap();
+                    v
+                }
+                FileKind::Symlink => src.read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
+                _ => Vec::new(),
+            };
+            out.insert(rel, (e.kind, content));
+        }
+    }
+    out
+}
+
+/// Walks a host directory the same way (through `DirSource`).
+pub fn walk_host(root: &Path) -> BTreeMap<PathBuf, (FileKind, Vec<u8>)> {
+    let src = DirSource::new(root).unwrap();
+    walk_source(&src, Path::new(""))
 }
