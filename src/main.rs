@@ -70,6 +70,12 @@ pub struct Cli {
     /// it salvor uses the pool the host configured (`dm.thinpooldev`) or the only candidate.
     #[arg(long, value_name = "[IMAGE:]VG/LV | IMAGE", global = true)]
     pub thin_pool: Option<String>,
+    /// The Docker Engine version that wrote the evidence (e.g. 20.10.24, 26.1.5), when the
+    /// evidence does not tell: salvor reads it from the host's dpkg database or `dockerd`
+    /// binary, else bounds it from the data-root's layout (`salvor info` says which).
+    /// `export` and an offline commit write that engine's tar headers.
+    #[arg(long, value_name = "VERSION", global = true)]
+    pub engine_version: Option<String>,
     /// No progress bars or notes on stderr (evidence damage is still said).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
@@ -188,9 +194,10 @@ pub enum Command {
         /// For a CONTAINER (an offline `docker commit`): tag the committed image.
         #[arg(long)]
         tag: Option<String>,
-        /// For a CONTAINER: uname/gname for the committed layer's headers from these files
-        /// (Docker <= 20.10 looked names up in the daemon host's /etc/passwd and /etc/group;
-        /// the default, empty names, is what Engine >= 23 writes).
+        /// For a CONTAINER: uname/gname for the committed layer's headers from these files.
+        /// Default: as the engine that wrote the evidence (Engine >= 23: none; Docker <= 20.10:
+        /// the daemon host's /etc/passwd and /etc/group, read from the host root when the
+        /// evidence is one, else none, and said).
         #[arg(long)]
         passwd: Option<PathBuf>,
         /// For a CONTAINER: the group file for the committed layer's gname fields (with
@@ -222,9 +229,11 @@ pub enum Command {
         /// mounts are host paths: they are reported, never followed).
         #[arg(long)]
         with_volumes: bool,
-        /// uname/gname in the tar headers: empty (Engine >= 23) or from the container's own
-        /// /etc/passwd and /etc/group (Docker 20.10's `docker export`).
-        #[arg(long, value_enum, default_value_t = commands::rootfs::NamesArg::None)]
+        /// uname/gname in the tar headers: `auto` writes what the engine that wrote the
+        /// evidence wrote (Engine >= 23: none; Docker 20.10: the container's own /etc/passwd
+        /// and /etc/group); the mode field follows that engine too (file-type bits up to
+        /// 20.10). `salvor info` shows the engine version and how it was found.
+        #[arg(long, value_enum, default_value_t = commands::rootfs::NamesArg::Auto)]
         names: commands::rootfs::NamesArg,
     },
     /// List containers like `docker ps -a`, ENGINE first (CREATED and STATUS as absolute UTC

@@ -29,7 +29,7 @@ pub struct ExtractOpts<'a> {
     pub quiet: bool,
     /// For committed containers.
     pub tag: Option<&'a str>,
-    pub names: salvor_whiteout::TarNames,
+    pub names: Option<salvor_whiteout::TarNames>,
     /// Where outputs may go (the evidence guard, `--overwrite`).
     pub outputs: &'a salvor_sink::OutputPolicy,
 }
@@ -113,6 +113,13 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
                     None => "no changes: no new layer".into(),
                 }
             );
+            if c.layer.is_some() {
+                eprintln!(
+                    "salvor: {}: layer headers as {}",
+                    c.container,
+                    crate::output::printable(&c.headers.how)
+                );
+            }
         }
     }
     if json_out {
@@ -138,7 +145,7 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             "renamed_images": renamed.iter().map(|(old, new)| json!({"original_id": old, "id": new})).collect::<Vec<_>>(),
             "copy_artifacts": checked.artifacts_json(),
             "layers": checked.layers.values().map(salvor_forensic::verify::LayerVerdict::json).collect::<Vec<_>>(),
-            "committed": committed.iter().map(|c| json!({"container": c.container, "image": c.image.id, "tags": c.image.repo_tags, "layer": c.layer.as_ref().map(|l| &l.0)})).collect::<Vec<_>>(),
+            "committed": committed.iter().map(|c| json!({"container": c.container, "image": c.image.id, "tags": c.image.repo_tags, "layer": c.layer.as_ref().map(|l| &l.0), "headers": c.headers.how, "headers_uncertain": c.headers.uncertain})).collect::<Vec<_>>(),
             "synthesised_configs": synthesised,
             "files": report.files.iter().map(|(p, h, s)| json!({"path": p, "sha256": h, "size": s})).collect::<Vec<_>>(),
         }))?;

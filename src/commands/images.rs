@@ -40,6 +40,19 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
         }
     )?;
     writeln!(out, "Storage driver:  {}", store.driver)?;
+    match &v.engine_version {
+        Some(ev) => writeln!(
+            out,
+            "Engine version:  {} (from {})",
+            printable(&ev.version),
+            printable(&ev.found_by)
+        )?,
+        None => writeln!(
+            out,
+            "Engine version:  unknown (no package database, dockerd or layout marker tells; \
+             export and commit write Engine >= 23's headers; --engine-version to say)"
+        )?,
+    }
     match thin_pool {
         Some(ThinPoolInfo::Read {
             origin,

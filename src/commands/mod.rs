@@ -88,6 +88,7 @@ fn evidence_options(cli: &Cli) -> EvidenceOptions {
         thin_pool: cli.thin_pool.clone(),
         spool_limit: cli.spool_limit,
         also_read,
+        engine_version: cli.engine_version.clone(),
     }
 }
 

@@ -42,14 +42,21 @@ pub fn diff(store: &Store, query: &str, json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Names for tar headers: none (the engine of today), or from passwd/group files.
-pub fn tar_names(passwd: Option<&Path>, group: Option<&Path>) -> anyhow::Result<TarNames> {
-    salvor_core::rootfs::tar_names(passwd, group)
+/// Names for tar headers from passwd/group files; `None` when neither is given (the
+/// engine's own rule then).
+pub fn tar_names(passwd: Option<&Path>, group: Option<&Path>) -> anyhow::Result<Option<TarNames>> {
+    if passwd.is_none() && group.is_none() {
+        return Ok(None);
+    }
+    salvor_core::rootfs::tar_names(passwd, group).map(Some)
 }
 
 /// How `export` fills uname/gname.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NamesArg {
+    /// As the engine that wrote the evidence: empty for Engine >= 23, the container's own
+    /// for Docker <= 22 (`salvor info` shows the version and how it was found).
+    Auto,
     /// Empty names, as Docker Engine >= 23 writes.
     None,
     /// From the container's own /etc/passwd and /etc/group, as Docker 20.10 wrote.
@@ -95,10 +102,26 @@ pub fn export(
                 None,
             ),
         };
-    let names = match names {
-        NamesArg::None => TarNames::empty(),
-        NamesArg::Container => container_names(&layers),
+    let chosen =
+        salvor_core::rootfs::header_rules(store, salvor_core::rootfs::TarPurpose::Export, &layers);
+    let rules = match names {
+        NamesArg::Auto => chosen.rules.clone(),
+        NamesArg::None => salvor_core::rootfs::with_names(&chosen.rules, TarNames::empty()),
+        NamesArg::Container => {
+            salvor_core::rootfs::with_names(&chosen.rules, container_names(&layers))
+        }
     };
+    if !quiet && (chosen.uncertain || names != NamesArg::Auto) {
+        eprintln!(
+            "salvor: note: export headers as {}{}",
+            printable(&chosen.how),
+            match names {
+                NamesArg::Auto => "",
+                NamesArg::None => "; names: none (--names none)",
+                NamesArg::Container => "; names: the container's (--names container)",
+            }
+        );
+    }
     let mut mounts = Vec::new();
     if with_volumes {
         let c = container
@@ -118,7 +141,7 @@ pub fn export(
         }
     }
     let write = |w: &mut dyn Write| -> anyhow::Result<u64> {
-        salvor_core::rootfs::write_flattened(&layers, &mounts, &names, w)
+        salvor_core::rootfs::write_flattened(&layers, &mounts, &rules, w)
     };
     let mut sink = outputs.file(output)?;
     let res = write(&mut sink);

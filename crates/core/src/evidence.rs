@@ -30,6 +30,9 @@ pub struct EvidenceOptions {
     /// Other files the command reads (`--passwd`, `--group`) with what they are: outputs
     /// are never written onto them (see [`Evidence::guard`]).
     pub also_read: Vec<(PathBuf, String)>,
+    /// The engine version that wrote the evidence (`--engine-version`), when the user
+    /// knows it better than the evidence tells.
+    pub engine_version: Option<String>,
 }
 
 /// The opened evidence: a directory, an archive, or a volume of a disk image, and the

@@ -131,8 +131,10 @@ pub struct ExtractOptions<'a> {
     pub force: bool,
     /// For committed containers: the committed image's tag.
     pub tag: Option<&'a str>,
-    /// uname/gname for the headers of committed and as-found layers.
-    pub names: TarNames,
+    /// uname/gname for the headers of committed and as-found layers (`--passwd`,
+    /// `--group`); `None`: a commit writes the names of the engine that wrote the evidence
+    /// ([`crate::rootfs::header_rules`]), as-found layers none.
+    pub names: Option<TarNames>,
     /// Where layers are spooled (see [`spool_dir`]).
     pub spool_dir: PathBuf,
 }
@@ -145,6 +147,8 @@ pub struct Committed {
     pub layer: Option<(String, u64, tempfile::TempPath)>,
     /// `name (short id)`.
     pub container: String,
+    /// How the new layer's tar headers were chosen ([`crate::rootfs::ChosenRules`]).
+    pub headers: crate::rootfs::ChosenRules,
 }
 
 /// What an extract writes, and what it found on the way.
@@ -285,7 +289,11 @@ pub fn plan<'s>(
         }
         spooled.insert(
             chain.clone(),
-            store.spool_as_found(layer, &o.names, &o.spool_dir)?,
+            store.spool_as_found(
+                layer,
+                o.names.as_ref().unwrap_or(&TarNames::empty()),
+                &o.spool_dir,
+            )?,
         );
     }
     let mut to_export = Vec::new();
@@ -491,7 +499,18 @@ fn commit(
         .with_context(|| format!("cannot write in {}", spool_dir.display()))?;
     let (file, path) = spool.into_parts();
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
-    let (digest, size) = crate::rootfs::commit_layer(store, c, &o.names, &mut w)?;
+    let mut headers = {
+        let st = crate::rootfs::container_stack(store, c)?;
+        let mut all = vec![st.upper];
+        all.extend(st.lowers);
+        crate::rootfs::header_rules(store, crate::rootfs::TarPurpose::Commit, &all)
+    };
+    if let Some(n) = &o.names {
+        headers.rules = crate::rootfs::with_names(&headers.rules, n.clone());
+        headers.how = format!("{}; names from --passwd/--group", headers.how);
+        headers.uncertain = false;
+    }
+    let (digest, size) = crate::rootfs::commit_layer(store, c, &headers.rules, &mut w)?;
     w.flush()?;
     let empty = digest == salvor_oci::EMPTY_LAYER.as_str();
     let pcfg: serde_json::Value = parent.and_then(|p| p.config_json()).unwrap_or(json!({}));
@@ -555,6 +574,7 @@ fn commit(
             parent: parent.map(|p| p.id.parse()).transpose()?,
         },
         layer: (!empty).then_some((digest, size, path)),
+        headers,
         container: format!("{} ({short})", c.name.trim_start_matches('/')),
     })
 }

@@ -9,6 +9,30 @@ use salvor_source::EvidenceDamage;
 
 use crate::evidence::{choose_thin_pool, Evidence, EvidenceError};
 
+/// The engine version `--engine-version` names, else the host root's (its package
+/// database, its `dockerd`) when the evidence is a host root; `None` leaves the store's own
+/// guess from its layout.
+fn engine_version(
+    evidence: &Evidence,
+    source: &dyn salvor_source::Source,
+    data_root: &std::path::Path,
+) -> anyhow::Result<Option<salvor_model::EngineVersion>> {
+    if let Some(v) = &evidence.options().engine_version {
+        return salvor_model::EngineVersion::exact(v, "--engine-version")
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("--engine-version {v:?}: not a version (MAJOR.MINOR[.PATCH], e.g. 20.10.24 or 26.1.5)"));
+    }
+    // The data-root inside a host root (`var/lib/docker` …): the host's root is the
+    // source's.
+    if data_root.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    Ok(salvor_docker::version::from_host_root(
+        source,
+        std::path::Path::new(""),
+    ))
+}
+
 /// Every container store found in the evidence.
 pub struct Host {
     stores: salvor_model::Host,
@@ -31,8 +55,11 @@ impl Host {
         store.add_damage(damage.iter().cloned());
         let chosen = choose_thin_pool(&store, evidence, evidence.options().thin_pool.as_deref())?;
         if let Some((pool, origin)) = chosen.pool {
-            store = Store::open_at_with_thin_pool(source, data_root, pool, origin)?;
+            store = Store::open_at_with_thin_pool(source.clone(), data_root.clone(), pool, origin)?;
             store.add_damage(damage);
+        }
+        if let Some(v) = engine_version(evidence, source.as_ref(), &data_root)? {
+            store.set_engine_version(v);
         }
         Ok(Host {
             stores: salvor_model::Host::new(vec![Box::new(store)]),

@@ -15,6 +15,9 @@ pub struct Info {
     pub layout: Layout,
     /// The storage driver.
     pub driver: Driver,
+    /// The engine version that wrote the data-root and how it was found; `None` when
+    /// nothing tells (export and commit then write what Engine >= 23 writes).
+    pub engine_version: Option<salvor_model::EngineVersion>,
     /// For devicemapper: the thin pool.
     pub thin_pool: Option<ThinPoolInfo>,
     /// Number of images.
@@ -104,6 +107,7 @@ pub fn info(store: &Store) -> Info {
         data_root: format!("/{}", store.root.display()),
         layout: store.layout,
         driver: store.driver.clone(),
+        engine_version: store.engine_version.clone(),
         thin_pool,
         images: store.images.len(),
         layers: store.layers.len(),

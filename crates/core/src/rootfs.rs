@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use salvor_docker::{Container, Driver, Image, LayerFiles, MountPoint, Store};
 use salvor_source::Source;
-use salvor_whiteout::{LayerDir, TarNames, WhiteoutStyle};
+use salvor_whiteout::{HeaderRules, LayerDir, ModeBits, TarNames, WhiteoutStyle};
 
 /// One layer directory, owned: the filesystem it is in, its root there, how it marks
 /// deletions.
@@ -179,7 +179,7 @@ pub fn volume_mounts<'c>(
 pub fn write_flattened(
     layers: &[OwnedLayer],
     mounts: &[(Vec<u8>, OwnedLayer)],
-    names: &TarNames,
+    rules: &HeaderRules,
     w: &mut dyn Write,
 ) -> anyhow::Result<u64> {
     let dirs: Vec<LayerDir> = layers.iter().map(OwnedLayer::dir).collect();
@@ -188,12 +188,12 @@ pub fn write_flattened(
         .map(|(p, l)| (p.as_slice(), l.dir()))
         .collect();
     if mount_dirs.is_empty() {
-        Ok(salvor_whiteout::write_flattened_tar(&dirs, names, w)?)
+        Ok(salvor_whiteout::write_flattened_tar(&dirs, rules, w)?)
     } else {
         Ok(salvor_whiteout::write_flattened_tar_with_mounts(
             &dirs,
             &mount_dirs,
-            names,
+            rules,
             w,
         )?)
     }
@@ -232,12 +232,145 @@ pub fn container_names(layers: &[OwnedLayer]) -> TarNames {
     TarNames::from_passwd_group(&p, &g)
 }
 
+/// Which tar the header rules are for: `docker export` or the layer of `docker commit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TarPurpose {
+    /// `docker export` (Docker 20.10 ran it chrooted in the container: the container's
+    /// own user database).
+    Export,
+    /// `docker commit`'s layer (Docker 20.10 wrote it in the daemon: the host's).
+    Commit,
+}
+
+/// Header rules, and how they were chosen (for the user).
+#[derive(Debug, Clone)]
+pub struct ChosenRules {
+    /// The rules.
+    pub rules: HeaderRules,
+    /// How they were chosen, in words (`Docker >= 23 (from …): permission bits, no names`).
+    pub how: String,
+    /// Whether the result can differ from the engine's (the version is unknown, or the
+    /// names Docker 20.10 looked up are not in the evidence).
+    pub uncertain: bool,
+}
+
+/// The tar header rules of the engine that wrote `store` ([`Store::engine_version`]) for
+/// `purpose` over `layers` (top first): Engine >= 23 writes permission bits only and no
+/// names; Docker <= 22 the file-type bits too, and names — for export the container's own
+/// `/etc/passwd` and `/etc/group`, for commit the daemon host's (from the host root of the
+/// evidence), each then falling back, as glibc's nss-systemd module did for the daemon,
+/// to `root` for id 0 and `nobody`/`nogroup` for 65534 when the host's
+/// `/etc/nsswitch.conf` lists `systemd` (or there is no host root to tell). An unknown
+/// version is taken as Engine >= 23, and said.
+pub fn header_rules(store: &Store, purpose: TarPurpose, layers: &[OwnedLayer]) -> ChosenRules {
+    let v = store.engine_version.as_ref();
+    let legacy = v.and_then(|v| v.at_least(23, 0)) == Some(false);
+    let known = v.map(|v| v.to_string());
+    if !legacy {
+        let uncertain = v.and_then(|v| v.at_least(23, 0)).is_none();
+        return ChosenRules {
+            rules: HeaderRules::engine_23(),
+            how: match known {
+                Some(k) if !uncertain => {
+                    format!("Docker {k}: mode without file-type bits, no user/group names")
+                }
+                Some(k) => format!(
+                    "Docker {k}, not enough to tell Engine >= 23 from older; written as Engine >= 23 (--engine-version to say)"
+                ),
+                None => "engine version unknown; written as Engine >= 23 (mode without file-type bits, no names; --engine-version to say)".into(),
+            },
+            uncertain,
+        };
+    }
+    let k = known.unwrap_or_default();
+    let host = host_root(store);
+    let nss_systemd = match &host {
+        Some(h) => host_uses_nss_systemd(store.source.as_ref(), h),
+        None => true,
+    };
+    let (mut names, mut uncertain, from) = match purpose {
+        TarPurpose::Export => (container_names(layers), false, "the container's /etc/passwd and /etc/group"),
+        TarPurpose::Commit => match &host {
+            Some(h) => {
+                let read = |f: &str| {
+                    store
+                        .source
+                        .read_limited(&h.join(f), 16 << 20)
+                        .unwrap_or_default()
+                };
+                (
+                    TarNames::from_passwd_group(&read("etc/passwd"), &read("etc/group")),
+                    false,
+                    "the host's /etc/passwd and /etc/group",
+                )
+            }
+            None => (
+                TarNames::empty(),
+                true,
+                "nowhere: Docker <= 22 wrote the daemon host's names, and the evidence holds no host root (--passwd/--group to give them)",
+            ),
+        },
+    };
+    if nss_systemd && !(purpose == TarPurpose::Commit && host.is_none()) {
+        nss_systemd_names(&mut names);
+    }
+    if host.is_none() && purpose == TarPurpose::Export {
+        // whether the daemon's host had nss-systemd is not in the evidence
+        uncertain = true;
+    }
+    ChosenRules {
+        rules: HeaderRules::docker_20_10(names),
+        how: format!("Docker {k}: mode with file-type bits, names from {from}"),
+        uncertain,
+    }
+}
+
+/// The host root of the evidence `store` is in, when its data-root is inside one (the
+/// source's root; `None` when the evidence is the data-root itself).
+fn host_root(store: &Store) -> Option<PathBuf> {
+    (!store.root.as_os_str().is_empty() && store.source.exists(Path::new("etc"))).then(PathBuf::new)
+}
+
+/// Whether the host's `/etc/nsswitch.conf` lists `systemd` for passwd or group.
+fn host_uses_nss_systemd(source: &dyn Source, host: &Path) -> bool {
+    let Ok(conf) = source.read_limited(&host.join("etc/nsswitch.conf"), 1 << 20) else {
+        return false;
+    };
+    String::from_utf8_lossy(&conf).lines().any(|l| {
+        let l = l.split('#').next().unwrap_or("");
+        (l.starts_with("passwd:") || l.starts_with("group:"))
+            && l.split_whitespace().any(|w| w == "systemd")
+    })
+}
+
+/// nss-systemd's synthesised entries, where the files have none: root (0) and nobody
+/// (65534; Debian's group name `nogroup`, as seen on the engine fixtures).
+fn nss_systemd_names(n: &mut TarNames) {
+    n.users.entry(0).or_insert_with(|| "root".into());
+    n.groups.entry(0).or_insert_with(|| "root".into());
+    n.users.entry(65534).or_insert_with(|| "nobody".into());
+    n.groups.entry(65534).or_insert_with(|| "nogroup".into());
+}
+
+/// `rules` with other names (the user's `--passwd`/`--group`, `--names`), same mode rule.
+pub fn with_names(rules: &HeaderRules, names: TarNames) -> HeaderRules {
+    HeaderRules {
+        names,
+        mode: rules.mode,
+    }
+}
+
+/// Whether `rules` write the file-type bits (Docker <= 22).
+pub fn writes_type_bits(rules: &HeaderRules) -> bool {
+    rules.mode == ModeBits::WithFileType
+}
+
 /// The offline `docker commit`: the container's changes as a layer tar (written to `out`),
 /// returning (diff id, size).
 pub fn commit_layer(
     store: &Store,
     c: &Container,
-    names: &TarNames,
+    rules: &HeaderRules,
     out: &mut dyn Write,
 ) -> anyhow::Result<(String, u64)> {
     let st = container_stack(store, c)?;
@@ -246,7 +379,7 @@ pub fn commit_layer(
         WhiteoutStyle::Overlay | WhiteoutStyle::Aufs
             if st.lowers.iter().all(|l| l.style != WhiteoutStyle::Snapshot) =>
         {
-            salvor_whiteout::write_layer_tar(&upper, names, out)?
+            salvor_whiteout::write_layer_tar(&upper, rules, out)?
         }
         _ => {
             // Snapshot drivers (and fuse-overlayfs): the engine's naive diff. Its whiteouts
@@ -259,7 +392,7 @@ pub fn commit_layer(
                 .and_then(rfc3339_secs)
                 .unwrap_or(0);
             let lowers: Vec<LayerDir> = st.lowers.iter().map(OwnedLayer::dir).collect();
-            salvor_whiteout::write_naive_layer_tar(&upper, &lowers, names, t, out)?
+            salvor_whiteout::write_naive_layer_tar(&upper, &lowers, rules, t, out)?
         }
     })
 }

@@ -72,6 +72,7 @@ pub(crate) fn load(
         damage: Vec::new(),
         thin_pool,
         containers_read: std::sync::OnceLock::new(),
+        engine_version: None,
     };
 
     let graph = root.join("graph");

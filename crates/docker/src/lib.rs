@@ -75,6 +75,7 @@ pub mod reference;
 pub mod resolve;
 mod time;
 mod v2;
+pub mod version;
 pub mod volumes;
 
 pub use containers::{Container, ContainerState, MountPoint, RwLayer};
@@ -431,6 +432,10 @@ pub struct Store {
     /// ([`salvor_model::ContainerStore::container_logs`] …), so asking about each of many
     /// containers does not re-read all of them each time.
     pub(crate) containers_read: std::sync::OnceLock<Vec<Container>>,
+    /// The engine version that wrote the data-root, as far as known: from the data-root's
+    /// layout when opened ([`version::from_data_root`]); callers that know better (the
+    /// host's package database, `--engine-version`) set it ([`Store::set_engine_version`]).
+    pub engine_version: Option<salvor_model::EngineVersion>,
 }
 
 /// The devicemapper pool of a store, or why it cannot be opened; set once.
@@ -513,7 +518,14 @@ impl Store {
         store.problems.sort();
         store.problems.dedup();
         store.damage = store.source.damage().to_vec();
+        store.engine_version = version::from_data_root(store.source.as_ref(), &store.root);
         Ok(store)
+    }
+
+    /// Sets the engine version that wrote the data-root (found on the host, or named by the
+    /// user), replacing what the layout suggested.
+    pub fn set_engine_version(&mut self, v: salvor_model::EngineVersion) {
+        self.engine_version = Some(v);
     }
 
     /// Records damage of the evidence found outside the source (a disk image cut short).

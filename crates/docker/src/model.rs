@@ -196,6 +196,10 @@ impl ContainerStore for Store {
         &self.source
     }
 
+    fn engine_version(&self) -> Option<salvor_model::EngineVersion> {
+        self.engine_version.clone()
+    }
+
     fn images(&self) -> Vec<ImageRecord> {
         self.images.iter().map(image_record).collect()
     }

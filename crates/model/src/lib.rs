@@ -167,6 +167,76 @@ impl<'de> serde::Deserialize<'de> for EngineKind {
     }
 }
 
+/// Which version of an engine wrote a store, and how salvor knows: engines change the
+/// bytes they write between versions (Docker 23 dropped the file-type bits from tar
+/// headers' mode field and the user-name lookups), so output meant to equal the engine's
+/// follows the version that wrote the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineVersion {
+    /// What is known: an exact version (`26.1.5+dfsg1`), or a bound (`>= 25`, `<= 22`).
+    pub version: String,
+    /// The major and minor version: exact, or the bound.
+    pub major: u32,
+    /// See [`EngineVersion::major`].
+    pub minor: u32,
+    /// Whether `major.minor` is exact, a lower or an upper bound.
+    pub bound: VersionBound,
+    /// How it was found, in words (`dpkg status: docker.io 26.1.5+dfsg1-9`, `data-root:
+    /// engine-id file, ImageManifest in containers' config.v2.json`, `--engine-version`).
+    pub found_by: String,
+}
+
+/// How [`EngineVersion::major`]/[`EngineVersion::minor`] relate to the real version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionBound {
+    /// The version itself.
+    Exact,
+    /// The version is at least this (from layout markers the engine introduced).
+    AtLeast,
+    /// The version is at most this (markers the engine removed later are present).
+    AtMost,
+}
+
+impl EngineVersion {
+    /// An exact version from a version string (`26.1.5+dfsg1`, `20.10.24~3-0~debian`,
+    /// `v24.0.7`); `None` when it does not start with `MAJOR.MINOR`.
+    pub fn exact(text: &str, found_by: impl Into<String>) -> Option<EngineVersion> {
+        let t = text.trim().trim_start_matches('v');
+        let mut it = t.split(|c: char| !c.is_ascii_digit());
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        // the separator after MAJOR must be a dot
+        if t.as_bytes().get(t.find(|c: char| !c.is_ascii_digit())?) != Some(&b'.') {
+            return None;
+        }
+        Some(EngineVersion {
+            version: t.to_string(),
+            major,
+            minor,
+            bound: VersionBound::Exact,
+            found_by: found_by.into(),
+        })
+    }
+
+    /// Whether the version is known to be at least `major.minor`: `Some(true)`/`Some(false)`
+    /// when the evidence says so, `None` when a bound leaves it open.
+    pub fn at_least(&self, major: u32, minor: u32) -> Option<bool> {
+        let ge = (self.major, self.minor) >= (major, minor);
+        match self.bound {
+            VersionBound::Exact => Some(ge),
+            VersionBound::AtLeast => ge.then_some(true),
+            VersionBound::AtMost => ((self.major, self.minor) < (major, minor)).then_some(false),
+        }
+    }
+}
+
+impl fmt::Display for EngineVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (from {})", self.version, self.found_by)
+    }
+}
+
 /// Which store this is: engine, namespace, where it lives, its storage driver.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoreIdentity {
@@ -578,6 +648,10 @@ pub trait ContainerStore: Send + Sync {
     fn as_any(&self) -> &dyn std::any::Any;
     /// The evidence the store was read from.
     fn source(&self) -> &Arc<dyn Source>;
+    /// The version of the engine that wrote the store, as far as known.
+    fn engine_version(&self) -> Option<EngineVersion> {
+        None
+    }
     /// Images, sorted by id.
     fn images(&self) -> Vec<ImageRecord>;
     /// Every layer of the store, sorted by id.

@@ -8,7 +8,7 @@ use salvor_source::{FileKind, Metadata};
 
 use crate::gotar::{self, GoTarWriter, Header};
 use crate::view::{join, WH_OPAQUE, WH_PREFIX};
-use crate::{LayerDir, TarNames, WhiteoutError};
+use crate::{HeaderRules, LayerDir, ModeBits, WhiteoutError};
 
 const S_IFIFO: i64 = 0o010000;
 const S_IFCHR: i64 = 0o020000;
@@ -46,7 +46,7 @@ pub(crate) fn inode_key(layer: &LayerDir, md: &Metadata) -> InodeKey {
 /// State shared by all entries of one archive (`tarAppender`).
 pub(crate) struct Appender<'w, 'n> {
     pub tw: GoTarWriter<'w>,
-    pub names: &'n TarNames,
+    pub rules: &'n HeaderRules,
     /// `SeenFiles`: (filesystem, inode) → name of its first occurrence. The filesystem
     /// index keeps a mount's inode numbers from ever pairing with the layers' (or another
     /// mount's): 0 = the layers' merged view, `1 + i` = mount `i`.
@@ -105,7 +105,10 @@ impl Appender<'_, '_> {
             name: tar_name,
             linkname,
             typeflag,
-            mode: st_mode(md),
+            mode: match self.rules.mode {
+                ModeBits::WithFileType => st_mode(md),
+                ModeBits::Permissions => i64::from(md.mode & 0o7777),
+            },
             uid: i64::from(md.uid),
             gid: i64::from(md.gid),
             size: if md.kind == FileKind::Regular {
@@ -115,8 +118,8 @@ impl Appender<'_, '_> {
             },
             // ModTime.Truncate(time.Second); `sec` is the floor for normalised times.
             mtime: Some(md.mtime.sec),
-            uname: self.names.user(md.uid).into(),
-            gname: self.names.group(md.gid).into(),
+            uname: self.rules.names.user(md.uid).into(),
+            gname: self.rules.names.group(md.gid).into(),
             devmajor: 0,
             devminor: 0,
             xattrs: BTreeMap::new(),
@@ -192,10 +195,13 @@ impl Appender<'_, '_> {
         let h = Header {
             name: n,
             typeflag: gotar::TYPE_DIR,
-            mode: S_IFDIR | 0o755,
+            mode: match self.rules.mode {
+                ModeBits::WithFileType => S_IFDIR | 0o755,
+                ModeBits::Permissions => 0o755,
+            },
             mtime: Some(0),
-            uname: self.names.user(0).into(),
-            gname: self.names.group(0).into(),
+            uname: self.rules.names.user(0).into(),
+            gname: self.rules.names.group(0).into(),
             ..Header::default()
         };
         self.tw

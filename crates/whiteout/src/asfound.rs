@@ -567,10 +567,13 @@ pub fn write_as_found<R: Read>(
     names: &TarNames,
     out: &mut dyn Write,
 ) -> Result<AsFoundReport, AsFoundError> {
+    // Planted entries: headers as the engine's own Diff would write them (the recorded
+    // entries keep their recorded header fields).
+    let rules = crate::HeaderRules::docker_20_10(names.clone());
     let mut w = Writer {
         app: Appender {
             tw: GoTarWriter::new(out),
-            names,
+            rules: &rules,
             seen: Default::default(),
             overlay_converter: layer.style == WhiteoutStyle::Overlay,
         },

@@ -8,7 +8,7 @@ use super::*;
 /// (`sha256:<hex>` of the tar = its diff_id, size in bytes).
 pub fn write_layer_tar(
     upper: &LayerDir,
-    names: &TarNames,
+    rules: &HeaderRules,
     out: &mut dyn Write,
 ) -> Result<(String, u64), WhiteoutError> {
     let overlay = match upper.style {
@@ -23,7 +23,7 @@ pub fn write_layer_tar(
     };
     let mut app = Appender {
         tw: GoTarWriter::new(out),
-        names,
+        rules,
         seen: Default::default(),
         overlay_converter: overlay,
     };
@@ -90,7 +90,7 @@ pub(super) fn raw_children(
 pub fn write_naive_layer_tar(
     upper: &LayerDir,
     lowers: &[LayerDir],
-    names: &TarNames,
+    rules: &HeaderRules,
     whiteout_mtime: i64,
     out: &mut dyn Write,
 ) -> Result<(String, u64), WhiteoutError> {
@@ -101,7 +101,7 @@ pub fn write_naive_layer_tar(
     let view = View::new(&new_layers);
     let mut app = Appender {
         tw: GoTarWriter::new(out),
-        names,
+        rules,
         seen: Default::default(),
         overlay_converter: false,
     };

@@ -9,10 +9,10 @@ use super::*;
 /// The same code path as [`write_flattened_tar_with_mounts`] with no mounts.
 pub fn write_flattened_tar(
     layers_top_first: &[LayerDir],
-    names: &TarNames,
+    rules: &HeaderRules,
     out: &mut dyn Write,
 ) -> Result<u64, WhiteoutError> {
-    write_flattened_tar_with_mounts(layers_top_first, &[], names, out)
+    write_flattened_tar_with_mounts(layers_top_first, &[], rules, out)
 }
 
 /// Most mounts accepted by [`write_flattened_tar_with_mounts`].
@@ -227,7 +227,7 @@ impl MountedChildren<'_, '_, '_> {
 pub fn write_flattened_tar_with_mounts(
     layers_top_first: &[LayerDir],
     mounts: &[(&[u8], LayerDir)],
-    names: &TarNames,
+    rules: &HeaderRules,
     out: &mut dyn Write,
 ) -> Result<u64, WhiteoutError> {
     if mounts.len() > MAX_MOUNTS {
@@ -266,7 +266,7 @@ pub fn write_flattened_tar_with_mounts(
     let root = mounted.views[0].root()?;
     let mut app = Appender {
         tw: GoTarWriter::new(out),
-        names,
+        rules,
         seen: Default::default(),
         overlay_converter: false,
     };

@@ -365,6 +365,44 @@ impl TarNames {
     }
 }
 
+/// How the tar headers of `docker export` and `docker commit` are written: what differs
+/// between engine versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// uid → uname, gid → gname.
+    pub names: TarNames,
+    /// What the mode field holds.
+    pub mode: ModeBits,
+}
+
+/// The tar mode field of `docker export` / `docker commit` headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ModeBits {
+    /// Permission bits with setuid/setgid/sticky only (`0o644`, `0o755`): Engine >= 23
+    /// (moby#44083 removed Go 1.8's file-type bits), as POSIX tar says.
+    #[default]
+    Permissions,
+    /// Plus the file-type bits (`0o100644`, `0o40755`): Docker <= 22 (20.10 and older),
+    /// which kept Go 1.8's `archive/tar` behaviour.
+    WithFileType,
+}
+
+impl HeaderRules {
+    /// Engine >= 23: permission bits only, empty names.
+    pub fn engine_23() -> Self {
+        Self::default()
+    }
+
+    /// Docker <= 22 (20.10): file-type bits in the mode field, and `names` (the daemon
+    /// host's user database for the layers it writes, the container's own for export).
+    pub fn docker_20_10(names: TarNames) -> Self {
+        HeaderRules {
+            names,
+            mode: ModeBits::WithFileType,
+        }
+    }
+}
+
 /// Something in a layer directory worth reporting (see [`inspect_layer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {

@@ -80,6 +80,7 @@ pub(crate) fn load(
         damage: Vec::new(),
         thin_pool,
         containers_read: std::sync::OnceLock::new(),
+        engine_version: None,
     };
     let image_root = root.join("image").join(&driver_name);
     for other in dir_names(src, &root.join("image")) {

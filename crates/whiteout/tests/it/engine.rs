@@ -108,10 +108,17 @@ fn stack(driver: &str, c: &Ctr) -> Stack {
     }
 }
 
-fn host_names() -> TarNames {
-    let p = std::fs::read("/etc/passwd").unwrap_or_default();
-    let g = std::fs::read("/etc/group").unwrap_or_default();
-    TarNames::from_passwd_group(&p, &g)
+/// The user database of the host the fixture `d` was made on: recorded beside the
+/// engine's answers (`expected/daemon-host/`), else this machine's (the older fixtures
+/// were made here and recorded none).
+fn host_names(d: &str) -> TarNames {
+    let rec = fixture(d).join("expected/daemon-host");
+    let read = |f: &str| {
+        std::fs::read(rec.join(f))
+            .or_else(|_| std::fs::read(Path::new("/etc").join(f)))
+            .unwrap_or_default()
+    };
+    TarNames::from_passwd_group(&read("passwd"), &read("group"))
 }
 
 /// Puts a `docker diff` listing into the sibling-sorted form this crate emits (the
@@ -182,13 +189,33 @@ fn expected_headers(p: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-const DRIVERS: [&str; 3] = ["overlay2", "fuse-overlayfs", "vfs"];
+/// The engine fixtures: (directory under fixtures/engine, storage driver, written by
+/// Docker >= 23: headers without file-type bits or names).
+const FIXTURES: [(&str, &str, bool); 4] = [
+    ("overlay2", "overlay2", false),
+    ("fuse-overlayfs", "fuse-overlayfs", false),
+    ("vfs", "vfs", false),
+    ("docker26-overlay2", "overlay2", true),
+];
+
+/// The header rules of the engine that wrote fixture `modern` or not, with `names` for
+/// Docker 20.10.
+fn rules(modern: bool, names: TarNames) -> HeaderRules {
+    if modern {
+        HeaderRules::engine_23()
+    } else {
+        HeaderRules::docker_20_10(names)
+    }
+}
 
 #[test]
 fn host_names_agree_with_recorded_headers() {
-    let names = host_names();
     let mut checked = 0;
-    for d in DRIVERS {
+    for (d, _, modern) in FIXTURES {
+        if modern {
+            continue; // Engine >= 23 writes no names
+        }
+        let names = host_names(d);
         let dir = fixture(d).join("expected/save/committed-1/layer-headers");
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
@@ -222,15 +249,15 @@ fn host_names_agree_with_recorded_headers() {
 fn docker_diff_matches_engine() {
     let (mut total, mut exact, mut canon) = (0, 0, 0);
     let mut failures = Vec::new();
-    for d in DRIVERS {
+    for (d, drv, _) in FIXTURES {
         let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
-        for c in containers(&src, d) {
+        for c in containers(&src, drv) {
             let exp_path = fixture(d).join(format!("expected/diff/{}.txt", c.name));
             let Ok(exp) = std::fs::read_to_string(&exp_path) else {
                 continue;
             };
             let exp: Vec<String> = exp.lines().map(String::from).collect();
-            let s = stack(d, &c);
+            let s = stack(drv, &c);
             let upper = LayerDir::new(&src, &s.upper, s.style);
             let lowers: Vec<LayerDir> = s
                 .lowers
@@ -248,7 +275,7 @@ fn docker_diff_matches_engine() {
             // with fuse-overlayfs 1.10: the container view lists only `recreated`, and the
             // export the engine wrote agrees). This crate reports what the merged view
             // holds; the engine's omission is documented, not reproduced.
-            let got: Vec<String> = if d == "fuse-overlayfs" && c.name == "c-exit0" {
+            let got: Vec<String> = if drv == "fuse-overlayfs" && c.name == "c-exit0" {
                 let extra: Vec<String> = ["new", "old1", "old2", "olddir"]
                     .iter()
                     .map(|n| format!("D /data/opaque/{n}"))
@@ -280,21 +307,23 @@ fn docker_diff_matches_engine() {
     for f in &failures {
         eprintln!("{f}");
     }
-    assert_eq!(total, 10);
+    assert_eq!(total, expected_count("diff", ".txt"));
     assert!(failures.is_empty());
 }
 
-fn diff_id_of(d: &str, label: &str, v1: &str) -> String {
+/// The sha256 `docker save` recorded for the layer file `path` of save `label`.
+fn diff_id_of(d: &str, label: &str, path: &str) -> String {
     let l = std::fs::read_to_string(fixture(d).join(format!("expected/save/{label}/layers.txt")))
         .unwrap();
     l.lines()
-        .find(|x| x.ends_with(&format!("{v1}/layer.tar")))
+        .find(|x| x.split(' ').nth(2) == Some(path))
         .map(|x| format!("sha256:{}", x.split(' ').next().unwrap()))
         .unwrap()
 }
 
 /// The committed layer is the one of `salvor/committed:1` not shared with its parent:
-/// the header file of the layer whose diff_id is the last of the image.
+/// the header file of the layer whose diff_id is the last of the image (`<v1>/layer.tar`
+/// in a legacy save, `blobs/sha256/<hex>` in Engine >= 25's).
 fn committed_layer_headers(d: &str) -> (String, Vec<serde_json::Value>) {
     let dir = fixture(d).join("expected/save/committed-1");
     let manifest: serde_json::Value =
@@ -307,9 +336,27 @@ fn committed_layer_headers(d: &str) -> (String, Vec<serde_json::Value>) {
         .unwrap()
         .as_str()
         .unwrap();
-    let v1 = last.trim_end_matches("/layer.tar");
-    let h = expected_headers(&dir.join(format!("layer-headers/{v1}_layer.tar.jsonl")));
-    (diff_id_of(d, "committed-1", v1), h)
+    let h = expected_headers(&dir.join(format!("layer-headers/{}.jsonl", last.replace('/', "_"))));
+    (diff_id_of(d, "committed-1", last), h)
+}
+
+/// How many containers of the fixtures have an expected `docker diff`/`docker export`.
+fn expected_count(sub: &str, suffix: &str) -> usize {
+    FIXTURES
+        .iter()
+        .map(|(d, _, _)| {
+            std::fs::read_dir(fixture(d).join("expected").join(sub))
+                .map(|rd| {
+                    rd.filter(|e| {
+                        e.as_ref()
+                            .map(|e| e.file_name().to_string_lossy().ends_with(suffix))
+                            .unwrap_or(false)
+                    })
+                    .count()
+                })
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 /// A source that reports two paths as one inode (nlink 2).
@@ -348,39 +395,42 @@ impl Source for SharedInode<'_> {
 
 #[test]
 fn docker_commit_overlay2_is_byte_exact() {
-    let d = "overlay2";
-    let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
-    let c = containers(&src, d)
-        .into_iter()
-        .find(|c| c.name == "c-exit0")
-        .unwrap();
-    let s = stack(d, &c);
-    // The kernel made c-exit0's two whiteouts as hard links of one inode (overlayfs >= 5.8),
-    // which the engine's tar records as a link name on the 2nd whiteout. The fixture's
-    // data-root archive stored them as two separate char devices (same mtime to the
-    // nanosecond, the inode sharing is lost), so the wrapper restores it.
-    let linked = SharedInode {
-        inner: &src,
-        a: s.upper.join("data/abs-link"),
-        b: s.upper.join("data/hard1"),
-    };
-    let upper = LayerDir::new(&linked, &s.upper, s.style);
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
-    let (digest, size) = write_layer_tar(&upper, &host_names(), &mut f).unwrap();
-    drop(f);
-    let (diff_id, exp) = committed_layer_headers(d);
-    let got = tarheaders(tmp.path());
-    assert_eq!(got.len(), exp.len());
-    for (g, e) in got.iter().zip(&exp) {
-        assert_eq!(g, e);
+    for (d, modern) in [("overlay2", false), ("docker26-overlay2", true)] {
+        let drv = "overlay2";
+        let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
+        let c = containers(&src, drv)
+            .into_iter()
+            .find(|c| c.name == "c-exit0")
+            .unwrap();
+        let s = stack(drv, &c);
+        // The kernel made c-exit0's two whiteouts as hard links of one inode (overlayfs >=
+        // 5.8), which the engine's tar records as a link name on the 2nd whiteout. The
+        // fixture's data-root archive stored them as two separate char devices (same mtime
+        // to the nanosecond, the inode sharing is lost), so the wrapper restores it.
+        let linked = SharedInode {
+            inner: &src,
+            a: s.upper.join("data/abs-link"),
+            b: s.upper.join("data/hard1"),
+        };
+        let upper = LayerDir::new(&linked, &s.upper, s.style);
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
+        let (digest, size) =
+            write_layer_tar(&upper, &rules(modern, host_names(d)), &mut f).unwrap();
+        drop(f);
+        let (diff_id, exp) = committed_layer_headers(d);
+        let got = tarheaders(tmp.path());
+        assert_eq!(got.len(), exp.len(), "{d}");
+        for (g, e) in got.iter().zip(&exp) {
+            assert_eq!(g, e, "{d}");
+        }
+        eprintln!(
+            "{d} commit: {} headers equal, digest {digest} ({size} bytes)",
+            got.len()
+        );
+        assert_eq!(digest, diff_id, "{d}");
+        assert_eq!(size, std::fs::metadata(tmp.path()).unwrap().len());
     }
-    eprintln!(
-        "overlay2 commit: {} headers equal, digest {digest} ({size} bytes)",
-        got.len()
-    );
-    assert_eq!(digest, diff_id);
-    assert_eq!(size, std::fs::metadata(tmp.path()).unwrap().len());
 }
 
 #[test]
@@ -388,13 +438,13 @@ fn docker_commit_fuse_overlayfs_naive_headers() {
     // fuse-overlayfs commits through the engine's naive diff: whiteouts carry the
     // engine's time.Now(), which cannot be known, so everything but their mtime (and the
     // digest, which depends on it) is compared.
-    let d = "fuse-overlayfs";
+    let (d, drv) = ("fuse-overlayfs", "fuse-overlayfs");
     let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
-    let c = containers(&src, d)
+    let c = containers(&src, drv)
         .into_iter()
         .find(|c| c.name == "c-exit0")
         .unwrap();
-    let s = stack(d, &c);
+    let s = stack(drv, &c);
     let upper = LayerDir::new(&src, &s.upper, s.style);
     let lowers: Vec<LayerDir> = s
         .lowers
@@ -409,7 +459,14 @@ fn docker_commit_fuse_overlayfs_naive_headers() {
         .unwrap_or(0);
     let tmp = tempfile::NamedTempFile::new().unwrap();
     let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
-    write_naive_layer_tar(&upper, &lowers, &host_names(), wh_time, &mut f).unwrap();
+    write_naive_layer_tar(
+        &upper,
+        &lowers,
+        &HeaderRules::docker_20_10(host_names(d)),
+        wh_time,
+        &mut f,
+    )
+    .unwrap();
     drop(f);
     // The same engine omission as in docker diff: no whiteouts for /data/opaque's lower
     // children (see docker_diff_matches_engine). Ours has them; compare the rest.
@@ -447,17 +504,17 @@ fn docker_commit_fuse_overlayfs_naive_headers() {
 fn docker_export_matches_engine() {
     let (mut total, mut ok_entries, mut all_entries) = (0, 0, 0);
     let mut failures = Vec::new();
-    for d in DRIVERS {
+    for (d, drv, modern) in FIXTURES {
         let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
-        for c in containers(&src, d) {
+        for c in containers(&src, drv) {
             let exp_path = fixture(d).join(format!("expected/export/{}.headers.jsonl", c.name));
             if !exp_path.exists() {
                 continue;
             }
             let exp = expected_headers(&exp_path);
-            let s = stack(d, &c);
+            let s = stack(drv, &c);
             let mut layers = vec![LayerDir::new(&src, &s.upper, s.style)];
-            if d != "vfs" {
+            if drv != "vfs" {
                 layers.extend(s.lowers.iter().map(|(p, st)| LayerDir::new(&src, p, *st)));
             }
             // Docker 20.10's export runs chrooted in the container (chrootarchive), so
@@ -471,7 +528,7 @@ fn docker_export_matches_engine() {
             let names = TarNames::from_passwd_group(&pw, &gr);
             let tmp = tempfile::NamedTempFile::new().unwrap();
             let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
-            write_flattened_tar(&layers, &names, &mut f).unwrap();
+            write_flattened_tar(&layers, &rules(modern, names.clone()), &mut f).unwrap();
             drop(f);
             let got = tarheaders(tmp.path());
             total += 1;
@@ -501,7 +558,7 @@ fn docker_export_matches_engine() {
     for f in &failures {
         eprintln!("{f}");
     }
-    assert_eq!(total, 7);
+    assert_eq!(total, expected_count("export", ".headers.jsonl"));
     assert!(failures.is_empty());
 }
 
@@ -538,8 +595,9 @@ fn walk_expect(
     src: &dyn Source,
     root: &Path,
     prefix: &str,
-    names: &TarNames,
+    rules: &HeaderRules,
 ) -> Vec<serde_json::Value> {
+    let names = &rules.names;
     use sha2::Digest;
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), prefix.to_string())];
@@ -552,7 +610,7 @@ fn walk_expect(
             k => panic!("unexpected {k:?} in the volume"),
         };
         let mut e = serde_json::json!({
-            "name": name, "type": typ, "mode": format!("0o{:o}", ifmt | (md.mode & 0o7777)),
+            "name": name, "type": typ, "mode": format!("0o{:o}", if rules.mode == ModeBits::WithFileType { ifmt } else { 0 } | (md.mode & 0o7777)),
             "uid": md.uid, "gid": md.gid, "uname": names.user(md.uid), "gname": names.group(md.gid),
             "mtime": md.mtime.sec, "size": if md.is_file() { md.size } else { 0 },
         });
@@ -580,9 +638,9 @@ fn walk_expect(
 #[test]
 fn docker_export_with_volume_mounted() {
     let mut checked = 0;
-    for d in DRIVERS {
+    for (d, drv, modern) in FIXTURES {
         let src = TarSource::open(&fixture(d).join("data-root.tar.zst")).unwrap();
-        let Some(c) = containers(&src, d)
+        let Some(c) = containers(&src, drv)
             .into_iter()
             .find(|c| c.name == "c-exit0")
         else {
@@ -594,9 +652,9 @@ fn docker_export_with_volume_mounted() {
             continue;
         }
         let exp = expected_headers(&fixture(d).join("expected/export/c-exit0.headers.jsonl"));
-        let s = stack(d, &c);
+        let s = stack(drv, &c);
         let mut layers = vec![LayerDir::new(&src, &s.upper, s.style)];
-        if d != "vfs" {
+        if drv != "vfs" {
             layers.extend(s.lowers.iter().map(|(p, st)| LayerDir::new(&src, p, *st)));
         }
         let pw = read_merged_file(&layers, b"etc/passwd", 1 << 20)
@@ -610,7 +668,7 @@ fn docker_export_with_volume_mounted() {
         // Regression: no mounts is still the engine's export, entry for entry.
         let tmp = tempfile::NamedTempFile::new().unwrap();
         let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
-        write_flattened_tar(&layers, &names, &mut f).unwrap();
+        write_flattened_tar(&layers, &rules(modern, names.clone()), &mut f).unwrap();
         drop(f);
         assert_eq!(tarheaders(tmp.path()), exp, "{d}: plain export");
 
@@ -621,7 +679,13 @@ fn docker_export_with_volume_mounted() {
             .collect();
         let tmp = tempfile::NamedTempFile::new().unwrap();
         let mut f = std::io::BufWriter::new(tmp.reopen().unwrap());
-        let n = write_flattened_tar_with_mounts(&layers, &mounts, &names, &mut f).unwrap();
+        let n = write_flattened_tar_with_mounts(
+            &layers,
+            &mounts,
+            &rules(modern, names.clone()),
+            &mut f,
+        )
+        .unwrap();
         drop(f);
         assert_eq!(n, std::fs::metadata(tmp.path()).unwrap().len());
         let got = tarheaders(tmp.path());
@@ -657,7 +721,12 @@ fn docker_export_with_volume_mounted() {
         // Inside each mount: exactly the volume's tree with its on-disk metadata and
         // content, the mount point's header carrying the volume directory's metadata.
         for (dst, data) in &vols {
-            let want = walk_expect(&src, data, dst.trim_start_matches('/'), &names);
+            let want = walk_expect(
+                &src,
+                data,
+                dst.trim_start_matches('/'),
+                &rules(modern, names.clone()),
+            );
             let have: Vec<serde_json::Value> = got
                 .iter()
                 .filter(|h| under(h, dst))

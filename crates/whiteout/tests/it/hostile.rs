@@ -156,9 +156,9 @@ fn symlinks_out_of_the_evidence_are_never_followed() {
     all.extend(lowers);
 
     let mut commit = Vec::new();
-    write_layer_tar(&upper, &TarNames::empty(), &mut commit).unwrap();
+    write_layer_tar(&upper, &HeaderRules::default(), &mut commit).unwrap();
     let mut export = Vec::new();
-    write_flattened_tar(&all, &TarNames::empty(), &mut export).unwrap();
+    write_flattened_tar(&all, &HeaderRules::default(), &mut export).unwrap();
     let ch = changes(&upper, &lowers).unwrap();
     // A symlinked /etc/passwd is not read either.
     assert!(read_merged_file(&all, b"etc/passwd", 1024)
@@ -216,7 +216,7 @@ fn odd_names_are_bytes() {
         ]
     );
     let mut out = Vec::new();
-    write_layer_tar(&upper, &TarNames::empty(), &mut out).unwrap();
+    write_layer_tar(&upper, &HeaderRules::default(), &mut out).unwrap();
     let ents = tar_entries(&out);
     assert_eq!(ents[0].0, b"a\nb");
     assert_eq!(ents[0].3, b"newline");
@@ -266,7 +266,7 @@ fn whiteout_without_lower_counterpart_and_odd_opaque() {
         ["C /d", "A /d/new", "C /o", "D /o/hidden", "D /gone"]
     );
     let mut out = Vec::new();
-    write_layer_tar(&upper, &TarNames::empty(), &mut out).unwrap();
+    write_layer_tar(&upper, &HeaderRules::default(), &mut out).unwrap();
     let names: Vec<Vec<u8>> = tar_entries(&out).into_iter().map(|x| x.0).collect();
     assert_eq!(
         names,
@@ -280,7 +280,7 @@ fn whiteout_without_lower_counterpart_and_odd_opaque() {
         ]
     );
     let mut ex = Vec::new();
-    write_flattened_tar(&[upper, lower], &TarNames::empty(), &mut ex).unwrap();
+    write_flattened_tar(&[upper, lower], &HeaderRules::default(), &mut ex).unwrap();
     let names: Vec<Vec<u8>> = tar_entries(&ex).into_iter().map(|x| x.0).collect();
     assert_eq!(names, [&b"d/"[..], b"d/kept", b"d/new", b"o/"]);
     let f = inspect_layer(&upper).unwrap();
@@ -304,7 +304,7 @@ fn redirect_and_metacopy_are_refused_with_an_explanation() {
         let upper = LayerDir::new(&src, &u, WhiteoutStyle::Overlay);
         let lower = LayerDir::new(&src, &l, WhiteoutStyle::Overlay);
         let mut out = Vec::new();
-        let err = write_layer_tar(&upper, &TarNames::empty(), &mut out).unwrap_err();
+        let err = write_layer_tar(&upper, &HeaderRules::default(), &mut out).unwrap_err();
         assert!(matches!(err, WhiteoutError::Unsupported { .. }), "{err}");
         assert!(err.to_string().contains(word), "{err}");
         assert!(changes(&upper, &[lower]).is_err());
@@ -334,12 +334,12 @@ fn deep_nesting_fails_naming_the_path() {
     let u = PathBuf::from("up");
     let upper = LayerDir::new(&src, &u, WhiteoutStyle::Overlay);
     let mut out = std::io::sink();
-    let err = write_layer_tar(&upper, &TarNames::empty(), &mut out).unwrap_err();
+    let err = write_layer_tar(&upper, &HeaderRules::default(), &mut out).unwrap_err();
     assert!(matches!(err, WhiteoutError::TooDeep { .. }), "{err}");
     assert!(err.to_string().starts_with("up/d/d/d"));
     eprintln!("commit {:?}", t0.elapsed());
     assert!(matches!(
-        write_flattened_tar(&[upper], &TarNames::empty(), &mut out),
+        write_flattened_tar(&[upper], &HeaderRules::default(), &mut out),
         Err(WhiteoutError::TooDeep { .. })
     ));
     assert!(matches!(
@@ -367,8 +367,8 @@ fn output_is_deterministic_and_ends_with_two_zero_blocks() {
     let u = PathBuf::from("up");
     let upper = LayerDir::new(&src, &u, WhiteoutStyle::Overlay);
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    let (da, na) = write_layer_tar(&upper, &TarNames::empty(), &mut a).unwrap();
-    let (db, _) = write_layer_tar(&upper, &TarNames::empty(), &mut b).unwrap();
+    let (da, na) = write_layer_tar(&upper, &HeaderRules::default(), &mut a).unwrap();
+    let (db, _) = write_layer_tar(&upper, &HeaderRules::default(), &mut b).unwrap();
     assert_eq!((a.clone(), da), (b, db));
     assert_eq!(na as usize, a.len());
     assert_eq!(a.len(), 512 * 2 + 512 + 512 * 2);
@@ -406,7 +406,7 @@ fn a_failing_output_is_not_blamed_on_the_file_read() {
     let upper = LayerDir::new(&src, &up, WhiteoutStyle::Overlay);
     // Mid-data (after the headers), and in a header.
     for room in [100_000, 700] {
-        let e = write_flattened_tar(&[upper], &TarNames::empty(), &mut FullAfter(room))
+        let e = write_flattened_tar(&[upper], &HeaderRules::default(), &mut FullAfter(room))
             .expect_err("the output is full");
         assert!(matches!(e, WhiteoutError::Output(_)), "{room}: {e:?}");
         let msg = salvor_source::error_chain(&e);

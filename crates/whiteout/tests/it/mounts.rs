@@ -78,7 +78,13 @@ fn set_mode(p: &Path, mode: u32) {
 
 fn export(layers: &[LayerDir], mounts: &[(&[u8], LayerDir)]) -> Vec<u8> {
     let mut out = Vec::new();
-    let n = write_flattened_tar_with_mounts(layers, mounts, &TarNames::empty(), &mut out).unwrap();
+    let n = write_flattened_tar_with_mounts(
+        layers,
+        mounts,
+        &HeaderRules::docker_20_10(TarNames::empty()),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(n, out.len() as u64);
     out
 }
@@ -113,7 +119,12 @@ fn no_mounts_is_write_flattened_tar() {
         LayerDir::new(&src, &l, WhiteoutStyle::Overlay),
     ];
     let mut plain = Vec::new();
-    write_flattened_tar(&layers, &TarNames::empty(), &mut plain).unwrap();
+    write_flattened_tar(
+        &layers,
+        &HeaderRules::docker_20_10(TarNames::empty()),
+        &mut plain,
+    )
+    .unwrap();
     assert_eq!(plain, export(&layers, &[]));
 }
 
@@ -307,9 +318,13 @@ fn hostile_mount_points_are_refused_naming_the_mount() {
         b"/a\0b",
     ] {
         let mut out = Vec::new();
-        let err =
-            write_flattened_tar_with_mounts(&layers, &[(bad, vol)], &TarNames::empty(), &mut out)
-                .unwrap_err();
+        let err = write_flattened_tar_with_mounts(
+            &layers,
+            &[(bad, vol)],
+            &HeaderRules::docker_20_10(TarNames::empty()),
+            &mut out,
+        )
+        .unwrap_err();
         assert!(matches!(err, WhiteoutError::BadMount { .. }), "{err}");
         let msg = err.to_string();
         assert!(
@@ -323,7 +338,7 @@ fn hostile_mount_points_are_refused_naming_the_mount() {
     let err = write_flattened_tar_with_mounts(
         &layers,
         &[(b"/vol", vol), (b"/vol//./", vol)],
-        &TarNames::empty(),
+        &HeaderRules::docker_20_10(TarNames::empty()),
         &mut out,
     )
     .unwrap_err();
@@ -331,9 +346,13 @@ fn hostile_mount_points_are_refused_naming_the_mount() {
     assert!(err.to_string().contains("duplicate"), "{err}");
     // Too deep.
     let deep = b"/d".repeat(MAX_DEPTH + 1);
-    let err =
-        write_flattened_tar_with_mounts(&layers, &[(&deep, vol)], &TarNames::empty(), &mut out)
-            .unwrap_err();
+    let err = write_flattened_tar_with_mounts(
+        &layers,
+        &[(&deep, vol)],
+        &HeaderRules::docker_20_10(TarNames::empty()),
+        &mut out,
+    )
+    .unwrap_err();
     assert!(matches!(err, WhiteoutError::BadMount { .. }), "{err}");
     // A mount whose directory is missing fails naming it.
     let missing = PathBuf::from("vols/missing");
@@ -343,7 +362,7 @@ fn hostile_mount_points_are_refused_naming_the_mount() {
             b"/m",
             LayerDir::new(&src, &missing, WhiteoutStyle::Snapshot),
         )],
-        &TarNames::empty(),
+        &HeaderRules::docker_20_10(TarNames::empty()),
         &mut out,
     )
     .unwrap_err();
@@ -390,7 +409,7 @@ fn symlinks_in_a_volume_and_at_a_mount_point_are_not_followed() {
     let err = write_flattened_tar_with_mounts(
         &layers,
         &[(b"/x", LayerDir::new(&src, &lp, WhiteoutStyle::Snapshot))],
-        &TarNames::empty(),
+        &HeaderRules::docker_20_10(TarNames::empty()),
         &mut sink,
     )
     .unwrap_err();
