@@ -120,6 +120,10 @@ pub enum Command {
         /// Show full image ids.
         #[arg(long)]
         no_trunc: bool,
+        /// Also intermediate images (untagged parents of other images, left by builds), which
+        /// the table hides as `docker images` does; --json always lists every image.
+        #[arg(long, short = 'a')]
+        all: bool,
     },
     /// The layer tree: chain ids, diff ids, sizes, and which images use which layers.
     Tree {

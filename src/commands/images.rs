@@ -94,8 +94,14 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
+pub fn images(store: &Store, json: bool, no_trunc: bool, all: bool) -> anyhow::Result<u8> {
     let imgs = salvor_core::images::newest_first(store);
+    // `docker images` without -a: no untagged image that is another image's parent.
+    let parents: std::collections::BTreeSet<&str> =
+        imgs.iter().filter_map(|i| i.parent.as_deref()).collect();
+    let intermediate = |i: &salvor_docker::Image| {
+        i.repo_tags.is_empty() && i.repo_digests.is_empty() && parents.contains(i.id.as_str())
+    };
     let ident = salvor_model::ContainerStore::identity(store);
     let engine = ident.engine.as_str();
     if json {
@@ -117,6 +123,7 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
                     "os": i.os,
                     "config_synthesised": i.synthesised,
                     "config_error": i.config_error,
+                    "intermediate": intermediate(i),
                 })
             })
             .collect();
@@ -131,7 +138,7 @@ pub fn images(store: &Store, json: bool, no_trunc: bool) -> anyhow::Result<u8> {
     }
     head.extend(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
     let mut t = Table::new(&head);
-    for img in imgs {
+    for img in imgs.iter().copied().filter(|i| all || !intermediate(i)) {
         let id = if no_trunc {
             img.id.clone()
         } else {

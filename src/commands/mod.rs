@@ -114,7 +114,11 @@ fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Resu
     match &cli.command {
         Command::Probe { .. } => unreachable!("handled above"),
         Command::Info { json } => images::info(store, *json),
-        Command::Images { json, no_trunc } => images::images(store, *json, *no_trunc),
+        Command::Images {
+            json,
+            no_trunc,
+            all,
+        } => images::images(store, *json, *no_trunc, *all),
         Command::Tree { json } => images::tree(store, *json),
         // As `docker inspect` without --type: a container before an image (exact matches);
         // --config is about images only.

@@ -133,11 +133,15 @@ fn every_layer_verifies() {
     }
 }
 
-/// salvor's legacy archive holds exactly the files `docker save` wrote (Docker 20.10 writes
-/// the legacy format): same v1 ids, same `json`/`VERSION`/config/`manifest.json`/`repositories`
-/// bytes, and each `layer.tar` has the sha256 and size of the engine's.
+/// salvor's archive in the format the engine wrote (Docker 20.10: legacy; Docker 26: the
+/// Engine >= 25 OCI-based one, `index.json` present) holds exactly the files `docker save`
+/// wrote: same v1 ids / blob digests, same `json`/`VERSION`/config/`manifest.json`/
+/// `repositories`/`index.json` bytes, each layer the sha256 and size of the engine's; and
+/// for the Engine >= 25 format the whole tar listing is the engine's (names, order, modes,
+/// owners, sizes, times) but for the save-time mtimes of `blobs/`, `blobs/sha256/` and
+/// `index.json`.
 #[test]
-fn legacy_archive_equals_docker_save() {
+fn archive_equals_docker_save() {
     let mut compared = 0;
     for (name, fx) in engine_fixtures() {
         for e in std::fs::read_dir(fx.join("expected/save")).expect("save") {
@@ -151,16 +155,91 @@ fn legacy_archive_equals_docker_save() {
                 .collect();
             let tmp = tempfile::tempdir().expect("tmp");
             let out = tmp.path().join("out");
+            let oci = save.join("files/index.json").is_file();
+            let format = if oci { "docker" } else { "docker-legacy" };
             let mut args = vec!["--root".to_string(), root(&fx), "extract".into()];
             args.extend(refs.iter().cloned());
             args.extend(
-                ["--format", "docker-legacy", "--dir", "-o"]
+                ["--format", format, "--dir", "-o"]
                     .iter()
                     .map(|s| s.to_string()),
             );
             args.push(out.to_string_lossy().into_owned());
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             salvor_ok(&argv, 0);
+            if oci {
+                let tar_out = tmp.path().join("out.tar");
+                let mut args = vec!["--root".to_string(), root(&fx), "extract".into()];
+                args.extend(refs.iter().cloned());
+                args.extend(["-o".to_string(), tar_out.to_string_lossy().into_owned()]);
+                let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                salvor_ok(&argv, 0);
+                let listing = |p: &Path| -> Vec<String> {
+                    let t = String::from_utf8(
+                        std::process::Command::new("tar")
+                            .args(["--numeric-owner", "--full-time", "-tvf"])
+                            .arg(p)
+                            .output()
+                            .expect("tar")
+                            .stdout,
+                    )
+                    .expect("utf8");
+                    t.lines().map(|l| mask_save_time(l)).collect()
+                };
+                let ours = listing(&tar_out);
+                let theirs: Vec<String> = std::fs::read_to_string(save.join("archive.tvf"))
+                    .expect("archive.tvf")
+                    .lines()
+                    .map(mask_save_time)
+                    .collect();
+                if refs.len() > 1 {
+                    // The engine saves the images in Go map order, and a blob shared by
+                    // several (a layer, a v1 `json`) gets the time of whichever came
+                    // first: entry order and those times vary from save to save. Sorted,
+                    // and blob times compared as "one of the images' times" (below).
+                    let strip = |l: &String| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        if f.len() == 6 && f[5].starts_with("blobs/sha256/") {
+                            format!("{} {} {} <time> {}", f[0], f[1], f[2], f[5])
+                        } else {
+                            l.clone()
+                        }
+                    };
+                    let (mut a, mut b): (Vec<String>, Vec<String>) = (
+                        ours.iter().map(strip).collect(),
+                        theirs.iter().map(strip).collect(),
+                    );
+                    a.sort();
+                    b.sort();
+                    let times = |v: &[String]| -> BTreeSet<String> {
+                        v.iter()
+                            .filter(|l| l.contains(" blobs/sha256/"))
+                            .map(|l| {
+                                l.split_whitespace()
+                                    .skip(3)
+                                    .take(2)
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            })
+                            .collect()
+                    };
+                    assert!(
+                        times(&ours).is_subset(
+                            &times(&theirs)
+                                .union(&[String::from("1970-01-01 00:00:00")].into())
+                                .cloned()
+                                .collect()
+                        ),
+                        "{name}: {}: blob times {:?} vs the engine's {:?}",
+                        save.display(),
+                        times(&ours),
+                        times(&theirs)
+                    );
+                    assert_eq!(a, b, "{name}: {}: tar listing", save.display());
+                } else {
+                    assert_eq!(ours, theirs, "{name}: {}: tar listing", save.display());
+                }
+            }
             let files = save.join("files");
             let mut n = 0;
             for f in walk(&files) {
@@ -170,7 +249,17 @@ fn legacy_archive_equals_docker_save() {
                 let ours_b = std::fs::read(&ours).unwrap_or_else(|e| {
                     panic!("{name}/{}: {} missing: {e}", save.display(), rel.display())
                 });
-                if rel == Path::new("manifest.json") && refs.len() > 1 {
+                if rel == Path::new("index.json") && refs.len() > 1 {
+                    let set = |b: &[u8]| -> BTreeSet<String> {
+                        serde_json::from_slice::<Value>(b).expect("index")["manifests"]
+                            .as_array()
+                            .expect("manifests")
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect()
+                    };
+                    assert_eq!(set(&theirs_b), set(&ours_b), "{name}: index.json");
+                } else if rel == Path::new("manifest.json") && refs.len() > 1 {
                     // The engine orders images by Go map iteration; compare as sets.
                     let a: BTreeSet<String> = serde_json::from_slice::<Vec<Value>>(&theirs_b)
                         .expect("m")
@@ -347,6 +436,17 @@ fn docker_load_gives_the_same_image_ids() {
     }
 }
 
+/// A `tar -tvf` line with the time of the entries `docker save` stamps with its own wall
+/// clock (`blobs/`, `blobs/sha256/`, `index.json`) replaced by `<save time>`.
+fn mask_save_time(line: &str) -> String {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() == 6 && ["blobs/", "blobs/sha256/", "index.json"].contains(&f[5]) {
+        format!("{} {} {} <save time> {}", f[0], f[1], f[2], f[5])
+    } else {
+        f.join(" ")
+    }
+}
+
 fn tagged_refs(fx: &Path) -> Vec<String> {
     let out = salvor_ok(&["--root", &root(fx), "images", "--json"], 0);
     let v: Value = serde_json::from_str(&out).expect("json");
@@ -434,40 +534,49 @@ fn history_matches_the_engine() {
 #[test]
 fn images_table_matches_docker_image_ls() {
     for (name, fx) in engine_fixtures() {
-        let theirs: BTreeSet<(String, String, String, String)> =
-            std::fs::read_to_string(fx.join("expected/image-ls-a.jsonl"))
-                .expect("image-ls-a")
-                .lines()
-                .filter(|l| !l.trim().is_empty())
+        // `docker image ls` hides intermediate images, `-a` shows them: so do we.
+        for (file, flags) in [
+            ("image-ls.jsonl", &[][..]),
+            ("image-ls-a.jsonl", &["-a"][..]),
+        ] {
+            let theirs: BTreeSet<(String, String, String, String)> =
+                std::fs::read_to_string(fx.join("expected").join(file))
+                    .expect(file)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| {
+                        let v: Value = serde_json::from_str(l).expect("jsonl");
+                        let id = v["ID"].as_str().expect("ID").trim_start_matches("sha256:")[..12]
+                            .to_string();
+                        (
+                            v["Repository"].as_str().expect("r").into(),
+                            v["Tag"].as_str().expect("t").into(),
+                            id,
+                            v["Size"].as_str().expect("s").into(),
+                        )
+                    })
+                    .collect();
+            let r = root(&fx);
+            let mut args = vec!["--root", r.as_str(), "images"];
+            args.extend(flags);
+            let out = salvor_ok(&args, 0);
+            let mut lines = out.lines();
+            let header = lines.next().expect("header");
+            // ENGINE first (every store of the host in one table), then docker's columns.
+            assert!(header.starts_with("ENGINE   REPOSITORY"), "{header}");
+            let ours: BTreeSet<(String, String, String, String)> = lines
                 .map(|l| {
-                    let v: Value = serde_json::from_str(l).expect("jsonl");
-                    let id = v["ID"].as_str().expect("ID").trim_start_matches("sha256:")[..12]
-                        .to_string();
-                    (
-                        v["Repository"].as_str().expect("r").into(),
-                        v["Tag"].as_str().expect("t").into(),
-                        id,
-                        v["Size"].as_str().expect("s").into(),
-                    )
+                    let c: Vec<&str> = l
+                        .split("   ")
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    assert_eq!(c[0], "docker", "{name}: ENGINE of {l}");
+                    (c[1].into(), c[2].into(), c[3].into(), c[c.len() - 1].into())
                 })
                 .collect();
-        let out = salvor_ok(&["--root", &root(&fx), "images"], 0);
-        let mut lines = out.lines();
-        let header = lines.next().expect("header");
-        // ENGINE first (every store of the host in one table), then docker's columns.
-        assert!(header.starts_with("ENGINE   REPOSITORY"), "{header}");
-        let ours: BTreeSet<(String, String, String, String)> = lines
-            .map(|l| {
-                let c: Vec<&str> = l
-                    .split("   ")
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .collect();
-                assert_eq!(c[0], "docker", "{name}: ENGINE of {l}");
-                (c[1].into(), c[2].into(), c[3].into(), c[c.len() - 1].into())
-            })
-            .collect();
-        assert_eq!(ours, theirs, "{name}");
+            assert_eq!(ours, theirs, "{name}: images {flags:?}");
+        }
     }
 }
 

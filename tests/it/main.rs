@@ -5,6 +5,7 @@ mod common;
 mod containers_cli;
 mod containers_fs;
 mod corpus;
+mod debian;
 mod devicemapper;
 mod disk_image;
 mod drivers;
