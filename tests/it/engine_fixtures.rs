@@ -184,7 +184,7 @@ fn archive_equals_docker_save() {
                             .stdout,
                     )
                     .expect("utf8");
-                    t.lines().map(|l| mask_save_time(l)).collect()
+                    t.lines().map(mask_save_time).collect()
                 };
                 let ours = listing(&tar_out);
                 let theirs: Vec<String> = std::fs::read_to_string(save.join("archive.tvf"))
