@@ -55,6 +55,15 @@ pub fn container(store: &Store, this: &Container) -> Value {
         .collect();
     let image = this.image_id.clone().unwrap_or_else(|| s("Image"));
     let platform = this.platform.clone().unwrap_or_default();
+    // The engine stores `DesiredMacAddress` (Docker >= 25) but does not return it.
+    let mut ns = network_settings_json(c.get("NetworkSettings"));
+    if let Some(nets) = ns.get_mut("Networks").and_then(Value::as_object_mut) {
+        for n in nets.values_mut() {
+            if let Some(o) = n.as_object_mut() {
+                o.remove("DesiredMacAddress");
+            }
+        }
+    }
     json!({
         "Id": this.id,
         "Created": s("Created"),
@@ -78,7 +87,7 @@ pub fn container(store: &Store, this: &Container) -> Value {
         "GraphDriver": this.graph_driver_json(store),
         "Mounts": mounts,
         "Config": get("Config"),
-        "NetworkSettings": network_settings_json(c.get("NetworkSettings")),
+        "NetworkSettings": ns,
         "Salvor": {
             "ConfigPath": format!("/{}", this.config_path.display()),
             "RwLayer": this.rw_layer,
@@ -128,7 +137,7 @@ pub fn image(store: &Store, img: &Image) -> Value {
         Some(other) => json!({ "Data": other, "Name": store.driver.name() }),
         None => json!({ "Data": null, "Name": store.driver.name() }),
     };
-    json!({
+    let mut v = json!({
         "Id": img.id,
         "RepoTags": img.repo_tags,
         "RepoDigests": img.repo_digests,
@@ -154,5 +163,17 @@ pub fn image(store: &Store, img: &Image) -> Value {
             "ConfigError": img.config_error,
             "ChainIDs": img.chain_ids,
         },
-    })
+    });
+    // What Docker >= 25 (API 1.44/1.45) no longer returns.
+    let modern = store
+        .engine_version
+        .as_ref()
+        .and_then(|e| e.at_least(25, 0))
+        == Some(true);
+    if let Some(o) = v.as_object_mut().filter(|_| modern) {
+        for k in ["Container", "ContainerConfig", "VirtualSize"] {
+            o.remove(k);
+        }
+    }
+    v
 }
