@@ -103,7 +103,7 @@ pub fn export(
             ),
         };
     let chosen =
-        salvor_core::rootfs::header_rules(store, salvor_core::rootfs::TarPurpose::Export, &layers);
+        salvor_core::rootfs::header_rules(store, salvor_core::rootfs::TarPurpose::Export(&layers));
     let rules = match names {
         NamesArg::Auto => chosen.rules.clone(),
         NamesArg::None => salvor_core::rootfs::with_names(&chosen.rules, TarNames::empty()),

@@ -381,3 +381,104 @@ fn export_with_volumes_includes_the_volume() {
         "{names:?}"
     );
 }
+
+/// On a host root, the engine version comes from the host's dpkg database, and `export`
+/// writes that engine's headers: Docker 20.10's file-type bits, the image's own
+/// `/etc/passwd` names, and — this image has no `/etc/group` — nss-systemd's `root` for
+/// gid 0 where the host's nsswitch.conf lists `systemd` (what the 20.10 engine printed for
+/// such a container: `root/root`), none where it does not. `--engine-version 26.1.5` gives
+/// Docker 26's: permission bits only, no names.
+#[test]
+fn host_root_engine_version_decides_export_headers() {
+    use common::synth::{self, Member};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (uid, gid) = {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(tmp.path()).expect("md");
+        (md.uid(), md.gid())
+    };
+    // the layer's files are owned by whoever runs the test: name that uid in the image
+    let passwd: &'static [u8] = Box::leak(
+        format!("imageuser:x:{uid}:{gid}::/:/bin/sh\n")
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    synth::build(
+        tmp.path(),
+        &[vec![
+            Member::Dir("etc"),
+            Member::File("etc/passwd", passwd),
+            Member::File("hello", b"hi\n"),
+        ]],
+    );
+    let host = tmp.path();
+    std::fs::create_dir_all(host.join("var/lib/dpkg")).expect("mkdir");
+    std::fs::write(
+        host.join("var/lib/dpkg/status"),
+        "Package: docker.io\nStatus: install ok installed\nVersion: 20.10.24+dfsg1-1+deb12u1\n\n",
+    )
+    .expect("write");
+    let r = host.to_string_lossy().into_owned();
+    let base = ["-q", "--root", r.as_str(), "--data-root", "/data-root"];
+    let outdir = tempfile::tempdir().expect("tmp");
+    let run = |extra: &[&str]| -> Vec<(String, u32, String, String)> {
+        let out = outdir.path().join("x.tar");
+        let _ = std::fs::remove_file(&out);
+        let o = out.to_string_lossy().into_owned();
+        let mut args = base.to_vec();
+        args.extend(extra);
+        args.extend(["export", "synth:latest", "-o", &o]);
+        salvor_ok(&args, 0);
+        tar::Archive::new(std::fs::File::open(&out).expect("open"))
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                let h = e.header();
+                (
+                    String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                    h.mode().expect("mode"),
+                    h.username().ok().flatten().unwrap_or("").to_string(),
+                    h.groupname().ok().flatten().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let mut info = base.to_vec();
+    info.extend(["info", "--json"]);
+    let v: Value = serde_json::from_str(&salvor_ok(&info, 0)).expect("json");
+    assert_eq!(
+        v["engine_version"]["version"], "20.10.24+dfsg1-1+deb12u1",
+        "{v}"
+    );
+    assert!(
+        v["engine_version"]["found_by"]
+            .as_str()
+            .is_some_and(|f| f.contains("var/lib/dpkg/status")),
+        "{v}"
+    );
+    let nss_gname = if gid == 0 { "root" } else { "" };
+    for (conf, gname) in [
+        ("group: files systemd\n", nss_gname),
+        ("group: files\n", ""),
+    ] {
+        std::fs::create_dir_all(host.join("etc")).expect("mkdir");
+        std::fs::write(host.join("etc/nsswitch.conf"), conf).expect("write");
+        let got = run(&[]);
+        let hello = got.iter().find(|e| e.0 == "hello").expect("hello");
+        assert_eq!(
+            hello.1, 0o100644,
+            "{conf}: Docker 20.10's mode has the type bits"
+        );
+        assert_eq!(hello.2, "imageuser", "{conf}: the image's own passwd");
+        assert_eq!(hello.3, gname, "{conf}: gname");
+        let etc = got.iter().find(|e| e.0 == "etc/").expect("etc/");
+        assert_eq!(etc.1 & 0o170000, 0o040000, "{conf}: directory type bits");
+    }
+    let got = run(&["--engine-version", "26.1.5"]);
+    let hello = got.iter().find(|e| e.0 == "hello").expect("hello");
+    assert_eq!(
+        (hello.1, hello.2.as_str(), hello.3.as_str()),
+        (0o644, "", "")
+    );
+}

@@ -499,12 +499,7 @@ fn commit(
         .with_context(|| format!("cannot write in {}", spool_dir.display()))?;
     let (file, path) = spool.into_parts();
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
-    let mut headers = {
-        let st = crate::rootfs::container_stack(store, c)?;
-        let mut all = vec![st.upper];
-        all.extend(st.lowers);
-        crate::rootfs::header_rules(store, crate::rootfs::TarPurpose::Commit, &all)
-    };
+    let mut headers = crate::rootfs::header_rules(store, crate::rootfs::TarPurpose::Commit);
     if let Some(n) = &o.names {
         headers.rules = crate::rootfs::with_names(&headers.rules, n.clone());
         headers.how = format!("{}; names from --passwd/--group", headers.how);

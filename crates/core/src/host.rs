@@ -9,13 +9,15 @@ use salvor_source::EvidenceDamage;
 
 use crate::evidence::{choose_thin_pool, Evidence, EvidenceError};
 
-/// The engine version `--engine-version` names, else the host root's (its package
-/// database, its `dockerd`) when the evidence is a host root; `None` leaves the store's own
-/// guess from its layout.
+/// The engine version `--engine-version` names, else the host root's when the evidence is
+/// a host root: its package database, else — only when the data-root's layout (`layout`)
+/// leaves open what salvor's output depends on (Engine >= 23, >= 25) — its `dockerd`
+/// binary, which is tens of MB to read. `None` leaves the store's own guess.
 fn engine_version(
     evidence: &Evidence,
     source: &dyn salvor_source::Source,
     data_root: &std::path::Path,
+    layout: Option<&salvor_model::EngineVersion>,
 ) -> anyhow::Result<Option<salvor_model::EngineVersion>> {
     if let Some(v) = &evidence.options().engine_version {
         return salvor_model::EngineVersion::exact(v, "--engine-version")
@@ -27,10 +29,15 @@ fn engine_version(
     if data_root.as_os_str().is_empty() {
         return Ok(None);
     }
-    Ok(salvor_docker::version::from_host_root(
-        source,
-        std::path::Path::new(""),
-    ))
+    let host = std::path::Path::new("");
+    if let Some(v) = salvor_docker::version::from_dpkg(source, host) {
+        return Ok(Some(v));
+    }
+    let decided =
+        layout.is_some_and(|v| v.at_least(23, 0).is_some() && v.at_least(25, 0).is_some());
+    Ok((!decided)
+        .then(|| salvor_docker::version::from_dockerd(source, host))
+        .flatten())
 }
 
 /// Every container store found in the evidence.
@@ -58,7 +65,8 @@ impl Host {
             store = Store::open_at_with_thin_pool(source.clone(), data_root.clone(), pool, origin)?;
             store.add_damage(damage);
         }
-        if let Some(v) = engine_version(evidence, source.as_ref(), &data_root)? {
+        let layout = store.engine_version.clone();
+        if let Some(v) = engine_version(evidence, source.as_ref(), &data_root, layout.as_ref())? {
             store.set_engine_version(v);
         }
         Ok(Host {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use salvor_docker::{Container, Driver, Image, LayerFiles, MountPoint, Store};
 use salvor_source::Source;
-use salvor_whiteout::{HeaderRules, LayerDir, ModeBits, TarNames, WhiteoutStyle};
+use salvor_whiteout::{HeaderRules, LayerDir, TarNames, WhiteoutStyle};
 
 /// One layer directory, owned: the filesystem it is in, its root there, how it marks
 /// deletions.
@@ -233,11 +233,11 @@ pub fn container_names(layers: &[OwnedLayer]) -> TarNames {
 }
 
 /// Which tar the header rules are for: `docker export` or the layer of `docker commit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TarPurpose {
-    /// `docker export` (Docker 20.10 ran it chrooted in the container: the container's
-    /// own user database).
-    Export,
+#[derive(Clone, Copy)]
+pub enum TarPurpose<'a> {
+    /// `docker export` of these layers, top first (Docker 20.10 ran it chrooted in the
+    /// container: the merged view's own user database).
+    Export(&'a [OwnedLayer]),
     /// `docker commit`'s layer (Docker 20.10 wrote it in the daemon: the host's).
     Commit,
 }
@@ -255,14 +255,14 @@ pub struct ChosenRules {
 }
 
 /// The tar header rules of the engine that wrote `store` ([`Store::engine_version`]) for
-/// `purpose` over `layers` (top first): Engine >= 23 writes permission bits only and no
+/// `purpose`: Engine >= 23 writes permission bits only and no
 /// names; Docker <= 22 the file-type bits too, and names — for export the container's own
 /// `/etc/passwd` and `/etc/group`, for commit the daemon host's (from the host root of the
 /// evidence), each then falling back, as glibc's nss-systemd module did for the daemon,
 /// to `root` for id 0 and `nobody`/`nogroup` for 65534 when the host's
 /// `/etc/nsswitch.conf` lists `systemd` (or there is no host root to tell). An unknown
 /// version is taken as Engine >= 23, and said.
-pub fn header_rules(store: &Store, purpose: TarPurpose, layers: &[OwnedLayer]) -> ChosenRules {
+pub fn header_rules(store: &Store, purpose: TarPurpose) -> ChosenRules {
     let v = store.engine_version.as_ref();
     let legacy = v.and_then(|v| v.at_least(23, 0)) == Some(false);
     let known = v.map(|v| v.to_string());
@@ -284,44 +284,45 @@ pub fn header_rules(store: &Store, purpose: TarPurpose, layers: &[OwnedLayer]) -
     }
     let k = known.unwrap_or_default();
     let host = host_root(store);
-    let nss_systemd = match &host {
-        Some(h) => host_uses_nss_systemd(store.source.as_ref(), h),
-        None => true,
-    };
-    let (mut names, mut uncertain, from) = match purpose {
-        TarPurpose::Export => (container_names(layers), false, "the container's /etc/passwd and /etc/group"),
-        TarPurpose::Commit => match &host {
-            Some(h) => {
-                let read = |f: &str| {
-                    store
-                        .source
-                        .read_limited(&h.join(f), 16 << 20)
-                        .unwrap_or_default()
-                };
-                (
-                    TarNames::from_passwd_group(&read("etc/passwd"), &read("etc/group")),
-                    false,
-                    "the host's /etc/passwd and /etc/group",
-                )
+    let (mut names, from) = match (purpose, &host) {
+        (TarPurpose::Export(layers), _) => (
+            container_names(layers),
+            "the container's /etc/passwd and /etc/group",
+        ),
+        (TarPurpose::Commit, Some(h)) => {
+            let read = |f: &str| {
+                store
+                    .source
+                    .read_limited(&h.join(f), 16 << 20)
+                    .unwrap_or_default()
+            };
+            (
+                TarNames::from_passwd_group(&read("etc/passwd"), &read("etc/group")),
+                "the host's /etc/passwd and /etc/group",
+            )
+        }
+        (TarPurpose::Commit, None) => {
+            return ChosenRules {
+                rules: HeaderRules::docker_20_10(TarNames::empty()),
+                how: format!(
+                    "Docker {k}: mode with file-type bits, names from nowhere: Docker <= 22 wrote the daemon host's names, and the evidence holds no host root (--passwd/--group to give them)"
+                ),
+                uncertain: true,
             }
-            None => (
-                TarNames::empty(),
-                true,
-                "nowhere: Docker <= 22 wrote the daemon host's names, and the evidence holds no host root (--passwd/--group to give them)",
-            ),
-        },
+        }
     };
-    if nss_systemd && !(purpose == TarPurpose::Commit && host.is_none()) {
+    // Whether the daemon's host had nss-systemd: its nsswitch.conf, else (no host root)
+    // assumed, as on Debian and Ubuntu, and the result uncertain.
+    if host
+        .as_ref()
+        .is_none_or(|h| host_uses_nss_systemd(store.source.as_ref(), h))
+    {
         nss_systemd_names(&mut names);
-    }
-    if host.is_none() && purpose == TarPurpose::Export {
-        // whether the daemon's host had nss-systemd is not in the evidence
-        uncertain = true;
     }
     ChosenRules {
         rules: HeaderRules::docker_20_10(names),
         how: format!("Docker {k}: mode with file-type bits, names from {from}"),
-        uncertain,
+        uncertain: host.is_none(),
     }
 }
 
@@ -358,11 +359,6 @@ pub fn with_names(rules: &HeaderRules, names: TarNames) -> HeaderRules {
         names,
         mode: rules.mode,
     }
-}
-
-/// Whether `rules` write the file-type bits (Docker <= 22).
-pub fn writes_type_bits(rules: &HeaderRules) -> bool {
-    rules.mode == ModeBits::WithFileType
 }
 
 /// The offline `docker commit`: the container's changes as a layer tar (written to `out`),

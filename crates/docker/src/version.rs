@@ -43,12 +43,15 @@ const LDFLAG: &[u8] = b"dockerversion.Version=";
 const MAX_CONTAINERS_READ: usize = 64;
 
 /// The engine version from the host root `host` inside `source` (`""` for the source's
-/// root): the dpkg database, else the `dockerd` binary. `None` when neither says.
+/// root): the dpkg database ([`from_dpkg`]), else the `dockerd` binary ([`from_dockerd`]).
+/// `None` when neither says.
 pub fn from_host_root(source: &dyn Source, host: &Path) -> Option<EngineVersion> {
     from_dpkg(source, host).or_else(|| from_dockerd(source, host))
 }
 
-fn from_dpkg(source: &dyn Source, host: &Path) -> Option<EngineVersion> {
+/// The version of the Docker Engine package installed in the host root's dpkg database
+/// (one bounded read of `var/lib/dpkg/status`).
+pub fn from_dpkg(source: &dyn Source, host: &Path) -> Option<EngineVersion> {
     let p = host.join("var/lib/dpkg/status");
     let data = source.read_limited(&p, MAX_DPKG_STATUS).ok()?;
     let text = String::from_utf8_lossy(&data);
@@ -78,7 +81,9 @@ fn from_dpkg(source: &dyn Source, host: &Path) -> Option<EngineVersion> {
     EngineVersion::exact(upstream, format!("{}: {pkg} {version}", p.display()))
 }
 
-fn from_dockerd(source: &dyn Source, host: &Path) -> Option<EngineVersion> {
+/// The version linked into the host root's `dockerd` (streams the binary, up to 512 MiB:
+/// tens of MB, so callers ask only when it matters).
+pub fn from_dockerd(source: &dyn Source, host: &Path) -> Option<EngineVersion> {
     for rel in DOCKERD_PATHS {
         let p = host.join(rel);
         let Ok(md) = source.metadata(&p) else {
