@@ -41,16 +41,14 @@ pub fn history(store: &Store, query: &str, json_out: bool, no_trunc: bool) -> an
         return Ok(0);
     }
     let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
-    for (i, r) in rows.iter().enumerate() {
+    for r in &rows {
         let (h, size) = (&r.entry, &r.size);
-        let id = if i == 0 {
-            if no_trunc {
-                img.id.clone()
-            } else {
-                short_id(&img.id)
-            }
-        } else {
-            "<missing>".into()
+        // The id the engine shows on this row: the image's, then its parents' as far as
+        // the local chain goes (`<missing>` beyond it), like `docker history`.
+        let id = match &r.id {
+            Some(id) if no_trunc => id.clone(),
+            Some(id) => short_id(id),
+            None => "<missing>".into(),
         };
         let mut by = h
             .get("created_by")

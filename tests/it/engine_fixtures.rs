@@ -84,6 +84,7 @@ fn images_match_the_engine() {
 /// `salvor inspect` agrees with `docker image inspect` on the fields derived from evidence.
 #[test]
 fn inspect_matches_the_engine() {
+    let mut tag_times = 0;
     for (name, fx) in engine_fixtures() {
         for e in std::fs::read_dir(fx.join("expected/image-inspect")).expect("image-inspect") {
             let v = json_file(&e.expect("entry").path());
@@ -106,8 +107,12 @@ fn inspect_matches_the_engine() {
                 "Os",
                 "Size",
                 "RootFS",
+                "Metadata",
             ] {
                 assert_eq!(mine[0][key], v[key], "{name}: {id}: {key}");
+            }
+            if v["Metadata"]["LastTagTime"] != "0001-01-01T00:00:00Z" {
+                tag_times += 1;
             }
             assert_eq!(
                 mine[0]["GraphDriver"]["Name"], v["GraphDriver"]["Name"],
@@ -115,6 +120,8 @@ fn inspect_matches_the_engine() {
             );
         }
     }
+    // The fixtures hold tagged and loaded images: LastTagTime is not only Go's zero time.
+    assert!(tag_times > 0, "no image with a recorded LastTagTime was compared");
 }
 
 /// Every layer rebuilds byte-exact: `verify` exits 0 and reports each layer verified.
@@ -527,6 +534,54 @@ fn history_matches_the_engine() {
         rows_compared > 50,
         "only {rows_compared} history rows compared"
     );
+}
+
+/// The `history` table's IMAGE column is the engine's: the ids of the local parent chain
+/// (12 hex digits, all of them with `--no-trunc`), `<missing>` beyond it.
+#[test]
+fn history_table_ids_match_the_engine() {
+    let mut rows_compared = 0;
+    let mut known = 0;
+    for (name, fx) in engine_fixtures() {
+        for e in std::fs::read_dir(fx.join("expected/history")).expect("history") {
+            let p = e.expect("entry").path();
+            let theirs: Vec<String> = std::fs::read_to_string(&p)
+                .expect("read")
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let v: Value = serde_json::from_str(l).expect("jsonl");
+                    v["ID"].as_str().expect("ID").to_string()
+                })
+                .collect();
+            let id = p.file_stem().expect("stem").to_string_lossy().into_owned();
+            for no_trunc in [false, true] {
+                let mut args = vec!["--root".to_string(), root(&fx), "history".into(), id.clone()];
+                if no_trunc {
+                    args.push("--no-trunc".into());
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = salvor_ok(&args, 0);
+                let ours: Vec<&str> = out
+                    .lines()
+                    .skip(1)
+                    .map(|l| l.split_whitespace().next().unwrap_or(""))
+                    .collect();
+                let want: Vec<String> = theirs
+                    .iter()
+                    .map(|t| match t.strip_prefix("sha256:") {
+                        Some(hex) if !no_trunc => hex[..12].to_string(),
+                        _ => t.clone(),
+                    })
+                    .collect();
+                assert_eq!(ours, want, "{name}: {id} (no_trunc {no_trunc})");
+                rows_compared += want.len();
+                known += want.iter().filter(|w| *w != "<missing>").count();
+            }
+        }
+    }
+    assert!(rows_compared > 50, "only {rows_compared} rows compared");
+    assert!(known > 20, "only {known} rows with a known id");
 }
 
 /// The `images` table has the rows `docker image ls -a` printed: repository, tag, short id

@@ -1386,3 +1386,42 @@ fn a_closed_pipe_is_an_output_failure_not_a_panic() {
         assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
     }
 }
+
+/// Issue 11: `imagedb/metadata/sha256/<id>/lastUpdated` is `LastTagTime`. A time Go wrote
+/// comes back as Go marshals it (trailing fraction zeros trimmed); a file that is not a
+/// time (where the engine's inspect fails) is a problem naming it, and inspect still
+/// answers, with Go's zero time.
+#[test]
+fn last_updated_malformed_is_named_and_inspect_still_answers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = synth::build(tmp.path(), &base_layers());
+    let meta = b
+        .root
+        .join("image/overlay2/imagedb/metadata/sha256")
+        .join(&b.image_id[7..]);
+    fs::create_dir_all(&meta).expect("mkdir");
+    let root = b.root.to_string_lossy().into_owned();
+    let inspect = |code| -> Value {
+        let out = salvor(&["--root", &root, "inspect", &b.image_id]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    fs::write(meta.join("lastUpdated"), "2026-11-22T08:09:48.586661700+01:00").expect("w");
+    assert_eq!(
+        inspect(0)[0]["Metadata"]["LastTagTime"],
+        "2026-11-22T08:09:48.5866617+01:00"
+    );
+    fs::write(meta.join("lastUpdated"), "yesterday\n").expect("w");
+    assert_eq!(inspect(0)[0]["Metadata"]["LastTagTime"], "0001-01-01T00:00:00Z");
+    let info = salvor_ok(&["--root", &root, "info"], 0);
+    assert!(
+        info.contains(&format!("{}/lastUpdated", &b.image_id[7..]))
+            && info.contains("lastUpdated is not an RFC 3339 time"),
+        "{info}"
+    );
+}

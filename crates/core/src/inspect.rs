@@ -156,7 +156,7 @@ pub fn image(store: &Store, img: &Image) -> Value {
         "VirtualSize": img.size,
         "GraphDriver": graph_driver,
         "RootFS": { "Type": "layers", "Layers": img.diff_ids },
-        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+        "Metadata": { "LastTagTime": img.last_updated.unwrap_or(salvor_oci::Time::ZERO).format() },
         "Salvor": {
             "ConfigSynthesised": img.synthesised,
             "ConfigPath": img.config_path.as_ref().map(|p| format!("/{}", p.display())),

@@ -271,6 +271,7 @@ pub(crate) fn load(
                 .and_then(|c| c.as_str())
                 .map(str::to_string),
             parent: parent_image,
+            last_updated: None,
             architecture: v
                 .value
                 .get("architecture")

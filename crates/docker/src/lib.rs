@@ -370,6 +370,12 @@ pub struct Image {
     pub created: Option<String>,
     /// The image it was built from (`imagedb/metadata/sha256/<id>/parent`; locally built images only).
     pub parent: Option<String>,
+    /// When the image was last pulled, loaded or tagged (`imagedb/metadata/sha256/<id>/lastUpdated`,
+    /// Go `RFC3339Nano`): `docker inspect`'s `Metadata.LastTagTime`. `None` when the file is
+    /// absent, empty or unreadable (the engine then shows Go's zero time; a malformed file is
+    /// also a [`Store::problems`] entry naming it, where the engine's inspect fails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<salvor_oci::Time>,
     /// `architecture` of the config (`amd64`, `arm64` …).
     pub architecture: Option<String>,
     /// `os` of the config (`linux` …).

@@ -122,6 +122,13 @@ impl Time {
     }
 }
 
+/// Serialised as Go's `time.Time` marshals itself: the [`Time::format`] string.
+impl serde::Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.format())
+    }
+}
+
 fn parse(s: &str, lenient: bool) -> Option<Time> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<u32> {

@@ -95,6 +95,7 @@ pub(super) fn load(
             .ok()
             .and_then(|s| Digest::parse(&s).ok())
             .map(|d| d.as_str().to_string());
+        let last_updated = last_updated(store, src, &meta.join("lastUpdated"));
         let (mut repo_tags, mut repo_digests) = tags.remove(id.as_str()).unwrap_or_default();
         repo_tags.sort();
         repo_digests.sort();
@@ -109,6 +110,7 @@ pub(super) fn load(
                 .and_then(|v| v.as_str())
                 .map(str::to_string),
             parent,
+            last_updated,
             architecture: cfg
                 .get("architecture")
                 .and_then(|v| v.as_str())
@@ -131,6 +133,31 @@ pub(super) fn load(
             ),
         );
     }
+}
+
+/// `lastUpdated` as moby's image store reads it (`GetLastUpdated`): absent or empty means
+/// no time; otherwise the whole file must be Go `RFC3339Nano` (no trimming), or the
+/// engine's inspect fails; salvor names the file and answers with no time.
+fn last_updated(store: &mut Store, src: &dyn Source, path: &Path) -> Option<salvor_oci::Time> {
+    let bytes = match src.read_limited(path, 4096) {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => return None,
+        Err(e) => {
+            store.problem(path, salvor_model::error_chain(&e));
+            return None;
+        }
+    };
+    if bytes.is_empty() {
+        return None;
+    }
+    let t = std::str::from_utf8(&bytes).ok().and_then(salvor_oci::Time::parse);
+    if t.is_none() {
+        store.problem(
+            path,
+            "lastUpdated is not an RFC 3339 time (the engine's inspect fails on it); LastTagTime shown as Go's zero time",
+        );
+    }
+    t
 }
 
 /// The fields of an image config salvor models, read one by one; everything else is
