@@ -482,3 +482,139 @@ fn host_root_engine_version_decides_export_headers() {
         (0o644, "", "")
     );
 }
+
+/// Docker's overlay (v1) driver: a container's `upper/` begins as a copy of its `-init`
+/// layer's `upper/` (moby's overlay `Create` of a child of a non-root layer), and the
+/// engine's naive diff compares the container with the init layer. So the init files the
+/// container left alone (`/.dockerenv`, `/proc`, …) are neither in `diff` nor in the
+/// offline commit; a rewritten one is `C`, one the container removed (only in the init
+/// upper, so removed without a whiteout) is `D`. The docker-explorer corpus has no overlay
+/// v1 data (its `overlay` trees are empty), hence this synthetic root.
+#[test]
+fn overlay_v1_diff_and_commit_leave_the_init_layer_out() {
+    use std::fs;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let b = common::synth::build(
+        tmp.path(),
+        &[vec![
+            common::synth::Member::Dir("etc"),
+            common::synth::Member::File("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+            common::synth::Member::File("etc/motd", b"hello\n"),
+        ]],
+    );
+    let r = &b.root;
+    // overlay2 layout → overlay v1 layout: image/overlay, overlay/<cache>/root.
+    fs::rename(r.join("image/overlay2"), r.join("image/overlay")).expect("mv image");
+    fs::create_dir_all(r.join("overlay")).expect("mkdir");
+    fs::rename(
+        r.join("overlay2").join(&b.cache_ids[0]).join("diff"),
+        r.join("overlay").join(&b.cache_ids[0]).join("root"),
+    )
+    .or_else(|_| {
+        fs::create_dir_all(r.join("overlay").join(&b.cache_ids[0]))?;
+        fs::rename(
+            r.join("overlay2").join(&b.cache_ids[0]).join("diff"),
+            r.join("overlay").join(&b.cache_ids[0]).join("root"),
+        )
+    })
+    .expect("mv root");
+    fs::remove_dir_all(r.join("overlay2")).expect("rm overlay2");
+    let cid = "c".repeat(64);
+    let m = "d".repeat(64);
+    let set_time = |p: &Path, secs: i64| {
+        let t = rustix::fs::Timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            p,
+            &rustix::fs::Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .expect("utimensat");
+    };
+    // The init layer: the files the engine puts into every container.
+    let init = r.join("overlay").join(format!("{m}-init"));
+    for u in [init.clone(), r.join("overlay").join(&m)] {
+        fs::create_dir_all(u.join("work")).expect("work");
+        fs::write(u.join("lower-id"), &b.cache_ids[0]).expect("lower-id");
+        let up = u.join("upper");
+        for d in ["etc", "proc", "sys", "dev"] {
+            fs::create_dir_all(up.join(d)).expect("dir");
+        }
+        for f in [".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+            fs::write(up.join(f), b"").expect("init file");
+            set_time(&up.join(f), 1_700_000_100);
+        }
+    }
+    // The container's own changes, over its copy of the init files.
+    let up = r.join("overlay").join(&m).join("upper");
+    fs::write(up.join("etc/hosts"), b"127.0.0.1 localhost\n").expect("hosts");
+    set_time(&up.join("etc/hosts"), 1_700_000_200);
+    fs::remove_file(up.join("etc/hostname")).expect("rm hostname");
+    fs::write(up.join("new.txt"), b"new\n").expect("new");
+    let mounts = r.join("image/overlay/layerdb/mounts").join(&cid);
+    fs::create_dir_all(&mounts).expect("mounts");
+    fs::write(mounts.join("mount-id"), &m).expect("w");
+    fs::write(mounts.join("init-id"), format!("{m}-init")).expect("w");
+    fs::write(mounts.join("parent"), &b.chain_ids[0]).expect("w");
+    let cdir = r.join("containers").join(&cid);
+    fs::create_dir_all(&cdir).expect("mkdir");
+    fs::write(
+        cdir.join("config.v2.json"),
+        format!(
+            r#"{{"ID":"{cid}","Created":"2024-01-01T00:00:00Z","Path":"sh","Args":[],"State":{{"Status":"exited","ExitCode":0,"FinishedAt":"2024-01-01T00:00:05Z"}},"Config":{{"Image":"synth"}},"Image":"{}","Name":"/v1","Driver":"overlay"}}"#,
+            b.image_id
+        ),
+    )
+    .expect("config");
+    fs::write(cdir.join("hostconfig.json"), "{}").expect("hostconfig");
+
+    let rs = r.to_string_lossy().into_owned();
+    let out = salvor_ok(&["--root", &rs, "diff", "v1"], 0);
+    let ours: BTreeSet<&str> = out.lines().collect();
+    let want: BTreeSet<&str> = ["C /etc", "C /etc/hosts", "D /etc/hostname", "A /new.txt"]
+        .into_iter()
+        .collect();
+    assert_eq!(ours, want, "diff of the overlay v1 container");
+
+    // The offline commit holds the same changes and nothing of the init layer.
+    let layer = tmp.path().join("layer.tar");
+    let v: Value = serde_json::from_str(&salvor_ok(
+        &[
+            "--root",
+            &rs,
+            "extract",
+            "v1",
+            "-o",
+            &tmp.path().join("c.tar").to_string_lossy(),
+            "--json",
+        ],
+        0,
+    ))
+    .expect("json");
+    let digest = v["committed"][0]["layer"].as_str().expect("a committed layer");
+    let mut ar = tar::Archive::new(fs::File::open(tmp.path().join("c.tar")).expect("open"));
+    for ent in ar.entries().expect("entries") {
+        let mut ent = ent.expect("e");
+        if ent.path().expect("p").to_string_lossy() == format!("blobs/sha256/{}", &digest[7..]) {
+            let mut d = Vec::new();
+            ent.read_to_end(&mut d).expect("r");
+            fs::write(&layer, d).expect("w");
+        }
+    }
+    let names: Vec<String> = tar::Archive::new(fs::File::open(&layer).expect("the layer blob"))
+        .entries()
+        .expect("e")
+        .map(|e| e.expect("e").path().expect("p").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["etc/", "etc/.wh.hostname", "etc/hosts", "new.txt"],
+        "commit layer of the overlay v1 container"
+    );
+}

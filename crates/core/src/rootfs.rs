@@ -98,6 +98,10 @@ pub struct ContainerStack {
     pub upper: OwnedLayer,
     /// The init layer and the image's layers, top first.
     pub lowers: Vec<OwnedLayer>,
+    /// What the container's changes are measured against besides `lowers`: Docker's
+    /// overlay (v1) init layer's `upper/`, of which the container's `upper/` starts as a
+    /// copy (both over the image's `root/`, the one entry of `lowers`); `None` elsewhere.
+    pub base: Option<OwnedLayer>,
 }
 
 /// The layer stack of container `c`.
@@ -109,7 +113,26 @@ pub fn container_stack(store: &Store, c: &Container) -> anyhow::Result<Container
     let mut mine = own_dirs(store, &rw.files)
         .with_context(|| format!("container {short}: read-write layer"))?;
     let upper = mine.remove(0);
-    let mut lowers = mine; // overlay v1: the lower root (init + image) is already here
+    let mut lowers = mine; // overlay v1: the image's root, below the upper
+    let mut base = None;
+    if let (
+        LayerFiles::OverlayUpper { lower_root, .. },
+        Some(LayerFiles::OverlayUpper {
+            upper: init_upper,
+            lower_root: init_lower,
+        }),
+    ) = (&rw.files, &rw.init_files)
+    {
+        // overlay v1: the init layer's upper over the same root is the parent the engine
+        // diffs against (the container's upper began as its copy).
+        if lower_root == init_lower {
+            base = Some(OwnedLayer {
+                source: store.source.clone(),
+                root: init_upper.clone(),
+                style: WhiteoutStyle::Overlay,
+            });
+        }
+    }
     if lowers.is_empty() {
         if let Some(init) = &rw.init_files {
             lowers.extend(
@@ -131,7 +154,11 @@ pub fn container_stack(store: &Store, c: &Container) -> anyhow::Result<Container
             }
         }
     }
-    Ok(ContainerStack { upper, lowers })
+    Ok(ContainerStack {
+        upper,
+        lowers,
+        base,
+    })
 }
 
 /// What container `c` changed against its image and init layer (`docker diff`), with
@@ -139,7 +166,12 @@ pub fn container_stack(store: &Store, c: &Container) -> anyhow::Result<Container
 pub fn changes(store: &Store, c: &Container) -> anyhow::Result<Vec<salvor_whiteout::Change>> {
     let st = container_stack(store, c)?;
     let lowers: Vec<LayerDir> = st.lowers.iter().map(OwnedLayer::dir).collect();
-    Ok(salvor_whiteout::changes(&st.upper.dir(), &lowers)?)
+    let base = st.base.as_ref().map(OwnedLayer::dir);
+    Ok(salvor_whiteout::changes_against(
+        &st.upper.dir(),
+        base.as_ref(),
+        &lowers,
+    )?)
 }
 
 /// Container `c`'s named and anonymous volumes as (mount point, directory), and the mounts
@@ -388,7 +420,15 @@ pub fn commit_layer(
                 .and_then(rfc3339_secs)
                 .unwrap_or(0);
             let lowers: Vec<LayerDir> = st.lowers.iter().map(OwnedLayer::dir).collect();
-            salvor_whiteout::write_naive_layer_tar(&upper, &lowers, rules, t, out)?
+            let base = st.base.as_ref().map(OwnedLayer::dir);
+            salvor_whiteout::write_naive_layer_tar_against(
+                &upper,
+                base.as_ref(),
+                &lowers,
+                rules,
+                t,
+                out,
+            )?
         }
     })
 }

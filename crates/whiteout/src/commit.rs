@@ -94,7 +94,20 @@ pub fn write_naive_layer_tar(
     whiteout_mtime: i64,
     out: &mut dyn Write,
 ) -> Result<(String, u64), WhiteoutError> {
-    let mut ch = changes(upper, lowers)?;
+    write_naive_layer_tar_against(upper, None, lowers, rules, whiteout_mtime, out)
+}
+
+/// [`write_naive_layer_tar`] of the changes against `[base, lowers…]` (see
+/// [`changes_against`]: Docker's overlay v1 commit, `base` the init layer's upper).
+pub fn write_naive_layer_tar_against(
+    upper: &LayerDir,
+    base: Option<&LayerDir>,
+    lowers: &[LayerDir],
+    rules: &HeaderRules,
+    whiteout_mtime: i64,
+    out: &mut dyn Write,
+) -> Result<(String, u64), WhiteoutError> {
+    let mut ch = changes_against(upper, base, lowers)?;
     ch.sort_by(|a, b| a.path.cmp(&b.path));
     let mut new_layers: Vec<&LayerDir> = vec![upper];
     new_layers.extend(lowers.iter());

@@ -64,16 +64,14 @@ impl Frame<'_, '_, '_> {
     }
 }
 
-/// Whether two nodes of the two views are provably the same subtree (same lower layers).
-pub(super) fn same_subtree(new: &Node, old: &Node, new_off: usize) -> bool {
-    new.layer >= new_off
-        && new.layer - new_off == old.layer
+/// Whether two nodes of the two views are provably the same subtree: made of the same
+/// shared lower layers only, the new view's layer `new_off + i` being the old view's
+/// `old_off + i`.
+pub(super) fn same_subtree(new: &Node, old: &Node, new_off: usize, old_off: usize) -> bool {
+    let shared = |n: usize, o: usize| n >= new_off && o >= old_off && n - new_off == o - old_off;
+    shared(new.layer, old.layer)
         && new.contrib.len() == old.contrib.len()
-        && new
-            .contrib
-            .iter()
-            .zip(&old.contrib)
-            .all(|(a, b)| *a >= new_off && a - new_off == *b)
+        && new.contrib.iter().zip(&old.contrib).all(|(a, b)| shared(*a, *b))
 }
 
 /// `docker diff`: the changes of `upper` over `lowers` (nearest first: for a container
@@ -83,9 +81,26 @@ pub(super) fn same_subtree(new: &Node, old: &Node, new_off: usize) -> bool {
 /// Linear in the size of the trees: one directory listing per layer and level is held
 /// at a time (names only), and the two views' sorted listings are merged.
 pub fn changes(upper: &LayerDir, lowers: &[LayerDir]) -> Result<Vec<Change>, WhiteoutError> {
+    changes_against(upper, None, lowers)
+}
+
+/// `docker diff` where the parent is not just the lowers: the changes of the view
+/// `[upper, lowers…]` against the view `[base, lowers…]` (`base` `None`: against
+/// `[lowers…]`, as [`changes`]).
+///
+/// Docker's overlay (v1) driver is the case: a container's `upper/` starts as a copy of
+/// its `-init` layer's `upper/` (both over the image's `root/`), and the engine's naive
+/// diff compares the container's mount with the init layer's. With `base` the init
+/// layer's upper, the init files the container did not touch are not changes.
+pub fn changes_against(
+    upper: &LayerDir,
+    base: Option<&LayerDir>,
+    lowers: &[LayerDir],
+) -> Result<Vec<Change>, WhiteoutError> {
     let mut new_layers: Vec<&LayerDir> = vec![upper];
     new_layers.extend(lowers.iter());
-    let old_layers: Vec<&LayerDir> = lowers.iter().collect();
+    let old_layers: Vec<&LayerDir> = base.into_iter().chain(lowers.iter()).collect();
+    let old_off = usize::from(base.is_some());
     let new_view = View::new(&new_layers);
     let old_view = View::new(&old_layers);
     let new_root = new_view.root()?;
@@ -101,7 +116,7 @@ pub fn changes(upper: &LayerDir, lowers: &[LayerDir]) -> Result<Vec<Change>, Whi
     let mut out: Vec<Option<Change>> = Vec::new();
     let mut real = 0usize;
     let snapshots = upper.style == WhiteoutStyle::Snapshot
-        && lowers.iter().all(|l| l.style == WhiteoutStyle::Snapshot);
+        && old_layers.iter().all(|l| l.style == WhiteoutStyle::Snapshot);
 
     let push = |out: &mut Vec<Option<Change>>, c: Change, path: &[u8]| {
         out.try_reserve(1).map_err(|_| WhiteoutError::OutOfMemory {
@@ -183,7 +198,7 @@ pub fn changes(upper: &LayerDir, lowers: &[LayerDir]) -> Result<Vec<Change>, Whi
                 deleted: Vec::new(),
             };
             if nc.is_dir() {
-                let pruned = matches!(&oc, Some(o) if o.is_dir() && same_subtree(&nc, o, new_off));
+                let pruned = matches!(&oc, Some(o) if o.is_dir() && same_subtree(&nc, o, new_off, old_off));
                 if !pruned {
                     f.children = Some(new_view.children(&f.rel, &nc)?);
                     if let Some(o) = oc.as_ref().filter(|o| o.is_dir()) {

@@ -133,8 +133,8 @@ mod commit;
 mod diff;
 mod flatten;
 use commit::*;
-pub use commit::{write_layer_tar, write_naive_layer_tar};
-pub use diff::changes;
+pub use commit::{write_layer_tar, write_naive_layer_tar, write_naive_layer_tar_against};
+pub use diff::{changes, changes_against};
 pub use flatten::{write_flattened_tar, write_flattened_tar_with_mounts, MAX_MOUNTS};
 
 /// An iterative walk: per open directory, its path and its remaining (name, entry) children.
