@@ -597,7 +597,9 @@ fn overlay_v1_diff_and_commit_leave_the_init_layer_out() {
         0,
     ))
     .expect("json");
-    let digest = v["committed"][0]["layer"].as_str().expect("a committed layer");
+    let digest = v["committed"][0]["layer"]
+        .as_str()
+        .expect("a committed layer");
     let mut ar = tar::Archive::new(fs::File::open(tmp.path().join("c.tar")).expect("open"));
     for ent in ar.entries().expect("entries") {
         let mut ent = ent.expect("e");
@@ -610,7 +612,13 @@ fn overlay_v1_diff_and_commit_leave_the_init_layer_out() {
     let names: Vec<String> = tar::Archive::new(fs::File::open(&layer).expect("the layer blob"))
         .entries()
         .expect("e")
-        .map(|e| e.expect("e").path().expect("p").to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("e")
+                .path()
+                .expect("p")
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(
         names,

@@ -121,7 +121,10 @@ fn inspect_matches_the_engine() {
         }
     }
     // The fixtures hold tagged and loaded images: LastTagTime is not only Go's zero time.
-    assert!(tag_times > 0, "no image with a recorded LastTagTime was compared");
+    assert!(
+        tag_times > 0,
+        "no image with a recorded LastTagTime was compared"
+    );
 }
 
 /// Every layer rebuilds byte-exact: `verify` exits 0 and reports each layer verified.
@@ -556,7 +559,12 @@ fn history_table_ids_match_the_engine() {
                 .collect();
             let id = p.file_stem().expect("stem").to_string_lossy().into_owned();
             for no_trunc in [false, true] {
-                let mut args = vec!["--root".to_string(), root(&fx), "history".into(), id.clone()];
+                let mut args = vec![
+                    "--root".to_string(),
+                    root(&fx),
+                    "history".into(),
+                    id.clone(),
+                ];
                 if no_trunc {
                     args.push("--no-trunc".into());
                 }

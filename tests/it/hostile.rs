@@ -1411,13 +1411,20 @@ fn last_updated_malformed_is_named_and_inspect_still_answers() {
         );
         serde_json::from_slice(&out.stdout).expect("json")
     };
-    fs::write(meta.join("lastUpdated"), "2026-11-22T08:09:48.586661700+01:00").expect("w");
+    fs::write(
+        meta.join("lastUpdated"),
+        "2026-11-22T08:09:48.586661700+01:00",
+    )
+    .expect("w");
     assert_eq!(
         inspect(0)[0]["Metadata"]["LastTagTime"],
         "2026-11-22T08:09:48.5866617+01:00"
     );
     fs::write(meta.join("lastUpdated"), "yesterday\n").expect("w");
-    assert_eq!(inspect(0)[0]["Metadata"]["LastTagTime"], "0001-01-01T00:00:00Z");
+    assert_eq!(
+        inspect(0)[0]["Metadata"]["LastTagTime"],
+        "0001-01-01T00:00:00Z"
+    );
     let info = salvor_ok(&["--root", &root, "info"], 0);
     assert!(
         info.contains(&format!("{}/lastUpdated", &b.image_id[7..]))

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use salvor_source::{resolve_in_root, FileKind, Source};
+use salvor_source::{resolve_in_root, FileKind, Source, SourceError};
 use salvor_tarsplit::{FileGetter, FileReader, GetError};
 
 use crate::{Layer, Result, Store, StoreError, TarSplitRef};
@@ -36,7 +36,27 @@ impl FileGetter for LayerFileGetter<'_> {
                 "{shown}: the layer's files are not available"
             )));
         }
+        // Only a plain relative name (no `/` in front, no `..`) may be joined to a root as is.
+        let plain = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
         for root in &self.roots {
+            // Fast path: the stored name has no symlink in it (nearly always), so the file
+            // opens with one lookup and its kind comes from the open descriptor. Anything
+            // else (a symlink on the way, absent here) takes the chroot-style resolution.
+            if plain {
+                let direct = root.join(rel);
+                match self.source.open_regular(&direct) {
+                    Ok((f, _)) => return Ok(Box::new(f)),
+                    Err(SourceError::WrongKind { path, found, .. }) if path == direct => {
+                        return Err(GetError::NotRegular(format!(
+                            "{} is a {found}, not a regular file",
+                            direct.display()
+                        )))
+                    }
+                    Err(_) => {}
+                }
+            }
             let phys = match resolve_in_root(self.source, root, rel, false) {
                 Ok(p) => p,
                 Err(e) if e.is_not_found() => continue,

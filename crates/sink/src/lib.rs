@@ -419,9 +419,16 @@ impl OutputPolicy {
                     format!("cannot create a file in {}: {e}", parent.display()),
                 ),
             })?;
+        let w = match Writer::new(f) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err(output)(e));
+            }
+        };
         Ok(FileSink::new(
             shown,
-            Dest::File(f),
+            Dest::Thread(w),
             Kind::Temp {
                 tmp,
                 target: resolved,
@@ -598,6 +605,8 @@ impl<W: Write> Write for Tagged<W> {
 enum Dest {
     Stdout(io::Stdout),
     File(File),
+    /// A regular output file, written by its own thread ([`Writer`]).
+    Thread(Writer),
 }
 
 impl Write for Dest {
@@ -605,12 +614,158 @@ impl Write for Dest {
         match self {
             Dest::Stdout(s) => s.write(buf),
             Dest::File(f) => f.write(buf),
+            Dest::Thread(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Dest::Stdout(s) => s.flush(),
             Dest::File(f) => f.flush(),
+            // Hands over what is buffered; the thread writes it.
+            Dest::Thread(w) => w.flush(),
+        }
+    }
+}
+
+/// Bytes per buffer handed to the writer thread.
+const CHUNK: usize = 1 << 20;
+/// Buffers that ever exist for one output (the one being filled, the queued ones, the one
+/// being written): the memory the pipeline holds is `DEPTH × CHUNK`.
+const DEPTH: usize = 8;
+/// Write-back is started (and the written pages let go from the cache) every this many
+/// bytes, so the final `fsync` waits only for the tail.
+const WRITEBACK_EVERY: u64 = 16 << 20;
+
+/// A regular file written by a thread of its own, so that producing the bytes (reading,
+/// hashing, tar framing) overlaps with writing them: the producer fills 1 MiB buffers and
+/// hands them over on a bounded queue; the thread writes them and hands them back
+/// (recycled: at most [`DEPTH`] buffers ever exist), starting write-back as it goes. The
+/// first write error stops the thread; the producer's next hand-over returns it.
+#[derive(Debug)]
+struct Writer {
+    buf: Vec<u8>,
+    made: usize,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<io::Result<File>>>,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl Writer {
+    fn new(f: File) -> io::Result<Writer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH - 2);
+        let (back_tx, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("salvor-writer".into())
+            .spawn(move || -> io::Result<File> {
+                let mut f = f;
+                let (mut written, mut advised) = (0u64, 0u64);
+                for mut chunk in rx {
+                    f.write_all(&chunk)?;
+                    written += chunk.len() as u64;
+                    if written - advised >= WRITEBACK_EVERY {
+                        // Starts write-back of the range without waiting for it (and lets
+                        // the kernel drop the pages once clean). Advisory: a filesystem
+                        // that ignores it only loses the overlap with the final fsync.
+                        let _ = rustix::fs::fadvise(
+                            &f,
+                            advised,
+                            std::num::NonZeroU64::new(written - advised),
+                            rustix::fs::Advice::DontNeed,
+                        );
+                        advised = written;
+                    }
+                    chunk.clear();
+                    let _ = back_tx.send(chunk);
+                }
+                Ok(f)
+            })?;
+        Ok(Writer {
+            buf: Vec::with_capacity(CHUNK),
+            made: 1,
+            tx: Some(tx),
+            back,
+            thread: Some(thread),
+            failed: None,
+        })
+    }
+
+    /// The error that stopped the thread (which has ended: its queue is closed).
+    fn thread_error(&mut self) -> io::Error {
+        if self.failed.is_none() {
+            self.tx = None;
+            let e = match self.thread.take().map(|t| t.join()) {
+                Some(Ok(Err(e))) => e,
+                Some(Err(_)) => io::Error::other("the writer thread panicked"),
+                _ => io::Error::other("the writer thread has stopped"),
+            };
+            self.failed = Some((e.kind(), e.to_string()));
+        }
+        match &self.failed {
+            Some((kind, what)) => io::Error::new(*kind, what.clone()),
+            None => io::Error::other("the writer thread has stopped"),
+        }
+    }
+
+    /// Hands the filled buffer to the thread and takes an empty one.
+    fn hand_over(&mut self) -> io::Result<()> {
+        if self.failed.is_some() {
+            return Err(self.thread_error());
+        }
+        let next = match self.back.try_recv() {
+            Ok(b) => b,
+            Err(_) if self.made < DEPTH => {
+                self.made += 1;
+                Vec::with_capacity(CHUNK)
+            }
+            Err(_) => match self.back.recv() {
+                Ok(b) => b,
+                Err(_) => return Err(self.thread_error()),
+            },
+        };
+        let full = std::mem::replace(&mut self.buf, next);
+        let sent = match &self.tx {
+            Some(tx) => tx.send(full).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(self.thread_error())
+        }
+    }
+
+    /// Hands over what is left, waits for the thread, and returns the file.
+    fn finish(mut self) -> io::Result<File> {
+        if !self.buf.is_empty() {
+            self.hand_over()?;
+        }
+        if self.failed.is_some() {
+            return Err(self.thread_error());
+        }
+        self.tx = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the writer thread panicked")),
+            None => Err(self.thread_error()),
+        }
+    }
+}
+
+impl Write for Writer {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() == CHUNK {
+            self.hand_over()?;
+        }
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.hand_over()
         }
     }
 }
@@ -638,7 +793,13 @@ pub struct FileSink {
 
 impl FileSink {
     fn new(shown: PathBuf, dest: Dest, kind: Kind) -> Self {
-        let w = BufWriter::with_capacity(1 << 20, Tagged::new(dest, shown.clone()));
+        // The writer thread buffers by itself (1 MiB hand-overs): no second copy here.
+        let cap = if matches!(dest, Dest::Thread(_)) {
+            0
+        } else {
+            1 << 20
+        };
+        let w = BufWriter::with_capacity(cap, Tagged::new(dest, shown.clone()));
         FileSink {
             shown,
             w: Some(w),
@@ -696,7 +857,14 @@ impl FileSink {
             source,
         })?;
         let bytes = tagged.bytes();
-        let dest = tagged.into_inner();
+        let dest = match tagged.into_inner() {
+            // All handed over: wait for the thread to have written it.
+            Dest::Thread(w) => Dest::File(w.finish().map_err(|source| SinkError::Write {
+                output: self.shown.clone(),
+                source,
+            })?),
+            d => d,
+        };
         if let (
             Kind::Temp {
                 tmp,

@@ -551,6 +551,51 @@ impl Source for DirSource {
         Ok(Box::new(File::from(fd)))
     }
 
+    fn open_regular(&self, path: &Path) -> Result<(Box<dyn FileReader>, Metadata)> {
+        let loc = self.locate_norm(path)?;
+        let wrong = |found| SourceError::WrongKind {
+            path: path.to_path_buf(),
+            expected: "regular file",
+            found,
+        };
+        let Some(name) = &loc.name else {
+            return Err(wrong(FileKind::Dir));
+        };
+        // The kind before opening (a device, fifo or socket is never opened) …
+        let st = rustix::fs::statat(&*loc.parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| errno_io(path, e))?;
+        let kind = kind_of_mode(st.st_mode);
+        if kind != FileKind::Regular {
+            return Err(wrong(kind));
+        }
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let fd =
+            match rustix::fs::openat(&*loc.parent, name, flags | OFlags::NOATIME, Mode::empty()) {
+                Err(Errno::PERM) => rustix::fs::openat(&*loc.parent, name, flags, Mode::empty()),
+                other => other,
+            }
+            .map_err(|e| errno_io(path, e))?;
+        // … and the metadata from the open descriptor (what is read is what was checked).
+        // O_NONBLOCK stays: reads of regular files ignore it.
+        let md = match rustix::fs::statx(
+            &fd,
+            c"",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+        ) {
+            Ok(sx) => statx_metadata(&sx),
+            Err(Errno::NOSYS) | Err(Errno::PERM) => {
+                stat_metadata(&rustix::fs::fstat(&fd).map_err(|e| errno_io(path, e))?)
+            }
+            Err(e) => return Err(errno_io(path, e)),
+        };
+        if md.kind != FileKind::Regular {
+            return Err(wrong(md.kind));
+        }
+        Ok((Box::new(File::from(fd)), md))
+    }
+
     fn read_link(&self, path: &Path) -> Result<PathBuf> {
         let loc = self.locate_norm(path)?;
         let kind = self.kind_at(path, &loc)?;

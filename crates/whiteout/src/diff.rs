@@ -71,7 +71,11 @@ pub(super) fn same_subtree(new: &Node, old: &Node, new_off: usize, old_off: usiz
     let shared = |n: usize, o: usize| n >= new_off && o >= old_off && n - new_off == o - old_off;
     shared(new.layer, old.layer)
         && new.contrib.len() == old.contrib.len()
-        && new.contrib.iter().zip(&old.contrib).all(|(a, b)| shared(*a, *b))
+        && new
+            .contrib
+            .iter()
+            .zip(&old.contrib)
+            .all(|(a, b)| shared(*a, *b))
 }
 
 /// `docker diff`: the changes of `upper` over `lowers` (nearest first: for a container
@@ -116,7 +120,9 @@ pub fn changes_against(
     let mut out: Vec<Option<Change>> = Vec::new();
     let mut real = 0usize;
     let snapshots = upper.style == WhiteoutStyle::Snapshot
-        && old_layers.iter().all(|l| l.style == WhiteoutStyle::Snapshot);
+        && old_layers
+            .iter()
+            .all(|l| l.style == WhiteoutStyle::Snapshot);
 
     let push = |out: &mut Vec<Option<Change>>, c: Change, path: &[u8]| {
         out.try_reserve(1).map_err(|_| WhiteoutError::OutOfMemory {
@@ -198,7 +204,8 @@ pub fn changes_against(
                 deleted: Vec::new(),
             };
             if nc.is_dir() {
-                let pruned = matches!(&oc, Some(o) if o.is_dir() && same_subtree(&nc, o, new_off, old_off));
+                let pruned =
+                    matches!(&oc, Some(o) if o.is_dir() && same_subtree(&nc, o, new_off, old_off));
                 if !pruned {
                     f.children = Some(new_view.children(&f.rel, &nc)?);
                     if let Some(o) = oc.as_ref().filter(|o| o.is_dir()) {

@@ -150,7 +150,9 @@ fn last_updated(store: &mut Store, src: &dyn Source, path: &Path) -> Option<salv
     if bytes.is_empty() {
         return None;
     }
-    let t = std::str::from_utf8(&bytes).ok().and_then(salvor_oci::Time::parse);
+    let t = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(salvor_oci::Time::parse);
     if t.is_none() {
         store.problem(
             path,
