@@ -36,16 +36,20 @@ impl FileGetter for LayerFileGetter<'_> {
                 "{shown}: the layer's files are not available"
             )));
         }
-        // Only a plain relative name (no `/` in front, no `..`) may be joined to a root as is.
+        // A name without `..` (a leading `/` or `./` means the root, as in the layer's
+        // chroot) is its normal components joined to the root; one with `..` is resolved
+        // like a chroot would.
+        use std::path::Component;
         let plain = rel
             .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir | Component::RootDir));
         for root in &self.roots {
             // Fast path: the stored name has no symlink in it (nearly always), so the file
             // opens with one lookup and its kind comes from the open descriptor. Anything
             // else (a symlink on the way, absent here) takes the chroot-style resolution.
             if plain {
-                let direct = root.join(rel);
+                let mut direct = root.clone();
+                direct.extend(rel.components().filter(|c| matches!(c, Component::Normal(_))));
                 match self.source.open_regular(&direct) {
                     Ok((f, _)) => return Ok(Box::new(f)),
                     Err(SourceError::WrongKind { path, found, .. }) if path == direct => {
