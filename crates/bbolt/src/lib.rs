@@ -1214,6 +1214,7 @@ impl<'db> Iter<'db> {
                 let eoff = node.off + (HEADER + ELEM * i) as u64;
                 let path: Vec<u64> = self.stack.iter().map(|f| f.node.page).collect();
                 let owner = self.bucket.root_page().unwrap_or(node.page);
+                let n = self.bucket.visit(child, owner, node.page, eoff, &path)?;
                 if self.visited.contains(&child) {
                     return Err(db.cycle(
                         node.page,
@@ -1221,7 +1222,6 @@ impl<'db> Iter<'db> {
                         format!("refers to page {child}, already visited in this bucket"),
                     ));
                 }
-                let n = self.bucket.visit(child, owner, node.page, eoff, &path)?;
                 self.budget.page(db, &n)?;
                 self.visited.insert(child);
                 self.stack.push(Frame::new(n, lo, hi));
