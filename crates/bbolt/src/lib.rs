@@ -268,11 +268,7 @@ impl Db {
             });
         }
         let ps0 = le32(&bytes, HEADER + 8);
-        let m0 = parse_meta(
-            &bytes,
-            0,
-            if valid_page_size(ps0) { ps0 } else { 4096 },
-        );
+        let m0 = parse_meta(&bytes, 0, if valid_page_size(ps0) { ps0 } else { 4096 });
         let m1 = match &m0 {
             Ok(m) => parse_meta(&bytes, 1, m.page_size),
             Err(_) => {
@@ -480,8 +476,8 @@ impl Db {
         let end = last
             .and_then(|l| l.checked_add(1))
             .and_then(|n| n.checked_mul(ps));
-        let (last, end) = match (last, end) {
-            (Some(l), Some(e)) if l < self.meta.pgid && e <= len => (l, e),
+        let end = match (last, end) {
+            (Some(l), Some(e)) if l < self.meta.pgid && e <= len => e,
             _ => {
                 return Err(self.out_of_range(
                     pgid,
@@ -493,7 +489,6 @@ impl Db {
                 ))
             }
         };
-        let _ = last;
         let bytes = &self.data[at..end as usize];
         let node = Node {
             page: pgid,
@@ -675,7 +670,11 @@ impl<'db> Node<'db> {
                     format!(
                         "element {i}: key {} {} the previous key {}",
                         show(key),
-                        if key == p { "duplicates" } else { "sorts before" },
+                        if key == p {
+                            "duplicates"
+                        } else {
+                            "sorts before"
+                        },
                         show(p)
                     ),
                 ));
@@ -931,12 +930,7 @@ impl<'db> Bucket<'db> {
                 }
                 let owner = owner.unwrap_or(node.page);
                 if path.len() >= MAX_TREE_DEPTH {
-                    return Err(db.limit(
-                        node.page,
-                        node.off,
-                        "tree depth",
-                        MAX_TREE_DEPTH as u64,
-                    ));
+                    return Err(db.limit(node.page, node.off, "tree depth", MAX_TREE_DEPTH as u64));
                 }
                 let eoff = node.off + (HEADER + ELEM * i) as u64;
                 node = self.visit(child, owner, node.page, eoff, &path)?;
@@ -1120,14 +1114,14 @@ impl<'db> Bucket<'db> {
                         node.page,
                         el.off,
                         format!(
-                            "bucket {}: root page {root_pgid} is already the root of another bucket{}",
-                            show(el.key),
-                            if o == META_ENTRY {
-                                " (the root bucket)".to_string()
-                            } else {
-                                format!(" (element at offset {o:#x})")
-                            }
-                        ),
+                        "bucket {}: root page {root_pgid} is already the root of another bucket{}",
+                        show(el.key),
+                        if o == META_ENTRY {
+                            " (the root bucket)".to_string()
+                        } else {
+                            format!(" (element at offset {o:#x})")
+                        }
+                    ),
                     ))
                 }
                 Some(_) => {}
@@ -1204,12 +1198,7 @@ impl<'db> Iter<'db> {
                     top.hi
                 };
                 if self.stack.len() >= MAX_TREE_DEPTH {
-                    return Err(db.limit(
-                        node.page,
-                        node.off,
-                        "tree depth",
-                        MAX_TREE_DEPTH as u64,
-                    ));
+                    return Err(db.limit(node.page, node.off, "tree depth", MAX_TREE_DEPTH as u64));
                 }
                 let eoff = node.off + (HEADER + ELEM * i) as u64;
                 let path: Vec<u64> = self.stack.iter().map(|f| f.node.page).collect();

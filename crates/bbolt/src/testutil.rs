@@ -79,7 +79,10 @@ pub fn build_with(opts: Options, root: &[(Vec<u8>, Item)]) -> Vec<u8> {
     let root_pgid = w.bucket(root);
     let pgid = (w.buf.len() / ps) as u64;
     let mut buf = w.buf;
-    for (index, txid) in [(opts.txid % 2, opts.txid), ((opts.txid + 1) % 2, opts.txid - 1)] {
+    for (index, txid) in [
+        (opts.txid % 2, opts.txid),
+        ((opts.txid + 1) % 2, opts.txid - 1),
+    ] {
         let meta = Meta {
             page_size: opts.page_size,
             flags: 0,
@@ -231,7 +234,11 @@ impl Writer {
                 Item::Value(v) => out.push((0, k.clone(), v.clone())),
                 Item::Bucket { sequence, items } => {
                     let has_sub = items.iter().any(|(_, i)| matches!(i, Item::Bucket { .. }));
-                    let size: usize = 16 + items.iter().map(|(k, i)| 16 + k.len() + item_len(i)).sum::<usize>();
+                    let size: usize = 16
+                        + items
+                            .iter()
+                            .map(|(k, i)| 16 + k.len() + item_len(i))
+                            .sum::<usize>();
                     if self.opts.inline && !has_sub && size <= self.opts.page_size as usize / 4 {
                         let elems = self.elems(items);
                         let refs: Vec<(u32, &[u8], &[u8])> =
@@ -291,7 +298,10 @@ fn item_len(i: &Item) -> usize {
     match i {
         Item::Value(v) => v.len(),
         Item::Bucket { items, .. } => {
-            32 + items.iter().map(|(k, i)| 16 + k.len() + item_len(i)).sum::<usize>()
+            32 + items
+                .iter()
+                .map(|(k, i)| 16 + k.len() + item_len(i))
+                .sum::<usize>()
         }
     }
 }

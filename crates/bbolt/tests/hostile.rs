@@ -39,10 +39,20 @@ struct Loc {
 fn locate(bytes: &[u8]) -> Loc {
     let db = Db::open(bytes.to_vec(), "meta.db").unwrap();
     let root = db.root();
-    let default = root.bucket(b"v1").unwrap().unwrap().bucket(b"default").unwrap().unwrap();
+    let default = root
+        .bucket(b"v1")
+        .unwrap()
+        .unwrap()
+        .bucket(b"default")
+        .unwrap()
+        .unwrap();
     let leases = default.bucket(b"leases").unwrap().unwrap();
     let lp = leases.root_page().unwrap();
-    assert_eq!(bytes[(lp * PS + 8) as usize], 0x01, "leases root is a branch page");
+    assert_eq!(
+        bytes[(lp * PS + 8) as usize],
+        0x01,
+        "leases root is a branch page"
+    );
     let e = leases.entry(b"lease-151").unwrap().unwrap();
     assert!(e.bucket().unwrap().root_page().is_none());
     Loc {
@@ -74,7 +84,8 @@ fn errors(bytes: Vec<u8>) -> Vec<BoltError> {
 
 fn assert_page(errs: &[BoltError], page: u64, what: &str) {
     assert!(
-        errs.iter().any(|e| e.page() == Some(page) && e.to_string().contains(what)),
+        errs.iter()
+            .any(|e| e.page() == Some(page) && e.to_string().contains(what)),
         "no error on page {page} with {what:?}: {errs:#?}"
     );
 }
@@ -85,7 +96,11 @@ fn branch_child_pointing_to_itself_is_a_cycle() {
     put64(&mut b, l.leases * PS + 16 + 8, l.leases);
     let errs = errors(b);
     assert!(matches!(errs[0], BoltError::Cycle { .. }), "{errs:?}");
-    assert_page(&errs, l.leases, &format!("refers to page {}, already on the path", l.leases));
+    assert_page(
+        &errs,
+        l.leases,
+        &format!("refers to page {}, already on the path", l.leases),
+    );
 }
 
 #[test]
@@ -93,7 +108,11 @@ fn branch_child_pointing_to_an_ancestor_is_a_cycle() {
     let (mut b, l) = real();
     put64(&mut b, l.leases * PS + 16 + 16 + 8, l.default);
     let errs = errors(b);
-    assert_page(&errs, l.leases, &format!("refers to page {}, already on the path", l.default));
+    assert_page(
+        &errs,
+        l.leases,
+        &format!("refers to page {}, already on the path", l.default),
+    );
 }
 
 #[test]
@@ -119,7 +138,12 @@ fn page_offset_overflow_and_pages_past_the_end() {
     let m = db.meta_page();
     put64(&mut b, m * PS + 16 + 40, u64::MAX);
     testutil::fix_meta_checksum(&mut b, m, 4096);
-    for (child, what) in [(u64::MAX - 1, "past the end of the file"), (1 << 53, "past the end of the file"), (64, "past the end of the file"), (60, "page header says page 0")] {
+    for (child, what) in [
+        (u64::MAX - 1, "past the end of the file"),
+        (1 << 53, "past the end of the file"),
+        (64, "past the end of the file"),
+        (60, "page header says page 0"),
+    ] {
         let mut c = b.clone();
         put64(&mut c, l.leases * PS + 16 + 8, child);
         let page = if child == 60 { 60 } else { l.leases };
@@ -137,7 +161,11 @@ fn page_offset_overflow_and_pages_past_the_end() {
 fn huge_count_is_refused() {
     let (mut b, l) = real();
     put16(&mut b, l.leaf0 * PS + 10, 0xffff);
-    assert_page(&errors(b), l.leaf0, "65535 elements need 1048576 bytes, past the page span");
+    assert_page(
+        &errors(b),
+        l.leaf0,
+        "65535 elements need 1048576 bytes, past the page span",
+    );
     let (mut b, l) = real();
     put16(&mut b, l.leases * PS + 10, 0xffff);
     assert_page(&errors(b), l.leases, "past the page span");
@@ -150,7 +178,11 @@ fn header_id_flags_and_empty_branch() {
     assert_page(&errors(b), l.leaf0, "page header says page 7");
     let (mut b, l) = real();
     put16(&mut b, l.leaf0 * PS + 8, 0x10);
-    assert_page(&errors(b), l.leaf0, "page flags 0x0010, expected a branch (0x01) or leaf (0x02) page");
+    assert_page(
+        &errors(b),
+        l.leaf0,
+        "page flags 0x0010, expected a branch (0x01) or leaf (0x02) page",
+    );
     let (mut b, l) = real();
     put16(&mut b, l.leases * PS + 10, 0);
     assert_page(&errors(b), l.leases, "empty branch page");
@@ -160,7 +192,12 @@ fn header_id_flags_and_empty_branch() {
 fn key_and_value_ranges_past_the_page() {
     let (b0, l) = real();
     // ksize / vsize / pos of leaf element 0 of leaf0.
-    for (field, v) in [(8u64, 0xffff_fff0u32), (12, 0xffff_ffff), (4, 4096), (4, u32::MAX)] {
+    for (field, v) in [
+        (8u64, 0xffff_fff0u32),
+        (12, 0xffff_ffff),
+        (4, 4096),
+        (4, u32::MAX),
+    ] {
         let mut b = b0.clone();
         put32(&mut b, l.leaf0 * PS + 16 + field, v);
         assert_page(&errors(b), l.leaf0, "element 0: key/value at");
@@ -178,13 +215,29 @@ fn key_and_value_ranges_past_the_page() {
 #[test]
 fn short_bucket_values() {
     let (b0, l) = real();
-    for (vsize, what) in [(20u32, "inline bucket value of 20 bytes, shorter than"), (8, "value of 8 bytes, shorter than the 16-byte bucket header")] {
+    for (vsize, what) in [
+        (20u32, "inline bucket value of 20 bytes, shorter than"),
+        (
+            8,
+            "value of 8 bytes, shorter than the 16-byte bucket header",
+        ),
+    ] {
         let mut b = b0.clone();
         put32(&mut b, l.inline_elem + 12, vsize);
         let errs = errors(b.clone());
         assert_page(&errs, l.inline_page, what);
         let db = Db::open(b, "meta.db").unwrap();
-        let leases = db.root().bucket(b"v1").unwrap().unwrap().bucket(b"default").unwrap().unwrap().bucket(b"leases").unwrap().unwrap();
+        let leases = db
+            .root()
+            .bucket(b"v1")
+            .unwrap()
+            .unwrap()
+            .bucket(b"default")
+            .unwrap()
+            .unwrap()
+            .bucket(b"leases")
+            .unwrap()
+            .unwrap();
         let e = leases.bucket(b"lease-151").unwrap_err();
         assert_eq!(e.page(), Some(l.inline_page));
     }
@@ -213,9 +266,22 @@ fn truncated_files() {
     assert!(cases > 100);
     // Shorter than two pages.
     let e = Db::open(b0[..5000].to_vec(), "meta.db").unwrap_err();
-    assert!(matches!(e, BoltError::TooSmall { len: 5000, need: 8192, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            BoltError::TooSmall {
+                len: 5000,
+                need: 8192,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = Db::open(b0[..100].to_vec(), "meta.db").unwrap_err();
-    assert_eq!(e.to_string(), "meta.db: 100 bytes, too small for a bbolt file (2048 needed)");
+    assert_eq!(
+        e.to_string(),
+        "meta.db: 100 bytes, too small for a bbolt file (2048 needed)"
+    );
 }
 
 #[test]
@@ -250,7 +316,10 @@ fn both_metas_bad() {
     let e = Db::open(b, "meta.db").unwrap_err();
     let s = e.to_string();
     assert!(matches!(e, BoltError::NoValidMeta { .. }));
-    assert!(s.starts_with("meta.db: no valid meta page: page 0: checksum mismatch"), "{s}");
+    assert!(
+        s.starts_with("meta.db: no valid meta page: page 0: checksum mismatch"),
+        "{s}"
+    );
     assert!(s.contains("; page 1: checksum mismatch"), "{s}");
 
     // Page sizes bbolt never writes, checksums fixed.
@@ -261,7 +330,10 @@ fn both_metas_bad() {
             testutil::fix_meta_checksum(&mut b, m, 4096);
         }
         let s = Db::open(b, "meta.db").unwrap_err().to_string();
-        assert!(s.contains(&format!("page 0: page size {ps} is not a power of two")), "{s}");
+        assert!(
+            s.contains(&format!("page 0: page size {ps} is not a power of two")),
+            "{s}"
+        );
     }
     // Root below 2 or at the high-water mark.
     for root in [0u64, 1, 58] {
@@ -271,15 +343,26 @@ fn both_metas_bad() {
             testutil::fix_meta_checksum(&mut b, m, 4096);
         }
         let s = Db::open(b, "meta.db").unwrap_err().to_string();
-        assert!(s.contains(&format!("root page {root} outside 2..58")), "{s}");
+        assert!(
+            s.contains(&format!("root page {root} outside 2..58")),
+            "{s}"
+        );
     }
-    let s = Db::open(vec![0xab; 8192], "garbage.db").unwrap_err().to_string();
+    let s = Db::open(vec![0xab; 8192], "garbage.db")
+        .unwrap_err()
+        .to_string();
     assert_eq!(s, "garbage.db: no valid meta page: page 0: bad magic 0xabababab at offset 0x10; page 1: bad magic 0xabababab at offset 0x1010");
 }
 
 #[test]
 fn meta_one_found_at_its_own_page_size() {
-    let bytes = testutil::build(16384, &[(b"a".to_vec(), Item::bucket(1, vec![(b"k".to_vec(), Item::value(b"v"))]))]);
+    let bytes = testutil::build(
+        16384,
+        &[(
+            b"a".to_vec(),
+            Item::bucket(1, vec![(b"k".to_vec(), Item::value(b"v"))]),
+        )],
+    );
     let mut b = bytes.clone();
     b[16] = 0; // meta 0's magic
     let db = Db::open(b, "x.db").unwrap();
@@ -312,15 +395,28 @@ fn one_page_loop_walk_ends() {
     let db = open(assemble(4096, 2, &[branch_page(2, &[(b"a", 2)])]));
     let (_, errs) = walk_all(&db);
     assert_eq!(errs[0].to_string(), "x.db: page 2 (offset 0x2010): refers to page 2, already on the path from the root (a loop)");
-    assert!(matches!(db.root().get(b"a").unwrap_err(), BoltError::Cycle { page: 2, .. }));
+    assert!(matches!(
+        db.root().get(b"a").unwrap_err(),
+        BoltError::Cycle { page: 2, .. }
+    ));
 
     // Two pages pointing at each other through nested buckets.
     let v3 = bucket_value(3, 0, &[]);
     let v2 = bucket_value(2, 0, &[]);
-    let db = open(assemble(4096, 2, &[leaf_page(2, &[(1, b"a", &v3)]), leaf_page(3, &[(1, b"b", &v2)])]));
+    let db = open(assemble(
+        4096,
+        2,
+        &[
+            leaf_page(2, &[(1, b"a", &v3)]),
+            leaf_page(3, &[(1, b"b", &v2)]),
+        ],
+    ));
     let (n, errs) = walk_all(&db);
     assert_eq!((n, errs.len()), (1, 1));
-    assert!(matches!(errs[0], BoltError::Cycle { page: 3, .. }), "{errs:?}");
+    assert!(
+        matches!(errs[0], BoltError::Cycle { page: 3, .. }),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -339,36 +435,75 @@ fn shared_subtrees_are_refused_so_walks_stay_linear() {
     assert!(n < 200, "{n}");
     assert!(t.elapsed().as_secs() < 5);
     assert!(errs.iter().all(|e| matches!(e, BoltError::Cycle { .. })));
-    assert!(errs[0].to_string().contains("is already the root of another bucket"), "{}", errs[0]);
+    assert!(
+        errs[0]
+            .to_string()
+            .contains("is already the root of another bucket"),
+        "{}",
+        errs[0]
+    );
 
     // Two branches of one tree sharing a leaf.
     let leaf = leaf_page(3, &[(0, b"m", b"1")]);
-    let db = open(assemble(4096, 2, &[branch_page(2, &[(b"a", 3), (b"z", 3)]), leaf]));
+    let db = open(assemble(
+        4096,
+        2,
+        &[branch_page(2, &[(b"a", 3), (b"z", 3)]), leaf],
+    ));
     let (_, errs) = walk_all(&db);
     assert!(!errs.is_empty());
 }
 
 #[test]
 fn unsorted_and_duplicate_keys() {
-    let db = open(assemble(4096, 2, &[leaf_page(2, &[(0, b"b", b"1"), (0, b"a", b"2")])]));
+    let db = open(assemble(
+        4096,
+        2,
+        &[leaf_page(2, &[(0, b"b", b"1"), (0, b"a", b"2")])],
+    ));
     let (n, errs) = walk_all(&db);
     assert_eq!(n, 1);
-    assert_eq!(errs[0].to_string(), "x.db: page 2 (offset 0x2020): element 1: key \"a\" sorts before the previous key \"b\"");
+    assert_eq!(
+        errs[0].to_string(),
+        "x.db: page 2 (offset 0x2020): element 1: key \"a\" sorts before the previous key \"b\""
+    );
     assert!(db.root().get(b"a").is_err());
 
-    let db = open(assemble(4096, 2, &[leaf_page(2, &[(0, b"a", b"1"), (0, b"a", b"2")])]));
-    assert!(db.root().get(b"a").unwrap_err().to_string().contains("key \"a\" duplicates the previous key"));
+    let db = open(assemble(
+        4096,
+        2,
+        &[leaf_page(2, &[(0, b"a", b"1"), (0, b"a", b"2")])],
+    ));
+    assert!(db
+        .root()
+        .get(b"a")
+        .unwrap_err()
+        .to_string()
+        .contains("key \"a\" duplicates the previous key"));
 
     // A leaf holding a key outside the range its parent branch gives it.
     let db = open(assemble(
         4096,
         2,
-        &[branch_page(2, &[(b"a", 3), (b"m", 4)]), leaf_page(3, &[(0, b"a", b"1"), (0, b"q", b"2")]), leaf_page(4, &[(0, b"m", b"3")])],
+        &[
+            branch_page(2, &[(b"a", 3), (b"m", 4)]),
+            leaf_page(3, &[(0, b"a", b"1"), (0, b"q", b"2")]),
+            leaf_page(4, &[(0, b"m", b"3")]),
+        ],
     ));
     let (_, errs) = walk_all(&db);
-    assert_page(&errs, 3, "is not before \"m\", the parent branch's key for the next page");
+    assert_page(
+        &errs,
+        3,
+        "is not before \"m\", the parent branch's key for the next page",
+    );
     assert!(db.root().get(b"q").is_ok()); // looked up in page 4: not there
-    assert!(db.root().get(b"a").unwrap_err().to_string().contains("page 3"));
+    assert!(db
+        .root()
+        .get(b"a")
+        .unwrap_err()
+        .to_string()
+        .contains("page 3"));
 }
 
 #[test]
@@ -384,7 +519,10 @@ fn inline_bucket_damage() {
     bad[16 + 10] = 9;
     let db = open(assemble(4096, 2, &[leaf_page(2, &[(1, b"in", &bad)])]));
     let e = db.root().bucket(b"in").unwrap_err().to_string();
-    assert!(e.contains("9 elements need 160 bytes, past the inline bucket value"), "{e}");
+    assert!(
+        e.contains("9 elements need 160 bytes, past the inline bucket value"),
+        "{e}"
+    );
     // Key past the inline buffer.
     let mut bad = good.clone();
     bad[16 + 16 + 8] = 200;
@@ -397,7 +535,12 @@ fn inline_bucket_damage() {
     let mut bad = good.clone();
     bad[16 + 8] = 1;
     let db = open(assemble(4096, 2, &[leaf_page(2, &[(1, b"in", &bad)])]));
-    assert!(db.root().bucket(b"in").unwrap_err().to_string().contains("inline bucket page flags 0x0001"));
+    assert!(db
+        .root()
+        .bucket(b"in")
+        .unwrap_err()
+        .to_string()
+        .contains("inline bucket page flags 0x0001"));
 }
 
 #[test]
@@ -406,12 +549,21 @@ fn depth_cap() {
     for _ in 0..MAX_BUCKET_DEPTH + 5 {
         item = Item::bucket(0, vec![(b"n".to_vec(), item)]);
     }
-    let opts = testutil::Options { inline: false, ..Default::default() };
+    let opts = testutil::Options {
+        inline: false,
+        ..Default::default()
+    };
     let db = open(testutil::build_with(opts, &[(b"n".to_vec(), item)]));
     let (n, errs) = walk_all(&db);
     assert_eq!(n, MAX_BUCKET_DEPTH);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].to_string().contains(&format!("bucket nesting depth exceeds the limit of {MAX_BUCKET_DEPTH}")), "{}", errs[0]);
+    assert!(
+        errs[0].to_string().contains(&format!(
+            "bucket nesting depth exceeds the limit of {MAX_BUCKET_DEPTH}"
+        )),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -420,14 +572,23 @@ fn writer_round_trip_with_branches_overflow_and_inline() {
     for i in 0..500u32 {
         let k = format!("key-{i:05}").into_bytes();
         let it = match i % 5 {
-            0 => Item::bucket(u64::from(i), vec![(b"x".to_vec(), Item::value(&i.to_le_bytes()))]),
+            0 => Item::bucket(
+                u64::from(i),
+                vec![(b"x".to_vec(), Item::value(&i.to_le_bytes()))],
+            ),
             1 => Item::value(&vec![i as u8; 9000]),
             _ => Item::value(&i.to_be_bytes()),
         };
         items.push((k, it));
     }
-    let opts = testutil::Options { max_elems: 8, ..Default::default() };
-    let db = open(testutil::build_with(opts, &[(b"top".to_vec(), Item::bucket(9, items))]));
+    let opts = testutil::Options {
+        max_elems: 8,
+        ..Default::default()
+    };
+    let db = open(testutil::build_with(
+        opts,
+        &[(b"top".to_vec(), Item::bucket(9, items))],
+    ));
     let top = db.root().bucket(b"top").unwrap().unwrap();
     assert_eq!(top.sequence(), 9);
     let got: Vec<_> = top.iter().map(|e| e.unwrap()).collect();

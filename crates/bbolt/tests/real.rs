@@ -35,7 +35,10 @@ fn meta_db_walk_matches_the_python_walk() {
 #[test]
 fn snapshotter_db_walk_matches_the_python_walk() {
     let db = Db::open(fixture("containerd-snapshots.db"), "metadata.db").unwrap();
-    assert_eq!(dump(&db).unwrap(), expected("containerd-snapshots.dump.txt"));
+    assert_eq!(
+        dump(&db).unwrap(),
+        expected("containerd-snapshots.dump.txt")
+    );
 }
 
 /// `ctr ... ls` output, section by section: `$ command` then its lines.
@@ -96,11 +99,12 @@ fn meta_db_agrees_with_ctr() {
             None => Vec::new(),
         };
         assert_eq!(images, section(&format!("ctr -n {n} images ls -q")), "{n}");
-        let snaps: Vec<String> = section(&format!("ctr -n {n} snapshots --snapshotter overlayfs ls"))
-            .iter()
-            .skip(1)
-            .map(|l| l.split_whitespace().next().unwrap().to_string())
-            .collect();
+        let snaps: Vec<String> =
+            section(&format!("ctr -n {n} snapshots --snapshotter overlayfs ls"))
+                .iter()
+                .skip(1)
+                .map(|l| l.split_whitespace().next().unwrap().to_string())
+                .collect();
         let got = match nsb.bucket(b"snapshots").unwrap() {
             Some(s) => match s.bucket(b"overlayfs").unwrap() {
                 Some(o) => names(&o),
@@ -117,12 +121,25 @@ fn meta_db_agrees_with_ctr() {
     // 300 leases spread over leaf pages under a branch page.
     assert!(leases.root_page().is_some());
     let lease = leases.bucket(b"lease-150").unwrap().unwrap();
-    assert!(lease.root_page().is_some(), "a lease with labels has a page of its own");
+    assert!(
+        lease.root_page().is_some(),
+        "a lease with labels has a page of its own"
+    );
     assert_eq!(
-        lease.bucket(b"labels").unwrap().unwrap().get(b"salvor.n").unwrap(),
+        lease
+            .bucket(b"labels")
+            .unwrap()
+            .unwrap()
+            .get(b"salvor.n")
+            .unwrap(),
         Some(&b"150"[..])
     );
-    assert!(leases.bucket(b"lease-151").unwrap().unwrap().root_page().is_none());
+    assert!(leases
+        .bucket(b"lease-151")
+        .unwrap()
+        .unwrap()
+        .root_page()
+        .is_none());
     assert!(leases.bucket(b"lease-deleted").unwrap().is_none());
 
     // The 4090-byte label lives on an overflow page.
@@ -133,7 +150,13 @@ fn meta_db_agrees_with_ctr() {
         .bucket(b"docker.io/salvor/tiny:1")
         .unwrap()
         .unwrap();
-    let big = img.bucket(b"labels").unwrap().unwrap().get(b"salvor.big").unwrap().unwrap();
+    let big = img
+        .bucket(b"labels")
+        .unwrap()
+        .unwrap()
+        .get(b"salvor.big")
+        .unwrap()
+        .unwrap();
     assert_eq!(big.len(), 4080);
     assert!(big.iter().all(|&b| b == b'b'));
 }

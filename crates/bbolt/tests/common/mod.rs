@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use salvor_bbolt::{BoltError, Bucket, Db, EntryKind};
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bbolt").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/bbolt")
+        .join(name)
 }
 
 /// The decompressed bytes of `fixtures/bbolt/<name>.zst`.
