@@ -188,3 +188,23 @@ fn lookups_agree_with_iteration() {
     assert_eq!(n, 731);
     assert!(db.root().get(b"nope").unwrap().is_none());
 }
+
+/// Docker 26.1.5's volumes/metadata.db (fixtures/bbolt/make-volumesdb.sh): the walk
+/// matches the Python walk, the names match `docker volume ls -q`, values are the
+/// volumes' JSON records.
+#[test]
+fn docker_volumes_db() {
+    let db = Db::open(fixture("docker-volumes.db"), "metadata.db").unwrap();
+    assert_eq!(dump(&db).unwrap(), expected("docker-volumes.dump.txt"));
+    let vols = db.root().bucket(b"volumes").unwrap().unwrap();
+    let mut want = expected("docker-volumes.txt");
+    want.sort();
+    assert_eq!(names(&vols), want);
+    assert_eq!(want.len(), 63);
+    let rec = std::str::from_utf8(vols.get(b"salvor-labels").unwrap().unwrap()).unwrap();
+    assert_eq!(
+        rec,
+        r#"{"Name":"salvor-labels","Driver":"local","Labels":{"other":"x","salvor.fixture":"bbolt"},"Options":null}"#
+    );
+    assert!(vols.get(b"salvor-gone").unwrap().is_none());
+}
