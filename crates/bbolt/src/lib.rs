@@ -1232,7 +1232,8 @@ impl<'db> Iter<'db> {
                     }
                 }
                 self.last = Some(el.key);
-                let path: Vec<u64> = if node.inline {
+                // The tree path, needed only to open a nested bucket.
+                let path: Vec<u64> = if node.inline || el.flags & LEAF_BUCKET == 0 {
                     Vec::new()
                 } else {
                     self.stack.iter().map(|f| f.node.page).collect()

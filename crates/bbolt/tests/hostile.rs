@@ -611,3 +611,42 @@ fn writer_round_trip_with_branches_overflow_and_inline() {
     assert!(top.get(b"key-99999").unwrap().is_none());
     assert!(top.get(b"").unwrap().is_none());
 }
+
+/// A large well-formed file: the walk and the lookups are linear in its size.
+#[test]
+fn large_file_walk_is_linear() {
+    let n = 100_000u32;
+    let items: Vec<(Vec<u8>, Item)> = (0..n)
+        .map(|i| {
+            (
+                format!("k{i:08}").into_bytes(),
+                Item::value(&i.to_le_bytes()),
+            )
+        })
+        .collect();
+    let bytes = testutil::build(4096, &[(b"big".to_vec(), Item::bucket(0, items))]);
+    let len = bytes.len();
+    let db = open(bytes);
+    let big = db.root().bucket(b"big").unwrap().unwrap();
+    let t = std::time::Instant::now();
+    let mut count = 0u32;
+    for e in big.iter() {
+        assert_eq!(e.unwrap().value().unwrap(), &count.to_le_bytes()[..]);
+        count += 1;
+    }
+    let walk = t.elapsed();
+    let t = std::time::Instant::now();
+    for i in (0..n).step_by(97) {
+        assert_eq!(
+            big.get(format!("k{i:08}").as_bytes()).unwrap(),
+            Some(&i.to_le_bytes()[..])
+        );
+    }
+    let gets = t.elapsed();
+    assert_eq!(count, n);
+    eprintln!(
+        "{n} entries, {len} bytes ({} pages): walk {walk:?}, {} lookups {gets:?}",
+        len / 4096,
+        n.div_ceil(97)
+    );
+}
