@@ -78,6 +78,9 @@
 //!   of a hostile file linear in its size. Depth caps [`MAX_BUCKET_DEPTH`] and
 //!   [`MAX_TREE_DEPTH`]; every operation visits at most as many pages as the file has and
 //!   at most as many elements as those pages can hold.
+//! * Meta pages: magic, version, checksum, page size, root and freelist below the
+//!   high-water mark; the meta page's own header (id, flags `0x04`) is outside the
+//!   checksum and not relied on.
 //! * Nothing is allocated from a count in the file: elements are read in place.
 //! * Freelist and stale pages (below the high-water mark but unreachable, or past it) are
 //!   not read: they hold older records, leads rather than current state.
@@ -744,6 +747,10 @@ enum Root<'db> {
 }
 
 /// A handle to one bucket of a [`Db`]: page-rooted or inline.
+///
+/// Cheap to clone; buckets reached from one [`Db::root`] call share (through an `Rc`, so a
+/// `Bucket` stays on its thread; [`Db`] itself is `Send + Sync`) the record of which pages
+/// belong to which bucket, which is how a page shared between two buckets is refused.
 #[derive(Debug, Clone)]
 pub struct Bucket<'db> {
     db: &'db Db,
@@ -1270,3 +1277,31 @@ impl<'db> Iterator for Iter<'db> {
 }
 
 impl std::iter::FusedIterator for Iter<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn show_escapes_and_truncates() {
+        assert_eq!(show(b"a\"b\x00"), "\"a\\x22b\\x00\"");
+        assert!(show(&[b'x'; 100]).ends_with("...\""));
+    }
+
+    #[test]
+    fn page_sizes() {
+        for ps in [1024, 4096, 16384, 65536] {
+            assert!(valid_page_size(ps));
+        }
+        for ps in [0, 512, 3000, 131072, u32::MAX] {
+            assert!(!valid_page_size(ps));
+        }
+    }
+}

@@ -32,7 +32,11 @@ fn mutation() -> impl Strategy<Value = (usize, u8, u8)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases unless PROPTEST_CASES says otherwise (the long runs).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn mutated_meta_db_never_panics(
