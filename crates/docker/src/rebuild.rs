@@ -40,16 +40,22 @@ impl FileGetter for LayerFileGetter<'_> {
         // chroot) is its normal components joined to the root; one with `..` is resolved
         // like a chroot would.
         use std::path::Component;
-        let plain = rel
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir | Component::RootDir));
+        let plain = rel.components().all(|c| {
+            matches!(
+                c,
+                Component::Normal(_) | Component::CurDir | Component::RootDir
+            )
+        });
         for root in &self.roots {
             // Fast path: the stored name has no symlink in it (nearly always), so the file
             // opens with one lookup and its kind comes from the open descriptor. Anything
             // else (a symlink on the way, absent here) takes the chroot-style resolution.
             if plain {
                 let mut direct = root.clone();
-                direct.extend(rel.components().filter(|c| matches!(c, Component::Normal(_))));
+                direct.extend(
+                    rel.components()
+                        .filter(|c| matches!(c, Component::Normal(_))),
+                );
                 match self.source.open_regular(&direct) {
                     Ok((f, _)) => return Ok(Box::new(f)),
                     Err(SourceError::WrongKind { path, found, .. }) if path == direct => {

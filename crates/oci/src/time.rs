@@ -75,6 +75,31 @@ impl Time {
         parse(s.trim(), true)
     }
 
+    /// The UTC time `secs` seconds and `nanos` nanoseconds after the Unix epoch (negative
+    /// before 1970); `None` when `nanos` is not below 10⁹ or the year leaves −9999..=9999
+    /// (RFC 3339 has four year digits).
+    pub fn from_unix_utc(secs: i64, nanos: u32) -> Option<Time> {
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        let days = secs.div_euclid(86400);
+        let rem = secs.rem_euclid(86400);
+        let (year, month, day) = civil_from_days(days);
+        if !(-9999..=9999).contains(&year) {
+            return None;
+        }
+        Some(Time {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u32,
+            min: (rem % 3600 / 60) as u32,
+            sec: (rem % 60) as u32,
+            nanos,
+            offset_secs: 0,
+        })
+    }
+
     /// Seconds since the Unix epoch (negative before 1970).
     pub fn unix(&self) -> i64 {
         days_from_civil(self.year, self.month, self.day) * 86400

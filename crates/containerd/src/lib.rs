@@ -1,0 +1,38 @@
+//! containerd's state read offline, as containerd 1.7 wrote it: the metadata database
+//! (`io.containerd.metadata.v1.bolt/meta.db`), decoded into records per namespace. The
+//! first part of salvor's containerd store (Docker's containerd image store, Kubernetes
+//! nodes); the content store, the snapshotter's `metadata.db` and the engine-neutral
+//! model come next.
+//!
+//! # Principal types
+//!
+//! * [`MetaDb`]: meta.db read ([`MetaDb::read`]): the schema version, every
+//!   [`Namespace`] with its [`ImageRecord`]s, [`BlobRecord`]s, [`SnapshotRecord`]s,
+//!   [`ContainerRecord`]s and [`LeaseRecord`]s, and the [`Problem`]s met on the way (a
+//!   record that does not decode is a problem naming its bucket path; the rest is still
+//!   read).
+//! * [`decode`]: Go's varints and `time.Time.MarshalBinary`, as containerd stores them.
+//!
+//! The file is evidence: it is read from bytes the caller read under a size limit,
+//! through [`salvor_bbolt`], whose bounds make a hostile file an error, never a panic.
+//!
+//! # Example
+//!
+//! ```
+//! use salvor_containerd::{MetaDb, MetaError};
+//!
+//! // Not a bbolt file: an error naming the file.
+//! let err = MetaDb::read(vec![0; 8192], "meta.db").unwrap_err();
+//! assert!(matches!(err, MetaError::Bolt(_)));
+//! assert!(err.to_string().starts_with("meta.db: "), "{err}");
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod decode;
+mod meta;
+
+pub use meta::{
+    BlobRecord, ContainerRecord, ImageRecord, Labels, LeaseRecord, MetaDb, MetaError, Namespace,
+    Problem, SnapshotRecord, Target,
+};
