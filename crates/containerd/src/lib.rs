@@ -1,8 +1,7 @@
 //! containerd's state read offline, as containerd 1.7 wrote it: the metadata database
-//! (`io.containerd.metadata.v1.bolt/meta.db`), decoded into records per namespace. The
+//! (`io.containerd.metadata.v1.bolt/meta.db`) and a snapshotter's `metadata.db`, decoded. The
 //! first part of salvor's containerd store (Docker's containerd image store, Kubernetes
-//! nodes); the content store, the snapshotter's `metadata.db` and the engine-neutral
-//! model come next.
+//! nodes); the content store and the engine-neutral model come next.
 //!
 //! # Principal types
 //!
@@ -11,6 +10,9 @@
 //!   [`ContainerRecord`]s and [`LeaseRecord`]s, and the [`Problem`]s met on the way (a
 //!   record that does not decode is a problem naming its bucket path; the rest is still
 //!   read).
+//! * [`SnapshotterDb`]: a snapshotter's own `metadata.db` ([`SnapshotterDb::read`]): each
+//!   [`BackendSnapshot`] (`<ns>/<seq>/<key>`) with its numeric id, [`Kind`] and parent, and
+//!   [`SnapshotterDb::fs_dir`], the `snapshots/<id>/fs` directory holding its files.
 //! * [`decode`]: Go's varints and `time.Time.MarshalBinary`, as containerd stores them.
 //!
 //! The file is evidence: it is read from bytes the caller read under a size limit,
@@ -31,8 +33,10 @@
 
 pub mod decode;
 mod meta;
+mod snapshots;
 
 pub use meta::{
     BlobRecord, ContainerRecord, ImageRecord, Labels, LeaseRecord, MetaDb, MetaError, Namespace,
     Problem, SnapshotRecord, Target,
 };
+pub use snapshots::{BackendSnapshot, Kind, SnapshotterDb};

@@ -189,3 +189,45 @@ fn a_bad_time_is_a_problem_and_the_rest_is_read() {
             .sum::<usize>()
     );
 }
+
+/// meta.db's snapshot names resolve through the snapshotter's metadata.db to a numeric
+/// directory, with the kind `ctr snapshots ls` printed.
+#[test]
+fn snapshots_resolve_to_directories_with_ctrs_kind() {
+    let m = meta();
+    let f = std::fs::File::open(fixtures().join("containerd-snapshots.db.zst")).expect("fixture");
+    let s =
+        salvor_containerd::SnapshotterDb::read(zstd::decode_all(f).expect("zstd"), "metadata.db")
+            .expect("reads");
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    let ctr = ctr_answers();
+    let mut resolved = 0;
+    for ns in &m.namespaces {
+        let Some(want) = ctr.get(&format!(
+            "ctr -n {} snapshots --snapshotter overlayfs ls",
+            ns.name
+        )) else {
+            continue;
+        };
+        for (snap, line) in ns.snapshots.iter().zip(want.iter().skip(1)) {
+            let name = snap.backend_name.as_deref().expect("name");
+            let b = &s.snapshots[name];
+            let kind = line.split_whitespace().last().expect("KIND");
+            assert_eq!(b.kind.map(|k| k.as_str()), Some(kind), "{name}");
+            let dir = s.fs_dir(name).expect("a directory");
+            assert!(dir.to_string_lossy().starts_with("snapshots/") && dir.ends_with("fs"));
+            assert!(
+                b.size.unwrap_or(0) > 0 && b.inodes.unwrap_or(0) > 0,
+                "{b:?}"
+            );
+            resolved += 1;
+        }
+    }
+    assert_eq!(
+        resolved,
+        s.snapshots.len(),
+        "every backend snapshot is one of ctr's"
+    );
+    assert!(resolved >= 2);
+    assert!(s.sequence >= resolved as u64);
+}
