@@ -12,7 +12,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 
 seed=$(mktemp -d /tmp/salvor-fuzz-seed.XXXXXX)
 trap 'rm -rf "$seed"' EXIT
-for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local ext4_walk xfs_walk disk_scan dmthin_pool; do
+for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local ext4_walk xfs_walk disk_scan dmthin_pool bbolt_walk containerd_meta; do
     mkdir -p "corpus/$t"
 done
 # Tars: Go's tar corpus and tar-split's round-trip cases.
@@ -163,9 +163,22 @@ if command -v mkfs.xfs >/dev/null; then
     QA_CHECK_FS=1 TEST_DIR=/tmp TEST_DEV=x mkfs.xfs -q -f "$seed/x.img" 2>/dev/null && head -c 1048576 "$seed/x.img" > corpus/xfs_walk/head.img || true
 fi
 
+# bbolt files as containerd 1.7 and Docker 26 wrote them (fixtures/bbolt, the containerd
+# store fixture's meta.db and snapshotter metadata.db).
+for f in ../fixtures/bbolt/*.db.zst; do
+    zstd -dc "$f" > "corpus/bbolt_walk/$(basename "$f" .zst)" 2>/dev/null || true
+    cp "corpus/bbolt_walk/$(basename "$f" .zst)" corpus/containerd_meta/ 2>/dev/null || true
+done
+if [ -f ../fixtures/engine/docker26-containerd/data-root.tar.zst ]; then
+    d="$seed/ctrd"; mkdir -p "$d"
+    zstd -dc ../fixtures/engine/docker26-containerd/data-root.tar.zst | tar -x -C "$d" --wildcards '*.db' 2>/dev/null || true
+    cp "$d/containerd/daemon/io.containerd.metadata.v1.bolt/meta.db" corpus/containerd_meta/docker26-meta.db 2>/dev/null || true
+    cp "$d/containerd/daemon/io.containerd.snapshotter.v1.overlayfs/metadata.db" corpus/containerd_meta/docker26-snapshots.db 2>/dev/null || true
+fi
+
 cargo fuzz build -O >/dev/null 2>&1 || cargo fuzz build -O
 status=0
-for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local ext4_walk xfs_walk disk_scan dmthin_pool; do
+for t in tarsplit_unpack_assemble tarsplit_disassemble tarsource_index store_open logs_json_file logs_local ext4_walk xfs_walk disk_scan dmthin_pool bbolt_walk containerd_meta; do
     log="$seed/$t.log"
     if cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=1048576 -rss_limit_mb=2048 -timeout=20 >"$log" 2>&1; then
         echo "fuzz $t: $(grep -E '^#[0-9]+.*(DONE|pulse)' "$log" | tail -1 | sed 's/  */ /g')"

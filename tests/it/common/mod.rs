@@ -24,13 +24,22 @@ pub fn shared() -> PathBuf {
     p
 }
 
-/// The engine fixtures committed under fixtures/engine/<name>/.
+/// Fixtures of stores the CLI does not read yet (issue 12: Docker's containerd image store;
+/// its meta.db and snapshotter metadata are tested in crates/containerd/tests/docker26.rs).
+pub const NOT_YET_READ_BY_THE_CLI: &[&str] = &["docker26-containerd"];
+
+/// The engine fixtures of Docker's graphdriver store committed under fixtures/engine/<name>/.
 pub fn engine_fixtures() -> Vec<(String, PathBuf)> {
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(repo().join("fixtures/engine"))
         .expect("fixtures/engine")
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.join("data-root.tar.zst").is_file())
+        .filter(|p| {
+            !NOT_YET_READ_BY_THE_CLI
+                .iter()
+                .any(|n| p.file_name().is_some_and(|f| f == *n))
+        })
         .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
         .collect();
     v.sort();

@@ -1,4 +1,4 @@
-//! Opens the input as a bbolt file and walks every bucket, looking every key up again:
+//! salvor-bbolt: opens the input as a bbolt file and walks every bucket, looking every key up again:
 //! nothing may panic, hang or allocate without bound. Seed the corpus with the
 //! decompressed `fixtures/bbolt/*.db.zst`.
 #![no_main]
