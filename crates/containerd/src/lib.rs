@@ -1,7 +1,7 @@
 //! containerd's state read offline, as containerd 1.7 wrote it: the metadata database
 //! (`io.containerd.metadata.v1.bolt/meta.db`) and a snapshotter's `metadata.db`, decoded. The
 //! first part of salvor's containerd store (Docker's containerd image store, Kubernetes
-//! nodes); the content store and the engine-neutral model come next.
+//! nodes), and its content store's blobs checked; the engine-neutral model comes next.
 //!
 //! # Principal types
 //!
@@ -13,6 +13,9 @@
 //! * [`SnapshotterDb`]: a snapshotter's own `metadata.db` ([`SnapshotterDb::read`]): each
 //!   [`BackendSnapshot`] (`<ns>/<seq>/<key>`) with its numeric id, [`Kind`] and parent, and
 //!   [`SnapshotterDb::fs_dir`], the `snapshots/<id>/fs` directory holding its files.
+//! * [`check_blob`]: one content-store blob read once, streaming: its sha256 against its
+//!   name and, for a compressed layer, the sha256 of what it decompresses to (the diff_id),
+//!   bounded against decompression bombs ([`BlobCheck`], [`ContentError`]).
 //! * [`decode`]: Go's varints and `time.Time.MarshalBinary`, as containerd stores them.
 //!
 //! The file is evidence: it is read from bytes the caller read under a size limit,
@@ -31,10 +34,12 @@
 
 #![deny(missing_docs)]
 
+mod content;
 pub mod decode;
 mod meta;
 mod snapshots;
 
+pub use content::{blob_path, check_blob, BlobCheck, Compression, ContentError};
 pub use meta::{
     BlobRecord, ContainerRecord, ImageRecord, Labels, LeaseRecord, MetaDb, MetaError, Namespace,
     Problem, SnapshotRecord, Target,

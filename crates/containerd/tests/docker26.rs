@@ -146,3 +146,68 @@ fn dockers_containerd_store_is_what_ctr_listed() {
         );
     }
 }
+
+/// Every blob of the content store hashes to its name, and every layer blob (those
+/// labelled `containerd.io/uncompressed`) decompresses to exactly that diff_id, read
+/// through salvor's archive source straight from the committed data-root; a decompression
+/// limit below a layer's size stops with an error naming the blob.
+#[test]
+fn content_blobs_prove_their_digests_and_diff_ids() {
+    let mut files = from_data_root(&[META]);
+    let m = MetaDb::read(files.remove(META).expect("meta.db"), META).expect("meta.db");
+    let moby = m.namespace("moby").expect("moby");
+    let src = salvor_source::open_evidence(&fixture().join("data-root.tar.zst")).expect("source");
+    let root = std::path::Path::new("containerd/daemon/io.containerd.content.v1.content");
+    let (mut blobs, mut layers) = (0, 0);
+    let mut computed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for b in &moby.blobs {
+        let want = b.labels.get("containerd.io/uncompressed");
+        let c =
+            salvor_containerd::check_blob(src.as_ref(), root, &b.digest, want.is_some(), 1 << 30)
+                .unwrap_or_else(|e| panic!("{}: {e}", b.digest));
+        assert!(c.digest_ok, "{}: hashes to {}", b.digest, c.digest);
+        assert_eq!(Some(c.size as i64), b.size, "{}: size", b.digest);
+        if let Some(diff_id) = want {
+            assert_eq!(c.compression, salvor_containerd::Compression::Gzip);
+            assert_eq!(
+                c.uncompressed.as_ref().map(|u| &u.0),
+                Some(diff_id),
+                "{}",
+                b.digest
+            );
+            computed.insert(diff_id.clone());
+            layers += 1;
+            // The same layer with a limit below its size: stopped, named.
+            let (_, n) = c.uncompressed.expect("size");
+            if n > 1024 {
+                let e = salvor_containerd::check_blob(src.as_ref(), root, &b.digest, true, n - 1)
+                    .expect_err("limit");
+                assert!(e.to_string().contains(&b.digest[7..]), "{e}");
+            }
+        }
+        blobs += 1;
+    }
+    assert!(blobs >= 20 && layers >= 5, "{blobs} blobs, {layers} layers");
+    // Every diff_id `docker image inspect` printed is one a blob here decompressed to.
+    let mut inspected = 0;
+    for e in std::fs::read_dir(fixture().join("expected/image-inspect")).expect("inspect") {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.expect("e").path()).expect("read"))
+                .expect("json");
+        let v = if v.is_array() { v[0].clone() } else { v };
+        for l in v["RootFS"]["Layers"].as_array().expect("layers") {
+            let l = l.as_str().expect("diff id");
+            assert!(
+                computed.contains(l),
+                "{l} of {} is no blob's content",
+                v["Id"]
+            );
+            inspected += 1;
+        }
+    }
+    assert!(inspected >= 10, "only {inspected} diff ids");
+    assert!(matches!(
+        salvor_containerd::check_blob(src.as_ref(), root, "sha256:../../etc", false, 0),
+        Err(salvor_containerd::ContentError::BadDigest(_))
+    ));
+}
