@@ -57,6 +57,8 @@ for fx in ../fixtures/engine/*/data-root.tar.zst; do
     i=0
     for cv in "$d"/containers/*/config.v2.json; do
         [ -f "$cv" ] || continue
+        # store_open wants a graphdriver store (Docker's containerd store has no image/).
+        [ -n "$cfg" ] && [ -n "$repo" ] && [ -n "$ts" ] || break
         i=$((i+1))
         { cat "$cfg"; printf '\0\377'; cat "$repo"; printf '\0\377'; gzip -dc "$ts"; printf '\0\377'; cat "$cv"; } \
             > "corpus/store_open/$n-$i"
