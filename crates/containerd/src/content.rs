@@ -85,17 +85,12 @@ struct Tee<R> {
     inner: R,
     sha: Sha256,
     n: u64,
-    head: Vec<u8>,
 }
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.sha.update(&buf[..n]);
-        if self.head.len() < 4 {
-            let want = (4 - self.head.len()).min(n);
-            self.head.extend_from_slice(&buf[..want]);
-        }
         self.n += n as u64;
         Ok(n)
     }
@@ -118,7 +113,6 @@ pub fn check_blob(
         inner: f,
         sha: Sha256::new(),
         n: 0,
-        head: Vec::new(),
     };
     let stream_err = |path: &Path, offset: u64, e: io::Error| ContentError::Stream {
         path: path.to_path_buf(),
