@@ -72,6 +72,7 @@ pub(crate) fn load(
         damage: Vec::new(),
         thin_pool,
         containers_read: std::sync::OnceLock::new(),
+        parsed: Default::default(),
         engine_version: None,
     };
 

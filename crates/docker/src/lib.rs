@@ -438,6 +438,8 @@ pub struct Store {
     /// ([`salvor_model::ContainerStore::container_logs`] …), so asking about each of many
     /// containers does not re-read all of them each time.
     pub(crate) containers_read: std::sync::OnceLock<Vec<Container>>,
+    /// Tar-splits parsed once and kept for the rebuild and the audit.
+    pub(crate) parsed: rebuild::ParsedTarSplits,
     /// The engine version that wrote the data-root, as far as known: from the data-root's
     /// layout when opened ([`version::from_data_root`]); callers that know better (the
     /// host's package database, `--engine-version`) set it ([`Store::set_engine_version`]).

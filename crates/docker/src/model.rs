@@ -286,10 +286,10 @@ impl ContainerStore for Store {
                 reason: reason.clone(),
             },
             TarSplitRef::EmptyLayer => RecordedHeaders::Empty,
-            TarSplitRef::Gz { path } => match self.source.open(path) {
-                Ok(f) => RecordedHeaders::Stream {
+            TarSplitRef::Gz { path } => match self.tar_split_entries(l, path) {
+                Ok(entries) => RecordedHeaders::Stream {
                     path: path.clone(),
-                    headers: Box::new(salvor_tarsplit::headers(salvor_tarsplit::open_gz(f))),
+                    headers: Box::new(salvor_tarsplit::headers(entries)),
                 },
                 Err(e) => RecordedHeaders::Unavailable {
                     reason: salvor_model::error_chain(&e),

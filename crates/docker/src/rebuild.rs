@@ -191,6 +191,118 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Bytes handed to [`LayerHasher`]'s hashing thread at a time.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// Layers at least this large (recorded size) are hashed on a helper thread.
+const HASH_OFF_THREAD_FROM: u64 = 4 << 20;
+
+/// Hashes and counts what passes through it into `inner`, like [`HashingWriter`], but for
+/// a large layer the SHA-256 runs on a helper thread, fed 1 MiB copies: the thread reading
+/// the layer's files and the one hashing them then run side by side (the archive's own
+/// digest is a third). Small layers are hashed inline: a thread would cost more.
+struct LayerHasher<W: Write> {
+    inner: W,
+    bytes: u64,
+    how: HashOn,
+}
+
+enum HashOn {
+    Inline(Sha256),
+    Thread {
+        chunk: Vec<u8>,
+        tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+        recycle: std::sync::mpsc::Receiver<Vec<u8>>,
+        worker: std::thread::JoinHandle<[u8; 32]>,
+    },
+}
+
+impl<W: Write> LayerHasher<W> {
+    fn new(inner: W, off_thread: bool) -> Self {
+        let how = off_thread
+            .then(|| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+                let (back, recycle) = std::sync::mpsc::sync_channel::<Vec<u8>>(6);
+                std::thread::Builder::new()
+                    .name("layer-sha256".into())
+                    .spawn(move || {
+                        let mut sha = Sha256::new();
+                        for mut c in rx {
+                            sha.update(&c);
+                            c.clear();
+                            let _ = back.try_send(c);
+                        }
+                        sha.finalize().into()
+                    })
+                    .ok()
+                    .map(|worker| HashOn::Thread {
+                        chunk: Vec::with_capacity(HASH_CHUNK),
+                        tx,
+                        recycle,
+                        worker,
+                    })
+            })
+            .flatten()
+            .unwrap_or_else(|| HashOn::Inline(Sha256::new()));
+        LayerHasher {
+            inner,
+            bytes: 0,
+            how,
+        }
+    }
+
+    /// The `sha256:<hex>` digest and length of what was written.
+    fn finish(self) -> io::Result<(String, u64)> {
+        let digest: [u8; 32] = match self.how {
+            HashOn::Inline(sha) => sha.finalize().into(),
+            HashOn::Thread {
+                chunk, tx, worker, ..
+            } => {
+                if !chunk.is_empty() {
+                    tx.send(chunk)
+                        .map_err(|_| io::Error::other("the layer hashing thread stopped"))?;
+                }
+                drop(tx);
+                worker
+                    .join()
+                    .map_err(|_| io::Error::other("the layer hashing thread failed"))?
+            }
+        };
+        Ok((format!("sha256:{}", hex::encode(digest)), self.bytes))
+    }
+}
+
+impl<W: Write> Write for LayerHasher<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        match &mut self.how {
+            HashOn::Inline(sha) => sha.update(&buf[..n]),
+            HashOn::Thread {
+                chunk, tx, recycle, ..
+            } => {
+                let mut rest = &buf[..n];
+                while !rest.is_empty() {
+                    let k = (HASH_CHUNK - chunk.len()).min(rest.len());
+                    chunk.extend_from_slice(&rest[..k]);
+                    rest = &rest[k..];
+                    if chunk.len() == HASH_CHUNK {
+                        let next = recycle
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(HASH_CHUNK));
+                        tx.send(std::mem::replace(chunk, next))
+                            .map_err(|_| io::Error::other("the layer hashing thread stopped"))?;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn open_tar_split(
     store: &Store,
     path: &Path,
@@ -199,6 +311,65 @@ fn open_tar_split(
 > {
     let f = store.source.open(path)?;
     Ok(salvor_tarsplit::open_gz(f))
+}
+
+/// A layer's tar-split entries, from whichever place has them.
+pub(crate) type EntryStream = Box<
+    dyn Iterator<Item = std::result::Result<salvor_tarsplit::Entry, salvor_tarsplit::TarSplitError>>
+        + Send,
+>;
+
+/// Largest tar-split kept parsed for one layer, and for all layers of a store together:
+/// a tar-split of 100,000 files takes about 60 MiB; beyond these the stream is parsed again.
+const KEEP_PER_LAYER: usize = 32 << 20;
+const KEEP_TOTAL: usize = 128 << 20;
+
+/// Tar-splits parsed once and kept ([`Store::layer_tar_size`] parses one to know the
+/// archive header's size; the rebuild and the tamper audit then read the kept entries
+/// instead of inflating and decoding the JSON again). Bounded: [`KEEP_PER_LAYER`],
+/// [`KEEP_TOTAL`].
+#[derive(Debug, Default)]
+pub(crate) struct ParsedTarSplits {
+    kept: std::sync::Mutex<Kept>,
+}
+
+/// Bytes kept in all, and per chain id the layer's tar size and its entries.
+type Kept = (
+    usize,
+    std::collections::BTreeMap<String, (u64, salvor_tarsplit::Entries)>,
+);
+
+impl ParsedTarSplits {
+    fn get(&self, chain_id: &str) -> Option<(u64, salvor_tarsplit::Entries)> {
+        self.kept.lock().ok()?.1.get(chain_id).cloned()
+    }
+
+    fn room(&self) -> usize {
+        self.kept
+            .lock()
+            .map(|k| KEEP_TOTAL.saturating_sub(k.0).min(KEEP_PER_LAYER))
+            .unwrap_or(0)
+    }
+
+    fn insert(&self, chain_id: &str, size: u64, entries: salvor_tarsplit::Entries) {
+        if let Ok(mut k) = self.kept.lock() {
+            if k.0 + entries.bytes() <= KEEP_TOTAL && !k.1.contains_key(chain_id) {
+                k.0 += entries.bytes();
+                k.1.insert(chain_id.to_string(), (size, entries));
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The layer's tar-split entries (at `path`): the kept ones when
+    /// [`Store::layer_tar_size`] parsed and kept them, else streamed from the file.
+    pub(crate) fn tar_split_entries(&self, layer: &Layer, path: &Path) -> Result<EntryStream> {
+        if let Some((_, kept)) = self.parsed.get(&layer.chain_id) {
+            return Ok(Box::new(kept.iter()));
+        }
+        Ok(Box::new(open_tar_split(self, path)?))
+    }
 }
 
 impl Store {
@@ -223,8 +394,16 @@ impl Store {
                 Err(StoreError::invalid(&layer.meta_dir, reason.clone()))
             }
             TarSplitRef::Gz { path } => {
-                salvor_tarsplit::assembled_size(open_tar_split(self, path)?)
-                    .map_err(|e| StoreError::invalid(path, salvor_model::error_chain(&e)))
+                if let Some((size, _)) = self.parsed.get(&layer.chain_id) {
+                    return Ok(size);
+                }
+                let parsed =
+                    salvor_tarsplit::parse(open_tar_split(self, path)?, self.parsed.room())
+                        .map_err(|e| StoreError::invalid(path, salvor_model::error_chain(&e)))?;
+                if let Some(kept) = parsed.kept {
+                    self.parsed.insert(&layer.chain_id, parsed.size, kept);
+                }
+                Ok(parsed.size)
             }
         }
     }
@@ -243,7 +422,8 @@ impl Store {
             findings: Vec::new(),
             error: None,
         };
-        let mut hw = HashingWriter::new(out);
+        let off_thread = layer.size.is_some_and(|s| s >= HASH_OFF_THREAD_FROM);
+        let mut hw = LayerHasher::new(out, off_thread);
         match &layer.tar_split {
             TarSplitRef::Missing { reason } => {
                 report.error = Some(reason.clone());
@@ -253,7 +433,7 @@ impl Store {
                 hw.write_all(&[0u8; 1024])?;
             }
             TarSplitRef::Gz { path } => {
-                let entries = match open_tar_split(self, path) {
+                let entries = match self.tar_split_entries(layer, path) {
                     Ok(e) => e,
                     Err(e) => {
                         report.error = Some(salvor_model::error_chain(&e));
@@ -297,7 +477,7 @@ impl Store {
                             path.display(),
                             salvor_model::error_chain(&e)
                         ));
-                        let (actual, bytes, _) = hw.finish();
+                        let (actual, bytes) = hw.finish()?;
                         report.actual = Some(actual);
                         report.bytes = bytes;
                         return Ok(report);
@@ -305,7 +485,7 @@ impl Store {
                 }
             }
         }
-        let (actual, bytes, _) = hw.finish();
+        let (actual, bytes) = hw.finish()?;
         report.bytes = bytes;
         let ok = Some(&actual) == layer.diff_id.as_ref();
         report.actual = Some(actual);
@@ -406,7 +586,7 @@ impl Store {
         };
         match &layer.tar_split {
             TarSplitRef::Gz { path } => {
-                let entries = open_tar_split(self, path)?;
+                let entries = self.tar_split_entries(layer, path)?;
                 salvor_whiteout::write_as_found(
                     &mut salvor_tarsplit::headers(entries),
                     &dir,

@@ -7,7 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use crate::crc64::Crc64Hasher;
 use crate::error::{EntryAt, TarSplitError};
 use crate::header::{self, block_padding, is_header_only, Parsed, Sparse};
-use crate::unpack::{Entry, Unpacker};
+use crate::unpack::Entry;
 
 /// An open regular file: what a [`FileGetter`] hands out.
 pub trait FileReader: Read + Seek + Send {}
@@ -179,7 +179,7 @@ impl Limits {
 
 /// What to emit for one file entry.
 #[derive(Debug)]
-enum Plan {
+pub(crate) enum Plan {
     Skip,
     Regular,
     Sparse { map: Vec<(i64, i64)>, phys: u64 },
@@ -187,7 +187,7 @@ enum Plan {
 }
 
 impl Plan {
-    fn emitted(&self, size: u64) -> u64 {
+    pub(crate) fn emitted(&self, size: u64) -> u64 {
         match self {
             Plan::Skip => 0,
             Plan::Regular => size,
@@ -198,15 +198,15 @@ impl Plan {
 
 /// Keeps the raw segment bytes since the last file entry and derives the plan.
 #[derive(Default)]
-struct Planner {
+pub(crate) struct Planner {
     pending: Vec<u8>,
     pending_start: u64,
     overflow: bool,
     scratch: Vec<u8>,
 }
 
-struct Decision {
-    plan: Plan,
+pub(crate) struct Decision {
+    pub(crate) plan: Plan,
     recovered: Option<Vec<u8>>,
 }
 
@@ -232,7 +232,7 @@ fn go_lossy(b: &[u8]) -> String {
 }
 
 impl Planner {
-    fn segment(&mut self, payload: Vec<u8>, offset: u64) {
+    pub(crate) fn segment(&mut self, payload: Vec<u8>, offset: u64) {
         if payload.is_empty() {
             return;
         }
@@ -260,7 +260,7 @@ impl Planner {
         header::read_next(&mut cur, &mut self.scratch, skip).ok()
     }
 
-    fn file(
+    pub(crate) fn file(
         &mut self,
         name: &[u8],
         name_from_raw: bool,
@@ -413,9 +413,9 @@ impl<'a> Assembler<'a> {
     }
 
     /// Assembles the stream; see [`assemble`].
-    pub fn assemble<R: Read>(
+    pub fn assemble(
         &mut self,
-        entries: Unpacker<R>,
+        entries: impl IntoIterator<Item = Result<Entry, TarSplitError>>,
         out: &mut dyn Write,
     ) -> Result<AssemblyReport, TarSplitError> {
         if self.buf.len() != COPY_BUF {
@@ -851,8 +851,8 @@ impl<'a> Assembler<'a> {
 /// (a missing file is written as zeros of the expected size so the stream keeps its shape; a short file is
 /// zero-padded; a long file is truncated to `size`), recording a [`Finding`] for each.
 /// Returns `Err` only when the tar-split itself is unreadable (bad gzip/JSON, absurd sizes) or `out` fails.
-pub fn assemble<R: Read>(
-    entries: Unpacker<R>,
+pub fn assemble(
+    entries: impl IntoIterator<Item = Result<Entry, TarSplitError>>,
     getter: &dyn FileGetter,
     out: &mut dyn Write,
 ) -> Result<AssemblyReport, TarSplitError> {
@@ -861,7 +861,9 @@ pub fn assemble<R: Read>(
 
 /// Size of the assembled stream computable from the entries alone (segments + emitted file data,
 /// honouring the header-only and sparse rules), e.g. to write a tar header for the layer first.
-pub fn assembled_size<R: Read>(entries: Unpacker<R>) -> Result<u64, TarSplitError> {
+pub fn assembled_size(
+    entries: impl IntoIterator<Item = Result<Entry, TarSplitError>>,
+) -> Result<u64, TarSplitError> {
     let mut planner = Planner::default();
     let mut total = 0u64;
     for entry in entries {

@@ -13,14 +13,12 @@
 //! ([`FileHeader::header`] is `Err`), never fatal; only an unreadable tar-split ends the
 //! iteration with an error.
 
-use std::io::Read;
-
 use crate::error::TarSplitError;
 use crate::header::{
     self, block_padding, is_header_only, parse_numeric, parse_pax, parse_string, Records, Sparse,
     BLOCK,
 };
-use crate::unpack::{Entry, Unpacker};
+use crate::unpack::Entry;
 
 /// Raw bytes kept between two file entries (as in the assembler).
 const MAX_PENDING: usize = 8 << 20;
@@ -134,8 +132,8 @@ impl FileHeader {
 }
 
 /// Streams [`FileHeader`]s out of tar-split entries; see the module documentation.
-pub struct HeaderIter<R: Read> {
-    entries: Unpacker<R>,
+pub struct HeaderIter<I> {
+    entries: I,
     pending: Vec<u8>,
     pending_start: u64,
     overflow: bool,
@@ -144,7 +142,7 @@ pub struct HeaderIter<R: Read> {
     scratch: Vec<u8>,
 }
 
-impl<R: Read> std::fmt::Debug for HeaderIter<R> {
+impl<I> std::fmt::Debug for HeaderIter<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HeaderIter")
             .field("offset", &self.offset)
@@ -152,8 +150,9 @@ impl<R: Read> std::fmt::Debug for HeaderIter<R> {
     }
 }
 
-/// Streams the headers of the tar-split entries of `entries`.
-pub fn headers<R: Read>(entries: Unpacker<R>) -> HeaderIter<R> {
+/// Streams the headers of the tar-split entries of `entries`: an [`Unpacker`](crate::Unpacker), or entries
+/// parsed once and kept ([`crate::Entries`]).
+pub fn headers<I: Iterator<Item = Result<Entry, TarSplitError>>>(entries: I) -> HeaderIter<I> {
     HeaderIter {
         entries,
         pending: Vec::new(),
@@ -164,7 +163,7 @@ pub fn headers<R: Read>(entries: Unpacker<R>) -> HeaderIter<R> {
     }
 }
 
-impl<R: Read> HeaderIter<R> {
+impl<I> HeaderIter<I> {
     /// After the last entry: the raw bytes that followed the last member's data, without
     /// its padding (the end-of-archive blocks and any record padding), when they are all
     /// zeros and at least two blocks long; else `None`.
@@ -320,7 +319,7 @@ fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
     }
 }
 
-impl<R: Read> Iterator for HeaderIter<R> {
+impl<I: Iterator<Item = Result<Entry, TarSplitError>>> Iterator for HeaderIter<I> {
     type Item = Result<FileHeader, TarSplitError>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -88,6 +88,7 @@ mod disassemble;
 mod error;
 mod header;
 mod headers;
+mod kept;
 mod unpack;
 
 pub use assemble::{
@@ -98,6 +99,7 @@ pub use crc64::{crc64_go_iso, Crc64Hasher};
 pub use disassemble::{disassemble, Disassembler, DisassemblyReport, FileChunk, FilePutter};
 pub use error::{EntryAt, TarSplitError};
 pub use headers::{headers, FileHeader, HeaderError, HeaderIter, TarHeader};
+pub use kept::{parse, Entries, Parsed};
 pub use unpack::{open_gz, Entry, Unpacker, MAX_FILE_SIZE, MAX_NAME_LEN, MAX_SEGMENT_PAYLOAD};
 
 /// A tar member name as a path relative to the layer root: Go's `path.Clean("/" + name)`

@@ -560,8 +560,8 @@ impl Writer<'_, '_, '_> {
 /// snapshot); for a snapshot, `parent` is the parent layer's snapshot (what the layer's
 /// unrecorded changes are measured against; `None` for a base layer: everything unrecorded
 /// is planted). `names` gives the user and group names of planted entries.
-pub fn write_as_found<R: Read>(
-    recorded: &mut HeaderIter<R>,
+pub fn write_as_found<I: Iterator<Item = Result<salvor_tarsplit::Entry, TarSplitError>>>(
+    recorded: &mut HeaderIter<I>,
     layer: &LayerDir,
     parent: Option<&LayerDir>,
     names: &TarNames,

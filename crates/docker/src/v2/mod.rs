@@ -80,6 +80,7 @@ pub(crate) fn load(
         damage: Vec::new(),
         thin_pool,
         containers_read: std::sync::OnceLock::new(),
+        parsed: Default::default(),
         engine_version: None,
     };
     let image_root = root.join("image").join(&driver_name);
