@@ -36,10 +36,12 @@
 
 mod content;
 pub mod decode;
+pub mod locate;
 mod meta;
 mod snapshots;
 
 pub use content::{blob_path, check_blob, BlobCheck, Compression, ContentError};
+pub use locate::{explicit_root, locate, LocateError, Located};
 pub use meta::{
     BlobRecord, ContainerRecord, ImageRecord, Labels, LeaseRecord, MetaDb, MetaError, Namespace,
     Problem, SnapshotRecord, Target,
