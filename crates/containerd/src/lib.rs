@@ -39,11 +39,16 @@ pub mod decode;
 pub mod locate;
 mod meta;
 mod snapshots;
+pub mod store;
 
-pub use content::{blob_path, check_blob, BlobCheck, Compression, ContentError};
+pub use content::{
+    blob_headers, blob_path, check_blob, copy_layer, BlobCheck, Compression, ContentError,
+    LayerCopy,
+};
 pub use locate::{explicit_root, locate, LocateError, Located};
 pub use meta::{
     BlobRecord, ContainerRecord, ImageRecord, Labels, LeaseRecord, MetaDb, MetaError, Namespace,
     Problem, SnapshotRecord, Target,
 };
 pub use snapshots::{BackendSnapshot, Kind, SnapshotterDb};
+pub use store::{open_all, open_root, ContainerdStore, OpenedRoot, StoreOptions};
