@@ -12,8 +12,10 @@
 //! * **Files**: a layer's (or a container's read-write) snapshot directory, the overlayfs
 //!   snapshotter's `snapshots/<id>/fs` over its parents' (kernel whiteouts), or the native
 //!   snapshotter's full copy.
-//! * **Containers**: meta.db's container records. Docker's own records of the `moby`
-//!   namespace (`<data-root>/containers/*/config.v2.json`) are not read yet.
+//! * **Containers**: meta.db's container records; for Docker's namespace (`moby` under a
+//!   data-root) Docker's own, `<data-root>/containers/<id>/config.v2.json` (id, name,
+//!   image, created, state, its `-json.log` files), the read-write snapshot keyed by the id.
+//!   Docker's logs, volumes and the rest of `docker inspect` are not read here.
 //!
 //! Every record that does not read is a [`Problem`] naming the file; the rest is still read.
 
@@ -252,7 +254,20 @@ pub struct ContainerdStore {
     snaps: BTreeMap<String, Snap>,
     ns: Namespace,
     problems: Vec<Problem>,
+    /// Docker's containers (namespace `moby` under a data-root), read on first use.
+    docker_containers: std::sync::OnceLock<(Vec<DockerContainer>, Vec<Problem>)>,
 }
+
+/// What salvor reads of a Docker container's `config.v2.json`.
+#[derive(Debug, Clone)]
+struct DockerContainer {
+    record: ContainerRecord,
+    /// `Config.Image`: the image as the user named it.
+    image_name: Option<String>,
+}
+
+/// A `config.v2.json` read at most this large.
+const MAX_CONTAINER_CONFIG: u64 = 4 << 20;
 
 impl std::fmt::Debug for ContainerdStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -421,6 +436,7 @@ impl ContainerdStore {
             snaps: BTreeMap::new(),
             ns: Namespace::default(),
             problems,
+            docker_containers: std::sync::OnceLock::new(),
         };
         let mut problems = std::mem::take(&mut store.problems);
         store.read_snapshots(&ns, &mut problems);
@@ -812,6 +828,18 @@ impl ContainerdStore {
             .filter(|c| !id.is_empty() && c.id.starts_with(id))
             .filter_map(|c| c.snapshot_key.clone())
             .collect();
+        // Docker: a container's name, or a prefix of its id, names its snapshot.
+        for c in &self.docker_containers().0 {
+            let r = &c.record;
+            let named = r.name == id.trim_start_matches('/');
+            if (named || (!id.is_empty() && r.id.starts_with(id))) && self.snaps.contains_key(&r.id)
+            {
+                if named {
+                    return Ok(r.id.clone());
+                }
+                keys.insert(r.id.clone());
+            }
+        }
         keys.extend(
             self.snaps
                 .iter()
@@ -860,6 +888,135 @@ impl ContainerdStore {
                 "its blob {d} is not in the content store (discarded after unpacking, or removed)"
             ),
             (true, None) => "no manifest names a blob for it".to_string(),
+        })
+    }
+}
+
+/// Docker's `State.StateString()` from `config.v2.json`'s `State`.
+fn docker_status(state: &serde_json::Value) -> String {
+    let b = |k: &str| state.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    let never_started = state
+        .get("StartedAt")
+        .and_then(|v| v.as_str())
+        .is_none_or(|t| t.is_empty() || t.starts_with("0001-01-01"));
+    if b("Running") {
+        if b("Paused") {
+            "paused"
+        } else if b("Restarting") {
+            "restarting"
+        } else {
+            "running"
+        }
+    } else if b("RemovalInProgress") {
+        "removing"
+    } else if b("Dead") {
+        "dead"
+    } else if never_started {
+        "created"
+    } else {
+        "exited"
+    }
+    .to_string()
+}
+
+impl ContainerdStore {
+    /// Docker's data-root when this is Docker's namespace.
+    fn docker_data_root(&self) -> Option<&std::path::Path> {
+        (self.engine == EngineKind::DockerContainerd)
+            .then_some(self.located.docker_data_root.as_deref())
+            .flatten()
+    }
+
+    /// Docker's containers, from `<data-root>/containers/*/config.v2.json`.
+    fn docker_containers(&self) -> &(Vec<DockerContainer>, Vec<Problem>) {
+        self.docker_containers.get_or_init(|| {
+            let mut out = Vec::new();
+            let mut problems = Vec::new();
+            let Some(dr) = self.docker_data_root() else {
+                return (out, problems);
+            };
+            let dir = dr.join("containers");
+            let entries = match self.source.read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.is_not_found() => return (out, problems),
+                Err(e) => {
+                    problems.push(problem(&dir, salvor_source::error_chain(&e)));
+                    return (out, problems);
+                }
+            };
+            for e in entries.into_iter().filter(|e| e.kind == FileKind::Dir) {
+                let cdir = dir.join(&e.name);
+                let p = cdir.join("config.v2.json");
+                let v: serde_json::Value = match self
+                    .source
+                    .read_limited(&p, MAX_CONTAINER_CONFIG)
+                    .map_err(|e| salvor_source::error_chain(&e))
+                    .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("not JSON: {e}")))
+                {
+                    Ok(v) => v,
+                    Err(what) => {
+                        problems.push(problem(&p, what));
+                        continue;
+                    }
+                };
+                let text = |v: &serde_json::Value, k: &str| {
+                    v.get(k).and_then(|x| x.as_str()).map(str::to_string)
+                };
+                let Some(id) = text(&v, "ID").filter(|i| !i.is_empty()) else {
+                    problems.push(problem(&p, "no ID"));
+                    continue;
+                };
+                if id.as_str() != e.name.to_string_lossy() {
+                    problems.push(problem(&p, format!("ID {id} is not its directory's name")));
+                }
+                let state = v.get("State").cloned().unwrap_or_default();
+                let int = |k: &str| state.get(k).and_then(|x| x.as_i64());
+                let mut logs = Vec::new();
+                let log = cdir.join(format!("{id}-json.log"));
+                if self.source.exists(&log) {
+                    logs.push(log.clone());
+                }
+                for n in 1..=64 {
+                    let r = cdir.join(format!("{id}-json.log.{n}"));
+                    let gz = cdir.join(format!("{id}-json.log.{n}.gz"));
+                    if self.source.exists(&r) {
+                        logs.push(r);
+                    } else if self.source.exists(&gz) {
+                        logs.push(gz);
+                    } else {
+                        break;
+                    }
+                }
+                let record = ContainerRecord {
+                    name: text(&v, "Name")
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    image: text(&v, "Image").unwrap_or_default(),
+                    created: text(&v, "Created"),
+                    state: ContainerStatus {
+                        status: docker_status(&state),
+                        running: state
+                            .get("Running")
+                            .and_then(|x| x.as_bool())
+                            .unwrap_or(false),
+                        exit_code: int("ExitCode"),
+                        pid: int("Pid").filter(|&p| p != 0),
+                        started_at: text(&state, "StartedAt"),
+                        finished_at: text(&state, "FinishedAt"),
+                    },
+                    rw_layer: self.snaps.contains_key(&id).then(|| id.clone()),
+                    config_path: Some(p),
+                    log_paths: logs,
+                    id,
+                };
+                out.push(DockerContainer {
+                    image_name: v.get("Config").and_then(|c| text(c, "Image")),
+                    record,
+                });
+            }
+            out.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+            (out, problems)
         })
     }
 }
@@ -928,6 +1085,14 @@ impl ContainerStore for ContainerdStore {
     }
 
     fn containers(&self) -> Result<Vec<ContainerRecord>, ModelError> {
+        if self.docker_data_root().is_some() {
+            return Ok(self
+                .docker_containers()
+                .0
+                .iter()
+                .map(|c| c.record.clone())
+                .collect());
+        }
         let meta_path = self.located.root.join(META_DB);
         Ok(self
             .ns
@@ -1095,7 +1260,21 @@ impl ContainerStore for ContainerdStore {
         Ok(self.snaps.contains_key(&init).then(|| self.view_of(&init)))
     }
 
+    fn container_problems(&self) -> Vec<Problem> {
+        let mut p = self.docker_containers().1.clone();
+        p.sort();
+        p
+    }
+
     fn container_image_name(&self, container_id: &str) -> Option<String> {
+        if let Some(c) = self
+            .docker_containers()
+            .0
+            .iter()
+            .find(|c| c.record.id == container_id)
+        {
+            return c.image_name.clone();
+        }
         self.ns
             .containers
             .iter()

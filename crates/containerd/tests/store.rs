@@ -404,3 +404,66 @@ fn a_changed_config_is_a_problem_naming_it() {
         "{p:?}"
     );
 }
+
+#[test]
+fn dockers_containers_are_what_docker_inspected() {
+    let s = open(&fixture().join("data-root.tar.zst"));
+    let cs = s.containers().expect("containers");
+    assert!(
+        s.container_problems().is_empty(),
+        "{:?}",
+        s.container_problems()
+    );
+    let ps: Vec<serde_json::Value> = std::fs::read_to_string(expected("ps-a.jsonl"))
+        .expect("ps")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(cs.len(), ps.len());
+    for p in &ps {
+        let id = p["ID"].as_str().expect("id");
+        let c = cs.iter().find(|c| c.id == id).expect("listed");
+        assert_eq!(c.name, p["Names"].as_str().expect("name"));
+        assert_eq!(
+            c.state.status,
+            p["State"].as_str().expect("state"),
+            "{}",
+            c.name
+        );
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(expected(&format!("container-inspect/{}.json", c.name)))
+                .expect("inspect"),
+        )
+        .expect("json");
+        let v = if v.is_array() { v[0].clone() } else { v };
+        assert_eq!(c.image, v["Image"].as_str().expect("image"));
+        assert_eq!(c.created.as_deref(), v["Created"].as_str());
+        assert_eq!(c.state.exit_code, v["State"]["ExitCode"].as_i64());
+        assert_eq!(
+            c.state.started_at.as_deref(),
+            v["State"]["StartedAt"].as_str()
+        );
+        assert_eq!(
+            s.container_image_name(id).as_deref(),
+            v["Config"]["Image"].as_str()
+        );
+        assert_eq!(c.rw_layer.as_deref(), Some(id));
+        // Docker names a log only once the container started; the file is there anyway.
+        let log = v["LogPath"].as_str().expect("log path");
+        let want = format!("{id}-json.log");
+        if !log.is_empty() {
+            assert!(log.ends_with(&want), "{log}");
+        }
+        assert_eq!(
+            c.log_paths.first().and_then(|p| p.file_name()),
+            Some(std::ffi::OsStr::new(&want)),
+            "{}",
+            c.name
+        );
+        // By name, as docker would.
+        assert_eq!(
+            s.rw_layer_view(&c.name).expect("by name").files,
+            s.rw_layer_view(id).expect("by id").files
+        );
+    }
+}
