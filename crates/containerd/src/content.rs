@@ -485,3 +485,142 @@ pub fn blob_headers(
         },
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A small tar, and a content store holding it plain, gzipped, zstd'd and as garbage.
+    fn store() -> (
+        tempfile::TempDir,
+        salvor_source::DirSource,
+        Vec<u8>,
+        [String; 4],
+    ) {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, body) in [
+            ("a/x", &b"hello"[..]),
+            ("a/y", &b""[..]),
+            ("b", &[7u8; 3000][..]),
+        ] {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, body).expect("append");
+        }
+        let tar = b.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).expect("gz");
+        let gz = gz.finish().expect("gz");
+        let zst = zstd::encode_all(tar.as_slice(), 3).expect("zstd");
+        let mut bad = gz.clone();
+        let n = bad.len();
+        bad[n / 2] ^= 0xff;
+        let d = tempfile::tempdir().expect("tempdir");
+        let blobs = d.path().join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).expect("mkdir");
+        let mut names = Vec::new();
+        for b in [&tar, &gz, &zst, &bad] {
+            let hex = hex::encode(Sha256::digest(b));
+            std::fs::write(blobs.join(&hex), b).expect("write");
+            names.push(format!("sha256:{hex}"));
+        }
+        let src = salvor_source::DirSource::new(d.path()).expect("source");
+        let names: [String; 4] = names.try_into().expect("four");
+        (d, src, tar, names)
+    }
+
+    #[test]
+    fn layers_copy_out_as_their_tar_whatever_the_compression() {
+        let (_d, src, tar, [plain, gz, zst, _]) = store();
+        let want = format!("sha256:{}", hex::encode(Sha256::digest(&tar)));
+        for (digest, c) in [
+            (&plain, Compression::None),
+            (&gz, Compression::Gzip),
+            (&zst, Compression::Zstd),
+        ] {
+            let mut out = Vec::new();
+            let r = copy_layer(&src, Path::new(""), digest, &mut out, 1 << 20).expect("copy");
+            assert_eq!(out, tar);
+            assert_eq!((&r.digest, r.compression), (digest, c));
+            assert_eq!(
+                (r.diff_id.as_str(), r.tar_size),
+                (want.as_str(), tar.len() as u64)
+            );
+            assert_eq!(r.files, Some(3));
+            let names: Vec<Vec<u8>> = blob_headers(
+                std::sync::Arc::new(salvor_source::DirSource::new(_d.path()).expect("src")),
+                Path::new(""),
+                digest,
+                1 << 20,
+            )
+            .expect("headers")
+            .map(|h| h.expect("header").name().to_vec())
+            .collect();
+            assert_eq!(names, [&b"a/x"[..], b"a/y", b"b"]);
+        }
+    }
+
+    #[test]
+    fn limits_bad_streams_and_failing_writers_are_told_apart() {
+        let (d, src, _, [plain, gz, _, bad]) = store();
+        let root = Path::new("");
+        assert!(matches!(
+            copy_layer(&src, root, &gz, &mut io::sink(), 100),
+            Err(ContentError::TooLarge { limit: 100, .. })
+        ));
+        let e = copy_layer(&src, root, &bad, &mut io::sink(), 1 << 20).expect_err("corrupt");
+        assert!(matches!(e, ContentError::Stream { .. }), "{e}");
+        assert!(e.to_string().contains(&bad[7..]), "{e}");
+        struct Full;
+        impl io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        match copy_layer(&src, root, &plain, &mut Full, 1 << 20) {
+            Err(ContentError::Output(e)) => assert_eq!(e.to_string(), "disk full"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            copy_layer(&src, root, "sha256:00", &mut io::sink(), 1),
+            Err(ContentError::BadDigest(_))
+        ));
+        // Not a tar: hashed all the same, no member count.
+        let blob = b"not a tar at all";
+        let hex = hex::encode(Sha256::digest(blob));
+        std::fs::write(d.path().join("blobs/sha256").join(&hex), blob).expect("write");
+        let r = copy_layer(
+            &src,
+            root,
+            &format!("sha256:{hex}"),
+            &mut io::sink(),
+            1 << 20,
+        )
+        .expect("copy");
+        assert_eq!((r.files, r.tar_size), (None, blob.len() as u64));
+        assert_eq!(r.diff_id, format!("sha256:{hex}"));
+        // Headers of a corrupt blob end in an error item, not a panic.
+        let items: Vec<_> = blob_headers(
+            std::sync::Arc::new(salvor_source::DirSource::new(d.path()).expect("src")),
+            root,
+            &bad,
+            1 << 20,
+        )
+        .expect("opens")
+        .collect();
+        assert!(items.iter().any(|h| h.is_err()), "{items:?}");
+        assert!(blob_headers(
+            std::sync::Arc::new(salvor_source::DirSource::new(d.path()).expect("src")),
+            root,
+            &format!("sha256:{}", "0".repeat(64)),
+            1
+        )
+        .is_err());
+    }
+}
