@@ -123,13 +123,7 @@ pub fn check_blob(
     };
     let mut uncompressed = None;
     if decompress && compression != Compression::None {
-        let chained = io::Cursor::new(prefix).chain(&mut tee);
-        let mut out: Box<dyn Read> = match compression {
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(chained)),
-            _ => Box::new(
-                zstd::stream::read::Decoder::new(chained).map_err(|e| stream_err(&path, 0, e))?,
-            ),
-        };
+        let mut out = tar_reader(&path, compression, prefix, &mut tee)?;
         let mut sha = Sha256::new();
         let mut n: u64 = 0;
         let mut buf = vec![0u8; 1 << 16];

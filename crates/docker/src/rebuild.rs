@@ -756,3 +756,29 @@ impl<W: Write> Write for Bounded<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hashed inline or on the helper thread, in writes that straddle the 1 MiB chunks:
+    /// the same bytes reach `inner` and the digest is the SHA-256 of them.
+    #[test]
+    fn layer_hasher_inline_and_off_thread_agree_with_sha256() {
+        let data: Vec<u8> = (0..(HASH_CHUNK * 2 + 12_345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let want = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
+        for off_thread in [false, true] {
+            let mut out = Vec::new();
+            let mut h = LayerHasher::new(&mut out, off_thread);
+            for piece in data.chunks(300_007) {
+                h.write_all(piece).expect("write");
+            }
+            let (digest, n) = h.finish().expect("finish");
+            assert_eq!(digest, want, "off_thread {off_thread}");
+            assert_eq!(n, data.len() as u64);
+            assert_eq!(out, data);
+        }
+    }
+}

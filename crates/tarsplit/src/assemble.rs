@@ -864,28 +864,7 @@ pub fn assemble(
 pub fn assembled_size(
     entries: impl IntoIterator<Item = Result<Entry, TarSplitError>>,
 ) -> Result<u64, TarSplitError> {
-    let mut planner = Planner::default();
-    let mut total = 0u64;
-    for entry in entries {
-        match entry? {
-            Entry::Segment { payload, .. } => {
-                let start = total;
-                total += payload.len() as u64;
-                planner.segment(payload, start);
-            }
-            Entry::File {
-                name,
-                name_from_raw,
-                size,
-                crc,
-                ..
-            } => {
-                let d = planner.file(&name, name_from_raw, size, crc);
-                total += d.plan.emitted(size);
-            }
-        }
-    }
-    Ok(total)
+    crate::parse(entries, 0).map(|p| p.size)
 }
 
 #[cfg(test)]
