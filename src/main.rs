@@ -76,6 +76,19 @@ pub struct Cli {
     /// `export` and an offline commit write that engine's tar headers.
     #[arg(long, value_name = "VERSION", global = true)]
     pub engine_version: Option<String>,
+
+    /// A containerd root inside the evidence (`/var/lib/containerd`,
+    /// `/var/lib/docker/containerd/daemon`, k3s' `/var/lib/rancher/k3s/agent/containerd`),
+    /// when salvor should not look for one. Without it salvor reads every containerd root it
+    /// finds: Docker's own, /var/lib/containerd, the root of /etc/containerd/config.toml,
+    /// k3s, RKE2, microk8s.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub containerd_root: Option<PathBuf>,
+
+    /// The platform a multi-platform image (an OCI index, a manifest list) resolves to, as
+    /// `os/arch[/variant]`: `linux/arm64`, `linux/arm/v7`. Default: linux/amd64.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", global = true)]
+    pub platform: Option<String>,
     /// No progress bars or notes on stderr (evidence damage is still said).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,

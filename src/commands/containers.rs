@@ -65,7 +65,22 @@ pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Resu
         "NAMES",
     ]);
     let mut t = Table::new(&head);
-    for c in &list {
+    for cells in docker_container_rows(&list, no_trunc) {
+        let mut row = vec![engine.to_string()];
+        if with_ns {
+            row.push(printable(ident.namespace.as_deref().unwrap_or("")));
+        }
+        row.extend(cells);
+        t.row(row);
+    }
+    t.print(&mut std::io::stdout().lock())?;
+    Ok(0)
+}
+
+/// Docker containers as table cells: CONTAINER ID IMAGE COMMAND CREATED STATUS PORTS NAMES.
+pub fn docker_container_rows(list: &[Container], no_trunc: bool) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for c in list {
         let cmd = if no_trunc {
             c.command()
         } else {
@@ -76,11 +91,7 @@ pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Resu
         } else {
             c.image.clone()
         };
-        let mut row = vec![engine.to_string()];
-        if with_ns {
-            row.push(printable(ident.namespace.as_deref().unwrap_or("")));
-        }
-        row.extend([
+        rows.push(vec![
             if no_trunc {
                 c.id.clone()
             } else {
@@ -93,10 +104,8 @@ pub fn containers(store: &Store, json_out: bool, no_trunc: bool) -> anyhow::Resu
             ports(c),
             printable(&c.name),
         ]);
-        t.row(row);
     }
-    t.print(&mut std::io::stdout().lock())?;
-    Ok(0)
+    rows
 }
 
 /// `docker inspect CONTAINER`.
@@ -105,7 +114,7 @@ pub fn inspect_container(store: &Store, c: &Container) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn tail_arg(s: Option<&str>) -> anyhow::Result<Option<usize>> {
+pub(crate) fn tail_arg(s: Option<&str>) -> anyhow::Result<Option<usize>> {
     match s.map(str::trim) {
         None | Some("all") | Some("") => Ok(None),
         Some(n) => match n.parse::<i64>() {
@@ -116,7 +125,7 @@ fn tail_arg(s: Option<&str>) -> anyhow::Result<Option<usize>> {
     }
 }
 
-fn time_arg(name: &str, s: Option<&str>) -> anyhow::Result<Option<salvor_source::Timestamp>> {
+pub(crate) fn time_arg(name: &str, s: Option<&str>) -> anyhow::Result<Option<salvor_source::Timestamp>> {
     match s {
         None => Ok(None),
         Some(v) => logs::parse_time_arg(v).map(Some).with_context(|| {

@@ -94,9 +94,9 @@ pub fn info(store: &Store, json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn images(store: &Store, json: bool, no_trunc: bool, all: bool) -> anyhow::Result<u8> {
+/// Docker's graphdriver images for `images --json`, newest first.
+pub fn docker_image_json(store: &Store) -> Vec<serde_json::Value> {
     let imgs = salvor_core::images::newest_first(store);
-    // `docker images` without -a: no untagged image that is another image's parent.
     let parents: std::collections::BTreeSet<&str> =
         imgs.iter().filter_map(|i| i.parent.as_deref()).collect();
     let intermediate = |i: &salvor_docker::Image| {
@@ -104,40 +104,40 @@ pub fn images(store: &Store, json: bool, no_trunc: bool, all: bool) -> anyhow::R
     };
     let ident = salvor_model::ContainerStore::identity(store);
     let engine = ident.engine.as_str();
-    if json {
-        let v: Vec<_> = imgs
-            .iter()
-            .map(|i| {
-                json!({
-                    "engine": engine,
-                    "namespace": ident.namespace,
-                    "id": i.id,
-                    "tags": i.repo_tags,
-                    "digests": i.repo_digests,
-                    "diff_ids": i.diff_ids,
-                    "chain_ids": i.chain_ids,
-                    "parent": i.parent,
-                    "created": i.created,
-                    "size": i.size,
-                    "architecture": i.architecture,
-                    "os": i.os,
-                    "config_synthesised": i.synthesised,
-                    "config_error": i.config_error,
-                    "intermediate": intermediate(i),
-                })
+    imgs.iter()
+        .map(|i| {
+            json!({
+                "engine": engine,
+                "namespace": ident.namespace,
+                "id": i.id,
+                "tags": i.repo_tags,
+                "digests": i.repo_digests,
+                "diff_ids": i.diff_ids,
+                "chain_ids": i.chain_ids,
+                "parent": i.parent,
+                "created": i.created,
+                "size": i.size,
+                "architecture": i.architecture,
+                "os": i.os,
+                "config_synthesised": i.synthesised,
+                "config_error": i.config_error,
+                "intermediate": intermediate(i),
             })
-            .collect();
-        print_json(&v)?;
-        return Ok(0);
-    }
-    // NAMESPACE only where an engine has one (containerd's); Docker's graphdriver has none.
-    let with_ns = ident.namespace.is_some();
-    let mut head = vec!["ENGINE"];
-    if with_ns {
-        head.push("NAMESPACE");
-    }
-    head.extend(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
-    let mut t = Table::new(&head);
+        })
+        .collect()
+}
+
+/// Docker's graphdriver images as table cells, newest first: REPOSITORY TAG IMAGE ID
+/// CREATED SIZE (`docker images` without -a: no untagged image that is another image's
+/// parent).
+pub fn docker_image_rows(store: &Store, no_trunc: bool, all: bool) -> Vec<Vec<String>> {
+    let imgs = salvor_core::images::newest_first(store);
+    let parents: std::collections::BTreeSet<&str> =
+        imgs.iter().filter_map(|i| i.parent.as_deref()).collect();
+    let intermediate = |i: &salvor_docker::Image| {
+        i.repo_tags.is_empty() && i.repo_digests.is_empty() && parents.contains(i.id.as_str())
+    };
+    let mut rows = Vec::new();
     for img in imgs.iter().copied().filter(|i| all || !intermediate(i)) {
         let id = if no_trunc {
             img.id.clone()
@@ -145,11 +145,7 @@ pub fn images(store: &Store, json: bool, no_trunc: bool, all: bool) -> anyhow::R
             short_id(&img.id)
         };
         for (repo, tag) in salvor_core::images::repo_tag_rows(img) {
-            let mut row = vec![engine.to_string()];
-            if with_ns {
-                row.push(printable(ident.namespace.as_deref().unwrap_or("")));
-            }
-            row.extend([
+            rows.push(vec![
                 printable(&repo),
                 printable(&tag),
                 id.clone(),
@@ -160,8 +156,33 @@ pub fn images(store: &Store, json: bool, no_trunc: bool, all: bool) -> anyhow::R
                 },
                 human_size(img.size),
             ]);
-            t.row(row);
         }
+    }
+    rows
+}
+
+pub fn images(store: &Store, json: bool, no_trunc: bool, all: bool) -> anyhow::Result<u8> {
+    if json {
+        print_json(&docker_image_json(store))?;
+        return Ok(0);
+    }
+    let ident = salvor_model::ContainerStore::identity(store);
+    let engine = ident.engine.as_str();
+    // NAMESPACE only where an engine has one (containerd's); Docker's graphdriver has none.
+    let with_ns = ident.namespace.is_some();
+    let mut head = vec!["ENGINE"];
+    if with_ns {
+        head.push("NAMESPACE");
+    }
+    head.extend(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+    let mut t = Table::new(&head);
+    for cells in docker_image_rows(store, no_trunc, all) {
+        let mut row = vec![engine.to_string()];
+        if with_ns {
+            row.push(printable(ident.namespace.as_deref().unwrap_or("")));
+        }
+        row.extend(cells);
+        t.row(row);
     }
     t.print(&mut std::io::stdout().lock())?;
     Ok(0)

@@ -15,6 +15,7 @@ mod images;
 mod inspect;
 mod report;
 pub mod rootfs;
+mod stores;
 mod target;
 mod timeline;
 mod verify;
@@ -89,6 +90,8 @@ fn evidence_options(cli: &Cli) -> EvidenceOptions {
         spool_limit: cli.spool_limit,
         also_read,
         engine_version: cli.engine_version.clone(),
+        containerd_root: cli.containerd_root.clone(),
+        platform: cli.platform.clone(),
     }
 }
 
@@ -101,7 +104,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     // the evidence (`salvor … images >> evidence/x`).
     outputs.guard.check_stdout()?;
     let damaged = !host.damage().is_empty();
-    let code = run_command(cli, host.docker(), &outputs)?;
+    let code = match host.docker() {
+        // Docker's graphdriver store alone: every command as it always was.
+        Some(docker) if host.docker_only() => run_command(cli, docker, &outputs)?,
+        _ => stores::run(cli, &host, &outputs)?,
+    };
     // Damaged evidence wins over "clean" and "findings".
     Ok(if damaged {
         code.max(salvor_core::EXIT_DAMAGED)
@@ -110,7 +117,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     })
 }
 
-fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Result<u8> {
+/// Runs the command on Docker's graphdriver store.
+pub(crate) fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Probe { .. } => unreachable!("handled above"),
         Command::Info { json } => images::info(store, *json),

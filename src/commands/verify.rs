@@ -155,7 +155,7 @@ pub fn check_with_progress(store: &Store, chains: &[String], quiet: bool) -> Che
 
 /// The findings of a layer that is not clean: content findings, then metadata findings;
 /// copy artifacts are counted by kind (`--json` lists them).
-fn print_details(out: &mut dyn Write, c: &str, v: &LayerVerdict) -> io::Result<()> {
+pub(crate) fn print_details(out: &mut dyn Write, c: &str, v: &LayerVerdict) -> io::Result<()> {
     let r = &v.rebuild;
     writeln!(
         out,

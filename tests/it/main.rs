@@ -4,6 +4,7 @@ mod common;
 
 mod containers_cli;
 mod containers_fs;
+mod containerd_cli;
 mod corpus;
 mod debian;
 mod devicemapper;

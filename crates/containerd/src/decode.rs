@@ -32,6 +32,38 @@ pub fn varint(b: &[u8]) -> Option<i64> {
     Some(if u & 1 != 0 { !x } else { x })
 }
 
+/// A protobuf `google.protobuf.Any` (`type_url` = field 1, `value` = field 2, both
+/// length-delimited): the type URL and the value's bytes. `None` when the bytes are not
+/// one (an unknown wire type, a length past the end); unknown fields of known wire types
+/// are skipped.
+pub fn protobuf_any(b: &[u8]) -> Option<(String, &[u8])> {
+    let (mut url, mut value) = (String::new(), &b[..0]);
+    let mut at = 0;
+    while at < b.len() {
+        let (key, n) = uvarint_prefix(&b[at..])?;
+        at += n;
+        match key & 7 {
+            0 => at += uvarint_prefix(b.get(at..)?)?.1,
+            1 => at = at.checked_add(8)?,
+            5 => at = at.checked_add(4)?,
+            2 => {
+                let (len, n) = uvarint_prefix(b.get(at..)?)?;
+                let start = at.checked_add(n)?;
+                let end = start.checked_add(usize::try_from(len).ok()?)?;
+                let field = b.get(start..end)?;
+                match key >> 3 {
+                    1 => url = String::from_utf8_lossy(field).into_owned(),
+                    2 => value = field,
+                    _ => {}
+                }
+                at = end;
+            }
+            _ => return None,
+        }
+    }
+    (at == b.len()).then_some((url, value))
+}
+
 /// Go's `time.Time.MarshalBinary` (versions 1 and 2): `0x01|0x02`, seconds since
 /// 0001-01-01 UTC (i64 big-endian), nanoseconds (u32 BE), zone offset in minutes (i16
 /// BE, `-1` = UTC), and for version 2 the seconds of the offset (u8). The time is
@@ -89,6 +121,19 @@ mod tests {
             None,
             "before 0001"
         );
+    }
+
+    #[test]
+    fn protobuf_any_fields() {
+        let mut b = vec![0x0a, 3];
+        b.extend_from_slice(b"a/b");
+        b.extend_from_slice(&[0x12, 2, b'{', b'}']);
+        assert_eq!(protobuf_any(&b), Some(("a/b".to_string(), &b"{}"[..])));
+        // cut short, a huge length, an unknown wire type
+        assert_eq!(protobuf_any(&b[..b.len() - 1]), None);
+        assert_eq!(protobuf_any(&[0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]), None);
+        assert_eq!(protobuf_any(&[0x0b]), None);
+        assert_eq!(protobuf_any(&[]), Some((String::new(), &b""[..])));
     }
 
     #[test]

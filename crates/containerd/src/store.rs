@@ -712,6 +712,18 @@ impl ContainerdStore {
         &self.ns
     }
 
+    /// The disk usage of an image's unpacked layers as the snapshotter recorded it when
+    /// it committed each (`size` in its metadata.db), added up; `None` when a layer has no
+    /// committed snapshot or no recorded size. Docker 26 lists an image's `docker images`
+    /// SIZE as this plus [`ContainerStore::image_size`].
+    pub fn unpacked_size(&self, image_id: &str) -> Option<u64> {
+        let img = self.images.iter().find(|i| i.id == image_id)?;
+        img.layers
+            .iter()
+            .map(|l| self.snaps.get(l).and_then(|s| s.size))
+            .sum()
+    }
+
     /// The snapshotter whose snapshots are the layers' files (`overlayfs`).
     pub fn snapshotter(&self) -> &str {
         &self.snapshotter
@@ -782,6 +794,15 @@ impl ContainerdStore {
                         root: dir,
                         has_parent: !lowers.is_empty(),
                         parent_root: lowers.first().cloned(),
+                    },
+                    // A snapshot without parents is a bind mount: containerd applied the
+                    // layer there without the overlay whiteout conversion, so its
+                    // whiteouts were applied as deletions, not kept (seen on Docker 26's
+                    // containerd store: an imported layer's `.wh.gone` left nothing).
+                    ("overlayfs", None) if lowers.is_empty() => ViewFiles::Snapshot {
+                        root: dir,
+                        has_parent: false,
+                        parent_root: None,
                     },
                     ("overlayfs", None) => ViewFiles::Diff {
                         dir,
@@ -919,6 +940,21 @@ fn docker_status(state: &serde_json::Value) -> String {
     .to_string()
 }
 
+/// The command of an OCI runtime spec stored as a protobuf `Any` holding its JSON:
+/// `process.args` joined by spaces.
+fn spec_command(spec: &[u8]) -> Option<String> {
+    let (_, value) = crate::decode::protobuf_any(spec)?;
+    let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+    let args: Vec<&str> = v
+        .get("process")?
+        .get("args")?
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    (!args.is_empty()).then(|| args.join(" "))
+}
+
 impl ContainerdStore {
     /// Docker's data-root when this is Docker's namespace.
     fn docker_data_root(&self) -> Option<&std::path::Path> {
@@ -1008,6 +1044,23 @@ impl ContainerdStore {
                     rw_layer: self.snaps.contains_key(&id).then(|| id.clone()),
                     config_path: Some(p),
                     log_paths: logs,
+                    command: text(&v, "Path").map(|path| {
+                        let args = v.get("Args").and_then(|a| a.as_array());
+                        std::iter::once(path)
+                            .chain(args.into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    }),
+                    labels: v
+                        .get("Config")
+                        .and_then(|c| c.get("Labels"))
+                        .and_then(|l| l.as_object())
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     id,
                 };
                 out.push(DockerContainer {
@@ -1115,6 +1168,8 @@ impl ContainerStore for ContainerdStore {
                 rw_layer: c.snapshot_key.clone(),
                 config_path: Some(meta_path.clone()),
                 log_paths: Vec::new(),
+                command: c.spec.as_deref().and_then(spec_command),
+                labels: c.labels.clone(),
             })
             .collect())
     }
@@ -1310,6 +1365,18 @@ impl ContainerStore for ContainerdStore {
             self.snapshotter,
             self.located.found_by
         ))
+    }
+
+    fn index_lists(&self, image_id: &str, manifest_digest: &str) -> bool {
+        let mut ignored = Vec::new();
+        let Some(bytes) = self.read_json_blob(image_id, &mut ignored) else {
+            return false;
+        };
+        if Digest::sha256_of(&bytes).as_str() != image_id {
+            return false;
+        }
+        serde_json::from_slice::<Index>(&bytes)
+            .is_ok_and(|i| i.manifests.iter().any(|d| d.digest.as_str() == manifest_digest))
     }
 
     /// The manifest's, config's and layer blobs' sizes added up (Docker 26's `Size`; for

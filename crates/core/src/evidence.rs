@@ -33,16 +33,22 @@ pub struct EvidenceOptions {
     /// The engine version that wrote the evidence (`--engine-version`), when the user
     /// knows it better than the evidence tells.
     pub engine_version: Option<String>,
+    /// A containerd root inside the evidence (`--containerd-root`), when it should not be
+    /// searched for.
+    pub containerd_root: Option<PathBuf>,
+    /// The platform an image index resolves to (`--platform`, `os/arch[/variant]`); `None`
+    /// for `linux/amd64`.
+    pub platform: Option<String>,
 }
 
 /// The opened evidence: a directory, an archive, or a volume of a disk image, and the
-/// Docker data-root found in it. Read-only, never modified.
+/// stores found in it (a Docker data-root, containerd roots). Read-only, never modified.
 pub struct Evidence {
     /// The evidence as named (`--root`, possibly with a `:VOLUME` spec).
     root: PathBuf,
     source: Arc<dyn Source>,
-    /// The data-root inside `source`.
-    data_root: PathBuf,
+    /// The stores found in `source`.
+    found: Found,
     /// For a disk image: the volume used (`p1`, `lv:vg/root`, `disk`).
     volume: Option<String>,
     /// For a disk image: the scanned disk (its LVM thin pools may hold Docker's
@@ -55,7 +61,9 @@ pub struct Evidence {
 
 impl Evidence {
     /// Opens `root` (a directory, an archive, a disk image, `IMAGE:VOLUME`) and finds the
-    /// data-root in it (`options.data_root` when given).
+    /// stores in it: the Docker data-root (`options.data_root` when given) and the
+    /// containerd roots (`options.containerd_root` when given). It fails when there is
+    /// neither.
     pub fn open(root: &Path, options: EvidenceOptions) -> Result<Evidence, EvidenceError> {
         open_anyhow(root, options).map_err(EvidenceError::from_anyhow)
     }
@@ -65,9 +73,20 @@ impl Evidence {
         &self.source
     }
 
-    /// The data-root's path inside [`Evidence::source`].
-    pub fn data_root(&self) -> &Path {
-        &self.data_root
+    /// The Docker graphdriver data-root's path inside [`Evidence::source`], when there is
+    /// one (a host with only containerd has none).
+    pub fn data_root(&self) -> Option<&Path> {
+        self.found.data_root.as_deref()
+    }
+
+    /// The containerd roots found in [`Evidence::source`], in the order found.
+    pub fn containerd_roots(&self) -> &[salvor_containerd::locate::Located] {
+        &self.found.containerd
+    }
+
+    /// What finding the containerd roots met (unreadable configuration files).
+    pub fn locate_problems(&self) -> &[salvor_model::Problem] {
+        &self.found.problems
     }
 
     /// For a disk image: the volume used (`p1`, `lv:vg/root`, `disk`).
@@ -341,23 +360,64 @@ fn wanted_data_root(p: &Path) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
-/// The data-root in `fs`: `wanted` when given (it must hold `image/` or `graph/`), else the
-/// one `locate` finds.
-fn data_root_in(fs: &dyn Source, wanted: Option<&Path>) -> anyhow::Result<PathBuf> {
-    match wanted {
+/// The stores of a filesystem: the Docker graphdriver data-root and the containerd roots.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// The Docker data-root (with `image/` or `graph/`), if any.
+    pub data_root: Option<PathBuf>,
+    /// The containerd roots.
+    pub containerd: Vec<salvor_containerd::locate::Located>,
+    /// Problems met looking for them.
+    pub problems: Vec<salvor_model::Problem>,
+}
+
+/// The stores in `fs`: the Docker data-root `wanted` when given (it must hold `image/` or
+/// `graph/`, or be the data-root of a dockerd-managed containerd found), else the one
+/// `locate` finds; the containerd root `containerd_root` when given, else every one
+/// `salvor_containerd::locate` finds. An error when there is neither.
+fn stores_in(
+    fs: &dyn Source,
+    wanted: Option<&Path>,
+    containerd_root: Option<&Path>,
+) -> anyhow::Result<Found> {
+    let (containerd, problems) = match containerd_root {
+        Some(p) => (
+            vec![salvor_containerd::locate::explicit_root(fs, p)
+                .map_err(|e| anyhow!("--containerd-root {}: {e}", p.display()))?],
+            Vec::new(),
+        ),
+        None => salvor_containerd::locate::locate(fs),
+    };
+    let data_root = match wanted {
         Some(w) => {
             if salvor_docker::locate::is_data_root(fs, w) {
-                Ok(w.to_path_buf())
+                Some(w.to_path_buf())
+            } else if containerd
+                .iter()
+                .any(|l| l.docker_data_root.as_deref() == Some(w))
+            {
+                None
             } else {
                 bail!(
-                    "no Docker data-root at /{} in {} (no image/ or graph/ directory there)",
+                    "no Docker data-root at /{} in {} (no image/ or graph/ directory there, and no containerd/daemon of Docker's containerd image store)",
                     w.display(),
                     fs.describe()
                 )
             }
         }
-        None => Ok(salvor_docker::locate::find_data_root(fs)?),
-    }
+        None => match salvor_docker::locate::find_data_root(fs) {
+            Ok(d) => Some(d),
+            Err(_) if !containerd.is_empty() => None,
+            Err(e) => return Err(anyhow::Error::new(e).context(
+                "no containerd root either (looked for <data-root>/containerd/daemon, var/lib/containerd, /etc/containerd/config.toml's root, k3s, RKE2, microk8s)",
+            )),
+        },
+    };
+    Ok(Found {
+        data_root,
+        containerd,
+        problems,
+    })
 }
 
 /// Opens `--root`; `options.data_root` is `--data-root` (a path inside the evidence, or on
@@ -370,6 +430,12 @@ pub(crate) fn open_anyhow(root: &Path, options: EvidenceOptions) -> anyhow::Resu
         .map(wanted_data_root)
         .transpose()?;
     let wanted = wanted.as_deref();
+    let containerd_root = options
+        .containerd_root
+        .as_deref()
+        .map(wanted_data_root)
+        .transpose()?;
+    let containerd_root = containerd_root.as_deref();
     let (path, spec) = split_spec(root)?;
     let kind = sniff(&path)?;
     if kind != Kind::DiskImage {
@@ -388,12 +454,12 @@ pub(crate) fn open_anyhow(root: &Path, options: EvidenceOptions) -> anyhow::Resu
                 .with_context(|| format!("cannot open evidence {}", path.display()))?,
         );
         let damage = source.damage().to_vec();
-        let data_root =
-            data_root_in(source.as_ref(), wanted).map_err(|e| because_of(&damage, e))?;
+        let found = stores_in(source.as_ref(), wanted, containerd_root)
+            .map_err(|e| because_of(&damage, e))?;
         return Ok(Evidence {
             root: root.to_path_buf(),
             source,
-            data_root,
+            found,
             volume: None,
             disk: None,
             damage,
@@ -403,12 +469,12 @@ pub(crate) fn open_anyhow(root: &Path, options: EvidenceOptions) -> anyhow::Resu
     let disk =
         Disk::open(&path).with_context(|| format!("cannot read disk image {}", path.display()))?;
     let damage = disk.damage.clone();
-    let r = open_disk(&path, &disk, spec.as_ref(), wanted);
-    let (source, data_root, volume) = r.map_err(|e| because_of(&damage, e))?;
+    let r = open_disk(&path, &disk, spec.as_ref(), wanted, containerd_root);
+    let (source, found, volume) = r.map_err(|e| because_of(&damage, e))?;
     Ok(Evidence {
         root: root.to_path_buf(),
         source,
-        data_root,
+        found,
         volume: Some(volume),
         disk: Some(disk),
         damage,
@@ -416,15 +482,16 @@ pub(crate) fn open_anyhow(root: &Path, options: EvidenceOptions) -> anyhow::Resu
     })
 }
 
-/// The filesystem, data-root and volume spec [`open_disk`] found.
-type OnDisk = (Arc<dyn Source>, PathBuf, String);
+/// The filesystem, stores and volume spec [`open_disk`] found.
+type OnDisk = (Arc<dyn Source>, Found, String);
 
-/// The data-root on a volume of `disk`.
+/// The stores on a volume of `disk`: the first volume holding any.
 fn open_disk(
     path: &Path,
     disk: &Disk,
     spec: Option<&VolumeSpec>,
     wanted: Option<&Path>,
+    containerd_root: Option<&Path>,
 ) -> anyhow::Result<OnDisk> {
     let volumes = disk.select(spec.unwrap_or(&VolumeSpec::Auto))?;
     let mut tried = Vec::new();
@@ -436,8 +503,8 @@ fn open_disk(
                 continue;
             }
         };
-        match data_root_in(fs.as_ref(), wanted) {
-            Ok(data_root) => return Ok((fs, data_root, v.spec.clone())),
+        match stores_in(fs.as_ref(), wanted, containerd_root) {
+            Ok(found) => return Ok((fs, found, v.spec.clone())),
             Err(e) => tried.push(format!("{}: {}", v.spec, salvor_source::error_chain(&*e))),
         }
     }
@@ -449,7 +516,18 @@ fn open_disk(
             open_filesystem(&v.content, v.device.clone()).ok()
         })
     {
-        return Ok((fs, data_root, all[i].spec.clone()));
+        // Only the data-root's volume is searched for containerd roots (a containerd
+        // root on another volume of the host is not read yet).
+        let mut found = Found {
+            data_root: Some(data_root),
+            ..Found::default()
+        };
+        if containerd_root.is_none() {
+            let (c, p) = salvor_containerd::locate::locate(fs.as_ref());
+            found.containerd = c;
+            found.problems = p;
+        }
+        return Ok((fs, found, all[i].spec.clone()));
     }
     if tried.is_empty() {
         bail!(
@@ -459,7 +537,7 @@ fn open_disk(
         );
     }
     bail!(
-        "{}: no Docker data-root found on any volume:\n  {}",
+        "{}: no Docker data-root or containerd root found on any volume:\n  {}",
         path.display(),
         tried.join("\n  ")
     )

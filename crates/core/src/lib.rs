@@ -6,8 +6,9 @@
 //! binary parses arguments, calls this crate, and prints.
 //!
 //! Principal types: [`Evidence`] (what `--root` names, opened read-only, with its damage and
-//! the data-root found in it; [`EvidenceOptions`] are the global options about it,
-//! [`EvidenceError`] why it could not be opened) and [`Host`] (the stores found in it).
+//! the Docker data-root and containerd roots found in it; [`EvidenceOptions`] are the global
+//! options about it, [`EvidenceError`] why it could not be opened) and [`Host`] (the stores
+//! found in it: Docker's graphdriver store, each namespace of each containerd root).
 //!
 //! # Example
 //!
@@ -18,10 +19,10 @@
 //! let archive = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/engine/overlay2/data-root.tar.zst");
 //! let evidence = Evidence::open(archive.as_ref(), EvidenceOptions::default())?;
 //! assert!(evidence.volume().is_none() && evidence.damage().is_empty());
-//! assert_eq!(evidence.data_root(), std::path::Path::new("")); // the archive is the data-root
+//! assert_eq!(evidence.data_root(), Some(std::path::Path::new(""))); // the archive is the data-root
 //!
 //! let host = Host::open(&evidence)?;
-//! assert!(host.damage().is_empty());
+//! assert!(host.damage().is_empty() && host.docker_only());
 //! assert_eq!(host.metadata_problems(), (0, 0)); // nothing unreadable
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -90,7 +90,7 @@ pub fn probe(
             data_root: opened
                 .as_ref()
                 .ok()
-                .map(|o| format!("/{}", o.data_root().display())),
+                .and_then(|o| o.data_root().map(|d| format!("/{}", d.display()))),
             error: opened.err().map(|e| format!("{e:#}")),
             damage: damage.clone(),
         };

@@ -15,7 +15,8 @@ fn opens_the_demo_and_its_store() {
     assert!(ev.damage().is_empty());
     assert!(ev.volume().is_none() && ev.disk().is_none());
     let host = Host::open(&ev).expect("store opens");
-    let store = host.docker();
+    let store = host.docker().expect("the demo is a Docker data-root");
+    assert!(host.docker_only());
     assert!(!store.images.is_empty());
     assert_eq!(host.metadata_problems(), (0, 0));
     let info = salvor_core::info::info(store);

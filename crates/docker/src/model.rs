@@ -85,6 +85,8 @@ pub fn container_record(c: &Container) -> ContainerRecord {
         rw_layer: c.rw_layer.as_ref().map(|r| r.mount_id.clone()),
         config_path: Some(c.config_path.clone()),
         log_paths: Vec::new(),
+        command: Some(c.command()),
+        labels: c.labels.clone(),
     }
 }
 

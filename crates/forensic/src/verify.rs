@@ -426,8 +426,13 @@ pub fn assemble(
 }
 
 /// The verdict on each of the engine-neutral `images` of `store`: an image verifies when
-/// its config ([`ContainerStore::config_bytes`], where the engine keeps it as stored) hashes
-/// to its id and every layer is ok ([`LayerVerdict::ok`]).
+/// its id is proven and every layer is ok ([`LayerVerdict::ok`]). The id is proven when the
+/// config ([`ContainerStore::config_bytes`], where the engine keeps it as stored) hashes to
+/// it (Docker's graphdriver, containers/storage), or — where the id is the manifest's
+/// digest (containerd) — when the manifest ([`ContainerStore::manifest_bytes`]) hashes to
+/// it and the config to the digest the manifest names for it. An id that is an index's
+/// digest (the platform's manifest was chosen from it) is proven as far as the manifest's
+/// config.
 pub fn verdicts(
     store: &dyn ContainerStore,
     images: &[ImageRecord],
@@ -436,27 +441,68 @@ pub fn verdicts(
     images
         .iter()
         .map(|img| {
-            let config_ok = !img.config_as_stored
-                || store
-                    .config_bytes(&img.id)
-                    .is_ok_and(|b| salvor_oci::Digest::sha256_of(&b).as_str() == img.id);
-            verdict(&img.id, &img.names, &img.layers, config_ok, check)
+            let id_problem = if img.config_as_stored {
+                id_problem(store, &img.id)
+            } else {
+                None
+            };
+            verdict(&img.id, &img.names, &img.layers, id_problem, check)
         })
         .collect()
 }
 
-/// One image's verdict: its config check, then each of its layers' verdicts in order.
+/// Why image `id`'s bytes do not prove it (`None` when they do; see [`verdicts`]).
+fn id_problem(store: &dyn ContainerStore, id: &str) -> Option<String> {
+    let config = match store.config_bytes(id) {
+        Ok(b) => b,
+        Err(e) => return Some(format!("config unreadable: {}", salvor_model::error_chain(&e))),
+    };
+    let config_digest = salvor_oci::Digest::sha256_of(&config);
+    if config_digest.as_str() == id {
+        return None;
+    }
+    let manifest = match store.manifest_bytes(id) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Some("config bytes do not hash to the image id".into()),
+        Err(e) => {
+            return Some(format!(
+                "manifest unreadable: {}",
+                salvor_model::error_chain(&e)
+            ))
+        }
+    };
+    let named = serde_json::from_slice::<serde_json::Value>(&manifest)
+        .ok()
+        .and_then(|v| v["config"]["digest"].as_str().map(str::to_string));
+    match named {
+        None => Some("the manifest names no config digest".into()),
+        Some(n) if n != config_digest.as_str() => Some(format!(
+            "config bytes hash to {config_digest}, not to the manifest's config digest {n}"
+        )),
+        Some(_) => {
+            let m = salvor_oci::Digest::sha256_of(&manifest);
+            let is_manifest = serde_json::from_slice::<serde_json::Value>(&manifest)
+                .ok()
+                .is_some_and(|v| v.get("layers").is_some());
+            if m.as_str() == id || is_manifest && store.index_lists(id, m.as_str()) {
+                None
+            } else {
+                Some(format!("the manifest hashes to {m}, not to the image id"))
+            }
+        }
+    }
+}
+
+/// One image's verdict: its id check, then each of its layers' verdicts in order.
 fn verdict(
     id: &str,
     tags: &[String],
     layers: &[String],
-    config_ok: bool,
+    id_problem: Option<String>,
     check: &Check,
 ) -> ImageVerdict {
     let mut problems = Vec::new();
-    if !config_ok {
-        problems.push("config bytes do not hash to the image id".to_string());
-    }
+    problems.extend(id_problem);
     for c in layers {
         let short = c.strip_prefix("sha256:").unwrap_or(c);
         let short = &short[..short.len().min(12)];

@@ -380,6 +380,11 @@ pub struct ContainerRecord {
     pub config_path: Option<PathBuf>,
     /// The log files the engine wrote for it (current first), when known.
     pub log_paths: Vec<PathBuf>,
+    /// The command it runs (entrypoint and arguments, joined by spaces as `docker ps`
+    /// shows them), when recorded.
+    pub command: Option<String>,
+    /// Its labels (Kubernetes' `io.kubernetes.pod.name` … for CRI containers).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// One volume.
@@ -736,6 +741,12 @@ pub trait ContainerStore: Send + Sync {
     /// when it has more than one layout.
     fn layout_description(&self) -> Option<String> {
         None
+    }
+    /// True when image `image_id` is an index (a manifest list) whose bytes hash to its id
+    /// and which lists the manifest `manifest_digest`: the id is then proven through it.
+    fn index_lists(&self, image_id: &str, manifest_digest: &str) -> bool {
+        let _ = (image_id, manifest_digest);
+        false
     }
     /// The size of image `image_id` as the engine reports it (bytes), when known.
     fn image_size(&self, image_id: &str) -> Option<u64> {

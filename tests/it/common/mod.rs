@@ -24,8 +24,8 @@ pub fn shared() -> PathBuf {
     p
 }
 
-/// Fixtures of stores the CLI does not read yet (issue 12: Docker's containerd image store;
-/// its meta.db and snapshotter metadata are tested in crates/containerd/tests/docker26.rs).
+/// Fixtures that are not Docker graphdriver stores (Docker's containerd image store: its
+/// CLI tests are tests/it/containerd_cli.rs, its store's crates/containerd/tests/).
 pub const NOT_YET_READ_BY_THE_CLI: &[&str] = &["docker26-containerd"];
 
 /// The engine fixtures of Docker's graphdriver store committed under fixtures/engine/<name>/.

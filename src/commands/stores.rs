@@ -1,0 +1,821 @@
+//! The commands over every store of a host that holds more than Docker's graphdriver store
+//! (Docker's containerd image store, a Kubernetes node's containerd, or both beside
+//! Docker): `info`, `images`, `containers`, `verify` and `logs` list or check every store,
+//! with ENGINE and NAMESPACE columns; the other commands read Docker's graphdriver store
+//! when the host has one.
+//!
+//! A host whose only store is Docker's graphdriver store never comes here: its output is
+//! what it always was (`commands::run_command`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+
+use anyhow::bail;
+use salvor_core::Host;
+use salvor_model::{ContainerRecord, ContainerStore, ImageRecord};
+use salvor_sink::OutputPolicy;
+use serde_json::{json, Value};
+
+use crate::commands::{containers as docker_containers, images as docker_images, verify};
+use crate::commands::{run_command, EXIT_FINDINGS};
+use crate::output::{human_size, print_json, printable, short_id, short_time, Table};
+use crate::progress::bytes_bar;
+use crate::{Cli, Command};
+
+/// The label Docker's containerd image store puts on an image built on another: its
+/// parent's id (`docker images` without -a hides untagged parents, as with graphdriver).
+const MOBY_PARENT: &str = "org.mobyproject.image.parent";
+
+/// Runs `cli`'s command on every store of `host`.
+pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Info { json } => info(host, *json),
+        Command::Images {
+            json,
+            no_trunc,
+            all,
+        } => images(host, *json, *no_trunc, *all),
+        Command::Containers { json, no_trunc } => containers(host, *json, *no_trunc),
+        Command::Verify { images, json } => verify_all(host, images, *json, cli.quiet),
+        Command::Logs {
+            container,
+            timestamps,
+            since,
+            until,
+            tail,
+        } => logs(
+            cli,
+            host,
+            outputs,
+            container,
+            *timestamps,
+            since.as_deref(),
+            until.as_deref(),
+            tail.as_deref(),
+        ),
+        _ => match host.docker() {
+            Some(docker) => run_command(cli, docker, outputs),
+            None => bail!(
+                "`salvor {}` reads Docker's graphdriver store only so far, and this host has none: its stores are {}; `info`, `images`, `containers`, `verify` and `logs` read them",
+                command_name(&cli.command),
+                store_list(host)
+            ),
+        },
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Probe { .. } => "probe",
+        Command::Info { .. } => "info",
+        Command::Images { .. } => "images",
+        Command::Tree { .. } => "tree",
+        Command::Inspect { .. } => "inspect",
+        Command::History { .. } => "history",
+        Command::Verify { .. } => "verify",
+        Command::Extract { .. } => "extract",
+        Command::Diff { .. } => "diff",
+        Command::Export { .. } => "export",
+        Command::Containers { .. } => "containers",
+        Command::Logs { .. } => "logs",
+        Command::Volumes { .. } => "volumes",
+        Command::Timeline { .. } => "timeline",
+        Command::Report { .. } => "report",
+    }
+}
+
+fn store_list(host: &Host) -> String {
+    let ids: Vec<String> = host
+        .stores()
+        .identities()
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
+    if ids.is_empty() {
+        "none (the containerd roots found hold nothing)".into()
+    } else {
+        ids.join("; ")
+    }
+}
+
+/// The ENGINE and NAMESPACE cells of a store.
+fn engine_cells(s: &dyn ContainerStore) -> [String; 2] {
+    let id = s.identity();
+    [
+        id.engine.as_str().to_string(),
+        printable(id.namespace.as_deref().unwrap_or("-")),
+    ]
+}
+
+/// `repo:tag` / `repo@digest` / `repo` → (REPOSITORY, TAG) as `docker images` shows them.
+fn repo_tag(name: &str) -> (String, String) {
+    if let Some((repo, _)) = name.split_once('@') {
+        return (repo.to_string(), "<none>".into());
+    }
+    // A ':' after the last '/' separates the tag (a registry port comes before a '/').
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].rfind(':') {
+        Some(i) => (
+            name[..slash + i].to_string(),
+            name[slash + i + 1..].to_string(),
+        ),
+        None => (name.to_string(), "latest".into()),
+    }
+}
+
+/// The ids of images another image of a containerd store names as its parent.
+fn containerd_parents(s: &dyn ContainerStore) -> BTreeSet<String> {
+    s.as_any()
+        .downcast_ref::<salvor_containerd::ContainerdStore>()
+        .map(|c| {
+            c.namespace()
+                .images
+                .iter()
+                .filter_map(|i| i.labels.get(MOBY_PARENT).cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A containerd store's images, newest first (then by id).
+fn newest_first(s: &dyn ContainerStore) -> Vec<ImageRecord> {
+    let mut imgs = s.images();
+    imgs.sort_by(|a, b| {
+        let t = |i: &ImageRecord| {
+            i.created
+                .as_deref()
+                .and_then(salvor_oci::Time::parse)
+                .map(|t| (t.unix(), t.nanos()))
+        };
+        t(b).cmp(&t(a)).then_with(|| a.id.cmp(&b.id))
+    });
+    imgs
+}
+
+fn images(host: &Host, json_out: bool, no_trunc: bool, all: bool) -> anyhow::Result<u8> {
+    if json_out {
+        let mut v: Vec<Value> = Vec::new();
+        for s in &host.stores().stores {
+            if let Some(d) = s.as_any().downcast_ref::<salvor_docker::Store>() {
+                v.extend(docker_images::docker_image_json(d));
+                continue;
+            }
+            let id = s.identity();
+            let parents = containerd_parents(s.as_ref());
+            for i in newest_first(s.as_ref()) {
+                v.push(json!({
+                    "engine": id.engine,
+                    "namespace": id.namespace,
+                    "id": i.id,
+                    "tags": i.names,
+                    "digests": i.digests,
+                    "chain_ids": i.layers,
+                    "created": i.created,
+                    "size": listed_size(s.as_ref(), &i.id),
+                    "content_size": s.image_size(&i.id),
+                    "intermediate": i.names.is_empty() && parents.contains(&i.id),
+                }));
+            }
+        }
+        print_json(&v)?;
+        return Ok(0);
+    }
+    let mut t = Table::new(&[
+        "ENGINE",
+        "NAMESPACE",
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE",
+    ]);
+    for s in &host.stores().stores {
+        let cells = engine_cells(s.as_ref());
+        let rows = match s.as_any().downcast_ref::<salvor_docker::Store>() {
+            Some(d) => docker_images::docker_image_rows(d, no_trunc, all),
+            None => containerd_image_rows(s.as_ref(), no_trunc, all),
+        };
+        for r in rows {
+            let mut row = cells.to_vec();
+            row.extend(r);
+            t.row(row);
+        }
+    }
+    t.print(&mut io::stdout().lock())?;
+    Ok(0)
+}
+
+/// An image's SIZE as `docker images` lists it with the containerd image store: its
+/// content (manifest, config, layer blobs) plus its unpacked snapshots' recorded usage.
+fn listed_size(s: &dyn ContainerStore, id: &str) -> Option<u64> {
+    let content = s.image_size(id)?;
+    match s.as_any().downcast_ref::<salvor_containerd::ContainerdStore>() {
+        Some(c) => Some(content + c.unpacked_size(id).unwrap_or(0)),
+        None => Some(content),
+    }
+}
+
+/// REPOSITORY TAG IMAGE ID CREATED SIZE of a store's images, one row per name.
+fn containerd_image_rows(s: &dyn ContainerStore, no_trunc: bool, all: bool) -> Vec<Vec<String>> {
+    let parents = containerd_parents(s);
+    let mut rows = Vec::new();
+    for i in newest_first(s) {
+        if !all && i.names.is_empty() && parents.contains(&i.id) {
+            continue;
+        }
+        let id = if no_trunc {
+            i.id.clone()
+        } else {
+            short_id(&i.id)
+        };
+        let created = short_time(i.created.as_deref());
+        let size = listed_size(s, &i.id).map(human_size).unwrap_or_else(|| "?".into());
+        let mut names: Vec<(String, String)> = i.names.iter().map(|n| repo_tag(n)).collect();
+        if names.is_empty() {
+            names.push(("<none>".into(), "<none>".into()));
+        }
+        for (repo, tag) in names {
+            rows.push(vec![
+                printable(&repo),
+                printable(&tag),
+                id.clone(),
+                created.clone(),
+                size.clone(),
+            ]);
+        }
+    }
+    rows
+}
+
+/// STATUS of a model container record (absolute times, as for Docker's).
+fn status(c: &ContainerRecord) -> String {
+    let st = &c.state;
+    let code = st.exit_code.unwrap_or(0);
+    match st.status.as_str() {
+        "running" => format!(
+            "Up since {} (running when the host stopped)",
+            short_time(st.started_at.as_deref())
+        ),
+        "paused" => format!(
+            "Up since {} (Paused; running when the host stopped)",
+            short_time(st.started_at.as_deref())
+        ),
+        "restarting" => format!(
+            "Restarting ({code}) since {}",
+            short_time(st.finished_at.as_deref())
+        ),
+        "removing" => "Removal In Progress".into(),
+        "dead" => "Dead".into(),
+        "created" => "Created".into(),
+        "exited" => format!(
+            "Exited ({code}) at {}",
+            short_time(st.finished_at.as_deref())
+        ),
+        "unknown" => "Unknown (no task state on disk)".into(),
+        other => printable(other),
+    }
+}
+
+/// `<namespace>/<pod>` of a Kubernetes container, from the kubelet's labels.
+fn pod_of(c: &ContainerRecord) -> Option<String> {
+    let pod = c.labels.get("io.kubernetes.pod.name")?;
+    Some(match c.labels.get("io.kubernetes.pod.namespace") {
+        Some(ns) => format!("{ns}/{pod}"),
+        None => pod.clone(),
+    })
+}
+
+fn containers(host: &Host, json_out: bool, no_trunc: bool) -> anyhow::Result<u8> {
+    // Per store: Docker's own rows, or model records.
+    enum Rows {
+        Docker(Vec<salvor_docker::Container>),
+        Model(Vec<ContainerRecord>),
+    }
+    let mut per_store = Vec::new();
+    let mut seen_configs = BTreeSet::new();
+    for s in &host.stores().stores {
+        if let Some(d) = s.as_any().downcast_ref::<salvor_docker::Store>() {
+            let (list, problems) = d.containers();
+            warn(&problems);
+            seen_configs.extend(list.iter().map(|c| c.config_path.clone()));
+            per_store.push((s.as_ref(), Rows::Docker(list)));
+            continue;
+        }
+        warn(&s.container_problems());
+        match s.containers() {
+            Ok(list) => {
+                // A container Docker's graphdriver store already listed (its config.v2.json)
+                // is listed once.
+                let list = list
+                    .into_iter()
+                    .filter(|c| c.config_path.as_ref().is_none_or(|p| !seen_configs.contains(p)))
+                    .collect();
+                per_store.push((s.as_ref(), Rows::Model(list)));
+            }
+            Err(e) => eprintln!(
+                "salvor: warning: {}: {}",
+                s.identity(),
+                printable(&salvor_model::error_chain(&e))
+            ),
+        }
+    }
+    if json_out {
+        let mut v = Vec::new();
+        for (s, rows) in &per_store {
+            let id = s.identity();
+            match rows {
+                Rows::Docker(list) => v.extend(list.iter().map(|c| {
+                    let mut j = salvor_core::ps::ps_json(c);
+                    if let Value::Object(m) = &mut j {
+                        m.insert("engine".into(), json!(id.engine));
+                    }
+                    j
+                })),
+                Rows::Model(list) => v.extend(list.iter().map(|c| {
+                    json!({
+                        "engine": id.engine,
+                        "namespace": id.namespace,
+                        "ID": c.id,
+                        "Names": c.name,
+                        "Image": s.container_image_name(&c.id).unwrap_or_else(|| c.image.clone()),
+                        "Command": c.command,
+                        "CreatedAt": c.created,
+                        "State": c.state.status,
+                        "ExitCode": c.state.exit_code,
+                        "StartedAt": c.state.started_at,
+                        "FinishedAt": c.state.finished_at,
+                        "Pod": pod_of(c),
+                        "Labels": c.labels,
+                        "RwLayer": c.rw_layer,
+                        "ConfigPath": c.config_path,
+                        "LogPaths": c.log_paths,
+                    })
+                })),
+            }
+        }
+        print_json(&v)?;
+        return Ok(0);
+    }
+    let with_pod = per_store.iter().any(|(_, r)| match r {
+        Rows::Model(l) => l.iter().any(|c| pod_of(c).is_some()),
+        Rows::Docker(_) => false,
+    });
+    let mut head = vec![
+        "ENGINE",
+        "NAMESPACE",
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if with_pod {
+        head.push("POD");
+    }
+    let mut t = Table::new(&head);
+    for (s, rows) in &per_store {
+        let cells = engine_cells(*s);
+        let rows: Vec<Vec<String>> = match rows {
+            Rows::Docker(list) => docker_containers::docker_container_rows(list, no_trunc),
+            Rows::Model(list) => list
+                .iter()
+                .map(|c| {
+                    let cmd = c.command.clone().unwrap_or_default();
+                    let cmd = if no_trunc {
+                        cmd
+                    } else {
+                        salvor_core::ps::ellipsis(&cmd, 20)
+                    };
+                    let image = s.container_image_name(&c.id).unwrap_or_else(|| c.image.clone());
+                    let image = match image.strip_prefix("sha256:") {
+                        Some(hex) if !no_trunc => hex.chars().take(12).collect(),
+                        _ => image,
+                    };
+                    let mut row = vec![
+                        if no_trunc {
+                            c.id.clone()
+                        } else {
+                            c.id.chars().take(12).collect()
+                        },
+                        printable(&image),
+                        salvor_core::ps::go_quote(&cmd),
+                        short_time(c.created.as_deref()),
+                        status(c),
+                        String::new(),
+                        printable(&c.name),
+                    ];
+                    if with_pod {
+                        row.push(printable(&pod_of(c).unwrap_or_default()));
+                    }
+                    row
+                })
+                .collect(),
+        };
+        for r in rows {
+            let mut row = cells.to_vec();
+            row.extend(r);
+            t.row(row);
+        }
+    }
+    t.print(&mut io::stdout().lock())?;
+    Ok(0)
+}
+
+fn warn(problems: &[salvor_model::Problem]) {
+    for p in problems {
+        eprintln!(
+            "salvor: warning: {}: {}",
+            printable(&p.path.display().to_string()),
+            printable(&p.what)
+        );
+    }
+}
+
+fn info(host: &Host, json_out: bool) -> anyhow::Result<u8> {
+    let stores = &host.stores().stores;
+    let describe = |s: &dyn ContainerStore| {
+        let id = s.identity();
+        let (containers, cproblems) = match s.as_any().downcast_ref::<salvor_docker::Store>() {
+            Some(d) => {
+                let (l, p) = d.containers();
+                (l.len(), p)
+            }
+            None => (
+                s.containers().map(|l| l.len()).unwrap_or(0),
+                s.container_problems(),
+            ),
+        };
+        let mut problems = s.problems();
+        problems.extend(cproblems);
+        problems.sort();
+        problems.dedup();
+        json!({
+            "engine": id.engine,
+            "namespace": id.namespace,
+            "root": id.root,
+            "driver": id.driver,
+            "layout": s.layout_description(),
+            "engine_version": s.engine_version(),
+            "images": s.images().len(),
+            "layers": s.layers().len(),
+            "containers": containers,
+            "volumes": s.volumes().map(|v| v.len()).unwrap_or(0),
+            "problems": problems,
+        })
+    };
+    let described: Vec<Value> = stores.iter().map(|s| describe(s.as_ref())).collect();
+    let source = stores.first().map(|s| s.source().describe());
+    if json_out {
+        print_json(&json!({
+            "evidence": source,
+            "stores": described,
+            "problems": host.host_problems(),
+        }))?;
+        return Ok(0);
+    }
+    let mut out = io::stdout().lock();
+    for d in host.damage() {
+        writeln!(
+            out,
+            "DAMAGED:         {} ({}): {}",
+            printable(&d.file.display().to_string()),
+            d.kind,
+            printable(&format!("{}; {}", d.detail, d.lost))
+        )?;
+    }
+    if let Some(src) = &source {
+        writeln!(out, "Evidence:        {}", printable(src))?;
+    }
+    writeln!(out, "Stores:          {}", stores.len())?;
+    for (s, d) in stores.iter().zip(&described) {
+        writeln!(out)?;
+        writeln!(out, "Store:           {}", printable(&s.identity().to_string()))?;
+        if let Some(l) = d["layout"].as_str() {
+            writeln!(out, "Layout:          {}", printable(l))?;
+        }
+        if let Some(c) = s.as_any().downcast_ref::<salvor_containerd::ContainerdStore>() {
+            writeln!(out, "Found:           {}", printable(&c.located().found_by))?;
+        }
+        if let Some(v) = s.engine_version() {
+            writeln!(
+                out,
+                "Engine version:  {} (from {})",
+                printable(&v.version),
+                printable(&v.found_by)
+            )?;
+        }
+        for (k, label) in [
+            ("images", "Images:          "),
+            ("layers", "Layers:          "),
+            ("containers", "Containers:      "),
+            ("volumes", "Volumes:         "),
+        ] {
+            writeln!(out, "{label}{}", d[k])?;
+        }
+        let problems = d["problems"].as_array().cloned().unwrap_or_default();
+        if problems.is_empty() {
+            writeln!(out, "Problems:        none")?;
+        } else {
+            writeln!(out, "Problems:        {}", problems.len())?;
+            for p in &problems {
+                write_problem(&mut out, p)?;
+            }
+        }
+    }
+    let hp = host.host_problems();
+    if !hp.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Host problems:   {}", hp.len())?;
+        for p in hp {
+            write_problem(&mut out, &json!(p))?;
+        }
+    }
+    Ok(0)
+}
+
+fn write_problem(out: &mut dyn Write, p: &Value) -> io::Result<()> {
+    let path = p["path"].as_str().unwrap_or_default();
+    let what = p["what"].as_str().unwrap_or_default();
+    if path.is_empty() {
+        writeln!(out, "  {}", printable(what))
+    } else {
+        writeln!(out, "  /{}: {}", printable(path), printable(what))
+    }
+}
+
+/// The images `queries` name across every store (all when none): (store index, records).
+/// A query is a full or unique-prefix id (`sha256:` optional), or a name as listed
+/// (`salvor/app:1`, `busybox` for `busybox:latest`).
+fn select(host: &Host, queries: &[String]) -> anyhow::Result<BTreeMap<usize, Vec<ImageRecord>>> {
+    let mut out: BTreeMap<usize, Vec<ImageRecord>> = BTreeMap::new();
+    let all = host.stores().images();
+    if queries.is_empty() {
+        for (i, r) in all {
+            out.entry(i).or_default().push(r);
+        }
+        return Ok(out);
+    }
+    for q in queries {
+        let q = q.trim();
+        let with_tag = |n: &str| {
+            let (repo, tag) = repo_tag(n);
+            format!("{repo}:{tag}")
+        };
+        let by_name: Vec<&(usize, ImageRecord)> = all
+            .iter()
+            .filter(|(_, r)| {
+                r.names
+                    .iter()
+                    .chain(&r.digests)
+                    .any(|n| n == q || with_tag(n) == with_tag(q))
+            })
+            .collect();
+        let hex = q.strip_prefix("sha256:").unwrap_or(q);
+        let by_id: Vec<&(usize, ImageRecord)> = if hex.len() >= 4
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            all.iter()
+                .filter(|(_, r)| r.id.strip_prefix("sha256:").unwrap_or(&r.id).starts_with(hex))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let found = if by_name.is_empty() { by_id } else { by_name };
+        let ids: BTreeSet<&str> = found.iter().map(|(_, r)| r.id.as_str()).collect();
+        match ids.len() {
+            0 => bail!("verify: no image matches {q:?} in any store ({})", store_list(host)),
+            1 => {}
+            _ => bail!(
+                "verify: {q:?} is ambiguous: {}",
+                ids.iter().map(|i| short_id(i)).collect::<Vec<_>>().join(", ")
+            ),
+        }
+        for (i, r) in found {
+            let v = out.entry(*i).or_default();
+            if !v.iter().any(|x| x.id == r.id) {
+                v.push(r.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn verify_all(host: &Host, queries: &[String], json_out: bool, quiet: bool) -> anyhow::Result<u8> {
+    use salvor_forensic::verify::{check, layers_of, verdicts};
+    let selected = select(host, queries)?;
+    let stores = &host.stores().stores;
+    let mut all_ok = true;
+    let mut results = Vec::new();
+    for (i, records) in &selected {
+        let s = stores[*i].as_ref();
+        let chains = layers_of(records);
+        let total: u64 = chains
+            .iter()
+            .filter_map(|c| s.layer(c).and_then(|l| l.size))
+            .sum();
+        let pb = bytes_bar(total, quiet, "verifying");
+        let inc = |n: u64| pb.inc(n);
+        let checked = check(s, &chains, &inc);
+        pb.finish_and_clear();
+        let v = verdicts(s, records, &checked);
+        all_ok &= v.iter().all(|x| x.ok) && checked.all_ok();
+        results.push((s, chains, checked, v));
+    }
+    if json_out {
+        let v: Vec<Value> = results
+            .iter()
+            .map(|(s, _, checked, v)| {
+                let mut j = checked.json(v, *s);
+                if let Value::Object(m) = &mut j {
+                    let id = s.identity();
+                    m.insert("engine".into(), json!(id.engine));
+                    m.insert("namespace".into(), json!(id.namespace));
+                }
+                j
+            })
+            .collect();
+        print_json(&json!({ "ok": all_ok, "stores": v }))?;
+        return Ok(if all_ok { 0 } else { EXIT_FINDINGS });
+    }
+    let mut out = io::stdout().lock();
+    let mut t = Table::new(&[
+        "ENGINE",
+        "NAMESPACE",
+        "LAYER (CHAIN ID)",
+        "DIFF ID",
+        "CONTENT",
+        "METADATA",
+        "FILES",
+        "SIZE",
+    ]);
+    for (s, chains, checked, _) in &results {
+        if let Some(line) = checked.copy_line() {
+            writeln!(out, "{}: {}", s.identity(), printable(&line))?;
+        }
+        let cells = engine_cells(*s);
+        for c in chains {
+            let Some(v) = checked.layers.get(c) else {
+                continue;
+            };
+            let r = &v.rebuild;
+            let mut row = cells.to_vec();
+            row.extend([
+                short_id(c),
+                r.diff_id
+                    .as_deref()
+                    .map(short_id)
+                    .unwrap_or_else(|| "?".into()),
+                v.content_cell(),
+                v.metadata_cell(),
+                r.files.to_string(),
+                human_size(r.bytes),
+            ]);
+            t.row(row);
+        }
+    }
+    t.print(&mut out)?;
+    for (_, chains, checked, _) in &results {
+        for c in chains {
+            let Some(v) = checked.layers.get(c) else {
+                continue;
+            };
+            if v.content() == "verified" && v.metadata() != "findings" {
+                continue;
+            }
+            verify::print_details(&mut out, c, v)?;
+        }
+    }
+    writeln!(out)?;
+    for (s, _, _, verdicts) in &results {
+        let id = s.identity();
+        let ns = id.namespace.map(|n| format!(" {n}")).unwrap_or_default();
+        for v in verdicts {
+            let name = v.tags.first().cloned().unwrap_or_else(|| "<none>".into());
+            if v.ok {
+                writeln!(
+                    out,
+                    "{}{ns} image {} {}: verified",
+                    id.engine,
+                    short_id(&v.id),
+                    printable(&name)
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}{ns} image {} {}: FAILED: {}",
+                    id.engine,
+                    short_id(&v.id),
+                    printable(&name),
+                    printable(&v.problems.join("; "))
+                )?;
+            }
+        }
+    }
+    Ok(if all_ok { 0 } else { EXIT_FINDINGS })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn logs(
+    cli: &Cli,
+    host: &Host,
+    outputs: &OutputPolicy,
+    query: &str,
+    timestamps: bool,
+    since: Option<&str>,
+    until: Option<&str>,
+    tail: Option<&str>,
+) -> anyhow::Result<u8> {
+    let q = query.trim().trim_start_matches('/');
+    // Docker's graphdriver store first, as the only store it always was.
+    if let Some(d) = host.docker() {
+        if d.find_container(q).is_ok() {
+            return run_command(cli, d, outputs);
+        }
+    }
+    let stores = &host.stores().stores;
+    let mut found: Vec<(usize, ContainerRecord)> = host
+        .stores()
+        .find_container(q)
+        .into_iter()
+        .filter(|(i, _)| stores[*i].as_any().downcast_ref::<salvor_docker::Store>().is_none())
+        .collect();
+    // An exact id or name wins over prefixes.
+    if found.len() > 1 {
+        let exact: Vec<_> = found
+            .iter()
+            .filter(|(_, c)| c.id == q || c.name == q)
+            .cloned()
+            .collect();
+        if !exact.is_empty() {
+            found = exact;
+        }
+    }
+    let (i, c) = match found.as_slice() {
+        [] => bail!("logs: no container matches {q:?} in any store ({})", store_list(host)),
+        [one] => one.clone(),
+        many => bail!(
+            "logs: {q:?} is ambiguous: {}",
+            many.iter()
+                .map(|(i, c)| format!("{} {} ({})", &c.id[..c.id.len().min(12)], c.name, stores[*i].identity()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    if c.log_paths.is_empty() {
+        bail!(
+            "logs: container {} ({}) has no log file in the evidence",
+            c.name,
+            stores[i].identity()
+        );
+    }
+    let opts = salvor_docker::logs::LogOptions {
+        since: docker_containers::time_arg("since", since)?,
+        until: docker_containers::time_arg("until", until)?,
+        tail: docker_containers::tail_arg(tail)?,
+        timestamps,
+    };
+    // The record lists the live file first; the reader wants the oldest first.
+    let files = salvor_docker::logs::LogFiles {
+        format: salvor_docker::logs::LogFormat::JsonFile,
+        files: c.log_paths.iter().rev().cloned().collect(),
+        not_regular: Vec::new(),
+    };
+    let reader = salvor_docker::logs::LogReader::new(stores[i].source().clone(), &files);
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut err = io::BufWriter::new(io::stderr().lock());
+    let mut damage = Vec::new();
+    let summary = salvor_docker::logs::write_logs(reader, &opts, &mut out, &mut err, &mut |e| {
+        damage.push(e.to_string())
+    })?;
+    out.flush()?;
+    err.flush()?;
+    drop(err);
+    for d in &damage {
+        eprintln!("salvor: warning: {}", printable(d));
+    }
+    Ok(if summary.errors.is_empty() {
+        0
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repo_tag;
+
+    #[test]
+    fn names_split_as_docker_images_shows_them() {
+        let rt = |n: &str| {
+            let (r, t) = repo_tag(n);
+            format!("{r} {t}")
+        };
+        assert_eq!(rt("salvor/base:1.0"), "salvor/base 1.0");
+        assert_eq!(rt("busybox"), "busybox latest");
+        assert_eq!(rt("localhost:5000/x"), "localhost:5000/x latest");
+        assert_eq!(rt("localhost:5000/x:2"), "localhost:5000/x 2");
+        assert_eq!(rt("busybox@sha256:abcd"), "busybox <none>");
+    }
+}

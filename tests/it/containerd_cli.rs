@@ -1,0 +1,257 @@
+//! The CLI on Docker 26.1.5's containerd image store (fixtures/engine/docker26-containerd),
+//! against what docker answered on the live engine: `images` (ids, repositories, tags, the
+//! rows `docker images` shows without -a, and all 23 with -a), `containers` (`docker ps -a`
+//! ids, names, images, states), `logs` (byte for byte, with and without -t), `verify`
+//! (every layer's blob and snapshot), `info`; and a tampered copy of the data-root.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::common::{repo, salvor, salvor_ok};
+
+fn fixture() -> PathBuf {
+    repo().join("fixtures/engine/docker26-containerd")
+}
+
+fn archive() -> String {
+    fixture()
+        .join("data-root.tar.zst")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn expected(p: &str) -> PathBuf {
+    fixture().join("expected").join(p)
+}
+
+fn jsonl(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// (IMAGE ID, REPOSITORY, TAG) rows of a table whose first two columns are ENGINE and
+/// NAMESPACE.
+fn image_rows(table: &str) -> Vec<(String, String, String)> {
+    let mut lines = table.lines();
+    let head = lines.next().expect("header");
+    assert!(
+        head.starts_with("ENGINE") && head.contains("NAMESPACE   REPOSITORY"),
+        "{head}"
+    );
+    lines
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(w[0], "docker-containerd", "{l}");
+            assert_eq!(w[1], "moby", "{l}");
+            (w[4].to_string(), w[2].to_string(), w[3].to_string())
+        })
+        .collect()
+}
+
+fn docker_rows(p: &str) -> Vec<(String, String, String)> {
+    jsonl(&expected(p))
+        .iter()
+        .map(|v| {
+            let id = v["ID"].as_str().expect("ID");
+            let id = id.strip_prefix("sha256:").unwrap_or(id);
+            (
+                id[..12].to_string(),
+                v["Repository"].as_str().expect("repo").to_string(),
+                v["Tag"].as_str().expect("tag").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn images_are_listed_as_docker_26_lists_them() {
+    let a = archive();
+    // Without -a: the same rows in the same order (newest first), untagged parents hidden.
+    let out = salvor_ok(&["--root", &a, "images"], 0);
+    assert_eq!(image_rows(&out), docker_rows("image-ls.jsonl"), "{out}");
+    // With -a: every image; docker orders images created in the same second its own way,
+    // so compare as sets.
+    let out = salvor_ok(&["--root", &a, "images", "-a"], 0);
+    let ours: BTreeSet<_> = image_rows(&out).into_iter().collect();
+    let theirs: BTreeSet<_> = docker_rows("image-ls-a.jsonl").into_iter().collect();
+    assert_eq!(ours, theirs);
+    // --json: every image id docker knows, with full ids.
+    let v: serde_json::Value =
+        serde_json::from_str(&salvor_ok(&["--root", &a, "images", "--json"], 0)).expect("json");
+    let ids: BTreeSet<String> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| {
+            assert_eq!(i["engine"], "docker-containerd");
+            assert_eq!(i["namespace"], "moby");
+            i["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    let want: BTreeSet<String> = std::fs::read_to_string(expected("image-ids.txt"))
+        .expect("ids")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids, want);
+}
+
+#[test]
+fn containers_are_docker_ps_a() {
+    let a = archive();
+    let out = salvor_ok(&["--root", &a, "containers", "--no-trunc"], 0);
+    let ps = jsonl(&expected("ps-a.jsonl"));
+    assert_eq!(out.lines().count(), ps.len() + 1, "{out}");
+    for c in &ps {
+        let id = c["ID"].as_str().expect("id");
+        let line = out
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} not listed:\n{out}"));
+        let name = c["Names"].as_str().expect("name");
+        let image = c["Image"].as_str().expect("image");
+        assert!(line.starts_with("docker-containerd   moby"), "{line}");
+        assert!(line.ends_with(name), "{line}");
+        assert!(line.contains(&format!("   {image}   ")), "{line} vs {image}");
+        let state = c["State"].as_str().expect("state");
+        let status = c["Status"].as_str().expect("status");
+        match state {
+            "created" => assert!(line.contains("   Created   "), "{line}"),
+            "exited" => {
+                // docker: "Exited (3) 4 seconds ago"; salvor: "Exited (3) at <time>".
+                let code = &status[..status.find(')').expect("code") + 1];
+                assert!(line.contains(&format!("{code} at 2026-")), "{line}");
+            }
+            other => panic!("unexpected state {other}"),
+        }
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&salvor_ok(&["--root", &a, "containers", "--json"], 0))
+            .expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(ps.len()));
+}
+
+#[test]
+fn logs_are_docker_logs_byte_for_byte() {
+    let a = archive();
+    for c in ["c-exit0", "c-exit3", "c-created", "c-unchanged"] {
+        for (flag, suffix) in [(None, ""), (Some("-t"), "-t")] {
+            let mut args = vec!["--root", a.as_str(), "logs"];
+            args.extend(flag);
+            args.push(c);
+            let out = salvor(&args);
+            assert_eq!(out.status.code(), Some(0), "{c} {flag:?}: {out:?}");
+            let want_out = std::fs::read(expected(&format!("logs/{c}.stdout{suffix}")))
+                .expect("stdout");
+            let want_err = std::fs::read(expected(&format!("logs/{c}.stderr{suffix}")))
+                .expect("stderr");
+            assert_eq!(out.stdout, want_out, "{c} {flag:?} stdout");
+            // stderr: the container's stderr, then nothing of salvor's.
+            assert_eq!(out.stderr, want_err, "{c} {flag:?} stderr");
+        }
+    }
+    let out = salvor(&["--root", &a, "logs", "no-such-container"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no container matches"));
+}
+
+#[test]
+fn verify_proves_every_layer_and_image() {
+    let a = archive();
+    let out = salvor_ok(&["--root", &a, "verify"], 0);
+    let layers: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(layers.len(), 9, "{out}");
+    for l in &layers {
+        assert!(l.contains("   verified   clean   "), "{l}");
+    }
+    let images = out.lines().filter(|l| l.ends_with(": verified")).count();
+    assert_eq!(images, 23, "{out}");
+    // One image by name, one by id prefix.
+    let out = salvor_ok(&["--root", &a, "verify", "salvor/app:1", "9c3280bce7f0"], 0);
+    assert!(out.contains("image df5d58f51b49 salvor/app:1: verified"), "{out}");
+    assert!(out.contains("image 9c3280bce7f0 salvor/base"), "{out}");
+    let out = salvor(&["--root", &a, "verify", "salvor/nope:1"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn info_names_the_store_and_where_it_was_found() {
+    let out = salvor_ok(&["--root", &archive(), "info"], 0);
+    for want in [
+        "Stores:          1",
+        "Store:           docker-containerd (namespace moby) at containerd/daemon (overlayfs)",
+        "Images:          23",
+        "Layers:          9",
+        "Containers:      4",
+        "Problems:        none",
+    ] {
+        assert!(out.contains(want), "{want:?} not in\n{out}");
+    }
+}
+
+#[test]
+fn commands_not_yet_reading_containerd_say_so() {
+    let out = salvor(&["--root", &archive(), "history", "salvor/app:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reads Docker's graphdriver store only so far"), "{err}");
+    assert!(err.contains("docker-containerd (namespace moby)"), "{err}");
+}
+
+/// The data-root unpacked, a snapshot file changed and a blob removed: verify names both.
+#[test]
+fn tampered_snapshot_and_missing_blob_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::common::untar_zst(&fixture().join("data-root.tar.zst"), dir.path(), true);
+    let root = dir.path().to_string_lossy().into_owned();
+    // Find salvor/app:1's top layer's snapshot and change /app/stamp there.
+    let v: serde_json::Value = serde_json::from_str(&salvor_ok(
+        &["--root", &root, "verify", "--json", "salvor/app:1"],
+        0,
+    ))
+    .expect("json");
+    assert_eq!(v["ok"], true);
+    let snaps = dir
+        .path()
+        .join("containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots");
+    let stamp = std::fs::read_dir(&snaps)
+        .expect("snapshots")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("fs/app/stamp"))
+        .find(|p| p.is_file())
+        .expect("a snapshot with app/stamp");
+    std::fs::write(&stamp, "tampered\n").expect("tamper");
+    let out = salvor(&["--root", &root, "verify", "salvor/app:1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("app/stamp"), "{text}");
+    assert!(text.contains("salvor/app:1: FAILED"), "{text}");
+    // The imported image's only layer blob removed: unprovable, said with the blob's name.
+    let blobs = dir
+        .path()
+        .join("containerd/daemon/io.containerd.content.v1.content/blobs/sha256");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            blobs.join("bec26a6d366c3258b6a4d0cdf491d00677adf201208bc01a34459f9de391447c"),
+        )
+        .expect("manifest"),
+    )
+    .expect("json");
+    let blob = manifest["layers"][0]["digest"].as_str().expect("digest");
+    std::fs::remove_file(blobs.join(blob.trim_start_matches("sha256:"))).expect("rm blob");
+    let out = salvor(&["--root", &root, "verify", "salvor/imported:1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("UNREBUILDABLE"), "{text}");
+    assert!(
+        text.contains(&format!("its blob {blob} is not in the content store")),
+        "{text}"
+    );
+}
