@@ -131,6 +131,7 @@
 
 mod gojson;
 mod reference;
+mod stored;
 mod tarw;
 mod v1;
 
@@ -145,6 +146,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use v1::{Flavor, V1Image};
+
+pub use stored::{
+    export_stored_tar_to, stored_index_json, stored_manifest_json, BlobSource, StoredBlob,
+    StoredImage, StoredRef,
+};
 
 use salvor_oci::spec::{
     ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_OCI_CONFIG as MT_CONFIG,

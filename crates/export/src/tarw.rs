@@ -39,10 +39,28 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
     None
 }
 
-/// Build a USTAR header. uid/gid 0, empty uname/gname.
+/// Build a USTAR header. uid/gid 0, empty uname/gname; mode 0644 files, 0755 dirs, 0777
+/// symlinks.
 pub(crate) fn header(
     path: &str,
     kind: Kind,
+    size: u64,
+    mtime: i64,
+    link: &str,
+) -> io::Result<[u8; BLOCK]> {
+    let mode = match kind {
+        Kind::File => 0o644,
+        Kind::Dir => 0o755,
+        Kind::Symlink => 0o777,
+    };
+    header_mode(path, kind, mode, size, mtime, link)
+}
+
+/// [`header`] with the permission bits `mode`.
+pub(crate) fn header_mode(
+    path: &str,
+    kind: Kind,
+    mode: u32,
     size: u64,
     mtime: i64,
     link: &str,
@@ -61,12 +79,12 @@ pub(crate) fn header(
         ));
     }
     h[..name.len()].copy_from_slice(name.as_bytes());
-    let (mode, flag) = match kind {
-        Kind::File => (0o644, b'0'),
-        Kind::Dir => (0o755, b'5'),
-        Kind::Symlink => (0o777, b'2'),
+    let flag = match kind {
+        Kind::File => b'0',
+        Kind::Dir => b'5',
+        Kind::Symlink => b'2',
     };
-    octal(&mut h[100..108], mode);
+    octal(&mut h[100..108], u64::from(mode));
     octal(&mut h[108..116], 0);
     octal(&mut h[116..124], 0);
     if !octal(&mut h[124..136], size) {
