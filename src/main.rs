@@ -89,6 +89,11 @@ pub struct Cli {
     /// `os/arch[/variant]`: `linux/arm64`, `linux/arm/v7`. Default: linux/amd64.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", global = true)]
     pub platform: Option<String>,
+
+    /// Only the stores of this containerd namespace (`k8s.io`, `moby`, `default`), as
+    /// `ctr -n` does: an image or container several namespaces hold is then one.
+    #[arg(long, value_name = "NAMESPACE", global = true)]
+    pub namespace: Option<String>,
     /// No progress bars or notes on stderr (evidence damage is still said).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,

@@ -125,7 +125,10 @@ pub(crate) fn tail_arg(s: Option<&str>) -> anyhow::Result<Option<usize>> {
     }
 }
 
-pub(crate) fn time_arg(name: &str, s: Option<&str>) -> anyhow::Result<Option<salvor_source::Timestamp>> {
+pub(crate) fn time_arg(
+    name: &str,
+    s: Option<&str>,
+) -> anyhow::Result<Option<salvor_source::Timestamp>> {
     match s {
         None => Ok(None),
         Some(v) => logs::parse_time_arg(v).map(Some).with_context(|| {

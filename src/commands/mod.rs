@@ -54,7 +54,26 @@ pub fn open_host_and_outputs(cli: &Cli) -> anyhow::Result<(Host, OutputPolicy)> 
             evidence.source().describe()
         );
     }
-    let host = Host::open(&evidence).map_err(EvidenceError::into_anyhow)?;
+    let mut host = Host::open(&evidence).map_err(EvidenceError::into_anyhow)?;
+    if let Some(ns) = &cli.namespace {
+        let known: Vec<String> = host
+            .stores()
+            .identities()
+            .into_iter()
+            .filter_map(|i| i.namespace)
+            .collect();
+        if !known.contains(ns) {
+            bail!(
+                "--namespace {ns:?}: no store of that namespace (namespaces found: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        host.retain_namespace(ns);
+    }
     if !cli.quiet {
         for note in host.notes() {
             eprintln!("salvor: note: {note}");

@@ -37,6 +37,23 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
         } => images(host, *json, *no_trunc, *all),
         Command::Containers { json, no_trunc } => containers(host, *json, *no_trunc),
         Command::Verify { images, json } => verify_all(host, images, *json, cli.quiet),
+        Command::Extract {
+            images,
+            output,
+            format,
+            dir,
+            json,
+            ..
+        } if !in_docker_store(host, images) => extract_stored(
+            host,
+            images,
+            output,
+            *format,
+            *dir,
+            *json,
+            cli.quiet,
+            outputs,
+        ),
         Command::Logs {
             container,
             timestamps,
@@ -209,7 +226,10 @@ fn images(host: &Host, json_out: bool, no_trunc: bool, all: bool) -> anyhow::Res
 /// content (manifest, config, layer blobs) plus its unpacked snapshots' recorded usage.
 fn listed_size(s: &dyn ContainerStore, id: &str) -> Option<u64> {
     let content = s.image_size(id)?;
-    match s.as_any().downcast_ref::<salvor_containerd::ContainerdStore>() {
+    match s
+        .as_any()
+        .downcast_ref::<salvor_containerd::ContainerdStore>()
+    {
         Some(c) => Some(content + c.unpacked_size(id).unwrap_or(0)),
         None => Some(content),
     }
@@ -229,7 +249,9 @@ fn containerd_image_rows(s: &dyn ContainerStore, no_trunc: bool, all: bool) -> V
             short_id(&i.id)
         };
         let created = short_time(i.created.as_deref());
-        let size = listed_size(s, &i.id).map(human_size).unwrap_or_else(|| "?".into());
+        let size = listed_size(s, &i.id)
+            .map(human_size)
+            .unwrap_or_else(|| "?".into());
         let mut names: Vec<(String, String)> = i.names.iter().map(|n| repo_tag(n)).collect();
         if names.is_empty() {
             names.push(("<none>".into(), "<none>".into()));
@@ -308,7 +330,11 @@ fn containers(host: &Host, json_out: bool, no_trunc: bool) -> anyhow::Result<u8>
                 // is listed once.
                 let list = list
                     .into_iter()
-                    .filter(|c| c.config_path.as_ref().is_none_or(|p| !seen_configs.contains(p)))
+                    .filter(|c| {
+                        c.config_path
+                            .as_ref()
+                            .is_none_or(|p| !seen_configs.contains(p))
+                    })
                     .collect();
                 per_store.push((s.as_ref(), Rows::Model(list)));
             }
@@ -388,7 +414,9 @@ fn containers(host: &Host, json_out: bool, no_trunc: bool) -> anyhow::Result<u8>
                     } else {
                         salvor_core::ps::ellipsis(&cmd, 20)
                     };
-                    let image = s.container_image_name(&c.id).unwrap_or_else(|| c.image.clone());
+                    let image = s
+                        .container_image_name(&c.id)
+                        .unwrap_or_else(|| c.image.clone());
                     let image = match image.strip_prefix("sha256:") {
                         Some(hex) if !no_trunc => hex.chars().take(12).collect(),
                         _ => image,
@@ -491,11 +519,18 @@ fn info(host: &Host, json_out: bool) -> anyhow::Result<u8> {
     writeln!(out, "Stores:          {}", stores.len())?;
     for (s, d) in stores.iter().zip(&described) {
         writeln!(out)?;
-        writeln!(out, "Store:           {}", printable(&s.identity().to_string()))?;
+        writeln!(
+            out,
+            "Store:           {}",
+            printable(&s.identity().to_string())
+        )?;
         if let Some(l) = d["layout"].as_str() {
             writeln!(out, "Layout:          {}", printable(l))?;
         }
-        if let Some(c) = s.as_any().downcast_ref::<salvor_containerd::ContainerdStore>() {
+        if let Some(c) = s
+            .as_any()
+            .downcast_ref::<salvor_containerd::ContainerdStore>()
+        {
             writeln!(out, "Found:           {}", printable(&c.located().found_by))?;
         }
         if let Some(v) = s.engine_version() {
@@ -545,9 +580,75 @@ fn write_problem(out: &mut dyn Write, p: &Value) -> io::Result<()> {
     }
 }
 
-/// The images `queries` name across every store (all when none): (store index, records).
-/// A query is a full or unique-prefix id (`sha256:` optional), or a name as listed
-/// (`salvor/app:1`, `busybox` for `busybox:latest`).
+/// The image `q` names across every store: (store index, record, the name it matched);
+/// a full or unique-prefix id (`sha256:` optional), or a name as listed (`salvor/app:1`,
+/// `busybox` for `busybox:latest`). `cmd` names the command in errors.
+fn resolve_image(
+    host: &Host,
+    all: &[(usize, ImageRecord)],
+    q: &str,
+    cmd: &str,
+) -> anyhow::Result<Vec<(usize, ImageRecord, Option<String>)>> {
+    let q = q.trim();
+    let with_tag = |n: &str| {
+        let (repo, tag) = repo_tag(n);
+        format!("{repo}:{tag}")
+    };
+    let by_name: Vec<(usize, ImageRecord, Option<String>)> = all
+        .iter()
+        .filter_map(|(i, r)| {
+            let n = r
+                .names
+                .iter()
+                .chain(&r.digests)
+                .find(|n| *n == q || with_tag(n) == with_tag(q))?;
+            Some((*i, r.clone(), Some(n.clone())))
+        })
+        .collect();
+    let hex = q.strip_prefix("sha256:").unwrap_or(q);
+    let by_id: Vec<(usize, ImageRecord, Option<String>)> =
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            all.iter()
+                .filter(|(_, r)| {
+                    r.id.strip_prefix("sha256:")
+                        .unwrap_or(&r.id)
+                        .starts_with(hex)
+                })
+                .map(|(i, r)| (*i, r.clone(), None))
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let found = if by_name.is_empty() { by_id } else { by_name };
+    let ids: BTreeSet<&str> = found.iter().map(|(_, r, _)| r.id.as_str()).collect();
+    match ids.len() {
+        0 => bail!(
+            "{cmd}: no image matches {q:?} in any store ({})",
+            store_list(host)
+        ),
+        1 => Ok(found),
+        _ => bail!(
+            "{cmd}: {q:?} is ambiguous: {}",
+            ids.iter()
+                .map(|i| short_id(i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// True when every image `queries` name is in Docker's graphdriver store (or the host has
+/// no other store): `extract` is then Docker's own.
+fn in_docker_store(host: &Host, queries: &[String]) -> bool {
+    let Some(d) = host.docker() else {
+        return false;
+    };
+    queries
+        .iter()
+        .all(|q| crate::commands::target::image(d, "extract", q).is_ok())
+}
+
+/// The images `queries` name across every store (all when none), by store.
 fn select(host: &Host, queries: &[String]) -> anyhow::Result<BTreeMap<usize, Vec<ImageRecord>>> {
     let mut out: BTreeMap<usize, Vec<ImageRecord>> = BTreeMap::new();
     let all = host.stores().images();
@@ -558,48 +659,131 @@ fn select(host: &Host, queries: &[String]) -> anyhow::Result<BTreeMap<usize, Vec
         return Ok(out);
     }
     for q in queries {
-        let q = q.trim();
-        let with_tag = |n: &str| {
-            let (repo, tag) = repo_tag(n);
-            format!("{repo}:{tag}")
-        };
-        let by_name: Vec<&(usize, ImageRecord)> = all
-            .iter()
-            .filter(|(_, r)| {
-                r.names
-                    .iter()
-                    .chain(&r.digests)
-                    .any(|n| n == q || with_tag(n) == with_tag(q))
-            })
-            .collect();
-        let hex = q.strip_prefix("sha256:").unwrap_or(q);
-        let by_id: Vec<&(usize, ImageRecord)> = if hex.len() >= 4
-            && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            all.iter()
-                .filter(|(_, r)| r.id.strip_prefix("sha256:").unwrap_or(&r.id).starts_with(hex))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let found = if by_name.is_empty() { by_id } else { by_name };
-        let ids: BTreeSet<&str> = found.iter().map(|(_, r)| r.id.as_str()).collect();
-        match ids.len() {
-            0 => bail!("verify: no image matches {q:?} in any store ({})", store_list(host)),
-            1 => {}
-            _ => bail!(
-                "verify: {q:?} is ambiguous: {}",
-                ids.iter().map(|i| short_id(i)).collect::<Vec<_>>().join(", ")
-            ),
-        }
-        for (i, r) in found {
-            let v = out.entry(*i).or_default();
+        for (i, r, _) in resolve_image(host, &all, q, "verify")? {
+            let v = out.entry(i).or_default();
             if !v.iter().any(|x| x.id == r.id) {
-                v.push(r.clone());
+                v.push(r);
             }
         }
     }
     Ok(out)
+}
+
+/// `extract` of a containerd store's images: the blobs as stored, as Docker 26's `docker
+/// save` writes them with the containerd image store.
+#[allow(clippy::too_many_arguments)]
+fn extract_stored(
+    host: &Host,
+    queries: &[String],
+    output: &std::path::Path,
+    format: crate::FormatArg,
+    dir: bool,
+    json_out: bool,
+    quiet: bool,
+    outputs: &OutputPolicy,
+) -> anyhow::Result<u8> {
+    use salvor_core::stored::{stored_images, ContentBlobs, Pick};
+    if dir {
+        bail!("extract --dir: a containerd store's images are written as a tar only so far");
+    }
+    if !matches!(format, crate::FormatArg::Docker) {
+        bail!(
+            "extract --format {format:?}: a containerd store's images are written with their blobs as stored (--format docker) only so far"
+        );
+    }
+    outputs.check_file(output)?;
+    let all = host.stores().images();
+    let mut picks: Vec<(usize, Pick)> = Vec::new();
+    for q in queries {
+        for (i, r, name) in resolve_image(host, &all, q, "extract")? {
+            picks.push((
+                i,
+                Pick {
+                    id: r.id.clone(),
+                    reference: name,
+                },
+            ));
+        }
+    }
+    let stores_used: BTreeSet<usize> = picks.iter().map(|(i, _)| *i).collect();
+    let [store_index] = stores_used.iter().copied().collect::<Vec<_>>()[..] else {
+        bail!(
+            "extract: the images named are in {} stores ({}); one archive holds the images of one store: pick it with --namespace",
+            stores_used.len(),
+            stores_used
+                .iter()
+                .map(|i| host.stores().stores[*i].identity().to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    };
+    let s = host.stores().stores[store_index].as_ref();
+    let Some(c) = s
+        .as_any()
+        .downcast_ref::<salvor_containerd::ContainerdStore>()
+    else {
+        bail!("extract: {} is not a containerd store", s.identity());
+    };
+    let picks: Vec<Pick> = picks.into_iter().map(|(_, p)| p).collect();
+    let images = stored_images(c, &picks)?;
+    let total: u64 = {
+        let mut seen = BTreeSet::new();
+        images
+            .iter()
+            .flat_map(|i| {
+                std::iter::once(&i.manifest)
+                    .chain(&i.extra)
+                    .chain(std::iter::once(&i.config))
+                    .chain(&i.layers)
+            })
+            .filter(|b| seen.insert(b.digest.clone()))
+            .map(|b| b.size)
+            .sum()
+    };
+    let pb = bytes_bar(total, quiet, "extracting");
+    let inc = |n: u64| pb.inc(n);
+    let blobs = ContentBlobs {
+        store: c,
+        progress: &inc,
+    };
+    let mut sink = outputs.file(output)?;
+    let res = salvor_export::export_stored_tar_to(&images, &blobs, &mut sink, output);
+    if let Some(e) = sink.write_error() {
+        return Err(e.into());
+    }
+    let report = res.map_err(|e| match e {
+        salvor_export::ExportError::Sink(s) => anyhow::Error::from(s),
+        e => anyhow::Error::from(e).context(format!("cannot write {}", output.display())),
+    })?;
+    sink.commit()?;
+    pb.finish_and_clear();
+    if json_out {
+        print_json(&json!({
+            "output": output,
+            "format": "docker",
+            "store": s.identity(),
+            "images": images.iter().map(|i| json!({
+                "id": i.manifest.digest,
+                "tags": i.refs.iter().map(|r| &r.familiar).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "archive_sha256": report.archive_sha256,
+            "bytes": report.bytes,
+            "blobs_written": report.layers_written,
+            "files": report.files.iter().map(|(p, h, n)| json!({"path": p, "sha256": h, "size": n})).collect::<Vec<_>>(),
+        }))?;
+    } else if !quiet {
+        eprintln!(
+            "wrote {} ({}, {} image(s), {} blob(s) as stored, each hashed to its digest)",
+            output.display(),
+            human_size(report.bytes),
+            images.len(),
+            report.layers_written
+        );
+        if let Some(h) = &report.archive_sha256 {
+            eprintln!("archive sha256:{h}");
+        }
+    }
+    Ok(0)
 }
 
 fn verify_all(host: &Host, queries: &[String], json_out: bool, quiet: bool) -> anyhow::Result<u8> {
@@ -739,7 +923,12 @@ fn logs(
         .stores()
         .find_container(q)
         .into_iter()
-        .filter(|(i, _)| stores[*i].as_any().downcast_ref::<salvor_docker::Store>().is_none())
+        .filter(|(i, _)| {
+            stores[*i]
+                .as_any()
+                .downcast_ref::<salvor_docker::Store>()
+                .is_none()
+        })
         .collect();
     // An exact id or name wins over prefixes.
     if found.len() > 1 {
@@ -753,12 +942,20 @@ fn logs(
         }
     }
     let (i, c) = match found.as_slice() {
-        [] => bail!("logs: no container matches {q:?} in any store ({})", store_list(host)),
+        [] => bail!(
+            "logs: no container matches {q:?} in any store ({})",
+            store_list(host)
+        ),
         [one] => one.clone(),
         many => bail!(
             "logs: {q:?} is ambiguous: {}",
             many.iter()
-                .map(|(i, c)| format!("{} {} ({})", &c.id[..c.id.len().min(12)], c.name, stores[*i].identity()))
+                .map(|(i, c)| format!(
+                    "{} {} ({})",
+                    &c.id[..c.id.len().min(12)],
+                    c.name,
+                    stores[*i].identity()
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

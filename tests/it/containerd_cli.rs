@@ -115,7 +115,10 @@ fn containers_are_docker_ps_a() {
         let image = c["Image"].as_str().expect("image");
         assert!(line.starts_with("docker-containerd   moby"), "{line}");
         assert!(line.ends_with(name), "{line}");
-        assert!(line.contains(&format!("   {image}   ")), "{line} vs {image}");
+        assert!(
+            line.contains(&format!("   {image}   ")),
+            "{line} vs {image}"
+        );
         let state = c["State"].as_str().expect("state");
         let status = c["Status"].as_str().expect("status");
         match state {
@@ -129,8 +132,7 @@ fn containers_are_docker_ps_a() {
         }
     }
     let v: serde_json::Value =
-        serde_json::from_str(&salvor_ok(&["--root", &a, "containers", "--json"], 0))
-            .expect("json");
+        serde_json::from_str(&salvor_ok(&["--root", &a, "containers", "--json"], 0)).expect("json");
     assert_eq!(v.as_array().map(Vec::len), Some(ps.len()));
 }
 
@@ -144,10 +146,10 @@ fn logs_are_docker_logs_byte_for_byte() {
             args.push(c);
             let out = salvor(&args);
             assert_eq!(out.status.code(), Some(0), "{c} {flag:?}: {out:?}");
-            let want_out = std::fs::read(expected(&format!("logs/{c}.stdout{suffix}")))
-                .expect("stdout");
-            let want_err = std::fs::read(expected(&format!("logs/{c}.stderr{suffix}")))
-                .expect("stderr");
+            let want_out =
+                std::fs::read(expected(&format!("logs/{c}.stdout{suffix}"))).expect("stdout");
+            let want_err =
+                std::fs::read(expected(&format!("logs/{c}.stderr{suffix}"))).expect("stderr");
             assert_eq!(out.stdout, want_out, "{c} {flag:?} stdout");
             // stderr: the container's stderr, then nothing of salvor's.
             assert_eq!(out.stderr, want_err, "{c} {flag:?} stderr");
@@ -162,11 +164,7 @@ fn logs_are_docker_logs_byte_for_byte() {
 fn verify_proves_every_layer_and_image() {
     let a = archive();
     let out = salvor_ok(&["--root", &a, "verify"], 0);
-    let layers: Vec<&str> = out
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.is_empty())
-        .collect();
+    let layers: Vec<&str> = out.lines().skip(1).take_while(|l| !l.is_empty()).collect();
     assert_eq!(layers.len(), 9, "{out}");
     for l in &layers {
         assert!(l.contains("   verified   clean   "), "{l}");
@@ -175,7 +173,10 @@ fn verify_proves_every_layer_and_image() {
     assert_eq!(images, 23, "{out}");
     // One image by name, one by id prefix.
     let out = salvor_ok(&["--root", &a, "verify", "salvor/app:1", "9c3280bce7f0"], 0);
-    assert!(out.contains("image df5d58f51b49 salvor/app:1: verified"), "{out}");
+    assert!(
+        out.contains("image df5d58f51b49 salvor/app:1: verified"),
+        "{out}"
+    );
     assert!(out.contains("image 9c3280bce7f0 salvor/base"), "{out}");
     let out = salvor(&["--root", &a, "verify", "salvor/nope:1"]);
     assert_eq!(out.status.code(), Some(2));
@@ -201,7 +202,10 @@ fn commands_not_yet_reading_containerd_say_so() {
     let out = salvor(&["--root", &archive(), "history", "salvor/app:1"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("reads Docker's graphdriver store only so far"), "{err}");
+    assert!(
+        err.contains("reads Docker's graphdriver store only so far"),
+        "{err}"
+    );
     assert!(err.contains("docker-containerd (namespace moby)"), "{err}");
 }
 
@@ -253,5 +257,146 @@ fn tampered_snapshot_and_missing_blob_are_named() {
     assert!(
         text.contains(&format!("its blob {blob} is not in the content store")),
         "{text}"
+    );
+}
+
+/// Every `docker save` the engine wrote (expected/save/*: the references given, the
+/// archive's sha256): salvor's extract of the same references is the same archive, byte
+/// for byte (blobs as stored, in digest order; index.json per reference).
+#[test]
+fn extract_is_docker_26_save_byte_for_byte() {
+    let a = archive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut compared = 0;
+    for e in std::fs::read_dir(expected("save")).expect("save") {
+        let d = e.expect("entry").path();
+        let refs: Vec<String> = std::fs::read_to_string(d.join("refs.txt"))
+            .expect("refs")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let want = std::fs::read_to_string(d.join("archive.sha256")).expect("sha");
+        let out = dir.path().join("x.tar");
+        let out_s = out.to_string_lossy().into_owned();
+        let mut args = vec!["-q", "--root", a.as_str(), "extract"];
+        args.extend(refs.iter().map(String::as_str));
+        args.extend(["-o", out_s.as_str(), "--overwrite"]);
+        salvor_ok(&args, 0);
+        assert_eq!(
+            crate::common::sha256_file(&out),
+            want.trim(),
+            "{} ({refs:?})",
+            d.display()
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 9);
+}
+
+fn cri_archive() -> String {
+    repo()
+        .join("fixtures/engine/containerd-cri/host-root.tar.zst")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A Kubernetes node's containerd (fixtures/engine/containerd-cri, containerd 1.7.24 driven
+/// through the CRI): every namespace a store, images with ctr's digests, containers with
+/// their pod.
+#[test]
+fn a_kubernetes_node_lists_its_namespaces_images_and_pods() {
+    let a = cri_archive();
+    let out = salvor_ok(&["--root", &a, "images", "--no-trunc"], 0);
+    let cri = repo().join("fixtures/engine/containerd-cri/expected/ns");
+    for ns in ["k8s.io", "default"] {
+        let ls = std::fs::read_to_string(cri.join(ns).join("images-ls.txt")).expect("ls");
+        for l in ls.lines().skip(1) {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if w[0].starts_with("sha256:") {
+                continue; // CRI's image-id alias of the same target
+            }
+            let (repo, tag) = w[0]
+                .trim_start_matches("docker.io/")
+                .rsplit_once(':')
+                .expect("tag");
+            let row = format!("containerd   {ns}");
+            assert!(
+                out.lines().any(|o| o.starts_with(&row)
+                    && o.contains(&format!("   {repo}   "))
+                    && o.contains(&format!("   {tag}   "))
+                    && o.contains(w[2])),
+                "{ns} {} {} not in\n{out}",
+                w[0],
+                w[2]
+            );
+        }
+    }
+    let out = salvor_ok(&["--root", &a, "containers"], 0);
+    let ids =
+        std::fs::read_to_string(repo().join("fixtures/engine/containerd-cri/expected/ids.env"))
+            .expect("ids");
+    for l in ids.lines().filter(|l| !l.starts_with("POD_UID")) {
+        let id = &l.split_once('=').expect("id").1[..12];
+        let line = out
+            .lines()
+            .find(|o| o.contains(id))
+            .unwrap_or_else(|| panic!("{id} not in\n{out}"));
+        assert!(line.starts_with("containerd   k8s.io"), "{line}");
+        assert!(line.trim_end().ends_with("shop/web-0"), "{line}");
+    }
+    // --namespace keeps one namespace's stores.
+    let out = salvor_ok(&["--root", &a, "--namespace", "default", "images"], 0);
+    assert!(
+        out.lines()
+            .skip(1)
+            .all(|l| l.starts_with("containerd   default")),
+        "{out}"
+    );
+    let bad = salvor(&["--root", &a, "--namespace", "nope", "images"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `ctr -n k8s.io images export` of the multi-platform image (its index, the amd64
+/// manifest, config and layers): salvor's extract is the same archive byte for byte.
+#[test]
+fn extract_of_an_index_image_is_ctr_export_byte_for_byte() {
+    let a = cri_archive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("m.tar");
+    let out_s = out.to_string_lossy().into_owned();
+    let want = std::fs::read_to_string(repo().join(
+        "fixtures/engine/containerd-cri/expected/export/multi-1/k8s.io.default.archive.sha256",
+    ))
+    .expect("sha");
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &a,
+            "--namespace",
+            "k8s.io",
+            "extract",
+            "salvor/multi:1",
+            "-o",
+            &out_s,
+        ],
+        0,
+    );
+    assert_eq!(crate::common::sha256_file(&out), want.trim());
+    // The image is in two namespaces: without --namespace, which one is asked.
+    let o = salvor(&[
+        "-q",
+        "--root",
+        &a,
+        "extract",
+        "salvor/multi:1",
+        "-o",
+        &out_s,
+        "--overwrite",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("stores"),
+        "{o:?}"
     );
 }

@@ -2,9 +2,9 @@
 
 mod common;
 
+mod containerd_cli;
 mod containers_cli;
 mod containers_fs;
-mod containerd_cli;
 mod corpus;
 mod debian;
 mod devicemapper;

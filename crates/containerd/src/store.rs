@@ -1047,7 +1047,11 @@ impl ContainerdStore {
                     command: text(&v, "Path").map(|path| {
                         let args = v.get("Args").and_then(|a| a.as_array());
                         std::iter::once(path)
-                            .chain(args.into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)))
+                            .chain(
+                                args.into_iter()
+                                    .flatten()
+                                    .filter_map(|a| a.as_str().map(str::to_string)),
+                            )
                             .collect::<Vec<_>>()
                             .join(" ")
                     }),
@@ -1375,8 +1379,11 @@ impl ContainerStore for ContainerdStore {
         if Digest::sha256_of(&bytes).as_str() != image_id {
             return false;
         }
-        serde_json::from_slice::<Index>(&bytes)
-            .is_ok_and(|i| i.manifests.iter().any(|d| d.digest.as_str() == manifest_digest))
+        serde_json::from_slice::<Index>(&bytes).is_ok_and(|i| {
+            i.manifests
+                .iter()
+                .any(|d| d.digest.as_str() == manifest_digest)
+        })
     }
 
     /// The manifest's, config's and layer blobs' sizes added up (Docker 26's `Size`; for

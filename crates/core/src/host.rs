@@ -78,8 +78,7 @@ impl Host {
                 store.add_damage(damage.iter().cloned());
             }
             let layout = store.engine_version.clone();
-            if let Some(v) =
-                engine_version(evidence, source.as_ref(), &data_root, layout.as_ref())?
+            if let Some(v) = engine_version(evidence, source.as_ref(), &data_root, layout.as_ref())?
             {
                 store.set_engine_version(v);
             }
@@ -119,6 +118,14 @@ impl Host {
         })
     }
 
+    /// Keeps only the stores of containerd namespace `namespace` (`--namespace`): Docker's
+    /// graphdriver store, which has none, goes too.
+    pub fn retain_namespace(&mut self, namespace: &str) {
+        self.stores
+            .stores
+            .retain(|s| s.identity().namespace.as_deref() == Some(namespace));
+    }
+
     /// Every store found, engine-neutral, in the order found (Docker's graphdriver store
     /// first, then containerd's namespaces).
     pub fn stores(&self) -> &salvor_model::Host {
@@ -138,10 +145,10 @@ impl Host {
     /// The containerd stores (one per namespace of each containerd root), in the order
     /// found.
     pub fn containerd_stores(&self) -> impl Iterator<Item = &salvor_containerd::ContainerdStore> {
-        self.stores
-            .stores
-            .iter()
-            .filter_map(|s| s.as_any().downcast_ref::<salvor_containerd::ContainerdStore>())
+        self.stores.stores.iter().filter_map(|s| {
+            s.as_any()
+                .downcast_ref::<salvor_containerd::ContainerdStore>()
+        })
     }
 
     /// The Docker graphdriver store, when the host has one.

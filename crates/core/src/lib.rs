@@ -40,6 +40,7 @@ pub mod inspect;
 pub mod probe;
 pub mod ps;
 pub mod rootfs;
+pub mod stored;
 pub mod target;
 
 pub use evidence::{DamagedEvidence, Evidence, EvidenceError, EvidenceOptions, EXIT_DAMAGED};

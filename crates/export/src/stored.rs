@@ -48,10 +48,14 @@ pub struct StoredBlob {
 /// One image to save with its blobs as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredImage {
-    /// The manifest: its digest is the image id (Docker 26 with the containerd store).
+    /// The manifest (or the index a platform's manifest was chosen from): its digest is
+    /// the image id (Docker 26 with the containerd store).
     pub manifest: StoredBlob,
-    /// The manifest's media type (`application/vnd.oci.image.manifest.v1+json`).
+    /// Its media type (`application/vnd.oci.image.manifest.v1+json`, or an index's).
     pub manifest_media_type: String,
+    /// Blobs between the index and the config: the platform's manifest when
+    /// [`StoredImage::manifest`] is an index.
+    pub extra: Vec<StoredBlob>,
     /// The config blob.
     pub config: StoredBlob,
     /// The layer blobs, in rootfs order.
@@ -153,7 +157,10 @@ pub fn stored_manifest_json(images: &[StoredImage]) -> String {
 fn merge(images: &[StoredImage]) -> Vec<StoredImage> {
     let mut out: Vec<StoredImage> = Vec::new();
     for img in images {
-        match out.iter_mut().find(|o| o.manifest.digest == img.manifest.digest) {
+        match out
+            .iter_mut()
+            .find(|o| o.manifest.digest == img.manifest.digest)
+        {
             Some(o) => {
                 for r in &img.refs {
                     if !o.refs.contains(r) {
@@ -182,6 +189,7 @@ pub fn export_stored_tar_to(
     let mut all: std::collections::BTreeMap<String, StoredBlob> = Default::default();
     for img in &merged {
         for b in std::iter::once(&img.manifest)
+            .chain(&img.extra)
             .chain(std::iter::once(&img.config))
             .chain(&img.layers)
         {
@@ -221,7 +229,10 @@ pub fn export_stored_tar_to(
                 source,
             });
         }
-        let (bytes, actual) = (h.bytes, format!("sha256:{}", hex::encode(h.hash.finalize())));
+        let (bytes, actual) = (
+            h.bytes,
+            format!("sha256:{}", hex::encode(h.hash.finalize())),
+        );
         if bytes != b.size {
             return Err(ExportError::SizeMismatch {
                 diff_id: b.digest.to_string(),
@@ -288,6 +299,7 @@ mod tests {
         StoredImage {
             manifest: blob(&blobs[0]),
             manifest_media_type: salvor_oci::spec::MEDIA_TYPE_OCI_MANIFEST.into(),
+            extra: Vec::new(),
             config: blob(&blobs[1]),
             layers: blobs[2..].iter().map(|b| blob(b)).collect(),
             refs: refs
@@ -338,11 +350,16 @@ mod tests {
         assert_eq!(modes[5].1, 0o644);
         assert_eq!(modes[7].1, 0o444);
         // Two references: two descriptors, one manifest.json entry with both tags.
-        let index: serde_json::Value =
-            serde_json::from_str(&stored_index_json(&[image(&blobs, &["x/y:1"]), image(&blobs, &["x/y:2"])]))
-                .expect("json");
+        let index: serde_json::Value = serde_json::from_str(&stored_index_json(&[
+            image(&blobs, &["x/y:1"]),
+            image(&blobs, &["x/y:2"]),
+        ]))
+        .expect("json");
         assert_eq!(index["manifests"].as_array().map(Vec::len), Some(2));
-        let m = stored_manifest_json(&merge(&[image(&blobs, &["x/y:1"]), image(&blobs, &["x/y:2"])]));
+        let m = stored_manifest_json(&merge(&[
+            image(&blobs, &["x/y:1"]),
+            image(&blobs, &["x/y:2"]),
+        ]));
         assert!(m.contains(r#""RepoTags":["x/y:1","x/y:2"]"#), "{m}");
         assert!(stored_manifest_json(&[image(&blobs, &[])]).contains(r#""RepoTags":null"#));
     }

@@ -455,7 +455,12 @@ pub fn verdicts(
 fn id_problem(store: &dyn ContainerStore, id: &str) -> Option<String> {
     let config = match store.config_bytes(id) {
         Ok(b) => b,
-        Err(e) => return Some(format!("config unreadable: {}", salvor_model::error_chain(&e))),
+        Err(e) => {
+            return Some(format!(
+                "config unreadable: {}",
+                salvor_model::error_chain(&e)
+            ))
+        }
     };
     let config_digest = salvor_oci::Digest::sha256_of(&config);
     if config_digest.as_str() == id {

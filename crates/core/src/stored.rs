@@ -1,0 +1,159 @@
+//! `extract` of a containerd store's images with their blobs as stored
+//! ([`salvor_export::export_stored_tar_to`]): the archive Docker 26's `docker save` writes
+//! with the containerd image store, so that the manifest digests in it are the registry's
+//! and `docker load` / `ctr images import` give the image the same id.
+//!
+//! [`stored_images`] turns the images picked (with the reference each was asked for by)
+//! into [`StoredImage`]s from the manifest bytes the store holds; [`ContentBlobs`] streams
+//! the blobs from the content store, counting bytes for a progress bar.
+
+use std::io::{self, Read, Write};
+
+use anyhow::{anyhow, bail, Context};
+use salvor_containerd::ContainerdStore;
+use salvor_export::{BlobSource, LayerError, StoredBlob, StoredImage, StoredRef};
+use salvor_model::ContainerStore;
+use salvor_oci::{Digest, Reference};
+
+/// The descriptor a manifest names (`config`, `layers[]`).
+fn descriptor(v: &serde_json::Value, what: &str, image: &str) -> anyhow::Result<StoredBlob> {
+    let digest = v["digest"]
+        .as_str()
+        .ok_or_else(|| anyhow!("image {image}: its manifest's {what} has no digest"))?;
+    let digest = Digest::parse(digest)
+        .map_err(|e| anyhow!("image {image}: its manifest's {what} digest {digest:?}: {e}"))?;
+    let size = v["size"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("image {image}: its manifest's {what} has no size"))?;
+    Ok(StoredBlob { digest, size })
+}
+
+/// One image to save: its id and the reference it was asked for by (`None`: by id).
+#[derive(Debug, Clone)]
+pub struct Pick {
+    /// The image id (the manifest's or index's digest).
+    pub id: String,
+    /// The name given on the command line, when the image was asked for by name.
+    pub reference: Option<String>,
+}
+
+/// The images of `store` to save, as [`StoredImage`]s: the manifest (or index) the id
+/// names, the platform manifest chosen from an index, the config and the layer blobs the
+/// manifest lists; each reference as meta.db names it.
+pub fn stored_images(store: &ContainerdStore, picks: &[Pick]) -> anyhow::Result<Vec<StoredImage>> {
+    let mut out = Vec::new();
+    for p in picks {
+        let records: Vec<&salvor_containerd::ImageRecord> = store
+            .namespace()
+            .images
+            .iter()
+            .filter(|r| r.target.digest.as_deref() == Some(p.id.as_str()))
+            .collect();
+        let Some(first) = records.first() else {
+            bail!(
+                "image {}: not in namespace {}",
+                p.id,
+                store.namespace().name
+            );
+        };
+        let media_type = first.target.media_type.clone().unwrap_or_default();
+        let size = first
+            .target
+            .size
+            .and_then(|s| u64::try_from(s).ok())
+            .ok_or_else(|| anyhow!("image {}: meta.db records no size for it", p.id))?;
+        let id = Digest::parse(&p.id).map_err(|e| anyhow!("image {}: {e}", p.id))?;
+        let manifest_bytes = store
+            .manifest_bytes(&p.id)
+            .map_err(|e| anyhow!("image {}: {}", p.id, salvor_model::error_chain(&e)))?
+            .ok_or_else(|| anyhow!("image {}: its manifest is not in the content store", p.id))?;
+        let mdigest = Digest::sha256_of(&manifest_bytes);
+        let extra = if mdigest == id {
+            Vec::new()
+        } else {
+            vec![StoredBlob {
+                digest: mdigest,
+                size: manifest_bytes.len() as u64,
+            }]
+        };
+        let m: serde_json::Value = serde_json::from_slice(&manifest_bytes)
+            .with_context(|| format!("image {}: its manifest is not JSON", p.id))?;
+        let config = descriptor(&m["config"], "config", &p.id)?;
+        let layers = m["layers"]
+            .as_array()
+            .ok_or_else(|| anyhow!("image {}: its manifest lists no layers", p.id))?
+            .iter()
+            .enumerate()
+            .map(|(i, l)| descriptor(l, &format!("layer {i}"), &p.id))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut refs = Vec::new();
+        if let Some(q) = &p.reference {
+            let want = Reference::parse(q).ok().map(|r| r.normalized());
+            let named = records
+                .iter()
+                .find(|r| Some(&r.name) == want.as_ref() || &r.name == q);
+            if let Some(r) = named {
+                if let Ok(re) = Reference::parse(&r.name) {
+                    refs.push(StoredRef {
+                        full: r.name.clone(),
+                        familiar: re.familiar(),
+                        tag: re.tag.clone(),
+                    });
+                }
+            }
+        }
+        out.push(StoredImage {
+            manifest: StoredBlob { digest: id, size },
+            manifest_media_type: media_type,
+            extra,
+            config,
+            layers,
+            refs,
+        });
+    }
+    Ok(out)
+}
+
+/// The content store's blobs, read from the evidence; `progress` is told the bytes read.
+pub struct ContentBlobs<'a> {
+    /// The store whose content store holds them.
+    pub store: &'a ContainerdStore,
+    /// Called with the number of bytes copied as they are copied.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl BlobSource for ContentBlobs<'_> {
+    fn write_blob(&self, digest: &Digest, out: &mut dyn Write) -> Result<(), LayerError> {
+        let content = self
+            .store
+            .located()
+            .root
+            .join(salvor_containerd::store::CONTENT);
+        let path = salvor_containerd::blob_path(&content, digest.as_str())
+            .map_err(|e| LayerError::Other(e.to_string()))?;
+        let mut f = self.store.source().open(&path).map_err(|e| {
+            if e.is_not_found() {
+                LayerError::NotFound(format!(
+                    "blob {digest} is not in the content store ({}): discarded after unpacking, or removed",
+                    path.display()
+                ))
+            } else {
+                LayerError::Other(format!("{}: {}", path.display(), salvor_model::error_chain(&e)))
+            }
+        })?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(LayerError::Other(format!("{}: {e}", path.display())));
+                }
+            };
+            out.write_all(&buf[..n])?;
+            (self.progress)(n as u64);
+        }
+        Ok(())
+    }
+}
