@@ -70,6 +70,17 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
             until.as_deref(),
             tail.as_deref(),
         ),
+        Command::Diff { container, json } if !docker_container(host, container) => {
+            diff(host, container, *json)
+        }
+        Command::Export {
+            target,
+            output,
+            with_volumes,
+            ..
+        } if !docker_container(host, target) && !docker_image(host, target) => {
+            export(host, target, output, *with_volumes, cli.quiet, outputs)
+        }
         _ => match host.docker() {
             Some(docker) => run_command(cli, docker, outputs),
             None => bail!(
@@ -900,6 +911,179 @@ fn verify_all(host: &Host, queries: &[String], json_out: bool, quiet: bool) -> a
     Ok(if all_ok { 0 } else { EXIT_FINDINGS })
 }
 
+/// True when `q` names a container of Docker's graphdriver store.
+fn docker_container(host: &Host, q: &str) -> bool {
+    host.docker()
+        .is_some_and(|d| d.find_container(q.trim().trim_start_matches('/')).is_ok())
+}
+
+/// True when `q` names an image of Docker's graphdriver store.
+fn docker_image(host: &Host, q: &str) -> bool {
+    host.docker()
+        .is_some_and(|d| crate::commands::target::image(d, "export", q).is_ok())
+}
+
+/// The container `q` names (full id, unique id prefix, or name) among the stores other
+/// than Docker's graphdriver store: (store index, record). An exact id or name wins over
+/// prefixes; `cmd` names the command in errors.
+fn model_container(host: &Host, q: &str, cmd: &str) -> anyhow::Result<(usize, ContainerRecord)> {
+    let q = q.trim().trim_start_matches('/');
+    let stores = &host.stores().stores;
+    let mut found: Vec<(usize, ContainerRecord)> = host
+        .stores()
+        .find_container(q)
+        .into_iter()
+        .filter(|(i, _)| {
+            stores[*i]
+                .as_any()
+                .downcast_ref::<salvor_docker::Store>()
+                .is_none()
+        })
+        .collect();
+    if found.len() > 1 {
+        let exact: Vec<_> = found
+            .iter()
+            .filter(|(_, c)| c.id == q || c.name == q)
+            .cloned()
+            .collect();
+        if !exact.is_empty() {
+            found = exact;
+        }
+    }
+    match found.as_slice() {
+        [] => bail!(
+            "{cmd}: no container matches {q:?} in any store ({})",
+            store_list(host)
+        ),
+        [one] => Ok(one.clone()),
+        many => bail!(
+            "{cmd}: {q:?} is ambiguous: {}",
+            many.iter()
+                .map(|(i, c)| format!(
+                    "{} {} ({})",
+                    &c.id[..c.id.len().min(12)],
+                    c.name,
+                    stores[*i].identity()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A container's read-write snapshot and the snapshots under it (its `-init` and its
+/// image's layers, nearest first), as whiteout-aware layer directories.
+fn container_layers(
+    host: &Host,
+    q: &str,
+    cmd: &str,
+) -> anyhow::Result<(ContainerRecord, salvor_model::LayerView)> {
+    let (i, c) = model_container(host, q, cmd)?;
+    let s = host.stores().stores[i].as_ref();
+    let view = s.rw_layer_view(&c.id).map_err(|e| {
+        anyhow::anyhow!(
+            "{cmd}: container {}: {}",
+            c.name,
+            salvor_model::error_chain(&e)
+        )
+    })?;
+    Ok((c, view))
+}
+
+/// The layer directories of a view, top first.
+fn view_dirs(view: &salvor_model::LayerView) -> anyhow::Result<Vec<salvor_whiteout::LayerDir<'_>>> {
+    use salvor_model::ViewFiles;
+    match &view.files {
+        ViewFiles::Diff { dir, lowers, style } => {
+            let mut v = vec![salvor_whiteout::LayerDir::new(
+                view.source.as_ref(),
+                dir,
+                *style,
+            )];
+            v.extend(
+                lowers
+                    .iter()
+                    .map(|l| salvor_whiteout::LayerDir::new(view.source.as_ref(), l, *style)),
+            );
+            Ok(v)
+        }
+        ViewFiles::Snapshot { root, .. } => Ok(vec![salvor_whiteout::LayerDir::new(
+            view.source.as_ref(),
+            root,
+            salvor_model::WhiteoutStyle::Snapshot,
+        )]),
+        ViewFiles::Unavailable { reason } => bail!("{reason}"),
+    }
+}
+
+/// `diff CONTAINER` of a containerd store's container: its read-write snapshot against
+/// the snapshots under it.
+fn diff(host: &Host, q: &str, json_out: bool) -> anyhow::Result<u8> {
+    let (_, view) = container_layers(host, q, "diff")?;
+    let dirs = view_dirs(&view)?;
+    let changes = salvor_whiteout::changes_against(&dirs[0], None, &dirs[1..])?;
+    if json_out {
+        let v: Vec<_> = changes
+            .iter()
+            .map(|ch| {
+                json!({
+                    "kind": ch.kind.letter().to_string(),
+                    "path": String::from_utf8_lossy(&ch.path),
+                    "path_hex": std::str::from_utf8(&ch.path).is_err().then(|| hex::encode(&ch.path)),
+                })
+            })
+            .collect();
+        print_json(&v)?;
+    } else {
+        let mut out = io::stdout().lock();
+        for ch in &changes {
+            writeln!(
+                out,
+                "{} {}",
+                ch.kind.letter(),
+                printable(&String::from_utf8_lossy(&ch.path))
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+/// `export CONTAINER` of a containerd store's container: the flattened filesystem of its
+/// snapshots, with the headers Docker >= 23 writes (permission bits, no names).
+fn export(
+    host: &Host,
+    q: &str,
+    output: &std::path::Path,
+    with_volumes: bool,
+    quiet: bool,
+    outputs: &OutputPolicy,
+) -> anyhow::Result<u8> {
+    outputs.check_file(output)?;
+    if with_volumes {
+        bail!("export --with-volumes: not read for containerd stores' containers yet");
+    }
+    let (c, view) = container_layers(host, q, "export")?;
+    let dirs = view_dirs(&view)?;
+    let rules = salvor_whiteout::HeaderRules::engine_23();
+    let mut sink = outputs.file(output)?;
+    let res = salvor_whiteout::write_flattened_tar(&dirs, &rules, &mut sink);
+    if let Some(e) = sink.write_error() {
+        return Err(e.into());
+    }
+    let bytes = res?;
+    sink.commit()?;
+    if !quiet {
+        eprintln!(
+            "wrote {} ({} bytes): the flattened filesystem of container {} ({})",
+            output.display(),
+            bytes,
+            &c.id[..c.id.len().min(12)],
+            printable(&c.name)
+        );
+    }
+    Ok(0)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn logs(
     cli: &Cli,
@@ -913,53 +1097,13 @@ fn logs(
 ) -> anyhow::Result<u8> {
     let q = query.trim().trim_start_matches('/');
     // Docker's graphdriver store first, as the only store it always was.
-    if let Some(d) = host.docker() {
-        if d.find_container(q).is_ok() {
+    if docker_container(host, q) {
+        if let Some(d) = host.docker() {
             return run_command(cli, d, outputs);
         }
     }
     let stores = &host.stores().stores;
-    let mut found: Vec<(usize, ContainerRecord)> = host
-        .stores()
-        .find_container(q)
-        .into_iter()
-        .filter(|(i, _)| {
-            stores[*i]
-                .as_any()
-                .downcast_ref::<salvor_docker::Store>()
-                .is_none()
-        })
-        .collect();
-    // An exact id or name wins over prefixes.
-    if found.len() > 1 {
-        let exact: Vec<_> = found
-            .iter()
-            .filter(|(_, c)| c.id == q || c.name == q)
-            .cloned()
-            .collect();
-        if !exact.is_empty() {
-            found = exact;
-        }
-    }
-    let (i, c) = match found.as_slice() {
-        [] => bail!(
-            "logs: no container matches {q:?} in any store ({})",
-            store_list(host)
-        ),
-        [one] => one.clone(),
-        many => bail!(
-            "logs: {q:?} is ambiguous: {}",
-            many.iter()
-                .map(|(i, c)| format!(
-                    "{} {} ({})",
-                    &c.id[..c.id.len().min(12)],
-                    c.name,
-                    stores[*i].identity()
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let (i, c) = model_container(host, q, "logs")?;
     if c.log_paths.is_empty() {
         bail!(
             "logs: container {} ({}) has no log file in the evidence",

@@ -199,6 +199,8 @@ fn info_names_the_store_and_where_it_was_found() {
 
 #[test]
 fn commands_not_yet_reading_containerd_say_so() {
+    // (history, inspect, tree, volumes, timeline and report read Docker's graphdriver
+    // store only, so far)
     let out = salvor(&["--root", &archive(), "history", "salvor/app:1"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -399,4 +401,97 @@ fn extract_of_an_index_image_is_ctr_export_byte_for_byte() {
         String::from_utf8_lossy(&o.stderr).contains("stores"),
         "{o:?}"
     );
+}
+
+/// `docker diff` of every container (as sets: docker lists in the directory order of the
+/// host's filesystem, which an archive does not keep).
+#[test]
+fn diff_is_docker_diff() {
+    let a = archive();
+    for c in ["c-exit0", "c-exit3", "c-created", "c-unchanged"] {
+        let ours: BTreeSet<String> = salvor_ok(&["--root", &a, "diff", c], 0)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let theirs: BTreeSet<String> = std::fs::read_to_string(expected(&format!("diff/{c}.txt")))
+            .expect("diff")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ours, theirs, "{c}");
+    }
+}
+
+/// `docker export` of every container: every header field, content hash and data offset.
+#[test]
+fn export_is_docker_export_header_for_header() {
+    use std::io::Read;
+    let a = archive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for c in ["c-exit0", "c-exit3", "c-created"] {
+        let theirs = jsonl(&expected(&format!("export/{c}.headers.jsonl")));
+        let out = dir.path().join(format!("{c}.tar"));
+        salvor_ok(
+            &[
+                "-q",
+                "--root",
+                &a,
+                "export",
+                c,
+                "-o",
+                &out.to_string_lossy(),
+            ],
+            0,
+        );
+        let mut ar = tar::Archive::new(std::fs::File::open(&out).expect("open"));
+        let mut n = 0;
+        for (i, ent) in ar.entries().expect("entries").enumerate() {
+            let mut ent = ent.expect("entry");
+            let t = &theirs[i];
+            let h = ent.header().clone();
+            let ctx = format!("{c} entry {i}");
+            let name = String::from_utf8_lossy(&ent.path_bytes()).into_owned();
+            // (the engine's headers were read with Python's tarfile, which drops a
+            // directory's trailing '/')
+            assert_eq!(
+                name.trim_end_matches('/'),
+                t["name"].as_str().expect("name"),
+                "{ctx}"
+            );
+            assert_eq!(
+                format!("0o{:o}", h.mode().expect("mode")),
+                t["mode"].as_str().expect("mode"),
+                "{ctx} {name}"
+            );
+            assert_eq!(h.uid().ok(), t["uid"].as_u64(), "{ctx} {name}");
+            assert_eq!(h.gid().ok(), t["gid"].as_u64(), "{ctx} {name}");
+            assert_eq!(h.mtime().ok(), t["mtime"].as_u64(), "{ctx} {name}");
+            assert_eq!(
+                String::from_utf8_lossy(h.username_bytes().unwrap_or_default()),
+                t["uname"].as_str().expect("uname"),
+                "{ctx} {name}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(h.groupname_bytes().unwrap_or_default()),
+                t["gname"].as_str().expect("gname"),
+                "{ctx} {name}"
+            );
+            // Where the entry's data starts (the engine's offsets count a PAX header
+            // as part of its entry; the data offset does not depend on that).
+            assert_eq!(
+                ent.raw_file_position(),
+                t["offset_data"].as_u64().expect("offset_data"),
+                "{ctx} {name}"
+            );
+            let mut data = Vec::new();
+            ent.read_to_end(&mut data).expect("read");
+            use sha2::{Digest, Sha256};
+            // (regular files only: the reader gives other entries no hash)
+            if let Some(sha) = t["sha256"].as_str() {
+                assert_eq!(hex::encode(Sha256::digest(&data)), sha, "{ctx} {name}");
+            }
+            n += 1;
+        }
+        assert_eq!(n, theirs.len(), "{c}: entries");
+    }
 }
