@@ -50,6 +50,24 @@ pub fn engine_fixtures() -> Vec<(String, PathBuf)> {
     v
 }
 
+/// The fixture `fixtures/engine/<name>` as committed, then — where CI re-ran the engine
+/// scripts (`SALVOR_EXTRA_FIXTURES`, see .ci/run) — the fresh run of the same script, made
+/// by the engine of today with other random ids: tests that loop over both compare salvor
+/// with the engine's answers of both runs.
+pub fn fixture_variants(name: &str) -> Vec<PathBuf> {
+    let mut v = vec![repo().join("fixtures/engine").join(name)];
+    if let Some(extra) = std::env::var_os("SALVOR_EXTRA_FIXTURES") {
+        let fresh = PathBuf::from(extra).join(name);
+        assert!(
+            fresh.join("expected").is_dir(),
+            "SALVOR_EXTRA_FIXTURES is set but has no fresh {name} ({})",
+            fresh.display()
+        );
+        v.push(fresh);
+    }
+    v
+}
+
 pub fn salvor(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_salvor"))
         .args(args)
