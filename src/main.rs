@@ -269,6 +269,17 @@ pub enum Command {
         #[arg(long)]
         no_trunc: bool,
     },
+    /// Kubernetes pods of every containerd store (from the CRI's sandboxes and the
+    /// kubelet's labels): namespace, pod, uid, sandbox id, created, its containers and
+    /// their images and states.
+    Pods {
+        /// One JSON object per pod, with its containers.
+        #[arg(long)]
+        json: bool,
+        /// Full ids.
+        #[arg(long)]
+        no_trunc: bool,
+    },
     /// A container's logs like `docker logs` (json-file and local drivers, rotated logs
     /// included): stdout lines to stdout, stderr lines to stderr.
     Logs {

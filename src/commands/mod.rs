@@ -125,7 +125,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let damaged = !host.damage().is_empty();
     let code = match host.docker() {
         // Docker's graphdriver store alone: every command as it always was.
-        Some(docker) if host.docker_only() => run_command(cli, docker, &outputs)?,
+        Some(docker) if host.docker_only() && !matches!(cli.command, Command::Pods { .. }) => {
+            run_command(cli, docker, &outputs)?
+        }
         _ => stores::run(cli, &host, &outputs)?,
     };
     // Damaged evidence wins over "clean" and "findings".
@@ -140,6 +142,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
 pub(crate) fn run_command(cli: &Cli, store: &Store, outputs: &OutputPolicy) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Probe { .. } => unreachable!("handled above"),
+        Command::Pods { .. } => unreachable!("pods are every store's (commands::stores)"),
         Command::Info { json } => images::info(store, *json),
         Command::Images {
             json,

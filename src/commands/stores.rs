@@ -36,6 +36,7 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
             all,
         } => images(host, *json, *no_trunc, *all),
         Command::Containers { json, no_trunc } => containers(host, *json, *no_trunc),
+        Command::Pods { json, no_trunc } => pods(host, *json, *no_trunc),
         Command::Verify { images, json } => verify_all(host, images, *json, cli.quiet),
         Command::Extract {
             images,
@@ -105,6 +106,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Diff { .. } => "diff",
         Command::Export { .. } => "export",
         Command::Containers { .. } => "containers",
+        Command::Pods { .. } => "pods",
         Command::Logs { .. } => "logs",
         Command::Volumes { .. } => "volumes",
         Command::Timeline { .. } => "timeline",
@@ -457,6 +459,127 @@ fn containers(host: &Host, json_out: bool, no_trunc: bool) -> anyhow::Result<u8>
             row.extend(r);
             t.row(row);
         }
+    }
+    t.print(&mut io::stdout().lock())?;
+    Ok(0)
+}
+
+/// One Kubernetes pod as its containers' labels tell it.
+#[derive(serde::Serialize)]
+struct Pod<'a> {
+    engine: salvor_model::EngineKind,
+    namespace: Option<String>,
+    /// Kubernetes namespace and name, and uid.
+    k8s_namespace: String,
+    name: String,
+    uid: String,
+    /// The sandbox (pause) container, when its record is there.
+    sandbox_id: Option<String>,
+    created: Option<String>,
+    containers: Vec<&'a ContainerRecord>,
+}
+
+/// `pods`: every containerd store's containers grouped by the kubelet's pod labels.
+fn pods(host: &Host, json_out: bool, no_trunc: bool) -> anyhow::Result<u8> {
+    let mut lists = Vec::new();
+    for s in &host.stores().stores {
+        if s.identity().engine != salvor_model::EngineKind::Containerd {
+            continue;
+        }
+        match s.containers() {
+            Ok(l) => lists.push((s.as_ref(), l)),
+            Err(e) => eprintln!(
+                "salvor: warning: {}: {}",
+                s.identity(),
+                printable(&salvor_model::error_chain(&e))
+            ),
+        }
+    }
+    let mut pods: Vec<Pod> = Vec::new();
+    for (s, list) in &lists {
+        let id = s.identity();
+        for c in list {
+            let (Some(uid), Some(name)) = (
+                c.labels.get("io.kubernetes.pod.uid"),
+                c.labels.get("io.kubernetes.pod.name"),
+            ) else {
+                continue;
+            };
+            let k8s_ns = c
+                .labels
+                .get("io.kubernetes.pod.namespace")
+                .cloned()
+                .unwrap_or_default();
+            let at = match pods
+                .iter()
+                .position(|p| p.uid == *uid && p.namespace == id.namespace)
+            {
+                Some(i) => i,
+                None => {
+                    pods.push(Pod {
+                        engine: id.engine,
+                        namespace: id.namespace.clone(),
+                        k8s_namespace: k8s_ns,
+                        name: name.clone(),
+                        uid: uid.clone(),
+                        sandbox_id: None,
+                        created: None,
+                        containers: Vec::new(),
+                    });
+                    pods.len() - 1
+                }
+            };
+            let p = &mut pods[at];
+            if c.labels.get("io.cri-containerd.kind").map(String::as_str) == Some("sandbox") {
+                p.sandbox_id = Some(c.id.clone());
+                p.created = c.created.clone();
+            } else {
+                p.containers.push(c);
+            }
+        }
+    }
+    for p in &mut pods {
+        p.containers
+            .sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+    }
+    if json_out {
+        print_json(&pods)?;
+        return Ok(0);
+    }
+    let short = |id: &str| -> String {
+        if no_trunc {
+            id.to_string()
+        } else {
+            id.chars().take(12).collect()
+        }
+    };
+    let mut t = Table::new(&[
+        "ENGINE",
+        "NAMESPACE",
+        "POD ID",
+        "CREATED",
+        "POD",
+        "UID",
+        "CONTAINERS",
+    ]);
+    for p in &pods {
+        let containers: Vec<String> = p
+            .containers
+            .iter()
+            .map(|c| format!("{} {} ({})", c.name, short(&c.id), status(c)))
+            .collect();
+        t.row(vec![
+            p.engine.as_str().to_string(),
+            printable(p.namespace.as_deref().unwrap_or("-")),
+            p.sandbox_id
+                .as_deref()
+                .map(short)
+                .unwrap_or_else(|| "?".into()),
+            short_time(p.created.as_deref()),
+            printable(&format!("{}/{}", p.k8s_namespace, p.name)),
+            printable(&p.uid),
+            printable(&containers.join(", ")),
+        ]);
     }
     t.print(&mut io::stdout().lock())?;
     Ok(0)

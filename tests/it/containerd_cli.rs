@@ -391,9 +391,7 @@ fn kubernetes_node(fx: &Path) {
         }
     }
     let out = salvor_ok(&["--root", &a, "containers"], 0);
-    let ids =
-        std::fs::read_to_string(repo().join("fixtures/engine/containerd-cri/expected/ids.env"))
-            .expect("ids");
+    let ids = std::fs::read_to_string(fx.join("expected/ids.env")).expect("ids");
     for l in ids.lines().filter(|l| !l.starts_with("POD_UID")) {
         let id = &l.split_once('=').expect("id").1[..12];
         let line = out
@@ -403,6 +401,39 @@ fn kubernetes_node(fx: &Path) {
         assert!(line.starts_with("containerd   k8s.io"), "{line}");
         assert!(line.trim_end().ends_with("shop/web-0"), "{line}");
     }
+    // pods: the CRI's one pod, with its sandbox id and its three containers.
+    let v: serde_json::Value =
+        serde_json::from_str(&salvor_ok(&["--root", &a, "pods", "--json"], 0)).expect("json");
+    let crictl: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.join("expected/cri/pods.json")).expect("pods"))
+            .expect("json");
+    let theirs = &crictl["items"][0];
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    let ours = &v[0];
+    assert_eq!(ours["sandbox_id"], theirs["id"]);
+    assert_eq!(ours["name"], theirs["metadata"]["name"]);
+    assert_eq!(ours["k8s_namespace"], theirs["metadata"]["namespace"]);
+    assert_eq!(ours["uid"], theirs["metadata"]["uid"]);
+    assert_eq!(ours["namespace"], "k8s.io");
+    let mut ours_c: Vec<String> = ours["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_string())
+        .collect();
+    let cri_c: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fx.join("expected/cri/containers.json")).expect("containers"),
+    )
+    .expect("json");
+    let mut theirs_c: Vec<String> = cri_c["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_string())
+        .collect();
+    ours_c.sort();
+    theirs_c.sort();
+    assert_eq!(ours_c, theirs_c);
     // --namespace keeps one namespace's stores.
     let out = salvor_ok(&["--root", &a, "--namespace", "default", "images"], 0);
     assert!(
