@@ -803,6 +803,120 @@ fn select(host: &Host, queries: &[String]) -> anyhow::Result<BTreeMap<usize, Vec
     Ok(out)
 }
 
+/// `extract --format docker-legacy|oci` of a containerd store's images: every layer's blob
+/// decompressed and checked against its diff_id first (the verify pass, which also gives
+/// each tar's size), then written decompressed; the images are known by their config
+/// digests, as a graphdriver engine loads them.
+#[allow(clippy::too_many_arguments)]
+fn extract_decompressed(
+    c: &salvor_containerd::ContainerdStore,
+    picks: &[salvor_core::stored::Pick],
+    output: &std::path::Path,
+    format: crate::FormatArg,
+    dir: bool,
+    json_out: bool,
+    quiet: bool,
+    outputs: &OutputPolicy,
+) -> anyhow::Result<u8> {
+    use salvor_forensic::verify::{check, layers_of};
+    let records: Vec<ImageRecord> = c
+        .images()
+        .into_iter()
+        .filter(|i| picks.iter().any(|p| p.id == i.id))
+        .collect();
+    let chains = layers_of(&records);
+    let total: u64 = chains
+        .iter()
+        .filter_map(|l| c.layer(l).and_then(|l| l.size))
+        .sum();
+    let pb = bytes_bar(total, quiet, "verifying");
+    let inc = |n: u64| pb.inc(n);
+    let checked = check(c, &chains, &inc);
+    pb.finish_and_clear();
+    let mut sizes = BTreeMap::new();
+    let mut by_diff = BTreeMap::new();
+    for chain in &chains {
+        let Some(v) = checked.layers.get(chain) else {
+            bail!("extract: layer {chain} was not checked");
+        };
+        if v.content() != "verified" {
+            bail!(
+                "extract: layer {} did not verify ({}): {}",
+                short_id(chain),
+                v.content_cell(),
+                v.rebuild
+                    .error
+                    .as_deref()
+                    .unwrap_or("its blob does not decompress to its diff_id")
+            );
+        }
+        sizes.insert(chain.clone(), v.rebuild.bytes);
+        if let Some(d) = c.layer(chain).and_then(|l| l.diff_id) {
+            by_diff.insert(d.as_str().to_string(), chain.clone());
+        }
+    }
+    let images = salvor_core::stored::uncompressed_images(c, picks, &sizes)?;
+    let total: u64 = sizes.values().sum();
+    let pb = bytes_bar(total, quiet, "extracting");
+    let inc = |n: u64| pb.inc(n);
+    let source = salvor_core::stored::DecompressedLayers {
+        store: c,
+        chains: by_diff,
+        progress: &inc,
+    };
+    let format_out = match format {
+        crate::FormatArg::DockerLegacy => salvor_export::Format::DockerLegacy,
+        crate::FormatArg::Oci => salvor_export::Format::Oci,
+        crate::FormatArg::Docker => salvor_export::Format::Docker,
+    };
+    let failed = |e: salvor_export::ExportError| match e {
+        salvor_export::ExportError::Sink(s) => anyhow::Error::from(s),
+        e => anyhow::Error::from(e).context(format!("cannot write {}", output.display())),
+    };
+    let report = if dir {
+        let sink = outputs.dir(output)?;
+        let r = salvor_export::export_dir_into(&images, &source, format_out, true, &sink)
+            .map_err(failed)?;
+        sink.commit()?;
+        r
+    } else {
+        let mut sink = outputs.file(output)?;
+        let res = salvor_export::export_tar_to(&images, &source, format_out, &mut sink, output);
+        if let Some(e) = sink.write_error() {
+            return Err(e.into());
+        }
+        let r = res.map_err(failed)?;
+        sink.commit()?;
+        r
+    };
+    pb.finish_and_clear();
+    if json_out {
+        print_json(&json!({
+            "output": output,
+            "format": format!("{format:?}"),
+            "store": c.identity(),
+            "images": images.iter().map(|i| json!({"id": i.id, "tags": i.repo_tags})).collect::<Vec<_>>(),
+            "archive_sha256": report.archive_sha256,
+            "bytes": report.bytes,
+            "layers_written": report.layers_written,
+            "layers": checked.layers.values().map(salvor_forensic::verify::LayerVerdict::json).collect::<Vec<_>>(),
+            "files": report.files.iter().map(|(p, h, n)| json!({"path": p, "sha256": h, "size": n})).collect::<Vec<_>>(),
+        }))?;
+    } else if !quiet {
+        eprintln!(
+            "wrote {} ({}, {} image(s), {} layer(s) decompressed from their blobs, each hashed to its diff_id)",
+            output.display(),
+            human_size(report.bytes),
+            images.len(),
+            report.layers_written
+        );
+        if let Some(h) = &report.archive_sha256 {
+            eprintln!("archive sha256:{h}");
+        }
+    }
+    Ok(0)
+}
+
 /// `extract` of a containerd store's images: the blobs as stored, as Docker 26's `docker
 /// save` writes them with the containerd image store.
 #[allow(clippy::too_many_arguments)]
@@ -817,15 +931,15 @@ fn extract_stored(
     outputs: &OutputPolicy,
 ) -> anyhow::Result<u8> {
     use salvor_core::stored::{stored_images, ContentBlobs, Pick};
+    let stored = matches!(format, crate::FormatArg::Docker);
+    if dir && stored {
+        bail!("extract --dir: a containerd store's images are written with their blobs as stored as a tar only (--format docker-legacy or oci can be a directory)");
+    }
     if dir {
-        bail!("extract --dir: a containerd store's images are written as a tar only so far");
+        outputs.check_dir(output)?;
+    } else {
+        outputs.check_file(output)?;
     }
-    if !matches!(format, crate::FormatArg::Docker) {
-        bail!(
-            "extract --format {format:?}: a containerd store's images are written with their blobs as stored (--format docker) only so far"
-        );
-    }
-    outputs.check_file(output)?;
     let all = host.stores().images();
     let mut picks: Vec<(usize, Pick)> = Vec::new();
     for q in queries {
@@ -859,6 +973,9 @@ fn extract_stored(
         bail!("extract: {} is not a containerd store", s.identity());
     };
     let picks: Vec<Pick> = picks.into_iter().map(|(_, p)| p).collect();
+    if !stored {
+        return extract_decompressed(c, &picks, output, format, dir, json_out, quiet, outputs);
+    }
     let images = stored_images(c, &picks)?;
     let total: u64 = {
         let mut seen = BTreeSet::new();

@@ -602,3 +602,139 @@ fn export_is_docker_export_header_for_header_of(fx: &Path) {
         assert_eq!(n, theirs.len(), "{c}: entries");
     }
 }
+
+/// `extract --format docker-legacy` and `oci`: every layer decompressed from its blob, each
+/// tar hashing to its diff_id (the archive's layer files are named by them).
+#[test]
+fn decompressed_formats_carry_the_diff_ids() {
+    let a = archive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inspect: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture().join("expected/image-inspect/df5d58f51b49.json"))
+            .expect("inspect"),
+    )
+    .expect("json");
+    let inspect = if inspect.is_array() {
+        inspect[0].clone()
+    } else {
+        inspect
+    };
+    let diff_ids: Vec<String> = inspect["RootFS"]["Layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|d| d.as_str().expect("d").to_string())
+        .collect();
+    for format in ["docker-legacy", "oci"] {
+        let out = dir.path().join(format!("{format}.tar"));
+        salvor_ok(
+            &[
+                "-q",
+                "--root",
+                &a,
+                "extract",
+                "salvor/app:1",
+                "--format",
+                format,
+                "-o",
+                &out.to_string_lossy(),
+            ],
+            0,
+        );
+        let mut ar = tar::Archive::new(std::fs::File::open(&out).expect("open"));
+        let mut found = BTreeSet::new();
+        for e in ar.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+            use sha2::{Digest, Sha256};
+            found.insert(format!("sha256:{}", hex::encode(Sha256::digest(&data))));
+        }
+        for d in &diff_ids {
+            assert!(found.contains(d), "{format}: no member hashes to {d}");
+        }
+    }
+}
+
+/// Needs a Docker engine (run by `.ci/run` with `--include-ignored` where one answers): the
+/// archives salvor writes of a containerd store load; a graphdriver engine (the system's
+/// Docker 20.10) knows each image by its config digest, with the diff_ids docker listed.
+#[test]
+#[ignore = "needs a Docker engine (cargo test -- --include-ignored)"]
+fn containerd_archives_load_into_docker() {
+    let a = archive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refs = vec!["salvor/app:1".to_string(), "salvor/base:1.0".to_string()];
+    // (a plain OCI layout has no manifest.json: docker load refuses it)
+    for format in ["docker", "docker-legacy"] {
+        let out = dir.path().join(format!("{format}.tar"));
+        salvor_ok(
+            &[
+                "-q",
+                "--root",
+                &a,
+                "extract",
+                &refs[0],
+                &refs[1],
+                "--format",
+                format,
+                "-o",
+                &out.to_string_lossy(),
+            ],
+            0,
+        );
+        crate::common::docker_rmi(&refs);
+        let ids = crate::common::docker_load_ids(&out, &refs);
+        for (r, id) in refs.iter().zip(&ids) {
+            let manifest_id = docker_rows(&fixture().join("expected/image-ls.jsonl"))
+                .into_iter()
+                .find(|(_, repo, tag)| format!("{repo}:{tag}") == *r)
+                .map(|(id, _, _)| id)
+                .expect("listed");
+            let inspect: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(
+                    fixture().join(format!("expected/image-inspect/{manifest_id}.json")),
+                )
+                .expect("inspect"),
+            )
+            .expect("json");
+            let inspect = if inspect.is_array() {
+                inspect[0].clone()
+            } else {
+                inspect
+            };
+            // The loaded id is the config digest the archive's manifest.json names.
+            let mut ar = tar::Archive::new(std::fs::File::open(&out).expect("open"));
+            let mut manifest = Vec::new();
+            for e in ar.entries().expect("entries") {
+                let mut e = e.expect("entry");
+                if e.path().expect("path").to_string_lossy() == "manifest.json" {
+                    std::io::Read::read_to_end(&mut e, &mut manifest).expect("read");
+                }
+            }
+            let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("json");
+            let config = manifest
+                .as_array()
+                .expect("entries")
+                .iter()
+                .find(|m| {
+                    m["RepoTags"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|t| t == r))
+                })
+                .and_then(|m| m["Config"].as_str())
+                .expect("config");
+            let hex = config
+                .trim_start_matches("blobs/sha256/")
+                .trim_end_matches(".json");
+            assert_eq!(id, &format!("sha256:{hex}"), "{format} {r}");
+            let o = std::process::Command::new("docker")
+                .args(["image", "inspect", "--format", "{{json .RootFS.Layers}}", r])
+                .output()
+                .expect("inspect");
+            let loaded: serde_json::Value = serde_json::from_slice(&o.stdout).expect("layers json");
+            assert_eq!(loaded, inspect["RootFS"]["Layers"], "{format} {r}");
+        }
+        crate::common::docker_rmi(&refs);
+    }
+}

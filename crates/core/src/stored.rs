@@ -157,3 +157,121 @@ impl BlobSource for ContentBlobs<'_> {
         Ok(())
     }
 }
+
+/// A containerd store's images as [`salvor_export::ImageToExport`]s for the formats that
+/// carry uncompressed layers (`docker-legacy`, `oci`): the config as stored (the image is
+/// then known by its config digest, as Docker's graphdriver store knows it), each layer by
+/// its diff_id with the size of its decompressed tar from `tar_sizes` (chain id → bytes,
+/// from the verify pass that decompressed each once).
+pub fn uncompressed_images(
+    store: &ContainerdStore,
+    picks: &[Pick],
+    tar_sizes: &std::collections::BTreeMap<String, u64>,
+) -> anyhow::Result<Vec<salvor_export::ImageToExport>> {
+    let mut out = Vec::new();
+    for p in picks {
+        let config = store
+            .config_bytes(&p.id)
+            .map_err(|e| anyhow!("image {}: {}", p.id, salvor_model::error_chain(&e)))?;
+        let record = store
+            .images()
+            .into_iter()
+            .find(|i| i.id == p.id)
+            .ok_or_else(|| anyhow!("image {}: not in the store", p.id))?;
+        let mut layers = Vec::new();
+        for chain in &record.layers {
+            let l = store
+                .layer(chain)
+                .ok_or_else(|| anyhow!("image {}: layer {chain} is not in the store", p.id))?;
+            let diff_id = l
+                .diff_id
+                .ok_or_else(|| anyhow!("image {}: layer {chain} has no diff_id", p.id))?;
+            let size = *tar_sizes
+                .get(chain)
+                .ok_or_else(|| anyhow!("image {}: layer {chain} was not decompressed", p.id))?;
+            layers.push(salvor_export::LayerRef {
+                diff_id,
+                size,
+                descriptor: None,
+                forced_from: None,
+            });
+        }
+        let repo_tags = p
+            .reference
+            .iter()
+            .filter_map(|q| Reference::parse(q).ok())
+            .map(|r| {
+                if r.tag.is_none() && r.digest.is_none() {
+                    format!("{}:latest", r.familiar_name())
+                } else {
+                    r.familiar()
+                }
+            })
+            .collect();
+        out.push(salvor_export::ImageToExport {
+            id: Digest::sha256_of(&config),
+            config: config.to_vec(),
+            repo_tags,
+            layers,
+            parent: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Decompressed layer tars of a containerd store, by diff_id, for
+/// [`salvor_export::export_tar_to`]: each layer's blob streamed through the store's
+/// decompressor ([`ContainerStore::rebuild_layer`]), which hashes what it writes.
+pub struct DecompressedLayers<'a> {
+    /// The store.
+    pub store: &'a ContainerdStore,
+    /// diff_id → chain id of the layers to write.
+    pub chains: std::collections::BTreeMap<String, String>,
+    /// Called with the bytes written as they are written.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+struct Progress<'a, 'b> {
+    out: &'a mut dyn Write,
+    progress: &'b (dyn Fn(u64) + Sync),
+}
+
+impl Write for Progress<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl salvor_export::LayerSource for DecompressedLayers<'_> {
+    fn write_layer(&self, diff_id: &str, out: &mut dyn Write) -> Result<String, LayerError> {
+        let chain = self
+            .chains
+            .get(diff_id)
+            .ok_or_else(|| LayerError::NotFound(diff_id.to_string()))?;
+        let mut w = Progress {
+            out,
+            progress: self.progress,
+        };
+        let r = self.store.rebuild_layer(chain, &mut w)?;
+        match (r.status, r.actual) {
+            (salvor_model::RebuildStatus::Verified, Some(actual)) => Ok(actual),
+            (_, actual) => Err(LayerError::Other(format!(
+                "layer {chain}: its blob does not decompress to its diff_id {diff_id} ({})",
+                actual
+                    .as_deref()
+                    .map(|a| format!("it hashes to {a}"))
+                    .or(r.error.clone())
+                    .unwrap_or_else(|| "unreadable".into())
+            ))),
+        }
+    }
+
+    fn digests_what_it_writes(&self) -> bool {
+        true
+    }
+}
