@@ -38,9 +38,45 @@ pub fn report(
         .par_iter()
         .map(|l| store.layer_tar_size(l).unwrap_or(0))
         .sum();
+    finish(cli, store, sink, &opts, total, output)
+}
+
+/// `report` of one store of any engine (a containerd namespace): its layers' sizes as the
+/// store records them for the progress bar.
+pub fn report_store(
+    cli: &Cli,
+    store: &dyn salvor_model::ContainerStore,
+    output: &Path,
+    images: bool,
+    logs: bool,
+    volumes: bool,
+    outputs: &salvor_sink::OutputPolicy,
+) -> anyhow::Result<u8> {
+    let sink = outputs.dir(output)?;
+    let opts = ReportOptions {
+        timeline: TimelineOptions {
+            containers: Vec::new(),
+            images,
+            volumes,
+            logs,
+        },
+        generator: format!("salvor {}", env!("CARGO_PKG_VERSION")),
+    };
+    let total: u64 = store.layers().iter().filter_map(|l| l.size).sum();
+    finish(cli, store, sink, &opts, total, output)
+}
+
+fn finish(
+    cli: &Cli,
+    store: &dyn salvor_model::ContainerStore,
+    sink: salvor_sink::DirSink,
+    opts: &ReportOptions,
+    total: u64,
+    output: &Path,
+) -> anyhow::Result<u8> {
     let pb = bytes_bar(total, cli.quiet, "verifying");
     let progress = |n: u64| pb.inc(n);
-    let summary = write_report(store, sink, &opts, &progress)?;
+    let summary = write_report(store, sink, opts, &progress)?;
     pb.finish_and_clear();
     if !cli.quiet {
         for (name, hash) in &summary.files {

@@ -82,6 +82,48 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
         } if !docker_container(host, target) && !docker_image(host, target) => {
             export(host, target, output, *with_volumes, cli.quiet, outputs)
         }
+        Command::Timeline {
+            format,
+            containers,
+            images,
+            volumes,
+            logs,
+            output,
+        } => timeline(
+            cli,
+            host,
+            *format,
+            containers,
+            *images,
+            *volumes,
+            *logs,
+            output.as_deref(),
+            outputs,
+        ),
+        Command::Report {
+            output,
+            images,
+            logs,
+            no_volumes,
+        } => {
+            let stores = &host.stores().stores;
+            let [one] = stores.as_slice() else {
+                bail!(
+                    "report: a case directory holds one store so far, and this host has {}: {}; pick one with --namespace",
+                    stores.len(),
+                    store_list(host)
+                );
+            };
+            crate::commands::report::report_store(
+                cli,
+                one.as_ref(),
+                output,
+                *images,
+                *logs,
+                !*no_volumes,
+                outputs,
+            )
+        }
         _ => match host.docker() {
             Some(docker) => run_command(cli, docker, outputs),
             None => bail!(
@@ -477,6 +519,63 @@ struct Pod<'a> {
     sandbox_id: Option<String>,
     created: Option<String>,
     containers: Vec<&'a ContainerRecord>,
+}
+
+/// `timeline` over every store of the host, one sorted timeline (each scope names its
+/// store); `--container` takes the containers of any store.
+#[allow(clippy::too_many_arguments)]
+fn timeline(
+    cli: &Cli,
+    host: &Host,
+    format: crate::TimelineFormatArg,
+    containers: &[String],
+    images: bool,
+    volumes: bool,
+    logs: bool,
+    output: Option<&std::path::Path>,
+    outputs: &OutputPolicy,
+) -> anyhow::Result<u8> {
+    let mut sink = outputs.file(output.unwrap_or(std::path::Path::new("-")))?;
+    let mut ids = Vec::new();
+    for q in containers {
+        let id = match host.docker().and_then(|d| d.find_container(q).ok()) {
+            Some(c) => c.id,
+            None => model_container(host, q, "timeline")?.1.id,
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let opts = salvor_forensic::TimelineOptions {
+        containers: ids,
+        images,
+        volumes,
+        logs,
+    };
+    let format = match format {
+        crate::TimelineFormatArg::Bodyfile => salvor_forensic::TimelineFormat::Bodyfile,
+        crate::TimelineFormatArg::Jsonl => salvor_forensic::TimelineFormat::Jsonl,
+    };
+    let stores: Vec<&dyn ContainerStore> =
+        host.stores().stores.iter().map(|s| s.as_ref()).collect();
+    let res = salvor_forensic::write_timeline_stores(&stores, &opts, format, &mut sink);
+    if let Some(e) = sink.write_error() {
+        return Err(e.into());
+    }
+    let summary = res?;
+    sink.commit()?;
+    if !cli.quiet {
+        eprintln!(
+            "salvor: timeline: {} file(s) and event(s), {} line(s), {} store(s)",
+            summary.entries,
+            summary.lines,
+            stores.len()
+        );
+        for p in summary.problems.iter().take(20) {
+            eprintln!("salvor: note: {}: {}", p.path.display(), printable(&p.what));
+        }
+    }
+    Ok(0)
 }
 
 /// `pods`: every containerd store's containers grouped by the kubelet's pod labels.

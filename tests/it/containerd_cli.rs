@@ -738,3 +738,61 @@ fn containerd_archives_load_into_docker() {
         crate::common::docker_rmi(&refs);
     }
 }
+
+/// timeline over every store of a node (each scope names its namespace), report of one
+/// store (Docker 26's moby; a node's namespace picked with --namespace).
+#[test]
+fn timeline_and_report_read_containerd_stores() {
+    let a = cri_archive_of(&repo().join("fixtures/engine/containerd-cri"));
+    let out = salvor_ok(&["-q", "--root", &a, "timeline", "--images", "--logs"], 0);
+    for ns in ["[k8s.io: ", "[default: "] {
+        assert!(
+            out.lines().any(|l| l.contains(ns)),
+            "{ns} not in the timeline"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.contains("[k8s.io: container app rw]")),
+        "no walk of the app container's snapshot"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rep = dir.path().join("rep");
+    let r = rep.to_string_lossy().into_owned();
+    let o = salvor(&["-q", "--root", &a, "report", "-o", &r]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--namespace"));
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &a,
+            "--namespace",
+            "k8s.io",
+            "report",
+            "-o",
+            &r,
+        ],
+        0,
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rep.join("verify.json")).expect("verify"))
+            .expect("json");
+    assert_eq!(v["ok"], true, "{v}");
+    let rep2 = dir.path().join("rep2");
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &archive(),
+            "report",
+            "-o",
+            &rep2.to_string_lossy(),
+        ],
+        0,
+    );
+    let inv: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rep2.join("inventory.json")).expect("inventory"))
+            .expect("json");
+    assert_eq!(inv["images"].as_array().map(Vec::len), Some(23), "{inv}");
+}

@@ -98,4 +98,6 @@ pub mod timeline;
 pub mod verify;
 
 pub use report::{write_report, ReportOptions, ReportSummary};
-pub use timeline::{write_timeline, Entry, JsonLine, TimelineFormat, TimelineOptions};
+pub use timeline::{
+    write_timeline, write_timeline_stores, Entry, JsonLine, TimelineFormat, TimelineOptions,
+};

@@ -180,6 +180,7 @@ impl Collector<'_> {
         };
         let path = clean_bytes(cpath);
         let evidence = clean_bytes(ev.as_os_str().as_bytes());
+        let scope = &format!("{}{scope}", self.prefix);
         let mut name = format!("[{scope}] {path}");
         if let Some(t) = &link_target {
             name.push_str(" -> ");
@@ -225,6 +226,7 @@ impl Collector<'_> {
         evidence: Option<&Path>,
     ) -> io::Result<()> {
         let evidence = evidence.map(|p| clean_bytes(p.as_os_str().as_bytes()));
+        let scope = &format!("{}{scope}", self.prefix);
         let mut name = format!("[{scope}] {what}");
         if let Some(ev) = &evidence {
             name.push_str(&format!(" (evidence: {ev})"));

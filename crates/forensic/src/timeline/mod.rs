@@ -198,13 +198,61 @@ pub fn write_timeline(
     format: TimelineFormat,
     out: &mut dyn Write,
 ) -> Result<TimelineSummary, TimelineError> {
-    let mut c = Collector {
-        store,
-        src: store.source().as_ref(),
-        format,
-        sorter: ExternalSorter::default(),
-        summary: TimelineSummary::default(),
-    };
+    write_timeline_stores(&[store], opts, format, out)
+}
+
+/// [`write_timeline`] over several stores of one host, in one sorted timeline. With more
+/// than one store each entry's scope names its store first (`[k8s.io: container app rw]`,
+/// `[docker: image 9c3280bce7f0 …]`); `opts.containers` are ids of any of them.
+pub fn write_timeline_stores(
+    stores: &[&dyn ContainerStore],
+    opts: &TimelineOptions,
+    format: TimelineFormat,
+    out: &mut dyn Write,
+) -> Result<TimelineSummary, TimelineError> {
+    let mut sorter = ExternalSorter::default();
+    let mut summary = TimelineSummary::default();
+    for store in stores {
+        let prefix = if stores.len() > 1 {
+            let id = store.identity();
+            format!(
+                "{}: ",
+                id.namespace.unwrap_or_else(|| id.engine.to_string())
+            )
+        } else {
+            String::new()
+        };
+        let c = Collector {
+            store: *store,
+            src: store.source().as_ref(),
+            format,
+            sorter,
+            summary,
+            prefix,
+        };
+        let c = collect_store(c, opts)?;
+        sorter = c.sorter;
+        summary = c.summary;
+    }
+    let mut lines = 0u64;
+    sorter.finish(|it| {
+        lines += 1;
+        out.write_all(it.line.as_bytes())?;
+        out.write_all(b"\n")
+    })?;
+    out.flush()?;
+    summary.lines = lines;
+    summary.problems.sort();
+    summary.problems.dedup();
+    Ok(summary)
+}
+
+/// One store's entries into the collector.
+fn collect_store<'a>(
+    mut c: Collector<'a>,
+    opts: &TimelineOptions,
+) -> Result<Collector<'a>, TimelineError> {
+    let store = c.store;
     let all = store.containers()?;
     c.summary.problems.extend(store.container_problems());
     let wanted: BTreeSet<&str> = opts.containers.iter().map(String::as_str).collect();
@@ -272,22 +320,7 @@ pub fn write_timeline(
         }
     }
 
-    let Collector {
-        sorter,
-        mut summary,
-        ..
-    } = c;
-    let mut lines = 0u64;
-    sorter.finish(|it| {
-        lines += 1;
-        out.write_all(it.line.as_bytes())?;
-        out.write_all(b"\n")
-    })?;
-    out.flush()?;
-    summary.lines = lines;
-    summary.problems.sort();
-    summary.problems.dedup();
-    Ok(summary)
+    Ok(c)
 }
 
 fn container_label(c: &ContainerRecord) -> String {
@@ -323,4 +356,6 @@ struct Collector<'a> {
     format: TimelineFormat,
     sorter: ExternalSorter,
     summary: TimelineSummary,
+    /// Put before every scope (the store's name, when a timeline holds several).
+    prefix: String,
 }
