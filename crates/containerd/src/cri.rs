@@ -932,6 +932,197 @@ mod tests {
         }
     }
 
+    fn any(url: &str, value: &str) -> Vec<u8> {
+        let mut b = vec![0x0a, url.len() as u8];
+        b.extend_from_slice(url.as_bytes());
+        b.push(0x12);
+        let n = value.len();
+        b.extend_from_slice(&[(n as u8 & 0x7f) | 0x80, (n >> 7) as u8]);
+        b.extend_from_slice(value.as_bytes());
+        b
+    }
+
+    fn record(
+        id: &str,
+        kind: &str,
+        name: Option<&str>,
+        pod: &str,
+        created: i64,
+    ) -> meta::ContainerRecord {
+        let mut labels = meta::Labels::new();
+        labels.insert(KIND_LABEL.into(), kind.into());
+        labels.insert(POD_NAME.into(), pod.into());
+        labels.insert(POD_NAMESPACE.into(), "shop".into());
+        labels.insert(POD_UID.into(), "u1".into());
+        if let Some(n) = name {
+            labels.insert(CONTAINER_NAME.into(), n.into());
+        }
+        meta::ContainerRecord {
+            id: id.into(),
+            image: None,
+            snapshotter: None,
+            snapshot_key: None,
+            sandbox_id: None,
+            runtime: None,
+            spec: None,
+            created: Time::from_unix_utc(created, 0),
+            updated: None,
+            labels,
+            extensions: BTreeMap::new(),
+        }
+    }
+
+    fn blank(id: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.into(),
+            name: id.into(),
+            image: String::new(),
+            created: None,
+            state: ContainerStatus {
+                status: "unknown".into(),
+                ..ContainerStatus::default()
+            },
+            rw_layer: None,
+            config_path: None,
+            log_paths: Vec::new(),
+            command: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Without the CRI's metadata: the attempt from kubelet's symlink, else the rank.
+    #[test]
+    fn log_files_without_the_cris_metadata() {
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path().join("node");
+        let w = |p: &str, b: &[u8]| {
+            let p = h.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b).unwrap();
+        };
+        let pods = "var/log/pods/shop_web-0_u1";
+        let ok = br#"{"Version":"v1","CreatedAt":1,"StartedAt":2,"FinishedAt":3,"ExitCode":1}"#;
+        for id in ["a0", "a1", "s", "m", "x"] {
+            w(
+                &format!("var/lib/containerd/{CRI_DIR}/containers/{id}/status"),
+                ok,
+            );
+        }
+        for f in [
+            "app/0.log",
+            "app/0.log.20250101-000000",
+            "app/0.log.20250102-000000.gz",
+            "app/0.log.20250102-00000.gz",
+            "app/0.log.tmp",
+            "app/1.log",
+            "side/3.log",
+            "side/0.log",
+            "m/7.log",
+            "m/8.log",
+        ] {
+            w(&format!("{pods}/{f}"), b"");
+        }
+        std::fs::create_dir_all(h.join("var/log/containers")).unwrap();
+        let link = |name: &str, id: &str, t: &str| {
+            std::os::unix::fs::symlink(
+                t,
+                h.join(format!("var/log/containers/web-0_shop_{name}-{id}.log")),
+            )
+            .unwrap()
+        };
+        link("side", "s", &format!("/{pods}/side/3.log"));
+        link("app", "a0", "../../../../etc/passwd");
+        link("m", "m", "../pods/shop_web-0_u1/m/7.log");
+        let src = salvor_source::DirSource::new(&h).unwrap();
+        let mut m = record("m", "container", Some("m"), "web-0", 50);
+        m.extensions.insert(
+            CONTAINER_META.into(),
+            any(
+                "github.com/containerd/cri/pkg/store/container/Metadata",
+                &format!(r#"{{"Version":"v1","Metadata":{{"LogPath":"/{pods}/m/8.log","Config":{{"metadata":{{"name":"m","attempt":8}}}}}}}}"#),
+            ),
+        );
+        let mut bad = record("x", "container", Some("x"), "web-0", 60);
+        bad.extensions.insert(CONTAINER_META.into(), vec![0xff]);
+        let metas = vec![
+            record("a1", "container", Some("app"), "web-0", 20),
+            record("a0", "container", Some("app"), "web-0", 10),
+            record("s", "container", Some("side"), "web-0", 30),
+            record("sb", "sandbox", None, "web-0", 5),
+            record("evil", "container", Some("app"), "../../etc", 40),
+            m,
+            bad,
+        ];
+        let records = metas.iter().map(|c| blank(&c.id)).collect();
+        let out = read(
+            &src,
+            Path::new("var/lib/containerd"),
+            "k8s.io",
+            &metas,
+            records,
+        );
+        let by: BTreeMap<&str, &ContainerRecord> =
+            out.records.iter().map(|r| (r.id.as_str(), r)).collect();
+        let paths = |id: &str| -> Vec<String> {
+            by[id]
+                .log_paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect()
+        };
+        // a0: its symlink leaves the host, so the rank (first by creation): 0.log and its
+        // rotations newest first; names that are not rotations left out.
+        assert_eq!(
+            paths("a0"),
+            [
+                format!("{pods}/app/0.log"),
+                format!("{pods}/app/0.log.20250102-000000.gz"),
+                format!("{pods}/app/0.log.20250101-000000"),
+            ]
+        );
+        assert_eq!(paths("a1"), [format!("{pods}/app/1.log")]);
+        assert_eq!(paths("s"), [format!("{pods}/side/3.log")]);
+        // containerd's record wins over a symlink that disagrees (said).
+        assert_eq!(paths("m"), [format!("{pods}/m/8.log")]);
+        assert!(paths("evil").is_empty());
+        assert!(paths("sb").is_empty());
+        assert_eq!(by["sb"].name, "k8s_POD_web-0_shop_u1_0");
+        assert_eq!(by["a0"].state.status, "exited");
+        assert_eq!(by["evil"].state.status, "unknown");
+        let what: Vec<String> = out
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path.display(), p.what))
+            .collect();
+        assert!(what.iter().any(|w| w.contains("web-0_shop_app-a0.log: points to ../../../../etc/passwd, which leaves the host root")), "{what:?}");
+        assert!(
+            what.iter()
+                .any(|w| w.contains("container m: kubelet's symlink names")),
+            "{what:?}"
+        );
+        assert!(
+            what.iter().any(|w| w.contains(
+                "containers/x/extensions/io.cri-containerd.container.metadata: not a protobuf Any"
+            )),
+            "{what:?}"
+        );
+        assert!(
+            what.iter()
+                .any(|w| w.contains("containers/evil/status") && w.contains("no CRI status file")),
+            "{what:?}"
+        );
+        assert_eq!(what.len(), 4, "{what:?}");
+        // Host roots.
+        for (root, host) in [
+            ("var/lib/rancher/k3s/agent/containerd", ""),
+            ("n/var/lib/containerd", "n"),
+            ("var/snap/microk8s/common/var/lib/containerd", ""),
+            ("data/containerd", ""),
+        ] {
+            assert_eq!(host_root(&src, Path::new(root)), Path::new(host), "{root}");
+        }
+    }
+
     #[test]
     fn host_paths() {
         let h = Path::new("host");

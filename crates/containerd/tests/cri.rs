@@ -135,7 +135,9 @@ fn states_and_names_are_the_cris() {
         );
         assert_eq!(c.name, st["metadata"]["name"].as_str().unwrap(), "{id}");
         assert_eq!(
-            c.labels.get("io.kubernetes.container.name").map(String::as_str),
+            c.labels
+                .get("io.kubernetes.container.name")
+                .map(String::as_str),
             st["labels"]["io.kubernetes.container.name"].as_str()
         );
     }
@@ -172,7 +174,11 @@ fn states_and_names_are_the_cris() {
         sb.name,
         "k8s_POD_web-0_shop_6f1c2b5e-0d4a-4c7e-9b3f-2a8d5e7c9a01_0"
     );
-    assert!(s.container_logs(&ids["SANDBOX"]).expect("none").next().is_none());
+    assert!(s
+        .container_logs(&ids["SANDBOX"])
+        .expect("none")
+        .next()
+        .is_none());
     // The ctr container of `default` is not the CRI's: left as it was.
     let src: Arc<dyn Source> = Arc::from(salvor_source::open_evidence(&archive()).unwrap());
     let o = open_all(src, &StoreOptions::default());
@@ -318,8 +324,8 @@ fn log_lines_are_the_files_decoded() {
         total += got.len();
     }
     assert_eq!(total, 6 + 2 + 11 - 1); // app/0.log's P+F make one line
-    // app/0.log: the 20000-byte line whole (16384 P + 3616 F), the last words without
-    // newline (a lone P), stderr's line where containerd wrote it.
+                                       // app/0.log: the 20000-byte line whole (16384 P + 3616 F), the last words without
+                                       // newline (a lone P), stderr's line where containerd wrote it.
     let app0: Vec<LogLine> = s
         .container_logs(&ids["APP0"][..12])
         .expect("a prefix names it")
@@ -435,10 +441,22 @@ fn unpacked_host_reads_the_same() {
     let dir = k8s(&root);
     let tar = k8s(&archive());
     assert_eq!(dir.containers().unwrap(), tar.containers().unwrap());
-    assert!(dir.container_problems().is_empty(), "{:?}", dir.container_problems());
+    assert!(
+        dir.container_problems().is_empty(),
+        "{:?}",
+        dir.container_problems()
+    );
     for c in tar.containers().unwrap() {
-        let a: Vec<LogLine> = dir.container_logs(&c.id).unwrap().map(|r| r.unwrap()).collect();
-        let b: Vec<LogLine> = tar.container_logs(&c.id).unwrap().map(|r| r.unwrap()).collect();
+        let a: Vec<LogLine> = dir
+            .container_logs(&c.id)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let b: Vec<LogLine> = tar
+            .container_logs(&c.id)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
         assert_eq!(a, b);
     }
 }
@@ -594,14 +612,20 @@ fn malformed_log_lines_are_errors_naming_file_and_offset() {
     let s = k8s(&root);
     let items: Vec<_> = s.container_logs(&ids["APP1"]).unwrap().collect();
     assert_eq!(items.len(), 6, "{items:?}");
-    assert_eq!(items[0].as_ref().unwrap().line, b"app restarted (attempt 1)\n");
+    assert_eq!(
+        items[0].as_ref().unwrap().line,
+        b"app restarted (attempt 1)\n"
+    );
     assert_eq!(items[1].as_ref().unwrap().line, b"app: idle\n");
     let errs: Vec<String> = items[2..5]
         .iter()
         .map(|r| r.as_ref().unwrap_err().to_string())
         .collect();
     for (e, off) in errs.iter().zip(&offsets) {
-        assert!(e.contains(&app1) && e.contains(&format!("offset {off}:")), "{e}");
+        assert!(
+            e.contains(&app1) && e.contains(&format!("offset {off}:")),
+            "{e}"
+        );
     }
     assert!(errs[0].contains("stdout or stderr"), "{}", errs[0]);
     assert!(errs[2].contains("RFC 3339"), "{}", errs[2]);
@@ -616,7 +640,10 @@ fn malformed_log_lines_are_errors_naming_file_and_offset() {
     assert_eq!(side.log_paths.len(), 2, "{:?}", side.log_paths);
     let items: Vec<_> = s.container_logs(&ids["SIDECAR"]).unwrap().collect();
     let first = items[0].as_ref().unwrap_err().to_string();
-    assert!(first.contains("0.log.20261204-185538") && first.contains("fifo"), "{first}");
+    assert!(
+        first.contains("0.log.20261204-185538") && first.contains("fifo"),
+        "{first}"
+    );
     assert!(
         items.iter().any(|r| r
             .as_ref()
