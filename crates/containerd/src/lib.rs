@@ -26,6 +26,10 @@
 //!   streaming: its sha256 against its name and, for a layer, the sha256 of its tar (the
 //!   diff_id), bounded against decompression bombs ([`BlobCheck`], [`LayerCopy`],
 //!   [`ContentError`]); its tar headers as a tar-split would record them.
+//! * [`cri`]: what containerd's CRI plugin keeps of a Kubernetes node's containers: their
+//!   state ([`cri::CriStatus`], the `status` files), their log files under `/var/log/pods`
+//!   and [`cri::CriLogReader`], which streams the CRI log format with partial lines joined;
+//!   a [`ContainerdStore`] of namespace `k8s.io` fills its container records from them.
 //! * [`decode`]: Go's varints and `time.Time.MarshalBinary`, as containerd stores them.
 //!
 //! The files are evidence: databases are read under a size limit through [`salvor_bbolt`],
@@ -70,6 +74,7 @@
 use salvor_model::ContainerStore;
 
 mod content;
+pub mod cri;
 pub mod decode;
 pub mod locate;
 mod meta;

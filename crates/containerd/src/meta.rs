@@ -103,6 +103,9 @@ pub struct ContainerRecord {
     pub updated: Option<Time>,
     /// `labels/` (CRI: `io.kubernetes.pod.name`, …).
     pub labels: Labels,
+    /// `extensions/`: name → a protobuf `Any`, bytes as stored (CRI:
+    /// `io.cri-containerd.container.metadata`, `io.cri-containerd.sandbox.metadata`).
+    pub extensions: BTreeMap<String, Vec<u8>>,
 }
 
 /// `v1/<ns>/leases/<id>`: a garbage-collection root (an operation in progress, a
@@ -390,6 +393,10 @@ impl Reader<'_> {
                     created: self.time(&vals, "createdat", &at),
                     updated: self.time(&vals, "updatedat", &at),
                     labels: self.labels(&b, "labels", &at),
+                    extensions: match self.sub(&b, "extensions", &at) {
+                        Some(x) => self.values(&x, &format!("{at}/extensions")),
+                        None => BTreeMap::new(),
+                    },
                     id,
                 });
             }

@@ -15,7 +15,9 @@
 //! * **Containers**: meta.db's container records; for Docker's namespace (`moby` under a
 //!   data-root) Docker's own, `<data-root>/containers/<id>/config.v2.json` (id, name,
 //!   image, created, state, its `-json.log` files), the read-write snapshot keyed by the id.
-//!   Docker's logs, volumes and the rest of `docker inspect` are not read here.
+//!   Docker's logs, volumes and the rest of `docker inspect` are not read here. Other
+//!   namespaces' CRI containers (`k8s.io`) get their state, name and log files from the
+//!   CRI's files ([`crate::cri`]), and [`ContainerStore::container_logs`] streams the logs.
 //!
 //! Every record that does not read is a [`Problem`] naming the file; the rest is still read.
 
@@ -26,9 +28,9 @@ use std::sync::Arc;
 
 use salvor_model::{
     ContainerRecord, ContainerStatus, ContainerStore, EngineKind, EvidenceDamage, ImageRecord,
-    LayerProof, LayerRecord, LayerView, ModelError, Problem, RebuildReport, RebuildStatus,
-    RecordedHeaders, RecordedTime, StoreIdentity, Timestamp, ViewFiles, VolumeRecord,
-    WhiteoutStyle,
+    LayerProof, LayerRecord, LayerView, LogLines, ModelError, Problem, RebuildReport,
+    RebuildStatus, RecordedHeaders, RecordedTime, StoreIdentity, Timestamp, ViewFiles,
+    VolumeRecord, WhiteoutStyle,
 };
 use salvor_oci::spec::{Descriptor, ImageConfig, Index, Manifest};
 use salvor_oci::{chain_ids_text, DiffId, Digest, Reference, Time};
@@ -256,6 +258,8 @@ pub struct ContainerdStore {
     problems: Vec<Problem>,
     /// Docker's containers (namespace `moby` under a data-root), read on first use.
     docker_containers: std::sync::OnceLock<(Vec<DockerContainer>, Vec<Problem>)>,
+    /// The other namespaces' containers with the CRI's state and logs, read on first use.
+    cri: std::sync::OnceLock<crate::cri::CriContainers>,
 }
 
 /// What salvor reads of a Docker container's `config.v2.json`.
@@ -437,6 +441,7 @@ impl ContainerdStore {
             ns: Namespace::default(),
             problems,
             docker_containers: std::sync::OnceLock::new(),
+            cri: std::sync::OnceLock::new(),
         };
         let mut problems = std::mem::take(&mut store.problems);
         store.read_snapshots(&ns, &mut problems);
@@ -956,6 +961,46 @@ fn spec_command(spec: &[u8]) -> Option<String> {
 }
 
 impl ContainerdStore {
+    /// The namespace's containers from meta.db, with what the CRI's files say of them.
+    fn cri(&self) -> &crate::cri::CriContainers {
+        self.cri.get_or_init(|| {
+            let meta_path = self.located.root.join(META_DB);
+            let base = self
+                .ns
+                .containers
+                .iter()
+                .map(|c| ContainerRecord {
+                    id: c.id.clone(),
+                    name: c
+                        .labels
+                        .get("io.kubernetes.container.name")
+                        .cloned()
+                        .unwrap_or_else(|| c.id.clone()),
+                    image: c.image.clone().unwrap_or_default(),
+                    created: c.created.map(|t| t.format()),
+                    state: ContainerStatus {
+                        // Task state lives in containerd's volatile state directory; a CRI
+                        // container's is in the CRI's status file.
+                        status: "unknown".into(),
+                        ..ContainerStatus::default()
+                    },
+                    rw_layer: c.snapshot_key.clone(),
+                    config_path: Some(meta_path.clone()),
+                    log_paths: Vec::new(),
+                    command: c.spec.as_deref().and_then(spec_command),
+                    labels: c.labels.clone(),
+                })
+                .collect();
+            crate::cri::read(
+                self.source.as_ref(),
+                &self.located.root,
+                &self.namespace,
+                &self.ns.containers,
+                base,
+            )
+        })
+    }
+
     /// Docker's data-root when this is Docker's namespace.
     fn docker_data_root(&self) -> Option<&std::path::Path> {
         (self.engine == EngineKind::DockerContainerd)
@@ -1150,32 +1195,7 @@ impl ContainerStore for ContainerdStore {
                 .map(|c| c.record.clone())
                 .collect());
         }
-        let meta_path = self.located.root.join(META_DB);
-        Ok(self
-            .ns
-            .containers
-            .iter()
-            .map(|c| ContainerRecord {
-                id: c.id.clone(),
-                name: c
-                    .labels
-                    .get("io.kubernetes.container.name")
-                    .cloned()
-                    .unwrap_or_else(|| c.id.clone()),
-                image: c.image.clone().unwrap_or_default(),
-                created: c.created.map(|t| t.format()),
-                state: ContainerStatus {
-                    // Task state lives in containerd's volatile state directory.
-                    status: "unknown".into(),
-                    ..ContainerStatus::default()
-                },
-                rw_layer: c.snapshot_key.clone(),
-                config_path: Some(meta_path.clone()),
-                log_paths: Vec::new(),
-                command: c.spec.as_deref().and_then(spec_command),
-                labels: c.labels.clone(),
-            })
-            .collect())
+        Ok(self.cri().records.clone())
     }
 
     fn volumes(&self) -> Result<Vec<VolumeRecord>, ModelError> {
@@ -1321,8 +1341,46 @@ impl ContainerStore for ContainerdStore {
 
     fn container_problems(&self) -> Vec<Problem> {
         let mut p = self.docker_containers().1.clone();
+        if self.docker_data_root().is_none() {
+            p.extend(self.cri().problems.iter().cloned());
+        }
         p.sort();
+        p.dedup();
         p
+    }
+
+    /// A CRI container's log lines from its `/var/log/pods` files, oldest first
+    /// ([`crate::cri::CriLogReader`]); none for a sandbox, a container the CRI did not make
+    /// or Docker's namespace (whose logs salvor-docker reads).
+    fn container_logs(&self, container_id: &str) -> Result<LogLines<'_>, ModelError> {
+        if self.docker_data_root().is_some() {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let cri = self.cri();
+        let found: Vec<&ContainerRecord> = match cri.records.iter().find(|r| r.id == container_id) {
+            Some(r) => vec![r],
+            None => cri
+                .records
+                .iter()
+                .filter(|r| !container_id.is_empty() && r.id.starts_with(container_id))
+                .collect(),
+        };
+        let r = match found.as_slice() {
+            [r] => *r,
+            [] => return Err(ModelError::NotFound(format!("no container {container_id}"))),
+            many => {
+                return Err(ModelError::NotFound(format!(
+                    "container {container_id}: the prefix names {} containers",
+                    many.len()
+                )))
+            }
+        };
+        let not_regular = cri.not_regular.get(&r.id).cloned().unwrap_or_default();
+        Ok(Box::new(crate::cri::CriLogReader::new(
+            self.source.clone(),
+            r.log_paths.iter().rev().cloned().collect(),
+            &not_regular,
+        )))
     }
 
     fn container_image_name(&self, container_id: &str) -> Option<String> {
