@@ -1456,6 +1456,13 @@ fn logs(
         tail: docker_containers::tail_arg(tail)?,
         timestamps,
     };
+    if stores[i].identity().engine != salvor_model::EngineKind::DockerContainerd {
+        // containerd's own containers: the CRI log files, read by the store.
+        let lines = stores[i]
+            .container_logs(&c.id)
+            .map_err(|e| anyhow::anyhow!("logs: {}: {}", c.name, salvor_model::error_chain(&e)))?;
+        return write_model_logs(lines, &opts);
+    }
     // The record lists the live file first; the reader wants the oldest first.
     let files = salvor_docker::logs::LogFiles {
         format: salvor_docker::logs::LogFormat::JsonFile,
@@ -1480,6 +1487,79 @@ fn logs(
     } else {
         EXIT_FINDINGS
     })
+}
+
+/// Writes a store's log lines like `docker logs` / `kubectl logs`: stdout lines to stdout,
+/// stderr lines to stderr, `--since`/`--until`/`--tail`/`-t` as for Docker's logs; a line
+/// that cannot be read is a warning naming the file and offset, and reading goes on
+/// (exit 1).
+fn write_model_logs(
+    lines: salvor_model::LogLines<'_>,
+    opts: &salvor_docker::logs::LogOptions,
+) -> anyhow::Result<u8> {
+    use salvor_model::LogStream;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut err = io::BufWriter::new(io::stderr().lock());
+    let mut errors = Vec::new();
+    let mut kept: std::collections::VecDeque<salvor_model::LogLine> = Default::default();
+    let emit =
+        |l: &salvor_model::LogLine, out: &mut dyn Write, err: &mut dyn Write| -> io::Result<bool> {
+            if let (Some(since), Some(t)) = (opts.since, l.time) {
+                if t < since {
+                    return Ok(true);
+                }
+            }
+            if let (Some(until), Some(t)) = (opts.until, l.time) {
+                if t > until {
+                    return Ok(false);
+                }
+            }
+            let w: &mut dyn Write = match l.stream {
+                LogStream::Stdout => out,
+                LogStream::Stderr => err,
+            };
+            if opts.timestamps {
+                let t = l
+                    .time
+                    .map(salvor_docker::format_rfc3339_nano_fixed)
+                    .unwrap_or_else(|| "0001-01-01T00:00:00.000000000Z".to_string());
+                w.write_all(t.as_bytes())?;
+                w.write_all(b" ")?;
+            }
+            w.write_all(&l.line)?;
+            Ok(true)
+        };
+    for item in lines {
+        match item {
+            Ok(l) => match opts.tail {
+                Some(0) => {}
+                Some(n) => {
+                    if kept.len() == n {
+                        kept.pop_front();
+                    }
+                    kept.push_back(l);
+                }
+                None => {
+                    if !emit(&l, &mut out, &mut err)? {
+                        break;
+                    }
+                }
+            },
+            Err(e) => errors.push(salvor_model::error_chain(&e)),
+        }
+    }
+    for l in &kept {
+        if !emit(l, &mut out, &mut err)? {
+            break;
+        }
+    }
+    out.flush()?;
+    err.flush()?;
+    drop(err);
+    for e in &errors {
+        eprintln!("salvor: warning: {}", printable(e));
+    }
+    Ok(if errors.is_empty() { 0 } else { EXIT_FINDINGS })
 }
 
 #[cfg(test)]

@@ -796,3 +796,26 @@ fn timeline_and_report_read_containerd_stores() {
             .expect("json");
     assert_eq!(inv["images"].as_array().map(Vec::len), Some(23), "{inv}");
 }
+
+/// `logs` of a Kubernetes container: the CRI log files (partial lines joined, the line the
+/// program left without a newline kept so), stdout and stderr apart, `--tail`.
+#[test]
+fn logs_of_a_kubernetes_container() {
+    for fx in fixture_variants("containerd-cri") {
+        let a = cri_archive_of(&fx);
+        let ids = std::fs::read_to_string(fx.join("expected/ids.env")).expect("ids");
+        let app0 = ids
+            .lines()
+            .find_map(|l| l.strip_prefix("APP0="))
+            .expect("APP0");
+        let out = salvor(&["--root", &a, "logs", app0]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let long = format!("{}\n", "x".repeat(20000));
+        assert!(text.contains(&long), "the 20000-byte line is not whole");
+        assert!(text.ends_with("app: last words without newline"), "{text}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("app: to stderr"));
+        let tail = salvor_ok(&["--root", &a, "logs", "--tail", "1", app0], 0);
+        assert_eq!(tail, "app: last words without newline");
+    }
+}

@@ -83,6 +83,7 @@ pub use digest::{chain_id, chain_ids, sha256_hex, Digest};
 pub use rebuild::{as_found_spool_limit, LayerFileGetter, SpoolError, SpooledLayer};
 pub use resolve::{Candidate, Kind, ResolveError, Resolved, SaveTarget, Target, Want};
 pub use salvor_model::{FileFinding, FileFindingKind, Problem, RebuildReport, RebuildStatus};
+pub use time::format_rfc3339_nano_fixed;
 pub use volumes::{BindMount, Volume};
 
 /// Upper bound on metadata files we read whole (configs, JSON indexes).
