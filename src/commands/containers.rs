@@ -174,6 +174,17 @@ pub fn logs_cmd(
     })
 }
 
+/// An empty `volumes` answer (a host without a Docker data-root).
+pub fn volumes_json_or_table(_none: Option<()>, json_out: bool) -> anyhow::Result<u8> {
+    if json_out {
+        print_json(&json!({ "Volumes": [], "BindMounts": [] }))?;
+    } else {
+        Table::new(&["DRIVER", "VOLUME NAME", "CREATED", "USED BY"])
+            .print(&mut std::io::stdout().lock())?;
+    }
+    Ok(0)
+}
+
 pub fn volumes(store: &Store, json_out: bool) -> anyhow::Result<u8> {
     let (list, _) = store.containers();
     let (vols, problems) = store.volumes(&list);

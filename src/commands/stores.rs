@@ -37,6 +37,7 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
         } => images(host, *json, *no_trunc, *all),
         Command::Containers { json, no_trunc } => containers(host, *json, *no_trunc),
         Command::Pods { json, no_trunc } => pods(host, *json, *no_trunc),
+        Command::Volumes { json } => volumes(host, *json),
         Command::Verify { images, json } => verify_all(host, images, *json, cli.quiet),
         Command::Extract {
             images,
@@ -71,6 +72,15 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
             until.as_deref(),
             tail.as_deref(),
         ),
+        Command::Inspect { image, config: false }
+            if !docker_container(host, image) && moby_container(host, image).is_some() =>
+        {
+            let Some(d) = moby_container(host, image) else {
+                unreachable!("checked by the guard")
+            };
+            let c = d.find_container(image.trim().trim_start_matches('/'))?;
+            crate::commands::containers::inspect_container(&d, &c)
+        }
         Command::Diff { container, json } if !docker_container(host, container) => {
             diff(host, container, *json)
         }
@@ -378,6 +388,26 @@ fn containers(host: &Host, json_out: bool, no_trunc: bool) -> anyhow::Result<u8>
             per_store.push((s.as_ref(), Rows::Docker(list)));
             continue;
         }
+        // Docker's containers of its containerd image store: read as Docker's own records
+        // (docker ps's COMMAND, PORTS …), their files in containerd's snapshots.
+        if let Some(dr) = docker_data_root_of(s.as_ref()) {
+            let d = salvor_docker::Store::open_containers_only(s.source().clone(), dr);
+            let (list, problems) = d.containers();
+            // (their read-write layers are containerd's snapshots: not a problem here)
+            warn(
+                &problems
+                    .into_iter()
+                    .filter(|p| !p.what.contains("cannot be located"))
+                    .collect::<Vec<_>>(),
+            );
+            let list: Vec<salvor_docker::Container> = list
+                .into_iter()
+                .filter(|c| !seen_configs.contains(&c.config_path))
+                .collect();
+            seen_configs.extend(list.iter().map(|c| c.config_path.clone()));
+            per_store.push((s.as_ref(), Rows::Docker(list)));
+            continue;
+        }
         warn(&s.container_problems());
         match s.containers() {
             Ok(list) => {
@@ -519,6 +549,80 @@ struct Pod<'a> {
     sandbox_id: Option<String>,
     created: Option<String>,
     containers: Vec<&'a ContainerRecord>,
+}
+
+/// The Docker data-root (as a containers-only store) of Docker's containerd image store
+/// holding container `q`, if any.
+fn moby_container(host: &Host, q: &str) -> Option<salvor_docker::Store> {
+    host.stores().stores.iter().find_map(|s| {
+        let dr = docker_data_root_of(s.as_ref())?;
+        let d = salvor_docker::Store::open_containers_only(s.source().clone(), dr);
+        d.find_container(q.trim().trim_start_matches('/'))
+            .is_ok()
+            .then_some(d)
+    })
+}
+
+/// The Docker data-root of Docker's containerd image store (`moby`'s), when `s` is one.
+fn docker_data_root_of(s: &dyn ContainerStore) -> Option<std::path::PathBuf> {
+    if s.identity().engine != salvor_model::EngineKind::DockerContainerd {
+        return None;
+    }
+    s.as_any()
+        .downcast_ref::<salvor_containerd::ContainerdStore>()?
+        .located()
+        .docker_data_root
+        .clone()
+}
+
+/// `volumes` of every Docker data-root of the host: Docker's graphdriver store's, and that
+/// of Docker's containerd image store (its `volumes/` are Docker's, read the same way).
+fn volumes(host: &Host, json_out: bool) -> anyhow::Result<u8> {
+    let mut docker_roots: Vec<(String, salvor_docker::Store)> = Vec::new();
+    for s in &host.stores().stores {
+        if let Some(c) = s
+            .as_any()
+            .downcast_ref::<salvor_containerd::ContainerdStore>()
+        {
+            if s.identity().engine != salvor_model::EngineKind::DockerContainerd {
+                continue;
+            }
+            if let Some(dr) = &c.located().docker_data_root {
+                docker_roots.push((
+                    s.identity().to_string(),
+                    salvor_docker::Store::open_containers_only(s.source().clone(), dr.clone()),
+                ));
+            }
+        }
+    }
+    let graphdriver = host.docker();
+    let n = docker_roots.len() + usize::from(graphdriver.is_some());
+    if n == 0 {
+        if !json_out {
+            eprintln!(
+                "salvor: note: no Docker data-root on this host: containerd keeps no volumes (a Kubernetes node's are under /var/lib/kubelet/pods)"
+            );
+        }
+        return docker_containers::volumes_json_or_table(None, json_out);
+    }
+    let mut code = 0;
+    if let Some(d) = graphdriver {
+        if n > 1 && !json_out {
+            println!("== {}", s_identity(d));
+        }
+        code = code.max(docker_containers::volumes(d, json_out)?);
+    }
+    for (name, d) in &docker_roots {
+        if n > 1 && !json_out {
+            println!("== {name}");
+        }
+        code = code.max(docker_containers::volumes(d, json_out)?);
+    }
+    Ok(code)
+}
+
+fn s_identity(d: &salvor_docker::Store) -> String {
+    ContainerStore::identity(d).to_string()
 }
 
 /// `timeline` over every store of the host, one sorted timeline (each scope names its

@@ -513,6 +513,29 @@ impl Store {
         Self::open_with(source, root, std::sync::OnceLock::from(Ok(Arc::new(dm))))
     }
 
+    /// A data-root whose images are in containerd (Docker's containerd image store, the
+    /// default of Engine 29): no images or layers here, but its containers' records,
+    /// volumes and logs, read as for the graphdriver store. Containers' files are in
+    /// containerd's snapshots (`salvor-containerd`), not located by this store.
+    pub fn open_containers_only(source: Arc<dyn Source>, root: PathBuf) -> Store {
+        let mut store = Store {
+            source: source.clone(),
+            root,
+            layout: Layout::V2,
+            driver: Driver::Other("overlayfs".into()),
+            images: Vec::new(),
+            layers: BTreeMap::new(),
+            problems: Vec::new(),
+            damage: source.damage().to_vec(),
+            thin_pool: std::sync::OnceLock::new(),
+            containers_read: std::sync::OnceLock::new(),
+            parsed: Default::default(),
+            engine_version: None,
+        };
+        store.engine_version = version::from_data_root(store.source.as_ref(), &store.root);
+        store
+    }
+
     fn open_with(source: Arc<dyn Source>, root: PathBuf, thin_pool: ThinPoolCell) -> Result<Store> {
         let mut store = if source.exists(&root.join("image")) {
             v2::load(source.clone(), root.clone(), thin_pool)?
