@@ -45,6 +45,29 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
             format,
             dir,
             json,
+            tag,
+            ..
+        } if images.len() == 1
+            && !in_docker_store(host, images)
+            && resolve_image(host, &host.stores().images(), &images[0], "extract").is_err()
+            && moby_container(host, &images[0]).is_some() =>
+        {
+            extract_commit(
+                host,
+                &images[0],
+                tag.as_deref(),
+                output,
+                *format,
+                cli.quiet,
+                outputs,
+            )
+        }
+        Command::Extract {
+            images,
+            output,
+            format,
+            dir,
+            json,
             ..
         } if !in_docker_store(host, images) => extract_stored(
             host,
@@ -1004,6 +1027,155 @@ fn select(host: &Host, queries: &[String]) -> anyhow::Result<BTreeMap<usize, Vec
         }
     }
     Ok(out)
+}
+
+/// `extract CONTAINER` of a container of Docker's containerd image store: an offline
+/// `docker commit` (its changes as a new layer over its image's, the config made as
+/// `docker commit` makes it), written with the image's layers decompressed.
+fn extract_commit(
+    host: &Host,
+    q: &str,
+    tag: Option<&str>,
+    output: &std::path::Path,
+    format: crate::FormatArg,
+    quiet: bool,
+    outputs: &OutputPolicy,
+) -> anyhow::Result<u8> {
+    use salvor_forensic::verify::{check, layers_of};
+    outputs.check_file(output)?;
+    let Some(d) = moby_container(host, q) else {
+        bail!("extract: no container {q:?}");
+    };
+    let c = d.find_container(q.trim().trim_start_matches('/'))?;
+    let Some(cstore) = host.stores().stores.iter().find_map(|s| {
+        (docker_data_root_of(s.as_ref()).as_deref() == Some(d.root.as_path()))
+            .then(|| {
+                s.as_any()
+                    .downcast_ref::<salvor_containerd::ContainerdStore>()
+            })
+            .flatten()
+    }) else {
+        bail!("extract: container {q:?}: its containerd store is not open");
+    };
+    let spool = salvor_core::extract::spool_dir(output);
+    let commit = salvor_core::stored::commit_containerd(cstore, &c, &spool)?;
+    let mut layers = Vec::new();
+    let mut by_diff = BTreeMap::new();
+    let mut sizes = BTreeMap::new();
+    let mut checked_layers = 0;
+    if let Some(base) = &commit.base {
+        let records: Vec<ImageRecord> = cstore
+            .images()
+            .into_iter()
+            .filter(|i| &i.id == base)
+            .collect();
+        let chains = layers_of(&records);
+        let pb = bytes_bar(0, quiet, "verifying");
+        let inc = |n: u64| pb.inc(n);
+        let checked = check(cstore, &chains, &inc);
+        pb.finish_and_clear();
+        for chain in &chains {
+            let v = checked
+                .layers
+                .get(chain)
+                .ok_or_else(|| anyhow::anyhow!("extract: layer {chain} was not checked"))?;
+            if v.content() != "verified" {
+                bail!(
+                    "extract: the container's image layer {} did not verify ({})",
+                    short_id(chain),
+                    v.content_cell()
+                );
+            }
+            sizes.insert(chain.clone(), v.rebuild.bytes);
+            if let Some(dd) = cstore.layer(chain).and_then(|l| l.diff_id) {
+                by_diff.insert(dd.as_str().to_string(), chain.clone());
+            }
+            checked_layers += 1;
+        }
+        let base_img = salvor_core::stored::uncompressed_images(
+            cstore,
+            &[salvor_core::stored::Pick {
+                id: base.clone(),
+                reference: None,
+            }],
+            &sizes,
+        )?;
+        layers = base_img.into_iter().flat_map(|i| i.layers).collect();
+    }
+    let mut committed = BTreeMap::new();
+    if let Some((digest, size, path)) = &commit.layer {
+        layers.push(salvor_export::LayerRef {
+            diff_id: digest.parse()?,
+            size: *size,
+            descriptor: None,
+            forced_from: None,
+        });
+        committed.insert(digest.clone(), path.to_path_buf());
+    }
+    let image = salvor_export::ImageToExport {
+        id: salvor_oci::Digest::sha256_of(&commit.config),
+        config: commit.config.clone(),
+        repo_tags: tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
+        layers,
+        parent: None,
+    };
+    let total: u64 = image.layers.iter().map(|l| l.size).sum();
+    let pb = bytes_bar(total, quiet, "extracting");
+    let inc = |n: u64| pb.inc(n);
+    let source = salvor_core::stored::WithCommitted {
+        layers: salvor_core::stored::DecompressedLayers {
+            store: cstore,
+            chains: by_diff,
+            progress: &inc,
+        },
+        committed,
+    };
+    let format_out = match format {
+        crate::FormatArg::DockerLegacy => salvor_export::Format::DockerLegacy,
+        crate::FormatArg::Oci => salvor_export::Format::Oci,
+        crate::FormatArg::Docker => salvor_export::Format::Docker,
+    };
+    let mut sink = outputs.file(output)?;
+    let res = salvor_export::export_tar_to(
+        std::slice::from_ref(&image),
+        &source,
+        format_out,
+        &mut sink,
+        output,
+    );
+    if let Some(e) = sink.write_error() {
+        return Err(e.into());
+    }
+    let report = res.map_err(|e| match e {
+        salvor_export::ExportError::Sink(s) => anyhow::Error::from(s),
+        e => anyhow::Error::from(e).context(format!("cannot write {}", output.display())),
+    })?;
+    sink.commit()?;
+    pb.finish_and_clear();
+    if !quiet {
+        eprintln!(
+            "committed container {} ({}) as image {}{} ({})",
+            printable(c.name.trim_start_matches('/')),
+            &c.id[..12],
+            short_id(image.id.as_str()),
+            tag.map(|t| format!(" {t}")).unwrap_or_default(),
+            match &commit.layer {
+                Some((d, _, _)) => format!("new layer {}", short_id(d)),
+                None => "no changes: no new layer".into(),
+            }
+        );
+        eprintln!(
+            "salvor: {}: layer headers as Docker >= 23 writes them (permission bits, no names); whiteouts dated at the container's finish (the engine dates them at the commit)",
+            printable(c.name.trim_start_matches('/'))
+        );
+        eprintln!(
+            "wrote {} ({}, 1 image, {} layer(s): {checked_layers} of its image verified)",
+            output.display(),
+            human_size(report.bytes),
+            report.layers_written
+        );
+    }
+    Ok(0)
 }
 
 /// `extract --format docker-legacy|oci` of a containerd store's images: every layer's blob

@@ -819,3 +819,106 @@ fn logs_of_a_kubernetes_container() {
         assert_eq!(tail, "app: last words without newline");
     }
 }
+
+/// `extract CONTAINER` of Docker's containerd image store: the offline commit's layer has
+/// every header, byte and offset of `docker commit`'s (salvor/committed:1 from c-exit0) but
+/// the wall-clock mtimes of its whiteouts, which the engine takes at commit time.
+#[test]
+fn offline_commit_is_docker_commit_but_the_whiteouts_clock() {
+    use std::io::Read;
+    for fx in variants() {
+        let a = archive_of(&fx);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("c.tar");
+        salvor_ok(
+            &[
+                "-q",
+                "--root",
+                &a,
+                "extract",
+                "c-exit0",
+                "--tag",
+                "x/y:1",
+                "--format",
+                "docker-legacy",
+                "-o",
+                &out.to_string_lossy(),
+            ],
+            0,
+        );
+        // The committed layer: the last of manifest.json's.
+        let read_member = |name: &str| -> Vec<u8> {
+            let mut ar = tar::Archive::new(std::fs::File::open(&out).expect("open"));
+            for e in ar.entries().expect("entries") {
+                let mut e = e.expect("entry");
+                if e.path().expect("path").to_string_lossy() == name {
+                    let mut v = Vec::new();
+                    e.read_to_end(&mut v).expect("read");
+                    return v;
+                }
+            }
+            panic!("{name} not in the archive")
+        };
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&read_member("manifest.json")).expect("json");
+        let last = manifest[0]["Layers"]
+            .as_array()
+            .and_then(|l| l.last())
+            .and_then(|l| l.as_str())
+            .expect("layer")
+            .to_string();
+        let layer = read_member(&last);
+        // docker commit's layer, as docker save wrote it (its headers).
+        let save = fx.join("expected/save/committed-1");
+        let manifest_theirs: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(save.join("files/manifest.json")).expect("manifest"),
+        )
+        .expect("json");
+        let blob = manifest_theirs[0]["Layers"]
+            .as_array()
+            .and_then(|l| l.last())
+            .and_then(|l| l.as_str())
+            .expect("layer")
+            .replace('/', "_");
+        let theirs = jsonl(&save.join("layer-headers").join(format!("{blob}.jsonl")));
+        let mut ar = tar::Archive::new(&layer[..]);
+        let mut n = 0;
+        for (i, e) in ar.entries().expect("entries").enumerate() {
+            let mut e = e.expect("entry");
+            let t = &theirs[i];
+            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let h = e.header().clone();
+            assert_eq!(
+                name.trim_end_matches('/'),
+                t["name"].as_str().expect("name")
+            );
+            assert_eq!(
+                format!("0o{:o}", h.mode().expect("mode")),
+                t["mode"].as_str().expect("mode"),
+                "{name}"
+            );
+            assert_eq!(h.uid().ok(), t["uid"].as_u64(), "{name}");
+            assert_eq!(h.gid().ok(), t["gid"].as_u64(), "{name}");
+            assert_eq!(
+                e.raw_file_position(),
+                t["offset_data"].as_u64().expect("off"),
+                "{name}"
+            );
+            let whiteout = name
+                .rsplit('/')
+                .next()
+                .is_some_and(|b| b.starts_with(".wh."));
+            if !whiteout {
+                assert_eq!(h.mtime().ok(), t["mtime"].as_u64(), "{name}: mtime");
+            }
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).expect("read");
+            if let Some(sha) = t["sha256"].as_str() {
+                use sha2::{Digest, Sha256};
+                assert_eq!(hex::encode(Sha256::digest(&data)), sha, "{name}");
+            }
+            n += 1;
+        }
+        assert_eq!(n, theirs.len());
+    }
+}

@@ -509,6 +509,32 @@ fn commit(
     w.flush()?;
     let empty = digest == salvor_oci::EMPTY_LAYER.as_str();
     let pcfg: serde_json::Value = parent.and_then(|p| p.config_json()).unwrap_or(json!({}));
+    let config = commit_config(&pcfg, c, &digest)?;
+    let id = salvor_docker::sha256_hex(&config);
+    Ok(Committed {
+        image: ImageToExport {
+            id: id.parse()?,
+            config,
+            repo_tags: o.tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
+            layers: Vec::new(),
+            parent: parent.map(|p| p.id.parse()).transpose()?,
+        },
+        layer: (!empty).then_some((digest, size, path)),
+        headers,
+        container: format!("{} ({short})", c.name.trim_start_matches('/')),
+    })
+}
+
+/// The config of an offline `docker commit` of container `c` over its image's config
+/// `pcfg` (`{}` when the container has no image), the new layer's diff_id `digest` (the
+/// empty layer adds none): keys sorted as the engine writes image configs, `created` the
+/// container's finish time (the engine takes the commit's wall-clock time).
+pub fn commit_config(
+    pcfg: &serde_json::Value,
+    c: &salvor_docker::Container,
+    digest: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let empty = digest == salvor_oci::EMPTY_LAYER.as_str();
     let created = c
         .state
         .finished_at
@@ -558,20 +584,7 @@ fn commit(
     cfg.insert("created", json!(created));
     cfg.insert("history", json!(history));
     cfg.insert("rootfs", json!({"type": "layers", "diff_ids": diff_ids}));
-    let config = serde_json::to_vec(&cfg)?;
-    let id = salvor_docker::sha256_hex(&config);
-    Ok(Committed {
-        image: ImageToExport {
-            id: id.parse()?,
-            config,
-            repo_tags: o.tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
-            layers: Vec::new(),
-            parent: parent.map(|p| p.id.parse()).transpose()?,
-        },
-        layer: (!empty).then_some((digest, size, path)),
-        headers,
-        container: format!("{} ({short})", c.name.trim_start_matches('/')),
-    })
+    Ok(serde_json::to_vec(&cfg)?)
 }
 
 /// Where layers are spooled: the output's directory, or `$TMPDIR` when writing to stdout.

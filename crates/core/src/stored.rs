@@ -275,3 +275,97 @@ impl salvor_export::LayerSource for DecompressedLayers<'_> {
         true
     }
 }
+
+/// An offline `docker commit` of a container of Docker's containerd image store: its
+/// changes (the read-write snapshot against the snapshots under it) as a layer the way
+/// containerd's diff writes one (every changed path in name order, whiteouts as `.wh.`
+/// files of mode 0 — whose mtime the engine takes from the commit's wall clock; salvor uses
+/// the container's finish time), spooled to a file in `spool_dir`.
+pub struct ContainerdCommit {
+    /// The committed image's config (over its image's, as `docker commit` makes it).
+    pub config: Vec<u8>,
+    /// The image it was created from (its manifest digest), when known.
+    pub base: Option<String>,
+    /// The new layer: (diff_id, bytes, spooled file); `None` when nothing changed.
+    pub layer: Option<(String, u64, tempfile::TempPath)>,
+}
+
+/// Commits container `c` (Docker's record of it) of `store` (its `moby` namespace).
+pub fn commit_containerd(
+    store: &ContainerdStore,
+    c: &salvor_docker::Container,
+    spool_dir: &std::path::Path,
+) -> anyhow::Result<ContainerdCommit> {
+    use salvor_model::ViewFiles;
+    let short = &c.id[..c.id.len().min(12)];
+    let view = store
+        .rw_layer_view(&c.id)
+        .map_err(|e| anyhow!("container {short}: {}", salvor_model::error_chain(&e)))?;
+    let ViewFiles::Diff { dir, lowers, style } = &view.files else {
+        bail!("container {short}: its read-write snapshot is not an overlay upper directory");
+    };
+    let src = view.source.as_ref();
+    let upper = salvor_whiteout::LayerDir::new(src, dir, *style);
+    let lowers: Vec<salvor_whiteout::LayerDir> = lowers
+        .iter()
+        .map(|l| salvor_whiteout::LayerDir::new(src, l, *style))
+        .collect();
+    let t = c
+        .state
+        .finished_at
+        .as_deref()
+        .or(c.created.as_deref())
+        .and_then(crate::rootfs::rfc3339_secs)
+        .unwrap_or(0);
+    let spool = tempfile::Builder::new()
+        .prefix(".salvor-commit.")
+        .tempfile_in(spool_dir)
+        .with_context(|| format!("cannot write in {}", spool_dir.display()))?;
+    let (file, path) = spool.into_parts();
+    let mut w = io::BufWriter::with_capacity(1 << 20, file);
+    let rules = salvor_whiteout::HeaderRules::engine_23();
+    let (digest, size) =
+        salvor_whiteout::write_naive_layer_tar_against(&upper, None, &lowers, &rules, t, &mut w)?;
+    w.flush()?;
+    let base = c
+        .image_id
+        .clone()
+        .filter(|i| store.images().iter().any(|r| &r.id == i));
+    let pcfg: serde_json::Value = match &base {
+        Some(b) => serde_json::from_slice(
+            &store
+                .config_bytes(b)
+                .map_err(|e| anyhow!("image {b}: {}", salvor_model::error_chain(&e)))?,
+        )
+        .with_context(|| format!("image {b}: its config is not JSON"))?,
+        None => serde_json::json!({}),
+    };
+    let config = crate::extract::commit_config(&pcfg, c, &digest)?;
+    let empty = digest == salvor_oci::EMPTY_LAYER.as_str();
+    Ok(ContainerdCommit {
+        config,
+        base,
+        layer: (!empty).then_some((digest, size, path)),
+    })
+}
+
+/// [`DecompressedLayers`], and the layers spooled by commits (diff_id → file).
+pub struct WithCommitted<'a> {
+    /// The store's layers.
+    pub layers: DecompressedLayers<'a>,
+    /// diff_id → the spooled layer file.
+    pub committed: std::collections::BTreeMap<String, std::path::PathBuf>,
+}
+
+impl salvor_export::LayerSource for WithCommitted<'_> {
+    fn write_layer(&self, diff_id: &str, out: &mut dyn Write) -> Result<String, LayerError> {
+        match self.committed.get(diff_id) {
+            Some(p) => {
+                let mut f = std::fs::File::open(p)?;
+                io::copy(&mut f, out)?;
+                Ok(diff_id.to_string())
+            }
+            None => self.layers.write_layer(diff_id, out),
+        }
+    }
+}
