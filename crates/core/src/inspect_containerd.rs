@@ -117,9 +117,9 @@ fn config(store: &ContainerdStore, id: &str) -> anyhow::Result<Value> {
 fn field<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
     obj.as_object()?
         .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
-        .last()
 }
 
 fn text(obj: &Value, name: &str) -> String {
@@ -242,7 +242,9 @@ fn container_config(c: Option<&Value>) -> Value {
 /// A config time as Go reads and writes it back (`RFC3339Nano`); text Go would not read is
 /// kept as it is.
 fn go_time(s: &str) -> String {
-    Time::parse(s).map(|t| t.format()).unwrap_or_else(|| s.into())
+    Time::parse(s)
+        .map(|t| t.format())
+        .unwrap_or_else(|| s.into())
 }
 
 /// `docker image inspect ID` (one element of the array) as Docker 26.1 with the
@@ -434,9 +436,7 @@ pub fn history(store: &ContainerdStore, id: &str) -> anyhow::Result<Vec<HistoryR
         .find(|i| i.id == id)
         .map(|i| i.layers)
         .unwrap_or_default();
-    let mut sizes = chain
-        .iter()
-        .map(|c| store.layer(c).and_then(|l| l.size));
+    let mut sizes = chain.iter().map(|c| store.layer(c).and_then(|l| l.size));
     let mut rows = Vec::new();
     let empty = Vec::new();
     let entries = field(&cfg, "history")
@@ -508,4 +508,113 @@ pub fn history(store: &ContainerdStore, id: &str) -> anyhow::Result<Vec<HistoryR
         current = next;
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_absent_config_is_docker_s_empty_container_config() {
+        // What docker printed for `docker import`'s image (config `{}`).
+        let want = json!({
+            "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false,
+            "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false,
+            "StdinOnce": false, "Env": null, "Cmd": null, "Image": "", "Volumes": null,
+            "WorkingDir": "", "Entrypoint": null, "OnBuild": null, "Labels": null,
+        });
+        for c in [None, Some(json!({})), Some(json!(null))] {
+            let got = container_config(c.as_ref());
+            assert_eq!(got, want);
+            assert_eq!(got.to_string(), want.to_string(), "key order");
+        }
+    }
+
+    #[test]
+    fn optional_fields_maps_and_key_case_follow_go() {
+        let c = json!({
+            "env": ["A=1"],
+            "ExposedPorts": {"443/tcp": {}, "80/tcp": {}},
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 30000000000u64, "Retries": 0},
+            "ArgsEscaped": true,
+            "Volumes": {"/z": {}, "/a": {}},
+            "Labels": {"b": "2", "a": "1", "n": 3},
+            "StopSignal": "SIGINT",
+            "Shell": ["/bin/sh", "-c"],
+            "OnBuild": [],
+            "User": "1000",
+        });
+        let got = container_config(Some(&c));
+        let want = json!({
+            "Hostname": "", "Domainname": "", "User": "1000", "AttachStdin": false,
+            "AttachStdout": false, "AttachStderr": false,
+            "ExposedPorts": {"443/tcp": {}, "80/tcp": {}},
+            "Tty": false, "OpenStdin": false, "StdinOnce": false, "Env": ["A=1"], "Cmd": null,
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 30000000000u64},
+            "ArgsEscaped": true, "Image": "", "Volumes": {"/a": {}, "/z": {}},
+            "WorkingDir": "", "Entrypoint": null, "OnBuild": [],
+            "Labels": {"a": "1", "b": "2"}, "StopSignal": "SIGINT", "Shell": ["/bin/sh", "-c"],
+        });
+        assert_eq!(got.to_string(), want.to_string());
+        // Empty port sets and shells are omitted, as Go's omitempty does.
+        let got = container_config(Some(&json!({"ExposedPorts": {}, "Shell": []})));
+        assert!(got.get("ExposedPorts").is_none() && got.get("Shell").is_none());
+        // Go's decoder: the last key matching the field, whatever its case.
+        let got = container_config(Some(&json!({"Env": ["x"], "ENV": ["y"]})));
+        assert_eq!(got["Env"], json!(["y"]));
+    }
+
+    #[test]
+    fn names_as_the_engine_parses_them() {
+        let r = parse_named("docker.io/salvor/base:1.0").expect("canonical");
+        assert_eq!(r.familiar(), "salvor/base:1.0");
+        assert_eq!(r.familiar_name(), "salvor/base");
+        let d = "sha256:9c3280bce7f076ec3fd2cbde221e82738fa2302eaf07af9d54660bebc06bc905";
+        let r = parse_named(&format!("docker.io/library/busybox@{d}")).expect("digested");
+        assert_eq!(r.familiar(), format!("busybox@{d}"));
+        // Not canonical (ParseNamed refuses): not a reference of docker's.
+        assert!(parse_named("salvor/base:1.0").is_none());
+        assert!(parse_named("docker.io/salvor/base").is_some());
+        assert!(parse_named(&format!("moby-dangling@{d}")).is_none());
+        assert!(is_dangling(&format!("moby-dangling@{d}"), d));
+        assert!(!is_dangling("docker.io/salvor/base:1.0", d));
+    }
+
+    #[test]
+    fn config_times_are_written_back_as_go_does() {
+        assert_eq!(
+            go_time("2026-12-03T13:15:39.066344300Z"),
+            "2026-12-03T13:15:39.0663443Z"
+        );
+        assert_eq!(
+            go_time("2026-12-03T15:15:39+02:00"),
+            "2026-12-03T15:15:39+02:00"
+        );
+        assert_eq!(go_time("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn history_row_columns() {
+        let row = HistoryRow {
+            id: None,
+            created: None,
+            created_by: String::new(),
+            author: String::new(),
+            comment: String::new(),
+            empty_layer: false,
+            size: None,
+            tags: Vec::new(),
+        };
+        assert_eq!(row.id_shown(), "<missing>");
+        assert_eq!(row.created_at(), "1970-01-01T00:00:00Z");
+        assert_eq!(row.size_shown(), "?");
+        let row = HistoryRow {
+            created: Time::parse("2026-12-03T15:15:39.9+02:00"),
+            size: Some(12288),
+            ..row
+        };
+        assert_eq!(row.created_at(), "2026-12-03T13:15:39Z");
+        assert_eq!(row.size_shown(), "12.3kB");
+    }
 }
