@@ -37,6 +37,7 @@ pub mod host;
 pub mod images;
 pub mod info;
 pub mod inspect;
+pub mod inspect_containerd;
 pub mod probe;
 pub mod ps;
 pub mod rootfs;
