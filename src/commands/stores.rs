@@ -95,6 +95,18 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
             until.as_deref(),
             tail.as_deref(),
         ),
+        Command::Inspect { image, config }
+            if !docker_container(host, image)
+                && moby_container(host, image).is_none()
+                && !docker_image(host, image) =>
+        {
+            inspect_image(host, image, *config, cli.engine_version.as_deref())
+        }
+        Command::History {
+            image,
+            json,
+            no_trunc,
+        } if !docker_image(host, image) => history(host, image, *json, *no_trunc),
         Command::Inspect { image, config: false }
             if !docker_container(host, image) && moby_container(host, image).is_some() =>
         {
@@ -572,6 +584,112 @@ struct Pod<'a> {
     sandbox_id: Option<String>,
     created: Option<String>,
     containers: Vec<&'a ContainerRecord>,
+}
+
+/// The one containerd image `q` names: (its store, its id).
+fn containerd_image<'h>(
+    host: &'h Host,
+    q: &str,
+    cmd: &str,
+) -> anyhow::Result<(&'h salvor_containerd::ContainerdStore, String)> {
+    let all = host.stores().images();
+    let found = resolve_image(host, &all, q, cmd)?;
+    let stores_used: BTreeSet<usize> = found.iter().map(|(i, _, _)| *i).collect();
+    let [i] = stores_used.iter().copied().collect::<Vec<_>>()[..] else {
+        bail!(
+            "{cmd}: {q:?} is in {} stores ({}): pick one with --namespace",
+            stores_used.len(),
+            stores_used
+                .iter()
+                .map(|i| host.stores().stores[*i].identity().to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    };
+    let s = host.stores().stores[i].as_ref();
+    let Some(c) = s
+        .as_any()
+        .downcast_ref::<salvor_containerd::ContainerdStore>()
+    else {
+        bail!("{cmd}: {} is not a containerd store", s.identity());
+    };
+    Ok((c, found[0].1.id.clone()))
+}
+
+/// `inspect IMAGE` of a containerd image: `docker image inspect` as Docker 26 prints it
+/// with the containerd image store (`DockerVersion` from `--engine-version` or the host's
+/// package database when known); `--config`: the config's bytes as stored.
+fn inspect_image(
+    host: &Host,
+    q: &str,
+    raw_config: bool,
+    engine_version: Option<&str>,
+) -> anyhow::Result<u8> {
+    let (c, id) = containerd_image(host, q, "inspect")?;
+    if raw_config {
+        let b = c
+            .config_bytes(&id)
+            .map_err(|e| anyhow::anyhow!("inspect: {}", salvor_model::error_chain(&e)))?;
+        io::stdout().lock().write_all(&b)?;
+        return Ok(0);
+    }
+    let version = c
+        .engine_version()
+        .filter(|v| v.bound == salvor_model::VersionBound::Exact)
+        .map(|v| v.version);
+    let v = salvor_core::inspect_containerd::image_with_version(
+        c,
+        &id,
+        engine_version.or(version.as_deref()),
+    )?;
+    print_json(&json!([v]))?;
+    Ok(0)
+}
+
+/// `history IMAGE` of a containerd image, as `docker history` prints it.
+fn history(host: &Host, q: &str, json_out: bool, no_trunc: bool) -> anyhow::Result<u8> {
+    let (c, id) = containerd_image(host, q, "history")?;
+    let rows = salvor_core::inspect_containerd::history(c, &id)?;
+    if json_out {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "created": r.created.as_ref().map(|t| t.format()),
+                    "created_by": r.created_by,
+                    "author": r.author,
+                    "comment": r.comment,
+                    "empty_layer": r.empty_layer,
+                    "size": r.size,
+                    "size_human": r.size_shown(),
+                })
+            })
+            .collect();
+        print_json(&v)?;
+        return Ok(0);
+    }
+    let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
+    for r in &rows {
+        let id = match &r.id {
+            Some(id) if no_trunc => id.clone(),
+            Some(id) => short_id(id),
+            None => "<missing>".into(),
+        };
+        let mut by = r.created_by.replace('\t', " ");
+        if !no_trunc && by.chars().count() > 45 {
+            by = by.chars().take(44).collect::<String>() + "…";
+        }
+        t.row(vec![
+            id,
+            short_time(r.created.as_ref().map(|t| t.format()).as_deref()),
+            printable(&by),
+            r.size_shown(),
+            printable(&r.comment),
+        ]);
+    }
+    t.print(&mut io::stdout().lock())?;
+    Ok(0)
 }
 
 /// The Docker data-root (as a containers-only store) of Docker's containerd image store

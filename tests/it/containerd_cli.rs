@@ -246,9 +246,8 @@ fn info_names_the_store_and_where_it_was_found() {
 
 #[test]
 fn commands_not_yet_reading_containerd_say_so() {
-    // (history, inspect, tree, volumes, timeline and report read Docker's graphdriver
-    // store only, so far)
-    let out = salvor(&["--root", &archive(), "history", "salvor/app:1"]);
+    // (`tree` reads Docker's graphdriver store only, so far)
+    let out = salvor(&["--root", &archive(), "tree"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -920,5 +919,57 @@ fn offline_commit_is_docker_commit_but_the_whiteouts_clock() {
             n += 1;
         }
         assert_eq!(n, theirs.len());
+    }
+}
+
+/// `inspect IMAGE` and `history IMAGE` of every image: docker's answers (DockerVersion is the
+/// daemon's, not in the evidence: given with --engine-version).
+#[test]
+fn inspect_and_history_of_every_image_are_docker_26s() {
+    for fx in variants() {
+        let a = archive_of(&fx);
+        let version: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(fx.join("expected/version.json")).expect("version"),
+        )
+        .expect("json");
+        let v = version["Server"]["Version"]
+            .as_str()
+            .or(version["Version"].as_str())
+            .expect("server version")
+            .to_string();
+        let mut n = 0;
+        for e in std::fs::read_dir(fx.join("expected/image-inspect")).expect("inspect") {
+            let p = e.expect("entry").path();
+            let theirs: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("json");
+            let theirs = if theirs.is_array() {
+                theirs[0].clone()
+            } else {
+                theirs
+            };
+            let id = theirs["Id"].as_str().expect("id");
+            let ours: serde_json::Value = serde_json::from_str(&salvor_ok(
+                &["--root", &a, "--engine-version", &v, "inspect", id],
+                0,
+            ))
+            .expect("json");
+            assert_eq!(ours[0], theirs, "{id}");
+            let short = &id["sha256:".len()..][..12];
+            let hist = jsonl(&fx.join(format!("expected/history/{short}.jsonl")));
+            let ours: serde_json::Value =
+                serde_json::from_str(&salvor_ok(&["--root", &a, "history", id, "--json"], 0))
+                    .expect("json");
+            let ours = ours.as_array().expect("rows");
+            assert_eq!(ours.len(), hist.len(), "{id}");
+            for (o, t) in ours.iter().zip(&hist) {
+                let shown = o["id"].as_str().unwrap_or("<missing>");
+                assert_eq!(shown, t["ID"].as_str().expect("ID"), "{id}");
+                assert_eq!(o["created_by"], t["CreatedBy"], "{id}");
+                assert_eq!(o["comment"], t["Comment"], "{id}");
+                assert_eq!(o["size_human"], t["Size"], "{id}");
+            }
+            n += 1;
+        }
+        assert_eq!(n, 23);
     }
 }
