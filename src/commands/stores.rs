@@ -68,13 +68,14 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
             format,
             dir,
             json,
+            force,
             ..
         } if !in_docker_store(host, images) => extract_stored(
             host,
             images,
             output,
             *format,
-            *dir,
+            (*dir, *force),
             *json,
             cli.quiet,
             outputs,
@@ -1306,7 +1307,7 @@ fn extract_decompressed(
     picks: &[salvor_core::stored::Pick],
     output: &std::path::Path,
     format: crate::FormatArg,
-    dir: bool,
+    (dir, force): (bool, bool),
     json_out: bool,
     quiet: bool,
     outputs: &OutputPolicy,
@@ -1328,34 +1329,81 @@ fn extract_decompressed(
     pb.finish_and_clear();
     let mut sizes = BTreeMap::new();
     let mut by_diff = BTreeMap::new();
+    // chain → (canonical digest, its spooled file), for the layers --force rebuilt.
+    let mut forced: BTreeMap<String, (String, tempfile::TempPath)> = BTreeMap::new();
+    let spool = salvor_core::extract::spool_dir(output);
     for chain in &chains {
         let Some(v) = checked.layers.get(chain) else {
             bail!("extract: layer {chain} was not checked");
         };
         if v.content() != "verified" {
-            bail!(
-                "extract: layer {} did not verify ({}): {}",
-                short_id(chain),
-                v.content_cell(),
-                v.rebuild
-                    .error
-                    .as_deref()
-                    .unwrap_or("its blob does not decompress to its diff_id")
-            );
+            let why = v
+                .rebuild
+                .error
+                .clone()
+                .unwrap_or_else(|| "its blob does not decompress to its diff_id".into());
+            if !force {
+                bail!(
+                    "extract: layer {} did not verify ({}): {why}; --force rebuilds it from its snapshot (marked FORCED, its digest unproven)",
+                    short_id(chain),
+                    v.content_cell(),
+                );
+            }
+            let (digest, size, path) = salvor_core::stored::canonical_layer(c, chain, &spool)?;
+            if !quiet {
+                eprintln!(
+                    "FORCED: layer {} rebuilt from its snapshot in salvor's canonical form: digest {digest} (unproven; recorded diff_id {}): {}",
+                    short_id(chain),
+                    c.layer(chain)
+                        .and_then(|l| l.diff_id)
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                    printable(&why)
+                );
+            }
+            sizes.insert(chain.clone(), size);
+            forced.insert(chain.clone(), (digest, path));
+            continue;
         }
         sizes.insert(chain.clone(), v.rebuild.bytes);
         if let Some(d) = c.layer(chain).and_then(|l| l.diff_id) {
             by_diff.insert(d.as_str().to_string(), chain.clone());
         }
     }
-    let images = salvor_core::stored::uncompressed_images(c, picks, &sizes)?;
+    let mut images = salvor_core::stored::uncompressed_images(c, picks, &sizes)?;
+    // Forced layers: the canonical digest becomes the layer's diff_id in the config.
+    for (img, p) in images.iter_mut().zip(picks) {
+        let Some(record) = records.iter().find(|r| r.id == p.id) else {
+            continue;
+        };
+        let mut changed = false;
+        for (l, chain) in img.layers.iter_mut().zip(&record.layers) {
+            if let Some((digest, _)) = forced.get(chain) {
+                l.forced_from = Some(l.diff_id.clone());
+                l.diff_id = digest.parse()?;
+                changed = true;
+            }
+        }
+        if changed {
+            let ids: Vec<String> = img.layers.iter().map(|l| l.diff_id.to_string()).collect();
+            img.config = salvor_export::rewrite_diff_ids(&img.config, &ids)?;
+            img.id = salvor_oci::Digest::sha256_of(&img.config);
+        }
+    }
+    let committed: BTreeMap<String, std::path::PathBuf> = forced
+        .values()
+        .map(|(d, p)| (d.clone(), p.to_path_buf()))
+        .collect();
     let total: u64 = sizes.values().sum();
     let pb = bytes_bar(total, quiet, "extracting");
     let inc = |n: u64| pb.inc(n);
-    let source = salvor_core::stored::DecompressedLayers {
-        store: c,
-        chains: by_diff,
-        progress: &inc,
+    let source = salvor_core::stored::WithCommitted {
+        layers: salvor_core::stored::DecompressedLayers {
+            store: c,
+            chains: by_diff,
+            progress: &inc,
+        },
+        committed,
     };
     let format_out = match format {
         crate::FormatArg::DockerLegacy => salvor_export::Format::DockerLegacy,
@@ -1392,22 +1440,28 @@ fn extract_decompressed(
             "archive_sha256": report.archive_sha256,
             "bytes": report.bytes,
             "layers_written": report.layers_written,
+            "forced_layers": forced.iter().map(|(chain, (d, _))| json!({"status": "FORCED", "chain_id": chain, "diff_id": d, "proven": false, "original_diff_id": c.layer(chain).and_then(|l| l.diff_id)})).collect::<Vec<_>>(),
             "layers": checked.layers.values().map(salvor_forensic::verify::LayerVerdict::json).collect::<Vec<_>>(),
             "files": report.files.iter().map(|(p, h, n)| json!({"path": p, "sha256": h, "size": n})).collect::<Vec<_>>(),
         }))?;
     } else if !quiet {
         eprintln!(
-            "wrote {} ({}, {} image(s), {} layer(s) decompressed from their blobs, each hashed to its diff_id)",
+            "wrote {} ({}, {} image(s), {} layer(s) decompressed from their blobs, each hashed to its diff_id{})",
             output.display(),
             human_size(report.bytes),
             images.len(),
-            report.layers_written
+            report.layers_written,
+            if forced.is_empty() {
+                String::new()
+            } else {
+                format!("; {} FORCED from snapshots, unproven", forced.len())
+            }
         );
         if let Some(h) = &report.archive_sha256 {
             eprintln!("archive sha256:{h}");
         }
     }
-    Ok(0)
+    Ok(if forced.is_empty() { 0 } else { EXIT_FINDINGS })
 }
 
 /// `extract` of a containerd store's images: the blobs as stored, as Docker 26's `docker
@@ -1418,7 +1472,7 @@ fn extract_stored(
     queries: &[String],
     output: &std::path::Path,
     format: crate::FormatArg,
-    dir: bool,
+    (dir, force): (bool, bool),
     json_out: bool,
     quiet: bool,
     outputs: &OutputPolicy,
@@ -1467,7 +1521,19 @@ fn extract_stored(
     };
     let picks: Vec<Pick> = picks.into_iter().map(|(_, p)| p).collect();
     if !stored {
-        return extract_decompressed(c, &picks, output, format, dir, json_out, quiet, outputs);
+        return extract_decompressed(
+            c,
+            &picks,
+            output,
+            format,
+            (dir, force),
+            json_out,
+            quiet,
+            outputs,
+        );
+    }
+    if force {
+        bail!("extract --force: blobs as stored cannot be forced; --format docker-legacy (or oci) --force rebuilds a layer whose blob is gone or wrong from its snapshot, marked FORCED and unproven");
     }
     let images = stored_images(c, &picks)?;
     let total: u64 = {

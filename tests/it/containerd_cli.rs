@@ -306,6 +306,59 @@ fn tampered_snapshot_and_missing_blob_are_named() {
         text.contains(&format!("its blob {blob} is not in the content store")),
         "{text}"
     );
+    // extract: refused; with --force the layer is rebuilt from its snapshot in salvor's
+    // canonical form, marked FORCED (unproven), the same bytes every time.
+    let outdir = tempfile::tempdir().expect("tempdir");
+    let out = outdir.path().join("f.tar");
+    let out_s = out.to_string_lossy().into_owned();
+    let args = [
+        "-q",
+        "--root",
+        &root,
+        "extract",
+        "salvor/imported:1",
+        "--format",
+        "docker-legacy",
+        "-o",
+        &out_s,
+        "--overwrite",
+    ];
+    let refused = salvor(&args);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--force rebuilds it from its snapshot"),
+        "{refused:?}"
+    );
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    salvor_ok(&forced, 1);
+    let first = crate::common::sha256_file(&out);
+    salvor_ok(&forced, 1);
+    assert_eq!(crate::common::sha256_file(&out), first, "not deterministic");
+    let listing = std::process::Command::new("tar")
+        .arg("tf")
+        .arg(&out)
+        .output()
+        .expect("tar");
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("salvor-forced.json"));
+    // Blobs as stored cannot be forced.
+    let stored = [
+        "-q",
+        "--root",
+        &root,
+        "extract",
+        "salvor/imported:1",
+        "-o",
+        &out_s,
+        "--overwrite",
+        "--force",
+    ];
+    let refused = salvor(&stored);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("cannot be forced"),
+        "{refused:?}"
+    );
 }
 
 /// Every `docker save` the engine wrote (expected/save/*: the references given, the

@@ -369,3 +369,50 @@ impl salvor_export::LayerSource for WithCommitted<'_> {
         }
     }
 }
+
+/// A layer whose blob is gone (GKE's `discard_unpacked_layers`, garbage collection, a
+/// deletion), rebuilt from its snapshot in salvor's documented canonical form, spooled to a
+/// file in `spool_dir`: (digest, bytes, file). The form is containerd's diff of the
+/// snapshot against its parents' — every path in name order, Docker >= 23's headers
+/// (permission bits, numeric owners, no names), deletions as `.wh.` files of mode 0 with
+/// mtime 0 — and its digest is *unproven*: nothing in the evidence says it is the layer's
+/// diff_id, unless it happens to equal it.
+pub fn canonical_layer(
+    store: &ContainerdStore,
+    chain: &str,
+    spool_dir: &std::path::Path,
+) -> anyhow::Result<(String, u64, tempfile::TempPath)> {
+    use salvor_model::ViewFiles;
+    let view = store
+        .layer_view(chain)
+        .map_err(|e| anyhow!("layer {chain}: {}", salvor_model::error_chain(&e)))?;
+    let src = view.source.as_ref();
+    let (upper, lowers): (salvor_whiteout::LayerDir, Vec<salvor_whiteout::LayerDir>) =
+        match &view.files {
+            ViewFiles::Snapshot { root, .. } => (
+                salvor_whiteout::LayerDir::new(src, root, salvor_model::WhiteoutStyle::Overlay),
+                Vec::new(),
+            ),
+            ViewFiles::Diff { dir, lowers, style } => (
+                salvor_whiteout::LayerDir::new(src, dir, *style),
+                lowers
+                    .iter()
+                    .map(|l| salvor_whiteout::LayerDir::new(src, l, *style))
+                    .collect(),
+            ),
+            ViewFiles::Unavailable { reason } => {
+                bail!("layer {chain}: its snapshot cannot be read: {reason}")
+            }
+        };
+    let spool = tempfile::Builder::new()
+        .prefix(".salvor-canonical.")
+        .tempfile_in(spool_dir)
+        .with_context(|| format!("cannot write in {}", spool_dir.display()))?;
+    let (file, path) = spool.into_parts();
+    let mut w = io::BufWriter::with_capacity(1 << 20, file);
+    let rules = salvor_whiteout::HeaderRules::engine_23();
+    let (digest, size) =
+        salvor_whiteout::write_naive_layer_tar_against(&upper, None, &lowers, &rules, 0, &mut w)?;
+    w.flush()?;
+    Ok((digest, size, path))
+}
