@@ -77,8 +77,18 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
             r
         } else {
             let mut sink = o.outputs.file(output)?;
-            let res =
-                salvor_export::export_tar_to(&to_export, &source, format_out, &mut sink, output);
+            // The archive's own sha256 (a whole SHA-256 pass) is computed where it is
+            // reported: --json, or a file output without -q. Standard output is not
+            // hashed (the stream is the receiver's to hash where it lands).
+            let to_stdout = salvor_sink::is_stdout(output);
+            let res = salvor_export::export_tar_to_with(
+                &to_export,
+                &source,
+                format_out,
+                &mut sink,
+                output,
+                json_out || (!quiet && !to_stdout),
+            );
             if let Some(e) = sink.write_error() {
                 return Err(e.into());
             }
@@ -172,8 +182,12 @@ pub fn extract(store: &Store, queries: &[String], o: &ExtractOpts) -> anyhow::Re
                 " except those listed below"
             }
         )?;
-        if let Some(h) = &report.archive_sha256 {
-            writeln!(err, "archive sha256:{h}")?;
+        match &report.archive_sha256 {
+            Some(h) => writeln!(err, "archive sha256:{h}")?,
+            None => writeln!(
+                err,
+                "archive sha256: not computed for standard output (hash the stream where it lands, or use --json)"
+            )?,
         }
         for (chain, r) in forced {
             let sp = spooled.get(chain);

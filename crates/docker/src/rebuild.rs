@@ -29,6 +29,13 @@ pub struct LayerFileGetter<'a> {
 
 impl FileGetter for LayerFileGetter<'_> {
     fn get(&self, name: &[u8]) -> std::result::Result<Box<dyn FileReader>, GetError> {
+        self.get_with_len(name).map(|(r, _)| r)
+    }
+
+    fn get_with_len(
+        &self,
+        name: &[u8],
+    ) -> std::result::Result<(Box<dyn FileReader>, Option<u64>), GetError> {
         let rel = Path::new(OsStr::from_bytes(name));
         let shown = String::from_utf8_lossy(name);
         if self.roots.is_empty() {
@@ -57,7 +64,7 @@ impl FileGetter for LayerFileGetter<'_> {
                         .filter(|c| matches!(c, Component::Normal(_))),
                 );
                 match self.source.open_regular(&direct) {
-                    Ok((f, _)) => return Ok(Box::new(f)),
+                    Ok((f, md)) => return Ok((Box::new(f), Some(md.size))),
                     Err(SourceError::WrongKind { path, found, .. }) if path == direct => {
                         return Err(GetError::NotRegular(format!(
                             "{} is a {found}, not a regular file",
@@ -95,8 +102,8 @@ impl FileGetter for LayerFileGetter<'_> {
                     md.kind
                 )));
             }
-            return match self.source.open(&phys) {
-                Ok(f) => Ok(Box::new(f)),
+            return match self.source.open_regular(&phys) {
+                Ok((f, md)) => Ok((Box::new(f), Some(md.size))),
                 Err(e) => Err(GetError::Io(salvor_model::error_chain(&e))),
             };
         }
@@ -252,16 +259,11 @@ impl<W: Write> LayerHasher<W> {
     }
 
     /// The `sha256:<hex>` digest and length of what was written.
-    fn finish(self) -> io::Result<(String, u64)> {
+    fn finish(mut self) -> io::Result<(String, u64)> {
+        self.ship()?;
         let digest: [u8; 32] = match self.how {
             HashOn::Inline(sha) => sha.finalize().into(),
-            HashOn::Thread {
-                chunk, tx, worker, ..
-            } => {
-                if !chunk.is_empty() {
-                    tx.send(chunk)
-                        .map_err(|_| io::Error::other("the layer hashing thread stopped"))?;
-                }
+            HashOn::Thread { tx, worker, .. } => {
                 drop(tx);
                 worker
                     .join()
@@ -270,35 +272,51 @@ impl<W: Write> LayerHasher<W> {
         };
         Ok((format!("sha256:{}", hex::encode(digest)), self.bytes))
     }
+
+    /// Off-thread: writes what the chunk holds to `inner`, then hands the chunk itself to
+    /// the hashing thread (the bytes are copied once, into the chunk).
+    fn ship(&mut self) -> io::Result<()> {
+        if let HashOn::Thread {
+            chunk, tx, recycle, ..
+        } = &mut self.how
+        {
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            self.inner.write_all(chunk)?;
+            let next = recycle
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(HASH_CHUNK));
+            tx.send(std::mem::replace(chunk, next))
+                .map_err(|_| io::Error::other("the layer hashing thread stopped"))?;
+        }
+        Ok(())
+    }
 }
 
 impl<W: Write> Write for LayerHasher<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
         match &mut self.how {
-            HashOn::Inline(sha) => sha.update(&buf[..n]),
-            HashOn::Thread {
-                chunk, tx, recycle, ..
-            } => {
-                let mut rest = &buf[..n];
-                while !rest.is_empty() {
-                    let k = (HASH_CHUNK - chunk.len()).min(rest.len());
-                    chunk.extend_from_slice(&rest[..k]);
-                    rest = &rest[k..];
-                    if chunk.len() == HASH_CHUNK {
-                        let next = recycle
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(HASH_CHUNK));
-                        tx.send(std::mem::replace(chunk, next))
-                            .map_err(|_| io::Error::other("the layer hashing thread stopped"))?;
-                    }
+            HashOn::Inline(sha) => {
+                let n = self.inner.write(buf)?;
+                self.bytes += n as u64;
+                sha.update(&buf[..n]);
+                Ok(n)
+            }
+            HashOn::Thread { chunk, .. } => {
+                // Buffered: the chunk goes to `inner` and then to the hasher, whole.
+                let k = (HASH_CHUNK - chunk.len()).min(buf.len());
+                chunk.extend_from_slice(&buf[..k]);
+                self.bytes += k as u64;
+                if chunk.len() == HASH_CHUNK {
+                    self.ship()?;
                 }
+                Ok(k)
             }
         }
-        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
+        self.ship()?;
         self.inner.flush()
     }
 }

@@ -448,9 +448,23 @@ pub fn export_tar_to(
     out: &mut dyn Write,
     label: &Path,
 ) -> Result<ExportReport, ExportError> {
+    export_tar_to_with(images, layers, format, out, label, true)
+}
+
+/// [`export_tar_to`], the archive's own sha256 computed only when `hash_archive` (a whole
+/// SHA-256 pass over the archive: callers that report no [`ExportReport::archive_sha256`]
+/// skip it).
+pub fn export_tar_to_with(
+    images: &[ImageToExport],
+    layers: &dyn LayerSource,
+    format: Format,
+    out: &mut dyn Write,
+    label: &Path,
+    hash_archive: bool,
+) -> Result<ExportReport, ExportError> {
     let merged = merge_images(images);
     let plan = build_plan(&merged, format)?;
-    let (_, report) = write_tar(&plan, layers, out, label)?;
+    let (_, report) = write_tar(&plan, layers, out, label, hash_archive)?;
     Ok(report)
 }
 

@@ -120,11 +120,28 @@ pub(crate) struct TarOut<W: Write> {
     recycle: std::sync::mpsc::Receiver<Vec<u8>>,
     worker: Option<std::thread::JoinHandle<String>>,
     pub(crate) bytes: u64,
+    /// False when the archive's sha256 is not wanted (nothing reports it): a whole
+    /// SHA-256 pass saved.
+    hashed: bool,
 }
 
 const CHUNK: usize = 1 << 20;
 
 impl<W: Write> TarOut<W> {
+    /// A stream that does not hash itself ([`TarOut::finish`] gives an empty digest).
+    pub(crate) fn unhashed(inner: W) -> Self {
+        let (_, recycle) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        TarOut {
+            inner,
+            chunk: Vec::with_capacity(CHUNK),
+            tx: None,
+            recycle,
+            worker: None,
+            bytes: 0,
+            hashed: false,
+        }
+    }
+
     pub(crate) fn new(inner: W) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let (back_tx, recycle) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
@@ -144,6 +161,7 @@ impl<W: Write> TarOut<W> {
             recycle,
             worker: Some(worker),
             bytes: 0,
+            hashed: true,
         }
     }
     fn ship(&mut self) -> io::Result<()> {
@@ -151,6 +169,10 @@ impl<W: Write> TarOut<W> {
             return Ok(());
         }
         self.inner.write_all(&self.chunk)?;
+        if !self.hashed {
+            self.chunk.clear();
+            return Ok(());
+        }
         let next = self
             .recycle
             .try_recv()
@@ -175,6 +197,9 @@ impl<W: Write> TarOut<W> {
         self.write_all(&[0u8; 2 * BLOCK])?;
         self.ship()?;
         self.inner.flush()?;
+        if !self.hashed {
+            return Ok((self.inner, String::new(), self.bytes));
+        }
         drop(self.tx.take());
         let d = match self.worker.take().map(|w| w.join()) {
             Some(Ok(d)) => d,
@@ -186,6 +211,14 @@ impl<W: Write> TarOut<W> {
 
 impl<W: Write> Write for TarOut<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Not hashed: a large write goes straight through (one copy fewer), after what the
+        // chunk holds.
+        if !self.hashed && buf.len() >= CHUNK / 8 {
+            self.ship()?;
+            self.inner.write_all(buf)?;
+            self.bytes += buf.len() as u64;
+            return Ok(buf.len());
+        }
         let room = CHUNK - self.chunk.len();
         let n = room.min(buf.len());
         self.chunk.extend_from_slice(&buf[..n]);

@@ -89,8 +89,13 @@ pub(super) fn write_tar<W: Write>(
     src: &dyn LayerSource,
     w: W,
     label: &Path,
+    hash_archive: bool,
 ) -> Result<(W, ExportReport), ExportError> {
-    let mut t = tarw::TarOut::new(w);
+    let mut t = if hash_archive {
+        tarw::TarOut::new(w)
+    } else {
+        tarw::TarOut::unhashed(w)
+    };
     let mut report = ExportReport::default();
     let e = |source: io::Error| ExportError::Io {
         path: label.to_path_buf(),
@@ -144,7 +149,7 @@ pub(super) fn write_tar<W: Write>(
         }
     }
     let (w, digest, bytes) = t.finish().map_err(e)?;
-    report.archive_sha256 = Some(digest);
+    report.archive_sha256 = hash_archive.then_some(digest);
     report.bytes = bytes;
     Ok((w, report))
 }

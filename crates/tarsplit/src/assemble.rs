@@ -32,6 +32,13 @@ pub enum GetError {
 pub trait FileGetter {
     /// Open the file stored under `name` (raw tar name bytes, may start with "./" or "/", may be non-UTF-8).
     fn get(&self, name: &[u8]) -> Result<Box<dyn FileReader>, GetError>;
+
+    /// [`FileGetter::get`], with the file's length when the getter knows it (from the
+    /// open descriptor): the assembler then learns whether the file is longer than its
+    /// entry from it, without reading past the entry's size (one read call less per file).
+    fn get_with_len(&self, name: &[u8]) -> Result<(Box<dyn FileReader>, Option<u64>), GetError> {
+        self.get(name).map(|r| (r, None))
+    }
 }
 
 /// One problem (or notable fact) met while assembling.
@@ -537,8 +544,12 @@ impl<'a> Assembler<'a> {
         Ok(report)
     }
 
-    fn open(&self, name: &[u8], findings: &mut Vec<FindingKind>) -> Option<Box<dyn FileReader>> {
-        match self.getter.get(name) {
+    fn open(
+        &self,
+        name: &[u8],
+        findings: &mut Vec<FindingKind>,
+    ) -> Option<(Box<dyn FileReader>, Option<u64>)> {
+        match self.getter.get_with_len(name) {
             Ok(r) => Some(r),
             Err(GetError::NotFound(detail)) => {
                 findings.push(FindingKind::Missing { detail });
@@ -702,7 +713,7 @@ impl<'a> Assembler<'a> {
         at: EntryAt,
         findings: &mut Vec<FindingKind>,
     ) -> Result<(), TarSplitError> {
-        let Some(mut r) = self.open(name, findings) else {
+        let Some((mut r, len)) = self.open(name, findings) else {
             return self.fill(out, size, at, findings);
         };
         let mut crc = Crc64Hasher::new();
@@ -723,17 +734,25 @@ impl<'a> Assembler<'a> {
             }
             return self.fill(out, size - n, at, findings);
         }
-        // Is there more?
-        let mut probe = [0u8; 1];
-        let more = loop {
-            match r.read(&mut probe) {
-                Ok(k) => break k > 0,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break false,
+        // Is there more? The length the getter knows says so, else one more read.
+        let more = match len {
+            Some(l) => l > size,
+            None => {
+                let mut probe = [0u8; 1];
+                loop {
+                    match r.read(&mut probe) {
+                        Ok(k) => break k > 0,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break false,
+                    }
+                }
             }
         };
         if more {
-            let found = Self::total_len(&mut *r, size + 1).max(size + 1);
+            let found = match len {
+                Some(l) => l,
+                None => Self::total_len(&mut *r, size + 1).max(size + 1),
+            };
             findings.push(FindingKind::SizeMismatch {
                 expected: size,
                 found,
@@ -762,7 +781,7 @@ impl<'a> Assembler<'a> {
         at: EntryAt,
         findings: &mut Vec<FindingKind>,
     ) -> Result<(), TarSplitError> {
-        let Some(mut r) = self.open(name, findings) else {
+        let Some((mut r, _)) = self.open(name, findings) else {
             return self.fill(out, phys, at, findings);
         };
         let mut crc = Crc64Hasher::new();
