@@ -205,20 +205,31 @@ const HASH_CHUNK: usize = 1 << 20;
 const HASH_OFF_THREAD_FROM: u64 = 4 << 20;
 
 /// Hashes and counts what passes through it into `inner`, like [`HashingWriter`], but for
-/// a large layer the SHA-256 runs on a helper thread, fed 1 MiB copies: the thread reading
+/// a large layer the SHA-256 runs on a helper thread, fed 1 MiB chunks: the thread reading
 /// the layer's files and the one hashing them then run side by side (the archive's own
-/// digest is a third). Small layers are hashed inline: a thread would cost more.
+/// digest is a third). Small layers are hashed inline: a thread would cost more. It lends
+/// its chunk to the assembler ([`salvor_tarsplit::LendingWrite`]): files are read straight
+/// into it, so every byte is copied once in user space.
 struct LayerHasher<W: Write> {
     inner: W,
     bytes: u64,
     how: HashOn,
 }
 
+/// A chunk and how much of it holds data.
+type Chunk = (Vec<u8>, usize);
+
 enum HashOn {
-    Inline(Sha256),
+    Inline {
+        sha: Sha256,
+        /// What is lent to the assembler (written and hashed when filled).
+        lend: Vec<u8>,
+    },
     Thread {
+        /// Always `HASH_CHUNK` bytes long; `fill` of them hold data.
         chunk: Vec<u8>,
-        tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+        fill: usize,
+        tx: std::sync::mpsc::SyncSender<Chunk>,
         recycle: std::sync::mpsc::Receiver<Vec<u8>>,
         worker: std::thread::JoinHandle<[u8; 32]>,
     },
@@ -228,29 +239,32 @@ impl<W: Write> LayerHasher<W> {
     fn new(inner: W, off_thread: bool) -> Self {
         let how = off_thread
             .then(|| {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
                 let (back, recycle) = std::sync::mpsc::sync_channel::<Vec<u8>>(6);
                 std::thread::Builder::new()
                     .name("layer-sha256".into())
                     .spawn(move || {
                         let mut sha = Sha256::new();
-                        for mut c in rx {
-                            sha.update(&c);
-                            c.clear();
+                        for (c, n) in rx {
+                            sha.update(&c[..n.min(c.len())]);
                             let _ = back.try_send(c);
                         }
                         sha.finalize().into()
                     })
                     .ok()
                     .map(|worker| HashOn::Thread {
-                        chunk: Vec::with_capacity(HASH_CHUNK),
+                        chunk: vec![0; HASH_CHUNK],
+                        fill: 0,
                         tx,
                         recycle,
                         worker,
                     })
             })
             .flatten()
-            .unwrap_or_else(|| HashOn::Inline(Sha256::new()));
+            .unwrap_or_else(|| HashOn::Inline {
+                sha: Sha256::new(),
+                lend: Vec::new(),
+            });
         LayerHasher {
             inner,
             bytes: 0,
@@ -262,7 +276,7 @@ impl<W: Write> LayerHasher<W> {
     fn finish(mut self) -> io::Result<(String, u64)> {
         self.ship()?;
         let digest: [u8; 32] = match self.how {
-            HashOn::Inline(sha) => sha.finalize().into(),
+            HashOn::Inline { sha, .. } => sha.finalize().into(),
             HashOn::Thread { tx, worker, .. } => {
                 drop(tx);
                 worker
@@ -274,21 +288,24 @@ impl<W: Write> LayerHasher<W> {
     }
 
     /// Off-thread: writes what the chunk holds to `inner`, then hands the chunk itself to
-    /// the hashing thread (the bytes are copied once, into the chunk).
+    /// the hashing thread.
     fn ship(&mut self) -> io::Result<()> {
         if let HashOn::Thread {
-            chunk, tx, recycle, ..
+            chunk,
+            fill,
+            tx,
+            recycle,
+            ..
         } = &mut self.how
         {
-            if chunk.is_empty() {
+            if *fill == 0 {
                 return Ok(());
             }
-            self.inner.write_all(chunk)?;
-            let next = recycle
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(HASH_CHUNK));
-            tx.send(std::mem::replace(chunk, next))
+            self.inner.write_all(&chunk[..*fill])?;
+            let next = recycle.try_recv().unwrap_or_else(|_| vec![0; HASH_CHUNK]);
+            tx.send((std::mem::replace(chunk, next), *fill))
                 .map_err(|_| io::Error::other("the layer hashing thread stopped"))?;
+            *fill = 0;
         }
         Ok(())
     }
@@ -297,18 +314,19 @@ impl<W: Write> LayerHasher<W> {
 impl<W: Write> Write for LayerHasher<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.how {
-            HashOn::Inline(sha) => {
+            HashOn::Inline { sha, .. } => {
                 let n = self.inner.write(buf)?;
                 self.bytes += n as u64;
                 sha.update(&buf[..n]);
                 Ok(n)
             }
-            HashOn::Thread { chunk, .. } => {
+            HashOn::Thread { chunk, fill, .. } => {
                 // Buffered: the chunk goes to `inner` and then to the hasher, whole.
-                let k = (HASH_CHUNK - chunk.len()).min(buf.len());
-                chunk.extend_from_slice(&buf[..k]);
+                let k = (HASH_CHUNK - *fill).min(buf.len());
+                chunk[*fill..*fill + k].copy_from_slice(&buf[..k]);
+                *fill += k;
                 self.bytes += k as u64;
-                if chunk.len() == HASH_CHUNK {
+                if *fill == HASH_CHUNK {
                     self.ship()?;
                 }
                 Ok(k)
@@ -318,6 +336,40 @@ impl<W: Write> Write for LayerHasher<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.ship()?;
         self.inner.flush()
+    }
+}
+
+impl<W: Write> salvor_tarsplit::LendingWrite for LayerHasher<W> {
+    fn spare(&mut self) -> &mut [u8] {
+        match &mut self.how {
+            HashOn::Inline { lend, .. } => {
+                if lend.is_empty() {
+                    lend.resize(64 << 10, 0);
+                }
+                lend
+            }
+            HashOn::Thread { chunk, fill, .. } => &mut chunk[*fill..],
+        }
+    }
+
+    fn filled(&mut self, n: usize) -> io::Result<()> {
+        match &mut self.how {
+            HashOn::Inline { sha, lend } => {
+                let n = n.min(lend.len());
+                self.inner.write_all(&lend[..n])?;
+                sha.update(&lend[..n]);
+                self.bytes += n as u64;
+                Ok(())
+            }
+            HashOn::Thread { fill, .. } => {
+                *fill = (*fill + n).min(HASH_CHUNK);
+                self.bytes += n as u64;
+                if *fill == HASH_CHUNK {
+                    self.ship()?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -462,7 +514,7 @@ impl Store {
                 let limits = salvor_tarsplit::Limits::for_recorded_size(layer.size);
                 match salvor_tarsplit::Assembler::new(&getter)
                     .limits(limits)
-                    .assemble(entries, &mut hw)
+                    .assemble_lending(entries, &mut hw)
                 {
                     Ok(r) => {
                         report.files = r.files;
@@ -795,6 +847,32 @@ mod tests {
             }
             let (digest, n) = h.finish().expect("finish");
             assert_eq!(digest, want, "off_thread {off_thread}");
+            assert_eq!(n, data.len() as u64);
+            assert_eq!(out, data);
+        }
+        // Lent: filled through its own buffer in odd pieces, mixed with plain writes.
+        use salvor_tarsplit::LendingWrite;
+        for off_thread in [false, true] {
+            let mut out = Vec::new();
+            let mut h = LayerHasher::new(&mut out, off_thread);
+            let mut at = 0;
+            let mut turn = 0usize;
+            while at < data.len() {
+                turn += 1;
+                if turn % 3 == 0 {
+                    let k = (data.len() - at).min(1000);
+                    h.write_all(&data[at..at + k]).expect("write");
+                    at += k;
+                    continue;
+                }
+                let spare = h.spare();
+                let k = (data.len() - at).min(spare.len()).min(77_777 + turn);
+                spare[..k].copy_from_slice(&data[at..at + k]);
+                h.filled(k).expect("filled");
+                at += k;
+            }
+            let (digest, n) = h.finish().expect("finish");
+            assert_eq!(digest, want, "lent, off_thread {off_thread}");
             assert_eq!(n, data.len() as u64);
             assert_eq!(out, data);
         }

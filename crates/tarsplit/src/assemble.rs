@@ -318,16 +318,43 @@ impl Planner {
 }
 
 /// Counts bytes and attributes write errors to an entry.
+/// An output that lends its own buffer ([`Assembler::assemble_lending`]): a file's bytes
+/// are read straight into it, not into the assembler's buffer and then copied (one copy of
+/// every file byte saved).
+pub trait LendingWrite: Write {
+    /// Free room of the output's buffer, never empty: the assembler reads into it and
+    /// then says how much it filled ([`LendingWrite::filled`]).
+    fn spare(&mut self) -> &mut [u8];
+    /// The first `n` bytes of [`LendingWrite::spare`] now hold output.
+    fn filled(&mut self, n: usize) -> io::Result<()>;
+}
+
+enum OutW<'w> {
+    Plain(&'w mut dyn Write),
+    Lending(&'w mut dyn LendingWrite),
+}
+
 struct Out<'w> {
-    w: &'w mut dyn Write,
+    w: OutW<'w>,
     bytes: u64,
+}
+
+impl OutW<'_> {
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            OutW::Plain(w) => w.flush(),
+            OutW::Lending(w) => w.flush(),
+        }
+    }
 }
 
 impl Out<'_> {
     fn write(&mut self, data: &[u8], at: EntryAt) -> Result<(), TarSplitError> {
-        self.w
-            .write_all(data)
-            .map_err(|source| TarSplitError::Write { at, source })?;
+        match &mut self.w {
+            OutW::Plain(w) => w.write_all(data),
+            OutW::Lending(w) => w.write_all(data),
+        }
+        .map_err(|source| TarSplitError::Write { at, source })?;
         self.bytes += data.len() as u64;
         Ok(())
     }
@@ -424,6 +451,24 @@ impl<'a> Assembler<'a> {
         &mut self,
         entries: impl IntoIterator<Item = Result<Entry, TarSplitError>>,
         out: &mut dyn Write,
+    ) -> Result<AssemblyReport, TarSplitError> {
+        self.assemble_to(entries, OutW::Plain(out))
+    }
+
+    /// [`Assembler::assemble`] into an output that lends its buffer: small files' bytes
+    /// are read straight into it (the same stream, one copy fewer).
+    pub fn assemble_lending(
+        &mut self,
+        entries: impl IntoIterator<Item = Result<Entry, TarSplitError>>,
+        out: &mut dyn LendingWrite,
+    ) -> Result<AssemblyReport, TarSplitError> {
+        self.assemble_to(entries, OutW::Lending(out))
+    }
+
+    fn assemble_to(
+        &mut self,
+        entries: impl IntoIterator<Item = Result<Entry, TarSplitError>>,
+        out: OutW<'_>,
     ) -> Result<AssemblyReport, TarSplitError> {
         if self.buf.len() != COPY_BUF {
             self.buf = vec![0; COPY_BUF];
@@ -664,6 +709,34 @@ impl<'a> Assembler<'a> {
         findings: &mut Vec<FindingKind>,
     ) -> Result<u64, TarSplitError> {
         let mut done = 0u64;
+        if let OutW::Lending(w) = &mut out.w {
+            // Straight into the output's buffer.
+            while done < n {
+                let spare = w.spare();
+                let want = (n - done).min(spare.len() as u64) as usize;
+                match r.read(&mut spare[..want]) {
+                    Ok(0) => break,
+                    Ok(k) => {
+                        let k = k.min(want);
+                        if self.verify_crc {
+                            crc.update(&spare[..k]);
+                        }
+                        w.filled(k)
+                            .map_err(|source| TarSplitError::Write { at, source })?;
+                        out.bytes += k as u64;
+                        done += k as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        findings.push(FindingKind::ReadError {
+                            detail: format!("after {done} bytes: {e}"),
+                        });
+                        break;
+                    }
+                }
+            }
+            return Ok(done);
+        }
         while done < n {
             let want = (n - done).min(self.buf.len() as u64) as usize;
             match r.read(&mut self.buf[..want]) {

@@ -93,7 +93,7 @@ mod unpack;
 
 pub use assemble::{
     assemble, assembled_size, Assembler, AssemblyReport, FileGetter, FileReader, Finding,
-    FindingKind, GetError, Limits, DEFAULT_MAX_FILL,
+    FindingKind, GetError, LendingWrite, Limits, DEFAULT_MAX_FILL,
 };
 pub use crc64::{crc64_go_iso, Crc64Hasher};
 pub use disassemble::{disassemble, Disassembler, DisassemblyReport, FileChunk, FilePutter};
