@@ -859,7 +859,7 @@ mod tests {
             let mut turn = 0usize;
             while at < data.len() {
                 turn += 1;
-                if turn % 3 == 0 {
+                if turn.is_multiple_of(3) {
                     let k = (data.len() - at).min(1000);
                     h.write_all(&data[at..at + k]).expect("write");
                     at += k;
