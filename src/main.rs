@@ -194,7 +194,9 @@ pub enum Command {
         #[arg(required = true)]
         images: Vec<String>,
         /// Output tar file (`-` for stdout), or directory with --dir (new or empty).
-        /// Never the evidence or inside it; an existing file needs --overwrite.
+        /// Never the evidence or inside it; an existing file needs --overwrite. A file's
+        /// sha256 is said on stderr (and in --json); standard output is hashed only with
+        /// --json.
         #[arg(long, short = 'o')]
         output: PathBuf,
         /// Archive format: `docker` (docker save of Engine >= 25), `docker-legacy` (<= 24)
