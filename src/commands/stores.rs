@@ -37,6 +37,9 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
         } => images(host, *json, *no_trunc, *all),
         Command::Containers { json, no_trunc } => containers(host, *json, *no_trunc),
         Command::Pods { json, no_trunc } => pods(host, *json, *no_trunc),
+        Command::Tree { json } if host.docker().is_none() || !host.docker_only() => {
+            tree(host, *json)
+        }
         Command::Volumes { json } => volumes(host, *json),
         Command::Verify { images, json } => verify_all(host, images, *json, cli.quiet),
         Command::Extract {
@@ -60,6 +63,17 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
                 *format,
                 cli.quiet,
                 outputs,
+            )
+        }
+        Command::Extract { images, .. }
+            if images.len() == 1
+                && host.docker().is_none()
+                && resolve_image(host, &host.stores().images(), &images[0], "extract").is_err()
+                && model_container(host, &images[0], "extract").is_ok() =>
+        {
+            bail!(
+                "extract {}: an offline commit of a containerd container that is not Docker's is not written yet (Docker's containerd image store's containers are); `export` writes its files, `diff` its changes",
+                images[0]
             )
         }
         Command::Extract {
@@ -715,6 +729,94 @@ fn docker_data_root_of(s: &dyn ContainerStore) -> Option<std::path::PathBuf> {
         .located()
         .docker_data_root
         .clone()
+}
+
+/// `tree` of every store: each store's layers by parent (chain id, diff id, size, how many
+/// images use it, and the images whose top layer it is); Docker's graphdriver store as
+/// `tree` has always printed it.
+fn tree(host: &Host, json_out: bool) -> anyhow::Result<u8> {
+    let mut all_json = Vec::new();
+    let mut out = io::stdout().lock();
+    for s in &host.stores().stores {
+        let id = s.identity();
+        let layers = s.layers();
+        let images = s.images();
+        let mut users: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut tops: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for img in &images {
+            for l in &img.layers {
+                *users.entry(l.as_str()).or_default() += 1;
+            }
+            if let Some(top) = img.layers.last() {
+                let name = img
+                    .names
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| short_id(&img.id));
+                tops.entry(top.as_str()).or_default().push(name);
+            }
+        }
+        if json_out {
+            for l in &layers {
+                all_json.push(json!({
+                    "engine": id.engine,
+                    "namespace": id.namespace,
+                    "chain_id": l.id,
+                    "diff_id": l.diff_id,
+                    "parent": l.parent,
+                    "size": l.size,
+                    "proof": l.proof,
+                    "images": tops.get(l.id.as_str()).cloned().unwrap_or_default(),
+                    "used_by_images": users.get(l.id.as_str()).copied().unwrap_or(0),
+                }));
+            }
+            continue;
+        }
+        writeln!(out, "== {}", printable(&id.to_string()))?;
+        let known: BTreeSet<&str> = layers.iter().map(|l| l.id.as_str()).collect();
+        let mut children: BTreeMap<Option<&str>, Vec<&salvor_model::LayerRecord>> = BTreeMap::new();
+        for l in &layers {
+            let parent = l.parent.as_deref().filter(|p| known.contains(p));
+            children.entry(parent).or_default().push(l);
+        }
+        // Depth-first from the roots; a layer is printed once (parent chains cannot loop
+        // past `seen`).
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<(&salvor_model::LayerRecord, usize)> = children
+            .get(&None)
+            .map(|v| v.iter().rev().map(|l| (*l, 0)).collect())
+            .unwrap_or_default();
+        while let Some((l, depth)) = stack.pop() {
+            if !seen.insert(l.id.as_str()) || depth > 256 {
+                continue;
+            }
+            let indent = "   ".repeat(depth);
+            let branch = if depth == 0 { "" } else { "└─ " };
+            let mut line = format!(
+                "{indent}{branch}{} diff {} {} (used by {} image(s))",
+                short_id(&l.id),
+                l.diff_id
+                    .as_ref()
+                    .map(|d| short_id(d.as_str()))
+                    .unwrap_or_else(|| "?".into()),
+                l.size.map(human_size).unwrap_or_else(|| "?".into()),
+                users.get(l.id.as_str()).copied().unwrap_or(0)
+            );
+            if let Some(t) = tops.get(l.id.as_str()) {
+                line.push_str(&format!("  <- {}", t.join(", ")));
+            }
+            writeln!(out, "{}", printable(&line))?;
+            if let Some(kids) = children.get(&Some(l.id.as_str())) {
+                for k in kids.iter().rev() {
+                    stack.push((k, depth + 1));
+                }
+            }
+        }
+    }
+    if json_out {
+        print_json(&all_json)?;
+    }
+    Ok(0)
 }
 
 /// `volumes` of every Docker data-root of the host: Docker's graphdriver store's, and that

@@ -246,15 +246,50 @@ fn info_names_the_store_and_where_it_was_found() {
 
 #[test]
 fn commands_not_yet_reading_containerd_say_so() {
-    // (`tree` reads Docker's graphdriver store only, so far)
-    let out = salvor(&["--root", &archive(), "tree"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // An offline commit of a Kubernetes container is not written yet.
+    let fx = repo().join("fixtures/engine/containerd-cri");
+    let ids = std::fs::read_to_string(fx.join("expected/ids.env")).expect("ids");
+    let app0 = ids
+        .lines()
+        .find_map(|l| l.strip_prefix("APP0="))
+        .expect("APP0");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("k.tar");
+    let o = salvor(&[
+        "--root",
+        &cri_archive_of(&fx),
+        "extract",
+        app0,
+        "-o",
+        &out.to_string_lossy(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not written yet"), "{err}");
+    assert!(!out.exists());
+}
+
+/// `tree`: every layer of the store once, under its parent, with the images on top.
+#[test]
+fn tree_lists_every_layer_under_its_parent() {
+    let out = salvor_ok(&["--root", &archive(), "tree"], 0);
+    let lines: Vec<&str> = out.lines().collect();
     assert!(
-        err.contains("reads Docker's graphdriver store only so far"),
-        "{err}"
+        lines[0].starts_with("== docker-containerd (namespace moby)"),
+        "{out}"
     );
-    assert!(err.contains("docker-containerd (namespace moby)"), "{err}");
+    assert_eq!(lines.len(), 1 + 9, "{out}");
+    assert!(out.contains("<- salvor/imported:1"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("└─ 5cfb8cb199e0") && l.contains("salvor/committed:1")),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&salvor_ok(&["--root", &archive(), "tree", "--json"], 0))
+            .expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(9));
 }
 
 /// The data-root unpacked, a snapshot file changed and a blob removed: verify names both.
