@@ -1061,3 +1061,35 @@ fn inspect_and_history_of_every_image_are_docker_26s() {
         assert_eq!(n, 23);
     }
 }
+
+/// Hostile: meta.db overwritten with garbage pages — the root is a problem naming the file
+/// and the page, said by every command; nothing panics. A `--containerd-root` that is not
+/// one is an error naming it.
+#[test]
+fn a_garbage_meta_db_is_a_problem_naming_the_file_and_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::common::untar_zst(&fixture().join("data-root.tar.zst"), dir.path(), true);
+    let m = dir
+        .path()
+        .join("containerd/daemon/io.containerd.metadata.v1.bolt/meta.db");
+    let mut b = std::fs::read(&m).expect("meta.db");
+    let mut at = 8192;
+    while at + 64 <= b.len() {
+        b[at..at + 64].fill(0xff);
+        at += 4096;
+    }
+    let mut perm = std::fs::metadata(&m).expect("md").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&m, perm).expect("chmod");
+    std::fs::write(&m, &b).expect("write");
+    let root = dir.path().to_string_lossy().into_owned();
+    let o = salvor(&["--root", &root, "images"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("could not be read"));
+    let info = salvor_ok(&["--root", &root, "info"], 0);
+    assert!(info.contains("meta.db") && info.contains("page "), "{info}");
+    let o = salvor(&["--root", &root, "--containerd-root", "/nope", "images"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a containerd root"));
+}
