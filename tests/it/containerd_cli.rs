@@ -298,7 +298,9 @@ fn tampered_snapshot_and_missing_blob_are_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     crate::common::untar_zst(&fixture().join("data-root.tar.zst"), dir.path(), true);
     let root = dir.path().to_string_lossy().into_owned();
-    // Find salvor/app:1's top layer's snapshot and change /app/stamp there.
+    // salvor/app:1's top layer's snapshot(s) (the app was built twice: every snapshot
+    // holding app/stamp): the content changed at the same size and mtime, a mode changed,
+    // a file planted, a file deleted. Each is named, with its kind.
     let v: serde_json::Value = serde_json::from_str(&salvor_ok(
         &["--root", &root, "verify", "--json", "salvor/app:1"],
         0,
@@ -308,17 +310,48 @@ fn tampered_snapshot_and_missing_blob_are_named() {
     let snaps = dir
         .path()
         .join("containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots");
-    let stamp = std::fs::read_dir(&snaps)
+    let tops: Vec<PathBuf> = std::fs::read_dir(&snaps)
         .expect("snapshots")
         .filter_map(|e| e.ok())
-        .map(|e| e.path().join("fs/app/stamp"))
-        .find(|p| p.is_file())
-        .expect("a snapshot with app/stamp");
-    std::fs::write(&stamp, "tampered\n").expect("tamper");
+        .map(|e| e.path().join("fs"))
+        .filter(|p| p.join("app/stamp").is_file())
+        .collect();
+    assert!(!tops.is_empty());
+    for fs in &tops {
+        let stamp = fs.join("app/stamp");
+        let mtime = std::fs::metadata(&stamp)
+            .expect("md")
+            .modified()
+            .expect("mtime");
+        let old = std::fs::read(&stamp).expect("read");
+        let mut new = old.clone();
+        new[0] ^= 0x20; // same size
+        std::fs::write(&stamp, &new).expect("tamper");
+        std::fs::File::options()
+            .write(true)
+            .open(&stamp)
+            .and_then(|f| f.set_modified(mtime))
+            .expect("keep the mtime");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            fs.join("data/opaque/new"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        std::fs::write(fs.join("app/planted"), "x\n").expect("plant");
+        std::fs::remove_file(fs.join("app/current")).expect("delete");
+    }
     let out = salvor(&["--root", &root, "verify", "salvor/app:1"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("app/stamp"), "{text}");
+    for want in [
+        "app/stamp: content-changed",
+        "data/opaque/new: mode-changed (expected 0644, found 0600)",
+        "app/planted: added",
+        "app/current: missing (expected a symlink, found nothing)",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
     assert!(text.contains("salvor/app:1: FAILED"), "{text}");
     // The imported image's only layer blob removed: unprovable, said with the blob's name.
     let blobs = dir

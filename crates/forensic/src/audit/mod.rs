@@ -104,9 +104,13 @@ pub enum AuditKind {
     DeviceChanged,
     /// `security.capability` differs, was added or removed.
     CapabilityChanged,
-    /// Size differs (only for paths inherited from the parent snapshot; listed regular
-    /// files are checked by the rebuild).
+    /// Size differs (paths inherited from the parent snapshot; and listed regular files of
+    /// a layer proven by its blob — a tar-split layer's are checked by the rebuild).
     SizeChanged,
+    /// A listed regular file's bytes do not hash to the CRC-64 of its member in the layer's
+    /// blob (layers proven by their blob: the rebuild proves the blob, this the snapshot's
+    /// files).
+    ContentChanged,
     /// Listed in the tar-split, absent on disk.
     Missing,
     /// On disk as another kind of file than the tar-split says.
@@ -141,6 +145,7 @@ impl AuditKind {
             AuditKind::DeviceChanged => "device-changed",
             AuditKind::CapabilityChanged => "capability-changed",
             AuditKind::SizeChanged => "size-changed",
+            AuditKind::ContentChanged => "content-changed",
             AuditKind::Missing => "missing",
             AuditKind::KindChanged => "kind-changed",
             AuditKind::Added => "added",
@@ -341,6 +346,11 @@ struct Ctx<'a> {
     /// Comparing with the parent's snapshot, not with the record: not counted in the
     /// copy statistics (after a copy the parent's disk shows the copy too).
     inheriting: bool,
+    /// The layer is proven by its blob, not rebuilt from these files: each listed regular
+    /// file's size and content are compared with its member's too.
+    check_content: bool,
+    /// The CRC-64 of the entry being compared, from the record.
+    entry_crc: Option<[u8; 8]>,
 }
 
 impl Ctx<'_> {
@@ -489,6 +499,10 @@ pub fn audit_layer(store: &dyn ContainerStore, layer_id: &str) -> AuditReport {
         deferred: HashMap::new(),
         snapshot,
         inheriting: false,
+        check_content: store
+            .layer(layer_id)
+            .is_some_and(|l| matches!(l.proof, salvor_model::LayerProof::Blob { .. })),
+        entry_crc: None,
     };
     match store.recorded_headers(layer_id) {
         RecordedHeaders::Unavailable { reason } => {

@@ -173,10 +173,72 @@ impl Ctx<'_> {
         if !symlink {
             self.compare_cap(path, h);
         }
+        if want == FileKind::Regular && self.check_content {
+            self.compare_content(path, h, &md);
+        }
         if md.nlink > 1 && !symlink && want != FileKind::Dir && self.deferred.len() < MAX_DEFERRED {
             self.deferred.insert((md.dev, md.ino), (path.to_vec(), e));
         } else {
             self.compare_attrs(path, &e, &md);
+        }
+    }
+
+    /// A blob-proven layer's regular file: its size, then its bytes' CRC-64, against its
+    /// member's (read at most the recorded size plus one byte).
+    fn compare_content(&mut self, path: &[u8], h: &TarHeader, md: &Metadata) {
+        let want = u64::try_from(h.size).unwrap_or(0);
+        if md.size != want {
+            return self.push(
+                path,
+                AuditKind::SizeChanged,
+                format!("{want} bytes"),
+                format!("{} bytes", md.size),
+            );
+        }
+        let Some(expected) = self.entry_crc else {
+            return;
+        };
+        let mut f = match self.source.open(&self.phys(path)) {
+            Ok(f) => f,
+            Err(err) => {
+                return self.push(
+                    path,
+                    AuditKind::ReadError,
+                    "its bytes".into(),
+                    salvor_model::error_chain(&err),
+                )
+            }
+        };
+        let mut crc = salvor_tarsplit::Crc64Hasher::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut left = want;
+        while left > 0 {
+            let k = left.min(buf.len() as u64) as usize;
+            match std::io::Read::read(&mut f, &mut buf[..k]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    crc.update(&buf[..n]);
+                    left -= n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    return self.push(
+                        path,
+                        AuditKind::ReadError,
+                        "its bytes".into(),
+                        format!("after {} bytes: {err}", want - left),
+                    )
+                }
+            }
+        }
+        let found = crc.finalize();
+        if left > 0 || found != expected {
+            self.push(
+                path,
+                AuditKind::ContentChanged,
+                format!("the blob's bytes (CRC-64 {})", hex::encode(expected)),
+                format!("other bytes (CRC-64 {})", hex::encode(found)),
+            );
         }
     }
 
@@ -385,6 +447,7 @@ impl Ctx<'_> {
 
     pub(super) fn header(&mut self, fh: FileHeader) {
         self.report.entries += 1;
+        self.entry_crc = fh.crc;
         let h = match fh.header {
             Ok(h) => h,
             Err(why) => {
