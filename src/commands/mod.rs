@@ -349,6 +349,9 @@ fn print_probe(report: &ProbeReport) {
                 "Data root:  {}",
                 t.data_root.as_deref().unwrap_or("(none found)")
             );
+            for c in &t.containerd {
+                println!("Containerd: {c}");
+            }
             if let Some(e) = &t.error {
                 println!("Error:      {e}");
             }
@@ -359,9 +362,15 @@ fn print_probe(report: &ProbeReport) {
 /// Where a volume's data-root is, or why there is none.
 fn describe_volume(x: &VolumeProbe) -> String {
     let fs = x.filesystem.as_deref().unwrap_or("");
+    let cd = if x.containerd.is_empty() {
+        String::new()
+    } else {
+        format!("; containerd at {}", x.containerd.join(", "))
+    };
     match (&x.data_root, &x.error) {
-        (Some(dr), _) => format!("data-root at {dr} ({fs})"),
+        (Some(dr), _) => format!("data-root at {dr} ({fs}){cd}"),
         (None, Some(e)) => format!("not readable: {e}"),
+        (None, None) if !cd.is_empty() => format!("no Docker data-root ({fs}){cd}"),
         (None, None) => format!("no data-root ({fs})"),
     }
 }

@@ -28,6 +28,8 @@ pub struct TreeProbe {
     pub kind: &'static str,
     /// The data-root (`/…`), when one was found.
     pub data_root: Option<String>,
+    /// The containerd roots found (`/var/lib/containerd (/etc/containerd/config.toml)` …).
+    pub containerd: Vec<String>,
     /// Why none was found.
     pub error: Option<String>,
     /// Damage of the archive.
@@ -56,8 +58,15 @@ pub struct VolumeProbe {
     pub filesystem: Option<String>,
     /// The data-root on it (`/…`), when one was found.
     pub data_root: Option<String>,
+    /// The containerd roots on it.
+    pub containerd: Vec<String>,
     /// Why the filesystem could not be opened.
     pub error: Option<String>,
+}
+
+/// A containerd root as `probe` names it: `/<root> (<how it was found>)`.
+fn describe_located(l: &salvor_containerd::Located) -> String {
+    format!("/{} ({})", l.root.display(), l.found_by)
 }
 
 /// What is inside the evidence at `root` (`IMAGE:VOLUME` limits the volumes looked at),
@@ -91,6 +100,10 @@ pub fn probe(
                 .as_ref()
                 .ok()
                 .and_then(|o| o.data_root().map(|d| format!("/{}", d.display()))),
+            containerd: opened
+                .as_ref()
+                .map(|o| o.containerd_roots().iter().map(describe_located).collect())
+                .unwrap_or_default(),
             error: opened.err().map(|e| format!("{e:#}")),
             damage: damage.clone(),
         };
@@ -104,19 +117,26 @@ pub fn probe(
         .select(spec.as_ref().unwrap_or(&VolumeSpec::Auto))
         .unwrap_or_default()
     {
-        let (data_root, filesystem, error) = match open_filesystem(&v.content, v.device.clone()) {
-            Ok(fs) => {
-                let dr = salvor_docker::locate::find_data_root(fs.as_ref())
-                    .ok()
-                    .map(|p| format!("/{}", p.display()));
-                (dr, Some(fs.describe()), None)
-            }
-            Err(e) => (None, None, Some(salvor_source::error_chain(&*e))),
-        };
+        let (data_root, containerd, filesystem, error) =
+            match open_filesystem(&v.content, v.device.clone()) {
+                Ok(fs) => {
+                    let dr = salvor_docker::locate::find_data_root(fs.as_ref())
+                        .ok()
+                        .map(|p| format!("/{}", p.display()));
+                    let cd = salvor_containerd::locate(fs.as_ref())
+                        .0
+                        .iter()
+                        .map(describe_located)
+                        .collect();
+                    (dr, cd, Some(fs.describe()), None)
+                }
+                Err(e) => (None, Vec::new(), None, Some(salvor_source::error_chain(&*e))),
+            };
         vols.push(VolumeProbe {
             volume: v.spec.clone(),
             filesystem,
             data_root,
+            containerd,
             error,
         });
     }
