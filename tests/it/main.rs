@@ -3,6 +3,7 @@
 mod common;
 
 mod containerd_cli;
+mod containerd_load;
 mod containers_cli;
 mod containers_fs;
 mod corpus;
