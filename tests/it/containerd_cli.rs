@@ -1126,3 +1126,107 @@ fn a_garbage_meta_db_is_a_problem_naming_the_file_and_page() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a containerd root"));
 }
+
+/// A host with Docker's graphdriver store and a Kubernetes containerd at once (the
+/// overlay2 fixture at var/lib/docker, the CRI node's var/lib/containerd and etc beside
+/// it): both listed in one table, each row with its engine and namespace.
+#[test]
+fn a_host_with_docker_and_containerd_lists_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dr = dir.path().join("var/lib/docker");
+    std::fs::create_dir_all(&dr).expect("mkdir");
+    crate::common::untar_zst(
+        &repo().join("fixtures/engine/overlay2/data-root.tar.zst"),
+        &dr,
+        true,
+    );
+    crate::common::untar_zst(
+        &repo().join("fixtures/engine/containerd-cri/host-root.tar.zst"),
+        dir.path(),
+        true,
+    );
+    let root = dir.path().to_string_lossy().into_owned();
+    let out = salvor_ok(&["--root", &root, "images"], 0);
+    let engines: BTreeSet<(String, String)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w[0].to_string(), w[1].to_string())
+        })
+        .collect();
+    let want: BTreeSet<(String, String)> = [
+        ("docker", "-"),
+        ("containerd", "k8s.io"),
+        ("containerd", "default"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(engines, want, "{out}");
+    // Every one of Docker's images with its id, from the graphdriver store.
+    let out = salvor_ok(&["--root", &root, "images", "-a"], 0);
+    let ids =
+        std::fs::read_to_string(repo().join("fixtures/engine/overlay2/expected/image-ids.txt"))
+            .expect("image ids");
+    assert!(ids.lines().count() > 3);
+    for id in ids.lines() {
+        let short = &id.trim_start_matches("sha256:")[..12];
+        assert!(out.contains(short), "{short} not in\n{out}");
+    }
+    let info = salvor_ok(&["--root", &root, "info"], 0);
+    assert!(info.contains("Stores:          3"), "{info}");
+    // Containers of both, the pods of the node.
+    let out = salvor_ok(&["--root", &root, "containers"], 0);
+    assert!(out.lines().any(|l| l.starts_with("docker ")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("containerd   k8s.io")),
+        "{out}"
+    );
+    let pods = salvor_ok(&["--root", &root, "pods", "--json"], 0);
+    assert!(pods.contains("web-0"), "{pods}");
+}
+
+/// `--platform`: a multi-platform image resolves to the platform asked (the `default`
+/// namespace imported every platform of salvor/multi:1).
+#[test]
+fn platform_picks_the_manifest_of_an_index() {
+    let a = cri_archive_of(&repo().join("fixtures/engine/containerd-cri"));
+    let arch = |p: &str| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&salvor_ok(
+            &[
+                "--root",
+                &a,
+                "--namespace",
+                "default",
+                "--platform",
+                p,
+                "inspect",
+                "salvor/multi:1",
+            ],
+            0,
+        ))
+        .expect("json");
+        v[0].clone()
+    };
+    let amd = arch("linux/amd64");
+    let arm = arch("linux/arm64");
+    assert_eq!(amd["Architecture"], "amd64", "{amd}");
+    assert_eq!(arm["Architecture"], "arm64", "{arm}");
+    // The id is the index's either way, as docker and ctr show it.
+    assert_eq!(amd["Id"], arm["Id"]);
+    salvor_ok(
+        &[
+            "-q",
+            "--root",
+            &a,
+            "--namespace",
+            "default",
+            "--platform",
+            "linux/arm64",
+            "verify",
+            "salvor/multi:1",
+        ],
+        0,
+    );
+}

@@ -130,7 +130,12 @@ pub fn probe(
                         .collect();
                     (dr, cd, Some(fs.describe()), None)
                 }
-                Err(e) => (None, Vec::new(), None, Some(salvor_source::error_chain(&*e))),
+                Err(e) => (
+                    None,
+                    Vec::new(),
+                    None,
+                    Some(salvor_source::error_chain(&*e)),
+                ),
             };
         vols.push(VolumeProbe {
             volume: v.spec.clone(),
