@@ -66,6 +66,43 @@ pub fn report_store(
     finish(cli, store, sink, &opts, total, output)
 }
 
+/// `report` of several stores: one directory per store (`named`), a summary above them.
+pub fn report_stores(
+    cli: &Cli,
+    named: &[(&dyn salvor_model::ContainerStore, String)],
+    output: &Path,
+    images: bool,
+    logs: bool,
+    volumes: bool,
+    outputs: &salvor_sink::OutputPolicy,
+) -> anyhow::Result<u8> {
+    let sink = outputs.dir(output)?;
+    let opts = ReportOptions {
+        timeline: TimelineOptions {
+            containers: Vec::new(),
+            images,
+            volumes,
+            logs,
+        },
+        generator: format!("salvor {}", env!("CARGO_PKG_VERSION")),
+    };
+    let total: u64 = named
+        .iter()
+        .flat_map(|(s, _)| s.layers())
+        .filter_map(|l| l.size)
+        .sum();
+    let pb = bytes_bar(total, cli.quiet, "verifying");
+    let progress = |n: u64| pb.inc(n);
+    let summary = salvor_forensic::write_report_stores(named, sink, &opts, &progress)?;
+    pb.finish_and_clear();
+    report_summary(cli, &summary, output);
+    Ok(if summary.all_verified {
+        0
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
 fn finish(
     cli: &Cli,
     store: &dyn salvor_model::ContainerStore,
@@ -78,6 +115,16 @@ fn finish(
     let progress = |n: u64| pb.inc(n);
     let summary = write_report(store, sink, opts, &progress)?;
     pb.finish_and_clear();
+    report_summary(cli, &summary, output);
+    Ok(if summary.all_verified {
+        0
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+/// What was written, and the verdict, on stderr.
+fn report_summary(cli: &Cli, summary: &salvor_forensic::ReportSummary, output: &Path) {
     if !cli.quiet {
         for (name, hash) in &summary.files {
             eprintln!(
@@ -94,9 +141,4 @@ fn finish(
             );
         }
     }
-    Ok(if summary.all_verified {
-        0
-    } else {
-        EXIT_FINDINGS
-    })
 }

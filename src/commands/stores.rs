@@ -167,16 +167,40 @@ pub fn run(cli: &Cli, host: &Host, outputs: &OutputPolicy) -> anyhow::Result<u8>
             no_volumes,
         } => {
             let stores = &host.stores().stores;
-            let [one] = stores.as_slice() else {
-                bail!(
-                    "report: a case directory holds one store so far, and this host has {}: {}; pick one with --namespace",
-                    stores.len(),
-                    store_list(host)
+            if let [one] = stores.as_slice() {
+                return crate::commands::report::report_store(
+                    cli,
+                    one.as_ref(),
+                    output,
+                    *images,
+                    *logs,
+                    !*no_volumes,
+                    outputs,
                 );
-            };
-            crate::commands::report::report_store(
+            }
+            // One directory per store, named by engine and namespace.
+            let mut named: Vec<(&dyn ContainerStore, String)> = Vec::new();
+            for s in stores {
+                let id = s.identity();
+                let base = match &id.namespace {
+                    Some(ns) => format!("{}-{ns}", id.engine),
+                    None => id.engine.to_string(),
+                };
+                let base: String = base
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+                    .collect();
+                let mut name = base.clone();
+                let mut n = 2;
+                while named.iter().any(|(_, d)| *d == name) {
+                    name = format!("{base}-{n}");
+                    n += 1;
+                }
+                named.push((s.as_ref(), name));
+            }
+            crate::commands::report::report_stores(
                 cli,
-                one.as_ref(),
+                &named,
                 output,
                 *images,
                 *logs,

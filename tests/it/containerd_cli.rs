@@ -879,9 +879,34 @@ fn timeline_and_report_read_containerd_stores() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rep = dir.path().join("rep");
     let r = rep.to_string_lossy().into_owned();
-    let o = salvor(&["-q", "--root", &a, "report", "-o", &r]);
-    assert_eq!(o.status.code(), Some(2), "{o:?}");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--namespace"));
+    // Every store in a directory of its own, one MANIFEST over all, the same bytes twice.
+    salvor_ok(&["-q", "--root", &a, "report", "-o", &r], 0);
+    for d in ["containerd-k8s.io", "containerd-default"] {
+        for f in [
+            "summary.md",
+            "inventory.json",
+            "verify.json",
+            "timeline.jsonl",
+        ] {
+            assert!(rep.join(d).join(f).is_file(), "{d}/{f}");
+        }
+    }
+    let manifest = std::fs::read_to_string(rep.join("MANIFEST.sha256")).expect("manifest");
+    for l in manifest.lines() {
+        let (sha, name) = l.split_once("  ").expect("line");
+        assert_eq!(crate::common::sha256_file(&rep.join(name)), sha, "{name}");
+    }
+    let again = dir.path().join("again");
+    salvor_ok(
+        &["-q", "--root", &a, "report", "-o", &again.to_string_lossy()],
+        0,
+    );
+    assert_eq!(
+        std::fs::read(again.join("MANIFEST.sha256")).expect("again"),
+        manifest.as_bytes(),
+        "not deterministic"
+    );
+    std::fs::remove_dir_all(&rep).expect("rm");
     salvor_ok(
         &[
             "-q",

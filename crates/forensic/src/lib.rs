@@ -97,7 +97,7 @@ pub mod sort;
 pub mod timeline;
 pub mod verify;
 
-pub use report::{write_report, ReportOptions, ReportSummary};
+pub use report::{write_report, write_report_stores, ReportOptions, ReportSummary};
 pub use timeline::{
     write_timeline, write_timeline_stores, Entry, JsonLine, TimelineFormat, TimelineOptions,
 };

@@ -101,6 +101,8 @@ impl Write for Hashed {
 struct Writer<'a> {
     dir: &'a DirSink,
     files: Vec<(String, String)>,
+    /// Put before every file's name (`k8s.io/`: a store's directory of a multi-store report).
+    prefix: String,
 }
 
 impl Writer<'_> {
@@ -109,6 +111,7 @@ impl Writer<'_> {
         name: &str,
         body: impl FnOnce(&mut Hashed) -> Result<T, ReportError>,
     ) -> Result<T, ReportError> {
+        let name = &format!("{}{name}", self.prefix);
         let path = self.dir.final_path(name);
         let f = self.dir.create_file(name)?;
         let mut h = Hashed {
@@ -147,22 +150,135 @@ pub fn write_report(
     opts: &ReportOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ReportSummary, ReportError> {
-    let summary = write_files(store, &out, opts, progress)?;
+    let mut w = Writer {
+        dir: &out,
+        files: Vec::new(),
+        prefix: String::new(),
+    };
+    let found = write_store(
+        store,
+        &mut w,
+        opts,
+        progress,
+        "their sha256 in `MANIFEST.sha256` (`sha256sum -c MANIFEST.sha256` in this directory)",
+    )?;
+    let summary = finish(w, found)?;
     out.commit()?;
     Ok(summary)
 }
 
-fn write_files(
-    store: &dyn ContainerStore,
-    out: &DirSink,
+/// [`write_report`] of several stores of one host (Docker's graphdriver store, each
+/// containerd namespace): each store's files in a directory of its own (`dirs`, one per
+/// store: `docker`, `containerd-k8s.io` …), a `summary.md` above them naming each store and
+/// its verdict, and one `MANIFEST.sha256` of every file, with its path.
+pub fn write_report_stores(
+    stores: &[(&dyn ContainerStore, String)],
+    out: DirSink,
     opts: &ReportOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ReportSummary, ReportError> {
     let mut w = Writer {
-        dir: out,
+        dir: &out,
         files: Vec::new(),
+        prefix: String::new(),
     };
+    let mut total = Found {
+        all_ok: true,
+        ..Found::default()
+    };
+    let mut rows = Vec::new();
+    for (store, dir) in stores {
+        out.create_dir(dir)?;
+        w.prefix = format!("{dir}/");
+        let f = write_store(
+            *store,
+            &mut w,
+            opts,
+            progress,
+            "their sha256 in the `MANIFEST.sha256` one directory up (`sha256sum -c MANIFEST.sha256` there)",
+        )?;
+        rows.push(format!(
+            "| [{}]({}/summary.md) | {} | {} |\n",
+            md_escape(dir),
+            md_escape(dir),
+            md_escape(&store.identity().to_string()),
+            if f.all_ok {
+                "every image and layer verified".to_string()
+            } else {
+                format!(
+                    "FINDINGS: {} image(s), {} layer(s) did not verify",
+                    f.images_failed, f.layers_failed
+                )
+            }
+        ));
+        total.all_ok &= f.all_ok;
+        total.images_failed += f.images_failed;
+        total.layers_failed += f.layers_failed;
+        total.problems += f.problems;
+    }
+    w.prefix = String::new();
+    let mut s = String::new();
+    s.push_str("# salvor report\n\n");
+    s.push_str(&format!("Written by {}.\n\n", md_escape(&opts.generator)));
+    s.push_str(&format!(
+        "This host has {} stores; each has its own directory with its summary, inventory, verification and timeline.\n\n| store | engine | verdict |\n|---|---|---|\n",
+        stores.len()
+    ));
+    for r in &rows {
+        s.push_str(r);
+    }
+    s.push_str("\nThe sha256 of every file is in `MANIFEST.sha256` (`sha256sum -c MANIFEST.sha256` in this directory).\n");
+    w.file("summary.md", |h| {
+        h.write_all(s.as_bytes())
+            .map_err(io_err(Path::new("summary.md")))
+    })?;
+    let summary = finish(w, total)?;
+    out.commit()?;
+    Ok(summary)
+}
 
+/// What one store's part of a report found.
+#[derive(Default)]
+struct Found {
+    all_ok: bool,
+    images_failed: usize,
+    layers_failed: usize,
+    problems: usize,
+}
+
+/// MANIFEST.sha256 of every file written, and the summary.
+fn finish(mut w: Writer<'_>, f: Found) -> Result<ReportSummary, ReportError> {
+    w.prefix = String::new();
+    let mut files = w.files.clone();
+    files.sort();
+    let manifest: String = files.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
+    w.file("MANIFEST.sha256", |h| {
+        h.write_all(manifest.as_bytes())
+            .map_err(io_err(Path::new("MANIFEST.sha256")))
+    })?;
+    let mut files = w.files;
+    files.sort_by(|a, b| {
+        (a.0 == "MANIFEST.sha256")
+            .cmp(&(b.0 == "MANIFEST.sha256"))
+            .then(a.0.cmp(&b.0))
+    });
+    Ok(ReportSummary {
+        files,
+        all_verified: f.all_ok,
+        images_failed: f.images_failed,
+        layers_failed: f.layers_failed,
+        problems: f.problems,
+    })
+}
+
+/// One store's summary.md, inventory.json, verify.json and timeline.jsonl, through `w`.
+fn write_store(
+    store: &dyn ContainerStore,
+    w: &mut Writer<'_>,
+    opts: &ReportOptions,
+    progress: &(dyn Fn(u64) + Sync),
+    manifest_note: &str,
+) -> Result<Found, ReportError> {
     // The model.
     let containers = store.containers()?;
     let volumes = store.volumes()?;
@@ -460,28 +576,15 @@ fn write_files(
             s.push_str(&format!("- {}\n", md(p)));
         }
     }
-    s.push_str("\n## Files\n\n`summary.md`, `inventory.json`, `verify.json`, `timeline.jsonl`; their sha256 in `MANIFEST.sha256` (`sha256sum -c MANIFEST.sha256` in this directory).\n");
+    s.push_str(&format!(
+        "\n## Files\n\n`summary.md`, `inventory.json`, `verify.json`, `timeline.jsonl`; {manifest_note}.\n"
+    ));
     w.file("summary.md", |h| {
         h.write_all(s.as_bytes())
             .map_err(io_err(Path::new("summary.md")))
     })?;
-
-    let mut files = w.files.clone();
-    files.sort();
-    let manifest: String = files.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
-    w.file("MANIFEST.sha256", |h| {
-        h.write_all(manifest.as_bytes())
-            .map_err(io_err(Path::new("MANIFEST.sha256")))
-    })?;
-    let mut files = w.files;
-    files.sort_by(|a, b| {
-        (a.0 == "MANIFEST.sha256")
-            .cmp(&(b.0 == "MANIFEST.sha256"))
-            .then(a.0.cmp(&b.0))
-    });
-    Ok(ReportSummary {
-        files,
-        all_verified: all_ok,
+    Ok(Found {
+        all_ok,
         images_failed,
         layers_failed,
         problems: all_problems.len(),

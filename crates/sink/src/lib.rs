@@ -963,6 +963,15 @@ impl DirSink {
         self.shown.join(rel)
     }
 
+    /// Creates the new directory `rel` (its parent must exist) in the tree.
+    pub fn create_dir(&self, rel: impl AsRef<Path>) -> Result<(), SinkError> {
+        let rel = rel.as_ref();
+        fs::create_dir(self.build.join(rel)).map_err(|source| SinkError::Io {
+            output: self.final_path(rel),
+            source,
+        })
+    }
+
     /// Creates the new file `rel` in the tree: its write errors name its final path.
     pub fn create_file(&self, rel: impl AsRef<Path>) -> Result<Tagged<File>, SinkError> {
         let rel = rel.as_ref();
