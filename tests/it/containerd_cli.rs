@@ -458,15 +458,83 @@ fn extract_is_docker_26_save_byte_for_byte_of(fx: &Path) {
         args.extend(refs.iter().map(String::as_str));
         args.extend(["-o", out_s.as_str(), "--overwrite"]);
         salvor_ok(&args, 0);
-        assert_eq!(
-            crate::common::sha256_file(&out),
-            want.trim(),
-            "{} ({refs:?})",
-            d.display()
-        );
+        if crate::common::sha256_file(&out) != want.trim() {
+            // Several images: the engine orders manifest.json's entries as a Go map
+            // iterates (it differs run to run); salvor keeps the order asked. Everything
+            // else must be the same: every member, its mode and size, index.json's bytes,
+            // and manifest.json's entries as a set.
+            assert!(
+                refs.len() > 1,
+                "{} ({refs:?}): not the same archive",
+                d.display()
+            );
+            same_archive_but_manifest_order(&out, &d);
+        }
         compared += 1;
     }
     assert_eq!(compared, 9);
+}
+
+/// `ours` has the members (names, modes, sizes) of the engine's `save` listing, its
+/// index.json, and manifest.json's entries in some order.
+fn same_archive_but_manifest_order(ours: &Path, save: &Path) {
+    use std::io::Read;
+    let mut listing = Vec::new();
+    let mut index = Vec::new();
+    let mut manifest = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(ours).expect("open"));
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").to_string_lossy().into_owned();
+        let h = e.header().clone();
+        listing.push((
+            name.trim_end_matches('/').to_string(),
+            h.mode().expect("mode") & 0o777,
+            h.size().expect("size"),
+        ));
+        match name.as_str() {
+            "index.json" => e.read_to_end(&mut index).map(|_| ()).expect("read"),
+            "manifest.json" => e.read_to_end(&mut manifest).map(|_| ()).expect("read"),
+            _ => {}
+        }
+    }
+    let perm = |s: &str| -> u32 {
+        let b = s.as_bytes();
+        (1..10).fold(0, |m, i| (m << 1) | u32::from(b[i] != b'-'))
+    };
+    let theirs: Vec<(String, u32, u64)> = std::fs::read_to_string(save.join("archive.tvf"))
+        .expect("tvf")
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (
+                w[5].trim_end_matches('/').to_string(),
+                perm(w[0]),
+                w[2].parse().expect("size"),
+            )
+        })
+        .collect();
+    assert_eq!(listing, theirs, "{}: members", save.display());
+    assert_eq!(
+        index,
+        std::fs::read(save.join("files/index.json")).expect("index"),
+        "{}: index.json",
+        save.display()
+    );
+    let set = |b: &[u8]| -> BTreeSet<String> {
+        let v: serde_json::Value = serde_json::from_slice(b).expect("manifest.json");
+        v.as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    };
+    assert_eq!(
+        set(&manifest),
+        set(&std::fs::read(save.join("files/manifest.json")).expect("manifest")),
+        "{}: manifest.json's entries",
+        save.display()
+    );
 }
 
 fn cri_archive_of(fx: &Path) -> String {
