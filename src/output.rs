@@ -7,6 +7,12 @@ pub use salvor_core::format::short_time;
 
 pub use salvor_core::format::short_id;
 
+/// Sizes the evidence records added up, saturating (hostile metadata can claim sizes that
+/// overflow a sum; a progress total or a SIZE cell is then just large, never a panic).
+pub fn total(sizes: impl IntoIterator<Item = u64>) -> u64 {
+    sizes.into_iter().fold(0, u64::saturating_add)
+}
+
 /// A left-aligned table with docker's three-space column gaps.
 pub struct Table {
     header: Vec<String>,

@@ -22,15 +22,7 @@ pub fn report(
 ) -> anyhow::Result<u8> {
     // Refused before any work; built beside it, renamed into place when complete.
     let sink = outputs.dir(output)?;
-    let opts = ReportOptions {
-        timeline: TimelineOptions {
-            containers: Vec::new(),
-            images,
-            volumes,
-            logs,
-        },
-        generator: format!("salvor {}", env!("CARGO_PKG_VERSION")),
-    };
+    let opts = options(images, logs, volumes);
     let total: u64 = store
         .layers
         .values()
@@ -53,7 +45,14 @@ pub fn report_store(
     outputs: &salvor_sink::OutputPolicy,
 ) -> anyhow::Result<u8> {
     let sink = outputs.dir(output)?;
-    let opts = ReportOptions {
+    let opts = options(images, logs, volumes);
+    let total = crate::output::total(store.layers().iter().filter_map(|l| l.size));
+    finish(cli, store, sink, &opts, total, output)
+}
+
+/// The report's options: every container, volumes and logs as asked, salvor's version.
+fn options(images: bool, logs: bool, volumes: bool) -> ReportOptions {
+    ReportOptions {
         timeline: TimelineOptions {
             containers: Vec::new(),
             images,
@@ -61,9 +60,7 @@ pub fn report_store(
             logs,
         },
         generator: format!("salvor {}", env!("CARGO_PKG_VERSION")),
-    };
-    let total: u64 = store.layers().iter().filter_map(|l| l.size).sum();
-    finish(cli, store, sink, &opts, total, output)
+    }
 }
 
 /// `report` of several stores: one directory per store (`named`), a summary above them.
@@ -77,20 +74,13 @@ pub fn report_stores(
     outputs: &salvor_sink::OutputPolicy,
 ) -> anyhow::Result<u8> {
     let sink = outputs.dir(output)?;
-    let opts = ReportOptions {
-        timeline: TimelineOptions {
-            containers: Vec::new(),
-            images,
-            volumes,
-            logs,
-        },
-        generator: format!("salvor {}", env!("CARGO_PKG_VERSION")),
-    };
-    let total: u64 = named
-        .iter()
-        .flat_map(|(s, _)| s.layers())
-        .filter_map(|l| l.size)
-        .sum();
+    let opts = options(images, logs, volumes);
+    let total = crate::output::total(
+        named
+            .iter()
+            .flat_map(|(s, _)| s.layers())
+            .filter_map(|l| l.size),
+    );
     let pb = bytes_bar(total, cli.quiet, "verifying");
     let progress = |n: u64| pb.inc(n);
     let summary = salvor_forensic::write_report_stores(named, sink, &opts, &progress)?;

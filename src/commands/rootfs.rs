@@ -16,6 +16,12 @@ use crate::output::{print_json, printable};
 pub fn diff(store: &Store, query: &str, json: bool) -> anyhow::Result<u8> {
     let c = crate::commands::target::container(store, "diff", query)?;
     let changes = salvor_core::rootfs::changes(store, &c)?;
+    print_changes(&changes, json)?;
+    Ok(0)
+}
+
+/// `docker diff`'s lines (`A /path`), or their JSON.
+pub fn print_changes(changes: &[salvor_whiteout::Change], json: bool) -> anyhow::Result<()> {
     if json {
         let v: Vec<_> = changes
             .iter()
@@ -30,7 +36,7 @@ pub fn diff(store: &Store, query: &str, json: bool) -> anyhow::Result<u8> {
         print_json(&v)?;
     } else {
         let mut out = io::stdout().lock();
-        for ch in &changes {
+        for ch in changes {
             writeln!(
                 out,
                 "{} {}",
@@ -39,7 +45,7 @@ pub fn diff(store: &Store, query: &str, json: bool) -> anyhow::Result<u8> {
             )?;
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Names for tar headers from passwd/group files; `None` when neither is given (the

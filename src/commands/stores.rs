@@ -369,7 +369,7 @@ fn listed_size(s: &dyn ContainerStore, id: &str) -> Option<u64> {
         .as_any()
         .downcast_ref::<salvor_containerd::ContainerdStore>()
     {
-        Some(c) => Some(content + c.unpacked_size(id).unwrap_or(0)),
+        Some(c) => Some(content.saturating_add(c.unpacked_size(id).unwrap_or(0))),
         None => Some(content),
     }
 }
@@ -1274,6 +1274,14 @@ fn select(host: &Host, queries: &[String]) -> anyhow::Result<BTreeMap<usize, Vec
     Ok(out)
 }
 
+fn export_format(f: crate::FormatArg) -> salvor_export::Format {
+    match f {
+        crate::FormatArg::DockerLegacy => salvor_export::Format::DockerLegacy,
+        crate::FormatArg::Oci => salvor_export::Format::Oci,
+        crate::FormatArg::Docker => salvor_export::Format::Docker,
+    }
+}
+
 /// `extract CONTAINER` of a container of Docker's containerd image store: an offline
 /// `docker commit` (its changes as a new layer over its image's, the config made as
 /// `docker commit` makes it), written with the image's layers decompressed.
@@ -1364,7 +1372,7 @@ fn extract_commit(
         layers,
         parent: None,
     };
-    let total: u64 = image.layers.iter().map(|l| l.size).sum();
+    let total = crate::output::total(image.layers.iter().map(|l| l.size));
     let pb = bytes_bar(total, quiet, "extracting");
     let inc = |n: u64| pb.inc(n);
     let source = salvor_core::stored::WithCommitted {
@@ -1375,11 +1383,7 @@ fn extract_commit(
         },
         committed,
     };
-    let format_out = match format {
-        crate::FormatArg::DockerLegacy => salvor_export::Format::DockerLegacy,
-        crate::FormatArg::Oci => salvor_export::Format::Oci,
-        crate::FormatArg::Docker => salvor_export::Format::Docker,
-    };
+    let format_out = export_format(format);
     let mut sink = outputs.file(output)?;
     let res = salvor_export::export_tar_to(
         std::slice::from_ref(&image),
@@ -1445,10 +1449,11 @@ fn extract_decompressed(
         .filter(|i| picks.iter().any(|p| p.id == i.id))
         .collect();
     let chains = layers_of(&records);
-    let total: u64 = chains
-        .iter()
-        .filter_map(|l| c.layer(l).and_then(|l| l.size))
-        .sum();
+    let total = crate::output::total(
+        chains
+            .iter()
+            .filter_map(|l| c.layer(l).and_then(|l| l.size)),
+    );
     let pb = bytes_bar(total, quiet, "verifying");
     let inc = |n: u64| pb.inc(n);
     let checked = check(c, &chains, &inc);
@@ -1520,7 +1525,7 @@ fn extract_decompressed(
         .values()
         .map(|(d, p)| (d.clone(), p.to_path_buf()))
         .collect();
-    let total: u64 = sizes.values().sum();
+    let total = crate::output::total(sizes.values().copied());
     let pb = bytes_bar(total, quiet, "extracting");
     let inc = |n: u64| pb.inc(n);
     let source = salvor_core::stored::WithCommitted {
@@ -1531,11 +1536,7 @@ fn extract_decompressed(
         },
         committed,
     };
-    let format_out = match format {
-        crate::FormatArg::DockerLegacy => salvor_export::Format::DockerLegacy,
-        crate::FormatArg::Oci => salvor_export::Format::Oci,
-        crate::FormatArg::Docker => salvor_export::Format::Docker,
-    };
+    let format_out = export_format(format);
     let failed = |e: salvor_export::ExportError| match e {
         salvor_export::ExportError::Sink(s) => anyhow::Error::from(s),
         e => anyhow::Error::from(e).context(format!("cannot write {}", output.display())),
@@ -1674,7 +1675,7 @@ fn extract_stored(
             })
             .filter(|b| seen.insert(b.digest.clone()))
             .map(|b| b.size)
-            .sum()
+            .fold(0, u64::saturating_add)
     };
     let pb = bytes_bar(total, quiet, "extracting");
     let inc = |n: u64| pb.inc(n);
@@ -1731,10 +1732,11 @@ fn verify_all(host: &Host, queries: &[String], json_out: bool, quiet: bool) -> a
     for (i, records) in &selected {
         let s = stores[*i].as_ref();
         let chains = layers_of(records);
-        let total: u64 = chains
-            .iter()
-            .filter_map(|c| s.layer(c).and_then(|l| l.size))
-            .sum();
+        let total = crate::output::total(
+            chains
+                .iter()
+                .filter_map(|c| s.layer(c).and_then(|l| l.size)),
+        );
         let pb = bytes_bar(total, quiet, "verifying");
         let inc = |n: u64| pb.inc(n);
         let checked = check(s, &chains, &inc);
@@ -1947,29 +1949,7 @@ fn diff(host: &Host, q: &str, json_out: bool) -> anyhow::Result<u8> {
     let (_, view) = container_layers(host, q, "diff")?;
     let dirs = view_dirs(&view)?;
     let changes = salvor_whiteout::changes_against(&dirs[0], None, &dirs[1..])?;
-    if json_out {
-        let v: Vec<_> = changes
-            .iter()
-            .map(|ch| {
-                json!({
-                    "kind": ch.kind.letter().to_string(),
-                    "path": String::from_utf8_lossy(&ch.path),
-                    "path_hex": std::str::from_utf8(&ch.path).is_err().then(|| hex::encode(&ch.path)),
-                })
-            })
-            .collect();
-        print_json(&v)?;
-    } else {
-        let mut out = io::stdout().lock();
-        for ch in &changes {
-            writeln!(
-                out,
-                "{} {}",
-                ch.kind.letter(),
-                printable(&String::from_utf8_lossy(&ch.path))
-            )?;
-        }
-    }
+    crate::commands::rootfs::print_changes(&changes, json_out)?;
     Ok(0)
 }
 

@@ -590,9 +590,12 @@ impl ContainerdStore {
         let cdigest = manifest.config.digest.as_str().to_string();
         let cpath = blob_path(&self.content_root(), &cdigest).ok();
         let config_bytes = self.read_json_blob(&cdigest, problems);
-        let mut size = index_size + mbytes.len() as u64 + manifest.config.size;
+        // Saturating: the sizes are the manifest's, which may be absurd.
+        let mut size = index_size
+            .saturating_add(mbytes.len() as u64)
+            .saturating_add(manifest.config.size);
         for l in &manifest.layers {
-            size += l.size;
+            size = size.saturating_add(l.size);
         }
         img.size = Some(size);
         img.manifest = Some(mbytes);
@@ -723,10 +726,10 @@ impl ContainerdStore {
     /// SIZE as this plus [`ContainerStore::image_size`].
     pub fn unpacked_size(&self, image_id: &str) -> Option<u64> {
         let img = self.images.iter().find(|i| i.id == image_id)?;
-        img.layers
-            .iter()
-            .map(|l| self.snaps.get(l).and_then(|s| s.size))
-            .sum()
+        // Checked: recorded sizes come from the evidence and may be absurd.
+        img.layers.iter().try_fold(0u64, |total, l| {
+            total.checked_add(self.snaps.get(l).and_then(|s| s.size)?)
+        })
     }
 
     /// The snapshotter whose snapshots are the layers' files (`overlayfs`).

@@ -68,9 +68,10 @@ pub struct StoreLayers<'a> {
     reports: std::sync::Mutex<BTreeMap<String, RebuildReport>>,
 }
 
-struct ProgressWriter<'a, 'b> {
-    out: &'a mut dyn Write,
-    progress: &'b (dyn Fn(u64) + Sync),
+/// Counts what passes into `out` for a progress bar.
+pub(crate) struct ProgressWriter<'a, 'b> {
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) progress: &'b (dyn Fn(u64) + Sync),
 }
 
 impl Write for ProgressWriter<'_, '_> {

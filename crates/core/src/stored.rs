@@ -231,29 +231,13 @@ pub struct DecompressedLayers<'a> {
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
 
-struct Progress<'a, 'b> {
-    out: &'a mut dyn Write,
-    progress: &'b (dyn Fn(u64) + Sync),
-}
-
-impl Write for Progress<'_, '_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        (self.progress)(n as u64);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-}
-
 impl salvor_export::LayerSource for DecompressedLayers<'_> {
     fn write_layer(&self, diff_id: &str, out: &mut dyn Write) -> Result<String, LayerError> {
         let chain = self
             .chains
             .get(diff_id)
             .ok_or_else(|| LayerError::NotFound(diff_id.to_string()))?;
-        let mut w = Progress {
+        let mut w = crate::extract::ProgressWriter {
             out,
             progress: self.progress,
         };
